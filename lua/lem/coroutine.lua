@@ -1,0 +1,43 @@
+-- Glue run once at start-up: lets lem's suspending calls pass through
+-- coroutines the user made with coroutine.create/wrap.
+--
+-- A suspending call yields a private marker. When a user coroutine yields
+-- it, coroutine.resume does not hand it to the user: it yields the marker
+-- on to its own coroutine (and so on up to the lem coroutine, which the
+-- scheduler parks), then resumes the inner coroutine with whatever woke
+-- the chain.
+local PENDING = ...
+
+local coroutine = coroutine
+local create, resume, yield, status = coroutine.create, coroutine.resume, coroutine.yield, coroutine.status
+local error, select = error, select
+
+local function pass(co, ok, ...)
+	if ok and (...) == PENDING and status(co) == 'suspended' then
+		return pass(co, resume(co, yield(PENDING)))
+	end
+	return ok, ...
+end
+
+function coroutine.resume(co, ...)
+	return pass(co, resume(co, ...))
+end
+
+-- Lua 5.4's wrap adds the caller's position to a string error; 5.1's does not.
+local level = _VERSION == 'Lua 5.1' and 0 or 2
+
+local function unwrap(ok, ...)
+	if ok then return ... end
+	local err = ...
+	if type(err) == 'string' and level > 0 then
+		error(err, level + 1)
+	end
+	error(err, 0)
+end
+
+function coroutine.wrap(f)
+	local co = create(f)
+	return function(...)
+		return unwrap(pass(co, resume(co, ...)))
+	end
+end

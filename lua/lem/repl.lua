@@ -1,0 +1,87 @@
+-- lem.repl: a read-eval-print loop on the event loop, over any two streams
+-- (a TCP client makes a remote console) or over the console itself.
+-- See LEM-API.md "lem.repl"; the console's line reading is lem.repl.core.
+local core = require 'lem.repl.core'
+
+local load, loadstring, pcall, select, tostring = load, loadstring, pcall, select, tostring
+local concat = table.concat
+
+local M = {}
+
+-- Lua 5.1 and LuaJIT quote the marker, 5.4 does not.
+local function incomplete(msg)
+	return msg:sub(-5) == '<eof>' or msg:sub(-7) == "'<eof>'"
+end
+
+local compile = loadstring or load
+
+-- As lua.c: try the line as an expression first, then as statements.
+local function compile_line(src, chunkname)
+	if src:sub(1, 1) == '=' then src = 'return ' .. src:sub(2) end
+	local f = compile('return ' .. src, chunkname)
+	if f then return f end
+	return compile(src, chunkname)
+end
+
+local function show(put, ok, ...)
+	local n = select('#', ...)
+	if not ok then
+		put(tostring((...)) .. '\n')
+	elseif n > 0 then
+		local out = {}
+		for i = 1, n do out[i] = tostring((select(i, ...))) end
+		put(concat(out, '\t') .. '\n')
+	end
+end
+
+-- The loop: getline(prompt) gives a line or nil at end of input, put(s)
+-- writes output. Errors are printed and the loop goes on.
+function M.loop(name, getline, put)
+	local chunkname = '=' .. name
+	while true do
+		local line = getline('> ')
+		if line == nil then return true end
+		local f, err = compile_line(line, chunkname)
+		while not f and incomplete(err) do
+			local more = getline('>> ')
+			if more == nil then break end
+			line = line .. '\n' .. more
+			f, err = compile_line(line, chunkname)
+		end
+		if f then
+			show(put, pcall(f))
+		else
+			put(err .. '\n')
+		end
+	end
+end
+
+-- repl(name, instream, outstream): the loop over two streams, e.g. a TCP
+-- client's. Returns when instream ends.
+function M.repl(name, instream, outstream)
+	return M.loop(name, function(prompt)
+		outstream:write(prompt)
+		return instream:read('*l')
+	end, function(s)
+		outstream:write(s)
+	end)
+end
+
+-- The interactive console: line editing and history on a terminal.
+function M.console(name)
+	local stdout = io.stdout
+	return M.loop(name or 'stdin', function(prompt)
+		while true do
+			local line, err = core.readline(prompt)
+			if line or err ~= 'interrupted' then
+				if line == nil and core.isatty() then stdout:write('\n') end
+				return line
+			end
+		end
+	end, function(s)
+		stdout:write(s)
+		stdout:flush()
+	end)
+end
+
+return M

@@ -1,0 +1,190 @@
+//! lem: a Lua event machine.
+//!
+//! One Lua state and one current-thread tokio loop; every piece of Lua code
+//! runs in a coroutine, and a call that would block suspends only its own
+//! coroutine. The Lua API is LEM's (`../shared/LEM-API.md`); this crate is
+//! the interpreter behind the `lem` binary and the library for writing
+//! native modules (see [`native`]).
+//!
+//! # Layout
+//!
+//! - `src/main.rs`: the `lua`-compatible command line.
+//! - [`Runtime`] (this file): the Lua state, the loop, and their life.
+//! - [`scheduler`]: coroutines as tasks, parking and waking, timers, when the
+//!   process ends.
+//! - [`pool`]: blocking work off the loop (`utils.poolconfig`).
+//! - [`modules`]: every built-in module once, and the `require` searcher.
+//! - [`lua`]: raw C API helpers for the native halves.
+//! - [`native`]: the documented API for native modules in Rust.
+//! - `src/utils.rs`: `lem.utils`; `src/repl.rs`: the console under
+//!   `lem.repl`.
+//! - `lua/lem/`: the Lua halves (`queue`, `repl`, and the coroutine glue),
+//!   embedded at build time under chunk names that point at those files.
+
+pub mod lua;
+pub mod modules;
+pub mod native;
+pub mod pool;
+mod repl;
+pub mod scheduler;
+mod utils;
+
+pub use scheduler::Outcome;
+
+/// How the binary names itself in messages (`lem: msg`).
+pub const PROGNAME: &str = "lem";
+
+/// The version banner, as `lua -v` prints one.
+pub fn version() -> String {
+    format!("lem {} ({})", env!("CARGO_PKG_VERSION"), lua_version())
+}
+
+/// The Lua the binary was built with.
+pub fn lua_version() -> &'static str {
+    if cfg!(feature = "luajit") {
+        "LuaJIT 2.1, Lua 5.1"
+    } else {
+        "Lua 5.4"
+    }
+}
+
+/// Options for a new [`Runtime`].
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Options {
+    /// Ignore `LUA_PATH`, `LUA_CPATH` and `LUA_INIT` (`lua -E`).
+    pub ignore_env: bool,
+}
+
+/// A Lua state with lem's modules and the event loop that runs it.
+pub struct Runtime {
+    local: Option<tokio::task::LocalSet>,
+    rt: Option<tokio::runtime::Runtime>,
+    sched: *mut scheduler::Scheduler,
+    lua: mlua::Lua,
+}
+
+impl Runtime {
+    /// A runtime with every standard library, C modules allowed.
+    pub fn new(options: Options) -> mlua::Result<Runtime> {
+        // SAFETY: C modules are the point (`require 'lpeg'`); the state is
+        // ours alone.
+        let lua = unsafe { mlua::Lua::unsafe_new_with(mlua::StdLib::NONE, mlua::LuaOptions::new()) };
+        if options.ignore_env {
+            lua.set_named_registry_value("LUA_NOENV", true)?;
+        }
+        lua.load_std_libs(mlua::StdLib::ALL)?;
+        let main = raw_exec(&lua, (), |l| unsafe {
+            modules::install(l);
+            0
+        })
+        .map(|(_, l)| l)?;
+        // SAFETY: `main` is the main thread of `lua`, which the runtime owns
+        // and drops after the scheduler.
+        let sched = Box::into_raw(unsafe { scheduler::Scheduler::install(main) });
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(mlua::Error::external)?;
+        Ok(Runtime {
+            local: Some(tokio::task::LocalSet::new()),
+            rt: Some(rt),
+            sched,
+            lua,
+        })
+    }
+
+    /// The Lua state.
+    pub fn lua(&self) -> &mlua::Lua {
+        &self.lua
+    }
+
+    /// The scheduler.
+    pub fn scheduler(&self) -> &'static scheduler::Scheduler {
+        // SAFETY: freed only in `drop`, after everything that could use it.
+        unsafe { &*self.sched }
+    }
+
+    /// Start `f(args...)` as a new coroutine; it runs when the loop runs.
+    pub fn spawn(
+        &self,
+        f: mlua::Function,
+        args: impl mlua::IntoLuaMulti,
+    ) -> mlua::Result<scheduler::TaskId> {
+        let sched = self.scheduler();
+        raw_exec(&self.lua, (f, args), |l| unsafe {
+            // The stack holds exactly the function and its arguments.
+            sched.spawn(l, ffi::lua_gettop(l) - 1)
+        })
+        .map(|(id, _)| id)
+    }
+
+    /// Run the loop until nothing is left to run or wait for (or exit).
+    pub fn run(&mut self) -> Outcome {
+        self.drive(None)
+    }
+
+    /// Run the loop until task `id` has ended (or the process must exit);
+    /// other coroutines keep running meanwhile and afterwards.
+    pub fn run_until(&mut self, id: scheduler::TaskId) -> Outcome {
+        self.drive(Some(id))
+    }
+
+    fn drive(&mut self, until: Option<scheduler::TaskId>) -> Outcome {
+        let sched = self.scheduler();
+        let (Some(local), Some(rt)) = (&self.local, &self.rt) else {
+            return Outcome::Idle;
+        };
+        local.block_on(rt, sched.run(until))
+    }
+}
+
+use lua::ffi;
+
+/// Run `f` on the main thread in protected mode with `args` on the stack;
+/// returns its result and the main thread.
+fn raw_exec<R: Copy + Default>(
+    lua: &mlua::Lua,
+    args: impl mlua::IntoLuaMulti,
+    f: impl FnOnce(*mut lua::lua_State) -> R,
+) -> mlua::Result<(R, *mut lua::lua_State)> {
+    let mut out = (R::default(), std::ptr::null_mut());
+    // SAFETY: `f` keeps the stack discipline of a C function.
+    unsafe {
+        lua.exec_raw::<()>(args, |l| {
+            out = (f(l), main_thread(l));
+            ffi::lua_settop(l, 0);
+        })?;
+    }
+    Ok(out)
+}
+
+/// The main thread of the state `l` belongs to.
+unsafe fn main_thread(l: *mut lua::lua_State) -> *mut lua::lua_State {
+    #[cfg(not(feature = "luajit"))]
+    {
+        ffi::lua_rawgeti(l, ffi::LUA_REGISTRYINDEX, ffi::LUA_RIDX_MAINTHREAD);
+        let m = ffi::lua_tothread(l, -1);
+        ffi::lua_pop(l, 1);
+        m
+    }
+    #[cfg(feature = "luajit")]
+    {
+        // LuaJIT has no registry slot for it; mlua runs exec_raw on the main
+        // thread.
+        l
+    }
+}
+
+impl Drop for Runtime {
+    fn drop(&mut self) {
+        // Futures on the loop may hold Lua values and scheduler holds: end
+        // them first, then the scheduler, then (by field order) the state.
+        drop(self.local.take());
+        drop(self.rt.take());
+        // SAFETY: allocated in `new` by Box::into_raw; nothing uses it now.
+        unsafe {
+            (*self.sched).uninstall();
+            drop(Box::from_raw(self.sched));
+        }
+    }
+}

@@ -1,0 +1,228 @@
+//! Raw Lua C API helpers shared by the native halves of lem's modules.
+//!
+//! The hot paths of lem (the scheduler, `lem.utils`, read formats) are plain
+//! `lua_CFunction`s, like the original's C: they check arguments with the
+//! auxiliary library (so misuse raises Lua's own wording, as a string) and
+//! suspend the calling coroutine with [`suspend`].
+//!
+//! Rule for every function here that can raise (`luaL_arg*`, `luaL_check*`):
+//! a Lua error is a `longjmp`, so no Rust value that owns memory may be alive
+//! in the calling frame when it happens. Check arguments first, then work.
+
+use std::ffi::{c_char, c_int, c_void, CStr};
+
+pub use mlua::ffi;
+pub use mlua::ffi::lua_State;
+
+/// A raw Lua C function, as stored in a [`Reg`] table.
+pub type CFunction = unsafe extern "C-unwind" fn(*mut lua_State) -> c_int;
+
+/// One entry of a function table: `(lua_name, function)`.
+pub type Reg = (&'static CStr, CFunction);
+
+static PENDING_TAG: u8 = 0;
+
+/// The light userdata a suspending call yields. The scheduler, and the
+/// `coroutine.resume`/`wrap` glue that passes it through user coroutines, are
+/// the only ones who ever see it.
+#[inline]
+pub fn pending() -> *mut c_void {
+    &PENDING_TAG as *const u8 as *mut c_void
+}
+
+/// Whether the value at `idx` is the [`pending`] marker.
+///
+/// # Safety
+/// `l` must be a valid Lua state and `idx` an acceptable index.
+#[inline]
+pub unsafe fn is_pending(l: *mut lua_State, idx: c_int) -> bool {
+    ffi::lua_type(l, idx) == ffi::LUA_TLIGHTUSERDATA && ffi::lua_touserdata(l, idx) == pending()
+}
+
+/// Suspend the running coroutine after a call to
+/// [`Scheduler::prepare`](crate::scheduler::Scheduler::prepare): yields the
+/// pending marker; whatever wakes the coroutine supplies the return values.
+///
+/// # Safety
+/// Must be the `return` expression of a `lua_CFunction` running on `l`.
+#[inline]
+pub unsafe fn suspend(l: *mut lua_State) -> c_int {
+    ffi::lua_pushlightuserdata(l, pending());
+    ffi::lua_yield(l, 1)
+}
+
+/// Push a Rust string as a Lua string.
+///
+/// # Safety
+/// `l` must be a valid Lua state with a free stack slot.
+#[inline]
+pub unsafe fn push_str(l: *mut lua_State, s: &str) {
+    ffi::lua_pushlstring(l, s.as_ptr() as *const c_char, s.len());
+}
+
+/// Push bytes as a Lua string.
+///
+/// # Safety
+/// `l` must be a valid Lua state with a free stack slot.
+#[inline]
+pub unsafe fn push_bytes(l: *mut lua_State, s: &[u8]) {
+    ffi::lua_pushlstring(l, s.as_ptr() as *const c_char, s.len());
+}
+
+/// `return nil, msg`: LEM's failure convention in one call.
+///
+/// # Safety
+/// `l` must be a valid Lua state with two free stack slots.
+#[inline]
+pub unsafe fn fail(l: *mut lua_State, msg: &str) -> c_int {
+    ffi::lua_pushnil(l);
+    push_str(l, msg);
+    2
+}
+
+/// Raise `bad argument #arg to 'fn' (msg)`, worded by Lua itself.
+///
+/// # Safety
+/// Raises a Lua error: see the module's rule about owned values.
+pub unsafe fn arg_error(l: *mut lua_State, arg: c_int, msg: &CStr) -> ! {
+    ffi::luaL_argerror(l, arg, msg.as_ptr());
+    unreachable!("luaL_argerror returned")
+}
+
+/// `luaL_checknumber`.
+///
+/// # Safety
+/// May raise; see the module's rule.
+#[inline]
+pub unsafe fn check_number(l: *mut lua_State, arg: c_int) -> f64 {
+    ffi::luaL_checknumber(l, arg)
+}
+
+/// `luaL_checkinteger`.
+///
+/// # Safety
+/// May raise; see the module's rule.
+#[inline]
+pub unsafe fn check_integer(l: *mut lua_State, arg: c_int) -> i64 {
+    ffi::luaL_checkinteger(l, arg) as i64
+}
+
+/// Whether argument `arg` is absent or nil.
+///
+/// # Safety
+/// `l` must be a valid Lua state.
+#[inline]
+pub unsafe fn is_none_or_nil(l: *mut lua_State, arg: c_int) -> bool {
+    ffi::lua_type(l, arg) <= ffi::LUA_TNIL
+}
+
+/// Borrow the string at `idx` (which must be a string) as bytes.
+///
+/// # Safety
+/// The slice lives as long as the value stays on the stack.
+pub unsafe fn to_bytes<'a>(l: *mut lua_State, idx: c_int) -> Option<&'a [u8]> {
+    let mut len = 0usize;
+    let p = ffi::lua_tolstring(l, idx, &mut len);
+    if p.is_null() {
+        None
+    } else {
+        Some(std::slice::from_raw_parts(p as *const u8, len))
+    }
+}
+
+/// The text of any value, as `tostring` would give it (uses `__tostring`).
+///
+/// # Safety
+/// May raise (a `__tostring` that errors); pushes nothing.
+pub unsafe fn display(l: *mut lua_State, idx: c_int) -> String {
+    let idx = ffi::lua_absindex(l, idx);
+    let mut len = 0usize;
+    let p = ffi::luaL_tolstring(l, idx, &mut len);
+    let s = String::from_utf8_lossy(std::slice::from_raw_parts(p as *const u8, len)).into_owned();
+    ffi::lua_pop(l, 1);
+    s
+}
+
+/// Create (once) the metatable `tname` whose `__index` holds `methods`, and
+/// leave it on the stack. `gc` becomes `__gc` when given.
+///
+/// # Safety
+/// `l` must be a valid Lua state.
+pub unsafe fn new_class(l: *mut lua_State, tname: &CStr, methods: &[Reg], gc: Option<CFunction>) {
+    if ffi::luaL_newmetatable(l, tname.as_ptr()) == 0 {
+        return;
+    }
+    ffi::lua_createtable(l, 0, methods.len() as c_int);
+    set_funcs(l, methods);
+    ffi::lua_setfield(l, -2, c"__index".as_ptr());
+    if let Some(gc) = gc {
+        ffi::lua_pushcfunction(l, gc);
+        ffi::lua_setfield(l, -2, c"__gc".as_ptr());
+    }
+}
+
+/// Set each function of `funcs` into the table on top of the stack.
+///
+/// # Safety
+/// The value on top of the stack must be a table.
+pub unsafe fn set_funcs(l: *mut lua_State, funcs: &[Reg]) {
+    for (name, f) in funcs {
+        ffi::lua_pushcfunction(l, *f);
+        ffi::lua_setfield(l, -2, name.as_ptr());
+    }
+}
+
+/// Push a new full userdata holding `value`, with the metatable `tname`
+/// (created before with [`new_class`]).
+///
+/// # Safety
+/// `T` must not need dropping unless the class has a `__gc` of
+/// [`gc::<T>`](gc).
+pub unsafe fn push_object<T>(l: *mut lua_State, tname: &CStr, value: T) -> *mut T {
+    let p = ffi::lua_newuserdata(l, std::mem::size_of::<T>()) as *mut T;
+    debug_assert_eq!(p as usize % std::mem::align_of::<T>(), 0);
+    p.write(value);
+    ffi::luaL_setmetatable(l, tname.as_ptr());
+    p
+}
+
+/// `luaL_checkudata` typed as `T`.
+///
+/// # Safety
+/// `tname` objects must have been made by [`push_object::<T>`](push_object).
+#[inline]
+pub unsafe fn check_object<'a, T>(l: *mut lua_State, arg: c_int, tname: &CStr) -> &'a T {
+    &*(ffi::luaL_checkudata(l, arg, tname.as_ptr()) as *const T)
+}
+
+/// A `__gc` metamethod that drops the `T` inside the userdata.
+///
+/// # Safety
+/// Installed only on classes whose objects hold a `T`.
+pub unsafe extern "C-unwind" fn gc<T>(l: *mut lua_State) -> c_int {
+    let p = ffi::lua_touserdata(l, 1) as *mut T;
+    if !p.is_null() {
+        std::ptr::drop_in_place(p);
+    }
+    0
+}
+
+#[cfg(feature = "luajit")]
+extern "C-unwind" {
+    fn lua_isyieldable(l: *mut lua_State) -> c_int;
+}
+
+/// Whether the running function may yield (`coroutine.isyieldable`).
+///
+/// # Safety
+/// `l` must be a valid Lua state.
+pub unsafe fn is_yieldable(l: *mut lua_State) -> bool {
+    #[cfg(feature = "luajit")]
+    {
+        lua_isyieldable(l) != 0
+    }
+    #[cfg(not(feature = "luajit"))]
+    {
+        ffi::lua_isyieldable(l) != 0
+    }
+}

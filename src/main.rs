@@ -1,0 +1,284 @@
+//! The `lem` command: `lua`'s command line, with every chunk run as a
+//! coroutine on the event loop.
+//!
+//! `lem [options] [script [args]]` accepts the options of the Lua 5.4
+//! standalone interpreter and runs them in `lua`'s order: `LUA_INIT`, then
+//! `-e`/`-l`/`-W` as given, then the script, then the REPL for `-i` (or when
+//! there is no script and standard input is a terminal; from a pipe,
+//! standard input is run as a script). Each step runs as a coroutine until it
+//! ends; coroutines it spawned keep running through the later steps, and the
+//! process ends when nothing is left to run or wait for.
+
+use std::ffi::CString;
+use std::io::IsTerminal;
+use std::process::ExitCode;
+
+use lem::lua::ffi;
+use lem::{Options, Outcome, Runtime};
+
+const USAGE: &str = "usage: lem [options] [script [args]]
+Available options are:
+  -e stat   execute string 'stat'
+  -i        enter interactive mode after executing 'script'
+  -l mod    require library 'mod' into global 'mod'
+  -l g=mod  require library 'mod' into global 'g'
+  -v        show version information
+  -E        ignore environment variables
+  -W        turn warnings on
+  --        stop handling options
+  -         stop handling options and execute stdin";
+
+/// One thing to run before the script, in command-line order.
+enum Step {
+    Exec(String),
+    Require { global: String, module: String },
+    Warnings,
+}
+
+/// The parsed command line.
+struct Cli {
+    steps: Vec<Step>,
+    interactive: bool,
+    version: bool,
+    ignore_env: bool,
+    has_exec: bool,
+    /// Index in argv of the script (`-` for stdin), if any.
+    script: Option<usize>,
+}
+
+/// Parse argv as `lua.c`'s `collectargs` does.
+fn parse(argv: &[String]) -> Result<Cli, String> {
+    let mut cli = Cli {
+        steps: Vec::new(),
+        interactive: false,
+        version: false,
+        ignore_env: false,
+        has_exec: false,
+        script: None,
+    };
+    let mut i = 1;
+    while i < argv.len() {
+        let a = argv[i].as_str();
+        if !a.starts_with('-') {
+            cli.script = Some(i);
+            break;
+        }
+        match a {
+            "--" => {
+                cli.script = (i + 1 < argv.len()).then_some(i + 1);
+                break;
+            }
+            "-" => {
+                cli.script = Some(i);
+                break;
+            }
+            "-E" => cli.ignore_env = true,
+            "-W" => cli.steps.push(Step::Warnings),
+            "-i" => {
+                cli.interactive = true;
+                cli.version = true;
+            }
+            "-v" => cli.version = true,
+            _ if a.starts_with("-e") || a.starts_with("-l") => {
+                let value = if a.len() > 2 {
+                    a[2..].to_owned()
+                } else {
+                    i += 1;
+                    match argv.get(i) {
+                        Some(v) if !v.starts_with('-') => v.clone(),
+                        _ => return Err(format!("'{}' needs argument", &a[..2])),
+                    }
+                };
+                if a.starts_with("-e") {
+                    cli.has_exec = true;
+                    cli.steps.push(Step::Exec(value));
+                } else {
+                    let (global, module) = match value.split_once('=') {
+                        Some((g, m)) => (g.to_owned(), m.to_owned()),
+                        None => (value.clone(), value),
+                    };
+                    cli.steps.push(Step::Require { global, module });
+                }
+            }
+            _ => return Err(format!("unrecognized option '{a}'")),
+        }
+        i += 1;
+    }
+    Ok(cli)
+}
+
+/// `lem: msg` on stderr, as `lua.c`'s `l_message`.
+fn message(msg: &str) {
+    eprintln!("{}: {msg}", lem::PROGNAME);
+}
+
+/// Build the global `arg`: the script at 0, its arguments after it, the
+/// interpreter and options at negative indices.
+fn create_arg_table(lua: &mlua::Lua, argv: &[String], script: Option<usize>) -> mlua::Result<()> {
+    let script = script.unwrap_or(0) as i64;
+    let arg = lua.create_table()?;
+    for (i, a) in argv.iter().enumerate() {
+        arg.raw_set(i as i64 - script, a.as_str())?;
+    }
+    lua.globals().set("arg", arg)
+}
+
+/// Compile a chunk like `luaL_loadbuffer`/`luaL_loadfile` (the latter skips a
+/// `#!` line; `None` reads standard input). Errors are the load message.
+fn load(lua: &mlua::Lua, source: Source<'_>) -> Result<mlua::Function, String> {
+    let mut status = 0;
+    // SAFETY: the closure pushes exactly one value: the chunk or the error.
+    let value = unsafe {
+        lua.exec_raw::<mlua::Value>((), |l| match &source {
+            Source::File(path) => {
+                let c = path.map(|p| CString::new(p.as_bytes()).unwrap_or_default());
+                let p = c.as_ref().map_or(std::ptr::null(), |c| c.as_ptr());
+                status = ffi::luaL_loadfilex(l, p, std::ptr::null());
+            }
+            Source::String(code, name) => {
+                status = ffi::luaL_loadbufferx(
+                    l,
+                    code.as_ptr() as *const _,
+                    code.len(),
+                    name.as_ptr(),
+                    std::ptr::null(),
+                );
+            }
+        })
+    }
+    .map_err(|e| e.to_string())?;
+    match value {
+        mlua::Value::Function(f) if status == ffi::LUA_OK => Ok(f),
+        mlua::Value::String(s) => Err(s.to_string_lossy()),
+        other => Err(format!("{other:?}")),
+    }
+}
+
+enum Source<'a> {
+    File(Option<&'a str>),
+    String(&'a str, &'a std::ffi::CStr),
+}
+
+/// Run `f(args)` as a coroutine until it ends; `Err(code)` when the process
+/// must end now.
+fn run_step(rt: &mut Runtime, f: mlua::Function, args: mlua::MultiValue) -> Result<(), u8> {
+    let id = rt.spawn(f, args).map_err(|e| {
+        message(&e.to_string());
+        1
+    })?;
+    match rt.run_until(id) {
+        Outcome::Exit(code) => Err(code as u8),
+        Outcome::Done | Outcome::Idle => Ok(()),
+    }
+}
+
+/// Load and run a chunk as a step; a load error ends the process with 1.
+fn do_chunk(rt: &mut Runtime, source: Source<'_>, args: mlua::MultiValue) -> Result<(), u8> {
+    match load(rt.lua(), source) {
+        Ok(f) => run_step(rt, f, args),
+        Err(msg) => {
+            message(&msg);
+            Err(1)
+        }
+    }
+}
+
+fn lua_init(rt: &mut Runtime) -> Result<(), u8> {
+    let names: &[&str] = if cfg!(feature = "luajit") {
+        &["LUA_INIT"]
+    } else {
+        &["LUA_INIT_5_4", "LUA_INIT"]
+    };
+    let Some((_, init)) = names
+        .iter()
+        .find_map(|n| std::env::var(n).ok().map(|v| (*n, v)))
+    else {
+        return Ok(());
+    };
+    match init.strip_prefix('@') {
+        Some(path) => do_chunk(rt, Source::File(Some(path)), mlua::MultiValue::new()),
+        None => do_chunk(rt, Source::String(&init, c"=LUA_INIT"), mlua::MultiValue::new()),
+    }
+}
+
+fn run_steps(rt: &mut Runtime, steps: &[Step]) -> Result<(), u8> {
+    for step in steps {
+        match step {
+            Step::Exec(code) => do_chunk(rt, Source::String(code, c"=(command line)"), mlua::MultiValue::new())?,
+            Step::Require { global, module } => {
+                let code = "local g, m = ...; _G[g] = require(m)";
+                let args = (global.as_str(), module.as_str());
+                let args = mlua::IntoLuaMulti::into_lua_multi(args, rt.lua()).map_err(|_| 1u8)?;
+                do_chunk(rt, Source::String(code, c"=(command line)"), args)?;
+            }
+            Step::Warnings => {
+                if !cfg!(feature = "luajit") {
+                    let args = mlua::MultiValue::new();
+                    do_chunk(rt, Source::String("warn('@on')", c"=(command line)"), args)?;
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+fn repl(rt: &mut Runtime) -> Result<(), u8> {
+    let code = "require('lem.repl').console('stdin')";
+    do_chunk(rt, Source::String(code, c"=stdin"), mlua::MultiValue::new())
+}
+
+fn run(argv: &[String]) -> Result<(), u8> {
+    let cli = parse(argv).map_err(|msg| {
+        message(&msg);
+        eprintln!("{USAGE}");
+        1
+    })?;
+    if cli.version {
+        println!("{}", lem::version());
+    }
+    let mut rt = Runtime::new(Options {
+        ignore_env: cli.ignore_env,
+    })
+    .map_err(|e| {
+        message(&e.to_string());
+        1
+    })?;
+    create_arg_table(rt.lua(), argv, cli.script).map_err(|_| 1u8)?;
+    if !cli.ignore_env {
+        lua_init(&mut rt)?;
+    }
+    run_steps(&mut rt, &cli.steps)?;
+    if let Some(i) = cli.script {
+        let name = argv[i].as_str();
+        let stdin = name == "-" && argv[i - 1] != "--";
+        let args = argv[i + 1..]
+            .iter()
+            .map(|a| rt.lua().create_string(a).map(mlua::Value::String))
+            .collect::<mlua::Result<mlua::MultiValue>>()
+            .map_err(|_| 1u8)?;
+        let file = if stdin { None } else { Some(name) };
+        do_chunk(&mut rt, Source::File(file), args)?;
+    }
+    if cli.interactive {
+        repl(&mut rt)?;
+    } else if cli.script.is_none() && !cli.has_exec && !cli.version {
+        if std::io::stdin().is_terminal() {
+            println!("{}", lem::version());
+            repl(&mut rt)?;
+        } else {
+            do_chunk(&mut rt, Source::File(None), mlua::MultiValue::new())?;
+        }
+    }
+    match rt.run() {
+        Outcome::Exit(code) => Err(code as u8),
+        Outcome::Done | Outcome::Idle => Ok(()),
+    }
+}
+
+fn main() -> ExitCode {
+    let argv: Vec<String> = std::env::args().collect();
+    match run(&argv) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(code) => ExitCode::from(code),
+    }
+}

@@ -1,0 +1,117 @@
+//! Every built-in module, listed once: name -> native opener or embedded
+//! `.lua` file, and the `require` searcher that serves them before
+//! `package.path` is searched (so `package.path = '?.lua'` still finds them).
+//!
+//! Native modules registered through [`crate::native::register_module`] live
+//! in the registry table `lem.modules` and are found by the same searcher.
+
+use std::ffi::{c_int, CStr};
+
+use crate::lua::{self, ffi, lua_State, CFunction};
+
+/// How a built-in module is opened.
+pub enum Opener {
+    /// A native `luaopen`-style function.
+    Native(CFunction),
+    /// An embedded Lua file: `(chunk name, source)`.
+    Lua(&'static CStr, &'static str),
+}
+
+macro_rules! lua_file {
+    ($path:literal) => {
+        Opener::Lua(
+            // Chunk names point at the file in the repository, so tracebacks do too.
+            const_cstr!(concat!("@", $path, "\0")),
+            include_str!(concat!("../", $path)),
+        )
+    };
+}
+
+macro_rules! const_cstr {
+    ($s:expr) => {
+        match CStr::from_bytes_with_nul($s.as_bytes()) {
+            Ok(c) => c,
+            Err(_) => panic!("chunk name with a NUL"),
+        }
+    };
+}
+
+/// The built-in modules, in LEM-API.md's order.
+pub const BUILTINS: &[(&str, Opener)] = &[
+    ("lem.utils", Opener::Native(crate::utils::open)),
+    ("lem.queue", lua_file!("lua/lem/queue.lua")),
+    ("lem.repl", lua_file!("lua/lem/repl.lua")),
+    ("lem.repl.core", Opener::Native(crate::repl::open)),
+];
+
+/// The glue that lets suspending calls pass through user coroutines; run
+/// once per state by [`install`].
+const COROUTINE_GLUE: Opener = lua_file!("lua/lem/coroutine.lua");
+
+/// Registry key of the table of natively registered modules.
+pub const REGISTERED: &CStr = c"lem.modules";
+
+/// The `require` searcher: built-ins, then registered native modules.
+unsafe extern "C-unwind" fn searcher(l: *mut lua_State) -> c_int {
+    let name = ffi::luaL_checklstring(l, 1, std::ptr::null_mut());
+    let name = CStr::from_ptr(name).to_bytes();
+    for (n, opener) in BUILTINS {
+        if n.as_bytes() == name {
+            match opener {
+                Opener::Native(f) => ffi::lua_pushcfunction(l, *f),
+                Opener::Lua(chunk, src) => load_chunk(l, chunk, src),
+            }
+            lua::push_str(l, ":lem:");
+            return 2;
+        }
+    }
+    ffi::lua_getfield(l, ffi::LUA_REGISTRYINDEX, REGISTERED.as_ptr());
+    ffi::lua_pushvalue(l, 1);
+    ffi::lua_rawget(l, -2);
+    if ffi::lua_type(l, -1) != ffi::LUA_TNIL {
+        lua::push_str(l, ":lem:");
+        return 2;
+    }
+    ffi::lua_pushfstring(l, c"\n\tno built-in lem module '%s'".as_ptr(), ffi::lua_tostring(l, 1));
+    1
+}
+
+/// Compile an embedded chunk, raising its (impossible outside development)
+/// syntax error.
+unsafe fn load_chunk(l: *mut lua_State, chunk: &CStr, src: &str) {
+    if ffi::luaL_loadbufferx(l, src.as_ptr() as *const _, src.len(), chunk.as_ptr(), c"t".as_ptr()) != ffi::LUA_OK {
+        ffi::lua_error(l);
+    }
+}
+
+/// Install the searcher (second, after `package.preload`), the table of
+/// registered modules, and the coroutine glue.
+///
+/// # Safety
+/// `l` must be a state with the standard libraries open.
+pub unsafe fn install(l: *mut lua_State) {
+    ffi::lua_createtable(l, 0, 0);
+    ffi::lua_setfield(l, ffi::LUA_REGISTRYINDEX, REGISTERED.as_ptr());
+
+    ffi::lua_getglobal(l, c"package".as_ptr());
+    #[cfg(feature = "luajit")]
+    ffi::lua_getfield(l, -1, c"loaders".as_ptr());
+    #[cfg(not(feature = "luajit"))]
+    ffi::lua_getfield(l, -1, c"searchers".as_ptr());
+    let n = ffi::lua_rawlen(l, -1) as ffi::lua_Integer;
+    let mut i = n;
+    while i >= 2 {
+        ffi::lua_rawgeti(l, -1, i);
+        ffi::lua_rawseti(l, -2, i + 1);
+        i -= 1;
+    }
+    ffi::lua_pushcfunction(l, searcher);
+    ffi::lua_rawseti(l, -2, 2);
+    ffi::lua_pop(l, 2);
+
+    if let Opener::Lua(chunk, src) = COROUTINE_GLUE {
+        load_chunk(l, chunk, src);
+        ffi::lua_pushlightuserdata(l, lua::pending());
+        ffi::lua_call(l, 1, 0);
+    }
+}

@@ -1,0 +1,214 @@
+//! `lem.utils`: spawning, yielding, sleepers, suspend/resume, loop time,
+//! exit and the pool's sizing. All native; see LEM-API.md "lem.utils".
+
+use std::cell::Cell;
+use std::ffi::{c_int, CStr};
+use std::time::{Duration, Instant};
+
+use crate::lua::{self, ffi, lua_State, Reg};
+use crate::pool;
+use crate::scheduler::{self, Commit, Waiter};
+
+const SLEEPER: &CStr = c"lem.Sleeper";
+
+/// A sleeper: at most one coroutine sleeps on it at a time.
+struct Sleeper {
+    /// The last parking on this sleeper; stale once that parking ended.
+    waiter: Cell<Option<Waiter>>,
+}
+
+/// Raise unless called inside a lem coroutine; returns its waiter otherwise.
+unsafe fn prepare(l: *mut lua_State, commit: Commit) -> Waiter {
+    match scheduler::get().prepare(commit) {
+        Some(w) => w,
+        None => {
+            ffi::luaL_error(l, c"attempt to suspend outside a lem coroutine".as_ptr());
+            unreachable!()
+        }
+    }
+}
+
+/// utils.spawn(f, ...) -> true
+unsafe extern "C-unwind" fn spawn(l: *mut lua_State) -> c_int {
+    ffi::luaL_checktype(l, 1, ffi::LUA_TFUNCTION);
+    // The stack is exactly the function and its arguments.
+    scheduler::get().spawn(l, ffi::lua_gettop(l) - 1);
+    ffi::lua_pushboolean(l, 1);
+    1
+}
+
+/// utils.yield()
+unsafe extern "C-unwind" fn yield_(l: *mut lua_State) -> c_int {
+    prepare(l, Commit::Yield);
+    lua::suspend(l)
+}
+
+/// utils.newsleeper() -> sleeper
+unsafe extern "C-unwind" fn newsleeper(l: *mut lua_State) -> c_int {
+    lua::push_object(
+        l,
+        SLEEPER,
+        Sleeper {
+            waiter: Cell::new(None),
+        },
+    );
+    1
+}
+
+/// sleeper:sleep([t]) -> ... | nil, 'timeout' | nil, 'busy'
+unsafe extern "C-unwind" fn sleeper_sleep(l: *mut lua_State) -> c_int {
+    let s: &Sleeper = lua::check_object(l, 1, SLEEPER);
+    let deadline = if lua::is_none_or_nil(l, 2) {
+        None
+    } else {
+        let t = lua::check_number(l, 2);
+        let now = Instant::now();
+        Some(if t > 0.0 {
+            Duration::try_from_secs_f64(t)
+                .ok()
+                .and_then(|d| now.checked_add(d))
+                .unwrap_or(now + Duration::from_secs(100 * 365 * 86400))
+        } else {
+            now
+        })
+    };
+    let sched = scheduler::get();
+    if s.waiter.get().is_some_and(|w| sched.is_parked(w)) {
+        return lua::fail(l, "busy");
+    }
+    s.waiter.set(Some(prepare(l, Commit::Sleep(deadline))));
+    lua::suspend(l)
+}
+
+/// sleeper:wakeup(...) -> true | nil, 'not sleeping'
+unsafe extern "C-unwind" fn sleeper_wakeup(l: *mut lua_State) -> c_int {
+    let s: &Sleeper = lua::check_object(l, 1, SLEEPER);
+    match s.waiter.take() {
+        Some(w) if scheduler::get().wake_with_values(w, l, 2) => {
+            ffi::lua_pushboolean(l, 1);
+            1
+        }
+        _ => lua::fail(l, "not sleeping"),
+    }
+}
+
+/// utils.thisthread() -> coroutine
+unsafe extern "C-unwind" fn thisthread(l: *mut lua_State) -> c_int {
+    let sched = scheduler::get();
+    match sched.current() {
+        Some(id) => sched.push_thread(l, id),
+        None => {
+            ffi::lua_pushthread(l);
+        }
+    }
+    1
+}
+
+/// utils.suspend() -> ... (the values given to utils.resume)
+unsafe extern "C-unwind" fn suspend(l: *mut lua_State) -> c_int {
+    prepare(l, Commit::Suspend);
+    lua::suspend(l)
+}
+
+/// utils.resume(co, ...) -> true | nil, 'not suspended'
+unsafe extern "C-unwind" fn resume(l: *mut lua_State) -> c_int {
+    ffi::luaL_checktype(l, 1, ffi::LUA_TTHREAD);
+    let sched = scheduler::get();
+    let resumed = match sched.task_of(ffi::lua_tothread(l, 1)) {
+        Some(id) => sched.resume_suspended(id, l, 2),
+        None => false,
+    };
+    if resumed {
+        ffi::lua_pushboolean(l, 1);
+        1
+    } else {
+        lua::fail(l, "not suspended")
+    }
+}
+
+/// utils.now() -> seconds
+unsafe extern "C-unwind" fn now(l: *mut lua_State) -> c_int {
+    ffi::lua_pushnumber(l, scheduler::get().now());
+    1
+}
+
+/// utils.updatenow() -> seconds
+unsafe extern "C-unwind" fn updatenow(l: *mut lua_State) -> c_int {
+    ffi::lua_pushnumber(l, scheduler::get().update_now());
+    1
+}
+
+/// utils.exit([code]): ends the process once the loop regains control; the
+/// caller never continues.
+unsafe extern "C-unwind" fn exit(l: *mut lua_State) -> c_int {
+    let code = match ffi::lua_type(l, 1) {
+        ffi::LUA_TNONE | ffi::LUA_TNIL => 0,
+        ffi::LUA_TBOOLEAN => {
+            if ffi::lua_toboolean(l, 1) != 0 {
+                0
+            } else {
+                1
+            }
+        }
+        _ => lua::check_integer(l, 1) as i32,
+    };
+    let sched = scheduler::get();
+    sched.request_exit(code);
+    if sched.current().is_some() && lua::is_yieldable(l) {
+        prepare(l, Commit::Suspend);
+        return lua::suspend(l);
+    }
+    // Not yieldable (a sort comparator, say): unwind instead, so the caller
+    // still does not continue; the loop exits before anyone sees the error.
+    ffi::luaL_error(l, c"exiting".as_ptr());
+    unreachable!()
+}
+
+/// utils.poolconfig(delay, min, max)
+unsafe extern "C-unwind" fn poolconfig(l: *mut lua_State) -> c_int {
+    let delay = lua::check_number(l, 1);
+    if !(delay >= 0.0 && delay.is_finite()) {
+        lua::arg_error(l, 1, c"delay must be a non-negative number of seconds");
+    }
+    let min = lua::check_integer(l, 2);
+    if min < 0 {
+        lua::arg_error(l, 2, c"min must not be negative");
+    }
+    let max = lua::check_integer(l, 3);
+    if max < 1 {
+        lua::arg_error(l, 3, c"max must be at least 1");
+    }
+    if min > max {
+        lua::arg_error(l, 2, c"min must not be larger than max");
+    }
+    pool::global().configure(pool::Config {
+        delay: Duration::from_secs_f64(delay),
+        min: min as usize,
+        max: max as usize,
+    });
+    0
+}
+
+const FUNCS: &[Reg] = &[
+    (c"spawn", spawn),
+    (c"yield", yield_),
+    (c"newsleeper", newsleeper),
+    (c"thisthread", thisthread),
+    (c"suspend", suspend),
+    (c"resume", resume),
+    (c"now", now),
+    (c"updatenow", updatenow),
+    (c"exit", exit),
+    (c"poolconfig", poolconfig),
+];
+
+const SLEEPER_METHODS: &[Reg] = &[(c"sleep", sleeper_sleep), (c"wakeup", sleeper_wakeup)];
+
+/// luaopen for `lem.utils`.
+pub unsafe extern "C-unwind" fn open(l: *mut lua_State) -> c_int {
+    lua::new_class(l, SLEEPER, SLEEPER_METHODS, None);
+    ffi::lua_pop(l, 1);
+    ffi::lua_createtable(l, 0, FUNCS.len() as c_int);
+    lua::set_funcs(l, FUNCS);
+    1
+}
