@@ -275,7 +275,21 @@ fn run(argv: &[String]) -> Result<(), u8> {
     }
 }
 
+/// Keep freed memory for reuse instead of returning it to the system at
+/// each shrink: coroutine-heavy programs free and reallocate in waves, and
+/// glibc's default trimming turned that into page faults (measured: ~15% of
+/// the time of 1,000,000 spawns).
+fn tune_malloc() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only sets allocator parameters; called before threads.
+    unsafe {
+        libc::mallopt(libc::M_TRIM_THRESHOLD, 128 << 20);
+        libc::mallopt(libc::M_TOP_PAD, 16 << 20);
+    }
+}
+
 fn main() -> ExitCode {
+    tune_malloc();
     let argv: Vec<String> = std::env::args().collect();
     match run(&argv) {
         Ok(()) => ExitCode::SUCCESS,

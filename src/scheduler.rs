@@ -24,7 +24,9 @@
 //! as the original did, so nothing is held in Rust.
 
 use std::cell::{Cell, RefCell};
-use std::collections::{BinaryHeap, HashMap, VecDeque};
+#[cfg(feature = "luajit")]
+use std::collections::HashMap;
+use std::collections::{BinaryHeap, VecDeque};
 use std::ffi::c_int;
 use std::future::Future;
 use std::pin::Pin;
@@ -39,7 +41,7 @@ pub type TaskId = c_int;
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Waiter {
     pub task: TaskId,
-    pub seq: u64,
+    pub seq: u32,
 }
 
 /// How a woken task gets its return values.
@@ -80,9 +82,9 @@ enum State {
 
 struct Task {
     thread: *mut lua_State,
-    state: State,
     /// Sequence number of the current parking (0 when not parked).
-    seq: u64,
+    seq: u32,
+    state: State,
     /// The parking has a live timer entry counted in `live_timers`.
     timed: bool,
     /// Parked by `utils.suspend()` (or a bare `coroutine.yield()`): the only
@@ -102,8 +104,9 @@ const FREE: Task = Task {
 /// deadlines).
 #[derive(PartialEq, Eq, PartialOrd, Ord)]
 struct Timer {
-    deadline: Instant,
-    seq: u64,
+    /// Nanoseconds since the scheduler's `epoch`.
+    deadline: u64,
+    seq: u32,
     task: TaskId,
 }
 
@@ -124,6 +127,10 @@ pub struct Scheduler {
     /// Registry reference of the `threads` table.
     threads_ref: c_int,
     tasks: RefCell<Vec<Task>>,
+    /// Live tasks.
+    count: Cell<usize>,
+    /// Thread -> task, where a thread cannot carry its id itself.
+    #[cfg(feature = "luajit")]
     by_thread: RefCell<HashMap<usize, TaskId>>,
     runq: RefCell<VecDeque<(TaskId, Resume)>>,
     timers: RefCell<BinaryHeap<std::cmp::Reverse<Timer>>>,
@@ -131,11 +138,13 @@ pub struct Scheduler {
     /// Things in flight that will wake a task or spawn one (futures, servers).
     holds: Cell<usize>,
     current: Cell<TaskId>,
-    seq: Cell<u64>,
-    commit: RefCell<Option<(u64, Commit)>>,
+    seq: Cell<u32>,
+    commit: RefCell<Option<(u32, Commit)>>,
     exit: Cell<Option<i32>>,
     wake_loop: tokio::sync::Notify,
     now: Cell<f64>,
+    /// Origin of timer deadlines.
+    epoch: Instant,
 }
 
 const NO_TASK: TaskId = 0;
@@ -168,6 +177,8 @@ impl Scheduler {
             main,
             threads_ref,
             tasks: RefCell::new(Vec::new()),
+            count: Cell::new(0),
+            #[cfg(feature = "luajit")]
             by_thread: RefCell::new(HashMap::new()),
             runq: RefCell::new(VecDeque::new()),
             timers: RefCell::new(BinaryHeap::new()),
@@ -179,6 +190,7 @@ impl Scheduler {
             exit: Cell::new(None),
             wake_loop: tokio::sync::Notify::new(),
             now: Cell::new(wall_clock()),
+            epoch: Instant::now(),
         });
         CURRENT.with(|c| c.set(&*s));
         s
@@ -219,7 +231,8 @@ impl Scheduler {
                 ..FREE
             };
         }
-        self.by_thread.borrow_mut().insert(t as usize, id);
+        self.set_task_of(t, id);
+        self.count.set(self.count.get() + 1);
         self.runq.borrow_mut().push_back((id, Resume::Staged(nargs)));
         id
     }
@@ -242,7 +255,31 @@ impl Scheduler {
 
     /// The task whose Lua thread is `thread`, if it is one.
     pub fn task_of(&self, thread: *mut lua_State) -> Option<TaskId> {
-        self.by_thread.borrow().get(&(thread as usize)).copied()
+        #[cfg(feature = "luajit")]
+        let id = self.by_thread.borrow().get(&(thread as usize)).copied()?;
+        // SAFETY: every thread has the extra space; ours hold a TaskId,
+        // others the main thread's zero.
+        #[cfg(not(feature = "luajit"))]
+        let id = unsafe { *(ffi::lua_getextraspace(thread) as *const TaskId) };
+        let tasks = self.tasks.borrow();
+        let t = tasks.get(id as usize)?;
+        (id != NO_TASK && t.thread == thread && t.state != State::Free).then_some(id)
+    }
+
+    /// Record (or, with `NO_TASK`, forget) the task of a thread: in the
+    /// thread's extra space on Lua 5.4, in a map on LuaJIT.
+    fn set_task_of(&self, thread: *mut lua_State, id: TaskId) {
+        #[cfg(feature = "luajit")]
+        if id == NO_TASK {
+            self.by_thread.borrow_mut().remove(&(thread as usize));
+        } else {
+            self.by_thread.borrow_mut().insert(thread as usize, id);
+        }
+        // SAFETY: LUA_EXTRASPACE is pointer-sized, larger than a TaskId.
+        #[cfg(not(feature = "luajit"))]
+        unsafe {
+            *(ffi::lua_getextraspace(thread) as *mut TaskId) = id;
+        }
     }
 
     /// Say how the running task will be woken; the caller then returns
@@ -251,8 +288,7 @@ impl Scheduler {
     /// Returns `None` outside a task (then the caller raises).
     pub fn prepare(&self, commit: Commit) -> Option<Waiter> {
         let task = self.current()?;
-        let seq = self.seq.get() + 1;
-        self.seq.set(seq);
+        let seq = self.next_seq();
         *self.commit.borrow_mut() = Some((seq, commit));
         Some(Waiter { task, seq })
     }
@@ -355,7 +391,14 @@ impl Scheduler {
 
     /// Number of live tasks (for tests and statistics).
     pub fn task_count(&self) -> usize {
-        self.by_thread.borrow().len()
+        self.count.get()
+    }
+
+    /// A parking number; never 0, which marks "not parked".
+    fn next_seq(&self) -> u32 {
+        let seq = self.seq.get().wrapping_add(1).max(1);
+        self.seq.set(seq);
+        seq
     }
 
     fn park(&'static self, id: TaskId, pending: bool) {
@@ -363,11 +406,7 @@ impl Scheduler {
         let (seq, commit) = match commit {
             Some((seq, c)) if pending => (seq, c),
             // A bare `coroutine.yield()` parks like `utils.suspend()`.
-            _ => {
-                let seq = self.seq.get() + 1;
-                self.seq.set(seq);
-                (seq, Commit::Suspend)
-            }
+            _ => (self.next_seq(), Commit::Suspend),
         };
         {
             let mut tasks = self.tasks.borrow_mut();
@@ -387,8 +426,9 @@ impl Scheduler {
             Commit::Sleep(Some(deadline)) => {
                 self.tasks.borrow_mut()[id as usize].timed = true;
                 self.live_timers.set(self.live_timers.get() + 1);
+                let deadline = deadline.saturating_duration_since(self.epoch);
                 self.timers.borrow_mut().push(std::cmp::Reverse(Timer {
-                    deadline,
+                    deadline: deadline.as_nanos().min(u64::MAX as u128) as u64,
                     seq,
                     task: id,
                 }));
@@ -410,7 +450,8 @@ impl Scheduler {
             let mut tasks = self.tasks.borrow_mut();
             std::mem::replace(&mut tasks[id as usize], FREE).thread
         };
-        self.by_thread.borrow_mut().remove(&(t as usize));
+        self.set_task_of(t, NO_TASK);
+        self.count.set(self.count.get() - 1);
         // SAFETY: main is valid for the scheduler's life; the table ref is ours.
         unsafe {
             ffi::lua_settop(t, 0);
@@ -471,7 +512,7 @@ impl Scheduler {
     }
 
     fn fire_timers(&self) {
-        let now = Instant::now();
+        let now = self.epoch.elapsed().as_nanos() as u64;
         let mut timers = self.timers.borrow_mut();
         while let Some(std::cmp::Reverse(top)) = timers.peek() {
             if top.deadline > now {
@@ -495,7 +536,8 @@ impl Scheduler {
     }
 
     fn next_deadline(&self) -> Option<Instant> {
-        self.timers.borrow().peek().map(|std::cmp::Reverse(t)| t.deadline)
+        let t = self.timers.borrow().peek().map(|std::cmp::Reverse(t)| t.deadline)?;
+        Some(self.epoch + Duration::from_nanos(t))
     }
 
     fn alive(&self) -> bool {
@@ -581,6 +623,7 @@ fn wall_clock() -> f64 {
 /// # Safety
 /// The error value must be on top of `t`; `main` must have free stack.
 pub(crate) unsafe fn error_report(main: *mut lua_State, t: *mut lua_State) -> String {
+    ffi::lua_checkstack(main, 4);
     let msg = error_text(t, -1);
     let cmsg = std::ffi::CString::new(msg.replace('\0', "\\0")).unwrap_or_default();
     ffi::luaL_traceback(main, t, cmsg.as_ptr(), 0);
@@ -597,6 +640,10 @@ pub(crate) unsafe fn error_report(main: *mut lua_State, t: *mut lua_State) -> St
 /// # Safety
 /// `idx` must be valid on `l`.
 pub(crate) unsafe fn error_text(l: *mut lua_State, idx: c_int) -> String {
+    let idx = ffi::lua_absindex(l, idx);
+    if ffi::lua_checkstack(l, 4) == 0 {
+        return "(error object not printable: stack overflow)".into();
+    }
     let ty = ffi::lua_type(l, idx);
     if ty == ffi::LUA_TSTRING || ty == ffi::LUA_TNUMBER {
         return lua::display(l, idx);
