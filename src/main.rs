@@ -133,7 +133,14 @@ fn load(lua: &mlua::Lua, source: Source<'_>) -> Result<mlua::Function, String> {
             Source::File(path) => {
                 let c = path.map(|p| CString::new(p.as_bytes()).unwrap_or_default());
                 let p = c.as_ref().map_or(std::ptr::null(), |c| c.as_ptr());
-                status = ffi::luaL_loadfilex(l, p, std::ptr::null());
+                #[cfg(feature = "luajit")]
+                {
+                    status = ffi::luaL_loadfile(l, p);
+                }
+                #[cfg(not(feature = "luajit"))]
+                {
+                    status = ffi::luaL_loadfilex(l, p, std::ptr::null());
+                }
             }
             Source::String(code, name) => {
                 status = ffi::luaL_loadbufferx(

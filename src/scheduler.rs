@@ -100,6 +100,30 @@ const FREE: Task = Task {
     suspended: false,
 };
 
+/// A run queue entry: a [`Resume`] in 16 bytes, since a burst of spawns or
+/// wake-ups queues one per coroutine.
+struct Wake {
+    task: TaskId,
+    /// Values staged on the thread, or `TIMEOUT`.
+    staged: c_int,
+    push: Option<Box<PushFn>>,
+}
+
+type PushFn = Box<dyn FnOnce(*mut lua_State) -> c_int>;
+
+const TIMEOUT: c_int = -1;
+
+impl Wake {
+    fn new(task: TaskId, resume: Resume) -> Wake {
+        let (staged, push) = match resume {
+            Resume::Staged(n) => (n, None),
+            Resume::Timeout => (TIMEOUT, None),
+            Resume::Push(f) => (0, Some(Box::new(f))),
+        };
+        Wake { task, staged, push }
+    }
+}
+
 /// Timer heap entry: ordered by deadline, then by sequence (FIFO for equal
 /// deadlines).
 #[derive(PartialEq, Eq, PartialOrd, Ord)]
@@ -132,7 +156,7 @@ pub struct Scheduler {
     /// Thread -> task, where a thread cannot carry its id itself.
     #[cfg(feature = "luajit")]
     by_thread: RefCell<HashMap<usize, TaskId>>,
-    runq: RefCell<VecDeque<(TaskId, Resume)>>,
+    runq: RefCell<VecDeque<Wake>>,
     timers: RefCell<BinaryHeap<std::cmp::Reverse<Timer>>>,
     live_timers: Cell<usize>,
     /// Things in flight that will wake a task or spawn one (futures, servers).
@@ -233,7 +257,7 @@ impl Scheduler {
         }
         self.set_task_of(t, id);
         self.count.set(self.count.get() + 1);
-        self.runq.borrow_mut().push_back((id, Resume::Staged(nargs)));
+        self.runq.borrow_mut().push_back(Wake::new(id, Resume::Staged(nargs)));
         id
     }
 
@@ -251,29 +275,39 @@ impl Scheduler {
         ffi::lua_rawgeti(l, ffi::LUA_REGISTRYINDEX, self.threads_ref as _);
         ffi::lua_rawgeti(l, -1, id as _);
         ffi::lua_remove(l, -2);
+        #[cfg(feature = "luajit")]
+        if let Some(t) = self.tasks.borrow().get(id as usize) {
+            self.by_thread.borrow_mut().insert(t.thread as usize, id);
+        }
     }
 
     /// The task whose Lua thread is `thread`, if it is one.
     pub fn task_of(&self, thread: *mut lua_State) -> Option<TaskId> {
-        #[cfg(feature = "luajit")]
-        let id = self.by_thread.borrow().get(&(thread as usize)).copied()?;
         // SAFETY: every thread has the extra space; ours hold a TaskId,
         // others the main thread's zero.
         #[cfg(not(feature = "luajit"))]
         let id = unsafe { *(ffi::lua_getextraspace(thread) as *const TaskId) };
+        #[cfg(feature = "luajit")]
+        let id = self.by_thread.borrow().get(&(thread as usize)).copied().or_else(|| {
+            // Not handed out by `push_thread` (e.g. `coroutine.running()`):
+            // rare enough for a scan.
+            let tasks = self.tasks.borrow();
+            tasks.iter().position(|t| t.thread == thread).map(|i| i as TaskId)
+        })?;
         let tasks = self.tasks.borrow();
         let t = tasks.get(id as usize)?;
         (id != NO_TASK && t.thread == thread && t.state != State::Free).then_some(id)
     }
 
-    /// Record (or, with `NO_TASK`, forget) the task of a thread: in the
-    /// thread's extra space on Lua 5.4, in a map on LuaJIT.
+    /// Record (or, with `NO_TASK`, forget) the task of a thread. On Lua 5.4
+    /// the id lives in the thread's extra space. LuaJIT threads have none, so
+    /// a map keeps the threads that [`push_thread`](Self::push_thread) gave
+    /// out (`utils.thisthread()`), and only those: a parked coroutine costs
+    /// no map entry unless someone asked for its thread.
     fn set_task_of(&self, thread: *mut lua_State, id: TaskId) {
         #[cfg(feature = "luajit")]
         if id == NO_TASK {
             self.by_thread.borrow_mut().remove(&(thread as usize));
-        } else {
-            self.by_thread.borrow_mut().insert(thread as usize, id);
         }
         // SAFETY: LUA_EXTRASPACE is pointer-sized, larger than a TaskId.
         #[cfg(not(feature = "luajit"))]
@@ -307,7 +341,7 @@ impl Scheduler {
         if !self.unpark(w) {
             return false;
         }
-        self.runq.borrow_mut().push_back((w.task, resume));
+        self.runq.borrow_mut().push_back(Wake::new(w.task, resume));
         self.wake_loop.notify_one();
         true
     }
@@ -359,6 +393,19 @@ impl Scheduler {
             }
             _ => false,
         }
+    }
+
+    /// Run `fut` on the loop and wake `w` with its output; the process stays
+    /// alive meanwhile. The returned handle aborts it (e.g. when the object
+    /// it waits on is closed and the waiter is woken another way).
+    pub fn spawn_wait(&'static self, w: Waiter, fut: WaitFuture) -> tokio::task::AbortHandle {
+        let hold = self.hold();
+        tokio::task::spawn_local(async move {
+            let resume = fut.await;
+            drop(hold);
+            self.wake(w, resume);
+        })
+        .abort_handle()
     }
 
     /// Keep the process alive while the returned guard lives (a listening
@@ -420,7 +467,7 @@ impl Scheduler {
             Commit::Suspend => {}
             Commit::Yield => {
                 self.unpark(w);
-                self.runq.borrow_mut().push_back((id, Resume::Staged(0)));
+                self.runq.borrow_mut().push_back(Wake::new(id, Resume::Staged(0)));
             }
             Commit::Sleep(None) => {}
             Commit::Sleep(Some(deadline)) => {
@@ -434,12 +481,7 @@ impl Scheduler {
                 }));
             }
             Commit::Future(fut) => {
-                let hold = self.hold();
-                tokio::task::spawn_local(async move {
-                    let resume = fut.await;
-                    drop(hold);
-                    self.wake(w, resume);
-                });
+                self.spawn_wait(w, fut);
             }
             Commit::Custom(f) => f(w),
         }
@@ -463,7 +505,8 @@ impl Scheduler {
 
     /// Run one task until it suspends, yields or ends. Returns `true` if it
     /// ended.
-    fn run_one(&'static self, id: TaskId, resume: Resume) -> bool {
+    fn run_one(&'static self, wake: Wake) -> bool {
+        let id = wake.task;
         let t = {
             let mut tasks = self.tasks.borrow_mut();
             let task = &mut tasks[id as usize];
@@ -475,10 +518,10 @@ impl Scheduler {
         self.commit.borrow_mut().take();
         // SAFETY: t is anchored in the threads table while the task lives.
         let (status, nres) = unsafe {
-            let nargs = match resume {
-                Resume::Staged(n) => n,
-                Resume::Timeout => lua::fail(t, "timeout"),
-                Resume::Push(f) => f(t),
+            let nargs = match (wake.push, wake.staged) {
+                (Some(f), _) => f(t),
+                (None, TIMEOUT) => lua::fail(t, "timeout"),
+                (None, n) => n,
             };
             let mut nres: c_int = 0;
             let status = ffi::lua_resume(t, self.main, nargs, &mut nres);
@@ -521,7 +564,7 @@ impl Scheduler {
             let Some(std::cmp::Reverse(t)) = timers.pop() else { break };
             let w = Waiter { task: t.task, seq: t.seq };
             if self.unpark(w) {
-                self.runq.borrow_mut().push_back((w.task, Resume::Timeout));
+                self.runq.borrow_mut().push_back(Wake::new(w.task, Resume::Timeout));
             }
         }
         // Drop entries of parkings that ended early once they dominate.
@@ -561,8 +604,8 @@ impl Scheduler {
             self.fire_timers();
             let n = self.runq.borrow().len();
             for _ in 0..n {
-                let Some((id, resume)) = self.runq.borrow_mut().pop_front() else { break };
-                self.run_one(id, resume);
+                let Some(wake) = self.runq.borrow_mut().pop_front() else { break };
+                self.run_one(wake);
                 if let Some(code) = self.exit.get() {
                     return Outcome::Exit(code);
                 }
@@ -655,4 +698,18 @@ pub(crate) unsafe fn error_text(l: *mut lua_State, idx: c_int) -> String {
     }
     let name = std::ffi::CStr::from_ptr(ffi::lua_typename(l, ty)).to_string_lossy();
     format!("(error object is a {name} value)")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn per_coroutine_entries_stay_small() {
+        // One of each per live or queued coroutine: their size is memory per
+        // coroutine (see bench/README.md).
+        assert_eq!(std::mem::size_of::<Wake>(), 16);
+        assert_eq!(std::mem::size_of::<Task>(), 16);
+        assert_eq!(std::mem::size_of::<Timer>(), 16);
+    }
 }
