@@ -68,11 +68,14 @@ impl Runtime {
     pub fn new(options: Options) -> mlua::Result<Runtime> {
         // SAFETY: C modules are the point (`require 'lpeg'`); the state is
         // ours alone.
-        let lua = unsafe { mlua::Lua::unsafe_new_with(mlua::StdLib::NONE, mlua::LuaOptions::new()) };
+        let lua =
+            unsafe { mlua::Lua::unsafe_new_with(mlua::StdLib::NONE, mlua::LuaOptions::new()) };
         if options.ignore_env {
             lua.set_named_registry_value("LUA_NOENV", true)?;
         }
         lua.load_std_libs(mlua::StdLib::ALL)?;
+        #[cfg(not(feature = "luajit"))]
+        install_warnings(&lua);
         let main = raw_exec(&lua, (), |l| unsafe {
             modules::install(l);
             0
@@ -139,6 +142,38 @@ impl Runtime {
 }
 
 use lua::ffi;
+
+/// `warn` as `lua.c` has it: off until `@on`, printed to stderr as
+/// `Lua warning: msg`, pieces of a multi-part warning joined.
+#[cfg(not(feature = "luajit"))]
+fn install_warnings(lua: &mlua::Lua) {
+    use std::cell::Cell;
+    let on = Cell::new(false);
+    let continuing = Cell::new(false);
+    lua.set_warning_function(move |_, msg, tocont| {
+        if !continuing.get() && msg.starts_with('@') {
+            match msg {
+                "@on" => on.set(true),
+                "@off" => on.set(false),
+                _ => {}
+            }
+            return Ok(());
+        }
+        if on.get() {
+            use std::io::Write;
+            let mut err = std::io::stderr().lock();
+            if !continuing.get() {
+                let _ = err.write_all(b"Lua warning: ");
+            }
+            let _ = err.write_all(msg.as_bytes());
+            if !tocont {
+                let _ = err.write_all(b"\n");
+            }
+        }
+        continuing.set(tocont);
+        Ok(())
+    });
+}
 
 /// Run `f` on the main thread in protected mode with `args` on the stack;
 /// returns its result and the main thread.

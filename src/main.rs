@@ -204,14 +204,22 @@ fn lua_init(rt: &mut Runtime) -> Result<(), u8> {
     };
     match init.strip_prefix('@') {
         Some(path) => do_chunk(rt, Source::File(Some(path)), mlua::MultiValue::new()),
-        None => do_chunk(rt, Source::String(&init, c"=LUA_INIT"), mlua::MultiValue::new()),
+        None => do_chunk(
+            rt,
+            Source::String(&init, c"=LUA_INIT"),
+            mlua::MultiValue::new(),
+        ),
     }
 }
 
 fn run_steps(rt: &mut Runtime, steps: &[Step]) -> Result<(), u8> {
     for step in steps {
         match step {
-            Step::Exec(code) => do_chunk(rt, Source::String(code, c"=(command line)"), mlua::MultiValue::new())?,
+            Step::Exec(code) => do_chunk(
+                rt,
+                Source::String(code, c"=(command line)"),
+                mlua::MultiValue::new(),
+            )?,
             Step::Require { global, module } => {
                 let code = "local g, m = ...; _G[g] = require(m)";
                 let args = (global.as_str(), module.as_str());

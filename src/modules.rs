@@ -72,14 +72,25 @@ unsafe extern "C-unwind" fn searcher(l: *mut lua_State) -> c_int {
         lua::push_str(l, ":lem:");
         return 2;
     }
-    ffi::lua_pushfstring(l, c"\n\tno built-in lem module '%s'".as_ptr(), ffi::lua_tostring(l, 1));
+    ffi::lua_pushfstring(
+        l,
+        c"\n\tno built-in lem module '%s'".as_ptr(),
+        ffi::lua_tostring(l, 1),
+    );
     1
 }
 
 /// Compile an embedded chunk, raising its (impossible outside development)
 /// syntax error.
 unsafe fn load_chunk(l: *mut lua_State, chunk: &CStr, src: &str) {
-    if ffi::luaL_loadbufferx(l, src.as_ptr() as *const _, src.len(), chunk.as_ptr(), c"t".as_ptr()) != ffi::LUA_OK {
+    if ffi::luaL_loadbufferx(
+        l,
+        src.as_ptr() as *const _,
+        src.len(),
+        chunk.as_ptr(),
+        c"t".as_ptr(),
+    ) != ffi::LUA_OK
+    {
         ffi::lua_error(l);
     }
 }

@@ -49,7 +49,7 @@
 use std::ffi::c_int;
 use std::future::Future;
 
-use mlua::{FromLuaMulti, Function, IntoLua, IntoLuaMulti, Lua, LightUserData, MultiValue};
+use mlua::{FromLuaMulti, Function, IntoLua, IntoLuaMulti, LightUserData, Lua, MultiValue};
 
 use crate::lua::{self, ffi, lua_State};
 use crate::modules::REGISTERED;
@@ -64,7 +64,8 @@ pub fn register_module(lua: &Lua, name: &str, value: impl IntoLua) -> mlua::Resu
         mlua::Value::Function(f) => f,
         other => lua.create_function(move |_, ()| Ok(other.clone()))?,
     };
-    let table: mlua::Table = lua.named_registry_value(REGISTERED.to_str().unwrap_or("lem.modules"))?;
+    let table: mlua::Table =
+        lua.named_registry_value(REGISTERED.to_str().unwrap_or("lem.modules"))?;
     table.raw_set(name, loader)
 }
 
@@ -105,7 +106,9 @@ where
         });
         match scheduler::get().prepare(Commit::Future(wait)) {
             Some(_) => Ok(LightUserData(lua::pending())),
-            None => Err(mlua::Error::runtime("attempt to suspend outside a lem coroutine")),
+            None => Err(mlua::Error::runtime(
+                "attempt to suspend outside a lem coroutine",
+            )),
         }
     })?;
     wrap_suspending(lua, inner)
@@ -147,7 +150,10 @@ fn push_result<R: IntoLuaMulti>(lua: &Lua, t: *mut lua_State, result: mlua::Resu
         Ok(v) => v,
         Err(e) => {
             let msg = e.to_string();
-            let msg = msg.strip_prefix("runtime error: ").unwrap_or(&msg).to_owned();
+            let msg = msg
+                .strip_prefix("runtime error: ")
+                .unwrap_or(&msg)
+                .to_owned();
             let msg = lua.create_string(msg).map(mlua::Value::String);
             MultiValue::from_iter([mlua::Value::Nil, msg.unwrap_or(mlua::Value::Nil)])
         }

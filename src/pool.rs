@@ -203,14 +203,19 @@ mod tests {
         rx.recv_timeout(Duration::from_secs(10)).unwrap();
         let t0 = std::time::Instant::now();
         while pool.threads() > 0 {
-            assert!(t0.elapsed() < Duration::from_secs(10), "idle thread never left");
+            assert!(
+                t0.elapsed() < Duration::from_secs(10),
+                "idle thread never left"
+            );
             std::thread::sleep(Duration::from_millis(5));
         }
     }
 
     #[test]
     fn run_returns_the_result() {
-        let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
         let pool = Pool::new(Config::default());
         assert_eq!(rt.block_on(pool.run(|| 6 * 7)), 42);
     }

@@ -222,7 +222,7 @@ impl Scheduler {
 
     pub(crate) fn uninstall(&self) {
         CURRENT.with(|c| {
-            if c.get() == self as *const _ {
+            if std::ptr::eq(c.get(), self) {
                 c.set(std::ptr::null())
             }
         });
@@ -257,7 +257,9 @@ impl Scheduler {
         }
         self.set_task_of(t, id);
         self.count.set(self.count.get() + 1);
-        self.runq.borrow_mut().push_back(Wake::new(id, Resume::Staged(nargs)));
+        self.runq
+            .borrow_mut()
+            .push_back(Wake::new(id, Resume::Staged(nargs)));
         id
     }
 
@@ -282,18 +284,29 @@ impl Scheduler {
     }
 
     /// The task whose Lua thread is `thread`, if it is one.
-    pub fn task_of(&self, thread: *mut lua_State) -> Option<TaskId> {
+    ///
+    /// # Safety
+    /// `thread` must be a live thread of this scheduler's state.
+    pub unsafe fn task_of(&self, thread: *mut lua_State) -> Option<TaskId> {
         // SAFETY: every thread has the extra space; ours hold a TaskId,
         // others the main thread's zero.
         #[cfg(not(feature = "luajit"))]
-        let id = unsafe { *(ffi::lua_getextraspace(thread) as *const TaskId) };
+        let id = *(ffi::lua_getextraspace(thread) as *const TaskId);
         #[cfg(feature = "luajit")]
-        let id = self.by_thread.borrow().get(&(thread as usize)).copied().or_else(|| {
-            // Not handed out by `push_thread` (e.g. `coroutine.running()`):
-            // rare enough for a scan.
-            let tasks = self.tasks.borrow();
-            tasks.iter().position(|t| t.thread == thread).map(|i| i as TaskId)
-        })?;
+        let id = self
+            .by_thread
+            .borrow()
+            .get(&(thread as usize))
+            .copied()
+            .or_else(|| {
+                // Not handed out by `push_thread` (e.g. `coroutine.running()`):
+                // rare enough for a scan.
+                let tasks = self.tasks.borrow();
+                tasks
+                    .iter()
+                    .position(|t| t.thread == thread)
+                    .map(|i| i as TaskId)
+            })?;
         let tasks = self.tasks.borrow();
         let t = tasks.get(id as usize)?;
         (id != NO_TASK && t.thread == thread && t.state != State::Free).then_some(id)
@@ -372,7 +385,10 @@ impl Scheduler {
     /// As [`wake_with_values`](Self::wake_with_values).
     pub unsafe fn resume_suspended(&self, id: TaskId, l: *mut lua_State, first: c_int) -> bool {
         let w = match self.tasks.borrow().get(id as usize) {
-            Some(t) if t.state == State::Parked && t.suspended => Waiter { task: id, seq: t.seq },
+            Some(t) if t.state == State::Parked && t.suspended => Waiter {
+                task: id,
+                seq: t.seq,
+            },
             _ => return false,
         };
         self.wake_with_values(w, l, first)
@@ -467,7 +483,9 @@ impl Scheduler {
             Commit::Suspend => {}
             Commit::Yield => {
                 self.unpark(w);
-                self.runq.borrow_mut().push_back(Wake::new(id, Resume::Staged(0)));
+                self.runq
+                    .borrow_mut()
+                    .push_back(Wake::new(id, Resume::Staged(0)));
             }
             Commit::Sleep(None) => {}
             Commit::Sleep(Some(deadline)) => {
@@ -561,10 +579,17 @@ impl Scheduler {
             if top.deadline > now {
                 break;
             }
-            let Some(std::cmp::Reverse(t)) = timers.pop() else { break };
-            let w = Waiter { task: t.task, seq: t.seq };
+            let Some(std::cmp::Reverse(t)) = timers.pop() else {
+                break;
+            };
+            let w = Waiter {
+                task: t.task,
+                seq: t.seq,
+            };
             if self.unpark(w) {
-                self.runq.borrow_mut().push_back(Wake::new(w.task, Resume::Timeout));
+                self.runq
+                    .borrow_mut()
+                    .push_back(Wake::new(w.task, Resume::Timeout));
             }
         }
         // Drop entries of parkings that ended early once they dominate.
@@ -579,7 +604,11 @@ impl Scheduler {
     }
 
     fn next_deadline(&self) -> Option<Instant> {
-        let t = self.timers.borrow().peek().map(|std::cmp::Reverse(t)| t.deadline)?;
+        let t = self
+            .timers
+            .borrow()
+            .peek()
+            .map(|std::cmp::Reverse(t)| t.deadline)?;
         Some(self.epoch + Duration::from_nanos(t))
     }
 
@@ -604,7 +633,9 @@ impl Scheduler {
             self.fire_timers();
             let n = self.runq.borrow().len();
             for _ in 0..n {
-                let Some(wake) = self.runq.borrow_mut().pop_front() else { break };
+                let Some(wake) = self.runq.borrow_mut().pop_front() else {
+                    break;
+                };
                 self.run_one(wake);
                 if let Some(code) = self.exit.get() {
                     return Outcome::Exit(code);
@@ -660,14 +691,17 @@ fn wall_clock() -> f64 {
         .as_secs_f64()
 }
 
-/// The message of the error on top of the dead thread `t`, with a traceback
-/// of `t`, as `lua.c`'s message handler words it.
+/// The message of the error on top of the dead thread `t` (popped), with a
+/// traceback of `t`, as `lua.c`'s message handler words it.
 ///
 /// # Safety
-/// The error value must be on top of `t`; `main` must have free stack.
+/// The error value must be on top of `t`; `main` must not be running.
 pub(crate) unsafe fn error_report(main: *mut lua_State, t: *mut lua_State) -> String {
-    ffi::lua_checkstack(main, 4);
-    let msg = error_text(t, -1);
+    ffi::lua_checkstack(main, 8);
+    // `__tostring` must run on a live thread: move the value to main.
+    ffi::lua_xmove(t, main, 1);
+    let msg = error_text(main, -1);
+    ffi::lua_pop(main, 1);
     let cmsg = std::ffi::CString::new(msg.replace('\0', "\\0")).unwrap_or_default();
     ffi::luaL_traceback(main, t, cmsg.as_ptr(), 0);
     let out = lua::to_bytes(main, -1)
@@ -694,7 +728,10 @@ pub(crate) unsafe fn error_text(l: *mut lua_State, idx: c_int) -> String {
     if ffi::luaL_getmetafield(l, idx, c"__tostring".as_ptr()) != ffi::LUA_TNIL {
         ffi::lua_pop(l, 1);
         let s = lua::display(l, idx);
-        return s.strip_prefix("runtime error: ").map(str::to_owned).unwrap_or(s);
+        return s
+            .strip_prefix("runtime error: ")
+            .map(str::to_owned)
+            .unwrap_or(s);
     }
     let name = std::ffi::CStr::from_ptr(ffi::lua_typename(l, ty)).to_string_lossy();
     format!("(error object is a {name} value)")

@@ -1,0 +1,332 @@
+//! Runs the Lua test scripts under `tests/lua/` through the real `lem` binary.
+//!
+//! Each script is its own `#[test]`, listed in [`lua_tests!`] below (as
+//! deno_core's `testing/lib.rs` lists its scripts); `all_scripts_listed` fails
+//! when a script on disk is missing from the list, or the list names a file
+//! that is not there.
+//!
+//! A script runs as `lem <path>` with `tests/lua/` as working directory (so
+//! `dofile('support.lua')` works), stdin closed, `LEM_TEST_TMP` set to a fresh
+//! empty directory, and `LUA_PATH`/`LUA_CPATH`/`LUA_INIT` removed from the
+//! environment. It passes when:
+//!
+//! * it exits with status 0, or N if its first line is `-- exit: N`;
+//! * stdout equals `<script>.out` exactly, if that file exists;
+//! * stderr contains every non-empty line of `<script>.err`, if that exists;
+//! * it ends within the deadline: 60 s, or `LEM_TEST_TIMEOUT` seconds.
+//!
+//! Not scripts: `tests/lua/support.lua`, the `.out`/`.err` files, and anything
+//! under a directory named `data` (fixtures and helper modules).
+
+#![cfg(unix)]
+
+use std::fs;
+use std::io::Read;
+use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::thread;
+use std::time::{Duration, Instant};
+
+/// `name => "dir/script.lua",` per script, one line each, sorted. The name is
+/// the path without `.lua`, with `/` and `-` turned into `_`
+/// (`all_scripts_listed` checks this and prints the lines to add).
+macro_rules! lua_tests {
+    ($($name:ident => $path:literal,)*) => {
+        $(
+            #[test]
+            fn $name() {
+                run_script($path);
+            }
+        )*
+
+        /// Every listed script, relative to `tests/lua/`.
+        const SCRIPTS: &[(&str, &str)] = &[$((stringify!($name), $path)),*];
+    };
+}
+
+lua_tests! {
+    cli_hello => "cli/hello.lua",
+    cli_options => "cli/options.lua",
+    cmod_cjson => "cmod/cjson.lua",
+    cmod_lpeg => "cmod/lpeg.lua",
+    core_error_object => "core/error_object.lua",
+    core_not_yieldable => "core/not_yieldable.lua",
+    core_require_builtin => "core/require_builtin.lua",
+    core_suspend_anywhere => "core/suspend_anywhere.lua",
+    core_uncaught_error => "core/uncaught_error.lua",
+    core_user_coroutines => "core/user_coroutines.lua",
+    queue_queue => "queue/queue.lua",
+    repl_pipe => "repl/pipe.lua",
+    utils_exit => "utils/exit.lua",
+    utils_exit_nested => "utils/exit_nested.lua",
+    utils_now_exit_pool => "utils/now_exit_pool.lua",
+    utils_sleeper => "utils/sleeper.lua",
+    utils_spawn_yield => "utils/spawn_yield.lua",
+    utils_suspend_resume => "utils/suspend_resume.lua",
+}
+
+const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// `tests/lua/`: the scripts' home and working directory.
+fn script_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests")
+        .join("lua")
+}
+
+/// What a script must do to pass, from the files beside it.
+struct Expect {
+    status: i32,
+    stdout: Option<Vec<u8>>,
+    stderr_lines: Vec<String>,
+}
+
+impl Expect {
+    fn for_script(path: &Path) -> Expect {
+        let source = fs::read_to_string(path)
+            .unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
+        let status = match source
+            .lines()
+            .next()
+            .and_then(|l| l.strip_prefix("-- exit:"))
+        {
+            Some(n) => n
+                .trim()
+                .parse()
+                .unwrap_or_else(|_| panic!("{}: bad `-- exit: N` line", path.display())),
+            None => 0,
+        };
+        let stdout = fs::read(with_suffix(path, ".out")).ok();
+        let stderr_lines = fs::read_to_string(with_suffix(path, ".err"))
+            .map(|s| {
+                s.lines()
+                    .filter(|l| !l.trim().is_empty())
+                    .map(str::to_owned)
+                    .collect()
+            })
+            .unwrap_or_default();
+        Expect {
+            status,
+            stdout,
+            stderr_lines,
+        }
+    }
+}
+
+/// `a/b.lua` + `.out` -> `a/b.lua.out`.
+fn with_suffix(path: &Path, suffix: &str) -> PathBuf {
+    let mut s = path.as_os_str().to_owned();
+    s.push(suffix);
+    PathBuf::from(s)
+}
+
+/// A fresh, empty scratch directory for one test, under Cargo's per-target
+/// temporary directory; the pid keeps two concurrent `cargo test` apart.
+fn scratch_dir(script: &str) -> PathBuf {
+    let name = format!("{}-{}", script.replace(['/', '.'], "_"), std::process::id());
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join("lua")
+        .join(name);
+    let _ = fs::remove_dir_all(&dir);
+    fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("mkdir {}: {e}", dir.display()));
+    dir
+}
+
+fn timeout() -> Duration {
+    match std::env::var("LEM_TEST_TIMEOUT") {
+        Ok(s) => Duration::from_secs(s.parse().expect("LEM_TEST_TIMEOUT: seconds")),
+        Err(_) => DEFAULT_TIMEOUT,
+    }
+}
+
+/// Reads a child's pipe to the end on its own thread, so a chatty script
+/// cannot fill the pipe and stall while we wait for it.
+fn drain(pipe: Option<impl Read + Send + 'static>) -> thread::JoinHandle<Vec<u8>> {
+    let mut pipe = pipe.expect("piped");
+    thread::spawn(move || {
+        let mut buf = Vec::new();
+        let _ = pipe.read_to_end(&mut buf);
+        buf
+    })
+}
+
+/// SIGKILLs the child's process group: the child and anything it started
+/// (curl, a server in the background) that could hold our pipes open.
+fn kill_group(child: &Child) {
+    // The child leads its own group (process_group(0) below).
+    let pgid = child.id() as libc::pid_t;
+    unsafe {
+        libc::kill(-pgid, libc::SIGKILL);
+    }
+}
+
+/// Waits for the child until `deadline`; `None` if it is still running.
+fn wait_until(child: &mut Child, deadline: Instant) -> Option<ExitStatus> {
+    loop {
+        if let Some(status) = child.try_wait().expect("waitpid") {
+            return Some(status);
+        }
+        if Instant::now() >= deadline {
+            return None;
+        }
+        thread::sleep(Duration::from_millis(5));
+    }
+}
+
+fn describe(status: Option<ExitStatus>) -> String {
+    match status {
+        None => "killed at the deadline".into(),
+        Some(s) => match (s.code(), s.signal()) {
+            (Some(code), _) => format!("exit status {code}"),
+            (None, Some(sig)) => format!("killed by signal {sig}"),
+            (None, None) => format!("{s}"),
+        },
+    }
+}
+
+/// Runs one script and panics with everything we know if it fails.
+fn run_script(script: &str) {
+    let root = script_root();
+    let path = root.join(script);
+    assert!(path.is_file(), "{} does not exist", path.display());
+    let expect = Expect::for_script(&path);
+    let tmp = scratch_dir(script);
+    let limit = timeout();
+
+    let mut child = Command::new(env!("CARGO_BIN_EXE_lem"))
+        .arg(script)
+        .current_dir(&root)
+        .env("LEM_TEST_TMP", &tmp)
+        .env_remove("LUA_INIT")
+        .env_remove("LUA_INIT_5_4")
+        .env_remove("LUA_PATH")
+        .env_remove("LUA_PATH_5_4")
+        .env_remove("LUA_CPATH")
+        .env_remove("LUA_CPATH_5_4")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0)
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot run {}: {e}", env!("CARGO_BIN_EXE_lem")));
+    let out = drain(child.stdout.take());
+    let err = drain(child.stderr.take());
+
+    let status = wait_until(&mut child, Instant::now() + limit);
+    // Leftover grandchildren die with the test, and release the pipes.
+    kill_group(&child);
+    if status.is_none() {
+        let _ = child.wait();
+    }
+    let stdout = out.join().expect("stdout reader");
+    let stderr = err.join().expect("stderr reader");
+
+    let mut failures = Vec::new();
+    match status {
+        None => failures.push(format!("timed out after {} s", limit.as_secs())),
+        Some(s) if s.code() != Some(expect.status) => failures.push(format!(
+            "expected exit status {}, got {}",
+            expect.status,
+            describe(status)
+        )),
+        Some(_) => {}
+    }
+    if let Some(want) = &expect.stdout {
+        if *want != stdout {
+            failures.push(format!(
+                "stdout differs from {script}.out; expected:\n{}",
+                String::from_utf8_lossy(want)
+            ));
+        }
+    }
+    let stderr_text = String::from_utf8_lossy(&stderr);
+    for line in &expect.stderr_lines {
+        if !stderr_text.contains(line.as_str()) {
+            failures.push(format!("stderr lacks {line:?} (from {script}.err)"));
+        }
+    }
+
+    if failures.is_empty() {
+        let _ = fs::remove_dir_all(&tmp);
+        return;
+    }
+    panic!(
+        "tests/lua/{script} failed ({}):\n  - {}\n\
+         --- stdout ---\n{}\n--- stderr ---\n{}\n--- scratch dir (kept): {}",
+        describe(status),
+        failures.join("\n  - "),
+        String::from_utf8_lossy(&stdout),
+        stderr_text,
+        tmp.display()
+    );
+}
+
+/// Every `.lua` under `dir` that is a test script, relative to `root`.
+fn scripts_on_disk(root: &Path, dir: &Path, found: &mut Vec<String>) {
+    for entry in fs::read_dir(dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display())) {
+        let path = entry.expect("readdir").path();
+        let rel = path
+            .strip_prefix(root)
+            .expect("under root")
+            .to_string_lossy()
+            .into_owned();
+        if path.is_dir() {
+            if path.file_name().is_some_and(|n| n != "data") {
+                scripts_on_disk(root, &path, found);
+            }
+        } else if rel.ends_with(".lua") && rel != "support.lua" {
+            found.push(rel);
+        }
+    }
+}
+
+/// The test name for a script path: `cli/hello.lua` -> `cli_hello`.
+fn test_name(script: &str) -> String {
+    script
+        .trim_end_matches(".lua")
+        .replace(['/', '-', '.'], "_")
+}
+
+#[test]
+fn all_scripts_listed() {
+    let root = script_root();
+    let mut on_disk = Vec::new();
+    scripts_on_disk(&root, &root, &mut on_disk);
+    on_disk.sort();
+
+    let listed: Vec<&str> = SCRIPTS.iter().map(|(_, path)| *path).collect();
+    let unlisted: Vec<String> = on_disk
+        .iter()
+        .filter(|s| !listed.contains(&s.as_str()))
+        .map(|s| format!("    {} => \"{s}\",", test_name(s)))
+        .collect();
+    let missing: Vec<&str> = listed
+        .iter()
+        .copied()
+        .filter(|s| !on_disk.iter().any(|d| d == s))
+        .collect();
+    let misnamed: Vec<String> = SCRIPTS
+        .iter()
+        .filter(|(name, path)| *name != test_name(path))
+        .map(|(name, path)| format!("    {name} => \"{path}\" (should be {})", test_name(path)))
+        .collect();
+
+    let mut problems = String::new();
+    if !unlisted.is_empty() {
+        problems += &format!(
+            "scripts not listed in lua_tests! (tests/lua.rs); add:\n{}\n",
+            unlisted.join("\n")
+        );
+    }
+    if !missing.is_empty() {
+        problems += &format!("listed but not on disk: {missing:?}\n");
+    }
+    if !misnamed.is_empty() {
+        problems += &format!(
+            "test names must follow the path:\n{}\n",
+            misnamed.join("\n")
+        );
+    }
+    assert!(problems.is_empty(), "{problems}");
+}

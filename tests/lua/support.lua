@@ -1,0 +1,124 @@
+-- tests/lua/support.lua: helpers for the test scripts (run by tests/lua.rs).
+--
+-- Load with `dofile('support.lua')` (the harness runs scripts in tests/lua/);
+-- it defines the globals checkerr, eq and tmpdir, as Lua's own testes define
+-- checkerr, and also returns them in a table.
+
+local M = {}
+
+local type, tostring, pairs, ipairs, error, pcall = type, tostring, pairs, ipairs, error, pcall
+local format, find = string.format, string.find
+local concat, sort = table.concat, table.sort
+
+-- A short readable rendering of v: strings quoted, tables expanded a few
+-- levels deep with sorted keys.
+local function show(v, depth)
+	if type(v) == 'string' then
+		return format('%q', v)
+	elseif type(v) ~= 'table' then
+		return tostring(v)
+	end
+	depth = depth or 0
+	if depth > 3 then
+		return '{...}'
+	end
+	local keys = {}
+	for k in pairs(v) do
+		keys[#keys + 1] = k
+	end
+	sort(keys, function(a, b)
+		if type(a) == type(b) and (type(a) == 'number' or type(a) == 'string') then
+			return a < b
+		end
+		return type(a) < type(b)
+	end)
+	local parts = {}
+	for i, k in ipairs(keys) do
+		if i > 20 then
+			parts[#parts + 1] = '...'
+			break
+		end
+		if k == i then -- the sequence part: {1, 2, 3}
+			parts[#parts + 1] = show(v[k], depth + 1)
+		else
+			local key = (type(k) == 'string' and k:match('^[%a_][%w_]*$')) and k or '[' .. show(k, depth + 1) .. ']'
+			parts[#parts + 1] = key .. ' = ' .. show(v[k], depth + 1)
+		end
+	end
+	return '{' .. concat(parts, ', ') .. '}'
+end
+M.show = show
+
+-- checkerr(msg, f, ...): calls f(...), which must raise a string error that
+-- contains msg (plain text, not a pattern). Returns the message.
+function M.checkerr(msg, f, ...)
+	local ok, err = pcall(f, ...)
+	if ok then
+		error(format('expected an error containing %q, but the call succeeded', msg), 2)
+	end
+	if type(err) ~= 'string' then
+		error(format('expected a string error containing %q, got a %s: %s', msg, type(err), tostring(err)), 2)
+	end
+	if not find(err, msg, 1, true) then
+		error(format('expected an error containing %q, got %q', msg, err), 2)
+	end
+	return err
+end
+
+-- Where a and b first differ: nil if they are equal (the same primitive
+-- value, so 1 == 1.0 and NaN == NaN, or tables with equal values under the
+-- same keys, compared recursively), else the path ('' for a and b
+-- themselves) and the two differing values.
+local function diff(a, b, path, seen)
+	if a == b or (a ~= a and b ~= b) then
+		return nil
+	end
+	if type(a) ~= 'table' or type(b) ~= 'table' then
+		return path, a, b
+	end
+	-- A pair already being compared is assumed equal (cycles).
+	seen[a] = seen[a] or {}
+	if seen[a][b] then
+		return nil
+	end
+	seen[a][b] = true
+	for k, v in pairs(a) do
+		local p, x, y = diff(v, b[k], path .. '[' .. show(k) .. ']', seen)
+		if p then
+			return p, x, y
+		end
+	end
+	for k, v in pairs(b) do
+		if a[k] == nil then
+			return path .. '[' .. show(k) .. ']', nil, v
+		end
+	end
+	return nil
+end
+
+-- eq(actual, expected, what): asserts that actual equals expected (deep
+-- for tables); what names the value in the failure message.
+function M.eq(actual, expected, what)
+	local path, x, y = diff(actual, expected, '', {})
+	if not path then
+		return actual
+	end
+	local msg = format('%s: expected %s, got %s', what or 'eq', show(expected), show(actual))
+	if path ~= '' then
+		msg = msg .. format('\n  first difference at %s: expected %s, got %s', path, show(y), show(x))
+	end
+	error(msg, 2)
+end
+
+-- tmpdir(): this test's fresh scratch directory (LEM_TEST_TMP).
+function M.tmpdir()
+	local dir = os.getenv('LEM_TEST_TMP')
+	if not dir or dir == '' then
+		error('LEM_TEST_TMP is not set: run through `cargo test`, or '
+			.. 'LEM_TEST_TMP=$(mktemp -d) lem script.lua', 2)
+	end
+	return dir
+end
+
+checkerr, eq, tmpdir = M.checkerr, M.eq, M.tmpdir
+return M
