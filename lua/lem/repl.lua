@@ -18,7 +18,9 @@ local compile = loadstring or load
 -- As lua.c: try the line as an expression first, then as statements.
 local function compile_line(src, chunkname)
 	if src:sub(1, 1) == '=' then src = 'return ' .. src:sub(2) end
-	local f = compile('return ' .. src, chunkname)
+	-- (through select, so the expression is no tail call that would hide
+	-- an error's position)
+	local f = compile('return select(1, ' .. src .. '\n)', chunkname)
 	if f then return f end
 	return compile(src, chunkname)
 end
@@ -67,14 +69,23 @@ function M.repl(name, instream, outstream)
 	end)
 end
 
--- The interactive console: line editing and history on a terminal.
+-- The interactive console: line editing and history on a terminal (the
+-- editor shows the prompt); otherwise the prompt is written here, before
+-- the coroutine suspends, so output stays in order.
 function M.console(name)
 	local stdout = io.stdout
+	local tty = core.isatty()
 	return M.loop(name or 'stdin', function(prompt)
+		if not tty then
+			stdout:write(prompt)
+			prompt = ''
+		end
+		-- print() buffers on some Luas: show its output now
+		stdout:flush()
 		while true do
 			local line, err = core.readline(prompt)
 			if line or err ~= 'interrupted' then
-				if line == nil and core.isatty() then stdout:write('\n') end
+				if line == nil and tty then stdout:write('\n') end
 				return line
 			end
 		end

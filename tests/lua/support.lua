@@ -120,5 +120,19 @@ function M.tmpdir()
 	return dir
 end
 
+-- exec(shell command) -> exit status, on Lua 5.4 and 5.1/LuaJIT alike.
+function M.exec(cmd)
+	local a, _, c = os.execute(cmd)
+	if type(a) == 'number' then -- 5.1: the raw wait status
+		return a % 256 == 0 and a / 256 or 128 + a % 256
+	end
+	return c
+end
+
+-- Lua 5.1/LuaJIT lack table.pack.
+table.pack = table.pack or function(...)
+	return { n = select('#', ...), ... }
+end
+
 checkerr, eq, tmpdir = M.checkerr, M.eq, M.tmpdir
 return M

@@ -16,7 +16,7 @@ local function run(args, input, env)
 	else
 		cmd = cmd .. ' </dev/null'
 	end
-	local _, _, code = os.execute(cmd)
+	local code = require('support').exec(cmd)
 	local function slurp(p) local f = io.open(p); local s = f:read('a'); f:close(); return s end
 	return slurp(out), slurp(err), code
 end
@@ -93,7 +93,8 @@ assert(err:find('lem: cannot open ' .. dir .. '/missing.lua', 1, true), err)
 s = script('syntax.lua', 'x = = 1')
 out, err, code = run(s)
 eq(code, 1, 'syntax error status')
-assert(err:find('lem: ' .. s .. ':1:', 1, true), err)
+-- (LuaJIT shortens long chunk names from the left)
+assert(err:find('^lem: .*syntax%.lua:1:'), err)
 out, err, code = run('-e "error(\'boom\')"')
 eq(code, 1, 'runtime error status')
 assert(err:find('lem: (command line):1: boom', 1, true), err)

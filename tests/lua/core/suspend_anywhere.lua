@@ -36,6 +36,7 @@ local mt = {
 	__concat = function() nap(); return 'cat' end,
 	__len = function() nap(); return 7 end,
 }
+local has_len = _VERSION ~= 'Lua 5.1' -- 5.1 ignores __len on tables
 local o = setmetatable({}, mt)
 eq(o.foo, 'foo!', '__index')
 eq(o + 1, 42, '__add')
@@ -43,7 +44,7 @@ eq(o(21), 42, '__call')
 eq(o == setmetatable({}, mt), true, '__eq')
 eq(o < o, true, '__lt')
 eq(o .. 'x', 'cat', '__concat')
-eq(#o, 7, '__len')
+if has_len then eq(#o, 7, '__len') end
 
 -- for-in iterators
 local seen = {}

@@ -19,10 +19,12 @@ local input = table.concat({
 	'',
 }, '\n')
 local f = io.open(dir .. '/in', 'w'); f:write(input); f:close()
-local p = io.popen("'" .. LEM .. "' -i < " .. dir .. '/in 2>&1')
-local out = p:read('a')
-local ok, _, code = p:close()
-eq({ ok, code }, { true, 0 }, 'repl exits 0 at end of input')
+local p = io.popen("'" .. LEM .. "' -i < " .. dir .. '/in 2>&1; echo "[exit $?]"')
+local out = p:read('*a')
+p:close()
+local status
+out, status = out:match('^(.*)%[exit (%d+)%]\n$')
+eq(status, '0', 'repl exits 0 at end of input')
 local expect = {
 	'^lem %S+ %(.-%)\n',
 	'> 3\n',
@@ -30,8 +32,7 @@ local expect = {
 	'> > >> >> loop\t1\nloop\t2\n',
 	'> stdin:1: oops\n',
 	'> 10\n',
-	'> spawned ran\n',
-	'> after\n',
+	'> > spawned ran\nafter\n',
 	'> 1\tnil\tthree\n',
 	'> $',
 }

@@ -16,9 +16,12 @@ eq(utils.now(), later, 'now after updatenow')
 -- poolconfig checks its arguments and accepts sane ones
 utils.poolconfig(1, 0, 4)
 -- (Lua 5.4 names the function by where it is found: 'lem.utils.poolconfig')
+local unpack = table.unpack or unpack
 local function badarg(n, msg, ...)
-	local e = checkerr(msg, utils.poolconfig, ...)
-	assert(e:find('bad argument #' .. n .. " to '", 1, true) and e:find("poolconfig'", 1, true), e)
+	local args, nargs = { ... }, select('#', ...)
+	checkerr('bad argument #' .. n .. " to 'poolconfig' " .. msg, function()
+		utils.poolconfig(unpack(args, 1, nargs))
+	end)
 end
 badarg(1, '(number expected, got string)', 'x', 1, 2)
 badarg(1, '(delay must be a non-negative number of seconds)', -1, 1, 2)
