@@ -1,11 +1,12 @@
 -- Per-event cost with N parked coroutines: N coroutines wait in
 -- utils.suspend() while two others ping-pong M events through sleepers,
 -- each event allocating a little garbage (a table and a string), so the
--- collector runs throughout.  usage: lem gc_parked.lua [N] [M] [gcmode]
+-- collector runs throughout.  usage: lem gc_parked.lua [N] [M] [gcmode [param]]
+-- e.g. `incremental 400` sets the pause to 400%.
 local utils = require 'lem.utils'
 local N = tonumber(arg[1] or 10000)
 local M = tonumber(arg[2] or 1000000)
-if arg[3] then collectgarbage(arg[3]) end
+if arg[3] then collectgarbage(arg[3], tonumber(arg[4])) end
 
 for _ = 1, N do utils.spawn(utils.suspend) end
 utils.yield() -- let them all park

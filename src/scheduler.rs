@@ -173,6 +173,10 @@ pub struct Scheduler {
 
 const NO_TASK: TaskId = 0;
 
+/// While coroutines keep the run queue busy, the loop still polls I/O and
+/// runs other loop tasks at least this often (seconds).
+const IO_POLL_INTERVAL: f64 = 0.000_5;
+
 thread_local! {
     static CURRENT: Cell<*const Scheduler> = const { Cell::new(std::ptr::null()) };
 }
@@ -573,8 +577,11 @@ impl Scheduler {
     }
 
     fn fire_timers(&self) {
-        let now = self.epoch.elapsed().as_nanos() as u64;
         let mut timers = self.timers.borrow_mut();
+        if timers.is_empty() {
+            return;
+        }
+        let now = self.epoch.elapsed().as_nanos() as u64;
         while let Some(std::cmp::Reverse(top)) = timers.peek() {
             if top.deadline > now {
                 break;
@@ -627,7 +634,7 @@ impl Scheduler {
     /// or an uncaught error, or (with `until`) until that task has ended.
     pub async fn run(&'static self, until: Option<TaskId>) -> Outcome {
         let until = until.map(|id| (id, self.tasks.borrow()[id as usize].thread));
-        let mut passes: u32 = 0;
+        let mut polled_io = self.now();
         loop {
             self.update_now();
             self.fire_timers();
@@ -649,9 +656,9 @@ impl Scheduler {
             if !self.runq.borrow().is_empty() {
                 // Let I/O and other loop tasks progress now and then while
                 // coroutines keep yielding to each other.
-                passes = passes.wrapping_add(1);
-                if passes % 16 == 0 {
+                if (self.now() - polled_io).abs() >= IO_POLL_INTERVAL {
                     tokio::task::yield_now().await;
+                    polled_io = self.now();
                 }
                 continue;
             }
