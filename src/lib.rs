@@ -18,9 +18,11 @@
 //! - [`native`]: the documented API for native modules in Rust.
 //! - `src/utils.rs`: `lem.utils`; `src/repl.rs`: the console under
 //!   `lem.repl`.
+//! - `src/lfs.rs`: `lem.lfs.core`, filesystem calls on the pool.
 //! - `lua/lem/`: the Lua halves (`queue`, `repl`, and the coroutine glue),
 //!   embedded at build time under chunk names that point at those files.
 
+mod lfs;
 pub mod lua;
 pub mod modules;
 pub mod native;

@@ -40,6 +40,8 @@ macro_rules! const_cstr {
 pub const BUILTINS: &[(&str, Opener)] = &[
     ("lem.utils", Opener::Native(crate::utils::open)),
     ("lem.queue", lua_file!("lua/lem/queue.lua")),
+    ("lem.lfs", lua_file!("lua/lem/lfs.lua")),
+    ("lem.lfs.core", Opener::Native(crate::lfs::open)),
     ("lem.repl", lua_file!("lua/lem/repl.lua")),
     ("lem.repl.core", Opener::Native(crate::repl::open)),
 ];
