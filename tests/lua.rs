@@ -63,6 +63,7 @@ lua_tests! {
     lfs_paths => "lfs/paths.lua",
     queue_queue => "queue/queue.lua",
     repl_pipe => "repl/pipe.lua",
+    repl_tty => "repl/tty.lua",
     utils_exit => "utils/exit.lua",
     utils_exit_nested => "utils/exit_nested.lua",
     utils_now_exit_pool => "utils/now_exit_pool.lua",

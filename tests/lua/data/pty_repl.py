@@ -1,0 +1,69 @@
+"""Drive `lem` with no script on a pseudo-terminal, as a person would.
+
+usage: python3 pty_repl.py LEM
+Types lines (with line editing keys), and prints everything the REPL wrote,
+then `[exit N]`. Used by tests/lua/repl/tty.lua.
+"""
+import os
+import pty
+import select
+import sys
+import time
+
+lem = sys.argv[1]
+pid, fd = pty.fork()
+if pid == 0:
+    os.environ["TERM"] = "xterm"
+    os.execv(lem, [lem])
+
+out = b""
+
+
+def read_until(token, timeout=10.0):
+    """Collect output until `token` appears (or fail after timeout)."""
+    global out
+    end = time.time() + timeout
+    while token not in out:
+        left = end - time.time()
+        if left <= 0:
+            sys.stdout.write(out.decode(errors="replace"))
+            sys.exit("timed out waiting for %r" % token)
+        r, _, _ = select.select([fd], [], [], left)
+        if r:
+            try:
+                chunk = os.read(fd, 4096)
+            except OSError:
+                break
+            if not chunk:
+                break
+            out += chunk
+
+
+read_until(b"> ")
+os.write(fd, b"40 + 2\r")
+read_until(b"42")
+# history: arrow up recalls the last line; edit it (backspace) and run it
+os.write(fd, b"\x1b[A\x7f3\r")
+read_until(b"43")
+# a coroutine spawned from the REPL runs while the REPL waits for input
+# (the output 'tick' is not in the echoed input, which says 'ti'..'ck')
+os.write(fd, b"u = require 'lem.utils'; u.spawn(function() u.newsleeper():sleep(0.05); print('ti'..'ck') end)\r")
+read_until(b"tick")
+# continuation prompt
+os.write(fd, b"if true then\r")
+read_until(b">> ")
+os.write(fd, b"print('block') end\r")
+read_until(b"block")
+# Ctrl-D ends the session
+os.write(fd, b"\x04")
+_, status = os.waitpid(pid, 0)
+try:
+    while True:
+        chunk = os.read(fd, 4096)
+        if not chunk:
+            break
+        out += chunk
+except OSError:
+    pass
+sys.stdout.write(out.decode(errors="replace"))
+sys.stdout.write("\n[exit %d]\n" % os.waitstatus_to_exitcode(status))
