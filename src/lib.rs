@@ -18,14 +18,18 @@
 //! - [`native`]: the documented API for native modules in Rust.
 //! - `src/utils.rs`: `lem.utils`; `src/repl.rs`: the console under
 //!   `lem.repl`.
+//! - [`io`]: `lem.io.core` (streams, files, servers); [`parsers`]:
+//!   `lem.parsers.core`, the read formats and how native modules add more.
 //! - `src/lfs.rs`: `lem.lfs.core`, filesystem calls on the pool.
 //! - `lua/lem/`: the Lua halves (`queue`, `repl`, and the coroutine glue),
 //!   embedded at build time under chunk names that point at those files.
 
+pub mod io;
 mod lfs;
 pub mod lua;
 pub mod modules;
 pub mod native;
+pub mod parsers;
 pub mod pool;
 mod repl;
 pub mod scheduler;

@@ -40,6 +40,11 @@ macro_rules! const_cstr {
 pub const BUILTINS: &[(&str, Opener)] = &[
     ("lem.utils", Opener::Native(crate::utils::open)),
     ("lem.queue", lua_file!("lua/lem/queue.lua")),
+    ("lem.io", lua_file!("lua/lem/io.lua")),
+    ("lem.io.core", Opener::Native(crate::io::open)),
+    ("lem.io.queue", lua_file!("lua/lem/io/queue.lua")),
+    ("lem.parsers", lua_file!("lua/lem/parsers.lua")),
+    ("lem.parsers.core", Opener::Native(crate::parsers::open)),
     ("lem.lfs", lua_file!("lua/lem/lfs.lua")),
     ("lem.lfs.core", Opener::Native(crate::lfs::open)),
     ("lem.repl", lua_file!("lua/lem/repl.lua")),

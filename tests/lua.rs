@@ -56,6 +56,7 @@ lua_tests! {
     core_suspend_anywhere => "core/suspend_anywhere.lua",
     core_uncaught_error => "core/uncaught_error.lua",
     core_user_coroutines => "core/user_coroutines.lua",
+    io_stream_read => "io/stream_read.lua",
     lfs_attributes => "lfs/attributes.lua",
     lfs_concurrent => "lfs/concurrent.lua",
     lfs_dir => "lfs/dir.lua",

@@ -1,0 +1,59 @@
+-- lem.io.queue: many coroutines writing whole messages to one stream. See
+-- LEM-API.md "lem.io.queue".
+local utils = require 'lem.utils'
+
+local thisthread, suspend, resume = utils.thisthread, utils.suspend, utils.resume
+local setmetatable = setmetatable
+
+local M = {}
+
+local QStream = {}
+QStream.__index = QStream
+M.QStream = QStream
+
+-- wrap(stream): writes wait their turn (first come, first served) instead
+-- of getting 'busy'. Waiting writers are kept in slots first..last.
+function M.wrap(stream)
+	return setmetatable({ stream = stream, busy = false, first = 1, last = 0 }, QStream)
+end
+
+function QStream:write(...)
+	if self.busy then
+		local last = self.last + 1
+		self.last = last
+		self[last] = thisthread()
+		suspend()
+	end
+	self.busy = true
+	local ok, err = self.stream:write(...)
+	-- Hand the stream to the next waiting writer, if any still waits.
+	while self.first <= self.last do
+		local i = self.first
+		local co = self[i]
+		self[i] = nil
+		self.first = i + 1
+		if resume(co) then
+			return ok, err
+		end
+	end
+	self.busy = false
+	return ok, err
+end
+
+function QStream:close()
+	return self.stream:close()
+end
+
+function QStream:closed()
+	return self.stream:closed()
+end
+
+-- Everything else reaches the stream itself.
+for _, name in ipairs({ 'read', 'lines', 'cork', 'uncork', 'getpeer', 'settimeout', 'setlimit', 'sendfile' }) do
+	QStream[name] = function(self, ...)
+		local s = self.stream
+		return s[name](s, ...)
+	end
+end
+
+return M

@@ -1,0 +1,259 @@
+//! `lem.io.core`: the native half of `lem.io` (the Lua half is
+//! `lua/lem/io.lua`). Objects: [`stream::Stream`] (sockets, pipes, ttys,
+//! fifos: non-blocking on the loop), [`file::File`] (regular files: every
+//! operation on the pool), [`server::Server`] (listening sockets). See
+//! LEM-API.md "lem.io".
+//!
+//! Beyond the original, every object that suspends has
+//! `obj:settimeout(seconds | nil)` (applied to each suspending call: it then
+//! returns `nil, 'timeout'` and the object stays usable), and streams and
+//! files have `obj:setlimit(bytes)`: the most input a delimited format
+//! (`'*l'`, `'HTTPRequest'`...) buffers before `read` gives up with
+//! `nil, 'line too long'` (default [`crate::parsers::DEFAULT_LIMIT`], 1 MiB;
+//! `read(n)` and `read('*a')` ask for their size themselves and are not held
+//! to it).
+
+use std::ffi::c_int;
+use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::time::Duration;
+
+use crate::lua::{self, ffi, lua_State, Reg};
+
+pub mod file;
+pub mod server;
+pub mod stream;
+mod tcp;
+mod unix;
+
+pub use stream::push_stream;
+
+/// The OS's text for an error, without Rust's ` (os error N)` suffix: what
+/// LEM returned as `strerror(errno)`.
+pub fn os_error_text(e: &io::Error) -> String {
+    match e.raw_os_error() {
+        Some(code) => strerror(code),
+        None => {
+            let s = e.to_string();
+            match s.find(" (os error ") {
+                Some(i) => s[..i].to_owned(),
+                None => s,
+            }
+        }
+    }
+}
+
+/// `strerror(code)`.
+pub fn strerror(code: i32) -> String {
+    let s = io::Error::from_raw_os_error(code).to_string();
+    match s.find(" (os error ") {
+        Some(i) => s[..i].to_owned(),
+        None => s,
+    }
+}
+
+/// `return nil, strerror` for an I/O error.
+///
+/// # Safety
+/// `l` needs two free slots.
+pub(crate) unsafe fn fail_os(l: *mut lua_State, e: &io::Error) -> c_int {
+    let msg = os_error_text(e);
+    lua::fail(l, &msg)
+}
+
+/// Whether an error means the peer went away (a write or read on it then
+/// returns `'closed'`).
+pub(crate) fn is_disconnect(e: &io::Error) -> bool {
+    matches!(e.raw_os_error(), Some(libc::EPIPE) | Some(libc::ECONNRESET))
+}
+
+/// Raise unless the running code is a lem coroutine that may suspend.
+///
+/// # Safety
+/// May raise: call before creating owned values.
+pub(crate) unsafe fn check_suspendable(l: *mut lua_State) {
+    if !can_suspend(l) {
+        cannot_suspend(l);
+    }
+}
+
+/// Whether the running code may suspend.
+///
+/// # Safety
+/// `l` must be the running thread.
+pub(crate) unsafe fn can_suspend(l: *mut lua_State) -> bool {
+    crate::scheduler::get().current().is_some() && lua::is_yieldable(l)
+}
+
+/// Raise `attempt to suspend outside a lem coroutine`.
+///
+/// # Safety
+/// Raises: nothing owned may be alive in the caller's frame.
+pub(crate) unsafe fn cannot_suspend(l: *mut lua_State) -> ! {
+    ffi::luaL_error(l, c"attempt to suspend outside a lem coroutine".as_ptr());
+    unreachable!("luaL_error returned")
+}
+
+/// Read the optional timeout argument of `settimeout`: nil or a number of
+/// seconds (`<= 0` means "do not wait": the call times out at once unless it
+/// can finish without waiting).
+///
+/// # Safety
+/// May raise.
+pub(crate) unsafe fn check_timeout(l: *mut lua_State, arg: c_int) -> Option<Duration> {
+    if lua::is_none_or_nil(l, arg) {
+        return None;
+    }
+    let t = lua::check_number(l, arg);
+    if t.is_nan() {
+        lua::arg_error(l, arg, c"timeout must be a number of seconds");
+    }
+    Some(Duration::try_from_secs_f64(t.max(0.0)).unwrap_or(Duration::from_secs(100 * 365 * 86400)))
+}
+
+/// Set or clear `O_NONBLOCK`.
+pub(crate) fn set_nonblocking(fd: RawFd, on: bool) -> io::Result<()> {
+    // SAFETY: plain fcntl on a descriptor we hold.
+    unsafe {
+        let flags = libc::fcntl(fd, libc::F_GETFL);
+        if flags < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        let new = if on {
+            flags | libc::O_NONBLOCK
+        } else {
+            flags & !libc::O_NONBLOCK
+        };
+        if new != flags && libc::fcntl(fd, libc::F_SETFL, new) < 0 {
+            return Err(io::Error::last_os_error());
+        }
+    }
+    Ok(())
+}
+
+/// Set `FD_CLOEXEC`.
+pub(crate) fn set_cloexec(fd: RawFd) {
+    // SAFETY: plain fcntl on a descriptor we hold.
+    unsafe {
+        let flags = libc::fcntl(fd, libc::F_GETFD);
+        if flags >= 0 && flags & libc::FD_CLOEXEC == 0 {
+            libc::fcntl(fd, libc::F_SETFD, flags | libc::FD_CLOEXEC);
+        }
+    }
+}
+
+/// What a descriptor is, for `io.fromfd` and `io.open`.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) enum FdKind {
+    /// Regular file or block device: a File.
+    File,
+    /// A listening socket: a Server.
+    Listening,
+    /// Anything else: a Stream.
+    Stream,
+}
+
+pub(crate) fn fd_kind(fd: RawFd) -> io::Result<FdKind> {
+    // SAFETY: fstat into a zeroed struct.
+    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    if unsafe { libc::fstat(fd, &mut st) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let fmt = st.st_mode & libc::S_IFMT;
+    if fmt == libc::S_IFREG || fmt == libc::S_IFBLK || fmt == libc::S_IFDIR {
+        return Ok(FdKind::File);
+    }
+    if fmt == libc::S_IFSOCK {
+        let mut v: c_int = 0;
+        let mut len = std::mem::size_of::<c_int>() as libc::socklen_t;
+        // SAFETY: getsockopt into an int.
+        let r = unsafe {
+            libc::getsockopt(
+                fd,
+                libc::SOL_SOCKET,
+                libc::SO_ACCEPTCONN,
+                &mut v as *mut c_int as *mut _,
+                &mut len,
+            )
+        };
+        if r == 0 && v != 0 {
+            return Ok(FdKind::Listening);
+        }
+    }
+    Ok(FdKind::Stream)
+}
+
+/// io.fromfd(fd) -> File | Stream | Server | nil, err
+unsafe extern "C-unwind" fn fromfd(l: *mut lua_State) -> c_int {
+    let fd = lua::check_integer(l, 1);
+    if fd < 0 || fd > i32::MAX as i64 {
+        lua::arg_error(l, 1, c"invalid file descriptor");
+    }
+    let fd = fd as RawFd;
+    let kind = match fd_kind(fd) {
+        Ok(k) => k,
+        Err(e) => return fail_os(l, &e),
+    };
+    // SAFETY: the script hands the descriptor over to the new object.
+    let owned = OwnedFd::from_raw_fd(fd);
+    set_cloexec(owned.as_raw_fd());
+    match kind {
+        FdKind::File => file::push_file(l, owned),
+        FdKind::Listening => server::push_server(l, vec![owned], server::Family::Inherited),
+        FdKind::Stream => push_stream(l, owned),
+    }
+}
+
+const FUNCS: &[Reg] = &[
+    (c"open", file::open),
+    (c"fromfd", fromfd),
+    (c"streamfile", file::streamfile),
+    (c"stdio", stream::stdio),
+    (c"tcp_connect", tcp::connect),
+    (c"tcp_listen", tcp::listen),
+    (c"unix_connect", unix::connect),
+    (c"unix_listen", unix::listen),
+];
+
+/// luaopen for `lem.io.core`: the functions above plus the method tables
+/// `Stream`, `File`, `Server` (the Lua half adds `lines` and friends).
+///
+/// # Safety
+/// Called by `require`.
+pub unsafe extern "C-unwind" fn open(l: *mut lua_State) -> c_int {
+    ffi::lua_createtable(l, 0, FUNCS.len() as c_int + 3);
+    lua::set_funcs(l, FUNCS);
+    for (name, tname, methods, gc) in [
+        (
+            c"Stream",
+            stream::STREAM,
+            stream::METHODS,
+            lua::gc::<stream::Stream> as lua::CFunction,
+        ),
+        (
+            c"File",
+            file::FILE,
+            file::METHODS,
+            lua::gc::<file::File> as lua::CFunction,
+        ),
+        (
+            c"Server",
+            server::SERVER,
+            server::METHODS,
+            lua::gc::<server::Server> as lua::CFunction,
+        ),
+    ] {
+        lua::new_class(l, tname, methods, Some(gc));
+        ffi::lua_getfield(l, -1, c"__index".as_ptr());
+        ffi::lua_setfield(l, -3, name.as_ptr());
+        ffi::lua_pop(l, 1);
+    }
+    1
+}
+
+/// Put fds 0–2 back in blocking mode if lem made them non-blocking, so the
+/// terminal or the parent's pipes are not left broken. Called by `main` just
+/// before the process exits.
+pub fn restore_stdio() {
+    stream::restore_stdio();
+}

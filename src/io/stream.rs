@@ -1,0 +1,813 @@
+//! Stream: sockets, pipes, ttys and fifos, non-blocking on the loop (Lua
+//! half: `Stream` methods added in `lua/lem/io.lua`). See LEM-API.md
+//! "lem.io" and "Read formats".
+//!
+//! A read first works synchronously: if the buffer (or one non-blocking
+//! `read(2)`) satisfies the format, the value is returned without
+//! suspending. Otherwise the coroutine suspends on a loop future that waits
+//! for readiness, fills the buffer and rescans until the format is complete;
+//! the value is pushed when the coroutine resumes. A write tries one
+//! vectored `writev(2)` of all its arguments; only what the kernel did not
+//! take is copied and written from a future.
+//!
+//! One reader and one writer at a time: `rd`/`wr` are busy from the moment a
+//! suspension is committed until the coroutine resumes. `close()` aborts
+//! their futures and wakes them with `nil, 'closed'`.
+
+use std::cell::{Cell, RefCell};
+use std::ffi::{c_int, CStr};
+use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::rc::Rc;
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::time::Duration;
+
+use tokio::io::unix::AsyncFd;
+use tokio::task::AbortHandle;
+
+use super::{
+    can_suspend, cannot_suspend, check_timeout, fail_os, is_disconnect, set_cloexec,
+    set_nonblocking,
+};
+use crate::lua::{self, ffi, lua_State, Reg};
+use crate::parsers::{self, Fmt, Input};
+use crate::scheduler::{self, Commit, Resume, Waiter};
+
+pub(crate) const STREAM: &CStr = c"lem.Stream";
+
+/// The descriptor: registered with the loop, or (for what epoll refuses:
+/// regular files and `/dev/null` handed over as stdio) used directly, where
+/// reads and writes never wait.
+pub(crate) enum Io {
+    Async(AsyncFd<OwnedFd>),
+    Direct(OwnedFd),
+}
+
+impl Io {
+    pub(crate) fn new(fd: OwnedFd) -> io::Result<Io> {
+        set_cloexec(fd.as_raw_fd());
+        set_nonblocking(fd.as_raw_fd(), true)?;
+        // SAFETY: the OwnedFd owns the descriptor for the AsyncFd's life.
+        match unsafe { AsyncFd::register(fd) }.map_err(|e| e.into_parts()) {
+            Ok(a) => Ok(Io::Async(a)),
+            Err((fd, e)) if e.raw_os_error() == Some(libc::EPERM) => {
+                set_nonblocking(fd.as_raw_fd(), false)?;
+                Ok(Io::Direct(fd))
+            }
+            Err((_, e)) => Err(e),
+        }
+    }
+
+    pub(crate) fn raw(&self) -> RawFd {
+        match self {
+            Io::Async(a) => a.as_raw_fd(),
+            Io::Direct(f) => f.as_raw_fd(),
+        }
+    }
+}
+
+/// What a descriptor is, for `cork` and `getpeer`.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Kind {
+    Tcp,
+    Unix,
+    Other,
+}
+
+/// One direction's suspended operation.
+#[derive(Default)]
+struct Op {
+    /// From the committed suspension until the coroutine resumes.
+    active: Cell<bool>,
+    waiter: Cell<Option<Waiter>>,
+    abort: RefCell<Option<AbortHandle>>,
+}
+
+impl Op {
+    /// Start waiting: called from the commit.
+    fn begin(&self, w: Waiter, fut: scheduler::WaitFuture) {
+        self.active.set(true);
+        self.waiter.set(Some(w));
+        let h = scheduler::get().spawn_wait(w, fut);
+        *self.abort.borrow_mut() = Some(h);
+    }
+
+    /// The coroutine resumed: no longer busy.
+    fn end(&self) {
+        self.active.set(false);
+        self.waiter.set(None);
+        self.abort.borrow_mut().take();
+    }
+
+    /// Abort the wait and wake its coroutine with `nil, msg`.
+    fn cancel(&self, msg: &'static str) {
+        if !self.active.get() {
+            return;
+        }
+        if let Some(h) = self.abort.borrow_mut().take() {
+            h.abort();
+        }
+        self.active.set(false);
+        if let Some(w) = self.waiter.take() {
+            scheduler::get().wake(
+                w,
+                Resume::Push(Box::new(move |t| unsafe { lua::fail(t, msg) })),
+            );
+        }
+    }
+}
+
+/// The state of a stream, shared with the futures that wait for it.
+pub(crate) struct Inner {
+    /// `None` once closed. Futures hold their own `Rc`, so the descriptor is
+    /// closed when the last of them is dropped (at once for an idle stream,
+    /// at the loop's next turn for one whose wait was aborted).
+    io: RefCell<Option<Rc<Io>>>,
+    kind: Kind,
+    input: RefCell<Input>,
+    /// The peer closed (or reset) its side: no more input will come.
+    eof: Cell<bool>,
+    rd: Op,
+    wr: Op,
+    timeout: Cell<Option<Duration>>,
+    limit: Cell<usize>,
+}
+
+/// The userdata: `lem.Stream`.
+pub(crate) struct Stream(pub(crate) Rc<Inner>);
+
+impl Inner {
+    fn io(&self) -> Option<Rc<Io>> {
+        self.io.borrow().clone()
+    }
+
+    /// Close: wake the waiters with `'closed'`, drop the buffer and our
+    /// handle on the descriptor. Returns false if already closed.
+    pub(crate) fn close(&self) -> bool {
+        let io = self.io.borrow_mut().take();
+        if io.is_none() {
+            return false;
+        }
+        self.rd.cancel("closed");
+        self.wr.cancel("closed");
+        self.input.borrow_mut().clear();
+        drop(io);
+        true
+    }
+}
+
+/// Wrap a descriptor (a socket, pipe, tty, fifo...) in a new Stream and
+/// push it; returns 1, or pushes `nil, err` and returns 2 when the loop
+/// cannot watch it. The descriptor is made non-blocking and close-on-exec;
+/// TCP sockets get TCP_NODELAY. For `io.popen`/`io.spawn` and other native
+/// modules.
+///
+/// # Safety
+/// `l` must be a thread of lem's Lua state, on the loop's thread, with two
+/// free stack slots.
+pub unsafe fn push_stream(l: *mut lua_State, fd: OwnedFd) -> c_int {
+    let kind = socket_kind(fd.as_raw_fd());
+    if kind == Kind::Tcp {
+        let on: c_int = 1;
+        libc::setsockopt(
+            fd.as_raw_fd(),
+            libc::IPPROTO_TCP,
+            libc::TCP_NODELAY,
+            &on as *const c_int as *const _,
+            std::mem::size_of::<c_int>() as _,
+        );
+    }
+    match Io::new(fd) {
+        Ok(io) => {
+            push_io(l, io, kind);
+            1
+        }
+        Err(e) => fail_os(l, &e),
+    }
+}
+
+/// Push a Stream on an already prepared descriptor.
+pub(crate) unsafe fn push_io(l: *mut lua_State, io: Io, kind: Kind) {
+    lua::new_class(l, STREAM, METHODS, Some(lua::gc::<Stream>));
+    ffi::lua_pop(l, 1);
+    let inner = Inner {
+        io: RefCell::new(Some(Rc::new(io))),
+        kind,
+        input: RefCell::new(Input::default()),
+        eof: Cell::new(false),
+        rd: Op::default(),
+        wr: Op::default(),
+        timeout: Cell::new(None),
+        limit: Cell::new(parsers::DEFAULT_LIMIT),
+    };
+    lua::push_object(l, STREAM, Stream(Rc::new(inner)));
+}
+
+fn socket_kind(fd: RawFd) -> Kind {
+    let mut domain: c_int = 0;
+    let mut len = std::mem::size_of::<c_int>() as libc::socklen_t;
+    // SAFETY: getsockopt into an int; fails harmlessly on non-sockets.
+    let r = unsafe {
+        libc::getsockopt(
+            fd,
+            libc::SOL_SOCKET,
+            libc::SO_DOMAIN,
+            &mut domain as *mut c_int as *mut _,
+            &mut len,
+        )
+    };
+    match (r, domain) {
+        (0, libc::AF_INET) | (0, libc::AF_INET6) => Kind::Tcp,
+        (0, libc::AF_UNIX) => Kind::Unix,
+        _ => Kind::Other,
+    }
+}
+
+/// `read(2)` into `buf`; a reset connection reads as the end of input.
+fn read_fd(fd: RawFd, buf: &mut [u8]) -> io::Result<usize> {
+    loop {
+        // SAFETY: buf is writable for its length.
+        let n = unsafe { libc::read(fd, buf.as_mut_ptr() as *mut _, buf.len()) };
+        if n >= 0 {
+            return Ok(n as usize);
+        }
+        let e = io::Error::last_os_error();
+        match e.raw_os_error() {
+            Some(libc::EINTR) => continue,
+            Some(libc::ECONNRESET) => return Ok(0),
+            _ => return Err(e),
+        }
+    }
+}
+
+#[inline]
+unsafe fn check_stream<'a>(l: *mut lua_State) -> &'a Stream {
+    lua::check_object(l, 1, STREAM)
+}
+
+/// stream:read([fmt, ...]) -> data | nil, err
+unsafe extern "C-unwind" fn stream_read(l: *mut lua_State) -> c_int {
+    let s = check_stream(l);
+    let fmt = parsers::check_format(l, 2);
+    read(l, s, fmt)
+}
+
+/// stream:readp(parser, ...) -> data | nil, err: `read` with a
+/// `parsers.lookup` value (for `parsers.newreader`).
+unsafe extern "C-unwind" fn stream_readp(l: *mut lua_State) -> c_int {
+    let s = check_stream(l);
+    ffi::luaL_checkany(l, 2);
+    let fmt = parsers::check_format(l, 2);
+    read(l, s, fmt)
+}
+
+unsafe fn read(l: *mut lua_State, s: &Stream, fmt: Fmt) -> c_int {
+    let inner = &s.0;
+    if inner.rd.active.get() {
+        return lua::fail(l, "busy");
+    }
+    let Some(io) = inner.io() else {
+        return lua::fail(l, "closed");
+    };
+    let limit = inner.limit.get();
+    // Serve what is possible now: buffered input, then what the kernel has.
+    loop {
+        let mut input = inner.input.borrow_mut();
+        let eof = inner.eof.get();
+        if fmt.ready(&input, eof, limit) {
+            return fmt.finish(l, &mut input, eof, limit, "closed");
+        }
+        match input.fill(|buf| read_fd(io.raw(), buf)) {
+            Ok(0) => inner.eof.set(true),
+            Ok(_) => {}
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+            Err(e) => {
+                drop(input);
+                drop(io);
+                return fail_os(l, &e);
+            }
+        }
+    }
+    if !can_suspend(l) {
+        drop(io);
+        cannot_suspend(l);
+    }
+    let inner = inner.clone();
+    scheduler::get().prepare(Commit::Custom(Box::new(move |w| {
+        let fut = Box::pin(read_wait(inner.clone(), io, fmt));
+        inner.rd.begin(w, fut);
+    })));
+    lua::suspend(l)
+}
+
+/// Why a wait ended without its value.
+enum Stop {
+    Timeout,
+    Error(io::Error),
+}
+
+/// Run `work`, bounded by the object's timeout.
+async fn bounded<T>(
+    timeout: Option<Duration>,
+    work: impl std::future::Future<Output = Result<T, Stop>>,
+) -> Result<T, Stop> {
+    match timeout {
+        None => work.await,
+        Some(d) => tokio::time::timeout(d, work)
+            .await
+            .unwrap_or(Err(Stop::Timeout)),
+    }
+}
+
+/// Wait until `fmt` can finish on `inner`'s input; resume with its value.
+async fn read_wait(inner: Rc<Inner>, io: Rc<Io>, fmt: Fmt) -> Resume {
+    let limit = inner.limit.get();
+    let work = async {
+        let Io::Async(a) = &*io else {
+            // Direct descriptors never make a read wait.
+            return Ok(());
+        };
+        loop {
+            let mut guard = a.readable().await.map_err(Stop::Error)?;
+            let r = guard.try_io(|a| {
+                inner
+                    .input
+                    .borrow_mut()
+                    .fill(|buf| read_fd(a.as_raw_fd(), buf))
+            });
+            match r {
+                Err(_would_block) => continue,
+                Ok(Ok(0)) => {
+                    inner.eof.set(true);
+                    return Ok(());
+                }
+                Ok(Ok(_)) => {
+                    if fmt.ready(&inner.input.borrow(), false, limit) {
+                        return Ok(());
+                    }
+                }
+                Ok(Err(e)) => return Err(Stop::Error(e)),
+            }
+        }
+    };
+    let r = bounded(inner.timeout.get(), work).await;
+    drop(io);
+    Resume::Push(Box::new(move |t| unsafe {
+        inner.rd.end();
+        if inner.io.borrow().is_none() {
+            return lua::fail(t, "closed");
+        }
+        match r {
+            Ok(()) => {
+                let eof = inner.eof.get();
+                fmt.finish(t, &mut inner.input.borrow_mut(), eof, limit, "closed")
+            }
+            Err(Stop::Timeout) => lua::fail(t, "timeout"),
+            Err(Stop::Error(e)) => fail_os(t, &e),
+        }
+    }))
+}
+
+/// Most buffers handed to one `writev(2)`.
+const MAX_IOV: usize = 64;
+
+/// Write `bufs` (skipping the first `skip` bytes overall) with as few
+/// `writev(2)` calls as the kernel allows. Returns the bytes written and
+/// the error that stopped it, if any (`WouldBlock` when the socket is full).
+fn writev_all(fd: RawFd, bufs: &[&[u8]], mut skip: usize) -> (usize, Option<io::Error>) {
+    let mut done = 0;
+    let mut i = 0;
+    loop {
+        while i < bufs.len() && skip >= bufs[i].len() {
+            skip -= bufs[i].len();
+            i += 1;
+        }
+        if i == bufs.len() {
+            return (done, None);
+        }
+        let mut iov = [libc::iovec {
+            iov_base: std::ptr::null_mut(),
+            iov_len: 0,
+        }; MAX_IOV];
+        let mut n = 0;
+        for (k, b) in bufs[i..].iter().enumerate() {
+            if n == MAX_IOV {
+                break;
+            }
+            let b = if k == 0 { &b[skip..] } else { b };
+            if b.is_empty() {
+                continue;
+            }
+            iov[n] = libc::iovec {
+                iov_base: b.as_ptr() as *mut _,
+                iov_len: b.len(),
+            };
+            n += 1;
+        }
+        // SAFETY: iov[..n] points into live slices.
+        let r = unsafe { libc::writev(fd, iov.as_ptr(), n as c_int) };
+        if r < 0 {
+            let e = io::Error::last_os_error();
+            if e.raw_os_error() == Some(libc::EINTR) {
+                continue;
+            }
+            return (done, Some(e));
+        }
+        done += r as usize;
+        skip += r as usize;
+    }
+}
+
+/// stream:write(s1, s2, ...) -> true | nil, err
+unsafe extern "C-unwind" fn stream_write(l: *mut lua_State) -> c_int {
+    let s = check_stream(l);
+    let n = ffi::lua_gettop(l);
+    for i in 2..=n {
+        ffi::luaL_checklstring(l, i, std::ptr::null_mut());
+    }
+    let inner = &s.0;
+    if inner.wr.active.get() {
+        return lua::fail(l, "busy");
+    }
+    let Some(io) = inner.io() else {
+        return lua::fail(l, "closed");
+    };
+    // The strings stay on the stack (so alive) for this whole call.
+    let mut parts: [&[u8]; 16] = [&[]; 16];
+    let mut more: Vec<&[u8]> = Vec::new();
+    let count = (n - 1).max(0) as usize;
+    for i in 0..count {
+        let b = lua::to_bytes(l, i as c_int + 2).unwrap_or_default();
+        if count <= parts.len() {
+            parts[i] = b;
+        } else {
+            more.push(b);
+        }
+    }
+    let bufs: &[&[u8]] = if count <= parts.len() {
+        &parts[..count]
+    } else {
+        &more
+    };
+    let (done, err) = writev_all(io.raw(), bufs, 0);
+    match err {
+        None => {
+            ffi::lua_pushboolean(l, 1);
+            return 1;
+        }
+        Some(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+        Some(e) => {
+            drop(more);
+            drop(io);
+            if is_disconnect(&e) {
+                return lua::fail(l, "closed");
+            }
+            return fail_os(l, &e);
+        }
+    }
+    // The kernel is full: keep the rest and write it from the loop.
+    let total: usize = bufs.iter().map(|b| b.len()).sum();
+    let mut rest = Vec::with_capacity(total - done);
+    let mut skip = done;
+    for b in bufs {
+        if skip >= b.len() {
+            skip -= b.len();
+        } else {
+            rest.extend_from_slice(&b[skip..]);
+            skip = 0;
+        }
+    }
+    drop(more);
+    if !can_suspend(l) {
+        drop(rest);
+        drop(io);
+        cannot_suspend(l);
+    }
+    let inner = inner.clone();
+    scheduler::get().prepare(Commit::Custom(Box::new(move |w| {
+        let fut = Box::pin(write_wait(inner.clone(), io, rest));
+        inner.wr.begin(w, fut);
+    })));
+    lua::suspend(l)
+}
+
+/// Wait until the socket takes all of `data`; resume with `true`.
+async fn write_wait(inner: Rc<Inner>, io: Rc<Io>, data: Vec<u8>) -> Resume {
+    let work = async {
+        let Io::Async(a) = &*io else {
+            return Ok(());
+        };
+        let mut off = 0;
+        while off < data.len() {
+            let mut guard = a.writable().await.map_err(Stop::Error)?;
+            let r = guard.try_io(|a| {
+                let (n, e) = writev_all(a.as_raw_fd(), &[&data], off);
+                off += n;
+                match e {
+                    Some(e) => Err(e),
+                    None => Ok(()),
+                }
+            });
+            match r {
+                Err(_would_block) => continue,
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => return Err(Stop::Error(e)),
+            }
+        }
+        Ok(())
+    };
+    let r = bounded(inner.timeout.get(), work).await;
+    drop(io);
+    Resume::Push(Box::new(move |t| unsafe { write_result(t, &inner, r) }))
+}
+
+unsafe fn write_result<T>(t: *mut lua_State, inner: &Inner, r: Result<T, Stop>) -> c_int
+where
+    T: PushValue,
+{
+    inner.wr.end();
+    if inner.io.borrow().is_none() {
+        return lua::fail(t, "closed");
+    }
+    match r {
+        Ok(v) => v.push(t),
+        Err(Stop::Timeout) => lua::fail(t, "timeout"),
+        Err(Stop::Error(e)) if is_disconnect(&e) => lua::fail(t, "closed"),
+        Err(Stop::Error(e)) => fail_os(t, &e),
+    }
+}
+
+/// A result a write-side wait hands back.
+trait PushValue {
+    unsafe fn push(self, l: *mut lua_State) -> c_int;
+}
+
+impl PushValue for () {
+    unsafe fn push(self, l: *mut lua_State) -> c_int {
+        ffi::lua_pushboolean(l, 1);
+        1
+    }
+}
+
+impl PushValue for u64 {
+    unsafe fn push(self, l: *mut lua_State) -> c_int {
+        ffi::lua_pushinteger(l, self as _);
+        1
+    }
+}
+
+/// stream:close() -> true | nil, 'closed'
+unsafe extern "C-unwind" fn stream_close(l: *mut lua_State) -> c_int {
+    let s = check_stream(l);
+    if s.0.close() {
+        ffi::lua_pushboolean(l, 1);
+        1
+    } else {
+        lua::fail(l, "closed")
+    }
+}
+
+/// stream:closed() -> boolean
+unsafe extern "C-unwind" fn stream_closed(l: *mut lua_State) -> c_int {
+    let s = check_stream(l);
+    ffi::lua_pushboolean(l, s.0.io.borrow().is_none() as c_int);
+    1
+}
+
+unsafe fn cork(l: *mut lua_State, on: c_int) -> c_int {
+    let s = check_stream(l);
+    let Some(io) = s.0.io() else {
+        return lua::fail(l, "closed");
+    };
+    if s.0.kind != Kind::Tcp {
+        return lua::fail(l, "Operation not supported");
+    }
+    let r = libc::setsockopt(
+        io.raw(),
+        libc::IPPROTO_TCP,
+        libc::TCP_CORK,
+        &on as *const c_int as *const _,
+        std::mem::size_of::<c_int>() as _,
+    );
+    drop(io);
+    if r < 0 {
+        return fail_os(l, &io::Error::last_os_error());
+    }
+    ffi::lua_pushboolean(l, 1);
+    1
+}
+
+/// stream:cork() -> true | nil, err
+unsafe extern "C-unwind" fn stream_cork(l: *mut lua_State) -> c_int {
+    cork(l, 1)
+}
+
+/// stream:uncork() -> true | nil, err
+unsafe extern "C-unwind" fn stream_uncork(l: *mut lua_State) -> c_int {
+    cork(l, 0)
+}
+
+/// stream:getpeer() -> ip, port | '*unix', uid, gid | nil, err
+unsafe extern "C-unwind" fn stream_getpeer(l: *mut lua_State) -> c_int {
+    let s = check_stream(l);
+    let Some(io) = s.0.io() else {
+        return lua::fail(l, "closed");
+    };
+    let fd = io.raw();
+    drop(io);
+    let mut ss: libc::sockaddr_storage = std::mem::zeroed();
+    let mut len = std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+    if libc::getpeername(fd, &mut ss as *mut _ as *mut libc::sockaddr, &mut len) < 0 {
+        return fail_os(l, &io::Error::last_os_error());
+    }
+    match ss.ss_family as c_int {
+        libc::AF_UNIX => {
+            let mut cred: libc::ucred = std::mem::zeroed();
+            let mut clen = std::mem::size_of::<libc::ucred>() as libc::socklen_t;
+            if libc::getsockopt(
+                fd,
+                libc::SOL_SOCKET,
+                libc::SO_PEERCRED,
+                &mut cred as *mut _ as *mut _,
+                &mut clen,
+            ) < 0
+            {
+                return fail_os(l, &io::Error::last_os_error());
+            }
+            lua::push_str(l, "*unix");
+            ffi::lua_pushinteger(l, cred.uid as _);
+            ffi::lua_pushinteger(l, cred.gid as _);
+            3
+        }
+        libc::AF_INET | libc::AF_INET6 => match super::tcp::sockaddr_to_std(&ss) {
+            Some(addr) => {
+                let ip = addr.ip().to_string();
+                lua::push_str(l, &ip);
+                drop(ip);
+                ffi::lua_pushinteger(l, addr.port() as _);
+                2
+            }
+            None => lua::fail(l, "Address family not supported by protocol"),
+        },
+        _ => lua::fail(l, "Address family not supported by protocol"),
+    }
+}
+
+/// stream:sendfile(file, size [, offset]) -> bytes | nil, err
+unsafe extern "C-unwind" fn stream_sendfile(l: *mut lua_State) -> c_int {
+    let s = check_stream(l);
+    let f: &super::file::File = lua::check_object(l, 2, super::file::FILE);
+    let size = lua::check_integer(l, 3);
+    if size < 0 {
+        lua::arg_error(l, 3, c"size must not be negative");
+    }
+    let offset = if lua::is_none_or_nil(l, 4) {
+        0
+    } else {
+        lua::check_integer(l, 4)
+    };
+    if offset < 0 {
+        lua::arg_error(l, 4, c"offset must not be negative");
+    }
+    let inner = &s.0;
+    if inner.wr.active.get() {
+        return lua::fail(l, "busy");
+    }
+    let Some(io) = inner.io() else {
+        return lua::fail(l, "closed");
+    };
+    let Some(src) = f.fd() else {
+        drop(io);
+        return lua::fail(l, "closed");
+    };
+    if !can_suspend(l) {
+        drop((io, src));
+        cannot_suspend(l);
+    }
+    let inner = inner.clone();
+    scheduler::get().prepare(Commit::Custom(Box::new(move |w| {
+        let fut = Box::pin(sendfile_wait(inner.clone(), io, src, size as u64, offset));
+        inner.wr.begin(w, fut);
+    })));
+    lua::suspend(l)
+}
+
+/// Copy `size` bytes of `src` from `offset` with the kernel's sendfile,
+/// waiting for room in the socket between batches.
+async fn sendfile_wait(
+    inner: Rc<Inner>,
+    io: Rc<Io>,
+    src: std::sync::Arc<OwnedFd>,
+    size: u64,
+    offset: i64,
+) -> Resume {
+    let work = async {
+        let mut off = offset as libc::off_t;
+        let mut sent: u64 = 0;
+        while sent < size {
+            let chunk = (size - sent).min(1 << 30) as usize;
+            // SAFETY: both descriptors are alive (held by io and src).
+            let r = unsafe { libc::sendfile(io.raw(), src.as_raw_fd(), &mut off, chunk) };
+            if r > 0 {
+                sent += r as u64;
+                continue;
+            }
+            if r == 0 {
+                break; // end of file
+            }
+            let e = io::Error::last_os_error();
+            match (e.raw_os_error(), &*io) {
+                (Some(libc::EINTR), _) => {}
+                (Some(libc::EAGAIN), Io::Async(a)) => {
+                    let mut g = a.writable().await.map_err(Stop::Error)?;
+                    g.clear_ready();
+                }
+                _ => return Err(Stop::Error(e)),
+            }
+        }
+        Ok(sent)
+    };
+    let r = bounded(inner.timeout.get(), work).await;
+    drop(io);
+    Resume::Push(Box::new(move |t| unsafe { write_result(t, &inner, r) }))
+}
+
+/// stream:settimeout(seconds | nil) -> true
+unsafe extern "C-unwind" fn stream_settimeout(l: *mut lua_State) -> c_int {
+    let s = check_stream(l);
+    let t = check_timeout(l, 2);
+    s.0.timeout.set(t);
+    ffi::lua_pushboolean(l, 1);
+    1
+}
+
+/// stream:setlimit(bytes) -> true: the most input a delimited format may
+/// buffer before `read` returns `nil, 'line too long'`.
+unsafe extern "C-unwind" fn stream_setlimit(l: *mut lua_State) -> c_int {
+    let s = check_stream(l);
+    let n = lua::check_integer(l, 2);
+    if n < 1 {
+        lua::arg_error(l, 2, c"limit must be positive");
+    }
+    s.0.limit.set(n as usize);
+    ffi::lua_pushboolean(l, 1);
+    1
+}
+
+/// stream:fileno() -> fd | nil, 'closed' (for tests and fd passing)
+unsafe extern "C-unwind" fn stream_fileno(l: *mut lua_State) -> c_int {
+    let s = check_stream(l);
+    match s.0.io() {
+        Some(io) => {
+            ffi::lua_pushinteger(l, io.raw() as _);
+            1
+        }
+        None => lua::fail(l, "closed"),
+    }
+}
+
+/// Which of fds 0–2 lem made non-blocking (bit n for fd n).
+static STDIO_NONBLOCK: AtomicU8 = AtomicU8::new(0);
+
+/// core.stdio(fd) -> Stream: fd 0, 1 or 2 as a non-blocking Stream.
+pub(crate) unsafe extern "C-unwind" fn stdio(l: *mut lua_State) -> c_int {
+    let fd = lua::check_integer(l, 1);
+    if !(0..=2).contains(&fd) {
+        lua::arg_error(l, 1, c"not a standard descriptor");
+    }
+    let fd = fd as RawFd;
+    let flags = libc::fcntl(fd, libc::F_GETFL);
+    if flags < 0 {
+        return fail_os(l, &io::Error::last_os_error());
+    }
+    if flags & libc::O_NONBLOCK == 0 {
+        STDIO_NONBLOCK.fetch_or(1 << fd, Ordering::SeqCst);
+    }
+    // SAFETY: the standard descriptor is handed to the stream, as LEM did.
+    push_stream(l, OwnedFd::from_raw_fd(fd))
+}
+
+/// Put back in blocking mode the standard descriptors `stdio` changed.
+pub(crate) fn restore_stdio() {
+    let bits = STDIO_NONBLOCK.swap(0, Ordering::SeqCst);
+    for fd in 0..3 {
+        if bits & (1 << fd) != 0 {
+            let _ = set_nonblocking(fd, false);
+        }
+    }
+}
+
+pub(crate) const METHODS: &[Reg] = &[
+    (c"read", stream_read),
+    (c"readp", stream_readp),
+    (c"write", stream_write),
+    (c"close", stream_close),
+    (c"closed", stream_closed),
+    (c"cork", stream_cork),
+    (c"uncork", stream_uncork),
+    (c"getpeer", stream_getpeer),
+    (c"sendfile", stream_sendfile),
+    (c"settimeout", stream_settimeout),
+    (c"setlimit", stream_setlimit),
+    (c"fileno", stream_fileno),
+];

@@ -1,0 +1,494 @@
+//! `lem.parsers.core`: the read formats, over an input buffer ([`Input`]).
+//! The Lua half is `lua/lem/parsers.lua` (`parsers.newreader`); the readers
+//! are `stream:read`/`file:read` in `src/io/`.
+//!
+//! A format is looked at in two steps, so that the wait for more input can
+//! run on the loop without a Lua state: [`Format::scan`] says whether the
+//! buffered bytes hold a complete value (pure Rust, run after every fill),
+//! then [`Format::push`] pushes it onto the reading coroutine. Built-in
+//! formats (`read()`, `read(n)`, `'*l'`, `'*a'`) are variants of [`Fmt`];
+//! native modules add their own with [`register`] (the HTTP module's
+//! `'HTTPRequest'`), which puts them in `parsers.lookup`.
+//!
+//! # Example: a format for native modules
+//!
+//! ```no_run
+//! use lem::parsers::{self, Format, Scan};
+//! use lem::lua::{self, lua_State};
+//!
+//! /// `read('word')`: bytes up to the next space.
+//! struct Word;
+//! impl Format for Word {
+//!     fn scan(&self, input: &[u8], _eof: bool) -> Scan {
+//!         match input.iter().position(|&b| b == b' ') {
+//!             Some(i) => Scan::Ready { consume: i + 1, mark: i },
+//!             None => Scan::Need,
+//!         }
+//!     }
+//!     unsafe fn push(&self, l: *mut lua_State, input: &[u8], mark: usize) -> i32 {
+//!         lua::push_bytes(l, &input[..mark]);
+//!         1
+//!     }
+//! }
+//! static WORD: Word = Word;
+//! // In a module's opener, or anywhere with the Lua state:
+//! # fn f(lua: &mlua::Lua) {
+//! parsers::register_mlua(lua, "word", &WORD).unwrap();
+//! # }
+//! ```
+
+use std::ffi::{c_int, c_void, CStr};
+
+use crate::lua::{self, ffi, lua_State, Reg};
+
+/// Default bound on input buffered while a format looks for its end
+/// (`stream:setlimit` changes it per object): 1 MiB.
+pub const DEFAULT_LIMIT: usize = 1 << 20;
+
+/// Bytes asked of the kernel per read: 16 KiB at least, more for bulk.
+const CHUNK: usize = 16 << 10;
+
+/// What [`Format::scan`] found in the buffered input.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Scan {
+    /// Not complete yet: more input is needed.
+    Need,
+    /// A value is complete: it uses the first `consume` bytes; `mark` is
+    /// handed to [`Format::push`] (the end of a line, say).
+    Ready { consume: usize, mark: usize },
+    /// The input can never make a value: `read` returns `nil, msg`.
+    Invalid(&'static str),
+}
+
+/// A read format. Implementations must be cheap to `scan` repeatedly: it is
+/// called again after every fill of the buffer.
+pub trait Format: Sync {
+    /// Look at all buffered input; `eof` when no more will ever come.
+    fn scan(&self, input: &[u8], eof: bool) -> Scan;
+    /// Push the value that `scan` found (`mark` from [`Scan::Ready`]) onto
+    /// `l`; returns the number of values pushed. The reader consumes the
+    /// bytes afterwards.
+    ///
+    /// # Safety
+    /// `l` is the reading coroutine, with room for a few values.
+    unsafe fn push(&self, l: *mut lua_State, input: &[u8], mark: usize) -> c_int;
+    /// What `read` returns when the buffer is full and `scan` still says
+    /// [`Scan::Need`].
+    fn limit_error(&self) -> &'static str {
+        "line too long"
+    }
+}
+
+/// A format with its arguments, as one `read` call asked for it.
+#[derive(Clone, Copy)]
+pub enum Fmt {
+    /// `read()`: whatever is buffered, at least one byte.
+    Available,
+    /// `read(n)`: exactly `n` bytes.
+    Count(usize),
+    /// `read('*l' [, stop])`: up to the stop byte, without it.
+    Line(u8),
+    /// `read('*a')`: everything until the end.
+    All,
+    /// A registered format.
+    Custom(&'static dyn Format),
+}
+
+/// What one look at the buffer decided.
+pub enum Outcome {
+    /// Wait for more input.
+    Need,
+    /// A value (or a format error) can be pushed now.
+    Ready,
+}
+
+impl Fmt {
+    /// Whether a read can finish now: a value, a format error, the end of
+    /// input, or the buffer at its `limit`.
+    pub fn ready(&self, input: &Input, eof: bool, limit: usize) -> bool {
+        if eof {
+            return true;
+        }
+        match self.scan(input, eof) {
+            Scan::Need => self.bounded() && input.len() >= limit,
+            _ => true,
+        }
+    }
+
+    /// `read(n)` and `read('*a')` ask for their size themselves; the others
+    /// buffer until a delimiter and are held to the limit.
+    fn bounded(&self) -> bool {
+        !matches!(self, Fmt::Count(_) | Fmt::All)
+    }
+
+    fn scan(&self, input: &Input, eof: bool) -> Scan {
+        let bytes = input.bytes();
+        match *self {
+            Fmt::Available if !bytes.is_empty() => Scan::Ready {
+                consume: bytes.len(),
+                mark: bytes.len(),
+            },
+            Fmt::Count(n) if bytes.len() >= n => Scan::Ready {
+                consume: n,
+                mark: n,
+            },
+            Fmt::Line(stop) => {
+                // Lines can arrive in many chunks: search only the new part.
+                let from = input.scanned.get().min(bytes.len());
+                match memchr::memchr(stop, &bytes[from..]) {
+                    Some(i) => Scan::Ready {
+                        consume: from + i + 1,
+                        mark: from + i,
+                    },
+                    None => {
+                        input.scanned.set(bytes.len());
+                        Scan::Need
+                    }
+                }
+            }
+            Fmt::All if eof => Scan::Ready {
+                consume: bytes.len(),
+                mark: bytes.len(),
+            },
+            Fmt::Custom(f) => f.scan(bytes, eof),
+            _ => Scan::Need,
+        }
+    }
+
+    /// Finish a read that [`ready`](Self::ready) allowed: push the value (or
+    /// `nil, err`) onto `l` and consume its bytes. `at_end` is the error for
+    /// input that ended first (`'closed'` for streams, `'eof'` for files).
+    ///
+    /// # Safety
+    /// `l` must have room for two values.
+    pub unsafe fn finish(
+        &self,
+        l: *mut lua_State,
+        input: &mut Input,
+        eof: bool,
+        limit: usize,
+        at_end: &str,
+    ) -> c_int {
+        match self.scan(input, eof) {
+            Scan::Ready { consume, mark } => {
+                let n = match *self {
+                    Fmt::Custom(f) => f.push(l, input.bytes(), mark),
+                    _ => {
+                        lua::push_bytes(l, &input.bytes()[..mark]);
+                        1
+                    }
+                };
+                input.consume(consume);
+                n
+            }
+            Scan::Invalid(msg) => lua::fail(l, msg),
+            Scan::Need if eof => lua::fail(l, at_end),
+            Scan::Need if self.bounded() && input.len() >= limit => {
+                let msg = match *self {
+                    Fmt::Custom(f) => f.limit_error(),
+                    _ => "line too long",
+                };
+                lua::fail(l, msg)
+            }
+            Scan::Need => lua::fail(l, "busy"),
+        }
+    }
+}
+
+/// The input buffer of a stream or file: bytes `start..` of `data` are
+/// unread. The allocation is dropped whenever the buffer runs empty, so an
+/// idle connection holds no buffer.
+#[derive(Default)]
+pub struct Input {
+    data: Vec<u8>,
+    start: usize,
+    /// How far a line search already looked (relative to `start`).
+    scanned: std::cell::Cell<usize>,
+}
+
+impl Input {
+    /// The unread bytes.
+    pub fn bytes(&self) -> &[u8] {
+        &self.data[self.start..]
+    }
+
+    /// Number of unread bytes.
+    pub fn len(&self) -> usize {
+        self.data.len() - self.start
+    }
+
+    /// Whether nothing is buffered.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Drop the first `n` unread bytes.
+    pub fn consume(&mut self, n: usize) {
+        self.start += n.min(self.len());
+        self.scanned.set(0);
+        if self.start == self.data.len() {
+            self.clear();
+        }
+    }
+
+    /// Drop everything, and the allocation with it.
+    pub fn clear(&mut self) {
+        self.data = Vec::new();
+        self.start = 0;
+        self.scanned.set(0);
+    }
+
+    /// Read into the buffer with `read(buf) -> io::Result<usize>` (0: end of
+    /// input), making room for at least a chunk first.
+    pub fn fill(
+        &mut self,
+        read: impl FnOnce(&mut [u8]) -> std::io::Result<usize>,
+    ) -> std::io::Result<usize> {
+        if self.start > 0
+            && (self.start >= self.data.len() / 2 || self.data.capacity() - self.data.len() < CHUNK)
+        {
+            self.data.drain(..self.start);
+            self.start = 0;
+        }
+        let want = CHUNK.max(self.len().min(256 << 10));
+        if self.data.capacity() - self.data.len() < want {
+            self.data.reserve(want);
+        }
+        let len = self.data.len();
+        let cap = self.data.capacity();
+        // SAFETY: the spare capacity is only written by `read`, and only the
+        // `n` bytes it reports are made part of the vector. Zeroing it first
+        // would cost as much as the read for bulk transfers.
+        let spare =
+            unsafe { std::slice::from_raw_parts_mut(self.data.as_mut_ptr().add(len), cap - len) };
+        let r = read(spare);
+        if let Ok(n) = r {
+            // SAFETY: `read` initialised `n <= cap - len` bytes.
+            unsafe { self.data.set_len(len + n.min(cap - len)) };
+        }
+        if self.is_empty() {
+            self.clear();
+        }
+        r
+    }
+
+    /// Append bytes (for tests and for sources that hand over owned data).
+    pub fn extend(&mut self, bytes: &[u8]) {
+        self.data.extend_from_slice(bytes);
+    }
+}
+
+/// Registry key of the `parsers.lookup` table.
+const LOOKUP: &CStr = c"lem.parsers.lookup";
+
+/// What a `parsers.lookup` value points at (a light userdata).
+enum Entry {
+    Available,
+    Count,
+    Line,
+    All,
+    Custom(&'static dyn Format),
+}
+
+static AVAILABLE: Entry = Entry::Available;
+static COUNT: Entry = Entry::Count;
+static LINE: Entry = Entry::Line;
+static ALL: Entry = Entry::All;
+
+/// Push `parsers.lookup`, creating it with the built-in formats first.
+///
+/// # Safety
+/// `l` must be a valid Lua state.
+pub unsafe fn push_lookup(l: *mut lua_State) {
+    if ffi::lua_getfield(l, ffi::LUA_REGISTRYINDEX, LOOKUP.as_ptr()) == ffi::LUA_TTABLE {
+        return;
+    }
+    ffi::lua_pop(l, 1);
+    ffi::lua_createtable(l, 0, 8);
+    for (name, e) in [
+        (c"*l", &LINE),
+        (c"l", &LINE),
+        (c"*a", &ALL),
+        (c"a", &ALL),
+        (c"available", &AVAILABLE),
+        (c"count", &COUNT),
+    ] {
+        ffi::lua_pushlightuserdata(l, e as *const Entry as *mut c_void);
+        ffi::lua_setfield(l, -2, name.as_ptr());
+    }
+    ffi::lua_pushvalue(l, -1);
+    ffi::lua_setfield(l, ffi::LUA_REGISTRYINDEX, LOOKUP.as_ptr());
+}
+
+/// Make `read(name)` use `format`, on every stream and file of this state.
+///
+/// # Safety
+/// `l` must be a valid Lua state.
+pub unsafe fn register(l: *mut lua_State, name: &CStr, format: &'static dyn Format) {
+    // A light userdata is a thin pointer: box the fat one, once per
+    // registration (formats are registered once, at module load).
+    let entry: &'static Entry = Box::leak(Box::new(Entry::Custom(format)));
+    push_lookup(l);
+    ffi::lua_pushlightuserdata(l, entry as *const Entry as *mut c_void);
+    ffi::lua_setfield(l, -2, name.as_ptr());
+    ffi::lua_pop(l, 1);
+}
+
+/// [`register`] for code holding an [`mlua::Lua`].
+pub fn register_mlua(lua: &mlua::Lua, name: &str, format: &'static dyn Format) -> mlua::Result<()> {
+    let name = std::ffi::CString::new(name).map_err(mlua::Error::external)?;
+    // SAFETY: exec_raw gives a valid stack; register keeps it balanced.
+    unsafe { lua.exec_raw::<()>((), |l| register(l, &name, format)) }
+}
+
+/// The format a `read(fmt, ...)` call asks for, from arguments `arg` and
+/// `arg + 1`: nil/none, a count, a name in `parsers.lookup` (with a stop
+/// byte for lines), or a lookup value itself (`readp`). Raises
+/// `invalid format` otherwise.
+///
+/// # Safety
+/// May raise: call before creating owned values.
+pub unsafe fn check_format(l: *mut lua_State, arg: c_int) -> Fmt {
+    let entry: *const Entry = match ffi::lua_type(l, arg) {
+        ffi::LUA_TNONE | ffi::LUA_TNIL => return Fmt::Available,
+        ffi::LUA_TNUMBER => {
+            let n = ffi::luaL_checkinteger(l, arg);
+            if n < 0 {
+                lua::arg_error(l, arg, c"invalid format");
+            }
+            return Fmt::Count(n as usize);
+        }
+        ffi::LUA_TSTRING => {
+            push_lookup(l);
+            ffi::lua_pushvalue(l, arg);
+            ffi::lua_rawget(l, -2);
+            let p = ffi::lua_touserdata(l, -1) as *const Entry;
+            ffi::lua_pop(l, 2);
+            p
+        }
+        ffi::LUA_TLIGHTUSERDATA => ffi::lua_touserdata(l, arg) as *const Entry,
+        _ => std::ptr::null(),
+    };
+    // Only pointers that came out of `parsers.lookup` are Entries; a stray
+    // light userdata from elsewhere must not be trusted.
+    if entry.is_null() || (ffi::lua_type(l, arg) == ffi::LUA_TLIGHTUSERDATA && !in_lookup(l, entry))
+    {
+        lua::arg_error(l, arg, c"invalid format");
+    }
+    match &*entry {
+        Entry::Available => Fmt::Available,
+        Entry::Count => {
+            let n = ffi::luaL_checkinteger(l, arg + 1);
+            if n < 0 {
+                lua::arg_error(l, arg + 1, c"invalid count");
+            }
+            Fmt::Count(n as usize)
+        }
+        Entry::Line => {
+            if lua::is_none_or_nil(l, arg + 1) {
+                Fmt::Line(b'\n')
+            } else {
+                let mut len = 0;
+                let p = ffi::luaL_checklstring(l, arg + 1, &mut len);
+                if len != 1 {
+                    lua::arg_error(l, arg + 1, c"stop byte must be a string of length 1");
+                }
+                Fmt::Line(*p as u8)
+            }
+        }
+        Entry::All => Fmt::All,
+        Entry::Custom(f) => Fmt::Custom(*f),
+    }
+}
+
+/// Whether `p` is a value of `parsers.lookup`.
+unsafe fn in_lookup(l: *mut lua_State, p: *const Entry) -> bool {
+    push_lookup(l);
+    ffi::lua_pushnil(l);
+    while ffi::lua_next(l, -2) != 0 {
+        let found = ffi::lua_touserdata(l, -1) as *const Entry == p;
+        ffi::lua_pop(l, 1);
+        if found {
+            ffi::lua_pop(l, 2);
+            return true;
+        }
+    }
+    ffi::lua_pop(l, 1);
+    false
+}
+
+const FUNCS: &[Reg] = &[];
+
+/// luaopen for `lem.parsers.core`: `{ lookup = parsers.lookup }`.
+///
+/// # Safety
+/// Called by `require`.
+pub unsafe extern "C-unwind" fn open(l: *mut lua_State) -> c_int {
+    ffi::lua_createtable(l, 0, 1);
+    lua::set_funcs(l, FUNCS);
+    push_lookup(l);
+    ffi::lua_setfield(l, -2, c"lookup".as_ptr());
+    1
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn input(b: &[u8]) -> Input {
+        let mut i = Input::default();
+        i.extend(b);
+        i
+    }
+
+    #[test]
+    fn line_scan_resumes_where_it_stopped() {
+        let mut i = input(b"abc");
+        let f = Fmt::Line(b'\n');
+        assert!(!f.ready(&i, false, 100));
+        assert_eq!(i.scanned.get(), 3);
+        i.extend(b"d\r\nrest");
+        assert_eq!(
+            f.scan(&i, false),
+            Scan::Ready {
+                consume: 6,
+                mark: 5
+            }
+        );
+        i.consume(6);
+        assert_eq!(i.bytes(), b"rest");
+        assert_eq!(i.scanned.get(), 0);
+    }
+
+    #[test]
+    fn limits_apply_to_delimited_formats_only() {
+        let i = input(b"0123456789");
+        assert!(Fmt::Line(b'\n').ready(&i, false, 10));
+        assert!(!Fmt::Line(b'\n').ready(&i, false, 11));
+        assert!(!Fmt::Count(20).ready(&i, false, 10));
+        assert!(!Fmt::All.ready(&i, false, 10));
+        assert!(Fmt::All.ready(&i, true, 10));
+    }
+
+    #[test]
+    fn empty_input_holds_no_allocation() {
+        let mut i = input(b"xy");
+        i.consume(2);
+        assert_eq!(i.data.capacity(), 0);
+        let r = i.fill(|_| Ok(0));
+        assert_eq!(r.unwrap(), 0);
+        assert_eq!(i.data.capacity(), 0);
+    }
+
+    #[test]
+    fn fill_appends_after_unread_bytes() {
+        let mut i = input(b"ab");
+        i.consume(1);
+        i.fill(|buf| {
+            buf[..2].copy_from_slice(b"cd");
+            Ok(2)
+        })
+        .unwrap();
+        assert_eq!(i.bytes(), b"bcd");
+    }
+}
