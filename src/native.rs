@@ -55,15 +55,12 @@ use crate::lua::{self, ffi, lua_State};
 use crate::modules::REGISTERED;
 use crate::scheduler::{self, Commit, Resume};
 
-/// Make `require(name)` return `value` (a module table), or the result of
-/// calling it when `value` is a function (a loader, called with `name`).
-/// Registered modules are found before `package.path` is searched.
+/// Make `require(name)` return `value` (usually a module table; any value,
+/// a function included). Registered modules are found before
+/// `package.path` is searched.
 pub fn register_module(lua: &Lua, name: &str, value: impl IntoLua) -> mlua::Result<()> {
     let value = value.into_lua(lua)?;
-    let loader = match value {
-        mlua::Value::Function(f) => f,
-        other => lua.create_function(move |_, ()| Ok(other.clone()))?,
-    };
+    let loader = lua.create_function(move |_, ()| Ok(value.clone()))?;
     let table: mlua::Table =
         lua.named_registry_value(REGISTERED.to_str().unwrap_or("lem.modules"))?;
     table.raw_set(name, loader)
@@ -132,7 +129,7 @@ unsafe extern "C-unwind" fn trampoline(l: *mut lua_State) -> c_int {
     ffi::lua_pushvalue(l, ffi::lua_upvalueindex(1));
     ffi::lua_insert(l, 1);
     if ffi::lua_pcall(l, nargs, ffi::LUA_MULTRET, 0) != ffi::LUA_OK {
-        let msg = scheduler::error_text(l, -1);
+        let msg = error_message(l);
         lua::push_str(l, &msg);
         drop(msg);
         ffi::lua_error(l)
@@ -143,6 +140,55 @@ unsafe extern "C-unwind" fn trampoline(l: *mut lua_State) -> c_int {
         return lua::suspend(l);
     }
     nres
+}
+
+/// The text of the error on top of `l` (popped): mlua's errors as Lua
+/// would word them, without mlua's traceback; other values as `lua.c`
+/// prints them.
+unsafe fn error_message(l: *mut lua_State) -> String {
+    if ffi::lua_type(l, -1) != ffi::LUA_TUSERDATA {
+        let msg = scheduler::error_text(l, -1);
+        ffi::lua_pop(l, 1);
+        return msg;
+    }
+    let lua = Lua::get_or_init_from_ptr(l);
+    let value = lua.exec_raw::<mlua::Value>((), |main| {
+        if main != l {
+            ffi::lua_xmove(l, main, 1);
+        }
+    });
+    match value {
+        Ok(mlua::Value::Error(e)) => lua_error_message(&e),
+        _ => {
+            let msg = scheduler::error_text(l, -1);
+            ffi::lua_pop(l, 1);
+            msg
+        }
+    }
+}
+
+/// An mlua error in Lua's words: the innermost cause, argument errors as
+/// `bad argument #N to 'f' (...)`.
+pub fn lua_error_message(e: &mlua::Error) -> String {
+    use mlua::Error;
+    match e {
+        Error::CallbackError { cause, .. } => lua_error_message(cause),
+        Error::RuntimeError(msg) => msg.clone(),
+        Error::BadArgument { to, pos, cause, .. } => {
+            let why = match &**cause {
+                Error::FromLuaConversionError { from, to, .. } => {
+                    format!("{to} expected, got {from}")
+                }
+                other => lua_error_message(other),
+            };
+            format!(
+                "bad argument #{pos} to '{}' ({why})",
+                to.as_deref().unwrap_or("?")
+            )
+        }
+        Error::WithContext { cause, .. } => lua_error_message(cause),
+        other => other.to_string(),
+    }
 }
 
 fn push_result<R: IntoLuaMulti>(lua: &Lua, t: *mut lua_State, result: mlua::Result<R>) -> c_int {
