@@ -43,10 +43,20 @@ pub unsafe fn is_pending(l: *mut lua_State, idx: c_int) -> bool {
 /// [`Scheduler::prepare`](crate::scheduler::Scheduler::prepare): yields the
 /// pending marker; whatever wakes the coroutine supplies the return values.
 ///
+/// Where Lua cannot yield, raises a clear error instead; the prepared
+/// commit is then never applied.
+///
 /// # Safety
 /// Must be the `return` expression of a `lua_CFunction` running on `l`.
 #[inline]
 pub unsafe fn suspend(l: *mut lua_State) -> c_int {
+    if !is_yieldable(l) {
+        // Lua's own words first, so scripts matching them keep working.
+        ffi::luaL_error(
+            l,
+            c"attempt to yield across a C-call boundary (a suspending call inside a function called from C, such as a table.sort comparator or a string.gsub callback)".as_ptr(),
+        );
+    }
     ffi::lua_pushlightuserdata(l, pending());
     ffi::lua_yield(l, 1)
 }

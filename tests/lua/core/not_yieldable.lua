@@ -12,6 +12,7 @@ table.sort({ 3, 1, 2 }, function(a, b)
 end)
 assert(#errs > 0, 'comparator ran')
 assert(errs[1]:find('attempt to yield across', 1, true), errs[1])
+assert(errs[1]:find('table.sort comparator', 1, true), errs[1])
 
 -- the sleeper is not left busy: it sleeps and is woken normally
 utils.spawn(function() eq(s:wakeup('fine'), true, 'wakeup') end)

@@ -19,11 +19,15 @@ if pid == 0:
 out = b""
 
 
+seen = 0  # output before this offset has been matched already
+
+
 def read_until(token, timeout=10.0):
-    """Collect output until `token` appears (or fail after timeout)."""
-    global out
+    """Collect output until `token` appears after what was matched before
+    (or fail after timeout)."""
+    global out, seen
     end = time.time() + timeout
-    while token not in out:
+    while token not in out[seen:]:
         left = end - time.time()
         if left <= 0:
             sys.stdout.write(out.decode(errors="replace"))
@@ -37,23 +41,33 @@ def read_until(token, timeout=10.0):
             if not chunk:
                 break
             out += chunk
+    seen = out.index(token, seen) + len(token)
 
 
-read_until(b"> ")
+def prompt(p=b"> "):
+    """Wait for the editor's next prompt: keys typed before it would reach
+    a terminal not yet in raw mode."""
+    read_until(p)
+
+
+prompt()
 os.write(fd, b"40 + 2\r")
 read_until(b"42")
+prompt()
 # history: arrow up recalls the last line; edit it (backspace) and run it
 os.write(fd, b"\x1b[A\x7f3\r")
 read_until(b"43")
+prompt()
 # a coroutine spawned from the REPL runs while the REPL waits for input
 # (the output 'tick' is not in the echoed input, which says 'ti'..'ck')
 os.write(fd, b"u = require 'lem.utils'; u.spawn(function() u.newsleeper():sleep(0.05); print('ti'..'ck') end)\r")
 read_until(b"tick")
-# continuation prompt
+# continuation prompt (the prompt came before the tick)
 os.write(fd, b"if true then\r")
-read_until(b">> ")
+prompt(b">> ")
 os.write(fd, b"print('block') end\r")
 read_until(b"block")
+prompt()
 # Ctrl-D ends the session
 os.write(fd, b"\x04")
 _, status = os.waitpid(pid, 0)
