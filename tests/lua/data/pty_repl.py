@@ -31,6 +31,7 @@ def read_until(token, timeout=10.0):
         left = end - time.time()
         if left <= 0:
             sys.stdout.write(out.decode(errors="replace"))
+            os.kill(pid, 9)
             sys.exit("timed out waiting for %r" % token)
         r, _, _ = select.select([fd], [], [], left)
         if r:
@@ -70,7 +71,17 @@ read_until(b"block")
 prompt()
 # Ctrl-D ends the session
 os.write(fd, b"\x04")
-_, status = os.waitpid(pid, 0)
+status = None
+end = time.time() + 10
+while status is None:
+    done, st = os.waitpid(pid, os.WNOHANG)
+    if done:
+        status = st
+    elif time.time() > end:
+        os.kill(pid, 9)
+        sys.exit("lem did not exit after Ctrl-D")
+    else:
+        time.sleep(0.02)
 try:
     while True:
         chunk = os.read(fd, 4096)
