@@ -20,7 +20,9 @@
 //!   `lem.repl`.
 //! - [`io`]: `lem.io.core` (streams, files, servers); [`parsers`]:
 //!   `lem.parsers.core`, the read formats and how native modules add more.
-//! - `src/lfs.rs`: `lem.lfs.core`, filesystem calls on the pool.
+//! - `src/lfs.rs`: `lem.lfs.core`, filesystem calls on the pool;
+//!   `src/signal.rs`: `lem.signal.core`, OS signals to Lua handlers;
+//!   `src/process.rs`: `lem.process.core`, children for `io.spawn`/`io.popen`.
 //! - `lua/lem/`: the Lua halves (`queue`, `repl`, and the coroutine glue),
 //!   embedded at build time under chunk names that point at those files.
 
@@ -31,8 +33,10 @@ pub mod modules;
 pub mod native;
 pub mod parsers;
 pub mod pool;
+mod process;
 mod repl;
 pub mod scheduler;
+mod signal;
 mod utils;
 
 pub use scheduler::Outcome;

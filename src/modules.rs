@@ -47,6 +47,10 @@ pub const BUILTINS: &[(&str, Opener)] = &[
     ("lem.parsers.core", Opener::Native(crate::parsers::open)),
     ("lem.lfs", lua_file!("lua/lem/lfs.lua")),
     ("lem.lfs.core", Opener::Native(crate::lfs::open)),
+    ("lem.signal", lua_file!("lua/lem/signal.lua")),
+    ("lem.signal.core", Opener::Native(crate::signal::open)),
+    ("lem.process", lua_file!("lua/lem/process.lua")),
+    ("lem.process.core", Opener::Native(crate::process::open)),
     ("lem.repl", lua_file!("lua/lem/repl.lua")),
     ("lem.repl.core", Opener::Native(crate::repl::open)),
 ];
