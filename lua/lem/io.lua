@@ -146,4 +146,8 @@ function M.close(f)
 	return (f or M.output()):close()
 end
 
+-- io.popen(cmd [, mode]) and io.spawn(argv [, options]): lem.process.
+M.popen = require('lem.process').popen
+M.spawn = require('lem.process').spawn
+
 return M
