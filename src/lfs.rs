@@ -15,6 +15,7 @@ use std::os::unix::fs::{DirBuilderExt, MetadataExt};
 use std::path::PathBuf;
 use std::rc::Rc;
 
+use crate::io::os_error_text;
 use crate::lua::{self, ffi, lua_State, Reg};
 use crate::pool;
 use crate::scheduler::{self, Commit, Resume, Waiter};
@@ -23,16 +24,6 @@ const DIR: &CStr = c"lem.lfs.Dir";
 
 /// Entries read from a directory per trip to the pool.
 const DIR_BATCH: usize = 128;
-
-/// The bare OS error text: `io::Error`'s Display appends ` (os error N)`,
-/// which Lua users never see (LEM-API.md "Conventions").
-pub(crate) fn os_error_text(e: &io::Error) -> String {
-    let s = e.to_string();
-    match s.rfind(" (os error ") {
-        Some(i) if s.ends_with(')') => s[..i].to_owned(),
-        _ => s,
-    }
-}
 
 /// Suspend the caller while `job` runs on the pool; `push` turns its result
 /// into the caller's return values.
@@ -614,12 +605,6 @@ mod tests {
         assert_eq!(&permissions(0o644), b"rw-r--r--");
         assert_eq!(&permissions(0o100755), b"rwxr-xr-x");
         assert_eq!(&permissions(0), b"---------");
-    }
-
-    #[test]
-    fn os_error_text_is_bare() {
-        let e = io::Error::from_raw_os_error(libc::ENOENT);
-        assert_eq!(os_error_text(&e), "No such file or directory");
     }
 
     #[test]

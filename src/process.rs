@@ -21,7 +21,7 @@ use std::process::{Command, Stdio};
 
 use tokio::sync::oneshot;
 
-use crate::lfs::os_error_text;
+use crate::io::os_error_text;
 use crate::lua::{self, ffi, lua_State, Reg};
 use crate::scheduler::{self, Commit, Resume};
 use crate::{pool, signal};
@@ -130,6 +130,28 @@ fn deactivate() {
     });
     if n == 0 {
         signal::unwatch_children();
+    }
+}
+
+/// A spawn in flight, counted in `ACTIVE`: dropped (the spawn failed, or its
+/// suspension was never applied), it uncounts itself; once the child is in
+/// the table, [`Pending::started`] hands the count over to it.
+struct Pending;
+
+impl Pending {
+    fn new() -> Pending {
+        ACTIVE.with(|a| a.set(a.get() + 1));
+        Pending
+    }
+
+    fn started(self) {
+        std::mem::forget(self);
+    }
+}
+
+impl Drop for Pending {
+    fn drop(&mut self) {
+        deactivate();
     }
 }
 
@@ -284,11 +306,12 @@ unsafe fn start(
     if let Err(e) = signal::watch_children(l) {
         return lua::fail(l, &os_error_text(&e));
     }
-    ACTIVE.with(|a| a.set(a.get() + 1));
+    let pending = Pending::new();
     let program = spec.argv[0].clone();
     let fut = Box::pin(async move {
         let r = pool::run(move || spec.start()).await;
         if let Ok((pid, _)) = &r {
+            pending.started();
             CHILDREN.with(|c| {
                 c.borrow_mut().insert(
                     *pid,
@@ -302,7 +325,7 @@ unsafe fn start(
             // It may have ended before it was in the table.
             signal::poke_children();
         } else {
-            deactivate();
+            drop(pending);
         }
         Resume::Push(Box::new(move |t| match r {
             Ok(started) => push(t, started),
@@ -317,7 +340,6 @@ unsafe fn start(
         }))
     });
     if scheduler::get().prepare(Commit::Future(fut)).is_none() {
-        deactivate();
         ffi::luaL_error(l, c"attempt to suspend outside a lem coroutine".as_ptr());
         unreachable!()
     }
@@ -561,17 +583,19 @@ unsafe extern "C-unwind" fn child_kill(l: *mut lua_State) -> c_int {
         lua::arg_error(l, 2, c"invalid signal number");
     }
     let running = CHILDREN.with(|ch| ch.borrow().get(&c.pid).is_some_and(|ch| ch.end.is_none()));
-    let r = if running {
-        libc::kill(c.pid, sig as c_int)
+    let r = if !running {
+        Err(io::Error::from_raw_os_error(libc::ESRCH))
+    } else if libc::kill(c.pid, sig as c_int) == 0 {
+        Ok(())
     } else {
-        *libc::__errno_location() = libc::ESRCH;
-        -1
+        Err(io::Error::last_os_error())
     };
-    if r == 0 {
-        ffi::lua_pushboolean(l, 1);
-        1
-    } else {
-        lua::fail(l, &os_error_text(&io::Error::last_os_error()))
+    match r {
+        Ok(()) => {
+            ffi::lua_pushboolean(l, 1);
+            1
+        }
+        Err(e) => lua::fail(l, &os_error_text(&e)),
     }
 }
 

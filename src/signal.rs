@@ -23,7 +23,7 @@ use std::sync::{Mutex, OnceLock};
 use tokio::io::unix::AsyncFd;
 use tokio::io::Interest;
 
-use crate::lfs::os_error_text;
+use crate::io::os_error_text;
 use crate::lua::{self, ffi, lua_State, Reg};
 use crate::process::{self, Event};
 use crate::scheduler;
