@@ -299,9 +299,6 @@ impl Shared {
                 }
             }
         }
-        // Spawning from outside a task does not wake the loop by itself; a
-        // hold's release does.
-        drop(scheduler::get().hold());
     }
 
     /// Spawn `dispatch(sig [, event])`.
