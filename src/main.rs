@@ -306,7 +306,9 @@ fn tune_malloc() {
 fn main() -> ExitCode {
     tune_malloc();
     let argv: Vec<String> = std::env::args().collect();
-    match run(&argv) {
+    let result = run(&argv);
+    lem::io::restore_stdio();
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(code) => ExitCode::from(code),
     }

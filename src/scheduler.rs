@@ -264,6 +264,9 @@ impl Scheduler {
         self.runq
             .borrow_mut()
             .push_back(Wake::new(id, Resume::Staged(nargs)));
+        // Spawns from loop futures (autospawn's accept loop) must wake a
+        // loop that sleeps.
+        self.wake_loop.notify_one();
         id
     }
 

@@ -66,6 +66,19 @@ impl Io {
     }
 }
 
+impl Drop for Io {
+    fn drop(&mut self) {
+        // A standard descriptor shares its open file description (and so
+        // O_NONBLOCK) with the parent shell: put it back before closing.
+        let fd = self.raw();
+        if (0..3).contains(&fd)
+            && STDIO_NONBLOCK.fetch_and(!(1 << fd), Ordering::SeqCst) & (1 << fd) != 0
+        {
+            let _ = set_nonblocking(fd, false);
+        }
+    }
+}
+
 /// What a descriptor is, for `cork` and `getpeer`.
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Kind {

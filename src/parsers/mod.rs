@@ -480,6 +480,60 @@ mod tests {
         assert_eq!(i.data.capacity(), 0);
     }
 
+    /// `read('word')`: up to a space; tests [`register`].
+    struct Word;
+    impl Format for Word {
+        fn scan(&self, input: &[u8], _eof: bool) -> Scan {
+            match input.iter().position(|&b| b == b' ') {
+                Some(i) => Scan::Ready {
+                    consume: i + 1,
+                    mark: i,
+                },
+                None if input.len() > 8 => Scan::Invalid("word too long"),
+                None => Scan::Need,
+            }
+        }
+        unsafe fn push(&self, l: *mut lua_State, input: &[u8], mark: usize) -> c_int {
+            lua::push_bytes(l, &input[..mark]);
+            1
+        }
+        fn limit_error(&self) -> &'static str {
+            "out of buffer space"
+        }
+    }
+    static WORD: Word = Word;
+
+    #[test]
+    fn registered_formats_read_from_files_and_streams() {
+        let dir = std::env::temp_dir().join(format!("lem-parsers-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("words");
+        std::fs::write(&path, "alpha beta gammadeltaepsilon").unwrap();
+        let mut rt = crate::Runtime::new(crate::Options::default()).unwrap();
+        register_mlua(rt.lua(), "word", &WORD).unwrap();
+        let main = rt
+            .lua()
+            .load(
+                r#"
+                local io = require 'lem.io'
+                local f = assert(io.open(...))
+                local a = f:read('word')
+                local b = f:read('word')
+                local c, err = f:read('word')
+                assert(require('lem.parsers').lookup.word)
+                result = table.concat({ a, b, tostring(c), err }, ',')
+                "#,
+            )
+            .into_function()
+            .unwrap();
+        rt.spawn(main, path.to_str().unwrap()).unwrap();
+        assert_eq!(rt.run(), crate::Outcome::Idle);
+        let r: String = rt.lua().globals().get("result").unwrap();
+        assert_eq!(r, "alpha,beta,nil,word too long");
+        drop(rt);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
     #[test]
     fn fill_appends_after_unread_bytes() {
         let mut i = input(b"ab");
