@@ -38,9 +38,9 @@ eq(b:read('*l'), 'partial line', 'line assembled from two writes')
 eq(b:read(8), 'and more', 'count across waits')
 
 -- Argument errors raise Lua's own wording.
-checkerr("bad argument #1 to 'read' (invalid format)", function() return b:read('nosuch') end)
+checkerr("bad argument #1 to 'read' (invalid format)", function() b:read('nosuch') end)
 checkerr("invalid format", b.read, b, {})
-checkerr("bad argument #2 to 'write' (string expected, got table)", function() return a:write('x', {}) end)
+checkerr("bad argument #2 to 'write' (string expected, got table)", function() a:write('x', {}) end)
 checkerr("stop byte", b.read, b, '*l', 'ab')
 
 -- A second concurrent reader gets 'busy'; closing wakes the waiter.
@@ -98,7 +98,7 @@ eq({ b:read('*l') }, { nil, 'line too long' }, 'limit')
 eq(#b:read(40), 40, 'the long data is still there, read(n) is not limited')
 a:write('short\n')
 eq(b:read('*l'), 'short', 'usable after the limit error')
-checkerr("bad argument #1 to 'setlimit'", function() return b:setlimit(0) end)
+checkerr("bad argument #1 to 'setlimit'", function() b:setlimit(0) end)
 
 -- lines()
 utils.spawn(function()
