@@ -56,6 +56,7 @@ lua_tests! {
     core_suspend_anywhere => "core/suspend_anywhere.lua",
     core_uncaught_error => "core/uncaught_error.lua",
     core_user_coroutines => "core/user_coroutines.lua",
+    io_accept_emfile => "io/accept_emfile.lua",
     io_bulk => "io/bulk.lua",
     io_chat => "io/chat.lua",
     io_file => "io/file.lua",

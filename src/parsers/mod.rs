@@ -46,7 +46,7 @@ use crate::lua::{self, ffi, lua_State, Reg};
 pub const DEFAULT_LIMIT: usize = 1 << 20;
 
 /// Bytes asked of the kernel per read: 16 KiB at least, more for bulk.
-const CHUNK: usize = 16 << 10;
+const CHUNK: usize = 64 << 10;
 
 /// What [`Format::scan`] found in the buffered input.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

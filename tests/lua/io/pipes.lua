@@ -60,6 +60,39 @@ local bad, err = io.fromfd(77)
 print(bad, err)
 ]], '5<' .. path), 'streamfile line\nnil\tBad file descriptor\n', 'fromfd')
 
+-- io.fromfd: a Server for an inherited listening socket, a Stream for a
+-- connected one.
+local script = dir .. '/fromfd.lua'
+local sf = assert(_G.io.open(script, 'w'))
+sf:write([[
+local io = require 'lem.io'
+local utils = require 'lem.utils'
+local s = assert(io.fromfd(5))
+assert(getmetatable(s).__index == io.Server, 'a listening socket is a Server')
+local _, port = s:getsockname()
+utils.spawn(function()
+	local c = assert(io.tcp.connect('127.0.0.1', port))
+	c:write('via inherited server\n')
+	c:close()
+end)
+local c = assert(s:accept())
+print(c:read('*l'))
+local peer = assert(io.fromfd(6))
+assert(getmetatable(peer).__index == io.Stream, 'a connected socket is a Stream')
+print(peer:read('*l'))
+]])
+sf:close()
+local py = ([[python3 -c "
+import os, socket
+s = socket.socket(); s.bind(('127.0.0.1', 0)); s.listen(8)
+a, b = socket.socketpair()
+b.sendall(b'via socketpair\n')
+os.dup2(s.fileno(), 5); os.dup2(a.fileno(), 6)
+os.execv('%s', ['%s', '%s'])"]]):format(lem, lem, script)
+local p = assert(_G.io.popen(py))
+eq(p:read('*a'), 'via inherited server\nvia socketpair\n', 'fromfd server and stream')
+p:close()
+
 -- io.stdin / io.stdout as non-blocking Streams; io.read/io.write/io.lines.
 eq(child([[
 local io = require 'lem.io'
