@@ -23,9 +23,11 @@
 //! - `src/lfs.rs`: `lem.lfs.core`, filesystem calls on the pool;
 //!   `src/signal.rs`: `lem.signal.core`, OS signals to Lua handlers;
 //!   `src/process.rs`: `lem.process.core`, children for `io.spawn`/`io.popen`.
+//! - `src/http.rs`: `lem.http.core`, the HTTP read formats and helpers.
 //! - `lua/lem/`: the Lua halves (`queue`, `repl`, and the coroutine glue),
 //!   embedded at build time under chunk names that point at those files.
 
+mod http;
 pub mod io;
 mod lfs;
 pub mod lua;

@@ -51,6 +51,12 @@ pub const BUILTINS: &[(&str, Opener)] = &[
     ("lem.signal.core", Opener::Native(crate::signal::open)),
     ("lem.process", lua_file!("lua/lem/process.lua")),
     ("lem.process.core", Opener::Native(crate::process::open)),
+    ("lem.http", lua_file!("lua/lem/http.lua")),
+    ("lem.http.core", Opener::Native(crate::http::open)),
+    ("lem.http.server", lua_file!("lua/lem/http/server.lua")),
+    ("lem.http.client", lua_file!("lua/lem/http/client.lua")),
+    ("lem.http.response", lua_file!("lua/lem/http/response.lua")),
+    ("lem.hathaway", lua_file!("lua/lem/hathaway.lua")),
     ("lem.repl", lua_file!("lua/lem/repl.lua")),
     ("lem.repl.core", Opener::Native(crate::repl::open)),
 ];

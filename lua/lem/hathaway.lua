@@ -1,0 +1,135 @@
+-- lem.hathaway: routing on top of lem.http.server. See LEM-API.md
+-- "lem.hathaway". Exact paths are one table lookup; patterns are tried in
+-- the order they were added, with their captures passed to the handler.
+local server = require 'lem.http.server'
+local response = require 'lem.http.response'
+
+local setmetatable, type, match, unpack = setmetatable, type, string.match, table.unpack or unpack
+
+local M = {}
+
+local App = {}
+App.__index = App
+M.App = App
+
+local methods = { 'GET', 'POST', 'PUT', 'DELETE', 'OPTIONS', 'PATCH', 'HEAD' }
+
+-- hathaway.new() -> an app with its own routes.
+function M.new()
+	local app = setmetatable({ exact = {}, patterns = {}, bypattern = {} }, App)
+	-- The request handler, a closure so the server calls it directly.
+	app.handler = function(req, res)
+		return app:dispatch(req, res)
+	end
+	return app
+end
+
+for _, method in ipairs(methods) do
+	-- app:GET(path, handler): an exact-path route.
+	App[method] = function(self, path, handler)
+		local route = self.exact[path]
+		if not route then
+			route = {}
+			self.exact[path] = route
+		end
+		route[method] = handler
+	end
+	-- app:GETM(pattern, handler): a Lua pattern route.
+	App[method .. 'M'] = function(self, pattern, handler)
+		local route = self.bypattern[pattern]
+		if not route then
+			route = { pattern = pattern }
+			self.bypattern[pattern] = route
+			self.patterns[#self.patterns + 1] = route
+		end
+		route[method] = handler
+	end
+end
+
+-- The handler for method in a route (GET answers HEAD too).
+local function pick(route, method)
+	local h = route[method]
+	if h == nil and method == 'HEAD' then
+		h = route.GET
+	end
+	return h
+end
+
+-- app:dispatch(req, res): route one request.
+function App:dispatch(req, res)
+	local path, method = req.path, req.method
+	local debug = M.debug
+	if debug then
+		debug('%s %s', method, req.uri)
+	end
+	local route = self.exact[path]
+	if route then
+		local h = pick(route, method)
+		if h then
+			return h(req, res)
+		end
+		return response.method_not_allowed(req, res)
+	end
+	local patterns = self.patterns
+	local known = false
+	for i = 1, #patterns do
+		route = patterns[i]
+		local caps = { match(path, route.pattern) }
+		if caps[1] ~= nil then
+			local h = pick(route, method)
+			if h then
+				return h(req, res, unpack(caps))
+			end
+			known = true
+		end
+	end
+	if known then
+		return response.method_not_allowed(req, res)
+	end
+	return response.not_found(req, res)
+end
+
+-- app:run(host, port) | app:run(serversocket) -> nil, 'interrupted' | nil, err
+function App:run(host, port)
+	local srv, err
+	if type(host) == 'string' then
+		srv, err = server.new(host, port, self.handler)
+	else
+		srv, err = server.new(host, self.handler)
+	end
+	if not srv then
+		return nil, err
+	end
+	self.server = srv
+	if self == M.default then
+		M.server = srv
+	end
+	return srv:run()
+end
+
+-- hathaway.debug(fmt, ...): a logging hook (nil: quiet).
+M.debug = nil
+
+-- The default app behind the imported globals.
+M.default = M.new()
+
+-- hathaway.import([env]): GET POST ... GETM POSTM ... and Hathaway() into
+-- env (default _G).
+function M.import(env)
+	env = env or _G
+	local app = M.default
+	for _, method in ipairs(methods) do
+		env[method] = function(path, handler)
+			return app[method](app, path, handler)
+		end
+		env[method .. 'M'] = function(pattern, handler)
+			return app[method .. 'M'](app, pattern, handler)
+		end
+	end
+	env.Hathaway = function(host, port)
+		return app:run(host, port)
+	end
+	return M
+end
+
+return M

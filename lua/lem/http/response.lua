@@ -1,0 +1,106 @@
+-- lem.http.response: the response object handed to server handlers, the
+-- status texts and the ready error handlers. See LEM-API.md "lem.http".
+local setmetatable, format = setmetatable, string.format
+
+local M = {}
+
+M.status_string = {
+	[100] = 'Continue',
+	[101] = 'Switching Protocols',
+	[200] = 'OK',
+	[201] = 'Created',
+	[202] = 'Accepted',
+	[203] = 'Non-Authoritative Information',
+	[204] = 'No Content',
+	[205] = 'Reset Content',
+	[206] = 'Partial Content',
+	[300] = 'Multiple Choices',
+	[301] = 'Moved Permanently',
+	[302] = 'Found',
+	[303] = 'See Other',
+	[304] = 'Not Modified',
+	[305] = 'Use Proxy',
+	[307] = 'Temporary Redirect',
+	[308] = 'Permanent Redirect',
+	[400] = 'Bad Request',
+	[401] = 'Unauthorized',
+	[402] = 'Payment Required',
+	[403] = 'Forbidden',
+	[404] = 'Not Found',
+	[405] = 'Method Not Allowed',
+	[406] = 'Not Acceptable',
+	[407] = 'Proxy Authentication Required',
+	[408] = 'Request Timeout',
+	[409] = 'Conflict',
+	[410] = 'Gone',
+	[411] = 'Length Required',
+	[412] = 'Precondition Failed',
+	[413] = 'Content Too Large',
+	[414] = 'URI Too Long',
+	[415] = 'Unsupported Media Type',
+	[416] = 'Range Not Satisfiable',
+	[417] = 'Expectation Failed',
+	[426] = 'Upgrade Required',
+	[428] = 'Precondition Required',
+	[429] = 'Too Many Requests',
+	[431] = 'Request Header Fields Too Large',
+	[500] = 'Internal Server Error',
+	[501] = 'Not Implemented',
+	[502] = 'Bad Gateway',
+	[503] = 'Service Unavailable',
+	[504] = 'Gateway Timeout',
+	[505] = 'HTTP Version Not Supported',
+}
+
+-- A response: res.status, res.headers, res.file, and the body as the
+-- array part (res:add appends to it).
+local Response = {}
+Response.__index = Response
+M.Response = Response
+
+-- response.new(req) -> res
+function M.new(req)
+	return setmetatable({ headers = {}, _req = req }, Response)
+end
+
+-- res:add(fmt, ...): append string.format(fmt, ...) to the body.
+function Response:add(fmt, ...)
+	self[#self + 1] = format(fmt, ...)
+end
+
+-- res:write(...) -> true | nil, err: stream the body (beyond the
+-- original): the head goes out on the first call (chunked transfer coding
+-- for HTTP/1.1), each call sends its strings as they are.
+function Response:write(...)
+	local stream = self._stream
+	if stream == nil then
+		return nil, 'not streaming'
+	end
+	return stream(self, ...)
+end
+
+-- response.htmlerror(code, text) -> handler(req, res) that answers with
+-- status code and a small HTML page saying text.
+function M.htmlerror(code, text)
+	local body = format('<html><head><title>%s</title></head><body><h1>%s</h1></body></html>\n', text, text)
+	return function(_, res)
+		res.status = code
+		res.headers['Content-Type'] = 'text/html; charset=UTF-8'
+		res[1] = body
+		for i = #res, 2, -1 do
+			res[i] = nil
+		end
+	end
+end
+
+M.bad_request = M.htmlerror(400, 'Bad Request')
+M.not_found = M.htmlerror(404, 'Not Found')
+M.method_not_allowed = M.htmlerror(405, 'Method Not Allowed')
+M.payload_too_large = M.htmlerror(413, 'Content Too Large')
+M.expectation_failed = M.htmlerror(417, 'Expectation Failed')
+M.header_fields_too_large = M.htmlerror(431, 'Request Header Fields Too Large')
+M.internal_server_error = M.htmlerror(500, 'Internal Server Error')
+M.not_implemented = M.htmlerror(501, 'Not Implemented')
+M.version_not_supported = M.htmlerror(505, 'HTTP Version Not Supported')
+
+return M

@@ -1,0 +1,543 @@
+-- lem.http.server: an HTTP/1.1 server on any lem Server (TCP, Unix, TLS).
+-- Heads are parsed in Rust (read('HTTPRequest'), src/http.rs); framing,
+-- keep-alive and the response head are here. See LEM-API.md "lem.http".
+--
+-- Each response goes out in one write (head and body together), with a
+-- Date string formatted once a second. Beyond the original: chunked request
+-- bodies, streamed responses (res:write), the framing rules of RFC 9112
+-- §6.3 (conflicting lengths -> 400 and close), 431 for a head too large,
+-- 413 past srv.max_body, a read timeout (srv.timeout) so idle or slow
+-- clients cannot hold a connection, and a handler that raises gets a 500
+-- and a logged traceback.
+local io = require 'lem.io'
+local http = require 'lem.http'
+local response = require 'lem.http.response'
+
+local type, tostring, tonumber, pairs, setmetatable, xpcall = type, tostring, tonumber, pairs, setmetatable, xpcall
+local format, gsub, lower, find, char, match, sub =
+	string.format, string.gsub, string.lower, string.find, string.char, string.match, string.sub
+local concat = table.concat
+local traceback = debug.traceback
+local date = http.date
+local status_string = response.status_string
+local Response = response.Response
+local stderr = _G.io.stderr
+
+local M = {}
+
+-- server.debug(where, err): called on connection errors (read, write,
+-- handler); nil to stay quiet.
+M.debug = nil
+
+-- Defaults for new servers (srv.timeout, srv.max_body change one server).
+M.timeout = 30
+M.max_body = 64 * 1024 * 1024
+M.server_name = 'lem'
+
+local function debug(where, err)
+	local hook = M.debug
+	if hook then
+		hook(where, err)
+	end
+end
+
+local function hexdigit(h)
+	return char(tonumber(h, 16))
+end
+
+-- server.urldecode(s): '+' -> ' ' and %XX escapes decoded.
+function M.urldecode(s)
+	return (gsub(gsub(s, '+', ' '), '%%(%x%x)', hexdigit))
+end
+local urldecode = M.urldecode
+
+local Request = {}
+Request.__index = Request
+M.Request = Request
+
+-- The request's framing, set by the server: 'length' with _length, or
+-- 'chunked', or nil (no body).
+
+-- Send 100 Continue the first time the body is wanted.
+local function continue(self)
+	if self._expect then
+		self._expect = nil
+		local ok, err = self.client:write('HTTP/1.1 100 Continue\r\n\r\n')
+		if not ok then
+			return nil, err
+		end
+	end
+	return true
+end
+
+-- Read a chunked body (RFC 9112 §7.1) of at most max bytes.
+local function read_chunked(self, max)
+	local client = self.client
+	local parts, total = {}, 0
+	while true do
+		local line, err = client:read('*l')
+		if not line then
+			return nil, err
+		end
+		local size = match(line, '^(%x+)[ \t]*;?[^\r]*\r?$')
+		if not size or #size > 15 then
+			self._broken, self._badchunk = true, true
+			return nil, 'parse error'
+		end
+		size = tonumber(size, 16)
+		if size == 0 then
+			break
+		end
+		total = total + size
+		if max and total > max then
+			self._broken = true
+			self._oversized = true
+			return nil, 'oversized'
+		end
+		local data
+		data, err = client:read(size)
+		if not data then
+			return nil, err
+		end
+		parts[#parts + 1] = data
+		local crlf
+		crlf, err = client:read('*l')
+		if crlf ~= '' and crlf ~= '\r' then
+			self._broken, self._badchunk = true, crlf ~= nil
+			return nil, crlf and 'parse error' or err
+		end
+	end
+	-- Trailer fields, up to the empty line (ignored).
+	while true do
+		local line, err = client:read('*l')
+		if not line then
+			return nil, err
+		end
+		if line == '' or line == '\r' then
+			break
+		end
+	end
+	return concat(parts)
+end
+
+-- req:body([maxsize]) -> string | nil, 'oversized' | nil, err
+function Request:body(maxsize)
+	local body = self._body
+	if body then
+		return body
+	end
+	local framing = self._framing
+	if framing == nil then
+		self._body = ''
+		return ''
+	end
+	local max = self._max
+	if maxsize and maxsize < max then
+		max = maxsize
+	end
+	local err
+	if framing == 'length' then
+		local len = self._length
+		if len > max then
+			self._oversized = true
+			return nil, 'oversized'
+		end
+		body, err = continue(self)
+		if not body then
+			return nil, err
+		end
+		body, err = self.client:read(len)
+	else
+		body, err = continue(self)
+		if not body then
+			return nil, err
+		end
+		body, err = read_chunked(self, max)
+	end
+	if not body then
+		self._broken = true
+		return nil, err
+	end
+	self._body = body
+	return body
+end
+
+-- The Content-Length field (possibly repeated, combined by the parser):
+-- the length, or nil when invalid or conflicting.
+local function content_length(v)
+	local n = match(v, '^%s*(%d+)%s*$')
+	if n then
+		return #n <= 15 and tonumber(n) or nil
+	end
+	local first
+	for part in v:gmatch('[^,]+') do
+		local d = match(part, '^%s*(%d+)%s*$')
+		if not d or (first and d ~= first) then
+			return nil
+		end
+		first = d
+	end
+	return first and #first <= 15 and tonumber(first) or nil
+end
+
+-- Build the head of a response.
+local function head(res, status, length, close, keepalive)
+	local h = {
+		'HTTP/1.1 ', tostring(status), ' ', status_string[status] or 'Unknown', '\r\n',
+	}
+	local n = 5
+	local haslength, hasdate, hasserver, hasconn
+	for k, v in pairs(res.headers) do
+		local lk = lower(k)
+		if lk == 'content-length' then
+			haslength = true
+		elseif lk == 'date' then
+			hasdate = true
+		elseif lk == 'server' then
+			hasserver = true
+		elseif lk == 'connection' then
+			hasconn = true
+		end
+		h[n + 1], h[n + 2], h[n + 3], h[n + 4] = k, ': ', tostring(v), '\r\n'
+		n = n + 4
+	end
+	if length == 'chunked' then
+		h[n + 1] = 'Transfer-Encoding: chunked\r\n'
+		n = n + 1
+	elseif length and not haslength then
+		h[n + 1] = 'Content-Length: ' .. length .. '\r\n'
+		n = n + 1
+	end
+	if not hasdate then
+		h[n + 1], h[n + 2], h[n + 3] = 'Date: ', date(), '\r\n'
+		n = n + 3
+	end
+	if not hasserver then
+		h[n + 1] = 'Server: ' .. M.server_name .. '\r\n'
+		n = n + 1
+	end
+	if not hasconn then
+		if close then
+			h[n + 1] = 'Connection: close\r\n'
+			n = n + 1
+		elseif keepalive then
+			h[n + 1] = 'Connection: keep-alive\r\n'
+			n = n + 1
+		end
+	end
+	h[n + 1] = '\r\n'
+	return concat(h)
+end
+
+-- A response that is only a status (errors found before any handler):
+-- sent, then the connection is closed.
+local function refuse(client, handler)
+	local res = setmetatable({ headers = {} }, Response)
+	handler(nil, res)
+	local body = res[1] or ''
+	client:write(head(res, res.status, #body, true), body)
+	client:close()
+end
+
+-- res:write(...) while a handler streams: the head first (chunked for
+-- HTTP/1.1), then each call's strings as one chunk.
+local function stream(res, ...)
+	local req = res._req
+	local client = req.client
+	local state = res._streaming
+	if state == nil then
+		local close = req.version ~= '1.1' or res._close
+		res._close = close
+		local status = res.status or 200
+		res.status = status
+		local h = head(res, status, not close and 'chunked' or nil, close, false)
+		local parts = {}
+		for i = 1, #res do
+			parts[i] = res[i]
+			res[i] = nil
+		end
+		local pre = concat(parts)
+		state = close and 'raw' or 'chunked'
+		res._streaming = state
+		if req.method == 'HEAD' then
+			res._streaming = 'head'
+			local ok, err = client:write(h)
+			if not ok then
+				return nil, err
+			end
+			return true
+		end
+		if state == 'chunked' and pre ~= '' then
+			pre = format('%x\r\n', #pre) .. pre .. '\r\n'
+		end
+		local ok, err = client:write(h, pre)
+		if not ok then
+			return nil, err
+		end
+		state = res._streaming
+	end
+	if state == 'head' then
+		return true
+	end
+	local data = concat({ ... })
+	if data == '' then
+		return true
+	end
+	if state == 'chunked' then
+		return client:write(format('%x\r\n', #data), data, '\r\n')
+	end
+	return client:write(data)
+end
+
+-- Send a file as the body: sendfile on streams that have it, else copied.
+local function sendbody(client, file, size)
+	if client.sendfile then
+		return client:sendfile(file, size)
+	end
+	while true do
+		local data, err = file:read(65536)
+		if not data then
+			if err == 'eof' then
+				return true
+			end
+			return nil, err
+		end
+		local ok, werr = client:write(data)
+		if not ok then
+			return nil, werr
+		end
+	end
+end
+
+-- Send the response the handler built; returns true, or nil, err.
+local function send(req, res, close, keepalive)
+	local client = req.client
+	local streaming = res._streaming
+	if streaming then
+		if streaming == 'chunked' then
+			return client:write('0\r\n\r\n')
+		end
+		return true
+	end
+	local file = res.file
+	local body, size
+	if file then
+		if type(file) == 'string' then
+			file = io.open(file, 'r')
+			if file then
+				res._opened = file
+			end
+		end
+		if file then
+			size = file:size()
+			if not size then
+				file = nil
+			end
+		end
+		if not file then
+			response.not_found(req, res)
+		end
+	end
+	if not file then
+		body = #res == 1 and res[1] or concat(res)
+		size = #body
+	end
+	local status = res.status
+	if status == nil then
+		status = (size == 0 and not file) and 204 or 200
+	end
+	local length = size
+	if status == 204 or status == 304 or status < 200 then
+		length = nil
+	end
+	local h = head(res, status, length, close, keepalive)
+	local ok, err
+	if req.method == 'HEAD' then
+		ok, err = client:write(h)
+	elseif file then
+		ok, err = client:write(h)
+		if ok and size > 0 then
+			ok, err = sendbody(client, file, size)
+		end
+	elseif length then
+		ok, err = client:write(h, body)
+	else
+		ok, err = client:write(h)
+	end
+	if res._opened then
+		res._opened:close()
+	end
+	return ok, err
+end
+
+local function newresponse(req)
+	return setmetatable({ headers = {}, _req = req, _stream = stream }, Response)
+end
+
+-- Serve one connection until it closes, fails or asks to close.
+local function serve(self, client)
+	local handler = self.handler
+	local max_body = self.max_body
+	if self.timeout then
+		client:settimeout(self.timeout)
+	end
+	while true do
+		local req, err = client:read('HTTPRequest')
+		if not req then
+			if err == 'out of buffer space' then
+				refuse(client, response.header_fields_too_large)
+			elseif err == 'parse error' then
+				refuse(client, response.bad_request)
+			else
+				if err ~= 'closed' then
+					debug('read', err)
+				end
+				client:close()
+			end
+			return
+		end
+		local version = req.version
+		if version ~= '1.1' and version ~= '1.0' then
+			return refuse(client, response.version_not_supported)
+		end
+		local headers = req.headers
+		local conn = headers.connection
+		local close, keepalive = false, false
+		if conn then
+			conn = lower(conn)
+			if find(conn, 'close', 1, true) then
+				close = true
+			elseif version == '1.0' and find(conn, 'keep-alive', 1, true) then
+				keepalive = true
+			end
+		end
+		if version == '1.0' and not keepalive then
+			close = true
+		end
+		-- Framing (RFC 9112 §6.3): Transfer-Encoding wins, but together
+		-- with Content-Length, or in an HTTP/1.0 request, it is refused.
+		local te, cl = headers['transfer-encoding'], headers['content-length']
+		if te then
+			if cl or version == '1.0' then
+				return refuse(client, response.bad_request)
+			end
+			te = lower(te)
+			if not match(te, '^%s*chunked%s*$') then
+				if match(te, 'chunked%s*$') then
+					return refuse(client, response.not_implemented)
+				end
+				return refuse(client, response.bad_request)
+			end
+			req._framing = 'chunked'
+		elseif cl then
+			local len = content_length(cl)
+			if not len then
+				return refuse(client, response.bad_request)
+			end
+			if len > max_body then
+				return refuse(client, response.payload_too_large)
+			end
+			if len > 0 then
+				req._framing, req._length = 'length', len
+			end
+		end
+		local expect = headers.expect
+		if expect then
+			if lower(expect) ~= '100-continue' then
+				return refuse(client, response.expectation_failed)
+			end
+			req._expect = version == '1.1' or nil
+		end
+		req._max = max_body
+		req.client = client
+		local uri = req.uri
+		if find(uri, '[?%%+]') then
+			req.path = urldecode(match(uri, '^[^?]*'))
+		else
+			req.path = uri
+		end
+		setmetatable(req, Request)
+		local res = newresponse(req)
+		local ok, herr = xpcall(handler, traceback, req, res)
+		if not ok then
+			stderr:write('lem.http.server: handler error: ', tostring(herr), '\n')
+			debug('handler', herr)
+			if res._streaming or client:closed() then
+				client:close()
+				return
+			end
+			res = newresponse(req)
+			response.internal_server_error(req, res)
+			close = true
+		end
+		if req._badchunk and not res._streaming then
+			res = newresponse(req)
+			response.bad_request(req, res)
+		elseif req._oversized and res.status == nil then
+			response.payload_too_large(req, res)
+		end
+		-- A body the handler did not read (or broke off) leaves the
+		-- connection at an unknown place: close after answering.
+		if req._broken or (req._framing and not req._body) then
+			close = true
+		end
+		if res._close then
+			close = true
+		end
+		ok, err = send(req, res, close, keepalive)
+		if not ok then
+			debug('write', err)
+			client:close()
+			return
+		end
+		if close then
+			client:close()
+			return
+		end
+	end
+end
+M.serve = serve
+
+local Server = {}
+Server.__index = Server
+M.Server = Server
+
+-- server.new(host, port, handler) | server.new(serversocket, handler)
+-- -> Server | nil, err
+function M.new(host, port, handler)
+	local sock
+	if type(host) == 'string' then
+		local err
+		sock, err = io.tcp.listen(host, port)
+		if not sock then
+			return nil, err
+		end
+	else
+		sock, handler = host, port
+	end
+	return setmetatable({
+		server = sock,
+		handler = handler,
+		timeout = M.timeout,
+		max_body = M.max_body,
+	}, Server)
+end
+
+-- srv:run() -> nil, 'interrupted' after close (or nil, err)
+function Server:run()
+	return self.server:autospawn(function(client)
+		serve(self, client)
+	end)
+end
+
+-- srv:close()
+function Server:close()
+	return self.server:close()
+end
+
+-- srv:getsockname() -> ip, port (where the server listens)
+function Server:getsockname()
+	return self.server:getsockname()
+end
+
+return M

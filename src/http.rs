@@ -1,0 +1,476 @@
+//! `lem.http.core`: the read formats `'HTTPRequest'` and `'HTTPResponse'`
+//! (registered in `parsers.lookup` when the module loads), plus the small
+//! hot-path helpers of the Lua halves `lua/lem/http.lua` and
+//! `lua/lem/http/server.lua`. See LEM-API.md "lem.http ...".
+//!
+//! A head is found in two steps, as every read format: [`Format::scan`]
+//! looks for the empty line that ends it and checks the whole head (start
+//! line by hand, header fields with `httparse`); [`Format::push`] parses
+//! the same bytes again and builds the table. Heads are small, so parsing
+//! twice costs less than keeping parsed state between the two steps.
+//!
+//! Deviations from the original, all for request smuggling (RFC 9112
+//! §6.3): a repeated `Content-Length` or `Transfer-Encoding` field is not
+//! replaced by its last value but combined (`"5, 6"`), so the server can
+//! see the conflict; every other repeated field keeps its last value.
+
+use std::cell::RefCell;
+use std::ffi::{c_int, CStr};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use crate::lua::{self, ffi, lua_State, Reg};
+use crate::parsers::{self, Format, Scan};
+
+/// Largest head accepted (start line and fields): past it `read` returns
+/// `nil, 'out of buffer space'` (the server answers 431).
+pub const HEAD_LIMIT: usize = 32 << 10;
+
+/// Most header fields in one head (more: `'out of buffer space'` too).
+const MAX_FIELDS: usize = 100;
+
+/// Longest field name (names are lower-cased in a stack buffer).
+const MAX_NAME: usize = 256;
+
+const PARSE_ERROR: &str = "parse error";
+const NO_SPACE: &str = "out of buffer space";
+
+/// Which start line a head has.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Request,
+    Response,
+}
+
+struct Head(Kind);
+
+static REQUEST: Head = Head(Kind::Request);
+static RESPONSE: Head = Head(Kind::Response);
+
+/// Where the head starts (after empty lines a client may send between
+/// requests, RFC 9112 §2.2) and ends (after its empty line), if complete.
+fn find_head(input: &[u8]) -> (usize, Option<usize>) {
+    let mut start = 0;
+    while start < input.len() && (input[start] == b'\r' || input[start] == b'\n') {
+        start += 1;
+    }
+    let body = &input[start..];
+    for i in memchr::memchr_iter(b'\n', body) {
+        match body.get(i + 1) {
+            Some(b'\n') => return (start, Some(start + i + 2)),
+            Some(b'\r') if body.get(i + 2) == Some(&b'\n') => return (start, Some(start + i + 3)),
+            _ => {}
+        }
+    }
+    (start, None)
+}
+
+/// The start line's parts: request `(method, uri, version)` or response
+/// `(version, status, text)`; versions without `HTTP/`.
+struct Start<'a> {
+    a: &'a [u8],
+    b: &'a [u8],
+    c: &'a [u8],
+}
+
+fn is_tchar(c: u8) -> bool {
+    c.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&c)
+}
+
+/// `HTTP/d.d` -> `d.d`.
+fn version(v: &[u8]) -> Option<&[u8]> {
+    let v = v.strip_prefix(b"HTTP/")?;
+    match v {
+        [a, b'.', b] if a.is_ascii_digit() && b.is_ascii_digit() => Some(v),
+        _ => None,
+    }
+}
+
+fn start_line(kind: Kind, line: &[u8]) -> Option<Start<'_>> {
+    let line = line.strip_suffix(b"\r").unwrap_or(line);
+    let sp1 = memchr::memchr(b' ', line)?;
+    let (first, rest) = (&line[..sp1], &line[sp1 + 1..]);
+    match kind {
+        Kind::Request => {
+            let sp2 = memchr::memchr(b' ', rest)?;
+            let (uri, ver) = (&rest[..sp2], &rest[sp2 + 1..]);
+            if first.is_empty() || !first.iter().all(|&c| is_tchar(c)) {
+                return None;
+            }
+            if uri.is_empty() || !uri.iter().all(|&c| c > b' ' && c != 0x7f) {
+                return None;
+            }
+            Some(Start {
+                a: first,
+                b: uri,
+                c: version(ver)?,
+            })
+        }
+        Kind::Response => {
+            let ver = version(first)?;
+            let (code, text) = match memchr::memchr(b' ', rest) {
+                Some(i) => (&rest[..i], &rest[i + 1..]),
+                None => (rest, &b""[..]),
+            };
+            if code.len() != 3 || !code.iter().all(u8::is_ascii_digit) {
+                return None;
+            }
+            if text.iter().any(|&c| c < b' ' && c != b'\t') {
+                return None;
+            }
+            Some(Start {
+                a: ver,
+                b: code,
+                c: text,
+            })
+        }
+    }
+}
+
+/// Whether the field section has obsolete line folding.
+fn folded(fields: &[u8]) -> bool {
+    memchr::memchr_iter(b'\n', fields).any(|i| matches!(fields.get(i + 1), Some(b' ' | b'\t')))
+}
+
+/// The field section with each fold (line end plus white space) replaced
+/// by one space.
+fn unfold(fields: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(fields.len());
+    let mut i = 0;
+    while i < fields.len() {
+        let c = fields[i];
+        let nl = if c == b'\r' && fields.get(i + 1) == Some(&b'\n') {
+            2
+        } else if c == b'\n' {
+            1
+        } else {
+            0
+        };
+        if nl > 0 && matches!(fields.get(i + nl), Some(b' ' | b'\t')) {
+            // Drop trailing white space before the fold and leading after.
+            while matches!(out.last(), Some(b' ' | b'\t')) {
+                out.pop();
+            }
+            out.push(b' ');
+            i += nl;
+            while matches!(fields.get(i), Some(b' ' | b'\t')) {
+                i += 1;
+            }
+            continue;
+        }
+        out.push(c);
+        i += 1;
+    }
+    out
+}
+
+/// Why a complete head cannot be used.
+#[derive(Debug, PartialEq, Eq)]
+enum Bad {
+    Parse,
+    TooBig,
+}
+
+/// Parse the fields of `fields` (which ends with the empty line) into
+/// `out`; returns how many there are.
+fn parse_fields<'b>(
+    fields: &'b [u8],
+    out: &mut [httparse::Header<'b>; MAX_FIELDS],
+) -> Result<usize, Bad> {
+    match httparse::parse_headers(fields, out) {
+        Ok(httparse::Status::Complete((_, h))) => {
+            if h.iter().any(|f| f.name.len() > MAX_NAME) {
+                return Err(Bad::TooBig);
+            }
+            Ok(h.len())
+        }
+        Ok(httparse::Status::Partial) => Err(Bad::Parse),
+        Err(httparse::Error::TooManyHeaders) => Err(Bad::TooBig),
+        Err(_) => Err(Bad::Parse),
+    }
+}
+
+/// Check (and with `visit`, walk) one complete head `head`.
+fn with_head<R>(
+    kind: Kind,
+    head: &[u8],
+    visit: impl FnOnce(&Start, &[httparse::Header]) -> R,
+) -> Result<R, Bad> {
+    let nl = memchr::memchr(b'\n', head).ok_or(Bad::Parse)?;
+    let start = start_line(kind, &head[..nl]).ok_or(Bad::Parse)?;
+    let fields = &head[nl + 1..];
+    let mut buf = [httparse::EMPTY_HEADER; MAX_FIELDS];
+    if folded(fields) {
+        let unfolded = unfold(fields);
+        let n = parse_fields(&unfolded, &mut buf)?;
+        Ok(visit(&start, &buf[..n]))
+    } else {
+        let n = parse_fields(fields, &mut buf)?;
+        Ok(visit(&start, &buf[..n]))
+    }
+}
+
+/// Whether repeated fields of this (lower-case) name are combined rather
+/// than replaced: the framing fields the server checks for smuggling.
+fn combined(name: &[u8]) -> bool {
+    name == b"content-length" || name == b"transfer-encoding"
+}
+
+impl Format for Head {
+    fn scan(&self, input: &[u8], _eof: bool) -> Scan {
+        let (start, end) = find_head(input);
+        let Some(end) = end else {
+            if input.len() - start > HEAD_LIMIT {
+                return Scan::Invalid(NO_SPACE);
+            }
+            return Scan::Need;
+        };
+        if end - start > HEAD_LIMIT {
+            return Scan::Invalid(NO_SPACE);
+        }
+        match with_head(self.0, &input[start..end], |_, _| ()) {
+            Ok(()) => Scan::Ready {
+                consume: end,
+                mark: start,
+            },
+            Err(Bad::Parse) => Scan::Invalid(PARSE_ERROR),
+            Err(Bad::TooBig) => Scan::Invalid(NO_SPACE),
+        }
+    }
+
+    unsafe fn push(&self, l: *mut lua_State, input: &[u8], mark: usize) -> c_int {
+        let (_, end) = find_head(input);
+        // The reader calls push only after scan said Ready on these bytes.
+        let end = end.unwrap_or(input.len());
+        let kind = self.0;
+        let r = with_head(kind, &input[mark..end], |start, fields| {
+            push_head(l, kind, start, fields);
+        });
+        match r {
+            Ok(()) => 1,
+            Err(_) => lua::fail(l, PARSE_ERROR),
+        }
+    }
+
+    fn limit_error(&self) -> &'static str {
+        NO_SPACE
+    }
+}
+
+/// Push the head's table. Nothing here raises but out of memory.
+unsafe fn push_head(l: *mut lua_State, kind: Kind, start: &Start, fields: &[httparse::Header]) {
+    ffi::lua_createtable(l, 0, 5);
+    match kind {
+        Kind::Request => {
+            lua::push_bytes(l, start.a);
+            ffi::lua_setfield(l, -2, c"method".as_ptr());
+            lua::push_bytes(l, start.b);
+            ffi::lua_setfield(l, -2, c"uri".as_ptr());
+            lua::push_bytes(l, start.c);
+            ffi::lua_setfield(l, -2, c"version".as_ptr());
+        }
+        Kind::Response => {
+            lua::push_bytes(l, start.a);
+            ffi::lua_setfield(l, -2, c"version".as_ptr());
+            let code = start.b.iter().fold(0, |n, &d| n * 10 + (d - b'0') as i64);
+            ffi::lua_pushinteger(l, code as _);
+            ffi::lua_setfield(l, -2, c"status".as_ptr());
+            lua::push_bytes(l, start.c);
+            ffi::lua_setfield(l, -2, c"text".as_ptr());
+        }
+    }
+    ffi::lua_createtable(l, 0, fields.len() as c_int);
+    let mut name = [0u8; MAX_NAME];
+    for f in fields {
+        let n = f.name.len();
+        for (d, s) in name.iter_mut().zip(f.name.bytes()) {
+            *d = s.to_ascii_lowercase();
+        }
+        let key = &name[..n];
+        lua::push_bytes(l, key);
+        if combined(key) {
+            ffi::lua_pushvalue(l, -1);
+            if ffi::lua_rawget(l, -3) != ffi::LUA_TNIL {
+                lua::push_str(l, ", ");
+                lua::push_bytes(l, f.value);
+                ffi::lua_concat(l, 3);
+            } else {
+                ffi::lua_pop(l, 1);
+                lua::push_bytes(l, f.value);
+            }
+        } else {
+            lua::push_bytes(l, f.value);
+        }
+        ffi::lua_rawset(l, -3);
+    }
+    ffi::lua_setfield(l, -2, c"headers".as_ptr());
+    if kind == Kind::Response {
+        // Every field in order, repeated ones too: {{name, value}, ...}.
+        ffi::lua_createtable(l, fields.len() as c_int, 0);
+        for (i, f) in fields.iter().enumerate() {
+            ffi::lua_createtable(l, 2, 0);
+            for (d, s) in name.iter_mut().zip(f.name.bytes()) {
+                *d = s.to_ascii_lowercase();
+            }
+            lua::push_bytes(l, &name[..f.name.len()]);
+            ffi::lua_rawseti(l, -2, 1);
+            lua::push_bytes(l, f.value);
+            ffi::lua_rawseti(l, -2, 2);
+            ffi::lua_rawseti(l, -2, (i + 1) as _);
+        }
+        ffi::lua_setfield(l, -2, c"fields".as_ptr());
+    }
+}
+
+thread_local! {
+    /// The `Date` value of the current second: `(unix seconds, text)`.
+    static DATE: RefCell<(u64, Vec<u8>)> = const { RefCell::new((u64::MAX, Vec::new())) };
+}
+
+/// An IMF-fixdate (`Sun, 06 Nov 1994 08:49:37 GMT`) for unix time `t`.
+fn imf_date(t: u64) -> Vec<u8> {
+    const DAYS: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    let days = (t / 86400) as i64;
+    let secs = t % 86400;
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = days + 719468;
+    let era = z.div_euclid(146097);
+    let doe = z - era * 146097;
+    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + (m <= 2) as i64;
+    format!(
+        "{}, {:02} {} {} {:02}:{:02}:{:02} GMT",
+        DAYS[(days % 7) as usize],
+        d,
+        MONTHS[(m - 1) as usize],
+        y,
+        secs / 3600,
+        secs / 60 % 60,
+        secs % 60
+    )
+    .into_bytes()
+}
+
+/// core.date() -> the `Date` header value for now, formatted once a second.
+unsafe extern "C-unwind" fn date(l: *mut lua_State) -> c_int {
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    DATE.with(|c| {
+        let mut c = c.borrow_mut();
+        if c.0 != now {
+            *c = (now, imf_date(now));
+        }
+        lua::push_bytes(l, &c.1);
+    });
+    1
+}
+
+const FUNCS: &[Reg] = &[(c"date", date)];
+
+/// Names of the formats, as registered in `parsers.lookup`.
+const FORMATS: [(&CStr, &Head); 2] = [(c"HTTPRequest", &REQUEST), (c"HTTPResponse", &RESPONSE)];
+
+/// luaopen for `lem.http.core`: registers the read formats; returns the
+/// helper functions.
+///
+/// # Safety
+/// Called by `require`.
+pub unsafe extern "C-unwind" fn open(l: *mut lua_State) -> c_int {
+    for (name, f) in FORMATS {
+        parsers::register(l, name, f);
+    }
+    ffi::lua_createtable(l, 0, FUNCS.len() as c_int + 1);
+    lua::set_funcs(l, FUNCS);
+    ffi::lua_pushinteger(l, HEAD_LIMIT as _);
+    ffi::lua_setfield(l, -2, c"head_limit".as_ptr());
+    1
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn scan(kind: Kind, s: &[u8]) -> Scan {
+        Head(kind).scan(s, false)
+    }
+
+    #[test]
+    fn finds_the_end_of_a_head() {
+        assert_eq!(find_head(b"GET / HTTP/1.1\r\n\r\nx"), (0, Some(18)));
+        assert_eq!(find_head(b"\r\nGET / HTTP/1.1\n\nx"), (2, Some(18)));
+        assert_eq!(find_head(b"GET / HTTP/1.1\r\nA: b\r\n"), (0, None));
+    }
+
+    #[test]
+    fn scans_requests_and_responses() {
+        assert!(matches!(
+            scan(Kind::Request, b"GET /a?b HTTP/1.1\r\nHost: x\r\n\r\n"),
+            Scan::Ready { consume: 30, .. }
+        ));
+        assert_eq!(scan(Kind::Request, b"GET /a HTTP/1.1\r\nHost"), Scan::Need);
+        assert_eq!(
+            scan(Kind::Request, b"GET /a HTTX/1.1\r\n\r\n"),
+            Scan::Invalid(PARSE_ERROR)
+        );
+        assert_eq!(
+            scan(Kind::Request, b"GET  / HTTP/1.1\r\n\r\n"),
+            Scan::Invalid(PARSE_ERROR)
+        );
+        assert_eq!(
+            scan(Kind::Request, b"GET / HTTP/1.1\r\nBad Name: x\r\n\r\n"),
+            Scan::Invalid(PARSE_ERROR)
+        );
+        assert!(matches!(
+            scan(Kind::Request, b"GET / HTTP/2.0\r\n\r\n"),
+            Scan::Ready { .. }
+        ));
+        assert!(matches!(
+            scan(Kind::Response, b"HTTP/1.0 404 Not Found\r\n\r\n"),
+            Scan::Ready { .. }
+        ));
+        assert!(matches!(
+            scan(Kind::Response, b"HTTP/1.1 204\r\n\r\n"),
+            Scan::Ready { .. }
+        ));
+        let big = [b'a'; HEAD_LIMIT + 10];
+        assert_eq!(scan(Kind::Request, &big), Scan::Invalid(NO_SPACE));
+    }
+
+    #[test]
+    fn folded_lines_are_joined() {
+        assert_eq!(
+            unfold(b"A: b\r\n  c\r\nD: e\r\n\r\n"),
+            b"A: b c\r\nD: e\r\n\r\n".to_vec()
+        );
+        let n = with_head(
+            Kind::Request,
+            b"GET / HTTP/1.1\r\nA: b\r\n\tc\r\n\r\n",
+            |_, f| {
+                assert_eq!(f[0].value, b"b c");
+                f.len()
+            },
+        );
+        assert_eq!(n, Ok(1));
+    }
+
+    #[test]
+    fn formats_dates() {
+        assert_eq!(imf_date(0), b"Thu, 01 Jan 1970 00:00:00 GMT".to_vec());
+        assert_eq!(
+            imf_date(784111777),
+            b"Sun, 06 Nov 1994 08:49:37 GMT".to_vec()
+        );
+        assert_eq!(
+            imf_date(1709251199),
+            b"Thu, 29 Feb 2024 23:59:59 GMT".to_vec()
+        );
+    }
+}
