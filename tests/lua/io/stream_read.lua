@@ -121,6 +121,26 @@ end
 eq({ r, err }, { nil, 'closed' }, 'write to a closed peer')
 a:close()
 
+-- A writer waiting on a full socket: timeout, then close wakes it.
+a, b = pair()
+a:settimeout(0.05)
+local chunk = ('w'):rep(1024 * 1024)
+local wr, werr
+for _ = 1, 64 do
+	wr, werr = a:write(chunk)
+	if not wr then break end
+end
+eq({ wr, werr }, { nil, 'timeout' }, 'write timeout on a full socket')
+a:settimeout(nil)
+local wres = {}
+utils.spawn(function() wres = { a:write(chunk) } end)
+utils.yield()
+eq({ a:write('x') }, { nil, 'busy' }, 'second writer busy')
+assert(a:close())
+utils.yield()
+eq(wres, { nil, 'closed' }, 'close wakes the writer')
+b:close()
+
 -- Outside a coroutine that may yield, a read that would wait raises.
 a, b = pair()
 local ok, msg = pcall(table.sort, { 1, 2 }, function() b:read('*l'); return false end)
