@@ -23,7 +23,8 @@
 //! - `src/lfs.rs`: `lem.lfs.core`, filesystem calls on the pool;
 //!   `src/signal.rs`: `lem.signal.core`, OS signals to Lua handlers;
 //!   `src/process.rs`: `lem.process.core`, children for `io.spawn`/`io.popen`.
-//! - `src/http.rs`: `lem.http.core`, the HTTP read formats and helpers.
+//! - `src/http.rs`: `lem.http.core`, the HTTP read formats and helpers;
+//!   `src/tls.rs`: `lem.io.tls.core`, TLS streams and servers (rustls).
 //! - `lua/lem/`: the Lua halves (`queue`, `repl`, and the coroutine glue),
 //!   embedded at build time under chunk names that point at those files.
 
@@ -39,6 +40,7 @@ mod process;
 mod repl;
 pub mod scheduler;
 mod signal;
+mod tls;
 mod utils;
 
 pub use scheduler::Outcome;

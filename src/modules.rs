@@ -43,6 +43,8 @@ pub const BUILTINS: &[(&str, Opener)] = &[
     ("lem.io", lua_file!("lua/lem/io.lua")),
     ("lem.io.core", Opener::Native(crate::io::open)),
     ("lem.io.queue", lua_file!("lua/lem/io/queue.lua")),
+    ("lem.io.tls", lua_file!("lua/lem/io/tls.lua")),
+    ("lem.io.tls.core", Opener::Native(crate::tls::open)),
     ("lem.parsers", lua_file!("lua/lem/parsers.lua")),
     ("lem.parsers.core", Opener::Native(crate::parsers::open)),
     ("lem.lfs", lua_file!("lua/lem/lfs.lua")),

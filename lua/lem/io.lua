@@ -150,4 +150,7 @@ end
 M.popen = require('lem.process').popen
 M.spawn = require('lem.process').spawn
 
+-- io.tls: TLS streams and servers (lem.io.tls, src/tls.rs).
+M.tls = require 'lem.io.tls'
+
 return M

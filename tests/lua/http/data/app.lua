@@ -67,10 +67,13 @@ local f = assert(_G.io.open(fifo, 'w'))
 f:write(port, '\n')
 f:close()
 
+local watchdog = utils.newsleeper()
 utils.spawn(function()
-	utils.newsleeper():sleep(60)
-	_G.io.stderr:write('app.lua: still running after 60 s\n')
-	utils.exit(1)
+	if watchdog:sleep(60) == nil then
+		_G.io.stderr:write('app.lua: still running after 60 s\n')
+		utils.exit(1)
+	end
 end)
 srv:run()
-utils.exit(0)
+-- Open connections finish their responses; then the process ends.
+watchdog:wakeup(true)

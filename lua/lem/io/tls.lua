@@ -1,0 +1,75 @@
+-- lem.io.tls: TLS streams and servers (native half: src/tls.rs,
+-- lem.io.tls.core), reached as io.tls. A TLS connection is an ordinary
+-- Stream; a TLS server behaves like a Server (accept, autospawn, close...),
+-- so lem.http.server and hathaway run on it unchanged.
+local core = require 'lem.io.tls.core'
+
+local setmetatable, require = setmetatable, require
+
+local M = {}
+
+-- io.tls.connect(host, port [, options]) -> Stream, alpn | nil, err.
+-- options: cafile (PEM roots instead of the built-in web roots), sni (the
+-- name to verify and send), alpn ({'h2', 'http/1.1'}), insecure (true: no
+-- verification, for tests).
+function M.connect(host, port, options)
+	return core.connect(host, tonumber(port) or port, options)
+end
+
+local Server = {}
+Server.__index = Server
+M.Server = Server
+
+-- Handshake on an accepted TCP stream; returns the TLS Stream.
+local function wrap(ctx, c)
+	local fd = c:fileno()
+	local s, err = ctx:wrap(fd)
+	c:close()
+	return s, err
+end
+
+-- io.tls.listen(host, port, {cert = file, key = file [, alpn = {...}]})
+-- -> Server | nil, err
+function M.listen(host, port, options)
+	local io = require 'lem.io'
+	local alpn = options.alpn or {}
+	local ctx, err = core.context(options.cert, options.key, (table.unpack or unpack)(alpn))
+	if not ctx then
+		return nil, err
+	end
+	local sock
+	sock, err = io.tcp.listen(host, port, options.backlog)
+	if not sock then
+		return nil, err
+	end
+	return setmetatable({ sock = sock, ctx = ctx }, Server)
+end
+
+-- server:accept() -> Stream | nil, err (a failed handshake is an error)
+function Server:accept()
+	local c, err = self.sock:accept()
+	if not c then
+		return nil, err
+	end
+	return wrap(self.ctx, c)
+end
+
+-- server:autospawn(handler): handler(stream) for each completed handshake.
+function Server:autospawn(handler)
+	local ctx = self.ctx
+	return self.sock:autospawn(function(c)
+		local s = wrap(ctx, c)
+		if s then
+			return handler(s)
+		end
+	end)
+end
+
+for _, name in ipairs({ 'close', 'closed', 'interrupt', 'busy', 'getsockname', 'settimeout' }) do
+	Server[name] = function(self, ...)
+		local sock = self.sock
+		return sock[name](sock, ...)
+	end
+end
+
+return M

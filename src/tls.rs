@@ -1,0 +1,355 @@
+//! `lem.io.tls.core`: TLS with rustls (ring). The Lua half is
+//! `lua/lem/io/tls.lua` (`io.tls.connect`, `io.tls.listen`).
+//!
+//! A TLS connection is handed to Lua as an ordinary lem Stream: the
+//! handshake runs on the loop, then a task relays plaintext between the
+//! TLS session and one end of a Unix socket pair, whose other end becomes
+//! the Stream. So every Stream method, read format and timeout works on
+//! TLS unchanged, at the cost of one extra copy through the kernel.
+
+use std::ffi::{c_int, CStr};
+use std::io;
+use std::os::fd::{FromRawFd, OwnedFd};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio_rustls::rustls::{
+    self,
+    client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier},
+    crypto::CryptoProvider,
+    pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime},
+    CertificateError, ClientConfig, DigitallySignedStruct, RootCertStore, ServerConfig,
+    SignatureScheme,
+};
+use tokio_rustls::{TlsAcceptor, TlsConnector};
+
+use crate::lua::{self, ffi, lua_State, Reg};
+use crate::scheduler::{self, Commit, Resume};
+
+const CONTEXT: &CStr = c"lem.TLSContext";
+
+/// How long a handshake may take before it fails with `'timeout'`.
+const HANDSHAKE: Duration = Duration::from_secs(15);
+
+fn provider() -> Arc<CryptoProvider> {
+    Arc::new(rustls::crypto::ring::default_provider())
+}
+
+/// The reason a handshake failed, in words (certificate problems named).
+fn tls_reason(e: &io::Error) -> String {
+    let inner = e.get_ref().and_then(|i| i.downcast_ref::<rustls::Error>());
+    match inner {
+        Some(rustls::Error::InvalidCertificate(c)) => match c {
+            CertificateError::Expired | CertificateError::ExpiredContext { .. } => {
+                "certificate expired".into()
+            }
+            CertificateError::UnknownIssuer => "certificate has an unknown issuer".into(),
+            CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. } => {
+                "certificate name mismatch".into()
+            }
+            other => format!("invalid certificate: {other:?}"),
+        },
+        Some(other) => other.to_string(),
+        None => crate::io::os_error_text(e),
+    }
+}
+
+/// Accepts any server certificate: `insecure = true`, for tests only.
+#[derive(Debug)]
+struct NoVerify(Arc<CryptoProvider>);
+
+impl ServerCertVerifier for NoVerify {
+    fn verify_server_cert(
+        &self,
+        _: &CertificateDer<'_>,
+        _: &[CertificateDer<'_>],
+        _: &ServerName<'_>,
+        _: &[u8],
+        _: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        Ok(ServerCertVerified::assertion())
+    }
+    fn verify_tls12_signature(
+        &self,
+        m: &[u8],
+        c: &CertificateDer<'_>,
+        d: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(m, c, d, &self.0.signature_verification_algorithms)
+    }
+    fn verify_tls13_signature(
+        &self,
+        m: &[u8],
+        c: &CertificateDer<'_>,
+        d: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(m, c, d, &self.0.signature_verification_algorithms)
+    }
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
+    }
+}
+
+fn read_certs(path: &str) -> Result<Vec<CertificateDer<'static>>, String> {
+    let f = std::fs::File::open(path)
+        .map_err(|e| format!("{path}: {}", crate::io::os_error_text(&e)))?;
+    let certs: Result<Vec<_>, _> = rustls_pemfile::certs(&mut io::BufReader::new(f)).collect();
+    match certs {
+        Ok(c) if !c.is_empty() => Ok(c),
+        Ok(_) => Err(format!("{path}: no certificate found")),
+        Err(e) => Err(format!("{path}: {e}")),
+    }
+}
+
+/// Options of `io.tls.connect`, read from the Lua table.
+#[derive(Default)]
+struct ClientOptions {
+    cafile: Option<String>,
+    sni: Option<String>,
+    alpn: Vec<Vec<u8>>,
+    insecure: bool,
+}
+
+fn client_config(o: &ClientOptions) -> Result<ClientConfig, String> {
+    let p = provider();
+    let b = ClientConfig::builder_with_provider(p.clone())
+        .with_safe_default_protocol_versions()
+        .map_err(|e| e.to_string())?;
+    let mut cfg = if o.insecure {
+        b.dangerous()
+            .with_custom_certificate_verifier(Arc::new(NoVerify(p)))
+            .with_no_client_auth()
+    } else {
+        let mut roots = RootCertStore::empty();
+        match &o.cafile {
+            Some(path) => {
+                for c in read_certs(path)? {
+                    roots.add(c).map_err(|e| format!("{path}: {e}"))?;
+                }
+            }
+            None => roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned()),
+        }
+        b.with_root_certificates(roots).with_no_client_auth()
+    };
+    cfg.alpn_protocols = o.alpn.clone();
+    Ok(cfg)
+}
+
+/// A plaintext socket pair: (Lua's end, the relay's end).
+fn pair() -> io::Result<(OwnedFd, tokio::net::UnixStream)> {
+    let (a, b) = std::os::unix::net::UnixStream::pair()?;
+    b.set_nonblocking(true)?;
+    Ok((a.into(), tokio::net::UnixStream::from_std(b)?))
+}
+
+/// Relay between the TLS session and the pair until both sides end.
+fn relay<S>(mut tls: S, mut plain: tokio::net::UnixStream)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + 'static,
+{
+    // The process lives until the relay has passed on everything (a
+    // response written just before the script ends must still leave).
+    let hold = scheduler::get().hold();
+    tokio::task::spawn_local(async move {
+        let _ = tokio::io::copy_bidirectional(&mut tls, &mut plain).await;
+        drop(hold);
+    });
+}
+
+/// Push the Lua end as a Stream (with the negotiated ALPN protocol).
+unsafe fn push_result(t: *mut lua_State, r: Result<(OwnedFd, Option<Vec<u8>>), String>) -> c_int {
+    match r {
+        Ok((fd, alpn)) => {
+            let n = crate::io::push_stream(t, fd);
+            if n != 1 {
+                return n;
+            }
+            match alpn {
+                Some(p) => lua::push_bytes(t, &p),
+                None => ffi::lua_pushnil(t),
+            }
+            2
+        }
+        Err(msg) => lua::fail(t, &msg),
+    }
+}
+
+unsafe fn opt_string(l: *mut lua_State, idx: c_int, key: &CStr) -> Option<String> {
+    ffi::lua_getfield(l, idx, key.as_ptr());
+    let v = if ffi::lua_type(l, -1) == ffi::LUA_TSTRING {
+        lua::to_bytes(l, -1).map(|b| String::from_utf8_lossy(b).into_owned())
+    } else {
+        None
+    };
+    ffi::lua_pop(l, 1);
+    v
+}
+
+/// core.connect(host, port [, options]) -> Stream, alpn | nil, err
+unsafe extern "C-unwind" fn connect(l: *mut lua_State) -> c_int {
+    ffi::luaL_checklstring(l, 1, std::ptr::null_mut());
+    let port = lua::check_integer(l, 2);
+    if !(0..=65535).contains(&port) {
+        lua::arg_error(l, 2, c"invalid port");
+    }
+    let has_opts = !lua::is_none_or_nil(l, 3);
+    if has_opts {
+        ffi::luaL_checktype(l, 3, ffi::LUA_TTABLE);
+    }
+    crate::io::check_suspendable(l);
+    // No more raising below: owned values from here.
+    let host = String::from_utf8_lossy(lua::to_bytes(l, 1).unwrap_or_default()).into_owned();
+    let mut o = ClientOptions::default();
+    if has_opts {
+        o.cafile = opt_string(l, 3, c"cafile");
+        o.sni = opt_string(l, 3, c"sni");
+        ffi::lua_getfield(l, 3, c"insecure".as_ptr());
+        o.insecure = ffi::lua_toboolean(l, -1) != 0;
+        ffi::lua_pop(l, 1);
+        ffi::lua_getfield(l, 3, c"alpn".as_ptr());
+        if ffi::lua_type(l, -1) == ffi::LUA_TTABLE {
+            let mut i = 1;
+            while ffi::lua_rawgeti(l, -1, i) == ffi::LUA_TSTRING {
+                o.alpn
+                    .push(lua::to_bytes(l, -1).unwrap_or_default().to_vec());
+                ffi::lua_pop(l, 1);
+                i += 1;
+            }
+            ffi::lua_pop(l, 1);
+        }
+        ffi::lua_pop(l, 1);
+    }
+    let port = port as u16;
+    scheduler::get().prepare(Commit::Future(Box::pin(async move {
+        let r = client_handshake(host, port, o).await;
+        Resume::Push(Box::new(move |t| unsafe { push_result(t, r) }))
+    })));
+    lua::suspend(l)
+}
+
+async fn client_handshake(
+    host: String,
+    port: u16,
+    o: ClientOptions,
+) -> Result<(OwnedFd, Option<Vec<u8>>), String> {
+    let shown = if host.contains(':') {
+        format!("[{host}]:{port}")
+    } else {
+        format!("{host}:{port}")
+    };
+    let cfg = client_config(&o).map_err(|e| format!("tls error with '{shown}': {e}"))?;
+    let name = o.sni.clone().unwrap_or_else(|| host.clone());
+    let name = ServerName::try_from(name)
+        .map_err(|_| format!("tls error with '{shown}': invalid server name"))?;
+    let tcp = tokio::net::TcpStream::connect((host.as_str(), port))
+        .await
+        .map_err(|_| format!("error connecting to '{host}:{port}'"))?;
+    let _ = tcp.set_nodelay(true);
+    let hs = TlsConnector::from(Arc::new(cfg)).connect(name, tcp);
+    let tls = match tokio::time::timeout(HANDSHAKE, hs).await {
+        Err(_) => return Err(format!("tls error with '{shown}': timeout")),
+        Ok(Err(e)) => return Err(format!("tls error with '{shown}': {}", tls_reason(&e))),
+        Ok(Ok(s)) => s,
+    };
+    let alpn = tls.get_ref().1.alpn_protocol().map(|p| p.to_vec());
+    let (fd, plain) = pair().map_err(|e| crate::io::os_error_text(&e))?;
+    relay(tls, plain);
+    Ok((fd, alpn))
+}
+
+/// A server's TLS settings: `lem.TLSContext`.
+struct Context(TlsAcceptor);
+
+/// core.context(certfile, keyfile [, alpn...]) -> context | nil, err
+unsafe extern "C-unwind" fn context(l: *mut lua_State) -> c_int {
+    ffi::luaL_checklstring(l, 1, std::ptr::null_mut());
+    ffi::luaL_checklstring(l, 2, std::ptr::null_mut());
+    let n = ffi::lua_gettop(l);
+    for i in 3..=n {
+        ffi::luaL_checklstring(l, i, std::ptr::null_mut());
+    }
+    let cert = String::from_utf8_lossy(lua::to_bytes(l, 1).unwrap_or_default()).into_owned();
+    let key = String::from_utf8_lossy(lua::to_bytes(l, 2).unwrap_or_default()).into_owned();
+    let alpn: Vec<Vec<u8>> = (3..=n)
+        .map(|i| lua::to_bytes(l, i).unwrap_or_default().to_vec())
+        .collect();
+    let r = (|| -> Result<ServerConfig, String> {
+        let certs = read_certs(&cert)?;
+        let f = std::fs::File::open(&key)
+            .map_err(|e| format!("{key}: {}", crate::io::os_error_text(&e)))?;
+        let pk: PrivateKeyDer = rustls_pemfile::private_key(&mut io::BufReader::new(f))
+            .map_err(|e| format!("{key}: {e}"))?
+            .ok_or_else(|| format!("{key}: no private key found"))?;
+        let mut cfg = ServerConfig::builder_with_provider(provider())
+            .with_safe_default_protocol_versions()
+            .map_err(|e| e.to_string())?
+            .with_no_client_auth()
+            .with_single_cert(certs, pk)
+            .map_err(|e| e.to_string())?;
+        cfg.alpn_protocols = alpn;
+        Ok(cfg)
+    })();
+    match r {
+        Ok(cfg) => {
+            lua::new_class(l, CONTEXT, CONTEXT_METHODS, Some(lua::gc::<Context>));
+            ffi::lua_pop(l, 1);
+            lua::push_object(l, CONTEXT, Context(TlsAcceptor::from(Arc::new(cfg))));
+            1
+        }
+        Err(msg) => lua::fail(l, &msg),
+    }
+}
+
+/// ctx:wrap(fd) -> Stream, alpn | nil, err: a server-side handshake on a
+/// duplicate of the accepted socket `fd` (the caller closes its own).
+unsafe extern "C-unwind" fn context_wrap(l: *mut lua_State) -> c_int {
+    let ctx: &Context = lua::check_object(l, 1, CONTEXT);
+    let fd = lua::check_integer(l, 2);
+    crate::io::check_suspendable(l);
+    let dup = libc::fcntl(fd as c_int, libc::F_DUPFD_CLOEXEC, 0);
+    if dup < 0 {
+        let e = io::Error::last_os_error();
+        let msg = crate::io::os_error_text(&e);
+        return lua::fail(l, &msg);
+    }
+    let owned = OwnedFd::from_raw_fd(dup);
+    let acceptor = ctx.0.clone();
+    scheduler::get().prepare(Commit::Future(Box::pin(async move {
+        let r = server_handshake(acceptor, owned).await;
+        Resume::Push(Box::new(move |t| unsafe { push_result(t, r) }))
+    })));
+    lua::suspend(l)
+}
+
+async fn server_handshake(
+    acceptor: TlsAcceptor,
+    fd: OwnedFd,
+) -> Result<(OwnedFd, Option<Vec<u8>>), String> {
+    let std = std::net::TcpStream::from(fd);
+    std.set_nonblocking(true)
+        .map_err(|e| crate::io::os_error_text(&e))?;
+    let tcp = tokio::net::TcpStream::from_std(std).map_err(|e| crate::io::os_error_text(&e))?;
+    let tls = match tokio::time::timeout(HANDSHAKE, acceptor.accept(tcp)).await {
+        Err(_) => return Err("tls handshake: timeout".into()),
+        Ok(Err(e)) => return Err(format!("tls handshake: {}", tls_reason(&e))),
+        Ok(Ok(s)) => s,
+    };
+    let alpn = tls.get_ref().1.alpn_protocol().map(|p| p.to_vec());
+    let (fd, plain) = pair().map_err(|e| crate::io::os_error_text(&e))?;
+    relay(tls, plain);
+    Ok((fd, alpn))
+}
+
+const CONTEXT_METHODS: &[Reg] = &[(c"wrap", context_wrap)];
+
+const FUNCS: &[Reg] = &[(c"connect", connect), (c"context", context)];
+
+/// luaopen for `lem.io.tls.core`.
+///
+/// # Safety
+/// Called by `require`.
+pub unsafe extern "C-unwind" fn open(l: *mut lua_State) -> c_int {
+    ffi::lua_createtable(l, 0, FUNCS.len() as c_int);
+    lua::set_funcs(l, FUNCS);
+    1
+}
