@@ -11,7 +11,9 @@
 //! (`'*l'`, `'HTTPRequest'`...) buffers before `read` gives up with
 //! `nil, 'line too long'` (default [`crate::parsers::DEFAULT_LIMIT`], 1 MiB;
 //! `read(n)` and `read('*a')` ask for their size themselves and are not held
-//! to it).
+//! to it). A server's timeout applies to `accept`, not to `autospawn`.
+//! Also new: `server:getsockname()` (`ip, port`, or the Unix path: the port
+//! a `'0'` listen got) and `obj:fileno()`.
 
 use std::ffi::c_int;
 use std::io;
