@@ -195,6 +195,16 @@ impl Fmt {
     }
 }
 
+/// Largest buffer kept for reuse.
+const SPARE_MAX: usize = 256 << 10;
+
+thread_local! {
+    /// One empty buffer that the last stream to run dry gave back: a line
+    /// echo takes and returns it every round trip instead of asking malloc
+    /// for 64 KiB twice, and an idle connection still holds no buffer.
+    static SPARE: std::cell::Cell<Vec<u8>> = const { std::cell::Cell::new(Vec::new()) };
+}
+
 /// The input buffer of a stream or file: bytes `start..` of `data` are
 /// unread. The allocation is dropped whenever the buffer runs empty, so an
 /// idle connection holds no buffer.
@@ -231,11 +241,23 @@ impl Input {
         }
     }
 
-    /// Drop everything, and the allocation with it.
+    /// Drop everything, and the allocation with it (kept as this thread's
+    /// spare buffer when it is an ordinary chunk).
     pub fn clear(&mut self) {
-        self.data = Vec::new();
+        let mut data = std::mem::take(&mut self.data);
         self.start = 0;
         self.scanned.set(0);
+        if data.capacity() >= CHUNK && data.capacity() <= SPARE_MAX {
+            data.clear();
+            SPARE.with(|s| {
+                let old = s.take();
+                s.set(if old.capacity() >= data.capacity() {
+                    old
+                } else {
+                    data
+                });
+            });
+        }
     }
 
     /// Read into the buffer with `read(buf) -> io::Result<usize>` (0: end of
@@ -249,6 +271,9 @@ impl Input {
         {
             self.data.drain(..self.start);
             self.start = 0;
+        }
+        if self.data.capacity() == 0 {
+            self.data = SPARE.with(|s| s.take());
         }
         let want = CHUNK.max(self.len().min(256 << 10));
         if self.data.capacity() - self.data.len() < want {
@@ -475,6 +500,18 @@ mod tests {
         let mut i = input(b"xy");
         i.consume(2);
         assert_eq!(i.data.capacity(), 0);
+        i.fill(|buf| {
+            buf[0] = b'z';
+            Ok(1)
+        })
+        .unwrap();
+        assert!(i.data.capacity() >= CHUNK);
+        i.consume(1);
+        assert_eq!(
+            i.data.capacity(),
+            0,
+            "a drained buffer goes back to the spare"
+        );
         let r = i.fill(|_| Ok(0));
         assert_eq!(r.unwrap(), 0);
         assert_eq!(i.data.capacity(), 0);
