@@ -591,8 +591,7 @@ const DIR_METHODS: &[Reg] = &[(c"next", dir_next), (c"close", dir_close)];
 pub unsafe extern "C-unwind" fn open(l: *mut lua_State) -> c_int {
     lua::new_class(l, DIR, DIR_METHODS, Some(lua::gc::<Dir>));
     ffi::lua_pop(l, 1);
-    ffi::lua_createtable(l, 0, FUNCS.len() as c_int);
-    lua::set_funcs(l, FUNCS);
+    lua::new_lib(l, FUNCS);
     1
 }
 

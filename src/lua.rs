@@ -171,6 +171,15 @@ pub unsafe fn new_class(l: *mut lua_State, tname: &CStr, methods: &[Reg], gc: Op
     }
 }
 
+/// Push a new table holding `funcs`: a native module's exports.
+///
+/// # Safety
+/// `l` must be a valid Lua state.
+pub unsafe fn new_lib(l: *mut lua_State, funcs: &[Reg]) {
+    ffi::lua_createtable(l, 0, funcs.len() as c_int);
+    set_funcs(l, funcs);
+}
+
 /// Set each function of `funcs` into the table on top of the stack.
 ///
 /// # Safety

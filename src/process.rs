@@ -618,8 +618,7 @@ const CHILD_METHODS: &[Reg] = &[
 pub unsafe extern "C-unwind" fn open(l: *mut lua_State) -> c_int {
     lua::new_class(l, CHILD, CHILD_METHODS, Some(lua::gc::<ChildRef>));
     ffi::lua_pop(l, 1);
-    ffi::lua_createtable(l, 0, FUNCS.len() as c_int);
-    lua::set_funcs(l, FUNCS);
+    lua::new_lib(l, FUNCS);
     1
 }
 

@@ -469,8 +469,7 @@ const FUNCS: &[Reg] = &[
 
 /// luaopen for `lem.signal.core`.
 pub unsafe extern "C-unwind" fn open(l: *mut lua_State) -> c_int {
-    ffi::lua_createtable(l, 0, FUNCS.len() as c_int);
-    lua::set_funcs(l, FUNCS);
+    lua::new_lib(l, FUNCS);
     1
 }
 

@@ -349,7 +349,6 @@ const FUNCS: &[Reg] = &[(c"connect", connect), (c"context", context)];
 /// # Safety
 /// Called by `require`.
 pub unsafe extern "C-unwind" fn open(l: *mut lua_State) -> c_int {
-    ffi::lua_createtable(l, 0, FUNCS.len() as c_int);
-    lua::set_funcs(l, FUNCS);
+    lua::new_lib(l, FUNCS);
     1
 }

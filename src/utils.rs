@@ -208,7 +208,6 @@ const SLEEPER_METHODS: &[Reg] = &[(c"sleep", sleeper_sleep), (c"wakeup", sleeper
 pub unsafe extern "C-unwind" fn open(l: *mut lua_State) -> c_int {
     lua::new_class(l, SLEEPER, SLEEPER_METHODS, None);
     ffi::lua_pop(l, 1);
-    ffi::lua_createtable(l, 0, FUNCS.len() as c_int);
-    lua::set_funcs(l, FUNCS);
+    lua::new_lib(l, FUNCS);
     1
 }
