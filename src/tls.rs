@@ -10,7 +10,7 @@
 use std::ffi::{c_int, CStr};
 use std::io;
 use std::os::fd::{FromRawFd, OwnedFd};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use tokio_rustls::rustls::{
@@ -110,7 +110,25 @@ struct ClientOptions {
     insecure: bool,
 }
 
-fn client_config(o: &ClientOptions) -> Result<ClientConfig, String> {
+/// The system's trust store (where OpenSSL finds it: `SSL_CERT_FILE`,
+/// `SSL_CERT_DIR` or the distribution's bundle), read once; the built-in
+/// web roots where the system has none. Blocking: call it on the pool.
+fn system_roots() -> Arc<RootCertStore> {
+    static ROOTS: OnceLock<Arc<RootCertStore>> = OnceLock::new();
+    ROOTS
+        .get_or_init(|| {
+            let mut roots = RootCertStore::empty();
+            roots.add_parsable_certificates(rustls_native_certs::load_native_certs().certs);
+            if roots.is_empty() {
+                roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+            }
+            Arc::new(roots)
+        })
+        .clone()
+}
+
+/// `system` is the trust store to use when the options name no CA file.
+fn client_config(o: &ClientOptions, system: Arc<RootCertStore>) -> Result<ClientConfig, String> {
     let p = provider();
     let b = ClientConfig::builder_with_provider(p.clone())
         .with_safe_default_protocol_versions()
@@ -120,15 +138,16 @@ fn client_config(o: &ClientOptions) -> Result<ClientConfig, String> {
             .with_custom_certificate_verifier(Arc::new(NoVerify(p)))
             .with_no_client_auth()
     } else {
-        let mut roots = RootCertStore::empty();
-        match &o.cafile {
+        let roots = match &o.cafile {
             Some(path) => {
+                let mut roots = RootCertStore::empty();
                 for c in read_certs(path)? {
                     roots.add(c).map_err(|e| format!("{path}: {e}"))?;
                 }
+                Arc::new(roots)
             }
-            None => roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned()),
-        }
+            None => system,
+        };
         b.with_root_certificates(roots).with_no_client_auth()
     };
     cfg.alpn_protocols = o.alpn.clone();
@@ -143,17 +162,39 @@ fn pair() -> io::Result<(OwnedFd, tokio::net::UnixStream)> {
 }
 
 /// Relay between the TLS session and the pair until both sides end.
-fn relay<S>(mut tls: S, mut plain: tokio::net::UnixStream)
+fn relay<S>(tls: S, plain: tokio::net::UnixStream)
 where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + 'static,
 {
-    // The process lives until the relay has passed on everything (a
-    // response written just before the script ends must still leave).
-    let hold = scheduler::get().hold();
+    let (tls_in, tls_out) = tokio::io::split(tls);
+    let (plain_in, plain_out) = plain.into_split();
     tokio::task::spawn_local(async move {
-        let _ = tokio::io::copy_bidirectional(&mut tls, &mut plain).await;
-        drop(hold);
+        tokio::join!(pump(tls_in, plain_out), pump(plain_in, tls_out));
     });
+}
+
+/// Copy `from` to `to` until `from` ends, then shut `to` down. Like a
+/// socket, an idle relay does not keep the process alive; bytes read and not
+/// yet written on do (a response written just before the script ends must
+/// still leave).
+async fn pump(
+    mut from: impl tokio::io::AsyncRead + Unpin,
+    mut to: impl tokio::io::AsyncWrite + Unpin,
+) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut buf = vec![0u8; 16 << 10];
+    loop {
+        let n = match from.read(&mut buf).await {
+            Ok(0) | Err(_) => break,
+            Ok(n) => n,
+        };
+        let _hold = scheduler::get().hold();
+        if to.write_all(&buf[..n]).await.is_err() || to.flush().await.is_err() {
+            return;
+        }
+    }
+    let _hold = scheduler::get().hold();
+    let _ = to.shutdown().await;
 }
 
 /// Push the Lua end as a Stream (with the negotiated ALPN protocol).
@@ -237,7 +278,8 @@ async fn client_handshake(
     } else {
         format!("{host}:{port}")
     };
-    let cfg = client_config(&o).map_err(|e| format!("tls error with '{shown}': {e}"))?;
+    let system = crate::pool::run(system_roots).await;
+    let cfg = client_config(&o, system).map_err(|e| format!("tls error with '{shown}': {e}"))?;
     let name = o.sni.clone().unwrap_or_else(|| host.clone());
     let name = ServerName::try_from(name)
         .map_err(|_| format!("tls error with '{shown}': invalid server name"))?;

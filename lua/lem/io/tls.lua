@@ -9,7 +9,7 @@ local setmetatable, require = setmetatable, require
 local M = {}
 
 -- io.tls.connect(host, port [, options]) -> Stream, alpn | nil, err.
--- options: cafile (PEM roots instead of the built-in web roots), sni (the
+-- options: cafile (PEM roots instead of the system trust store), sni (the
 -- name to verify and send), alpn ({'h2', 'http/1.1'}), insecure (true: no
 -- verification, for tests).
 function M.connect(host, port, options)

@@ -53,6 +53,12 @@ eq(err, ("tls error with '127.0.0.1:%d': certificate name mismatch"):format(port
 s = assert(io.tls.connect('127.0.0.1', port, { insecure = true }))
 s:close()
 
+-- Without a CA file the system trust store decides: a child lem whose
+-- SSL_CERT_FILE names the test CA trusts the server (the store is read once
+-- per process, hence the child).
+local probe = ("local s, e = require('lem.io').tls.connect('localhost', %d) io.write(s and 'trusted' or e)"):format(port)
+eq(common.run(("SSL_CERT_FILE=%s '%s' -e \"%s\""):format(ca, arg[-1], probe)), 'trusted', 'system trust store')
+
 -- The server survives a client that is not speaking TLS.
 local answer = common.raw(port, 'GET / HTTP/1.1\r\n\r\n') or ''
 assert(not answer:find('^HTTP'), answer)
