@@ -1,7 +1,7 @@
 #!/usr/bin/env lem
 -- A small hathaway app: a page with a form, the form's POST, and a
 -- pattern route with captures.
---   lem examples/hathaway.lua [port [host]]
+--   lem examples/hathaway.lua [port [host]]    (port 0: any free port)
 local hathaway = require 'lem.hathaway'
 local server = require 'lem.http.server'
 hathaway.import()
@@ -36,6 +36,10 @@ GETM('^/square/(%d+)$', function(_, res, n)
 	page(res, 'Square', ('<p id="square">%d</p>'):format(n * n))
 end)
 
+-- Listen first, so that port 0 (any free port) prints the port it got.
 local port, host = tonumber(arg[1]) or 8080, arg[2] or '127.0.0.1'
-print(('listening on http://%s:%d/'):format(host, port))
-Hathaway(host, port)
+local sock = assert(require('lem.io').tcp.listen(host, port))
+local _, bound = sock:getsockname()
+print(('listening on http://%s:%d/'):format(host, bound))
+io.stdout:flush() -- for a parent reading our stdout through a pipe
+Hathaway(sock)

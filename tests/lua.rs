@@ -56,6 +56,7 @@ lua_tests! {
     core_suspend_anywhere => "core/suspend_anywhere.lua",
     core_uncaught_error => "core/uncaught_error.lua",
     core_user_coroutines => "core/user_coroutines.lua",
+    hathaway_chromium => "hathaway/chromium.lua",
     hathaway_routes => "hathaway/routes.lua",
     http_client => "http/client.lua",
     http_parse => "http/parse.lua",
