@@ -357,8 +357,8 @@ fn imf_date(t: u64) -> Vec<u8> {
     .into_bytes()
 }
 
-/// core.date() -> the `Date` header value for now, formatted once a second.
-unsafe extern "C-unwind" fn date(l: *mut lua_State) -> c_int {
+/// Call `f` with the `Date` value of now (formatted once a second).
+fn with_date<R>(f: impl FnOnce(&[u8]) -> R) -> R {
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs())
@@ -368,12 +368,150 @@ unsafe extern "C-unwind" fn date(l: *mut lua_State) -> c_int {
         if c.0 != now {
             *c = (now, imf_date(now));
         }
-        lua::push_bytes(l, &c.1);
-    });
+        f(&c.1)
+    })
+}
+
+/// core.date() -> the `Date` header value for now, formatted once a second.
+unsafe extern "C-unwind" fn date(l: *mut lua_State) -> c_int {
+    with_date(|d| lua::push_bytes(l, d));
     1
 }
 
-const FUNCS: &[Reg] = &[(c"date", date)];
+/// What a response head says about the body's length.
+enum Length {
+    None,
+    Bytes(i64),
+    Chunked,
+}
+
+/// core.head(status, text, headers, length, close, keepalive, server)
+/// -> head | nil: the response head `lua/lem/http/server.lua` builds
+/// (same fields, same order), or nil when a header name is not a string
+/// or a value neither string nor number (the Lua half then builds it, with
+/// `tostring` and its metamethods), or any argument is unusual (a status
+/// that is not an integer...). `length` is nil, a byte count or
+/// `'chunked'`.
+unsafe extern "C-unwind" fn head(l: *mut lua_State) -> c_int {
+    ffi::luaL_checktype(l, 3, ffi::LUA_TTABLE);
+    let status = integer(l, 1);
+    let plain_args = status.is_some()
+        && ffi::lua_type(l, 2) == ffi::LUA_TSTRING
+        && ffi::lua_type(l, 7) == ffi::LUA_TSTRING;
+    let length = match ffi::lua_type(l, 4) {
+        ffi::LUA_TNONE | ffi::LUA_TNIL => Some(Length::None),
+        ffi::LUA_TSTRING => Some(Length::Chunked),
+        ffi::LUA_TNUMBER => integer(l, 4).map(Length::Bytes),
+        _ => None,
+    };
+    let (true, Some(status), Some(length)) = (plain_args, status, length) else {
+        ffi::lua_pushnil(l);
+        return 1;
+    };
+    let close = ffi::lua_toboolean(l, 5) != 0;
+    let keepalive = ffi::lua_toboolean(l, 6) != 0;
+    // Only strings and numbers: converting them cannot raise.
+    ffi::lua_pushnil(l);
+    while ffi::lua_next(l, 3) != 0 {
+        let plain = ffi::lua_type(l, -2) == ffi::LUA_TSTRING
+            && matches!(ffi::lua_type(l, -1), ffi::LUA_TSTRING | ffi::LUA_TNUMBER);
+        ffi::lua_pop(l, 1);
+        if !plain {
+            ffi::lua_pop(l, 1);
+            ffi::lua_pushnil(l);
+            return 1;
+        }
+    }
+    // From here on nothing raises but out of memory.
+    let mut out = Vec::with_capacity(256);
+    out.extend_from_slice(b"HTTP/1.1 ");
+    push_int(&mut out, status);
+    out.push(b' ');
+    out.extend_from_slice(lua::to_bytes(l, 2).unwrap_or_default());
+    out.extend_from_slice(b"\r\n");
+    let (mut haslength, mut hasdate, mut hasserver, mut hasconn) = (false, false, false, false);
+    ffi::lua_pushnil(l);
+    while ffi::lua_next(l, 3) != 0 {
+        // The key is a string (checked above): to_bytes leaves it as is.
+        let k = lua::to_bytes(l, -2).unwrap_or_default();
+        if k.eq_ignore_ascii_case(b"content-length") {
+            haslength = true;
+        } else if k.eq_ignore_ascii_case(b"date") {
+            hasdate = true;
+        } else if k.eq_ignore_ascii_case(b"server") {
+            hasserver = true;
+        } else if k.eq_ignore_ascii_case(b"connection") {
+            hasconn = true;
+        }
+        out.extend_from_slice(k);
+        out.extend_from_slice(b": ");
+        // A number value is converted in place (allowed for values).
+        out.extend_from_slice(lua::to_bytes(l, -1).unwrap_or_default());
+        out.extend_from_slice(b"\r\n");
+        ffi::lua_pop(l, 1);
+    }
+    match length {
+        Length::Chunked => out.extend_from_slice(b"Transfer-Encoding: chunked\r\n"),
+        Length::Bytes(n) if !haslength => {
+            out.extend_from_slice(b"Content-Length: ");
+            push_int(&mut out, n);
+            out.extend_from_slice(b"\r\n");
+        }
+        _ => {}
+    }
+    if !hasdate {
+        out.extend_from_slice(b"Date: ");
+        with_date(|d| out.extend_from_slice(d));
+        out.extend_from_slice(b"\r\n");
+    }
+    if !hasserver {
+        out.extend_from_slice(b"Server: ");
+        out.extend_from_slice(lua::to_bytes(l, 7).unwrap_or_default());
+        out.extend_from_slice(b"\r\n");
+    }
+    if !hasconn {
+        if close {
+            out.extend_from_slice(b"Connection: close\r\n");
+        } else if keepalive {
+            out.extend_from_slice(b"Connection: keep-alive\r\n");
+        }
+    }
+    out.extend_from_slice(b"\r\n");
+    lua::push_bytes(l, &out);
+    1
+}
+
+/// The number at `idx` if it is an integer (LuaJIT's `lua_tointeger`
+/// truncates, so compare).
+unsafe fn integer(l: *mut lua_State, idx: c_int) -> Option<i64> {
+    if ffi::lua_type(l, idx) != ffi::LUA_TNUMBER {
+        return None;
+    }
+    let f = ffi::lua_tonumber(l, idx) as f64;
+    let n = ffi::lua_tointeger(l, idx) as i64;
+    (n as f64 == f).then_some(n)
+}
+
+/// Append `n` in decimal.
+fn push_int(out: &mut Vec<u8>, n: i64) {
+    let mut buf = [0u8; 20];
+    let mut i = buf.len();
+    let mut m = n.unsigned_abs();
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (m % 10) as u8;
+        m /= 10;
+        if m == 0 {
+            break;
+        }
+    }
+    if n < 0 {
+        out.push(b'-');
+    }
+    out.extend_from_slice(&buf[i..]);
+}
+
+const FUNCS: &[Reg] = &[(c"date", date), (c"head", head)];
 
 /// Names of the formats, as registered in `parsers.lookup`.
 const FORMATS: [(&CStr, &Head); 2] = [(c"HTTPRequest", &REQUEST), (c"HTTPResponse", &RESPONSE)];
@@ -459,6 +597,15 @@ mod tests {
             },
         );
         assert_eq!(n, Ok(1));
+    }
+
+    #[test]
+    fn formats_integers() {
+        for n in [0i64, 7, 14, 200, 1234567890, -5, i64::MIN] {
+            let mut v = Vec::new();
+            push_int(&mut v, n);
+            assert_eq!(v, n.to_string().into_bytes());
+        }
     }
 
     #[test]

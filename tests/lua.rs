@@ -59,6 +59,7 @@ lua_tests! {
     hathaway_chromium => "hathaway/chromium.lua",
     hathaway_routes => "hathaway/routes.lua",
     http_client => "http/client.lua",
+    http_head => "http/head.lua",
     http_parse => "http/parse.lua",
     http_python_client => "http/python_client.lua",
     http_raw => "http/raw.lua",

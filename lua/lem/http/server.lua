@@ -19,6 +19,7 @@ local format, gsub, lower, find, char, match, sub =
 local concat = table.concat
 local traceback = debug.traceback
 local date = http.date
+local core_head = require('lem.http.core').head
 local status_string = response.status_string
 local Response = response.Response
 local stderr = _G.io.stderr
@@ -180,9 +181,15 @@ local function content_length(v)
 	return first and #first <= 15 and tonumber(first) or nil
 end
 
--- Build the head of a response.
+-- Build the head of a response: in Rust (core.head) when the headers are
+-- plain strings and numbers, else here (tostring on each value).
 local function head(res, status, length, close, keepalive)
-	local h = {
+	local text = status_string[status] or 'Unknown'
+	local h = core_head(status, text, res.headers, length, close, keepalive, M.server_name)
+	if h then
+		return h
+	end
+	h = {
 		'HTTP/1.1 ', tostring(status), ' ', status_string[status] or 'Unknown', '\r\n',
 	}
 	local n = 5

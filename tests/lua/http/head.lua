@@ -1,0 +1,36 @@
+-- The response head: built in Rust (lem.http.core head) for plain string
+-- and number fields, in Lua for anything else (tostring on a value with
+-- __tostring, a status that is not an integer); both give the same shape.
+dofile('support.lua')
+package.path = 'http/data/?.lua;' .. package.path
+local common = require 'common'
+local core = require 'lem.http.core'
+
+-- core.head directly: fields in table order, the server's own last.
+local h = core.head(200, 'OK', { ['X-A'] = 'b' }, 14, false, false, 'lem')
+assert(h:match('^HTTP/1%.1 200 OK\r\nX%-A: b\r\nContent%-Length: 14\r\nDate: [^\r]+ GMT\r\nServer: lem\r\n\r\n$'), h)
+h = core.head(404, 'Not Found', { date = 'x', SERVER = 'y', connection = 'z', ['content-length'] = 3 }, 3, true, false, 'lem')
+local lines = {}
+for l in h:gmatch('([^\r]*)\r\n') do lines[#lines + 1] = l end
+table.sort(lines)
+eq(lines, { '', 'HTTP/1.1 404 Not Found', 'SERVER: y', 'connection: z', 'content-length: 3', 'date: x' }, 'fields given win')
+eq(core.head(200, 'OK', {}, 'chunked', true, false, 'lem'):match('Transfer%-Encoding: chunked\r\n'), 'Transfer-Encoding: chunked\r\n', 'chunked')
+assert(core.head(200, 'OK', {}, nil, false, true, 'lem'):find('Connection: keep-alive\r\n', 1, true), 'keep-alive')
+eq(core.head(200, 'OK', { x = {} }, 1, false, false, 'lem'), nil, 'a table value: left to Lua')
+eq(core.head(200.5, 'OK', {}, 1, false, false, 'lem'), nil, 'a fractional status: left to Lua')
+
+-- Through the server: both paths.
+local obj = setmetatable({}, { __tostring = function() return 'from tostring' end })
+local srv, port = common.serve(function(req, res)
+	if req.path == '/obj' then
+		res.headers['X-Obj'] = obj
+	else
+		res.headers['X-Num'] = 42
+	end
+	res:add('hi')
+end)
+local out = common.raw(port, 'GET /obj HTTP/1.1\r\nConnection: close\r\n\r\n')
+assert(out:match('^HTTP/1%.1 200 OK\r\nX%-Obj: from tostring\r\nContent%-Length: 2\r\nDate: [^\r]+\r\nServer: lem\r\nConnection: close\r\n\r\nhi$'), out)
+out = common.raw(port, 'GET /num HTTP/1.1\r\nConnection: close\r\n\r\n')
+assert(out:match('^HTTP/1%.1 200 OK\r\nX%-Num: 42\r\nContent%-Length: 2\r\nDate: [^\r]+\r\nServer: lem\r\nConnection: close\r\n\r\nhi$'), out)
+srv:close()
