@@ -67,8 +67,12 @@ while not app.server do
 	utils.yield()
 end
 local _, aport = app.server:getsockname()
-local res = assert(client.new():get(('http://127.0.0.1:%d/only'):format(aport)))
+local c2 = client.new()
+local res = assert(c2:get(('http://127.0.0.1:%d/only'):format(aport)))
 eq(res:body(), 'app', 'instance route')
-res = assert(client.new():get(('http://127.0.0.1:%d/'):format(aport)))
+res = assert(c2:get(('http://127.0.0.1:%d/'):format(aport)))
 eq(res.status, 404, 'instance has no default routes')
+-- (an open keep-alive connection would hold the server's connection
+-- coroutine, and the process, until the head-read timeout)
+c2:close()
 app.server:close()
