@@ -1,7 +1,8 @@
 //! `lem.io.core`: the native half of `lem.io` (the Lua half is
-//! `lua/lem/io.lua`). Objects: [`stream::Stream`] (sockets, pipes, ttys,
-//! fifos: non-blocking on the loop), [`file::File`] (regular files: every
-//! operation on the pool), [`server::Server`] (listening sockets). See
+//! `lua/lem/io.lua`). Objects: `Stream` (sockets, pipes, ttys, fifos:
+//! non-blocking on the loop; `stream.rs`), `File` (regular files: every
+//! operation on the pool; `file.rs`), `Server` (listening sockets;
+//! `server.rs`). See
 //! LEM-API.md "lem.io".
 //!
 //! Beyond the original, every object that suspends has
