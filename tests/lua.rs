@@ -65,6 +65,7 @@ lua_tests! {
     http_raw => "http/raw.lua",
     http_server_curl => "http/server_curl.lua",
     http_tls => "http/tls.lua",
+    http_wrk => "http/wrk.lua",
     io_accept_emfile => "io/accept_emfile.lua",
     io_bulk => "io/bulk.lua",
     io_chat => "io/chat.lua",
