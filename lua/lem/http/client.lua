@@ -4,7 +4,7 @@
 -- url, headers, body), ports and IPv6 literals in URLs, a timeout
 -- (client.timeout, seconds), and res.fields keeping repeated fields.
 local io = require 'lem.io'
-require 'lem.http'
+local http = require 'lem.http'
 
 local setmetatable, tonumber, tostring, pairs, type = setmetatable, tonumber, tostring, pairs, type
 local match, lower, format, find = string.match, string.lower, string.format, string.find
@@ -193,43 +193,7 @@ local function closing(res)
 	return false
 end
 
-local function read_chunked(stream)
-	local parts = {}
-	while true do
-		local line, err = stream:read('*l')
-		if not line then
-			return nil, err
-		end
-		local size = match(line, '^(%x+)')
-		if not size then
-			return nil, 'parse error'
-		end
-		size = tonumber(size, 16)
-		if size == 0 then
-			break
-		end
-		local data
-		data, err = stream:read(size)
-		if not data then
-			return nil, err
-		end
-		parts[#parts + 1] = data
-		line, err = stream:read('*l')
-		if not line then
-			return nil, err
-		end
-	end
-	while true do
-		local line, err = stream:read('*l')
-		if not line then
-			return nil, err
-		end
-		if line == '' or line == '\r' then
-			break
-		end
-	end
-	return concat(parts)
-end
+local read_chunked = http.read_chunked
 
 -- res:body() -> string | nil, err: Content-Length, chunked, or until the
 -- server closes.

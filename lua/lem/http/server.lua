@@ -71,54 +71,19 @@ local function continue(self)
 	return true
 end
 
--- Read a chunked body (RFC 9112 §7.1) of at most max bytes.
+-- Read a chunked body of at most max bytes; bad framing marks the
+-- request for a 400 and oversize for a 413 (the connection then closes).
 local function read_chunked(self, max)
-	local client = self.client
-	local parts, total = {}, 0
-	while true do
-		local line, err = client:read('*l')
-		if not line then
-			return nil, err
-		end
-		local size = match(line, '^(%x+)[ \t]*;?[^\r]*\r?$')
-		if not size or #size > 15 then
-			self._broken, self._badchunk = true, true
-			return nil, 'parse error'
-		end
-		size = tonumber(size, 16)
-		if size == 0 then
-			break
-		end
-		total = total + size
-		if max and total > max then
-			self._broken = true
+	local body, err = http.read_chunked(self.client, max)
+	if not body then
+		self._broken = true
+		if err == 'parse error' then
+			self._badchunk = true
+		elseif err == 'oversized' then
 			self._oversized = true
-			return nil, 'oversized'
-		end
-		local data
-		data, err = client:read(size)
-		if not data then
-			return nil, err
-		end
-		parts[#parts + 1] = data
-		local crlf
-		crlf, err = client:read('*l')
-		if crlf ~= '' and crlf ~= '\r' then
-			self._broken, self._badchunk = true, crlf ~= nil
-			return nil, crlf and 'parse error' or err
 		end
 	end
-	-- Trailer fields, up to the empty line (ignored).
-	while true do
-		local line, err = client:read('*l')
-		if not line then
-			return nil, err
-		end
-		if line == '' or line == '\r' then
-			break
-		end
-	end
-	return concat(parts)
+	return body, err
 end
 
 -- req:body([maxsize]) -> string | nil, 'oversized' | nil, err
