@@ -17,7 +17,7 @@ use std::time::Duration;
 use tokio::task::AbortHandle;
 
 use super::stream::push_stream;
-use super::{check_suspendable, check_timeout, fail_os, fd_kind, FdKind};
+use super::{check_suspendable, fail_os, fd_kind, FdKind};
 use crate::lua::{self, ffi, lua_State, Reg};
 use crate::parsers::{self, Fmt, Input};
 use crate::pool;
@@ -93,6 +93,16 @@ pub(crate) unsafe fn push_file(l: *mut lua_State, fd: OwnedFd) -> c_int {
     };
     lua::push_object(l, FILE, File(Rc::new(inner)));
     1
+}
+
+impl super::Settings for File {
+    const CLASS: &'static CStr = FILE;
+    fn timeout(&self) -> &Cell<Option<Duration>> {
+        &self.0.timeout
+    }
+    fn limit(&self) -> &Cell<usize> {
+        &self.0.limit
+    }
 }
 
 #[inline]
@@ -456,27 +466,6 @@ unsafe extern "C-unwind" fn file_closed(l: *mut lua_State) -> c_int {
     1
 }
 
-/// file:settimeout(seconds | nil) -> true
-unsafe extern "C-unwind" fn file_settimeout(l: *mut lua_State) -> c_int {
-    let f = check_file(l);
-    let t = check_timeout(l, 2);
-    f.0.timeout.set(t);
-    ffi::lua_pushboolean(l, 1);
-    1
-}
-
-/// file:setlimit(bytes) -> true
-unsafe extern "C-unwind" fn file_setlimit(l: *mut lua_State) -> c_int {
-    let f = check_file(l);
-    let n = lua::check_integer(l, 2);
-    if n < 1 {
-        lua::arg_error(l, 2, c"limit must be positive");
-    }
-    f.0.limit.set(n as usize);
-    ffi::lua_pushboolean(l, 1);
-    1
-}
-
 /// file:fileno() -> fd | nil, 'closed'
 unsafe extern "C-unwind" fn file_fileno(l: *mut lua_State) -> c_int {
     let f = check_file(l);
@@ -613,8 +602,8 @@ pub(crate) const METHODS: &[Reg] = &[
     (c"size", file_size),
     (c"seek", file_seek),
     (c"lock", file_lock),
-    (c"settimeout", file_settimeout),
-    (c"setlimit", file_setlimit),
+    (c"settimeout", super::settimeout::<File>),
+    (c"setlimit", super::setlimit::<File>),
     (c"fileno", file_fileno),
 ];
 

@@ -16,7 +16,8 @@
 //! Also new: `server:getsockname()` (`ip, port`, or the Unix path: the port
 //! a `'0'` listen got) and `obj:fileno()`.
 
-use std::ffi::c_int;
+use std::cell::Cell;
+use std::ffi::{c_int, CStr};
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::time::Duration;
@@ -103,7 +104,7 @@ pub(crate) unsafe fn cannot_suspend(l: *mut lua_State) -> ! {
 ///
 /// # Safety
 /// May raise.
-pub(crate) unsafe fn check_timeout(l: *mut lua_State, arg: c_int) -> Option<Duration> {
+unsafe fn check_timeout(l: *mut lua_State, arg: c_int) -> Option<Duration> {
     if lua::is_none_or_nil(l, arg) {
         return None;
     }
@@ -112,6 +113,40 @@ pub(crate) unsafe fn check_timeout(l: *mut lua_State, arg: c_int) -> Option<Dura
         lua::arg_error(l, arg, c"timeout must be a number of seconds");
     }
     Some(Duration::try_from_secs_f64(t.max(0.0)).unwrap_or(Duration::from_secs(100 * 365 * 86400)))
+}
+
+/// An object with the settings `settimeout` and `setlimit` change: the
+/// classes hand out their cells, and one pair of methods serves them all.
+pub(crate) trait Settings {
+    /// The metatable name of the class.
+    const CLASS: &'static CStr;
+    /// The timeout applied to each suspending call.
+    fn timeout(&self) -> &Cell<Option<Duration>>;
+    /// The bound on buffered input (objects that read only).
+    fn limit(&self) -> &Cell<usize> {
+        unreachable!("setlimit is not a method of this class")
+    }
+}
+
+/// obj:settimeout(seconds | nil) -> true
+pub(crate) unsafe extern "C-unwind" fn settimeout<T: Settings>(l: *mut lua_State) -> c_int {
+    let o: &T = lua::check_object(l, 1, T::CLASS);
+    o.timeout().set(check_timeout(l, 2));
+    ffi::lua_pushboolean(l, 1);
+    1
+}
+
+/// obj:setlimit(bytes) -> true: the most input a delimited format may
+/// buffer before `read` returns `nil, 'line too long'`.
+pub(crate) unsafe extern "C-unwind" fn setlimit<T: Settings>(l: *mut lua_State) -> c_int {
+    let o: &T = lua::check_object(l, 1, T::CLASS);
+    let n = lua::check_integer(l, 2);
+    if n < 1 {
+        lua::arg_error(l, 2, c"limit must be positive");
+    }
+    o.limit().set(n as usize);
+    ffi::lua_pushboolean(l, 1);
+    1
 }
 
 /// Set or clear `O_NONBLOCK`.

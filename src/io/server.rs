@@ -20,7 +20,7 @@ use tokio::io::unix::AsyncFd;
 use tokio::task::AbortHandle;
 
 use super::stream::push_stream;
-use super::{check_suspendable, check_timeout, fail_os, set_cloexec, set_nonblocking};
+use super::{check_suspendable, fail_os, set_cloexec, set_nonblocking};
 use crate::lua::{self, ffi, lua_State, Reg};
 use crate::scheduler::{self, Commit, Resume, Waiter};
 
@@ -201,6 +201,14 @@ async fn accept_wait(fds: Vec<Rc<AsyncFd<OwnedFd>>>) -> io::Result<OwnedFd> {
             }
         }
         any_readable(&fds).await?;
+    }
+}
+
+/// `server:settimeout(seconds | nil)` applies to `accept`.
+impl super::Settings for Server {
+    const CLASS: &'static CStr = SERVER;
+    fn timeout(&self) -> &Cell<Option<Duration>> {
+        &self.0.timeout
     }
 }
 
@@ -412,15 +420,6 @@ unsafe extern "C-unwind" fn server_busy(l: *mut lua_State) -> c_int {
     1
 }
 
-/// server:settimeout(seconds | nil) -> true (applies to `accept`)
-unsafe extern "C-unwind" fn server_settimeout(l: *mut lua_State) -> c_int {
-    let s = check_server(l);
-    let t = check_timeout(l, 2);
-    s.0.timeout.set(t);
-    ffi::lua_pushboolean(l, 1);
-    1
-}
-
 /// server:getsockname() -> ip, port (TCP; the first socket's) | path (Unix)
 /// | nil, err. Beyond the original: tells the port a `'0'` listen got.
 unsafe extern "C-unwind" fn server_getsockname(l: *mut lua_State) -> c_int {
@@ -465,6 +464,6 @@ pub(crate) const METHODS: &[Reg] = &[
     (c"close", server_close),
     (c"closed", server_closed),
     (c"busy", server_busy),
-    (c"settimeout", server_settimeout),
+    (c"settimeout", super::settimeout::<Server>),
     (c"getsockname", server_getsockname),
 ];

@@ -25,10 +25,7 @@ use std::time::Duration;
 use tokio::io::unix::AsyncFd;
 use tokio::task::AbortHandle;
 
-use super::{
-    can_suspend, cannot_suspend, check_timeout, fail_os, is_disconnect, set_cloexec,
-    set_nonblocking,
-};
+use super::{can_suspend, cannot_suspend, fail_os, is_disconnect, set_cloexec, set_nonblocking};
 use crate::lua::{self, ffi, lua_State, Reg};
 use crate::parsers::{self, Fmt, Input};
 use crate::scheduler::{self, Commit, Resume, Waiter};
@@ -250,6 +247,16 @@ fn read_fd(fd: RawFd, buf: &mut [u8]) -> io::Result<usize> {
             Some(libc::ECONNRESET) => return Ok(0),
             _ => return Err(e),
         }
+    }
+}
+
+impl super::Settings for Stream {
+    const CLASS: &'static CStr = STREAM;
+    fn timeout(&self) -> &Cell<Option<Duration>> {
+        &self.0.timeout
+    }
+    fn limit(&self) -> &Cell<usize> {
+        &self.0.limit
     }
 }
 
@@ -745,28 +752,6 @@ async fn sendfile_wait(
     Resume::Push(Box::new(move |t| unsafe { write_result(t, &inner, r) }))
 }
 
-/// stream:settimeout(seconds | nil) -> true
-unsafe extern "C-unwind" fn stream_settimeout(l: *mut lua_State) -> c_int {
-    let s = check_stream(l);
-    let t = check_timeout(l, 2);
-    s.0.timeout.set(t);
-    ffi::lua_pushboolean(l, 1);
-    1
-}
-
-/// stream:setlimit(bytes) -> true: the most input a delimited format may
-/// buffer before `read` returns `nil, 'line too long'`.
-unsafe extern "C-unwind" fn stream_setlimit(l: *mut lua_State) -> c_int {
-    let s = check_stream(l);
-    let n = lua::check_integer(l, 2);
-    if n < 1 {
-        lua::arg_error(l, 2, c"limit must be positive");
-    }
-    s.0.limit.set(n as usize);
-    ffi::lua_pushboolean(l, 1);
-    1
-}
-
 /// stream:fileno() -> fd | nil, 'closed' (for tests and fd passing)
 unsafe extern "C-unwind" fn stream_fileno(l: *mut lua_State) -> c_int {
     let s = check_stream(l);
@@ -820,7 +805,7 @@ pub(crate) const METHODS: &[Reg] = &[
     (c"uncork", stream_uncork),
     (c"getpeer", stream_getpeer),
     (c"sendfile", stream_sendfile),
-    (c"settimeout", stream_settimeout),
-    (c"setlimit", stream_setlimit),
+    (c"settimeout", super::settimeout::<Stream>),
+    (c"setlimit", super::setlimit::<Stream>),
     (c"fileno", stream_fileno),
 ];
