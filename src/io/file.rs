@@ -14,14 +14,12 @@ use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::task::AbortHandle;
-
 use super::stream::push_stream;
-use super::{check_suspendable, fail_os, fd_kind, FdKind};
+use super::{check_suspendable, fail_os, fd_kind, FdKind, Op};
 use crate::lua::{self, ffi, lua_State, Reg};
 use crate::parsers::{self, Fmt, Input};
 use crate::pool;
-use crate::scheduler::{self, Commit, Resume, Waiter};
+use crate::scheduler::{self, Commit, Resume};
 
 pub(crate) const FILE: &CStr = c"lem.File";
 
@@ -32,11 +30,8 @@ pub(crate) struct Inner {
     /// `None` once closed; pool jobs hold their own `Arc`.
     fd: RefCell<Option<Arc<OwnedFd>>>,
     input: RefCell<Input>,
-    /// One operation at a time: from its committed suspension until its
-    /// coroutine resumes.
-    active: Cell<bool>,
-    waiter: Cell<Option<Waiter>>,
-    abort: RefCell<Option<AbortHandle>>,
+    /// One operation at a time.
+    op: Op,
     timeout: Cell<Option<Duration>>,
     limit: Cell<usize>,
 }
@@ -51,30 +46,6 @@ impl File {
     }
 }
 
-impl Inner {
-    fn end(&self) {
-        self.active.set(false);
-        self.waiter.set(None);
-        self.abort.borrow_mut().take();
-    }
-
-    fn cancel(&self, msg: &'static str) {
-        if !self.active.get() {
-            return;
-        }
-        if let Some(h) = self.abort.borrow_mut().take() {
-            h.abort();
-        }
-        self.active.set(false);
-        if let Some(w) = self.waiter.take() {
-            scheduler::get().wake(
-                w,
-                Resume::Push(Box::new(move |t| unsafe { lua::fail(t, msg) })),
-            );
-        }
-    }
-}
-
 /// Push a File on `fd` (a regular file or block device). Returns 1.
 ///
 /// # Safety
@@ -85,9 +56,7 @@ pub(crate) unsafe fn push_file(l: *mut lua_State, fd: OwnedFd) -> c_int {
     let inner = Inner {
         fd: RefCell::new(Some(Arc::new(fd))),
         input: RefCell::new(Input::default()),
-        active: Cell::new(false),
-        waiter: Cell::new(None),
-        abort: RefCell::new(None),
+        op: Op::default(),
         timeout: Cell::new(None),
         limit: Cell::new(parsers::DEFAULT_LIMIT),
     };
@@ -131,7 +100,7 @@ unsafe fn suspend_on(
                 Some(d) => tokio::time::timeout(d, job).await.ok(),
             };
             Resume::Push(Box::new(move |t| unsafe {
-                me.end();
+                me.op.end();
                 if me.fd.borrow().is_none() {
                     return lua::fail(t, "closed");
                 }
@@ -141,16 +110,14 @@ unsafe fn suspend_on(
                 }
             }))
         });
-        inner.active.set(true);
-        inner.waiter.set(Some(w));
-        *inner.abort.borrow_mut() = Some(scheduler::get().spawn_wait(w, fut));
+        inner.op.begin(w, fut);
     })));
     lua::suspend(l)
 }
 
 /// Check the file is open and idle; `Err(n)` has pushed `nil, err`.
 unsafe fn ready_fd(l: *mut lua_State, f: &File) -> Result<Arc<OwnedFd>, c_int> {
-    if f.0.active.get() {
+    if f.0.op.is_active() {
         return Err(lua::fail(l, "busy"));
     }
     match f.fd() {
@@ -451,7 +418,7 @@ unsafe extern "C-unwind" fn file_close(l: *mut lua_State) -> c_int {
     if fd.is_none() {
         return lua::fail(l, "closed");
     }
-    f.0.cancel("closed");
+    f.0.op.cancel("closed");
     f.0.input.borrow_mut().clear();
     // Closing a regular file does not wait for the disk (no fsync).
     drop(fd);

@@ -16,13 +16,15 @@
 //! Also new: `server:getsockname()` (`ip, port`, or the Unix path: the port
 //! a `'0'` listen got) and `obj:fileno()`.
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use std::ffi::{c_int, CStr};
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::time::Duration;
 
 use crate::lua::{self, ffi, lua_State, Reg};
+use crate::scheduler::{self, Resume, Waiter};
+use tokio::task::AbortHandle;
 
 pub mod file;
 pub mod server;
@@ -113,6 +115,57 @@ unsafe fn check_timeout(l: *mut lua_State, arg: c_int) -> Option<Duration> {
         lua::arg_error(l, arg, c"timeout must be a number of seconds");
     }
     Some(Duration::try_from_secs_f64(t.max(0.0)).unwrap_or(Duration::from_secs(100 * 365 * 86400)))
+}
+
+/// One suspended operation on an object (a stream has one per direction):
+/// busy from the committed suspension until its coroutine resumes.
+#[derive(Default)]
+pub(crate) struct Op {
+    /// From the committed suspension until the coroutine resumes.
+    active: Cell<bool>,
+    waiter: Cell<Option<Waiter>>,
+    abort: RefCell<Option<AbortHandle>>,
+}
+
+impl Op {
+    /// Start waiting: called from the commit.
+    pub(crate) fn begin(&self, w: Waiter, fut: scheduler::WaitFuture) {
+        self.active.set(true);
+        self.waiter.set(Some(w));
+        let h = scheduler::get().spawn_wait(w, fut);
+        *self.abort.borrow_mut() = Some(h);
+    }
+
+    /// The coroutine resumed: no longer busy.
+    pub(crate) fn end(&self) {
+        self.active.set(false);
+        self.waiter.set(None);
+        self.abort.borrow_mut().take();
+    }
+
+    /// Whether an operation is under way (`'busy'` for a second one).
+    pub(crate) fn is_active(&self) -> bool {
+        self.active.get()
+    }
+
+    /// Abort the wait and wake its coroutine with `nil, msg`; `false` when
+    /// nothing was waiting.
+    pub(crate) fn cancel(&self, msg: &'static str) -> bool {
+        if !self.active.get() {
+            return false;
+        }
+        if let Some(h) = self.abort.borrow_mut().take() {
+            h.abort();
+        }
+        self.active.set(false);
+        if let Some(w) = self.waiter.take() {
+            scheduler::get().wake(
+                w,
+                Resume::Push(Box::new(move |t| unsafe { lua::fail(t, msg) })),
+            );
+        }
+        true
+    }
 }
 
 /// An object with the settings `settimeout` and `setlimit` change: the

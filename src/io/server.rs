@@ -17,12 +17,11 @@ use std::task::Poll;
 use std::time::Duration;
 
 use tokio::io::unix::AsyncFd;
-use tokio::task::AbortHandle;
 
 use super::stream::push_stream;
-use super::{check_suspendable, fail_os, set_cloexec, set_nonblocking};
+use super::{check_suspendable, fail_os, set_cloexec, set_nonblocking, Op};
 use crate::lua::{self, ffi, lua_State, Reg};
-use crate::scheduler::{self, Commit, Resume, Waiter};
+use crate::scheduler::{self, Commit, Resume};
 
 pub(crate) const SERVER: &CStr = c"lem.Server";
 
@@ -40,10 +39,8 @@ const BACKOFF: Duration = Duration::from_millis(50);
 pub(crate) struct Inner {
     /// The listening sockets; empty once closed.
     fds: RefCell<Vec<Rc<AsyncFd<OwnedFd>>>>,
-    /// From the committed accept/autospawn until its coroutine resumes.
-    active: Cell<bool>,
-    waiter: Cell<Option<Waiter>>,
-    abort: RefCell<Option<AbortHandle>>,
+    /// The accept or autospawn under way.
+    op: Op,
     timeout: Cell<Option<Duration>>,
     #[allow(dead_code)]
     family: Family,
@@ -51,37 +48,6 @@ pub(crate) struct Inner {
 
 /// The userdata: `lem.Server`.
 pub(crate) struct Server(Rc<Inner>);
-
-impl Inner {
-    fn cancel(&self, msg: &'static str) -> bool {
-        if !self.active.get() {
-            return false;
-        }
-        if let Some(h) = self.abort.borrow_mut().take() {
-            h.abort();
-        }
-        self.active.set(false);
-        if let Some(w) = self.waiter.take() {
-            scheduler::get().wake(
-                w,
-                Resume::Push(Box::new(move |t| unsafe { lua::fail(t, msg) })),
-            );
-        }
-        true
-    }
-
-    fn end(&self) {
-        self.active.set(false);
-        self.waiter.set(None);
-        self.abort.borrow_mut().take();
-    }
-
-    fn begin(&self, w: Waiter, fut: scheduler::WaitFuture) {
-        self.active.set(true);
-        self.waiter.set(Some(w));
-        *self.abort.borrow_mut() = Some(scheduler::get().spawn_wait(w, fut));
-    }
-}
 
 /// Push a Server over listening sockets (already bound and listening).
 /// Returns 1, or 2 (`nil, err`) when the loop cannot watch them.
@@ -109,9 +75,7 @@ pub(crate) unsafe fn push_server(l: *mut lua_State, fds: Vec<OwnedFd>, family: F
     ffi::lua_pop(l, 1);
     let inner = Inner {
         fds: RefCell::new(watched),
-        active: Cell::new(false),
-        waiter: Cell::new(None),
-        abort: RefCell::new(None),
+        op: Op::default(),
         timeout: Cell::new(None),
         family,
     };
@@ -221,7 +185,7 @@ unsafe fn check_server<'a>(l: *mut lua_State) -> &'a Server {
 unsafe extern "C-unwind" fn server_accept(l: *mut lua_State) -> c_int {
     let s = check_server(l);
     let inner = &s.0;
-    if inner.active.get() {
+    if inner.op.is_active() {
         return lua::fail(l, "busy");
     }
     if inner.fds.borrow().is_empty() {
@@ -262,7 +226,7 @@ unsafe extern "C-unwind" fn server_accept(l: *mut lua_State) -> c_int {
                 },
             };
             Resume::Push(Box::new(move |t| unsafe {
-                me.end();
+                me.op.end();
                 if me.fds.borrow().is_empty() {
                     return lua::fail(t, "closed");
                 }
@@ -273,7 +237,7 @@ unsafe extern "C-unwind" fn server_accept(l: *mut lua_State) -> c_int {
                 }
             }))
         });
-        inner.begin(w, fut);
+        inner.op.begin(w, fut);
     })));
     lua::suspend(l)
 }
@@ -351,7 +315,7 @@ unsafe extern "C-unwind" fn server_autospawn(l: *mut lua_State) -> c_int {
     let s = check_server(l);
     ffi::luaL_checktype(l, 2, ffi::LUA_TFUNCTION);
     let inner = &s.0;
-    if inner.active.get() {
+    if inner.op.is_active() {
         return lua::fail(l, "busy");
     }
     if inner.fds.borrow().is_empty() {
@@ -373,11 +337,11 @@ unsafe extern "C-unwind" fn server_autospawn(l: *mut lua_State) -> c_int {
         let fut = Box::pin(async move {
             let e = autospawn_loop(fds, spawner).await;
             Resume::Push(Box::new(move |t| unsafe {
-                me.end();
+                me.op.end();
                 fail_os(t, &e)
             }))
         });
-        inner.begin(w, fut);
+        inner.op.begin(w, fut);
     })));
     lua::suspend(l)
 }
@@ -385,7 +349,7 @@ unsafe extern "C-unwind" fn server_autospawn(l: *mut lua_State) -> c_int {
 /// server:interrupt() -> true | nil, 'not busy'
 unsafe extern "C-unwind" fn server_interrupt(l: *mut lua_State) -> c_int {
     let s = check_server(l);
-    if s.0.cancel("interrupted") {
+    if s.0.op.cancel("interrupted") {
         ffi::lua_pushboolean(l, 1);
         1
     } else {
@@ -400,7 +364,7 @@ unsafe extern "C-unwind" fn server_close(l: *mut lua_State) -> c_int {
     if fds.is_empty() {
         return lua::fail(l, "closed");
     }
-    s.0.cancel("interrupted");
+    s.0.op.cancel("interrupted");
     drop(fds);
     ffi::lua_pushboolean(l, 1);
     1
@@ -416,7 +380,7 @@ unsafe extern "C-unwind" fn server_closed(l: *mut lua_State) -> c_int {
 /// server:busy() -> boolean
 unsafe extern "C-unwind" fn server_busy(l: *mut lua_State) -> c_int {
     let s = check_server(l);
-    ffi::lua_pushboolean(l, s.0.active.get() as c_int);
+    ffi::lua_pushboolean(l, s.0.op.is_active() as c_int);
     1
 }
 

@@ -23,12 +23,13 @@ use std::sync::atomic::{AtomicU8, Ordering};
 use std::time::Duration;
 
 use tokio::io::unix::AsyncFd;
-use tokio::task::AbortHandle;
 
-use super::{can_suspend, cannot_suspend, fail_os, is_disconnect, set_cloexec, set_nonblocking};
+use super::{
+    can_suspend, cannot_suspend, fail_os, is_disconnect, set_cloexec, set_nonblocking, Op,
+};
 use crate::lua::{self, ffi, lua_State, Reg};
 use crate::parsers::{self, Fmt, Input};
-use crate::scheduler::{self, Commit, Resume, Waiter};
+use crate::scheduler::{self, Commit, Resume};
 
 pub(crate) const STREAM: &CStr = c"lem.Stream";
 
@@ -82,49 +83,6 @@ pub(crate) enum Kind {
     Tcp,
     Unix,
     Other,
-}
-
-/// One direction's suspended operation.
-#[derive(Default)]
-struct Op {
-    /// From the committed suspension until the coroutine resumes.
-    active: Cell<bool>,
-    waiter: Cell<Option<Waiter>>,
-    abort: RefCell<Option<AbortHandle>>,
-}
-
-impl Op {
-    /// Start waiting: called from the commit.
-    fn begin(&self, w: Waiter, fut: scheduler::WaitFuture) {
-        self.active.set(true);
-        self.waiter.set(Some(w));
-        let h = scheduler::get().spawn_wait(w, fut);
-        *self.abort.borrow_mut() = Some(h);
-    }
-
-    /// The coroutine resumed: no longer busy.
-    fn end(&self) {
-        self.active.set(false);
-        self.waiter.set(None);
-        self.abort.borrow_mut().take();
-    }
-
-    /// Abort the wait and wake its coroutine with `nil, msg`.
-    fn cancel(&self, msg: &'static str) {
-        if !self.active.get() {
-            return;
-        }
-        if let Some(h) = self.abort.borrow_mut().take() {
-            h.abort();
-        }
-        self.active.set(false);
-        if let Some(w) = self.waiter.take() {
-            scheduler::get().wake(
-                w,
-                Resume::Push(Box::new(move |t| unsafe { lua::fail(t, msg) })),
-            );
-        }
-    }
 }
 
 /// The state of a stream, shared with the futures that wait for it.
@@ -283,7 +241,7 @@ unsafe extern "C-unwind" fn stream_readp(l: *mut lua_State) -> c_int {
 
 unsafe fn read(l: *mut lua_State, s: &Stream, fmt: Fmt) -> c_int {
     let inner = &s.0;
-    if inner.rd.active.get() {
+    if inner.rd.is_active() {
         return lua::fail(l, "busy");
     }
     let Some(io) = inner.io() else {
@@ -446,7 +404,7 @@ unsafe extern "C-unwind" fn stream_write(l: *mut lua_State) -> c_int {
         ffi::luaL_checklstring(l, i, std::ptr::null_mut());
     }
     let inner = &s.0;
-    if inner.wr.active.get() {
+    if inner.wr.is_active() {
         return lua::fail(l, "busy");
     }
     let Some(io) = inner.io() else {
@@ -690,7 +648,7 @@ unsafe extern "C-unwind" fn stream_sendfile(l: *mut lua_State) -> c_int {
         lua::arg_error(l, 4, c"offset must not be negative");
     }
     let inner = &s.0;
-    if inner.wr.active.get() {
+    if inner.wr.is_active() {
         return lua::fail(l, "busy");
     }
     let Some(io) = inner.io() else {
