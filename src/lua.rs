@@ -117,6 +117,20 @@ pub unsafe fn check_integer(l: *mut lua_State, arg: c_int) -> i64 {
     ffi::luaL_checkinteger(l, arg) as i64
 }
 
+/// `luaL_optinteger`: argument `arg` as an integer, `default` when absent
+/// or nil.
+///
+/// # Safety
+/// May raise; see the module's rule.
+#[inline]
+pub unsafe fn opt_integer(l: *mut lua_State, arg: c_int, default: i64) -> i64 {
+    if is_none_or_nil(l, arg) {
+        default
+    } else {
+        check_integer(l, arg)
+    }
+}
+
 /// Whether argument `arg` is absent or nil.
 ///
 /// # Safety

@@ -356,11 +356,7 @@ unsafe extern "C-unwind" fn file_seek(l: *mut lua_State) -> c_int {
             _ => lua::arg_error(l, 2, c"invalid option"),
         }
     };
-    let offset = if lua::is_none_or_nil(l, 3) {
-        0
-    } else {
-        lua::check_integer(l, 3)
-    };
+    let offset = lua::opt_integer(l, 3, 0);
     pool_int(l, f, true, false, move |fd, buffered| {
         let off = if whence == libc::SEEK_CUR {
             offset - buffered as i64
@@ -387,16 +383,8 @@ unsafe extern "C-unwind" fn file_lock(l: *mut lua_State) -> c_int {
         b"u" => libc::F_UNLCK,
         _ => lua::arg_error(l, 2, c"invalid mode"),
     };
-    let start = if lua::is_none_or_nil(l, 3) {
-        0
-    } else {
-        lua::check_integer(l, 3)
-    };
-    let len = if lua::is_none_or_nil(l, 4) {
-        0
-    } else {
-        lua::check_integer(l, 4)
-    };
+    let start = lua::opt_integer(l, 3, 0);
+    let len = lua::opt_integer(l, 4, 0);
     pool_int(l, f, true, true, move |fd, _| {
         // SAFETY: a zeroed flock filled below.
         let mut fl: libc::flock = unsafe { std::mem::zeroed() };

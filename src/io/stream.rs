@@ -639,11 +639,7 @@ unsafe extern "C-unwind" fn stream_sendfile(l: *mut lua_State) -> c_int {
     if size < 0 {
         lua::arg_error(l, 3, c"size must not be negative");
     }
-    let offset = if lua::is_none_or_nil(l, 4) {
-        0
-    } else {
-        lua::check_integer(l, 4)
-    };
+    let offset = lua::opt_integer(l, 4, 0);
     if offset < 0 {
         lua::arg_error(l, 4, c"offset must not be negative");
     }

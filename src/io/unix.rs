@@ -81,11 +81,7 @@ pub(crate) unsafe extern "C-unwind" fn connect(l: *mut lua_State) -> c_int {
 pub(crate) unsafe extern "C-unwind" fn listen(l: *mut lua_State) -> c_int {
     let path = check_path(l, 1);
     let perm = check_perm(l, 2);
-    let backlog = if lua::is_none_or_nil(l, 3) {
-        c_int::MAX
-    } else {
-        lua::check_integer(l, 3).clamp(0, c_int::MAX as i64) as c_int
-    };
+    let backlog = lua::opt_integer(l, 3, c_int::MAX as i64).clamp(0, c_int::MAX as i64) as c_int;
     let path = as_path(path);
     let r = (|| -> std::io::Result<OwnedFd> {
         let s = Socket::new(Domain::UNIX, Type::STREAM, None)?;
