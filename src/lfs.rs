@@ -46,10 +46,7 @@ unsafe fn on_pool<T: Send + 'static>(
 /// Prepare `commit` and suspend, or raise outside a lem coroutine (the
 /// commit, and everything it owns, is dropped before the raise).
 unsafe fn suspend_with(l: *mut lua_State, commit: Commit) -> c_int {
-    if scheduler::get().prepare(commit).is_none() {
-        ffi::luaL_error(l, c"attempt to suspend outside a lem coroutine".as_ptr());
-        unreachable!()
-    }
+    scheduler::prepare_or_raise(l, commit);
     lua::suspend(l)
 }
 
@@ -413,10 +410,7 @@ unsafe extern "C-unwind" fn dir_next(l: *mut lua_State) -> c_int {
             }
         }))
     });
-    let Some(w) = scheduler::get().prepare(Commit::Future(fut)) else {
-        ffi::luaL_error(l, c"attempt to suspend outside a lem coroutine".as_ptr());
-        unreachable!()
-    };
+    let w = scheduler::prepare_or_raise(l, Commit::Future(fut));
     d.0.reader.set(Some(w));
     lua::suspend(l)
 }

@@ -339,10 +339,7 @@ unsafe fn start(
             }
         }))
     });
-    if scheduler::get().prepare(Commit::Future(fut)).is_none() {
-        ffi::luaL_error(l, c"attempt to suspend outside a lem coroutine".as_ptr());
-        unreachable!()
-    }
+    scheduler::prepare_or_raise(l, Commit::Future(fut));
     lua::suspend(l)
 }
 
@@ -563,10 +560,7 @@ unsafe extern "C-unwind" fn child_wait(l: *mut lua_State) -> c_int {
                     })),
                 }
             });
-            if scheduler::get().prepare(Commit::Future(fut)).is_none() {
-                ffi::luaL_error(l, c"attempt to suspend outside a lem coroutine".as_ptr());
-                unreachable!()
-            }
+            scheduler::prepare_or_raise(l, Commit::Future(fut));
             lua::suspend(l)
         }
     }

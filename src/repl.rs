@@ -89,9 +89,7 @@ unsafe extern "C-unwind" fn readline(l: *mut lua_State) -> c_int {
             }
         }))
     });
-    if scheduler::get().prepare(Commit::Future(fut)).is_none() {
-        return lua::fail(l, "not in a lem coroutine");
-    }
+    scheduler::prepare_or_raise(l, Commit::Future(fut));
     lua::suspend(l)
 }
 

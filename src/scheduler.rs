@@ -690,6 +690,28 @@ impl Scheduler {
     }
 }
 
+/// [`Scheduler::prepare`] for a native function: raises `attempt to suspend
+/// outside a lem coroutine` outside a task (the commit, and all it owns, is
+/// dropped first).
+///
+/// # Safety
+/// May raise: nothing owned may be alive in the caller's frame.
+pub unsafe fn prepare_or_raise(l: *mut lua_State, commit: Commit) -> Waiter {
+    match get().prepare(commit) {
+        Some(w) => w,
+        None => raise_outside(l),
+    }
+}
+
+/// Raise `attempt to suspend outside a lem coroutine`.
+///
+/// # Safety
+/// Raises: nothing owned may be alive in the caller's frame.
+pub unsafe fn raise_outside(l: *mut lua_State) -> ! {
+    ffi::luaL_error(l, c"attempt to suspend outside a lem coroutine".as_ptr());
+    unreachable!("luaL_error returned")
+}
+
 /// Keeps the process alive while it lives; see [`Scheduler::hold`].
 pub struct Hold(&'static Scheduler);
 

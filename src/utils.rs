@@ -17,16 +17,7 @@ struct Sleeper {
     waiter: Cell<Option<Waiter>>,
 }
 
-/// Raise unless called inside a lem coroutine; returns its waiter otherwise.
-unsafe fn prepare(l: *mut lua_State, commit: Commit) -> Waiter {
-    match scheduler::get().prepare(commit) {
-        Some(w) => w,
-        None => {
-            ffi::luaL_error(l, c"attempt to suspend outside a lem coroutine".as_ptr());
-            unreachable!()
-        }
-    }
-}
+use scheduler::prepare_or_raise as prepare;
 
 /// utils.spawn(f, ...) -> true
 unsafe extern "C-unwind" fn spawn(l: *mut lua_State) -> c_int {

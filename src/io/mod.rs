@@ -96,8 +96,7 @@ pub(crate) unsafe fn can_suspend(l: *mut lua_State) -> bool {
 /// # Safety
 /// Raises: nothing owned may be alive in the caller's frame.
 pub(crate) unsafe fn cannot_suspend(l: *mut lua_State) -> ! {
-    ffi::luaL_error(l, c"attempt to suspend outside a lem coroutine".as_ptr());
-    unreachable!("luaL_error returned")
+    crate::scheduler::raise_outside(l)
 }
 
 /// Read the optional timeout argument of `settimeout`: nil or a number of
