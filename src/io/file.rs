@@ -149,9 +149,9 @@ unsafe fn file_read_fmt(l: *mut lua_State, f: &File, fmt: Fmt) -> c_int {
     let limit = f.0.limit.get();
     {
         let mut input = f.0.input.borrow_mut();
-        if fmt.ready(&input, false, limit) {
+        if let Some(scan) = fmt.look(&input, false, limit) {
             drop(fd);
-            return fmt.finish(l, &mut input, false, limit, "eof");
+            return fmt.finish(l, &mut input, scan, false, limit, "eof");
         }
     }
     if !super::can_suspend(l) {
@@ -208,7 +208,13 @@ unsafe fn file_read_fmt(l: *mut lua_State, f: &File, fmt: Fmt) -> c_int {
         Box::new(move |t: *mut lua_State, me: &Inner| unsafe {
             match failed {
                 Some(e) => fail_os(t, &e),
-                None => fmt.finish(t, &mut me.input.borrow_mut(), eof, limit, "eof"),
+                None => {
+                    let mut input = me.input.borrow_mut();
+                    match fmt.look(&input, eof, limit) {
+                        Some(scan) => fmt.finish(t, &mut input, scan, eof, limit, "eof"),
+                        None => lua::fail(t, "busy"),
+                    }
+                }
             }
         }) as Finish
     };

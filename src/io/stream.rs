@@ -20,9 +20,10 @@ use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::rc::Rc;
 use std::sync::atomic::{AtomicU8, Ordering};
+use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
-use tokio::io::unix::AsyncFd;
+use tokio::io::unix::{AsyncFd, AsyncFdReadyGuard};
 
 use super::{
     can_suspend, cannot_suspend, fail_os, is_disconnect, set_cloexec, set_nonblocking, Op,
@@ -208,6 +209,48 @@ fn read_fd(fd: RawFd, buf: &mut [u8]) -> io::Result<usize> {
     }
 }
 
+/// Fill `input` from a descriptor the loop watches, through its readiness
+/// guard. A read that returns less than it had room for drained the
+/// socket: the readiness is cleared then, so the next read waits for the
+/// kernel's next event instead of asking it first and getting `EAGAIN`
+/// (tokio keeps a newer event: `clear_ready` only drops what the guard saw).
+/// `WouldBlock` when there was nothing to read.
+fn fill_guarded(guard: &mut AsyncFdReadyGuard<'_, OwnedFd>, input: &mut Input) -> io::Result<usize> {
+    let mut drained = false;
+    let r = guard.try_io(|a| {
+        input.fill(|buf| {
+            let n = read_fd(a.as_raw_fd(), buf)?;
+            drained = n > 0 && n < buf.len();
+            Ok(n)
+        })
+    });
+    match r {
+        Err(_would_block) => Err(io::ErrorKind::WouldBlock.into()),
+        Ok(r) => {
+            if drained {
+                guard.clear_ready();
+            }
+            r
+        }
+    }
+}
+
+/// Fill `input` without waiting: `WouldBlock` when the loop has seen no
+/// readiness since the socket was last drained (no `read(2)` is made then).
+fn fill_now(io: &Io, input: &mut Input) -> io::Result<usize> {
+    match io {
+        Io::Direct(f) => input.fill(|buf| read_fd(f.as_raw_fd(), buf)),
+        Io::Async(a) => {
+            let mut cx = Context::from_waker(Waker::noop());
+            match a.poll_read_ready(&mut cx) {
+                Poll::Pending => Err(io::ErrorKind::WouldBlock.into()),
+                Poll::Ready(Err(e)) => Err(e),
+                Poll::Ready(Ok(mut guard)) => fill_guarded(&mut guard, input),
+            }
+        }
+    }
+}
+
 impl super::Settings for Stream {
     const CLASS: &'static CStr = STREAM;
     fn timeout(&self) -> &Cell<Option<Duration>> {
@@ -239,7 +282,9 @@ unsafe extern "C-unwind" fn stream_readp(l: *mut lua_State) -> c_int {
     read(l, s, fmt)
 }
 
-unsafe fn read(l: *mut lua_State, s: &Stream, fmt: Fmt) -> c_int {
+/// Read `fmt` from `s`: at once when the buffer or the kernel has it, else
+/// suspend until it is complete (`'busy'` to another reader meanwhile).
+pub(crate) unsafe fn read(l: *mut lua_State, s: &Stream, fmt: Fmt) -> c_int {
     let inner = &s.0;
     if inner.rd.is_active() {
         return lua::fail(l, "busy");
@@ -252,10 +297,10 @@ unsafe fn read(l: *mut lua_State, s: &Stream, fmt: Fmt) -> c_int {
     loop {
         let mut input = inner.input.borrow_mut();
         let eof = inner.eof.get();
-        if fmt.ready(&input, eof, limit) {
-            return fmt.finish(l, &mut input, eof, limit, "closed");
+        if let Some(scan) = fmt.look(&input, eof, limit) {
+            return fmt.finish(l, &mut input, scan, eof, limit, "closed");
         }
-        match input.fill(|buf| read_fd(io.raw(), buf)) {
+        match fill_now(&io, &mut input) {
             Ok(0) => inner.eof.set(true),
             Ok(_) => {}
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
@@ -300,31 +345,28 @@ async fn bounded<T>(
 /// Wait until `fmt` can finish on `inner`'s input; resume with its value.
 async fn read_wait(inner: Rc<Inner>, io: Rc<Io>, fmt: Fmt) -> Resume {
     let limit = inner.limit.get();
+    // What the last look found (`None` at the end of input: look again
+    // then, with `eof` set).
     let work = async {
         let Io::Async(a) = &*io else {
             // Direct descriptors never make a read wait.
-            return Ok(());
+            return Ok(None);
         };
         loop {
             let mut guard = a.readable().await.map_err(Stop::Error)?;
-            let r = guard.try_io(|a| {
-                inner
-                    .input
-                    .borrow_mut()
-                    .fill(|buf| read_fd(a.as_raw_fd(), buf))
-            });
-            match r {
-                Err(_would_block) => continue,
-                Ok(Ok(0)) => {
+            let filled = fill_guarded(&mut guard, &mut inner.input.borrow_mut());
+            match filled {
+                Ok(0) => {
                     inner.eof.set(true);
-                    return Ok(());
+                    return Ok(None);
                 }
-                Ok(Ok(_)) => {
-                    if fmt.ready(&inner.input.borrow(), false, limit) {
-                        return Ok(());
+                Ok(_) => {
+                    if let Some(scan) = fmt.look(&inner.input.borrow(), false, limit) {
+                        return Ok(Some(scan));
                     }
                 }
-                Ok(Err(e)) => return Err(Stop::Error(e)),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+                Err(e) => return Err(Stop::Error(e)),
             }
         }
     };
@@ -336,9 +378,14 @@ async fn read_wait(inner: Rc<Inner>, io: Rc<Io>, fmt: Fmt) -> Resume {
             return lua::fail(t, "closed");
         }
         match r {
-            Ok(()) => {
+            Ok(scan) => {
                 let eof = inner.eof.get();
-                fmt.finish(t, &mut inner.input.borrow_mut(), eof, limit, "closed")
+                let mut input = inner.input.borrow_mut();
+                match scan.or_else(|| fmt.look(&input, eof, limit)) {
+                    Some(scan) => fmt.finish(t, &mut input, scan, eof, limit, "closed"),
+                    // Only a direct descriptor gets here without a value.
+                    None => lua::fail(t, "busy"),
+                }
             }
             Err(Stop::Timeout) => lua::fail(t, "timeout"),
             Err(Stop::Error(e)) => fail_os(t, &e),
@@ -403,13 +450,6 @@ unsafe extern "C-unwind" fn stream_write(l: *mut lua_State) -> c_int {
     for i in 2..=n {
         ffi::luaL_checklstring(l, i, std::ptr::null_mut());
     }
-    let inner = &s.0;
-    if inner.wr.is_active() {
-        return lua::fail(l, "busy");
-    }
-    let Some(io) = inner.io() else {
-        return lua::fail(l, "closed");
-    };
     // The strings stay on the stack (so alive) for this whole call.
     let mut parts: [&[u8]; 16] = [&[]; 16];
     let mut more: Vec<&[u8]> = Vec::new();
@@ -427,20 +467,59 @@ unsafe extern "C-unwind" fn stream_write(l: *mut lua_State) -> c_int {
     } else {
         &more
     };
+    let r = write(l, s, bufs);
+    drop(more);
+    r.finish(l)
+}
+
+/// What [`write`] did: done (`true` or `nil, err` pushed), or the
+/// coroutine must suspend until the rest is written.
+#[must_use]
+pub(crate) enum Write {
+    Done(c_int),
+    Suspend,
+    /// It must wait but cannot: not in a lem coroutine.
+    Outside,
+}
+
+impl Write {
+    /// Return from the Lua function: the pushed results, or suspend (or
+    /// raise). Call with nothing left on the Rust stack that needs
+    /// dropping.
+    pub(crate) unsafe fn finish(self, l: *mut lua_State) -> c_int {
+        match self {
+            Write::Done(n) => n,
+            Write::Suspend => lua::suspend(l),
+            Write::Outside => cannot_suspend(l),
+        }
+    }
+}
+
+/// Write `bufs` to `s` as one `writev(2)` where the kernel takes it all;
+/// what it does not take is copied and written from the loop while the
+/// coroutine waits (`'busy'` to another writer meanwhile). Raises when the
+/// coroutine cannot suspend.
+pub(crate) unsafe fn write(l: *mut lua_State, s: &Stream, bufs: &[&[u8]]) -> Write {
+    let inner = &s.0;
+    if inner.wr.is_active() {
+        return Write::Done(lua::fail(l, "busy"));
+    }
+    let Some(io) = inner.io() else {
+        return Write::Done(lua::fail(l, "closed"));
+    };
     let (done, err) = writev_all(io.raw(), bufs, 0);
     match err {
         None => {
             ffi::lua_pushboolean(l, 1);
-            return 1;
+            return Write::Done(1);
         }
         Some(e) if e.kind() == io::ErrorKind::WouldBlock => {}
         Some(e) => {
-            drop(more);
             drop(io);
             if is_disconnect(&e) {
-                return lua::fail(l, "closed");
+                return Write::Done(lua::fail(l, "closed"));
             }
-            return fail_os(l, &e);
+            return Write::Done(fail_os(l, &e));
         }
     }
     // The kernel is full: keep the rest and write it from the loop.
@@ -455,18 +534,15 @@ unsafe extern "C-unwind" fn stream_write(l: *mut lua_State) -> c_int {
             skip = 0;
         }
     }
-    drop(more);
     if !can_suspend(l) {
-        drop(rest);
-        drop(io);
-        cannot_suspend(l);
+        return Write::Outside;
     }
     let inner = inner.clone();
     scheduler::get().prepare(Commit::Custom(Box::new(move |w| {
         let fut = Box::pin(write_wait(inner.clone(), io, rest));
         inner.wr.begin(w, fut);
     })));
-    lua::suspend(l)
+    Write::Suspend
 }
 
 /// Wait until the socket takes all of `data`; resume with `true`.

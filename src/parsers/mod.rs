@@ -94,25 +94,21 @@ pub enum Fmt {
     Custom(&'static dyn Format),
 }
 
-/// What one look at the buffer decided.
-pub enum Outcome {
-    /// Wait for more input.
-    Need,
-    /// A value (or a format error) can be pushed now.
-    Ready,
-}
-
 impl Fmt {
-    /// Whether a read can finish now: a value, a format error, the end of
-    /// input, or the buffer at its `limit`.
-    pub fn ready(&self, input: &Input, eof: bool, limit: usize) -> bool {
-        if eof {
-            return true;
-        }
+    /// Look at the buffer: `Some(scan)` when a read can finish now (a
+    /// value, a format error, the end of input, or the buffer at its
+    /// `limit`), to be handed to [`finish`](Self::finish); `None` to wait
+    /// for more input.
+    pub fn look(&self, input: &Input, eof: bool, limit: usize) -> Option<Scan> {
         match self.scan(input, eof) {
-            Scan::Need => self.bounded() && input.len() >= limit,
-            _ => true,
+            Scan::Need if !eof && !(self.bounded() && input.len() >= limit) => None,
+            scan => Some(scan),
         }
+    }
+
+    /// Whether a read can finish now (see [`look`](Self::look)).
+    pub fn ready(&self, input: &Input, eof: bool, limit: usize) -> bool {
+        self.look(input, eof, limit).is_some()
     }
 
     /// `read(n)` and `read('*a')` ask for their size themselves; the others
@@ -155,9 +151,10 @@ impl Fmt {
         }
     }
 
-    /// Finish a read that [`ready`](Self::ready) allowed: push the value (or
-    /// `nil, err`) onto `l` and consume its bytes. `at_end` is the error for
-    /// input that ended first (`'closed'` for streams, `'eof'` for files).
+    /// Finish a read with what [`look`](Self::look) found on the same
+    /// input: push the value (or `nil, err`) onto `l` and consume its bytes.
+    /// `at_end` is the error for input that ended first (`'closed'` for
+    /// streams, `'eof'` for files).
     ///
     /// # Safety
     /// `l` must have room for two values.
@@ -165,11 +162,12 @@ impl Fmt {
         &self,
         l: *mut lua_State,
         input: &mut Input,
+        scan: Scan,
         eof: bool,
         limit: usize,
         at_end: &str,
     ) -> c_int {
-        match self.scan(input, eof) {
+        match scan {
             Scan::Ready { consume, mark } => {
                 let n = match *self {
                     Fmt::Custom(f) => f.push(l, input.bytes(), mark),
@@ -198,11 +196,16 @@ impl Fmt {
 /// Largest buffer kept for reuse.
 const SPARE_MAX: usize = 256 << 10;
 
+/// Most spare buffers kept: enough for the streams one turn of the loop
+/// fills before their coroutines run (a busy server's connections).
+const SPARES: usize = 8;
+
 thread_local! {
-    /// One empty buffer that the last stream to run dry gave back: a line
-    /// echo takes and returns it every round trip instead of asking malloc
-    /// for 64 KiB twice, and an idle connection still holds no buffer.
-    static SPARE: std::cell::Cell<Vec<u8>> = const { std::cell::Cell::new(Vec::new()) };
+    /// Empty buffers that streams gave back when they ran dry: a line echo
+    /// or a keep-alive connection takes and returns one every round trip
+    /// instead of asking malloc for 64 KiB twice, and an idle connection
+    /// still holds no buffer.
+    static SPARE: std::cell::RefCell<Vec<Vec<u8>>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
 /// The input buffer of a stream or file: bytes `start..` of `data` are
@@ -242,7 +245,7 @@ impl Input {
     }
 
     /// Drop everything, and the allocation with it (kept as this thread's
-    /// spare buffer when it is an ordinary chunk).
+    /// spare buffers when it is an ordinary chunk).
     pub fn clear(&mut self) {
         let mut data = std::mem::take(&mut self.data);
         self.start = 0;
@@ -250,12 +253,10 @@ impl Input {
         if data.capacity() >= CHUNK && data.capacity() <= SPARE_MAX {
             data.clear();
             SPARE.with(|s| {
-                let old = s.take();
-                s.set(if old.capacity() >= data.capacity() {
-                    old
-                } else {
-                    data
-                });
+                let mut s = s.borrow_mut();
+                if s.len() < SPARES {
+                    s.push(data);
+                }
             });
         }
     }
@@ -273,7 +274,7 @@ impl Input {
             self.start = 0;
         }
         if self.data.capacity() == 0 {
-            self.data = SPARE.with(|s| s.take());
+            self.data = SPARE.with(|s| s.borrow_mut().pop()).unwrap_or_default();
         }
         let want = CHUNK.max(self.len().min(256 << 10));
         if self.data.capacity() - self.data.len() < want {

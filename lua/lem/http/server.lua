@@ -1,6 +1,8 @@
 -- lem.http.server: an HTTP/1.1 server on any lem Server (TCP, Unix, TLS).
--- Heads are parsed in Rust (read('HTTPRequest'), src/http.rs); framing,
--- keep-alive and the response head are here. See LEM-API.md "lem.http".
+-- The per-request hot path is in Rust (src/http/server.rs): reading and
+-- checking the head (version, Connection, framing, Expect), building req
+-- and res, and sending an ordinary response. The keep-alive loop, bodies,
+-- streamed and file responses are here. See LEM-API.md "lem.http".
 --
 -- Each response goes out in one write (head and body together), with a
 -- Date string formatted once a second. Beyond the original: chunked request
@@ -14,12 +16,12 @@ local http = require 'lem.http'
 local response = require 'lem.http.response'
 
 local type, tostring, tonumber, pairs, setmetatable, xpcall = type, tostring, tonumber, pairs, setmetatable, xpcall
-local format, gsub, lower, find, char, match, sub =
-	string.format, string.gsub, string.lower, string.find, string.char, string.match, string.sub
+local format, gsub, lower, char = string.format, string.gsub, string.lower, string.char
 local concat = table.concat
 local traceback = debug.traceback
 local date = http.date
-local core_head = require('lem.http.core').head
+local core = require 'lem.http.core'
+local core_head, request, respond = core.head, core.request, core.respond
 local status_string = response.status_string
 local Response = response.Response
 local stderr = _G.io.stderr
@@ -50,7 +52,6 @@ end
 function M.urldecode(s)
 	return (gsub(gsub(s, '+', ' '), '%%(%x%x)', hexdigit))
 end
-local urldecode = M.urldecode
 
 local Request = {}
 Request.__index = Request
@@ -126,24 +127,6 @@ function Request:body(maxsize)
 	end
 	self._body = body
 	return body
-end
-
--- The Content-Length field (possibly repeated, combined by the parser):
--- the length, or nil when invalid or conflicting.
-local function content_length(v)
-	local n = match(v, '^%s*(%d+)%s*$')
-	if n then
-		return #n <= 15 and tonumber(n) or nil
-	end
-	local first
-	for part in v:gmatch('[^,]+') do
-		local d = match(part, '^%s*(%d+)%s*$')
-		if not d or (first and d ~= first) then
-			return nil
-		end
-		first = d
-	end
-	return first and #first <= 15 and tonumber(first) or nil
 end
 
 -- Build the head of a response: in Rust (core.head) when the headers are
@@ -346,7 +329,21 @@ local function newresponse(req)
 	return setmetatable({ headers = {}, _req = req, _stream = stream }, Response)
 end
 
--- Serve one connection until it closes, fails or asks to close.
+core.setup(Request, Response, stream, status_string, M)
+
+-- The answers to heads the Rust half refuses (core.request's status).
+local refusals = {
+	[400] = response.bad_request,
+	[417] = response.expectation_failed,
+	[431] = response.header_fields_too_large,
+	[501] = response.not_implemented,
+	[505] = response.version_not_supported,
+}
+
+-- Serve one connection until it closes, fails or asks to close. The head
+-- is read, checked and turned into req and res in Rust (core.request), and
+-- an ordinary response goes out from Rust too (core.respond); what is left
+-- here is the handler call, bodies and the unusual responses.
 local function serve(self, client)
 	local handler = self.handler
 	local max_body = self.max_body
@@ -354,82 +351,29 @@ local function serve(self, client)
 		client:settimeout(self.timeout)
 	end
 	while true do
-		local req, err = client:read('HTTPRequest')
+		local req, res, close, keepalive = request(client)
 		if not req then
-			if err == 'out of buffer space' then
+			local refusal = refusals[res]
+			if refusal then
+				refuse(client, refusal)
+			elseif res == 'out of buffer space' then
 				refuse(client, response.header_fields_too_large)
-			elseif err == 'parse error' then
-				refuse(client, response.bad_request)
 			else
-				if err ~= 'closed' then
-					debug('read', err)
+				if res ~= 'closed' then
+					debug('read', res)
 				end
 				client:close()
 			end
 			return
 		end
-		local version = req.version
-		if version ~= '1.1' and version ~= '1.0' then
-			return refuse(client, response.version_not_supported)
-		end
-		local headers = req.headers
-		local conn = headers.connection
-		local close, keepalive = false, false
-		if conn then
-			conn = lower(conn)
-			if find(conn, 'close', 1, true) then
-				close = true
-			elseif version == '1.0' and find(conn, 'keep-alive', 1, true) then
-				keepalive = true
-			end
-		end
-		if version == '1.0' and not keepalive then
-			close = true
-		end
-		-- Framing (RFC 9112 §6.3): Transfer-Encoding wins, but together
-		-- with Content-Length, or in an HTTP/1.0 request, it is refused.
-		local te, cl = headers['transfer-encoding'], headers['content-length']
-		if te then
-			if cl or version == '1.0' then
-				return refuse(client, response.bad_request)
-			end
-			te = lower(te)
-			if not match(te, '^%s*chunked%s*$') then
-				if match(te, 'chunked%s*$') then
-					return refuse(client, response.not_implemented)
-				end
-				return refuse(client, response.bad_request)
-			end
-			req._framing = 'chunked'
-		elseif cl then
-			local len = content_length(cl)
-			if not len then
-				return refuse(client, response.bad_request)
-			end
-			if len > max_body then
+		req.client = client
+		local framing = req._framing
+		if framing then
+			if framing == 'length' and req._length > max_body then
 				return refuse(client, response.payload_too_large)
 			end
-			if len > 0 then
-				req._framing, req._length = 'length', len
-			end
+			req._max = max_body
 		end
-		local expect = headers.expect
-		if expect then
-			if lower(expect) ~= '100-continue' then
-				return refuse(client, response.expectation_failed)
-			end
-			req._expect = version == '1.1' or nil
-		end
-		req._max = max_body
-		req.client = client
-		local uri = req.uri
-		if find(uri, '[?%%+]') then
-			req.path = urldecode(match(uri, '^[^?]*'))
-		else
-			req.path = uri
-		end
-		setmetatable(req, Request)
-		local res = newresponse(req)
 		local ok, herr = xpcall(handler, traceback, req, res)
 		if not ok then
 			stderr:write('lem.http.server: handler error: ', tostring(herr), '\n')
@@ -442,21 +386,27 @@ local function serve(self, client)
 			response.internal_server_error(req, res)
 			close = true
 		end
-		if req._badchunk and not res._streaming then
-			res = newresponse(req)
-			response.bad_request(req, res)
-		elseif req._oversized and res.status == nil then
-			response.payload_too_large(req, res)
-		end
-		-- A body the handler did not read (or broke off) leaves the
-		-- connection at an unknown place: close after answering.
-		if req._broken or (req._framing and not req._body) then
-			close = true
+		if framing then
+			if req._badchunk and not res._streaming then
+				res = newresponse(req)
+				response.bad_request(req, res)
+			elseif req._oversized and res.status == nil then
+				response.payload_too_large(req, res)
+			end
+			-- A body the handler did not read (or broke off) leaves the
+			-- connection at an unknown place: close after answering.
+			if req._broken or not req._body then
+				close = true
+			end
 		end
 		if res._close then
 			close = true
 		end
-		ok, err = send(req, res, close, keepalive)
+		local err
+		ok, err = respond(client, req, res, close, keepalive)
+		if ok == false then
+			ok, err = send(req, res, close, keepalive)
+		end
 		if not ok then
 			debug('write', err)
 			client:close()

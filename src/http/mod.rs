@@ -21,6 +21,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use crate::lua::{self, ffi, lua_State, Reg};
 use crate::parsers::{self, Format, Scan};
 
+mod server;
+
 /// Largest head accepted (start line and fields): past it `read` returns
 /// `nil, 'out of buffer space'` (the server answers 431).
 pub const HEAD_LIMIT: usize = 32 << 10;
@@ -260,14 +262,7 @@ impl Format for Head {
 unsafe fn push_head(l: *mut lua_State, kind: Kind, start: &Start, fields: &[httparse::Header]) {
     ffi::lua_createtable(l, 0, 5);
     match kind {
-        Kind::Request => {
-            lua::push_bytes(l, start.a);
-            ffi::lua_setfield(l, -2, c"method".as_ptr());
-            lua::push_bytes(l, start.b);
-            ffi::lua_setfield(l, -2, c"uri".as_ptr());
-            lua::push_bytes(l, start.c);
-            ffi::lua_setfield(l, -2, c"version".as_ptr());
-        }
+        Kind::Request => push_request_line(l, start),
         Kind::Response => {
             lua::push_bytes(l, start.a);
             ffi::lua_setfield(l, -2, c"version".as_ptr());
@@ -278,14 +273,49 @@ unsafe fn push_head(l: *mut lua_State, kind: Kind, start: &Start, fields: &[http
             ffi::lua_setfield(l, -2, c"text".as_ptr());
         }
     }
+    push_fields(l, fields);
+    ffi::lua_setfield(l, -2, c"headers".as_ptr());
+    if kind == Kind::Response {
+        // Every field in order, repeated ones too: {{name, value}, ...}.
+        let mut name = [0u8; MAX_NAME];
+        ffi::lua_createtable(l, fields.len() as c_int, 0);
+        for (i, f) in fields.iter().enumerate() {
+            ffi::lua_createtable(l, 2, 0);
+            lua::push_bytes(l, lower(&mut name, f.name));
+            ffi::lua_rawseti(l, -2, 1);
+            lua::push_bytes(l, f.value);
+            ffi::lua_rawseti(l, -2, 2);
+            ffi::lua_rawseti(l, -2, (i + 1) as _);
+        }
+        ffi::lua_setfield(l, -2, c"fields".as_ptr());
+    }
+}
+
+/// `name` lower-cased into `buf` (names are at most [`MAX_NAME`] bytes).
+fn lower<'b>(buf: &'b mut [u8; MAX_NAME], name: &str) -> &'b [u8] {
+    for (d, s) in buf.iter_mut().zip(name.bytes()) {
+        *d = s.to_ascii_lowercase();
+    }
+    &buf[..name.len()]
+}
+
+/// Set a request's `method`, `uri` and `version` in the table on top.
+unsafe fn push_request_line(l: *mut lua_State, start: &Start) {
+    lua::push_bytes(l, start.a);
+    ffi::lua_setfield(l, -2, c"method".as_ptr());
+    lua::push_bytes(l, start.b);
+    ffi::lua_setfield(l, -2, c"uri".as_ptr());
+    lua::push_bytes(l, start.c);
+    ffi::lua_setfield(l, -2, c"version".as_ptr());
+}
+
+/// Push the `headers` table: lower-cased names, the last value of a
+/// repeated field (the framing fields combined, see the module's notes).
+unsafe fn push_fields(l: *mut lua_State, fields: &[httparse::Header]) {
     ffi::lua_createtable(l, 0, fields.len() as c_int);
     let mut name = [0u8; MAX_NAME];
     for f in fields {
-        let n = f.name.len();
-        for (d, s) in name.iter_mut().zip(f.name.bytes()) {
-            *d = s.to_ascii_lowercase();
-        }
-        let key = &name[..n];
+        let key = lower(&mut name, f.name);
         lua::push_bytes(l, key);
         if combined(key) {
             ffi::lua_pushvalue(l, -1);
@@ -301,23 +331,6 @@ unsafe fn push_head(l: *mut lua_State, kind: Kind, start: &Start, fields: &[http
             lua::push_bytes(l, f.value);
         }
         ffi::lua_rawset(l, -3);
-    }
-    ffi::lua_setfield(l, -2, c"headers".as_ptr());
-    if kind == Kind::Response {
-        // Every field in order, repeated ones too: {{name, value}, ...}.
-        ffi::lua_createtable(l, fields.len() as c_int, 0);
-        for (i, f) in fields.iter().enumerate() {
-            ffi::lua_createtable(l, 2, 0);
-            for (d, s) in name.iter_mut().zip(f.name.bytes()) {
-                *d = s.to_ascii_lowercase();
-            }
-            lua::push_bytes(l, &name[..f.name.len()]);
-            ffi::lua_rawseti(l, -2, 1);
-            lua::push_bytes(l, f.value);
-            ffi::lua_rawseti(l, -2, 2);
-            ffi::lua_rawseti(l, -2, (i + 1) as _);
-        }
-        ffi::lua_setfield(l, -2, c"fields".as_ptr());
     }
 }
 
@@ -379,6 +392,7 @@ unsafe extern "C-unwind" fn date(l: *mut lua_State) -> c_int {
 }
 
 /// What a response head says about the body's length.
+#[derive(Clone, Copy)]
 enum Length {
     None,
     Bytes(i64),
@@ -408,30 +422,69 @@ unsafe extern "C-unwind" fn head(l: *mut lua_State) -> c_int {
         ffi::lua_pushnil(l);
         return 1;
     };
-    let close = ffi::lua_toboolean(l, 5) != 0;
-    let keepalive = ffi::lua_toboolean(l, 6) != 0;
+    let mut out = Vec::with_capacity(256);
+    let built = build_head(
+        l,
+        &mut out,
+        ResponseHead {
+            status,
+            text: lua::to_bytes(l, 2).unwrap_or_default(),
+            headers: 3,
+            length,
+            close: ffi::lua_toboolean(l, 5) != 0,
+            keepalive: ffi::lua_toboolean(l, 6) != 0,
+            server: lua::to_bytes(l, 7).unwrap_or_default(),
+        },
+    );
+    if built {
+        lua::push_bytes(l, &out);
+    } else {
+        ffi::lua_pushnil(l);
+    }
+    1
+}
+
+/// What a response head is made of.
+struct ResponseHead<'a> {
+    status: i64,
+    /// The reason phrase.
+    text: &'a [u8],
+    /// Stack index of the headers table.
+    headers: c_int,
+    length: Length,
+    /// Say `Connection: close` (unless the headers have a Connection).
+    close: bool,
+    /// Say `Connection: keep-alive` (HTTP/1.0 clients that asked).
+    keepalive: bool,
+    /// The `Server` value (unless the headers have one).
+    server: &'a [u8],
+}
+
+/// Append a response head to `out`: the status line, the handler's
+/// headers, then Content-Length / Transfer-Encoding, Date, Server and
+/// Connection where the handler did not set them. Returns false (with
+/// `out` unchanged) when a header name is not a string or a value neither
+/// a string nor a number. Raises only when out of memory.
+unsafe fn build_head(l: *mut lua_State, out: &mut Vec<u8>, h: ResponseHead) -> bool {
     // Only strings and numbers: converting them cannot raise.
     ffi::lua_pushnil(l);
-    while ffi::lua_next(l, 3) != 0 {
+    while ffi::lua_next(l, h.headers) != 0 {
         let plain = ffi::lua_type(l, -2) == ffi::LUA_TSTRING
             && matches!(ffi::lua_type(l, -1), ffi::LUA_TSTRING | ffi::LUA_TNUMBER);
         ffi::lua_pop(l, 1);
         if !plain {
             ffi::lua_pop(l, 1);
-            ffi::lua_pushnil(l);
-            return 1;
+            return false;
         }
     }
-    // From here on nothing raises but out of memory.
-    let mut out = Vec::with_capacity(256);
     out.extend_from_slice(b"HTTP/1.1 ");
-    push_int(&mut out, status);
+    push_int(out, h.status);
     out.push(b' ');
-    out.extend_from_slice(lua::to_bytes(l, 2).unwrap_or_default());
+    out.extend_from_slice(h.text);
     out.extend_from_slice(b"\r\n");
     let (mut haslength, mut hasdate, mut hasserver, mut hasconn) = (false, false, false, false);
     ffi::lua_pushnil(l);
-    while ffi::lua_next(l, 3) != 0 {
+    while ffi::lua_next(l, h.headers) != 0 {
         // The key is a string (checked above): to_bytes leaves it as is.
         let k = lua::to_bytes(l, -2).unwrap_or_default();
         if k.eq_ignore_ascii_case(b"content-length") {
@@ -450,11 +503,11 @@ unsafe extern "C-unwind" fn head(l: *mut lua_State) -> c_int {
         out.extend_from_slice(b"\r\n");
         ffi::lua_pop(l, 1);
     }
-    match length {
+    match h.length {
         Length::Chunked => out.extend_from_slice(b"Transfer-Encoding: chunked\r\n"),
         Length::Bytes(n) if !haslength => {
             out.extend_from_slice(b"Content-Length: ");
-            push_int(&mut out, n);
+            push_int(out, n);
             out.extend_from_slice(b"\r\n");
         }
         _ => {}
@@ -466,19 +519,18 @@ unsafe extern "C-unwind" fn head(l: *mut lua_State) -> c_int {
     }
     if !hasserver {
         out.extend_from_slice(b"Server: ");
-        out.extend_from_slice(lua::to_bytes(l, 7).unwrap_or_default());
+        out.extend_from_slice(h.server);
         out.extend_from_slice(b"\r\n");
     }
     if !hasconn {
-        if close {
+        if h.close {
             out.extend_from_slice(b"Connection: close\r\n");
-        } else if keepalive {
+        } else if h.keepalive {
             out.extend_from_slice(b"Connection: keep-alive\r\n");
         }
     }
     out.extend_from_slice(b"\r\n");
-    lua::push_bytes(l, &out);
-    1
+    true
 }
 
 /// The number at `idx` if it is an integer (LuaJIT's `lua_tointeger`
@@ -525,8 +577,9 @@ pub unsafe extern "C-unwind" fn open(l: *mut lua_State) -> c_int {
     for (name, f) in FORMATS {
         parsers::register(l, name, f);
     }
-    ffi::lua_createtable(l, 0, FUNCS.len() as c_int + 1);
+    ffi::lua_createtable(l, 0, FUNCS.len() as c_int + 4);
     lua::set_funcs(l, FUNCS);
+    server::register(l);
     ffi::lua_pushinteger(l, HEAD_LIMIT as _);
     ffi::lua_setfield(l, -2, c"head_limit".as_ptr());
     1

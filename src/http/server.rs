@@ -1,0 +1,505 @@
+//! The per-request hot path of `lua/lem/http/server.lua`, in Rust: reading
+//! and checking a request head and building the `req` and `res` tables
+//! ([`request`]), and sending an ordinary response as one write
+//! ([`respond`]). The keep-alive loop, the handler call and every unusual
+//! case (streamed bodies, files, headers with metamethods) stay in Lua.
+//!
+//! `core.request` reads with its own format: [`ServerHead::scan`] only
+//! finds the end of the head (it runs after every fill of the buffer), and
+//! [`ServerHead::push`] parses it once, applies the server's rules (the
+//! version, `Connection`, the framing rules of RFC 9112 §6.3, `Expect`) and
+//! builds the tables.
+
+use std::ffi::c_int;
+
+use super::{build_head, find_head, integer, with_head, Bad, Kind, Length, ResponseHead, Start};
+use super::{HEAD_LIMIT, NO_SPACE};
+use crate::io::stream::{self, Stream, STREAM};
+use crate::lua::{self, ffi, lua_State};
+use crate::parsers::{Fmt, Format, Scan};
+
+/// Slots of the server's table in the registry (set by `core.setup`).
+const REQUEST: ffi::lua_Integer = 1;
+const RESPONSE: ffi::lua_Integer = 2;
+const STREAM_FN: ffi::lua_Integer = 3;
+const STATUS: ffi::lua_Integer = 4;
+const MODULE: ffi::lua_Integer = 5;
+
+/// Its registry key (the address is what matters).
+static CONF: u8 = 0;
+
+/// Push the server's table from the registry.
+unsafe fn push_conf(l: *mut lua_State) {
+    ffi::lua_pushlightuserdata(l, &CONF as *const u8 as *mut _);
+    ffi::lua_rawget(l, ffi::LUA_REGISTRYINDEX);
+}
+
+/// core.setup(Request, Response, stream, status_string, server): what the
+/// Rust half needs of the Lua half: the metatables of `req` and `res`, the
+/// `res._stream` function, the status texts and the module (for
+/// `server_name`).
+unsafe extern "C-unwind" fn setup(l: *mut lua_State) -> c_int {
+    for i in [1, 2, 4, 5] {
+        ffi::luaL_checktype(l, i, ffi::LUA_TTABLE);
+    }
+    ffi::luaL_checktype(l, 3, ffi::LUA_TFUNCTION);
+    ffi::lua_pushlightuserdata(l, &CONF as *const u8 as *mut _);
+    ffi::lua_createtable(l, 5, 0);
+    for i in 1..=5 {
+        ffi::lua_pushvalue(l, i);
+        ffi::lua_rawseti(l, -2, i as _);
+    }
+    ffi::lua_rawset(l, ffi::LUA_REGISTRYINDEX);
+    0
+}
+
+/// The head of a request to a server.
+struct ServerHead;
+
+static SERVER_HEAD: ServerHead = ServerHead;
+
+/// Why a request is refused before its handler runs: the status to answer.
+const BAD_REQUEST: i64 = 400;
+const HEADERS_TOO_LARGE: i64 = 431;
+const NOT_IMPLEMENTED: i64 = 501;
+const EXPECTATION_FAILED: i64 = 417;
+const VERSION_NOT_SUPPORTED: i64 = 505;
+
+impl Format for ServerHead {
+    fn scan(&self, input: &[u8], _eof: bool) -> Scan {
+        match find_head(input) {
+            (start, Some(end)) if end - start <= HEAD_LIMIT => Scan::Ready {
+                consume: end,
+                mark: start,
+            },
+            (start, None) if input.len() - start <= HEAD_LIMIT => Scan::Need,
+            _ => Scan::Invalid(NO_SPACE),
+        }
+    }
+
+    unsafe fn push(&self, l: *mut lua_State, input: &[u8], mark: usize) -> c_int {
+        let head = &input[mark..];
+        let end = find_head(head).1.unwrap_or(head.len());
+        match with_head(Kind::Request, &head[..end], |start, fields| {
+            push_request(l, start, fields)
+        }) {
+            Ok(n) => n,
+            Err(Bad::Parse) => refuse(l, BAD_REQUEST),
+            Err(Bad::TooBig) => refuse(l, HEADERS_TOO_LARGE),
+        }
+    }
+
+    fn limit_error(&self) -> &'static str {
+        NO_SPACE
+    }
+}
+
+/// `return nil, status`.
+unsafe fn refuse(l: *mut lua_State, status: i64) -> c_int {
+    ffi::lua_pushnil(l);
+    ffi::lua_pushinteger(l, status as _);
+    2
+}
+
+/// Bytes without the white space Lua's `%s` matches at both ends.
+fn trim(v: &[u8]) -> &[u8] {
+    let space = |c: &u8| matches!(c, b' ' | b'\t' | b'\n' | 0x0b | 0x0c | b'\r');
+    let start = v.iter().position(|c| !space(c)).unwrap_or(v.len());
+    let end = v.iter().rposition(|c| !space(c)).map_or(start, |i| i + 1);
+    &v[start..end]
+}
+
+/// Whether `hay` contains `needle`, ignoring ASCII case.
+fn contains_nocase(hay: &[u8], needle: &[u8]) -> bool {
+    hay.windows(needle.len())
+        .any(|w| w.eq_ignore_ascii_case(needle))
+}
+
+/// The Content-Length field (repeats combined as `"5, 5"`): the length, or
+/// `None` when a part is not a number, the parts differ, or it is too long
+/// to be a length.
+fn content_length(v: &[u8]) -> Option<u64> {
+    let mut first: Option<&[u8]> = None;
+    for part in v.split(|&c| c == b',').filter(|p| !p.is_empty()) {
+        let d = trim(part);
+        if d.is_empty() || !d.iter().all(u8::is_ascii_digit) || first.is_some_and(|f| f != d) {
+            return None;
+        }
+        first = Some(d);
+    }
+    let d = first.filter(|d| d.len() <= 15)?;
+    Some(d.iter().fold(0, |n, &c| n * 10 + (c - b'0') as u64))
+}
+
+/// How a request's body is framed.
+enum Framing {
+    None,
+    Length(u64),
+    Chunked,
+}
+
+/// What the server's rules make of a request's fields.
+struct Rules {
+    close: bool,
+    keepalive: bool,
+    framing: Framing,
+    /// Send `100 Continue` before reading the body.
+    expect: bool,
+}
+
+/// Apply the server's rules to a head: the connection's fate, the body's
+/// framing (RFC 9112 §6.3: Transfer-Encoding wins, but together with
+/// Content-Length, or in an HTTP/1.0 request, it is refused), `Expect`;
+/// `Err(status)` refuses the request.
+fn rules(version: &[u8], fields: &[httparse::Header]) -> Result<Rules, i64> {
+    let http10 = match version {
+        b"1.1" => false,
+        b"1.0" => true,
+        _ => return Err(VERSION_NOT_SUPPORTED),
+    };
+    // The last value of a field, or the combined ones of the framing fields.
+    let mut conn = None;
+    let mut expect = None;
+    let mut te: Option<Vec<u8>> = None;
+    let mut cl: Option<Vec<u8>> = None;
+    for f in fields {
+        let name = f.name.as_bytes();
+        let combine = |slot: &mut Option<Vec<u8>>| match slot {
+            Some(v) => {
+                v.extend_from_slice(b", ");
+                v.extend_from_slice(f.value);
+            }
+            None => *slot = Some(f.value.to_vec()),
+        };
+        if name.eq_ignore_ascii_case(b"connection") {
+            conn = Some(f.value);
+        } else if name.eq_ignore_ascii_case(b"transfer-encoding") {
+            combine(&mut te);
+        } else if name.eq_ignore_ascii_case(b"content-length") {
+            combine(&mut cl);
+        } else if name.eq_ignore_ascii_case(b"expect") {
+            expect = Some(f.value);
+        }
+    }
+    let (mut close, mut keepalive) = (false, false);
+    if let Some(conn) = conn {
+        if contains_nocase(conn, b"close") {
+            close = true;
+        } else if http10 && contains_nocase(conn, b"keep-alive") {
+            keepalive = true;
+        }
+    }
+    if http10 && !keepalive {
+        close = true;
+    }
+    let framing = match (te, cl) {
+        (Some(te), cl) => {
+            if cl.is_some() || http10 {
+                return Err(BAD_REQUEST);
+            }
+            let te = trim(&te).to_ascii_lowercase();
+            if te == b"chunked" {
+                Framing::Chunked
+            } else if te.ends_with(b"chunked") {
+                return Err(NOT_IMPLEMENTED);
+            } else {
+                return Err(BAD_REQUEST);
+            }
+        }
+        (None, Some(cl)) => match content_length(&cl) {
+            None => return Err(BAD_REQUEST),
+            Some(0) => Framing::None,
+            Some(n) => Framing::Length(n),
+        },
+        (None, None) => Framing::None,
+    };
+    let expect = match expect {
+        Some(e) if !e.eq_ignore_ascii_case(b"100-continue") => return Err(EXPECTATION_FAILED),
+        Some(_) => !http10,
+        None => false,
+    };
+    Ok(Rules {
+        close,
+        keepalive,
+        framing,
+        expect,
+    })
+}
+
+/// `server.urldecode` of the path part of `uri` (before any `?`): `+` is a
+/// space, `%XX` a byte.
+fn decode_path(uri: &[u8]) -> Vec<u8> {
+    let path = &uri[..memchr::memchr(b'?', uri).unwrap_or(uri.len())];
+    let hex = |c: u8| (c as char).to_digit(16).map(|d| d as u8);
+    let mut out = Vec::with_capacity(path.len());
+    let mut i = 0;
+    while i < path.len() {
+        let c = path[i];
+        match c {
+            b'+' => out.push(b' '),
+            b'%' => match (path.get(i + 1).and_then(|&c| hex(c)), path.get(i + 2).and_then(|&c| hex(c))) {
+                (Some(h), Some(l)) => {
+                    out.push(h << 4 | l);
+                    i += 2;
+                }
+                _ => out.push(c),
+            },
+            _ => out.push(c),
+        }
+        i += 1;
+    }
+    out
+}
+
+/// Push `req, res, close, keepalive` for a parsed head (or `nil, status`
+/// when the server's rules refuse it).
+unsafe fn push_request(l: *mut lua_State, start: &Start, fields: &[httparse::Header]) -> c_int {
+    let rules = match rules(start.c, fields) {
+        Ok(r) => r,
+        Err(status) => return refuse(l, status),
+    };
+    push_conf(l);
+    let conf = ffi::lua_gettop(l);
+    ffi::lua_createtable(l, 0, 8);
+    let req = ffi::lua_gettop(l);
+    super::push_request_line(l, start);
+    super::push_fields(l, fields);
+    ffi::lua_setfield(l, req, c"headers".as_ptr());
+    if start.b.iter().any(|c| matches!(c, b'?' | b'%' | b'+')) {
+        lua::push_bytes(l, &decode_path(start.b));
+    } else {
+        ffi::lua_getfield(l, req, c"uri".as_ptr());
+    }
+    ffi::lua_setfield(l, req, c"path".as_ptr());
+    match rules.framing {
+        Framing::None => {}
+        Framing::Length(n) => {
+            lua::push_str(l, "length");
+            ffi::lua_setfield(l, req, c"_framing".as_ptr());
+            ffi::lua_pushinteger(l, n as _);
+            ffi::lua_setfield(l, req, c"_length".as_ptr());
+        }
+        Framing::Chunked => {
+            lua::push_str(l, "chunked");
+            ffi::lua_setfield(l, req, c"_framing".as_ptr());
+        }
+    }
+    if rules.expect {
+        ffi::lua_pushboolean(l, 1);
+        ffi::lua_setfield(l, req, c"_expect".as_ptr());
+    }
+    ffi::lua_rawgeti(l, conf, REQUEST);
+    ffi::lua_setmetatable(l, req);
+    // res = {headers = {}, _req = req, _stream = stream}
+    ffi::lua_createtable(l, 1, 3);
+    let res = ffi::lua_gettop(l);
+    ffi::lua_createtable(l, 0, 2);
+    ffi::lua_setfield(l, res, c"headers".as_ptr());
+    ffi::lua_pushvalue(l, req);
+    ffi::lua_setfield(l, res, c"_req".as_ptr());
+    ffi::lua_rawgeti(l, conf, STREAM_FN);
+    ffi::lua_setfield(l, res, c"_stream".as_ptr());
+    ffi::lua_rawgeti(l, conf, RESPONSE);
+    ffi::lua_setmetatable(l, res);
+    ffi::lua_pushboolean(l, rules.close as c_int);
+    ffi::lua_pushboolean(l, rules.keepalive as c_int);
+    ffi::lua_remove(l, conf);
+    4
+}
+
+/// core.request(client) -> req, res, close, keepalive | nil, status |
+/// nil, err: the next request on a server's connection. `status` (a
+/// number) is the answer to a head the server refuses; `err` a read error
+/// (`'closed'`, `'timeout'`...).
+unsafe extern "C-unwind" fn request(l: *mut lua_State) -> c_int {
+    let s: &Stream = lua::check_object(l, 1, STREAM);
+    stream::read(l, s, Fmt::Custom(&SERVER_HEAD))
+}
+
+/// core.respond(client, req, res, close, keepalive) -> true | nil, err |
+/// false: send what a handler left in `res` as one write: the head and the
+/// body (the strings of its array part), only the head for `HEAD`. False,
+/// with nothing sent, when the response is not an ordinary one (streamed,
+/// a file, a status or header that is not a plain string or number, body
+/// parts that are not strings): the Lua half sends those.
+unsafe extern "C-unwind" fn respond(l: *mut lua_State) -> c_int {
+    let s: &Stream = lua::check_object(l, 1, STREAM);
+    ffi::luaL_checktype(l, 2, ffi::LUA_TTABLE);
+    ffi::luaL_checktype(l, 3, ffi::LUA_TTABLE);
+    let close = ffi::lua_toboolean(l, 4) != 0;
+    let keepalive = ffi::lua_toboolean(l, 5) != 0;
+    ffi::lua_settop(l, 3);
+    let unusual = || {
+        ffi::lua_pushboolean(l, 0);
+        1
+    };
+    if ffi::lua_getfield(l, 3, c"_streaming".as_ptr()) != ffi::LUA_TNIL
+        || ffi::lua_getfield(l, 3, c"file".as_ptr()) != ffi::LUA_TNIL
+    {
+        return unusual();
+    }
+    // 6: status
+    let status = match ffi::lua_getfield(l, 3, c"status".as_ptr()) {
+        ffi::LUA_TNIL => None,
+        _ => match integer(l, -1) {
+            Some(n) => Some(n),
+            None => return unusual(),
+        },
+    };
+    // 7: headers
+    if ffi::lua_getfield(l, 3, c"headers".as_ptr()) != ffi::LUA_TTABLE {
+        return unusual();
+    }
+    // 8: the body: the one string, or all of them joined.
+    let parts = ffi::lua_rawlen(l, 3);
+    let mut joined = Vec::new();
+    if parts == 1 {
+        if ffi::lua_rawgeti(l, 3, 1) != ffi::LUA_TSTRING {
+            return unusual();
+        }
+    } else {
+        for i in 1..=parts {
+            if ffi::lua_rawgeti(l, 3, i as _) != ffi::LUA_TSTRING {
+                return unusual();
+            }
+            joined.extend_from_slice(lua::to_bytes(l, -1).unwrap_or_default());
+            ffi::lua_pop(l, 1);
+        }
+        ffi::lua_pushnil(l);
+    }
+    let body: &[u8] = if parts == 1 {
+        lua::to_bytes(l, 8).unwrap_or_default()
+    } else {
+        &joined
+    };
+    // 9: the server's table; 10: the status text; 11: the server name.
+    push_conf(l);
+    let status = status.unwrap_or(if body.is_empty() { 204 } else { 200 });
+    ffi::lua_rawgeti(l, 9, STATUS);
+    let text = if ffi::lua_type(l, -1) == ffi::LUA_TTABLE {
+        ffi::lua_rawgeti(l, -1, status as _);
+        ffi::lua_remove(l, -2);
+        match ffi::lua_type(l, -1) {
+            ffi::LUA_TNIL => &b"Unknown"[..],
+            ffi::LUA_TSTRING => lua::to_bytes(l, -1).unwrap_or_default(),
+            _ => return unusual(),
+        }
+    } else {
+        return unusual();
+    };
+    ffi::lua_rawgeti(l, 9, MODULE);
+    ffi::lua_getfield(l, -1, c"server_name".as_ptr());
+    ffi::lua_remove(l, -2);
+    if ffi::lua_type(l, -1) != ffi::LUA_TSTRING {
+        return unusual();
+    }
+    let server = lua::to_bytes(l, -1).unwrap_or_default();
+    let length = if status == 204 || status == 304 || status < 200 {
+        Length::None
+    } else {
+        Length::Bytes(body.len() as i64)
+    };
+    let mut out = Vec::with_capacity(256);
+    let head = ResponseHead {
+        status,
+        text,
+        headers: 7,
+        length,
+        close,
+        keepalive,
+        server,
+    };
+    if !build_head(l, &mut out, head) {
+        return unusual();
+    }
+    ffi::lua_getfield(l, 2, c"method".as_ptr());
+    let head_only = lua::to_bytes(l, -1) == Some(b"HEAD");
+    let with_body = !head_only && !matches!(length, Length::None);
+    let w = stream::write(l, s, &[&out, if with_body { body } else { &[] }]);
+    drop((out, joined));
+    w.finish(l)
+}
+
+const FUNCS: &[lua::Reg] = &[
+    (c"setup", setup),
+    (c"request", request),
+    (c"respond", respond),
+];
+
+/// Add the server functions to the module table on top of the stack.
+pub(super) unsafe fn register(l: *mut lua_State) {
+    lua::set_funcs(l, FUNCS);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn field<'a>(name: &'a str, value: &'a [u8]) -> httparse::Header<'a> {
+        httparse::Header { name, value }
+    }
+
+    #[test]
+    fn content_lengths() {
+        assert_eq!(content_length(b"5"), Some(5));
+        assert_eq!(content_length(b" 12 \t"), Some(12));
+        assert_eq!(content_length(b"5, 5"), Some(5));
+        assert_eq!(content_length(b"5,,5"), Some(5));
+        assert_eq!(content_length(b"5, 6"), None);
+        assert_eq!(content_length(b"05, 5"), None);
+        assert_eq!(content_length(b"5, "), None);
+        assert_eq!(content_length(b"-1"), None);
+        assert_eq!(content_length(b""), None);
+        assert_eq!(content_length(b"1234567890123456"), None);
+    }
+
+    #[test]
+    fn framing_and_connection_rules() {
+        let r = rules(b"1.1", &[]).unwrap();
+        assert!(!r.close && !r.keepalive && matches!(r.framing, Framing::None));
+        let r = rules(b"1.0", &[field("Connection", b"Keep-Alive")]).unwrap();
+        assert!(!r.close && r.keepalive);
+        assert!(rules(b"1.0", &[]).unwrap().close);
+        assert!(rules(b"1.1", &[field("connection", b"x, CLOSE")]).unwrap().close);
+        let te = field("Transfer-Encoding", b" Chunked ");
+        assert!(matches!(rules(b"1.1", &[te]).unwrap().framing, Framing::Chunked));
+        let cl = field("Content-Length", b"3");
+        assert_eq!(rules(b"1.1", &[te, cl]).err(), Some(BAD_REQUEST));
+        assert_eq!(rules(b"1.0", &[te]).err(), Some(BAD_REQUEST));
+        let gz = field("transfer-encoding", b"gzip");
+        assert_eq!(rules(b"1.1", &[gz, te]).err(), Some(NOT_IMPLEMENTED));
+        assert_eq!(rules(b"1.1", &[te, gz]).err(), Some(BAD_REQUEST));
+        let cl2 = field("content-length", b"4");
+        assert_eq!(rules(b"1.1", &[cl, cl2]).err(), Some(BAD_REQUEST));
+        assert!(matches!(rules(b"1.1", &[cl, cl]).unwrap().framing, Framing::Length(3)));
+        assert_eq!(rules(b"2.0", &[]).err(), Some(VERSION_NOT_SUPPORTED));
+        let ex = field("Expect", b"100-Continue");
+        assert!(rules(b"1.1", &[ex]).unwrap().expect);
+        assert!(!rules(b"1.0", &[ex]).unwrap().expect);
+        let bad = field("Expect", b"fly");
+        assert_eq!(rules(b"1.1", &[bad]).err(), Some(EXPECTATION_FAILED));
+    }
+
+    #[test]
+    fn paths_are_decoded() {
+        assert_eq!(decode_path(b"/a+b/%41%2b?x=%20"), b"/a b/A+".to_vec());
+        assert_eq!(decode_path(b"/%zz%4"), b"/%zz%4".to_vec());
+    }
+
+    #[test]
+    fn heads_are_found_not_checked() {
+        let s = ServerHead;
+        assert_eq!(
+            s.scan(b"\r\nBAD\r\n\r\nx", false),
+            Scan::Ready {
+                consume: 9,
+                mark: 2
+            }
+        );
+        assert_eq!(s.scan(b"GET / HTTP/1.1\r\n", false), Scan::Need);
+        assert_eq!(
+            s.scan(&[b'a'; HEAD_LIMIT + 1], false),
+            Scan::Invalid(NO_SPACE)
+        );
+    }
+}
