@@ -20,7 +20,7 @@ use crate::lua::{self, ffi, lua_State, Reg};
 use crate::pool;
 use crate::scheduler::{self, Commit, Resume, Waiter};
 
-const DIR: &CStr = c"lem.lfs.Dir";
+static DIR: &CStr = c"lem.lfs.Dir";
 
 /// Entries read from a directory per trip to the pool.
 const DIR_BATCH: usize = 128;

@@ -176,6 +176,10 @@ pub unsafe fn new_class(l: *mut lua_State, tname: &CStr, methods: &[Reg], gc: Op
     if ffi::luaL_newmetatable(l, tname.as_ptr()) == 0 {
         return;
     }
+    // Also under the name's address, for check_object's fast path.
+    ffi::lua_pushlightuserdata(l, tname.as_ptr() as *mut c_void);
+    ffi::lua_pushvalue(l, -2);
+    ffi::lua_rawset(l, ffi::LUA_REGISTRYINDEX);
     ffi::lua_createtable(l, 0, methods.len() as c_int);
     set_funcs(l, methods);
     ffi::lua_setfield(l, -2, c"__index".as_ptr());
@@ -219,12 +223,25 @@ pub unsafe fn push_object<T>(l: *mut lua_State, tname: &CStr, value: T) -> *mut 
     p
 }
 
-/// `luaL_checkudata` typed as `T`.
+/// `luaL_checkudata` typed as `T`. The metatable is first looked up by the
+/// address of `tname` (where [`new_class`] also put it), which spares the
+/// registry lookup by name (hashing and comparing the string) on every
+/// method call; any miss takes `luaL_checkudata`'s way.
 ///
 /// # Safety
 /// `tname` objects must have been made by [`push_object::<T>`](push_object).
 #[inline]
 pub unsafe fn check_object<'a, T>(l: *mut lua_State, arg: c_int, tname: &CStr) -> &'a T {
+    let p = ffi::lua_touserdata(l, arg);
+    if !p.is_null() && ffi::lua_getmetatable(l, arg) != 0 {
+        ffi::lua_pushlightuserdata(l, tname.as_ptr() as *mut c_void);
+        ffi::lua_rawget(l, ffi::LUA_REGISTRYINDEX);
+        let same = ffi::lua_rawequal(l, -1, -2) != 0;
+        ffi::lua_pop(l, 2);
+        if same {
+            return &*(p as *const T);
+        }
+    }
     &*(ffi::luaL_checkudata(l, arg, tname.as_ptr()) as *const T)
 }
 

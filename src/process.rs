@@ -26,7 +26,7 @@ use crate::lua::{self, ffi, lua_State, Reg};
 use crate::scheduler::{self, Commit, Resume};
 use crate::{pool, signal};
 
-const CHILD: &CStr = c"lem.process.Child";
+static CHILD: &CStr = c"lem.process.Child";
 
 /// What happened to a child, as `waitpid` tells it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

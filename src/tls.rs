@@ -26,7 +26,7 @@ use tokio_rustls::{TlsAcceptor, TlsConnector};
 use crate::lua::{self, ffi, lua_State, Reg};
 use crate::scheduler::{self, Commit, Resume};
 
-const CONTEXT: &CStr = c"lem.TLSContext";
+static CONTEXT: &CStr = c"lem.TLSContext";
 
 /// How long a handshake may take before it fails with `'timeout'`.
 const HANDSHAKE: Duration = Duration::from_secs(15);

@@ -9,7 +9,7 @@ use crate::lua::{self, ffi, lua_State, Reg};
 use crate::pool;
 use crate::scheduler::{self, Commit, Waiter};
 
-const SLEEPER: &CStr = c"lem.Sleeper";
+static SLEEPER: &CStr = c"lem.Sleeper";
 
 /// A sleeper: at most one coroutine sleeps on it at a time.
 struct Sleeper {

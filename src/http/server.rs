@@ -25,6 +25,47 @@ const STREAM_FN: ffi::lua_Integer = 3;
 const STATUS: ffi::lua_Integer = 4;
 const MODULE: ffi::lua_Integer = 5;
 
+/// The field names the hot path reads and sets, kept as Lua strings in the
+/// server's table from slot [`KEY_BASE`] on: pushing one is an array read,
+/// where `lua_getfield` would look the C string up in the string cache and
+/// go through `res`'s metatable on a miss.
+#[derive(Clone, Copy)]
+enum Key {
+    Method,
+    Uri,
+    Version,
+    Headers,
+    Path,
+    Framing,
+    Length,
+    Expect,
+    Req,
+    Stream,
+    Streaming,
+    File,
+    Status,
+    ServerName,
+}
+
+const KEY_BASE: ffi::lua_Integer = 6;
+
+const KEYS: [&std::ffi::CStr; 14] = [
+    c"method",
+    c"uri",
+    c"version",
+    c"headers",
+    c"path",
+    c"_framing",
+    c"_length",
+    c"_expect",
+    c"_req",
+    c"_stream",
+    c"_streaming",
+    c"file",
+    c"status",
+    c"server_name",
+];
+
 /// Its registry key (the address is what matters).
 static CONF: u8 = 0;
 
@@ -32,6 +73,27 @@ static CONF: u8 = 0;
 unsafe fn push_conf(l: *mut lua_State) {
     ffi::lua_pushlightuserdata(l, &CONF as *const u8 as *mut _);
     ffi::lua_rawget(l, ffi::LUA_REGISTRYINDEX);
+}
+
+/// Push the string `k` (`conf`: the stack index of the server's table).
+#[inline]
+unsafe fn push_key(l: *mut lua_State, conf: c_int, k: Key) {
+    ffi::lua_rawgeti(l, conf, KEY_BASE + k as ffi::lua_Integer);
+}
+
+/// `t[k] = v` for the value `v` on top (popped), without metamethods.
+#[inline]
+unsafe fn set(l: *mut lua_State, conf: c_int, t: c_int, k: Key) {
+    push_key(l, conf, k);
+    ffi::lua_insert(l, -2);
+    ffi::lua_rawset(l, t);
+}
+
+/// Push `t[k]`, without metamethods; returns its type.
+#[inline]
+unsafe fn get(l: *mut lua_State, conf: c_int, t: c_int, k: Key) -> c_int {
+    push_key(l, conf, k);
+    ffi::lua_rawget(l, t)
 }
 
 /// core.setup(Request, Response, stream, status_string, server): what the
@@ -44,10 +106,14 @@ unsafe extern "C-unwind" fn setup(l: *mut lua_State) -> c_int {
     }
     ffi::luaL_checktype(l, 3, ffi::LUA_TFUNCTION);
     ffi::lua_pushlightuserdata(l, &CONF as *const u8 as *mut _);
-    ffi::lua_createtable(l, 5, 0);
+    ffi::lua_createtable(l, KEY_BASE as c_int + KEYS.len() as c_int, 0);
     for i in 1..=5 {
         ffi::lua_pushvalue(l, i);
         ffi::lua_rawseti(l, -2, i as _);
+    }
+    for (i, k) in KEYS.iter().enumerate() {
+        ffi::lua_pushstring(l, k.as_ptr());
+        ffi::lua_rawseti(l, -2, KEY_BASE + i as ffi::lua_Integer);
     }
     ffi::lua_rawset(l, ffi::LUA_REGISTRYINDEX);
     0
@@ -262,31 +328,36 @@ unsafe fn push_request(l: *mut lua_State, start: &Start, fields: &[httparse::Hea
     let conf = ffi::lua_gettop(l);
     ffi::lua_createtable(l, 0, 8);
     let req = ffi::lua_gettop(l);
-    super::push_request_line(l, start);
+    lua::push_bytes(l, start.a);
+    set(l, conf, req, Key::Method);
+    lua::push_bytes(l, start.b);
+    set(l, conf, req, Key::Uri);
+    lua::push_bytes(l, start.c);
+    set(l, conf, req, Key::Version);
     super::push_fields(l, fields);
-    ffi::lua_setfield(l, req, c"headers".as_ptr());
+    set(l, conf, req, Key::Headers);
     if start.b.iter().any(|c| matches!(c, b'?' | b'%' | b'+')) {
         lua::push_bytes(l, &decode_path(start.b));
     } else {
-        ffi::lua_getfield(l, req, c"uri".as_ptr());
+        get(l, conf, req, Key::Uri);
     }
-    ffi::lua_setfield(l, req, c"path".as_ptr());
+    set(l, conf, req, Key::Path);
     match rules.framing {
         Framing::None => {}
         Framing::Length(n) => {
             lua::push_str(l, "length");
-            ffi::lua_setfield(l, req, c"_framing".as_ptr());
+            set(l, conf, req, Key::Framing);
             ffi::lua_pushinteger(l, n as _);
-            ffi::lua_setfield(l, req, c"_length".as_ptr());
+            set(l, conf, req, Key::Length);
         }
         Framing::Chunked => {
             lua::push_str(l, "chunked");
-            ffi::lua_setfield(l, req, c"_framing".as_ptr());
+            set(l, conf, req, Key::Framing);
         }
     }
     if rules.expect {
         ffi::lua_pushboolean(l, 1);
-        ffi::lua_setfield(l, req, c"_expect".as_ptr());
+        set(l, conf, req, Key::Expect);
     }
     ffi::lua_rawgeti(l, conf, REQUEST);
     ffi::lua_setmetatable(l, req);
@@ -294,11 +365,11 @@ unsafe fn push_request(l: *mut lua_State, start: &Start, fields: &[httparse::Hea
     ffi::lua_createtable(l, 1, 3);
     let res = ffi::lua_gettop(l);
     ffi::lua_createtable(l, 0, 2);
-    ffi::lua_setfield(l, res, c"headers".as_ptr());
+    set(l, conf, res, Key::Headers);
     ffi::lua_pushvalue(l, req);
-    ffi::lua_setfield(l, res, c"_req".as_ptr());
+    set(l, conf, res, Key::Req);
     ffi::lua_rawgeti(l, conf, STREAM_FN);
-    ffi::lua_setfield(l, res, c"_stream".as_ptr());
+    set(l, conf, res, Key::Stream);
     ffi::lua_rawgeti(l, conf, RESPONSE);
     ffi::lua_setmetatable(l, res);
     ffi::lua_pushboolean(l, rules.close as c_int);
@@ -333,24 +404,26 @@ unsafe extern "C-unwind" fn respond(l: *mut lua_State) -> c_int {
         ffi::lua_pushboolean(l, 0);
         1
     };
-    if ffi::lua_getfield(l, 3, c"_streaming".as_ptr()) != ffi::LUA_TNIL
-        || ffi::lua_getfield(l, 3, c"file".as_ptr()) != ffi::LUA_TNIL
+    // 4: the server's table
+    push_conf(l);
+    if get(l, 4, 3, Key::Streaming) != ffi::LUA_TNIL || get(l, 4, 3, Key::File) != ffi::LUA_TNIL
     {
         return unusual();
     }
-    // 6: status
-    let status = match ffi::lua_getfield(l, 3, c"status".as_ptr()) {
+    ffi::lua_settop(l, 4);
+    // 5: status
+    let status = match get(l, 4, 3, Key::Status) {
         ffi::LUA_TNIL => None,
         _ => match integer(l, -1) {
             Some(n) => Some(n),
             None => return unusual(),
         },
     };
-    // 7: headers
-    if ffi::lua_getfield(l, 3, c"headers".as_ptr()) != ffi::LUA_TTABLE {
+    // 6: headers
+    if get(l, 4, 3, Key::Headers) != ffi::LUA_TTABLE {
         return unusual();
     }
-    // 8: the body: the one string, or all of them joined.
+    // 7: the body: the one string, or all of them joined.
     let parts = ffi::lua_rawlen(l, 3);
     let mut joined = Vec::new();
     if parts == 1 {
@@ -368,14 +441,13 @@ unsafe extern "C-unwind" fn respond(l: *mut lua_State) -> c_int {
         ffi::lua_pushnil(l);
     }
     let body: &[u8] = if parts == 1 {
-        lua::to_bytes(l, 8).unwrap_or_default()
+        lua::to_bytes(l, 7).unwrap_or_default()
     } else {
         &joined
     };
-    // 9: the server's table; 10: the status text; 11: the server name.
-    push_conf(l);
     let status = status.unwrap_or(if body.is_empty() { 204 } else { 200 });
-    ffi::lua_rawgeti(l, 9, STATUS);
+    // 8: the status text
+    ffi::lua_rawgeti(l, 4, STATUS);
     let text = if ffi::lua_type(l, -1) == ffi::LUA_TTABLE {
         ffi::lua_rawgeti(l, -1, status as _);
         ffi::lua_remove(l, -2);
@@ -387,13 +459,12 @@ unsafe extern "C-unwind" fn respond(l: *mut lua_State) -> c_int {
     } else {
         return unusual();
     };
-    ffi::lua_rawgeti(l, 9, MODULE);
-    ffi::lua_getfield(l, -1, c"server_name".as_ptr());
-    ffi::lua_remove(l, -2);
-    if ffi::lua_type(l, -1) != ffi::LUA_TSTRING {
+    // 9: the module, 10: its server_name
+    ffi::lua_rawgeti(l, 4, MODULE);
+    if get(l, 4, 9, Key::ServerName) != ffi::LUA_TSTRING {
         return unusual();
     }
-    let server = lua::to_bytes(l, -1).unwrap_or_default();
+    let server = lua::to_bytes(l, 10).unwrap_or_default();
     let length = if status == 204 || status == 304 || status < 200 {
         Length::None
     } else {
@@ -403,7 +474,7 @@ unsafe extern "C-unwind" fn respond(l: *mut lua_State) -> c_int {
     let head = ResponseHead {
         status,
         text,
-        headers: 7,
+        headers: 6,
         length,
         close,
         keepalive,
@@ -412,7 +483,7 @@ unsafe extern "C-unwind" fn respond(l: *mut lua_State) -> c_int {
     if !build_head(l, &mut out, head) {
         return unusual();
     }
-    ffi::lua_getfield(l, 2, c"method".as_ptr());
+    get(l, 4, 2, Key::Method);
     let head_only = lua::to_bytes(l, -1) == Some(b"HEAD");
     let with_body = !head_only && !matches!(length, Length::None);
     let w = stream::write(l, s, &[&out, if with_body { body } else { &[] }]);

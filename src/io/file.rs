@@ -21,7 +21,7 @@ use crate::parsers::{self, Fmt, Input};
 use crate::pool;
 use crate::scheduler::{self, Commit, Resume};
 
-pub(crate) const FILE: &CStr = c"lem.File";
+pub(crate) static FILE: &CStr = c"lem.File";
 
 /// Bytes read from the disk per pool job (more when `read(n)` asks).
 const FILE_CHUNK: usize = 64 << 10;

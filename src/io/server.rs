@@ -23,7 +23,7 @@ use super::{check_suspendable, fail_os, set_cloexec, set_nonblocking, Op};
 use crate::lua::{self, ffi, lua_State, Reg};
 use crate::scheduler::{self, Commit, Resume};
 
-pub(crate) const SERVER: &CStr = c"lem.Server";
+pub(crate) static SERVER: &CStr = c"lem.Server";
 
 /// How a server came to be (for messages; the accept path is the same).
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]

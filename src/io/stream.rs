@@ -20,10 +20,12 @@ use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::rc::Rc;
 use std::sync::atomic::{AtomicU8, Ordering};
+use std::pin::Pin;
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 use tokio::io::unix::{AsyncFd, AsyncFdReadyGuard};
+use tokio::time::{Instant, Sleep};
 
 use super::{
     can_suspend, cannot_suspend, fail_os, is_disconnect, set_cloexec, set_nonblocking, Op,
@@ -32,7 +34,7 @@ use crate::lua::{self, ffi, lua_State, Reg};
 use crate::parsers::{self, Fmt, Input};
 use crate::scheduler::{self, Commit, Resume};
 
-pub(crate) const STREAM: &CStr = c"lem.Stream";
+pub(crate) static STREAM: &CStr = c"lem.Stream";
 
 /// The descriptor: registered with the loop, or (for what epoll refuses:
 /// regular files and `/dev/null` handed over as stdio) used directly, where
@@ -100,6 +102,11 @@ pub(crate) struct Inner {
     wr: Op,
     timeout: Cell<Option<Duration>>,
     limit: Cell<usize>,
+    /// The timer of timed reads, kept between them: moving a registered
+    /// timer's deadline later costs tokio almost nothing, where each new
+    /// one is registered and removed under the timer driver's lock (a
+    /// keep-alive connection waits with a timeout for every request).
+    read_timer: Cell<Option<Pin<Box<Sleep>>>>,
 }
 
 /// The userdata: `lem.Stream`.
@@ -168,6 +175,7 @@ pub(crate) unsafe fn push_io(l: *mut lua_State, io: Io, kind: Kind) {
         wr: Op::default(),
         timeout: Cell::new(None),
         limit: Cell::new(parsers::DEFAULT_LIMIT),
+        read_timer: Cell::new(None),
     };
     lua::push_object(l, STREAM, Stream(Rc::new(inner)));
 }
@@ -370,7 +378,26 @@ async fn read_wait(inner: Rc<Inner>, io: Rc<Io>, fmt: Fmt) -> Resume {
             }
         }
     };
-    let r = bounded(inner.timeout.get(), work).await;
+    let r = match inner.timeout.get() {
+        None => work.await,
+        Some(d) => {
+            let deadline = Instant::now() + d;
+            let mut timer = match inner.read_timer.take() {
+                Some(mut t) => {
+                    t.as_mut().reset(deadline);
+                    t
+                }
+                None => Box::pin(tokio::time::sleep_until(deadline)),
+            };
+            let r = tokio::select! {
+                biased;
+                r = work => r,
+                _ = timer.as_mut() => Err(Stop::Timeout),
+            };
+            inner.read_timer.set(Some(timer));
+            r
+        }
+    };
     drop(io);
     Resume::Push(Box::new(move |t| unsafe {
         inner.rd.end();
