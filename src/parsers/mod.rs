@@ -208,6 +208,23 @@ thread_local! {
     static SPARE: std::cell::RefCell<Vec<Vec<u8>>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
+/// Input up to this size is copied out of the chunk it was read into.
+const SMALL: usize = 4 << 10;
+
+/// Keep `data`'s allocation among the spare buffers when it is an ordinary
+/// chunk and there is room; else free it.
+fn give_back(mut data: Vec<u8>) {
+    if data.capacity() >= CHUNK && data.capacity() <= SPARE_MAX {
+        data.clear();
+        SPARE.with(|s| {
+            let mut s = s.borrow_mut();
+            if s.len() < SPARES {
+                s.push(data);
+            }
+        });
+    }
+}
+
 /// The input buffer of a stream or file: bytes `start..` of `data` are
 /// unread. The allocation is dropped whenever the buffer runs empty, so an
 /// idle connection holds no buffer.
@@ -247,18 +264,10 @@ impl Input {
     /// Drop everything, and the allocation with it (kept as this thread's
     /// spare buffers when it is an ordinary chunk).
     pub fn clear(&mut self) {
-        let mut data = std::mem::take(&mut self.data);
+        let data = std::mem::take(&mut self.data);
         self.start = 0;
         self.scanned.set(0);
-        if data.capacity() >= CHUNK && data.capacity() <= SPARE_MAX {
-            data.clear();
-            SPARE.with(|s| {
-                let mut s = s.borrow_mut();
-                if s.len() < SPARES {
-                    s.push(data);
-                }
-            });
-        }
+        give_back(data);
     }
 
     /// Read into the buffer with `read(buf) -> io::Result<usize>` (0: end of
@@ -273,7 +282,8 @@ impl Input {
             self.data.drain(..self.start);
             self.start = 0;
         }
-        if self.data.capacity() == 0 {
+        let borrowed = self.data.capacity() == 0;
+        if borrowed {
             self.data = SPARE.with(|s| s.borrow_mut().pop()).unwrap_or_default();
         }
         let want = CHUNK.max(self.len().min(256 << 10));
@@ -294,6 +304,13 @@ impl Input {
         }
         if self.is_empty() {
             self.clear();
+        } else if borrowed && self.data.len() <= SMALL {
+            // A request or a line: keep a copy its size and hand the chunk
+            // back at once, so that the streams a busy loop fills in one
+            // turn share one chunk instead of each allocating its own.
+            let small = self.data.clone();
+            let chunk = std::mem::replace(&mut self.data, small);
+            give_back(chunk);
         }
         r
     }
@@ -506,13 +523,27 @@ mod tests {
             Ok(1)
         })
         .unwrap();
-        assert!(i.data.capacity() >= CHUNK);
-        i.consume(1);
-        assert_eq!(
-            i.data.capacity(),
-            0,
-            "a drained buffer goes back to the spare"
+        assert!(
+            i.data.capacity() < CHUNK,
+            "a small read is copied out of the chunk"
         );
+        assert_eq!(i.bytes(), b"z");
+        i.consume(1);
+        assert_eq!(i.data.capacity(), 0, "a drained buffer is dropped");
+        i.fill(|buf| {
+            buf[..SMALL + 1].fill(b'b');
+            Ok(SMALL + 1)
+        })
+        .unwrap();
+        assert!(i.data.capacity() >= CHUNK, "a bulk read keeps its chunk");
+        i.fill(|buf| {
+            buf[0] = b'c';
+            Ok(1)
+        })
+        .unwrap();
+        assert_eq!(i.len(), SMALL + 2);
+        i.consume(SMALL + 2);
+        assert_eq!(i.data.capacity(), 0);
         let r = i.fill(|_| Ok(0));
         assert_eq!(r.unwrap(), 0);
         assert_eq!(i.data.capacity(), 0);
