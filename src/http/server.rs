@@ -303,7 +303,10 @@ fn decode_path(uri: &[u8]) -> Vec<u8> {
         let c = path[i];
         match c {
             b'+' => out.push(b' '),
-            b'%' => match (path.get(i + 1).and_then(|&c| hex(c)), path.get(i + 2).and_then(|&c| hex(c))) {
+            b'%' => match (
+                path.get(i + 1).and_then(|&c| hex(c)),
+                path.get(i + 2).and_then(|&c| hex(c)),
+            ) {
                 (Some(h), Some(l)) => {
                     out.push(h << 4 | l);
                     i += 2;
@@ -406,8 +409,7 @@ unsafe extern "C-unwind" fn respond(l: *mut lua_State) -> c_int {
     };
     // 4: the server's table
     push_conf(l);
-    if get(l, 4, 3, Key::Streaming) != ffi::LUA_TNIL || get(l, 4, 3, Key::File) != ffi::LUA_TNIL
-    {
+    if get(l, 4, 3, Key::Streaming) != ffi::LUA_TNIL || get(l, 4, 3, Key::File) != ffi::LUA_TNIL {
         return unusual();
     }
     ffi::lua_settop(l, 4);
@@ -531,9 +533,16 @@ mod tests {
         let r = rules(b"1.0", &[field("Connection", b"Keep-Alive")]).unwrap();
         assert!(!r.close && r.keepalive);
         assert!(rules(b"1.0", &[]).unwrap().close);
-        assert!(rules(b"1.1", &[field("connection", b"x, CLOSE")]).unwrap().close);
+        assert!(
+            rules(b"1.1", &[field("connection", b"x, CLOSE")])
+                .unwrap()
+                .close
+        );
         let te = field("Transfer-Encoding", b" Chunked ");
-        assert!(matches!(rules(b"1.1", &[te]).unwrap().framing, Framing::Chunked));
+        assert!(matches!(
+            rules(b"1.1", &[te]).unwrap().framing,
+            Framing::Chunked
+        ));
         let cl = field("Content-Length", b"3");
         assert_eq!(rules(b"1.1", &[te, cl]).err(), Some(BAD_REQUEST));
         assert_eq!(rules(b"1.0", &[te]).err(), Some(BAD_REQUEST));
@@ -542,7 +551,10 @@ mod tests {
         assert_eq!(rules(b"1.1", &[te, gz]).err(), Some(BAD_REQUEST));
         let cl2 = field("content-length", b"4");
         assert_eq!(rules(b"1.1", &[cl, cl2]).err(), Some(BAD_REQUEST));
-        assert!(matches!(rules(b"1.1", &[cl, cl]).unwrap().framing, Framing::Length(3)));
+        assert!(matches!(
+            rules(b"1.1", &[cl, cl]).unwrap().framing,
+            Framing::Length(3)
+        ));
         assert_eq!(rules(b"2.0", &[]).err(), Some(VERSION_NOT_SUPPORTED));
         let ex = field("Expect", b"100-Continue");
         assert!(rules(b"1.1", &[ex]).unwrap().expect);

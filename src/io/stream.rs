@@ -18,9 +18,9 @@ use std::cell::{Cell, RefCell};
 use std::ffi::{c_int, CStr};
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::pin::Pin;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicU8, Ordering};
-use std::pin::Pin;
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
@@ -223,7 +223,10 @@ fn read_fd(fd: RawFd, buf: &mut [u8]) -> io::Result<usize> {
 /// kernel's next event instead of asking it first and getting `EAGAIN`
 /// (tokio keeps a newer event: `clear_ready` only drops what the guard saw).
 /// `WouldBlock` when there was nothing to read.
-fn fill_guarded(guard: &mut AsyncFdReadyGuard<'_, OwnedFd>, input: &mut Input) -> io::Result<usize> {
+fn fill_guarded(
+    guard: &mut AsyncFdReadyGuard<'_, OwnedFd>,
+    input: &mut Input,
+) -> io::Result<usize> {
     let mut drained = false;
     let r = guard.try_io(|a| {
         input.fill(|buf| {

@@ -100,8 +100,9 @@ impl Fmt {
     /// `limit`), to be handed to [`finish`](Self::finish); `None` to wait
     /// for more input.
     pub fn look(&self, input: &Input, eof: bool, limit: usize) -> Option<Scan> {
+        let full = self.bounded() && input.len() >= limit;
         match self.scan(input, eof) {
-            Scan::Need if !eof && !(self.bounded() && input.len() >= limit) => None,
+            Scan::Need if !eof && !full => None,
             scan => Some(scan),
         }
     }
