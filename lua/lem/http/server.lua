@@ -294,7 +294,7 @@ local function send(req, res, close, keepalive)
 		end
 	end
 	if not file then
-		body = #res == 1 and res[1] or concat(res)
+		body = concat(res)
 		size = #body
 	end
 	local status = res.status

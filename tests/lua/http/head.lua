@@ -1,6 +1,7 @@
--- The response head: built in Rust (lem.http.core head) for plain string
--- and number fields, in Lua for anything else (tostring on a value with
--- __tostring, a status that is not an integer); both give the same shape.
+-- The response head: built in Rust (lem.http.core head, and the whole
+-- response in core.respond) for plain string and number fields, in Lua for
+-- anything else (tostring on a value with __tostring, a status that is not
+-- an integer, body parts that are not strings); both give the same shape.
 dofile('support.lua')
 package.path = 'http/data/?.lua;' .. package.path
 local common = require 'common'
@@ -21,9 +22,25 @@ eq(core.head(200.5, 'OK', {}, 1, false, false, 'lem'), nil, 'a fractional status
 
 -- Through the server: both paths.
 local obj = setmetatable({}, { __tostring = function() return 'from tostring' end })
+local server = require 'lem.http.server'
 local srv, port = common.serve(function(req, res)
 	if req.path == '/obj' then
 		res.headers['X-Obj'] = obj
+	elseif req.path == '/parts' then
+		res:add('a')
+		res:add('%d', 2)
+		res[#res + 1] = 'c'
+		return
+	elseif req.path == '/number' then
+		res[1] = 42
+		return
+	elseif req.path == '/status' then
+		res.status = 299
+		res:add('odd')
+		return
+	elseif req.path ~= '/num' then
+		res:add('%s|%s', req.path, req.uri)
+		return
 	else
 		res.headers['X-Num'] = 42
 	end
@@ -33,4 +50,21 @@ local out = common.raw(port, 'GET /obj HTTP/1.1\r\nConnection: close\r\n\r\n')
 assert(out:match('^HTTP/1%.1 200 OK\r\nX%-Obj: from tostring\r\nContent%-Length: 2\r\nDate: [^\r]+\r\nServer: lem\r\nConnection: close\r\n\r\nhi$'), out)
 out = common.raw(port, 'GET /num HTTP/1.1\r\nConnection: close\r\n\r\n')
 assert(out:match('^HTTP/1%.1 200 OK\r\nX%-Num: 42\r\nContent%-Length: 2\r\nDate: [^\r]+\r\nServer: lem\r\nConnection: close\r\n\r\nhi$'), out)
+
+-- Bodies in parts are joined; a part that is a number goes the Lua way.
+local function body(path, method)
+	local r = common.raw(port, (method or 'GET') .. ' ' .. path .. ' HTTP/1.1\r\nConnection: close\r\n\r\n')
+	return r:match('^HTTP/1%.1 (%d+ [^\r]*)\r\n'), r:match('\r\nContent%-Length: (%d+)\r\n'), r:match('\r\n\r\n(.*)$')
+end
+eq({ body('/parts') }, { '200 OK', '3', 'a2c' }, 'parts joined')
+eq({ body('/parts', 'HEAD') }, { '200 OK', '3', '' }, 'HEAD: the length, no body')
+eq({ body('/number') }, { '200 OK', '2', '42' }, 'a number part')
+eq({ body('/status') }, { '299 Unknown', '3', 'odd' }, 'a status without a text')
+-- The path: decoded before the query, the uri as sent.
+eq({ body('/a%20b+c%2B?x=%41') }, { '200 OK', '25', '/a b c+|/a%20b+c%2B?x=%41' }, 'path decoded')
+eq({ body('/plain?') }, { '200 OK', '14', '/plain|/plain?' }, 'query cut')
+-- The Server field follows server.server_name.
+server.server_name = 'other'
+assert(common.raw(port, 'GET /num HTTP/1.1\r\nConnection: close\r\n\r\n'):find('\r\nServer: other\r\n', 1, true))
+server.server_name = 'lem'
 srv:close()
