@@ -102,6 +102,8 @@ start() {
 	echo "server $1 did not start (see $OUT/server-$1.log)" >&2; stop; return 1
 }
 stop() { kill "$SP" 2>/dev/null; wait "$SP" 2>/dev/null; SP=; }
+# bench/http_instr.sh takes deps and cmd from here.
+[ -n "${CMD_ONLY:-}" ] && return 0
 trap stop EXIT
 
 deps || { echo "bench/http.sh: could not install what it needs" >&2; exit 1; }

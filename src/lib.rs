@@ -23,7 +23,8 @@
 //! - `src/lfs.rs`: `lem.lfs.core`, filesystem calls on the pool;
 //!   `src/signal.rs`: `lem.signal.core`, OS signals to Lua handlers;
 //!   `src/process.rs`: `lem.process.core`, children for `io.spawn`/`io.popen`.
-//! - `src/http.rs`: `lem.http.core`, the HTTP read formats and helpers;
+//! - `src/http/`: `lem.http.core`, the HTTP read formats and helpers, and
+//!   (`server.rs`) the server's per-request hot path;
 //!   `src/tls.rs`: `lem.io.tls.core`, TLS streams and servers (rustls).
 //! - `lua/lem/`: the Lua halves (`queue`, `repl`, and the coroutine glue),
 //!   embedded at build time under chunk names that point at those files.

@@ -1,13 +1,16 @@
 //! `lem.http.core`: the read formats `'HTTPRequest'` and `'HTTPResponse'`
-//! (registered in `parsers.lookup` when the module loads), plus the small
-//! hot-path helpers of the Lua halves `lua/lem/http.lua` and
-//! `lua/lem/http/server.lua`. See LEM-API.md "lem.http ...".
+//! (registered in `parsers.lookup` when the module loads), the response
+//! head (`core.head`, `core.date`), and in `server.rs` the server's
+//! per-request hot path (`core.request`, `core.respond`). Lua halves:
+//! `lua/lem/http.lua`, `lua/lem/http/server.lua`. See LEM-API.md
+//! "lem.http ...".
 //!
 //! A head is found in two steps, as every read format: [`Format::scan`]
 //! looks for the empty line that ends it and checks the whole head (start
-//! line by hand, header fields with `httparse`); [`Format::push`] parses
-//! the same bytes again and builds the table. Heads are small, so parsing
-//! twice costs less than keeping parsed state between the two steps.
+//! line by hand, header fields with `httparse`), so that a bad head is left
+//! unread; [`Format::push`] parses the same bytes again and builds the
+//! table. The server's own format checks in `push` only (its connection
+//! closes after a bad head anyway), so it parses once.
 //!
 //! Deviations from the original, all for request smuggling (RFC 9112
 //! §6.3): a repeated `Content-Length` or `Transfer-Encoding` field is not
