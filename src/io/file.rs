@@ -208,13 +208,7 @@ unsafe fn file_read_fmt(l: *mut lua_State, f: &File, fmt: Fmt) -> c_int {
         Box::new(move |t: *mut lua_State, me: &Inner| unsafe {
             match failed {
                 Some(e) => fail_os(t, &e),
-                None => {
-                    let mut input = me.input.borrow_mut();
-                    match fmt.look(&input, eof, limit) {
-                        Some(scan) => fmt.finish(t, &mut input, scan, eof, limit, "eof"),
-                        None => lua::fail(t, "busy"),
-                    }
-                }
+                None => fmt.finish_now(t, &mut me.input.borrow_mut(), eof, limit, "eof"),
             }
         }) as Finish
     };

@@ -411,10 +411,9 @@ async fn read_wait(inner: Rc<Inner>, io: Rc<Io>, fmt: Fmt) -> Resume {
             Ok(scan) => {
                 let eof = inner.eof.get();
                 let mut input = inner.input.borrow_mut();
-                match scan.or_else(|| fmt.look(&input, eof, limit)) {
+                match scan {
                     Some(scan) => fmt.finish(t, &mut input, scan, eof, limit, "closed"),
-                    // Only a direct descriptor gets here without a value.
-                    None => lua::fail(t, "busy"),
+                    None => fmt.finish_now(t, &mut input, eof, limit, "closed"),
                 }
             }
             Err(Stop::Timeout) => lua::fail(t, "timeout"),

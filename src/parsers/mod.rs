@@ -107,6 +107,26 @@ impl Fmt {
         }
     }
 
+    /// [`look`](Self::look) then [`finish`](Self::finish), for a read
+    /// that resumes after its wait: `nil, 'busy'` if the input still holds
+    /// no value (a descriptor that never waits).
+    ///
+    /// # Safety
+    /// As for [`finish`](Self::finish).
+    pub unsafe fn finish_now(
+        &self,
+        l: *mut lua_State,
+        input: &mut Input,
+        eof: bool,
+        limit: usize,
+        at_end: &str,
+    ) -> c_int {
+        match self.look(input, eof, limit) {
+            Some(scan) => self.finish(l, input, scan, eof, limit, at_end),
+            None => lua::fail(l, "busy"),
+        }
+    }
+
     /// Whether a read can finish now (see [`look`](Self::look)).
     pub fn ready(&self, input: &Input, eof: bool, limit: usize) -> bool {
         self.look(input, eof, limit).is_some()
