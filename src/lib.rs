@@ -228,7 +228,13 @@ unsafe fn main_thread(l: *mut lua::lua_State) -> *mut lua::lua_State {
 impl Drop for Runtime {
     fn drop(&mut self) {
         // Futures on the loop may hold Lua values and scheduler holds: end
-        // them first, then the scheduler, then (by field order) the state.
+        // them first (the waits' futures inside the runtime, whose timers
+        // and descriptors they deregister from), then the scheduler, then
+        // (by field order) the state.
+        if let Some(rt) = &self.rt {
+            let _entered = rt.enter();
+            self.scheduler().clear_waits();
+        }
         drop(self.local.take());
         drop(self.rt.take());
         // SAFETY: allocated in `new` by Box::into_raw; nothing uses it now.

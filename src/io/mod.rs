@@ -16,7 +16,7 @@
 //! Also new: `server:getsockname()` (`ip, port`, or the Unix path: the port
 //! a `'0'` listen got) and `obj:fileno()`.
 
-use std::cell::{Cell, RefCell};
+use std::cell::Cell;
 use std::ffi::{c_int, CStr};
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
@@ -24,7 +24,6 @@ use std::time::Duration;
 
 use crate::lua::{self, ffi, lua_State, Reg};
 use crate::scheduler::{self, Resume, Waiter};
-use tokio::task::AbortHandle;
 
 pub mod file;
 pub mod server;
@@ -123,7 +122,7 @@ pub(crate) struct Op {
     /// From the committed suspension until the coroutine resumes.
     active: Cell<bool>,
     waiter: Cell<Option<Waiter>>,
-    abort: RefCell<Option<AbortHandle>>,
+    wait: Cell<Option<scheduler::WaitHandle>>,
 }
 
 impl Op {
@@ -131,15 +130,14 @@ impl Op {
     pub(crate) fn begin(&self, w: Waiter, fut: scheduler::WaitFuture) {
         self.active.set(true);
         self.waiter.set(Some(w));
-        let h = scheduler::get().spawn_wait(w, fut);
-        *self.abort.borrow_mut() = Some(h);
+        self.wait.set(Some(scheduler::get().spawn_wait(w, fut)));
     }
 
     /// The coroutine resumed: no longer busy.
     pub(crate) fn end(&self) {
         self.active.set(false);
         self.waiter.set(None);
-        self.abort.borrow_mut().take();
+        self.wait.set(None);
     }
 
     /// Whether an operation is under way (`'busy'` for a second one).
@@ -153,8 +151,8 @@ impl Op {
         if !self.active.get() {
             return false;
         }
-        if let Some(h) = self.abort.borrow_mut().take() {
-            h.abort();
+        if let Some(h) = self.wait.take() {
+            scheduler::get().abort_wait(h);
         }
         self.active.set(false);
         if let Some(w) = self.waiter.take() {

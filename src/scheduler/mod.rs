@@ -1,0 +1,844 @@
+//! Coroutines as tasks: the run queue, parking and waking, timers, and when
+//! the process ends.
+//!
+//! Every lem coroutine (the main chunk, each `utils.spawn`, each connection
+//! of `autospawn`) is a *task*: a Lua thread anchored in one registry table,
+//! `threads[id] = thread`, where `id` comes from `luaL_ref`. Rust keeps only
+//! the id and a few words of state per task, never a Lua reference, so the
+//! number of parked coroutines is bounded by memory, not by a Lua stack (the
+//! LuaJIT limit of ~8,000 slots that a reference-per-coroutine design hits).
+//!
+//! A suspending call is two steps:
+//! 1. the native function calls [`Scheduler::prepare`] with a [`Commit`]
+//!    saying what will wake the task, and returns [`lua::suspend`];
+//! 2. when the yield reaches the scheduler, the commit is applied: the task is
+//!    parked under a fresh sequence number and the waker registered.
+//!
+//! If the yield never gets here (Lua cannot yield inside a `table.sort`
+//! comparator, say), the commit is dropped unapplied, so no object is left
+//! busy. Wakers hold a [`Waiter`] `(task, seq)`; waking a task that has moved
+//! on (a stale timer, a late I/O completion) is a no-op.
+//!
+//! Values passed to a waking task (`sleeper:wakeup(...)`,
+//! `utils.resume(co, ...)`) are moved straight onto the parked thread's stack,
+//! as the original did, so nothing is held in Rust.
+
+use std::cell::{Cell, RefCell};
+#[cfg(feature = "luajit")]
+use std::collections::HashMap;
+use std::collections::{BinaryHeap, VecDeque};
+use std::ffi::c_int;
+use std::future::Future;
+use std::pin::Pin;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use crate::lua::{self, ffi, lua_State};
+
+mod waits;
+pub use waits::WaitHandle;
+
+/// A task's index in the `threads` table.
+pub type TaskId = c_int;
+
+/// One parking of one task: what a waker holds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Waiter {
+    pub task: TaskId,
+    pub seq: u32,
+}
+
+/// How a woken task gets its return values.
+pub enum Resume {
+    /// `n` values were already moved onto the thread's stack.
+    Staged(c_int),
+    /// `nil, 'timeout'`.
+    Timeout,
+    /// A function that pushes the values onto the thread and returns how many.
+    Push(Box<dyn FnOnce(*mut lua_State) -> c_int>),
+}
+
+/// A future whose output resumes the task that waits on it.
+pub type WaitFuture = Pin<Box<dyn Future<Output = Resume>>>;
+
+/// What wakes a task that suspends, applied when its yield reaches the loop.
+pub enum Commit {
+    /// `utils.suspend()`: only `utils.resume(co, ...)` wakes it.
+    Suspend,
+    /// `utils.yield()`: back of the run queue.
+    Yield,
+    /// Sleep until woken through the waiter (or until the deadline).
+    Sleep(Option<Instant>),
+    /// Run the future on the loop; its output resumes the task. Keeps the
+    /// process alive while pending.
+    Future(WaitFuture),
+    /// Hand the waiter to the function, which arranges the wake-up itself.
+    Custom(Box<dyn FnOnce(Waiter)>),
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum State {
+    Free,
+    Runnable,
+    Running,
+    Parked,
+}
+
+struct Task {
+    thread: *mut lua_State,
+    /// Sequence number of the current parking (0 when not parked).
+    seq: u32,
+    state: State,
+    /// The parking has a live timer entry counted in `live_timers`.
+    timed: bool,
+    /// Parked by `utils.suspend()` (or a bare `coroutine.yield()`): the only
+    /// parkings `utils.resume` may end.
+    suspended: bool,
+}
+
+const FREE: Task = Task {
+    thread: std::ptr::null_mut(),
+    state: State::Free,
+    seq: 0,
+    timed: false,
+    suspended: false,
+};
+
+/// A run queue entry: a [`Resume`] in 16 bytes, since a burst of spawns or
+/// wake-ups queues one per coroutine.
+struct Wake {
+    task: TaskId,
+    /// Values staged on the thread, or `TIMEOUT`.
+    staged: c_int,
+    push: Option<Box<PushFn>>,
+}
+
+type PushFn = Box<dyn FnOnce(*mut lua_State) -> c_int>;
+
+const TIMEOUT: c_int = -1;
+
+impl Wake {
+    fn new(task: TaskId, resume: Resume) -> Wake {
+        let (staged, push) = match resume {
+            Resume::Staged(n) => (n, None),
+            Resume::Timeout => (TIMEOUT, None),
+            Resume::Push(f) => (0, Some(Box::new(f))),
+        };
+        Wake { task, staged, push }
+    }
+}
+
+/// Timer heap entry: ordered by deadline, then by sequence (FIFO for equal
+/// deadlines).
+#[derive(PartialEq, Eq, PartialOrd, Ord)]
+struct Timer {
+    /// Nanoseconds since the scheduler's `epoch`.
+    deadline: u64,
+    seq: u32,
+    task: TaskId,
+}
+
+/// The outcome of running the loop.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// Nothing left to run or wait for.
+    Idle,
+    /// The awaited task finished.
+    Done,
+    /// `utils.exit(code)` or an uncaught error (code 1).
+    Exit(i32),
+}
+
+/// The scheduler: one per Lua state, on the loop's thread.
+pub struct Scheduler {
+    main: *mut lua_State,
+    /// Registry reference of the `threads` table.
+    threads_ref: c_int,
+    tasks: RefCell<Vec<Task>>,
+    /// Live tasks.
+    count: Cell<usize>,
+    /// Thread -> task, where a thread cannot carry its id itself.
+    #[cfg(feature = "luajit")]
+    by_thread: RefCell<HashMap<usize, TaskId>>,
+    runq: RefCell<VecDeque<Wake>>,
+    timers: RefCell<BinaryHeap<std::cmp::Reverse<Timer>>>,
+    live_timers: Cell<usize>,
+    /// Things in flight that will wake a task or spawn one (futures, servers).
+    holds: Cell<usize>,
+    current: Cell<TaskId>,
+    seq: Cell<u32>,
+    commit: RefCell<Option<(u32, Commit)>>,
+    exit: Cell<Option<i32>>,
+    /// The futures parked tasks wait on.
+    waits: waits::Waits,
+    /// Something for the loop to do came from outside a loop turn (a spawn
+    /// from a loop task, a wake, a hold let go): checked before it idles.
+    signalled: Cell<bool>,
+    /// The loop's waker while it idles.
+    idle_waker: RefCell<Option<std::task::Waker>>,
+    now: Cell<f64>,
+    /// Origin of timer deadlines.
+    epoch: Instant,
+}
+
+const NO_TASK: TaskId = 0;
+
+/// While coroutines keep the run queue busy, the loop still polls I/O and
+/// runs other loop tasks at least this often (seconds).
+const IO_POLL_INTERVAL: f64 = 0.000_5;
+
+thread_local! {
+    static CURRENT: Cell<*const Scheduler> = const { Cell::new(std::ptr::null()) };
+}
+
+/// The scheduler of this thread's runtime.
+///
+/// # Panics
+/// When called on a thread without a running [`Runtime`](crate::Runtime).
+pub fn get() -> &'static Scheduler {
+    let p = CURRENT.with(|c| c.get());
+    assert!(!p.is_null(), "no lem runtime on this thread");
+    // SAFETY: the pointer is set by `Scheduler::install` from a leaked-for-
+    // the-runtime's-life allocation and cleared when the runtime drops.
+    unsafe { &*p }
+}
+
+impl Scheduler {
+    /// Create the scheduler for `main` and make it this thread's current one.
+    ///
+    /// # Safety
+    /// `main` must be the main thread of a Lua state that outlives the result.
+    pub(crate) unsafe fn install(main: *mut lua_State) -> Box<Scheduler> {
+        ffi::lua_createtable(main, 0, 0);
+        let threads_ref = ffi::luaL_ref(main, ffi::LUA_REGISTRYINDEX);
+        let s = Box::new(Scheduler {
+            main,
+            threads_ref,
+            tasks: RefCell::new(Vec::new()),
+            count: Cell::new(0),
+            #[cfg(feature = "luajit")]
+            by_thread: RefCell::new(HashMap::new()),
+            runq: RefCell::new(VecDeque::new()),
+            timers: RefCell::new(BinaryHeap::new()),
+            live_timers: Cell::new(0),
+            holds: Cell::new(0),
+            current: Cell::new(NO_TASK),
+            seq: Cell::new(0),
+            commit: RefCell::new(None),
+            exit: Cell::new(None),
+            waits: waits::Waits::new(),
+            signalled: Cell::new(false),
+            idle_waker: RefCell::new(None),
+            now: Cell::new(wall_clock()),
+            epoch: Instant::now(),
+        });
+        CURRENT.with(|c| c.set(&*s));
+        s
+    }
+
+    pub(crate) fn uninstall(&self) {
+        CURRENT.with(|c| {
+            if std::ptr::eq(c.get(), self) {
+                c.set(std::ptr::null())
+            }
+        });
+    }
+
+    /// Start a task running the function on top of `l`'s stack, with the
+    /// `nargs` values above it as arguments. Pops them all. The task runs
+    /// after the current one suspends or yields.
+    ///
+    /// # Safety
+    /// `l` must be a thread of this scheduler's state with `nargs + 1` values
+    /// on top, the function first.
+    pub unsafe fn spawn(&self, l: *mut lua_State, nargs: c_int) -> TaskId {
+        let t = ffi::lua_newthread(l);
+        ffi::lua_insert(l, -(nargs + 2));
+        ffi::lua_xmove(l, t, nargs + 1);
+        ffi::lua_rawgeti(l, ffi::LUA_REGISTRYINDEX, self.threads_ref as _);
+        ffi::lua_insert(l, -2);
+        let id = ffi::luaL_ref(l, -2);
+        ffi::lua_pop(l, 1);
+        {
+            let mut tasks = self.tasks.borrow_mut();
+            let i = id as usize;
+            if tasks.len() <= i {
+                tasks.resize_with(i + 1, || FREE);
+            }
+            tasks[i] = Task {
+                thread: t,
+                state: State::Runnable,
+                ..FREE
+            };
+        }
+        self.set_task_of(t, id);
+        self.count.set(self.count.get() + 1);
+        self.runq
+            .borrow_mut()
+            .push_back(Wake::new(id, Resume::Staged(nargs)));
+        // Spawns from loop futures (autospawn's accept loop) must wake a
+        // loop that sleeps.
+        self.signal();
+        id
+    }
+
+    /// The running task, or `None` outside any task.
+    pub fn current(&self) -> Option<TaskId> {
+        let c = self.current.get();
+        (c != NO_TASK).then_some(c)
+    }
+
+    /// Push the thread of task `id` onto `l`.
+    ///
+    /// # Safety
+    /// `l` must be a thread of this scheduler's state.
+    pub unsafe fn push_thread(&self, l: *mut lua_State, id: TaskId) {
+        ffi::lua_rawgeti(l, ffi::LUA_REGISTRYINDEX, self.threads_ref as _);
+        ffi::lua_rawgeti(l, -1, id as _);
+        ffi::lua_remove(l, -2);
+        #[cfg(feature = "luajit")]
+        if let Some(t) = self.tasks.borrow().get(id as usize) {
+            self.by_thread.borrow_mut().insert(t.thread as usize, id);
+        }
+    }
+
+    /// The task whose Lua thread is `thread`, if it is one.
+    ///
+    /// # Safety
+    /// `thread` must be a live thread of this scheduler's state.
+    pub unsafe fn task_of(&self, thread: *mut lua_State) -> Option<TaskId> {
+        // SAFETY: every thread has the extra space; ours hold a TaskId,
+        // others the main thread's zero.
+        #[cfg(not(feature = "luajit"))]
+        let id = *(ffi::lua_getextraspace(thread) as *const TaskId);
+        #[cfg(feature = "luajit")]
+        let id = self
+            .by_thread
+            .borrow()
+            .get(&(thread as usize))
+            .copied()
+            .or_else(|| {
+                // Not handed out by `push_thread` (e.g. `coroutine.running()`):
+                // rare enough for a scan.
+                let tasks = self.tasks.borrow();
+                tasks
+                    .iter()
+                    .position(|t| t.thread == thread)
+                    .map(|i| i as TaskId)
+            })?;
+        let tasks = self.tasks.borrow();
+        let t = tasks.get(id as usize)?;
+        (id != NO_TASK && t.thread == thread && t.state != State::Free).then_some(id)
+    }
+
+    /// Record (or, with `NO_TASK`, forget) the task of a thread. On Lua 5.4
+    /// the id lives in the thread's extra space. LuaJIT threads have none, so
+    /// a map keeps the threads that [`push_thread`](Self::push_thread) gave
+    /// out (`utils.thisthread()`), and only those: a parked coroutine costs
+    /// no map entry unless someone asked for its thread.
+    fn set_task_of(&self, thread: *mut lua_State, id: TaskId) {
+        #[cfg(feature = "luajit")]
+        if id == NO_TASK {
+            self.by_thread.borrow_mut().remove(&(thread as usize));
+        }
+        // SAFETY: LUA_EXTRASPACE is pointer-sized, larger than a TaskId.
+        #[cfg(not(feature = "luajit"))]
+        unsafe {
+            *(ffi::lua_getextraspace(thread) as *mut TaskId) = id;
+        }
+    }
+
+    /// Say how the running task will be woken; the caller then returns
+    /// [`lua::suspend`]. Returns the waiter the wake-up must name.
+    ///
+    /// Returns `None` outside a task (then the caller raises).
+    pub fn prepare(&self, commit: Commit) -> Option<Waiter> {
+        let task = self.current()?;
+        let seq = self.next_seq();
+        *self.commit.borrow_mut() = Some((seq, commit));
+        Some(Waiter { task, seq })
+    }
+
+    /// Whether the waiter's task is still parked in that parking.
+    pub fn is_parked(&self, w: Waiter) -> bool {
+        let tasks = self.tasks.borrow();
+        tasks
+            .get(w.task as usize)
+            .is_some_and(|t| t.state == State::Parked && t.seq == w.seq)
+    }
+
+    /// Wake the waiter's task with `resume`. Returns `false` (and drops
+    /// `resume`) when it is no longer parked there.
+    pub fn wake(&self, w: Waiter, resume: Resume) -> bool {
+        if !self.unpark(w) {
+            return false;
+        }
+        self.runq.borrow_mut().push_back(Wake::new(w.task, resume));
+        self.signal();
+        true
+    }
+
+    /// Wake the waiter's task with the values at `first..=top` of `l`, moved
+    /// onto its stack. Returns `false` when it is no longer parked there.
+    ///
+    /// # Safety
+    /// `l` must be the running thread of this scheduler's state.
+    pub unsafe fn wake_with_values(&self, w: Waiter, l: *mut lua_State, first: c_int) -> bool {
+        let n = (ffi::lua_gettop(l) - first + 1).max(0);
+        let t = match self.tasks.borrow().get(w.task as usize) {
+            Some(t) if t.state == State::Parked && t.seq == w.seq => t.thread,
+            _ => return false,
+        };
+        if n > 0 {
+            if ffi::lua_checkstack(t, n) == 0 {
+                return false;
+            }
+            ffi::lua_xmove(l, t, n);
+        }
+        self.wake(w, Resume::Staged(n))
+    }
+
+    /// `utils.resume(co, ...)`: wake a task parked in `utils.suspend()`.
+    ///
+    /// # Safety
+    /// As [`wake_with_values`](Self::wake_with_values).
+    pub unsafe fn resume_suspended(&self, id: TaskId, l: *mut lua_State, first: c_int) -> bool {
+        let w = match self.tasks.borrow().get(id as usize) {
+            Some(t) if t.state == State::Parked && t.suspended => Waiter {
+                task: id,
+                seq: t.seq,
+            },
+            _ => return false,
+        };
+        self.wake_with_values(w, l, first)
+    }
+
+    fn unpark(&self, w: Waiter) -> bool {
+        let mut tasks = self.tasks.borrow_mut();
+        match tasks.get_mut(w.task as usize) {
+            Some(t) if t.state == State::Parked && t.seq == w.seq => {
+                t.state = State::Runnable;
+                t.seq = 0;
+                t.suspended = false;
+                if t.timed {
+                    t.timed = false;
+                    self.live_timers.set(self.live_timers.get() - 1);
+                }
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Run `fut` on the loop and wake `w` with its output; the process stays
+    /// alive meanwhile. The returned handle aborts it (e.g. when the object
+    /// it waits on is closed and the waiter is woken another way).
+    pub fn spawn_wait(&'static self, w: Waiter, fut: WaitFuture) -> WaitHandle {
+        self.waits.start(w, fut)
+    }
+
+    /// Drop a wait's future without waking its task; a no-op once it ended.
+    pub fn abort_wait(&self, h: WaitHandle) {
+        self.waits.abort(h);
+    }
+
+    /// Drop every wait's future (the runtime is ending).
+    pub(crate) fn clear_waits(&self) {
+        self.waits.clear();
+    }
+
+    /// Make sure the loop looks for work before it idles, and wake it if it
+    /// idles already.
+    fn signal(&self) {
+        self.signalled.set(true);
+        if let Some(w) = &*self.idle_waker.borrow() {
+            w.wake_by_ref();
+        }
+    }
+
+    /// Keep the process alive while the returned guard lives (a listening
+    /// server, an operation that will spawn or wake a task later).
+    pub fn hold(&'static self) -> Hold {
+        self.holds.set(self.holds.get() + 1);
+        Hold(self)
+    }
+
+    /// Ask the loop to end the process with `code` once the running task
+    /// yields.
+    pub fn request_exit(&self, code: i32) {
+        if self.exit.get().is_none() {
+            self.exit.set(Some(code));
+        }
+        self.signal();
+    }
+
+    /// Loop time: wall-clock seconds, cached per loop iteration.
+    pub fn now(&self) -> f64 {
+        self.now.get()
+    }
+
+    /// Refresh and return the loop time.
+    pub fn update_now(&self) -> f64 {
+        let t = wall_clock();
+        self.now.set(t);
+        t
+    }
+
+    /// Number of live tasks (for tests and statistics).
+    pub fn task_count(&self) -> usize {
+        self.count.get()
+    }
+
+    /// A parking number; never 0, which marks "not parked".
+    fn next_seq(&self) -> u32 {
+        let seq = self.seq.get().wrapping_add(1).max(1);
+        self.seq.set(seq);
+        seq
+    }
+
+    fn park(&'static self, id: TaskId, pending: bool) {
+        let commit = self.commit.borrow_mut().take();
+        let (seq, commit) = match commit {
+            Some((seq, c)) if pending => (seq, c),
+            // A bare `coroutine.yield()` parks like `utils.suspend()`.
+            _ => (self.next_seq(), Commit::Suspend),
+        };
+        {
+            let mut tasks = self.tasks.borrow_mut();
+            let t = &mut tasks[id as usize];
+            t.state = State::Parked;
+            t.seq = seq;
+            t.suspended = matches!(commit, Commit::Suspend);
+        }
+        let w = Waiter { task: id, seq };
+        match commit {
+            Commit::Suspend => {}
+            Commit::Yield => {
+                self.unpark(w);
+                self.runq
+                    .borrow_mut()
+                    .push_back(Wake::new(id, Resume::Staged(0)));
+            }
+            Commit::Sleep(None) => {}
+            Commit::Sleep(Some(deadline)) => {
+                self.tasks.borrow_mut()[id as usize].timed = true;
+                self.live_timers.set(self.live_timers.get() + 1);
+                let deadline = deadline.saturating_duration_since(self.epoch);
+                self.timers.borrow_mut().push(std::cmp::Reverse(Timer {
+                    deadline: deadline.as_nanos().min(u64::MAX as u128) as u64,
+                    seq,
+                    task: id,
+                }));
+            }
+            Commit::Future(fut) => {
+                self.spawn_wait(w, fut);
+            }
+            Commit::Custom(f) => f(w),
+        }
+    }
+
+    fn finish(&self, id: TaskId) {
+        let t = {
+            let mut tasks = self.tasks.borrow_mut();
+            std::mem::replace(&mut tasks[id as usize], FREE).thread
+        };
+        self.set_task_of(t, NO_TASK);
+        self.count.set(self.count.get() - 1);
+        // SAFETY: main is valid for the scheduler's life; the table ref is ours.
+        unsafe {
+            ffi::lua_settop(t, 0);
+            ffi::lua_rawgeti(self.main, ffi::LUA_REGISTRYINDEX, self.threads_ref as _);
+            ffi::luaL_unref(self.main, -1, id);
+            ffi::lua_pop(self.main, 1);
+        }
+    }
+
+    /// Run one task until it suspends, yields or ends. Returns `true` if it
+    /// ended.
+    fn run_one(&'static self, wake: Wake) -> bool {
+        let id = wake.task;
+        let t = {
+            let mut tasks = self.tasks.borrow_mut();
+            let task = &mut tasks[id as usize];
+            debug_assert_eq!(task.state, State::Runnable);
+            task.state = State::Running;
+            task.thread
+        };
+        self.current.set(id);
+        self.commit.borrow_mut().take();
+        // SAFETY: t is anchored in the threads table while the task lives.
+        let (status, nres) = unsafe {
+            let nargs = match (wake.push, wake.staged) {
+                (Some(f), _) => f(t),
+                (None, TIMEOUT) => lua::fail(t, "timeout"),
+                (None, n) => n,
+            };
+            let mut nres: c_int = 0;
+            let status = ffi::lua_resume(t, self.main, nargs, &mut nres);
+            (status, nres)
+        };
+        self.current.set(NO_TASK);
+        match status {
+            ffi::LUA_OK => {
+                self.finish(id);
+                true
+            }
+            ffi::LUA_YIELD => {
+                // SAFETY: the yielded values are the top `nres` of t.
+                let pending = unsafe {
+                    let p = nres > 0 && lua::is_pending(t, -1);
+                    ffi::lua_pop(t, nres);
+                    p
+                };
+                self.park(id, pending);
+                false
+            }
+            _ => {
+                // SAFETY: the error value is on top of the dead thread.
+                let report = unsafe { error_report(self.main, t) };
+                eprintln!("{}: {}", crate::PROGNAME, report);
+                self.finish(id);
+                self.request_exit(1);
+                true
+            }
+        }
+    }
+
+    fn fire_timers(&self) {
+        let mut timers = self.timers.borrow_mut();
+        if timers.is_empty() {
+            return;
+        }
+        let now = self.epoch.elapsed().as_nanos() as u64;
+        while let Some(std::cmp::Reverse(top)) = timers.peek() {
+            if top.deadline > now {
+                break;
+            }
+            let Some(std::cmp::Reverse(t)) = timers.pop() else {
+                break;
+            };
+            let w = Waiter {
+                task: t.task,
+                seq: t.seq,
+            };
+            if self.unpark(w) {
+                self.runq
+                    .borrow_mut()
+                    .push_back(Wake::new(w.task, Resume::Timeout));
+            }
+        }
+        // Drop entries of parkings that ended early once they dominate.
+        if timers.len() > 1024 && timers.len() > 4 * self.live_timers.get() {
+            let tasks = self.tasks.borrow();
+            timers.retain(|std::cmp::Reverse(t)| {
+                tasks
+                    .get(t.task as usize)
+                    .is_some_and(|k| k.state == State::Parked && k.seq == t.seq)
+            });
+        }
+    }
+
+    fn next_deadline(&self) -> Option<Instant> {
+        let t = self
+            .timers
+            .borrow()
+            .peek()
+            .map(|std::cmp::Reverse(t)| t.deadline)?;
+        Some(self.epoch + Duration::from_nanos(t))
+    }
+
+    fn alive(&self) -> bool {
+        !self.runq.borrow().is_empty()
+            || self.live_timers.get() > 0
+            || self.holds.get() > 0
+            || self.waits.live() > 0
+    }
+
+    fn task_done(&self, id: TaskId, thread: *mut lua_State) -> bool {
+        self.tasks
+            .borrow()
+            .get(id as usize)
+            .is_none_or(|t| t.thread != thread || t.state == State::Free)
+    }
+
+    /// The loop's wait for work: ready once signalled or a wait's waker
+    /// was called.
+    fn idle(&self, cx: &mut std::task::Context<'_>) -> std::task::Poll<()> {
+        if self.signalled.take() || self.waits.has_ready() {
+            return std::task::Poll::Ready(());
+        }
+        {
+            let mut w = self.idle_waker.borrow_mut();
+            if !w.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
+                *w = Some(cx.waker().clone());
+            }
+        }
+        self.waits.set_loop_waker(cx.waker());
+        // A waker may have run between the check and the registration.
+        if self.waits.has_ready() {
+            return std::task::Poll::Ready(());
+        }
+        std::task::Poll::Pending
+    }
+
+    /// Run the loop until nothing is left to run or wait for, until `utils.exit`
+    /// or an uncaught error, or (with `until`) until that task has ended.
+    pub async fn run(&'static self, until: Option<TaskId>) -> Outcome {
+        let until = until.map(|id| (id, self.tasks.borrow()[id as usize].thread));
+        let mut polled_io = self.now();
+        loop {
+            self.update_now();
+            // Whatever signalled the loop is looked at in this turn.
+            self.signalled.set(false);
+            self.fire_timers();
+            self.waits.poll_ready(|w, resume| {
+                self.wake(w, resume);
+            });
+            let n = self.runq.borrow().len();
+            for _ in 0..n {
+                let Some(wake) = self.runq.borrow_mut().pop_front() else {
+                    break;
+                };
+                self.run_one(wake);
+                if let Some(code) = self.exit.get() {
+                    return Outcome::Exit(code);
+                }
+            }
+            if let Some((id, thread)) = until {
+                if self.task_done(id, thread) {
+                    return Outcome::Done;
+                }
+            }
+            if !self.runq.borrow().is_empty() {
+                // Let I/O and other loop tasks progress now and then while
+                // coroutines keep yielding to each other.
+                if (self.now() - polled_io).abs() >= IO_POLL_INTERVAL {
+                    tokio::task::yield_now().await;
+                    polled_io = self.now();
+                }
+                continue;
+            }
+            if !self.alive() {
+                // Last call: let loop tasks whose input is already there
+                // (a relay with bytes to pass on) run and take a hold.
+                tokio::task::yield_now().await;
+                if !self.alive() {
+                    return Outcome::Idle;
+                }
+                continue;
+            }
+            let idle = std::future::poll_fn(|cx| self.idle(cx));
+            match self.next_deadline() {
+                Some(deadline) => {
+                    tokio::select! {
+                        _ = idle => {}
+                        _ = tokio::time::sleep_until(deadline.into()) => {}
+                    }
+                }
+                None => idle.await,
+            }
+            *self.idle_waker.borrow_mut() = None;
+            if let Some(code) = self.exit.get() {
+                return Outcome::Exit(code);
+            }
+        }
+    }
+}
+
+/// [`Scheduler::prepare`] for a native function: raises `attempt to suspend
+/// outside a lem coroutine` outside a task (the commit, and all it owns, is
+/// dropped first).
+///
+/// # Safety
+/// May raise: nothing owned may be alive in the caller's frame.
+pub unsafe fn prepare_or_raise(l: *mut lua_State, commit: Commit) -> Waiter {
+    match get().prepare(commit) {
+        Some(w) => w,
+        None => raise_outside(l),
+    }
+}
+
+/// Raise `attempt to suspend outside a lem coroutine`.
+///
+/// # Safety
+/// Raises: nothing owned may be alive in the caller's frame.
+pub unsafe fn raise_outside(l: *mut lua_State) -> ! {
+    ffi::luaL_error(l, c"attempt to suspend outside a lem coroutine".as_ptr());
+    unreachable!("luaL_error returned")
+}
+
+/// Keeps the process alive while it lives; see [`Scheduler::hold`].
+pub struct Hold(&'static Scheduler);
+
+impl Drop for Hold {
+    fn drop(&mut self) {
+        self.0.holds.set(self.0.holds.get() - 1);
+        self.0.signal();
+    }
+}
+
+fn wall_clock() -> f64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or(Duration::ZERO)
+        .as_secs_f64()
+}
+
+/// The message of the error on top of the dead thread `t` (popped), with a
+/// traceback of `t`, as `lua.c`'s message handler words it.
+///
+/// # Safety
+/// The error value must be on top of `t`; `main` must not be running.
+pub(crate) unsafe fn error_report(main: *mut lua_State, t: *mut lua_State) -> String {
+    ffi::lua_checkstack(main, 8);
+    // `__tostring` must run on a live thread: move the value to main.
+    ffi::lua_xmove(t, main, 1);
+    let msg = error_text(main, -1);
+    ffi::lua_pop(main, 1);
+    let cmsg = std::ffi::CString::new(msg.replace('\0', "\\0")).unwrap_or_default();
+    ffi::luaL_traceback(main, t, cmsg.as_ptr(), 0);
+    let out = lua::to_bytes(main, -1)
+        .map(|b| String::from_utf8_lossy(b).into_owned())
+        .unwrap_or_default();
+    ffi::lua_pop(main, 1);
+    out
+}
+
+/// The text of an error value: strings and numbers as they are, values with
+/// `__tostring` through it, others as `(error object is a X value)`.
+///
+/// # Safety
+/// `idx` must be valid on `l`.
+pub(crate) unsafe fn error_text(l: *mut lua_State, idx: c_int) -> String {
+    let idx = ffi::lua_absindex(l, idx);
+    if ffi::lua_checkstack(l, 4) == 0 {
+        return "(error object not printable: stack overflow)".into();
+    }
+    let ty = ffi::lua_type(l, idx);
+    if ty == ffi::LUA_TSTRING || ty == ffi::LUA_TNUMBER {
+        return lua::display(l, idx);
+    }
+    if ffi::luaL_getmetafield(l, idx, c"__tostring".as_ptr()) != ffi::LUA_TNIL {
+        ffi::lua_pop(l, 1);
+        let s = lua::display(l, idx);
+        return s
+            .strip_prefix("runtime error: ")
+            .map(str::to_owned)
+            .unwrap_or(s);
+    }
+    let name = std::ffi::CStr::from_ptr(ffi::lua_typename(l, ty)).to_string_lossy();
+    format!("(error object is a {name} value)")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn per_coroutine_entries_stay_small() {
+        // One of each per live or queued coroutine: their size is memory per
+        // coroutine (see bench/README.md).
+        assert_eq!(std::mem::size_of::<Wake>(), 16);
+        assert_eq!(std::mem::size_of::<Task>(), 16);
+        assert_eq!(std::mem::size_of::<Timer>(), 16);
+    }
+}

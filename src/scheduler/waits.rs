@@ -1,0 +1,340 @@
+//! The futures suspended coroutines wait on, polled by the loop itself.
+//!
+//! A coroutine that waits for a socket, a timer or the blocking pool parks
+//! on a future whose output resumes it ([`Scheduler::spawn_wait`]). Such a
+//! future used to be a tokio task of its own: an aligned allocation, a trip
+//! through the `LocalSet` queue and a join handle for every read that found
+//! no data, which on a keep-alive HTTP connection is every request. Here a
+//! future sits in a reusable *slot* instead; the slot's waker (made once per
+//! slot) puts the slot on a ready list and wakes the loop, which polls the
+//! ready futures between runs of coroutines.
+//!
+//! A waker may be called from another thread (a blocking-pool job ending),
+//! so the ready list sits behind a mutex; the loop itself only takes it to
+//! swap the list out. A stale waker (of a finished wait whose slot now holds
+//! another) makes at most one needless poll.
+//!
+//! [`Scheduler::spawn_wait`]: super::Scheduler::spawn_wait
+
+use std::cell::{Cell, RefCell};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::{Context, Poll, Wake, Waker};
+
+use super::{Resume, WaitFuture, Waiter};
+
+/// Names one wait, to abort it; stale once the wait has ended.
+#[derive(Clone, Copy, Debug)]
+pub struct WaitHandle {
+    slot: u32,
+    gen: u32,
+}
+
+enum State {
+    Free,
+    Waiting(WaitFuture),
+    /// Taken out by the loop for a poll.
+    Polling,
+}
+
+struct Slot {
+    state: State,
+    /// Bumped each time the slot's wait ends, so a stale handle aborts
+    /// nothing.
+    gen: u32,
+    waiter: Waiter,
+    signal: Arc<SlotSignal>,
+    waker: Waker,
+}
+
+/// What the loop and the wakers share.
+#[derive(Default)]
+struct Shared {
+    ready: Vec<u32>,
+    /// The loop's waker, while it waits for something to do.
+    loop_waker: Option<Waker>,
+}
+
+struct SlotSignal {
+    shared: Arc<Mutex<Shared>>,
+    slot: u32,
+    /// On the ready list already.
+    queued: AtomicBool,
+}
+
+fn lock(m: &Mutex<Shared>) -> MutexGuard<'_, Shared> {
+    // Nothing panics while holding it; a poisoned list is still a list.
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl Wake for SlotSignal {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        if self.queued.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let mut shared = lock(&self.shared);
+        shared.ready.push(self.slot);
+        if shared.ready.len() == 1 {
+            if let Some(w) = &shared.loop_waker {
+                w.wake_by_ref();
+            }
+        }
+    }
+}
+
+/// The slots, the ready list and the loop's view of them.
+pub(super) struct Waits {
+    slots: RefCell<Vec<Slot>>,
+    free: RefCell<Vec<u32>>,
+    live: Cell<usize>,
+    shared: Arc<Mutex<Shared>>,
+    /// The list swapped out of `shared` by the last poll (kept for its
+    /// capacity).
+    batch: RefCell<Vec<u32>>,
+}
+
+impl Waits {
+    pub(super) fn new() -> Waits {
+        Waits {
+            slots: RefCell::new(Vec::new()),
+            free: RefCell::new(Vec::new()),
+            live: Cell::new(0),
+            shared: Arc::new(Mutex::new(Shared::default())),
+            batch: RefCell::new(Vec::new()),
+        }
+    }
+
+    /// Waits in flight.
+    pub(super) fn live(&self) -> usize {
+        self.live.get()
+    }
+
+    /// Start waiting on `fut` for `waiter`; it is first polled at the loop's
+    /// next turn.
+    pub(super) fn start(&self, waiter: Waiter, fut: WaitFuture) -> WaitHandle {
+        let reused = self.free.borrow_mut().pop();
+        let mut slots = self.slots.borrow_mut();
+        let slot = match reused {
+            Some(i) => i,
+            None => {
+                let i = slots.len() as u32;
+                let signal = Arc::new(SlotSignal {
+                    shared: self.shared.clone(),
+                    slot: i,
+                    queued: AtomicBool::new(false),
+                });
+                slots.push(Slot {
+                    state: State::Free,
+                    gen: 0,
+                    waiter,
+                    waker: Waker::from(signal.clone()),
+                    signal,
+                });
+                i
+            }
+        };
+        let s = &mut slots[slot as usize];
+        s.state = State::Waiting(fut);
+        s.waiter = waiter;
+        let handle = WaitHandle { slot, gen: s.gen };
+        let signal = s.signal.clone();
+        drop(slots);
+        self.live.set(self.live.get() + 1);
+        signal.wake_by_ref();
+        handle
+    }
+
+    /// End the slot's wait (its future, if any, is returned to be dropped
+    /// by the caller, outside any borrow).
+    fn release(&self, slot: u32) -> Option<WaitFuture> {
+        let mut slots = self.slots.borrow_mut();
+        let s = &mut slots[slot as usize];
+        let fut = match std::mem::replace(&mut s.state, State::Free) {
+            State::Waiting(f) => Some(f),
+            State::Polling => None,
+            State::Free => unreachable!("released a free slot"),
+        };
+        s.gen = s.gen.wrapping_add(1);
+        drop(slots);
+        self.free.borrow_mut().push(slot);
+        self.live.set(self.live.get() - 1);
+        fut
+    }
+
+    /// Drop the wait's future without waking anyone; a no-op once it ended.
+    pub(super) fn abort(&self, h: WaitHandle) {
+        let active = self
+            .slots
+            .borrow()
+            .get(h.slot as usize)
+            .is_some_and(|s| s.gen == h.gen && !matches!(s.state, State::Free));
+        if active {
+            drop(self.release(h.slot));
+        }
+    }
+
+    /// Whether a waker has put a slot on the ready list since the last poll.
+    pub(super) fn has_ready(&self) -> bool {
+        !lock(&self.shared).ready.is_empty()
+    }
+
+    /// Keep the loop's waker for the slots' wakers to call.
+    pub(super) fn set_loop_waker(&self, w: &Waker) {
+        let mut shared = lock(&self.shared);
+        match &shared.loop_waker {
+            Some(old) if old.will_wake(w) => {}
+            _ => shared.loop_waker = Some(w.clone()),
+        }
+    }
+
+    /// Poll the futures whose wakers were called; `done` gets the waiter
+    /// and output of each that finished.
+    pub(super) fn poll_ready(&self, mut done: impl FnMut(Waiter, Resume)) {
+        let mut batch = std::mem::take(&mut *self.batch.borrow_mut());
+        {
+            let mut shared = lock(&self.shared);
+            if shared.ready.is_empty() {
+                drop(shared);
+                *self.batch.borrow_mut() = batch;
+                return;
+            }
+            std::mem::swap(&mut shared.ready, &mut batch);
+        }
+        for &slot in &batch {
+            let (mut fut, gen, waker) = {
+                let mut slots = self.slots.borrow_mut();
+                let s = &mut slots[slot as usize];
+                s.signal.queued.store(false, Ordering::Release);
+                match std::mem::replace(&mut s.state, State::Polling) {
+                    State::Waiting(f) => (f, s.gen, s.waker.clone()),
+                    other => {
+                        s.state = other;
+                        continue;
+                    }
+                }
+            };
+            let r = fut.as_mut().poll(&mut Context::from_waker(&waker));
+            let current = {
+                let slots = self.slots.borrow();
+                let s = &slots[slot as usize];
+                s.gen == gen && matches!(s.state, State::Polling)
+            };
+            if !current {
+                // Aborted while polled.
+                drop(fut);
+                continue;
+            }
+            match r {
+                Poll::Pending => {
+                    self.slots.borrow_mut()[slot as usize].state = State::Waiting(fut);
+                }
+                Poll::Ready(resume) => {
+                    let waiter = self.slots.borrow()[slot as usize].waiter;
+                    self.release(slot);
+                    drop(fut);
+                    done(waiter, resume);
+                }
+            }
+        }
+        batch.clear();
+        *self.batch.borrow_mut() = batch;
+    }
+
+    /// Drop every wait (the runtime is ending).
+    pub(super) fn clear(&self) {
+        let n = self.slots.borrow().len() as u32;
+        for slot in 0..n {
+            let waiting = matches!(self.slots.borrow()[slot as usize].state, State::Waiting(_));
+            if waiting {
+                drop(self.release(slot));
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::rc::Rc;
+
+    /// A future that is ready once `go` is set, keeping its last waker in
+    /// `waker` and counting its drops in `drops`.
+    fn gate(
+        go: Rc<Cell<bool>>,
+        waker: Rc<RefCell<Option<Waker>>>,
+        drops: Rc<Cell<u32>>,
+    ) -> WaitFuture {
+        struct Bomb(Rc<Cell<u32>>);
+        impl Drop for Bomb {
+            fn drop(&mut self) {
+                self.0.set(self.0.get() + 1);
+            }
+        }
+        let bomb = Bomb(drops);
+        Box::pin(std::future::poll_fn(move |cx| {
+            let _ = &bomb;
+            if go.get() {
+                Poll::Ready(Resume::Staged(7))
+            } else {
+                *waker.borrow_mut() = Some(cx.waker().clone());
+                Poll::Pending
+            }
+        }))
+    }
+
+    fn waiter(task: i32) -> Waiter {
+        Waiter { task, seq: 1 }
+    }
+
+    #[test]
+    fn a_wait_is_polled_when_woken_and_resumes_its_waiter() {
+        let waits = Waits::new();
+        let go = Rc::new(Cell::new(false));
+        let waker = Rc::new(RefCell::new(None));
+        let drops = Rc::new(Cell::new(0));
+        waits.start(waiter(3), gate(go.clone(), waker.clone(), drops.clone()));
+        assert_eq!(waits.live(), 1);
+        let mut woken = Vec::new();
+        waits.poll_ready(|w, _| woken.push(w.task));
+        assert!(woken.is_empty() && waker.borrow().is_some());
+        // Not woken: not polled, even when it could finish.
+        go.set(true);
+        waits.poll_ready(|w, _| woken.push(w.task));
+        assert!(woken.is_empty());
+        waker.borrow().as_ref().unwrap().wake_by_ref();
+        assert!(waits.has_ready());
+        waits.poll_ready(|w, r| {
+            assert!(matches!(r, Resume::Staged(7)));
+            woken.push(w.task)
+        });
+        assert_eq!(woken, [3]);
+        assert_eq!((waits.live(), drops.get()), (0, 1));
+    }
+
+    #[test]
+    fn an_aborted_wait_is_dropped_and_its_slot_reused() {
+        let waits = Waits::new();
+        let go = Rc::new(Cell::new(false));
+        let waker = Rc::new(RefCell::new(None));
+        let drops = Rc::new(Cell::new(0));
+        let h = waits.start(waiter(1), gate(go.clone(), waker.clone(), drops.clone()));
+        waits.poll_ready(|_, _| panic!("not ready"));
+        waits.abort(h);
+        assert_eq!((waits.live(), drops.get()), (0, 1));
+        // The slot serves the next wait; the old handle and waker are stale.
+        let h2 = waits.start(waiter(2), gate(go.clone(), waker.clone(), drops.clone()));
+        assert_eq!(h2.slot, h.slot);
+        waits.abort(h);
+        assert_eq!(waits.live(), 1);
+        go.set(true);
+        let mut woken = Vec::new();
+        waits.poll_ready(|w, _| woken.push(w.task));
+        assert_eq!(woken, [2]);
+        waits.abort(h2);
+        assert_eq!((waits.live(), drops.get()), (0, 2));
+    }
+}
