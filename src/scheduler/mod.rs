@@ -663,19 +663,12 @@ impl Scheduler {
     /// The loop's wait for work: ready once signalled or a wait's waker
     /// was called.
     fn idle(&self, cx: &mut std::task::Context<'_>) -> std::task::Poll<()> {
-        if self.signalled.take() || self.waits.has_ready() {
+        if self.signalled.take() || !self.waits.idle(cx.waker()) {
             return std::task::Poll::Ready(());
         }
-        {
-            let mut w = self.idle_waker.borrow_mut();
-            if !w.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
-                *w = Some(cx.waker().clone());
-            }
-        }
-        self.waits.set_loop_waker(cx.waker());
-        // A waker may have run between the check and the registration.
-        if self.waits.has_ready() {
-            return std::task::Poll::Ready(());
+        let mut w = self.idle_waker.borrow_mut();
+        if !w.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
+            *w = Some(cx.waker().clone());
         }
         std::task::Poll::Pending
     }
@@ -737,6 +730,7 @@ impl Scheduler {
                 None => idle.await,
             }
             *self.idle_waker.borrow_mut() = None;
+            self.waits.busy();
             if let Some(code) = self.exit.get() {
                 return Outcome::Exit(code);
             }

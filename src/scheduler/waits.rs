@@ -51,8 +51,11 @@ struct Slot {
 #[derive(Default)]
 struct Shared {
     ready: Vec<u32>,
-    /// The loop's waker, while it waits for something to do.
+    /// The loop's waker.
     loop_waker: Option<Waker>,
+    /// The loop waits for something to do: the first slot made ready wakes
+    /// it. (While it runs, it looks at the list before it idles again.)
+    idle: bool,
 }
 
 struct SlotSignal {
@@ -78,7 +81,8 @@ impl Wake for SlotSignal {
         }
         let mut shared = lock(&self.shared);
         shared.ready.push(self.slot);
-        if shared.ready.len() == 1 {
+        if shared.idle {
+            shared.idle = false;
             if let Some(w) = &shared.loop_waker {
                 w.wake_by_ref();
             }
@@ -177,18 +181,25 @@ impl Waits {
         }
     }
 
-    /// Whether a waker has put a slot on the ready list since the last poll.
-    pub(super) fn has_ready(&self) -> bool {
-        !lock(&self.shared).ready.is_empty()
-    }
-
-    /// Keep the loop's waker for the slots' wakers to call.
-    pub(super) fn set_loop_waker(&self, w: &Waker) {
+    /// The loop is about to idle: false (and the loop is to run on) when a
+    /// slot is ready already, else `w` is kept for the first slot made
+    /// ready to wake.
+    pub(super) fn idle(&self, w: &Waker) -> bool {
         let mut shared = lock(&self.shared);
+        if !shared.ready.is_empty() {
+            return false;
+        }
         match &shared.loop_waker {
             Some(old) if old.will_wake(w) => {}
             _ => shared.loop_waker = Some(w.clone()),
         }
+        shared.idle = true;
+        true
+    }
+
+    /// The loop runs again (woken by anything).
+    pub(super) fn busy(&self) {
+        lock(&self.shared).idle = false;
     }
 
     /// Poll the futures whose wakers were called; `done` gets the waiter
@@ -306,7 +317,6 @@ mod tests {
         waits.poll_ready(|w, _| woken.push(w.task));
         assert!(woken.is_empty());
         waker.borrow().as_ref().unwrap().wake_by_ref();
-        assert!(waits.has_ready());
         waits.poll_ready(|w, r| {
             assert!(matches!(r, Resume::Staged(7)));
             woken.push(w.task)
