@@ -79,6 +79,19 @@ pub unsafe fn push_bytes(l: *mut lua_State, s: &[u8]) {
     ffi::lua_pushlstring(l, s.as_ptr() as *const c_char, s.len());
 }
 
+/// Push `t[n]` of the table at `idx`, raw, without asking its type (mlua's
+/// Lua 5.1 shim asks LuaJIT for it on every `lua_rawgeti`).
+///
+/// # Safety
+/// `idx` must be a table on `l`, with a free stack slot.
+#[inline]
+pub unsafe fn push_index(l: *mut lua_State, idx: c_int, n: ffi::lua_Integer) {
+    #[cfg(feature = "luajit")]
+    ffi::lua_rawgeti_(l, idx, n as c_int);
+    #[cfg(not(feature = "luajit"))]
+    ffi::lua_rawgeti(l, idx, n);
+}
+
 /// `return nil, msg`: LEM's failure convention in one call.
 ///
 /// # Safety

@@ -466,20 +466,10 @@ struct ResponseHead<'a> {
 /// Append a response head to `out`: the status line, the handler's
 /// headers, then Content-Length / Transfer-Encoding, Date, Server and
 /// Connection where the handler did not set them. Returns false (with
-/// `out` unchanged) when a header name is not a string or a value neither
-/// a string nor a number. Raises only when out of memory.
+/// `out` holding a part of the head, to be dropped) when a header name is
+/// not a string or a value neither a string nor a number. Raises only when
+/// out of memory.
 unsafe fn build_head(l: *mut lua_State, out: &mut Vec<u8>, h: ResponseHead) -> bool {
-    // Only strings and numbers: converting them cannot raise.
-    ffi::lua_pushnil(l);
-    while ffi::lua_next(l, h.headers) != 0 {
-        let plain = ffi::lua_type(l, -2) == ffi::LUA_TSTRING
-            && matches!(ffi::lua_type(l, -1), ffi::LUA_TSTRING | ffi::LUA_TNUMBER);
-        ffi::lua_pop(l, 1);
-        if !plain {
-            ffi::lua_pop(l, 1);
-            return false;
-        }
-    }
     out.extend_from_slice(b"HTTP/1.1 ");
     push_int(out, h.status);
     out.push(b' ');
@@ -488,7 +478,14 @@ unsafe fn build_head(l: *mut lua_State, out: &mut Vec<u8>, h: ResponseHead) -> b
     let (mut haslength, mut hasdate, mut hasserver, mut hasconn) = (false, false, false, false);
     ffi::lua_pushnil(l);
     while ffi::lua_next(l, h.headers) != 0 {
-        // The key is a string (checked above): to_bytes leaves it as is.
+        // Only strings and numbers: converting them cannot raise (and
+        // to_bytes leaves a string key as it is, as lua_next needs).
+        let plain = ffi::lua_type(l, -2) == ffi::LUA_TSTRING
+            && matches!(ffi::lua_type(l, -1), ffi::LUA_TSTRING | ffi::LUA_TNUMBER);
+        if !plain {
+            ffi::lua_pop(l, 2);
+            return false;
+        }
         let k = lua::to_bytes(l, -2).unwrap_or_default();
         if k.eq_ignore_ascii_case(b"content-length") {
             haslength = true;

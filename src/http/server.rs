@@ -78,14 +78,14 @@ unsafe fn push_conf(l: *mut lua_State) {
 /// Push the string `k` (`conf`: the stack index of the server's table).
 #[inline]
 unsafe fn push_key(l: *mut lua_State, conf: c_int, k: Key) {
-    ffi::lua_rawgeti(l, conf, KEY_BASE + k as ffi::lua_Integer);
+    lua::push_index(l, conf, KEY_BASE + k as ffi::lua_Integer);
 }
 
-/// `t[k] = v` for the value `v` on top (popped), without metamethods.
+/// `t[k] = v` for the value `value` pushes, without metamethods.
 #[inline]
-unsafe fn set(l: *mut lua_State, conf: c_int, t: c_int, k: Key) {
+unsafe fn set(l: *mut lua_State, conf: c_int, t: c_int, k: Key, value: impl FnOnce()) {
     push_key(l, conf, k);
-    ffi::lua_insert(l, -2);
+    value();
     ffi::lua_rawset(l, t);
 }
 
@@ -330,50 +330,44 @@ unsafe fn push_request(l: *mut lua_State, start: &Start, fields: &[httparse::Hea
     push_conf(l);
     let conf = ffi::lua_gettop(l);
     ffi::lua_createtable(l, 0, 8);
-    let req = ffi::lua_gettop(l);
-    lua::push_bytes(l, start.a);
-    set(l, conf, req, Key::Method);
-    lua::push_bytes(l, start.b);
-    set(l, conf, req, Key::Uri);
-    lua::push_bytes(l, start.c);
-    set(l, conf, req, Key::Version);
-    super::push_fields(l, fields);
-    set(l, conf, req, Key::Headers);
-    if start.b.iter().any(|c| matches!(c, b'?' | b'%' | b'+')) {
-        lua::push_bytes(l, &decode_path(start.b));
-    } else {
-        get(l, conf, req, Key::Uri);
-    }
-    set(l, conf, req, Key::Path);
+    let req = conf + 1;
+    set(l, conf, req, Key::Method, || lua::push_bytes(l, start.a));
+    set(l, conf, req, Key::Uri, || lua::push_bytes(l, start.b));
+    set(l, conf, req, Key::Version, || lua::push_bytes(l, start.c));
+    set(l, conf, req, Key::Headers, || super::push_fields(l, fields));
+    set(l, conf, req, Key::Path, || {
+        if start.b.iter().any(|c| matches!(c, b'?' | b'%' | b'+')) {
+            lua::push_bytes(l, &decode_path(start.b));
+        } else {
+            get(l, conf, req, Key::Uri);
+        }
+    });
     match rules.framing {
         Framing::None => {}
         Framing::Length(n) => {
-            lua::push_str(l, "length");
-            set(l, conf, req, Key::Framing);
-            ffi::lua_pushinteger(l, n as _);
-            set(l, conf, req, Key::Length);
+            set(l, conf, req, Key::Framing, || lua::push_str(l, "length"));
+            set(l, conf, req, Key::Length, || {
+                ffi::lua_pushinteger(l, n as _)
+            });
         }
         Framing::Chunked => {
-            lua::push_str(l, "chunked");
-            set(l, conf, req, Key::Framing);
+            set(l, conf, req, Key::Framing, || lua::push_str(l, "chunked"));
         }
     }
     if rules.expect {
-        ffi::lua_pushboolean(l, 1);
-        set(l, conf, req, Key::Expect);
+        set(l, conf, req, Key::Expect, || ffi::lua_pushboolean(l, 1));
     }
-    ffi::lua_rawgeti(l, conf, REQUEST);
+    lua::push_index(l, conf, REQUEST);
     ffi::lua_setmetatable(l, req);
     // res = {headers = {}, _req = req, _stream = stream}
     ffi::lua_createtable(l, 1, 3);
-    let res = ffi::lua_gettop(l);
-    ffi::lua_createtable(l, 0, 2);
-    set(l, conf, res, Key::Headers);
-    ffi::lua_pushvalue(l, req);
-    set(l, conf, res, Key::Req);
-    ffi::lua_rawgeti(l, conf, STREAM_FN);
-    set(l, conf, res, Key::Stream);
-    ffi::lua_rawgeti(l, conf, RESPONSE);
+    let res = req + 1;
+    set(l, conf, res, Key::Headers, || ffi::lua_createtable(l, 0, 2));
+    set(l, conf, res, Key::Req, || ffi::lua_pushvalue(l, req));
+    set(l, conf, res, Key::Stream, || {
+        lua::push_index(l, conf, STREAM_FN)
+    });
+    lua::push_index(l, conf, RESPONSE);
     ffi::lua_setmetatable(l, res);
     ffi::lua_pushboolean(l, rules.close as c_int);
     ffi::lua_pushboolean(l, rules.keepalive as c_int);
