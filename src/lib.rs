@@ -33,6 +33,7 @@ mod http;
 pub mod io;
 mod lfs;
 pub mod lua;
+mod lua_alloc;
 pub mod modules;
 pub mod native;
 pub mod parsers;
@@ -85,6 +86,12 @@ impl Runtime {
         // ours alone.
         let lua =
             unsafe { mlua::Lua::unsafe_new_with(mlua::StdLib::NONE, mlua::LuaOptions::new()) };
+        // SAFETY: the state is new and ours; mlua's allocator gives malloc
+        // blocks (Rust's system allocator).
+        raw_exec(&lua, (), |l| unsafe {
+            lua_alloc::install(l);
+            0
+        })?;
         if options.ignore_env {
             lua.set_named_registry_value("LUA_NOENV", true)?;
         }
