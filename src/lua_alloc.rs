@@ -7,8 +7,8 @@
 //! cache keeps seven freed blocks per size; past that every free and malloc
 //! goes through its bins, ~4% of a request's instructions, and mlua's
 //! allocator adds its memory accounting (which lem does not use) to each
-//! call. Here up to [`KEEP`] freed blocks per size class wait for reuse,
-//! at most ~0.6 MiB in all; larger blocks go straight to `malloc`.
+//! call. Here freed blocks wait for reuse, up to [`KEEP_BYTES`] per size
+//! class (2 MiB in all); larger blocks go straight to `malloc`.
 //!
 //! Blocks are plain `malloc` blocks, so any block may be freed by either
 //! side: the blocks a state allocated before it got this allocator, a block
@@ -27,8 +27,9 @@ const SMALLEST: usize = 24;
 const CLASSES: usize = 16;
 /// The largest size cached (264).
 const MAX_SMALL: usize = SMALLEST + (CLASSES - 1) * GRAIN;
-/// Freed blocks kept per class.
-const KEEP: usize = 256;
+/// Bytes of freed blocks kept per class: enough for the garbage a sweep of
+/// the collector frees between two of a busy server's cycles.
+const KEEP_BYTES: usize = 128 * 1024;
 
 struct Cache {
     free: [Vec<*mut c_void>; CLASSES],
@@ -87,7 +88,7 @@ unsafe fn release(p: *mut c_void, size: usize) {
             let kept = CACHE
                 .try_with(|cache| {
                     let list = &mut cache.borrow_mut().free[c];
-                    let room = list.len() < KEEP;
+                    let room = list.len() * class_size(c) < KEEP_BYTES;
                     if room {
                         list.push(p);
                     }
