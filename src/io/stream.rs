@@ -91,8 +91,8 @@ pub(crate) enum Kind {
 /// The state of a stream, shared with the futures that wait for it.
 pub(crate) struct Inner {
     /// `None` once closed. Futures hold their own `Rc`, so the descriptor is
-    /// closed when the last of them is dropped (at once for an idle stream,
-    /// at the loop's next turn for one whose wait was aborted).
+    /// closed when the last of them is dropped: at once, since `close`
+    /// aborts the waits, which drops their futures.
     io: RefCell<Option<Rc<Io>>>,
     kind: Kind,
     input: RefCell<Input>,
