@@ -162,7 +162,8 @@ pub struct Scheduler {
     runq: RefCell<VecDeque<Wake>>,
     timers: RefCell<BinaryHeap<std::cmp::Reverse<Timer>>>,
     live_timers: Cell<usize>,
-    /// Things in flight that will wake a task or spawn one (futures, servers).
+    /// Things in flight that will wake a task or spawn one (servers, TLS
+    /// relays; waits count by themselves).
     holds: Cell<usize>,
     current: Cell<TaskId>,
     seq: Cell<u32>,
@@ -173,8 +174,6 @@ pub struct Scheduler {
     /// Something for the loop to do came from outside a loop turn (a spawn
     /// from a loop task, a wake, a hold let go): checked before it idles.
     signalled: Cell<bool>,
-    /// The loop's waker while it idles.
-    idle_waker: RefCell<Option<std::task::Waker>>,
     now: Cell<f64>,
     /// Origin of timer deadlines.
     epoch: Instant,
@@ -227,7 +226,6 @@ impl Scheduler {
             exit: Cell::new(None),
             waits: waits::Waits::new(),
             signalled: Cell::new(false),
-            idle_waker: RefCell::new(None),
             now: Cell::new(wall_clock()),
             epoch: Instant::now(),
         });
@@ -450,9 +448,7 @@ impl Scheduler {
     /// idles already.
     fn signal(&self) {
         self.signalled.set(true);
-        if let Some(w) = &*self.idle_waker.borrow() {
-            w.wake_by_ref();
-        }
+        self.waits.wake_idle_loop();
     }
 
     /// Keep the process alive while the returned guard lives (a listening
@@ -666,10 +662,6 @@ impl Scheduler {
         if self.signalled.take() || !self.waits.idle(cx.waker()) {
             return std::task::Poll::Ready(());
         }
-        let mut w = self.idle_waker.borrow_mut();
-        if !w.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
-            *w = Some(cx.waker().clone());
-        }
         std::task::Poll::Pending
     }
 
@@ -729,7 +721,6 @@ impl Scheduler {
                 }
                 None => idle.await,
             }
-            *self.idle_waker.borrow_mut() = None;
             self.waits.busy();
             if let Some(code) = self.exit.get() {
                 return Outcome::Exit(code);

@@ -70,6 +70,18 @@ fn lock(m: &Mutex<Shared>) -> MutexGuard<'_, Shared> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
+impl Shared {
+    /// Wake the loop if it idles.
+    fn wake_loop(&mut self) {
+        if self.idle {
+            self.idle = false;
+            if let Some(w) = &self.loop_waker {
+                w.wake_by_ref();
+            }
+        }
+    }
+}
+
 impl Wake for SlotSignal {
     fn wake(self: Arc<Self>) {
         self.wake_by_ref();
@@ -81,12 +93,7 @@ impl Wake for SlotSignal {
         }
         let mut shared = lock(&self.shared);
         shared.ready.push(self.slot);
-        if shared.idle {
-            shared.idle = false;
-            if let Some(w) = &shared.loop_waker {
-                w.wake_by_ref();
-            }
-        }
+        shared.wake_loop();
     }
 }
 
@@ -200,6 +207,11 @@ impl Waits {
     /// The loop runs again (woken by anything).
     pub(super) fn busy(&self) {
         lock(&self.shared).idle = false;
+    }
+
+    /// Wake the loop if it idles (it has something else to do).
+    pub(super) fn wake_idle_loop(&self) {
+        lock(&self.shared).wake_loop();
     }
 
     /// Poll the futures whose wakers were called; `done` gets the waiter
