@@ -125,11 +125,14 @@ unsafe extern "C" fn allocator(
     if osize > MAX_SMALL && nsize > MAX_SMALL {
         return libc::realloc(ptr, nsize);
     }
-    if nsize <= MAX_SMALL && libc::malloc_usable_size(ptr) >= class_size(class(nsize)) {
-        // Still fits (the same class, or a smaller one: a shrink in place).
-        if osize <= MAX_SMALL && class(nsize) == class(osize) {
-            return ptr;
-        }
+    // Within its class, a block stays where it is (if it holds the class:
+    // see `release`).
+    if osize <= MAX_SMALL
+        && nsize <= MAX_SMALL
+        && class(nsize) == class(osize)
+        && libc::malloc_usable_size(ptr) >= class_size(class(nsize))
+    {
+        return ptr;
     }
     let p = alloc(nsize);
     if !p.is_null() {
