@@ -16,7 +16,7 @@
 //!
 //! [`Scheduler::spawn_wait`]: super::Scheduler::spawn_wait
 
-use std::cell::{Cell, RefCell};
+use std::cell::RefCell;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll, Wake, Waker};
@@ -100,8 +100,8 @@ impl Wake for SlotSignal {
 /// The slots, the ready list and the loop's view of them.
 pub(super) struct Waits {
     slots: RefCell<Vec<Slot>>,
+    /// Slots without a wait, for `start` to reuse.
     free: RefCell<Vec<u32>>,
-    live: Cell<usize>,
     shared: Arc<Mutex<Shared>>,
     /// The list swapped out of `shared` by the last poll (kept for its
     /// capacity).
@@ -113,7 +113,6 @@ impl Waits {
         Waits {
             slots: RefCell::new(Vec::new()),
             free: RefCell::new(Vec::new()),
-            live: Cell::new(0),
             shared: Arc::new(Mutex::new(Shared::default())),
             batch: RefCell::new(Vec::new()),
         }
@@ -121,7 +120,7 @@ impl Waits {
 
     /// Waits in flight.
     pub(super) fn live(&self) -> usize {
-        self.live.get()
+        self.slots.borrow().len() - self.free.borrow().len()
     }
 
     /// Start waiting on `fut` for `waiter`; it is first polled at the loop's
@@ -154,7 +153,6 @@ impl Waits {
         let handle = WaitHandle { slot, gen: s.gen };
         let signal = s.signal.clone();
         drop(slots);
-        self.live.set(self.live.get() + 1);
         signal.wake_by_ref();
         handle
     }
@@ -172,7 +170,6 @@ impl Waits {
         s.gen = s.gen.wrapping_add(1);
         drop(slots);
         self.free.borrow_mut().push(slot);
-        self.live.set(self.live.get() - 1);
         fut
     }
 
@@ -282,6 +279,7 @@ impl Waits {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::cell::Cell;
     use std::rc::Rc;
 
     /// A future that is ready once `go` is set, keeping its last waker in
