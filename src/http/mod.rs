@@ -394,6 +394,25 @@ unsafe extern "C-unwind" fn date(l: *mut lua_State) -> c_int {
     1
 }
 
+/// res:add(fmt, ...): append `string.format(fmt, ...)` to the response's
+/// body (its array part). A lone format with no `%` in it is the text
+/// itself, so it is appended without a call to `string.format` (upvalue 1).
+unsafe extern "C-unwind" fn add(l: *mut lua_State) -> c_int {
+    ffi::luaL_checktype(l, 1, ffi::LUA_TTABLE);
+    let n = ffi::lua_gettop(l);
+    let verbatim = n == 2
+        && ffi::lua_type(l, 2) == ffi::LUA_TSTRING
+        && lua::to_bytes(l, 2).is_some_and(|s| memchr::memchr(b'%', s).is_none());
+    if !verbatim {
+        ffi::lua_pushvalue(l, ffi::lua_upvalueindex(1));
+        ffi::lua_insert(l, 2);
+        ffi::lua_call(l, n - 1, 1);
+    }
+    let len = ffi::lua_rawlen(l, 1);
+    ffi::lua_rawseti(l, 1, len as ffi::lua_Integer + 1);
+    0
+}
+
 /// What a response head says about the body's length.
 #[derive(Clone, Copy)]
 enum Length {
@@ -579,6 +598,13 @@ pub unsafe extern "C-unwind" fn open(l: *mut lua_State) -> c_int {
     }
     ffi::lua_createtable(l, 0, FUNCS.len() as c_int + 4);
     lua::set_funcs(l, FUNCS);
+    // add's upvalue: string.format as it is now (the Lua half kept a local).
+    ffi::luaL_getsubtable(l, ffi::LUA_REGISTRYINDEX, ffi::LUA_LOADED_TABLE);
+    ffi::lua_getfield(l, -1, c"string".as_ptr());
+    ffi::lua_getfield(l, -1, c"format".as_ptr());
+    ffi::lua_pushcclosure(l, add, 1);
+    ffi::lua_setfield(l, -4, c"add".as_ptr());
+    ffi::lua_pop(l, 2);
     server::register(l);
     ffi::lua_pushinteger(l, HEAD_LIMIT as _);
     ffi::lua_setfield(l, -2, c"head_limit".as_ptr());

@@ -63,10 +63,9 @@ function M.new(req)
 	return setmetatable({ headers = {}, _req = req }, Response)
 end
 
--- res:add(fmt, ...): append string.format(fmt, ...) to the body.
-function Response:add(fmt, ...)
-	self[#self + 1] = format(fmt, ...)
-end
+-- res:add(fmt, ...): append string.format(fmt, ...) to the body (in Rust:
+-- a plain string is appended without formatting).
+Response.add = require('lem.http.core').add
 
 -- res:write(...) -> true | nil, err: stream the body (beyond the
 -- original): the head goes out on the first call (chunked transfer coding

@@ -20,6 +20,21 @@ assert(core.head(200, 'OK', {}, nil, false, true, 'lem'):find('Connection: keep-
 eq(core.head(200, 'OK', { x = {} }, 1, false, false, 'lem'), nil, 'a table value: left to Lua')
 eq(core.head(200.5, 'OK', {}, 1, false, false, 'lem'), nil, 'a fractional status: left to Lua')
 
+-- res:add appends string.format's result; a lone string without '%' is
+-- appended as it is.
+local r = require('lem.http.response').new({})
+r:add('plain')
+r:add('100%% %s', 'sure')
+r:add('%d+%d', 1, 2)
+r:add(7)
+r:add('')
+eq({ r[1], r[2], r[3], r[4], r[5], r[6] }, { 'plain', '100% sure', '1+2', '7', '' }, 'res:add')
+local ok, err = pcall(r.add, r, '%d', 'x')
+assert(not ok and err:find('number expected, got string', 1, true), err)
+ok, err = pcall(r.add, 'x', 'y')
+assert(not ok and err:find('table expected, got string', 1, true), err)
+eq(#r, 5, 'nothing added by a failed call')
+
 -- Through the server: both paths.
 local obj = setmetatable({}, { __tostring = function() return 'from tostring' end })
 local server = require 'lem.http.server'
