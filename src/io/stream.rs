@@ -102,11 +102,41 @@ pub(crate) struct Inner {
     wr: Op,
     timeout: Cell<Option<Duration>>,
     limit: Cell<usize>,
-    /// The timer of timed reads, kept between them: moving a registered
-    /// timer's deadline later costs tokio almost nothing, where each new
-    /// one is registered and removed under the timer driver's lock (a
-    /// keep-alive connection waits with a timeout for every request).
-    read_timer: Cell<Option<Pin<Box<Sleep>>>>,
+    /// The timer of timed reads, kept between them (a keep-alive
+    /// connection waits with a timeout for every request).
+    read_timer: Cell<Option<ReadTimer>>,
+}
+
+/// A timer that is only moved when a deadline comes earlier than the one
+/// it is set for: each read of a busy stream pushes its deadline a little
+/// later, and moving a tokio timer costs a trip through the timer driver.
+/// One set too early fires, finds the deadline not reached and is set again.
+struct ReadTimer {
+    sleep: Pin<Box<Sleep>>,
+    set_for: Instant,
+}
+
+impl ReadTimer {
+    fn new(deadline: Instant) -> ReadTimer {
+        ReadTimer {
+            sleep: Box::pin(tokio::time::sleep_until(deadline)),
+            set_for: deadline,
+        }
+    }
+
+    /// Ready once `deadline` has passed.
+    async fn until(&mut self, deadline: Instant) {
+        loop {
+            if self.set_for > deadline || (self.set_for < deadline && self.sleep.is_elapsed()) {
+                self.sleep.as_mut().reset(deadline);
+                self.set_for = deadline;
+            }
+            self.sleep.as_mut().await;
+            if self.set_for >= deadline {
+                return;
+            }
+        }
+    }
 }
 
 /// The userdata: `lem.Stream`.
@@ -385,17 +415,14 @@ async fn read_wait(inner: Rc<Inner>, io: Rc<Io>, fmt: Fmt) -> Resume {
         None => work.await,
         Some(d) => {
             let deadline = Instant::now() + d;
-            let mut timer = match inner.read_timer.take() {
-                Some(mut t) => {
-                    t.as_mut().reset(deadline);
-                    t
-                }
-                None => Box::pin(tokio::time::sleep_until(deadline)),
-            };
+            let mut timer = inner
+                .read_timer
+                .take()
+                .unwrap_or_else(|| ReadTimer::new(deadline));
             let r = tokio::select! {
                 biased;
                 r = work => r,
-                _ = timer.as_mut() => Err(Stop::Timeout),
+                _ = timer.until(deadline) => Err(Stop::Timeout),
             };
             inner.read_timer.set(Some(timer));
             r
