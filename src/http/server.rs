@@ -66,8 +66,13 @@ const KEYS: [&std::ffi::CStr; 14] = [
     c"server_name",
 ];
 
-/// Its registry key (the address is what matters).
+/// Its registry key (the address is what matters). `respond` has it as its
+/// upvalue too; `request` cannot (its format may finish outside its call,
+/// when a read waited).
 static CONF: u8 = 0;
+
+/// Where `respond` finds the server's table.
+const CONF_UPVALUE: c_int = ffi::lua_upvalueindex(1);
 
 /// Push the server's table from the registry.
 unsafe fn push_conf(l: *mut lua_State) {
@@ -105,17 +110,11 @@ unsafe extern "C-unwind" fn setup(l: *mut lua_State) -> c_int {
         ffi::luaL_checktype(l, i, ffi::LUA_TTABLE);
     }
     ffi::luaL_checktype(l, 3, ffi::LUA_TFUNCTION);
-    ffi::lua_pushlightuserdata(l, &CONF as *const u8 as *mut _);
-    ffi::lua_createtable(l, KEY_BASE as c_int + KEYS.len() as c_int, 0);
+    push_conf(l);
     for i in 1..=5 {
         ffi::lua_pushvalue(l, i);
         ffi::lua_rawseti(l, -2, i as _);
     }
-    for (i, k) in KEYS.iter().enumerate() {
-        ffi::lua_pushstring(l, k.as_ptr());
-        ffi::lua_rawseti(l, -2, KEY_BASE + i as ffi::lua_Integer);
-    }
-    ffi::lua_rawset(l, ffi::LUA_REGISTRYINDEX);
     0
 }
 
@@ -401,25 +400,26 @@ unsafe extern "C-unwind" fn respond(l: *mut lua_State) -> c_int {
         ffi::lua_pushboolean(l, 0);
         1
     };
-    // 4: the server's table
-    push_conf(l);
-    if get(l, 4, 3, Key::Streaming) != ffi::LUA_TNIL || get(l, 4, 3, Key::File) != ffi::LUA_TNIL {
+    let conf = CONF_UPVALUE;
+    if get(l, conf, 3, Key::Streaming) != ffi::LUA_TNIL
+        || get(l, conf, 3, Key::File) != ffi::LUA_TNIL
+    {
         return unusual();
     }
-    ffi::lua_settop(l, 4);
-    // 5: status
-    let status = match get(l, 4, 3, Key::Status) {
+    ffi::lua_settop(l, 3);
+    // 4: status
+    let status = match get(l, conf, 3, Key::Status) {
         ffi::LUA_TNIL => None,
         _ => match integer(l, -1) {
             Some(n) => Some(n),
             None => return unusual(),
         },
     };
-    // 6: headers
-    if get(l, 4, 3, Key::Headers) != ffi::LUA_TTABLE {
+    // 5: headers
+    if get(l, conf, 3, Key::Headers) != ffi::LUA_TTABLE {
         return unusual();
     }
-    // 7: the body: the one string, or all of them joined.
+    // 6: the body: the one string, or all of them joined.
     let parts = ffi::lua_rawlen(l, 3);
     let mut joined = Vec::new();
     if parts == 1 {
@@ -437,13 +437,13 @@ unsafe extern "C-unwind" fn respond(l: *mut lua_State) -> c_int {
         ffi::lua_pushnil(l);
     }
     let body: &[u8] = if parts == 1 {
-        lua::to_bytes(l, 7).unwrap_or_default()
+        lua::to_bytes(l, 6).unwrap_or_default()
     } else {
         &joined
     };
     let status = status.unwrap_or(if body.is_empty() { 204 } else { 200 });
-    // 8: the status text
-    ffi::lua_rawgeti(l, 4, STATUS);
+    // 7: the status text
+    ffi::lua_rawgeti(l, conf, STATUS);
     let text = if ffi::lua_type(l, -1) == ffi::LUA_TTABLE {
         ffi::lua_rawgeti(l, -1, status as _);
         ffi::lua_remove(l, -2);
@@ -455,12 +455,12 @@ unsafe extern "C-unwind" fn respond(l: *mut lua_State) -> c_int {
     } else {
         return unusual();
     };
-    // 9: the module, 10: its server_name
-    ffi::lua_rawgeti(l, 4, MODULE);
-    if get(l, 4, 9, Key::ServerName) != ffi::LUA_TSTRING {
+    // 8: the module, 9: its server_name
+    ffi::lua_rawgeti(l, conf, MODULE);
+    if get(l, conf, 8, Key::ServerName) != ffi::LUA_TSTRING {
         return unusual();
     }
-    let server = lua::to_bytes(l, 10).unwrap_or_default();
+    let server = lua::to_bytes(l, 9).unwrap_or_default();
     let length = if status == 204 || status == 304 || status < 200 {
         Length::None
     } else {
@@ -470,7 +470,7 @@ unsafe extern "C-unwind" fn respond(l: *mut lua_State) -> c_int {
     let head = ResponseHead {
         status,
         text,
-        headers: 6,
+        headers: 5,
         length,
         close,
         keepalive,
@@ -479,7 +479,7 @@ unsafe extern "C-unwind" fn respond(l: *mut lua_State) -> c_int {
     if !build_head(l, &mut out, head) {
         return unusual();
     }
-    get(l, 4, 2, Key::Method);
+    get(l, conf, 2, Key::Method);
     let head_only = lua::to_bytes(l, -1) == Some(b"HEAD");
     let with_body = !head_only && !matches!(length, Length::None);
     let w = stream::write(l, s, &[&out, if with_body { body } else { &[] }]);
@@ -487,15 +487,22 @@ unsafe extern "C-unwind" fn respond(l: *mut lua_State) -> c_int {
     w.finish(l)
 }
 
-const FUNCS: &[lua::Reg] = &[
-    (c"setup", setup),
-    (c"request", request),
-    (c"respond", respond),
-];
+const FUNCS: &[lua::Reg] = &[(c"setup", setup), (c"request", request)];
 
-/// Add the server functions to the module table on top of the stack.
+/// Add the server functions to the module table on top of the stack, and
+/// make the server's table (filled by `core.setup`).
 pub(super) unsafe fn register(l: *mut lua_State) {
     lua::set_funcs(l, FUNCS);
+    ffi::lua_createtable(l, KEY_BASE as c_int + KEYS.len() as c_int, 0);
+    for (i, k) in KEYS.iter().enumerate() {
+        ffi::lua_pushstring(l, k.as_ptr());
+        ffi::lua_rawseti(l, -2, KEY_BASE + i as ffi::lua_Integer);
+    }
+    ffi::lua_pushlightuserdata(l, &CONF as *const u8 as *mut _);
+    ffi::lua_pushvalue(l, -2);
+    ffi::lua_rawset(l, ffi::LUA_REGISTRYINDEX);
+    ffi::lua_pushcclosure(l, respond, 1);
+    ffi::lua_setfield(l, -2, c"respond".as_ptr());
 }
 
 #[cfg(test)]
