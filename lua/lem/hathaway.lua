@@ -14,15 +14,6 @@ M.App = App
 
 local methods = { 'GET', 'POST', 'PUT', 'DELETE', 'OPTIONS', 'PATCH', 'HEAD' }
 
--- hathaway.new() -> an app with its own routes.
-function M.new()
-	local app = setmetatable({ exact = {}, patterns = {}, bypattern = {} }, App)
-	-- The request handler, a closure so the server calls it directly.
-	app.handler = function(req, res)
-		return app:dispatch(req, res)
-	end
-	return app
-end
 
 for _, method in ipairs(methods) do
 	-- app:GET(path, handler): an exact-path route.
@@ -56,7 +47,7 @@ local function pick(route, method)
 end
 
 -- app:dispatch(req, res): route one request.
-function App:dispatch(req, res)
+local function dispatch(self, req, res)
 	local path, method = req.path, req.method
 	local debug = M.debug
 	if debug then
@@ -64,7 +55,10 @@ function App:dispatch(req, res)
 	end
 	local route = self.exact[path]
 	if route then
-		local h = pick(route, method)
+		local h = route[method]
+		if h == nil and method == 'HEAD' then
+			h = route.GET
+		end
 		if h then
 			return h(req, res)
 		end
@@ -87,6 +81,17 @@ function App:dispatch(req, res)
 		return response.method_not_allowed(req, res)
 	end
 	return response.not_found(req, res)
+end
+App.dispatch = dispatch
+
+-- hathaway.new() -> an app with its own routes.
+function M.new()
+	local app = setmetatable({ exact = {}, patterns = {}, bypattern = {} }, App)
+	-- The request handler, a closure so the server calls it directly.
+	app.handler = function(req, res)
+		return dispatch(app, req, res)
+	end
+	return app
 end
 
 -- app:run(host, port) | app:run(serversocket) -> nil, 'interrupted' | nil, err
