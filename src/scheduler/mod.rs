@@ -103,27 +103,55 @@ const FREE: Task = Task {
     suspended: false,
 };
 
-/// A run queue entry: a [`Resume`] in 16 bytes, since a burst of spawns or
-/// wake-ups queues one per coroutine.
+/// The tasks to run, in order. An entry is 8 bytes, since a burst of
+/// spawns or wake-ups queues one per coroutine; the functions of
+/// [`Resume::Push`] wait in a queue of their own, in the same order.
+#[derive(Default)]
+struct RunQueue {
+    wakes: VecDeque<Wake>,
+    pushes: VecDeque<PushFn>,
+}
+
 struct Wake {
     task: TaskId,
-    /// Values staged on the thread, or `TIMEOUT`.
-    staged: c_int,
-    push: Option<Box<PushFn>>,
+    /// Values staged on the thread, `TIMEOUT` or `PUSH`.
+    how: c_int,
 }
 
 type PushFn = Box<dyn FnOnce(*mut lua_State) -> c_int>;
 
 const TIMEOUT: c_int = -1;
+const PUSH: c_int = -2;
 
-impl Wake {
-    fn new(task: TaskId, resume: Resume) -> Wake {
-        let (staged, push) = match resume {
-            Resume::Staged(n) => (n, None),
-            Resume::Timeout => (TIMEOUT, None),
-            Resume::Push(f) => (0, Some(Box::new(f))),
+impl RunQueue {
+    fn push(&mut self, task: TaskId, resume: Resume) {
+        let how = match resume {
+            Resume::Staged(n) => n,
+            Resume::Timeout => TIMEOUT,
+            Resume::Push(f) => {
+                self.pushes.push_back(f);
+                PUSH
+            }
         };
-        Wake { task, staged, push }
+        self.wakes.push_back(Wake { task, how });
+    }
+
+    fn pop(&mut self) -> Option<(TaskId, Resume)> {
+        let w = self.wakes.pop_front()?;
+        let resume = match w.how {
+            TIMEOUT => Resume::Timeout,
+            PUSH => Resume::Push(self.pushes.pop_front()?),
+            n => Resume::Staged(n),
+        };
+        Some((w.task, resume))
+    }
+
+    fn is_empty(&self) -> bool {
+        self.wakes.is_empty()
+    }
+
+    fn len(&self) -> usize {
+        self.wakes.len()
     }
 }
 
@@ -159,7 +187,7 @@ pub struct Scheduler {
     /// Thread -> task, where a thread cannot carry its id itself.
     #[cfg(feature = "luajit")]
     by_thread: RefCell<HashMap<usize, TaskId>>,
-    runq: RefCell<VecDeque<Wake>>,
+    runq: RefCell<RunQueue>,
     timers: RefCell<BinaryHeap<std::cmp::Reverse<Timer>>>,
     live_timers: Cell<usize>,
     /// Things in flight that will wake a task or spawn one (servers, TLS
@@ -216,7 +244,7 @@ impl Scheduler {
             count: Cell::new(0),
             #[cfg(feature = "luajit")]
             by_thread: RefCell::new(HashMap::new()),
-            runq: RefCell::new(VecDeque::new()),
+            runq: RefCell::new(RunQueue::default()),
             timers: RefCell::new(BinaryHeap::new()),
             live_timers: Cell::new(0),
             holds: Cell::new(0),
@@ -270,9 +298,7 @@ impl Scheduler {
         }
         self.set_task_of(t, id);
         self.count.set(self.count.get() + 1);
-        self.runq
-            .borrow_mut()
-            .push_back(Wake::new(id, Resume::Staged(nargs)));
+        self.runq.borrow_mut().push(id, Resume::Staged(nargs));
         // Spawns from loop futures (autospawn's accept loop) must wake a
         // loop that sleeps.
         self.signal();
@@ -370,7 +396,7 @@ impl Scheduler {
         if !self.unpark(w) {
             return false;
         }
-        self.runq.borrow_mut().push_back(Wake::new(w.task, resume));
+        self.runq.borrow_mut().push(w.task, resume);
         self.signal();
         true
     }
@@ -510,9 +536,7 @@ impl Scheduler {
             Commit::Suspend => {}
             Commit::Yield => {
                 self.unpark(w);
-                self.runq
-                    .borrow_mut()
-                    .push_back(Wake::new(id, Resume::Staged(0)));
+                self.runq.borrow_mut().push(id, Resume::Staged(0));
             }
             Commit::Sleep(None) => {}
             Commit::Sleep(Some(deadline)) => {
@@ -550,8 +574,7 @@ impl Scheduler {
 
     /// Run one task until it suspends, yields or ends. Returns `true` if it
     /// ended.
-    fn run_one(&'static self, wake: Wake) -> bool {
-        let id = wake.task;
+    fn run_one(&'static self, id: TaskId, resume: Resume) -> bool {
         let t = {
             let mut tasks = self.tasks.borrow_mut();
             let task = &mut tasks[id as usize];
@@ -563,10 +586,10 @@ impl Scheduler {
         self.commit.borrow_mut().take();
         // SAFETY: t is anchored in the threads table while the task lives.
         let (status, nres) = unsafe {
-            let nargs = match (wake.push, wake.staged) {
-                (Some(f), _) => f(t),
-                (None, TIMEOUT) => lua::fail(t, "timeout"),
-                (None, n) => n,
+            let nargs = match resume {
+                Resume::Push(f) => f(t),
+                Resume::Timeout => lua::fail(t, "timeout"),
+                Resume::Staged(n) => n,
             };
             let mut nres: c_int = 0;
             let status = ffi::lua_resume(t, self.main, nargs, &mut nres);
@@ -617,9 +640,7 @@ impl Scheduler {
                 seq: t.seq,
             };
             if self.unpark(w) {
-                self.runq
-                    .borrow_mut()
-                    .push_back(Wake::new(w.task, Resume::Timeout));
+                self.runq.borrow_mut().push(w.task, Resume::Timeout);
             }
         }
         // Drop entries of parkings that ended early once they dominate.
@@ -680,10 +701,10 @@ impl Scheduler {
             });
             let n = self.runq.borrow().len();
             for _ in 0..n {
-                let Some(wake) = self.runq.borrow_mut().pop_front() else {
+                let Some((id, resume)) = self.runq.borrow_mut().pop() else {
                     break;
                 };
-                self.run_one(wake);
+                self.run_one(id, resume);
                 if let Some(code) = self.exit.get() {
                     return Outcome::Exit(code);
                 }
@@ -822,8 +843,28 @@ mod tests {
     fn per_coroutine_entries_stay_small() {
         // One of each per live or queued coroutine: their size is memory per
         // coroutine (see bench/README.md).
-        assert_eq!(std::mem::size_of::<Wake>(), 16);
+        assert_eq!(std::mem::size_of::<Wake>(), 8);
         assert_eq!(std::mem::size_of::<Task>(), 16);
         assert_eq!(std::mem::size_of::<Timer>(), 16);
+    }
+
+    #[test]
+    fn run_queue_keeps_order_and_pushes() {
+        let mut q = RunQueue::default();
+        q.push(1, Resume::Staged(2));
+        q.push(2, Resume::Push(Box::new(|_| 20)));
+        q.push(3, Resume::Timeout);
+        q.push(4, Resume::Push(Box::new(|_| 40)));
+        assert_eq!(q.len(), 4);
+        let mut seen = Vec::new();
+        while let Some((task, resume)) = q.pop() {
+            seen.push(match resume {
+                Resume::Staged(n) => (task, n),
+                Resume::Timeout => (task, -1),
+                Resume::Push(f) => (task, f(std::ptr::null_mut())),
+            });
+        }
+        assert_eq!(seen, [(1, 2), (2, 20), (3, -1), (4, 40)]);
+        assert!(q.is_empty());
     }
 }
