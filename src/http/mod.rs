@@ -243,11 +243,9 @@ impl Format for Head {
     }
 
     unsafe fn push(&self, l: *mut lua_State, input: &[u8], mark: usize) -> c_int {
-        let (_, end) = find_head(input);
-        // The reader calls push only after scan said Ready on these bytes.
-        let end = end.unwrap_or(input.len());
+        // `input` ends where scan found the head's end.
         let kind = self.0;
-        let r = with_head(kind, &input[mark..end], |start, fields| {
+        let r = with_head(kind, &input[mark..], |start, fields| {
             push_head(l, kind, start, fields);
         });
         match r {

@@ -143,9 +143,8 @@ impl Format for ServerHead {
     }
 
     unsafe fn push(&self, l: *mut lua_State, input: &[u8], mark: usize) -> c_int {
-        let head = &input[mark..];
-        let end = find_head(head).1.unwrap_or(head.len());
-        match with_head(Kind::Request, &head[..end], |start, fields| {
+        // `input` ends where scan found the head's end.
+        match with_head(Kind::Request, &input[mark..], |start, fields| {
             push_request(l, start, fields)
         }) {
             Ok(n) => n,

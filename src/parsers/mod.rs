@@ -65,9 +65,10 @@ pub enum Scan {
 pub trait Format: Sync {
     /// Look at all buffered input; `eof` when no more will ever come.
     fn scan(&self, input: &[u8], eof: bool) -> Scan;
-    /// Push the value that `scan` found (`mark` from [`Scan::Ready`]) onto
-    /// `l`; returns the number of values pushed. The reader consumes the
-    /// bytes afterwards.
+    /// Push the value that `scan` found onto `l`; returns the number of
+    /// values pushed. `input` is what the read consumes afterwards (the
+    /// first `consume` bytes of what `scan` saw) and `mark` the one of
+    /// [`Scan::Ready`].
     ///
     /// # Safety
     /// `l` is the reading coroutine, with room for a few values.
@@ -191,7 +192,7 @@ impl Fmt {
         match scan {
             Scan::Ready { consume, mark } => {
                 let n = match *self {
-                    Fmt::Custom(f) => f.push(l, input.bytes(), mark),
+                    Fmt::Custom(f) => f.push(l, &input.bytes()[..consume], mark),
                     _ => {
                         lua::push_bytes(l, &input.bytes()[..mark]);
                         1
@@ -584,6 +585,8 @@ mod tests {
             }
         }
         unsafe fn push(&self, l: *mut lua_State, input: &[u8], mark: usize) -> c_int {
+            // Only the bytes the read consumes: the word and its space.
+            assert_eq!(input.len(), mark + 1);
             lua::push_bytes(l, &input[..mark]);
             1
         }
