@@ -19,7 +19,10 @@
 
 use std::cell::RefCell;
 use std::ffi::{c_int, CStr};
+use std::sync::LazyLock;
 use std::time::{SystemTime, UNIX_EPOCH};
+
+use memchr::memmem;
 
 use crate::lua::{self, ffi, lua_State, Reg};
 use crate::parsers::{self, Format, Scan};
@@ -58,15 +61,19 @@ fn find_head(input: &[u8]) -> (usize, Option<usize>) {
     while start < input.len() && (input[start] == b'\r' || input[start] == b'\n') {
         start += 1;
     }
+    // The empty line is a line end after a line end: the first "\n\r\n"
+    // (CRLF endings), unless a "\n\n" (bare LF endings) comes before it.
+    // Two vector searches over the head, not one call per line.
+    static CRLF: LazyLock<memmem::Finder> = LazyLock::new(|| memmem::Finder::new(b"\n\r\n"));
+    static LF: LazyLock<memmem::Finder> = LazyLock::new(|| memmem::Finder::new(b"\n\n"));
     let body = &input[start..];
-    for i in memchr::memchr_iter(b'\n', body) {
-        match body.get(i + 1) {
-            Some(b'\n') => return (start, Some(start + i + 2)),
-            Some(b'\r') if body.get(i + 2) == Some(&b'\n') => return (start, Some(start + i + 3)),
-            _ => {}
-        }
-    }
-    (start, None)
+    let crlf = CRLF.find(body).map(|i| i + 3);
+    let before = crlf.map_or(body.len(), |end| end - 1);
+    let end = match LF.find(&body[..before]) {
+        Some(i) => Some(i + 2),
+        None => crlf,
+    };
+    (start, end.map(|end| start + end))
 }
 
 /// The start line's parts: request `(method, uri, version)` or response
@@ -133,7 +140,10 @@ fn start_line(kind: Kind, line: &[u8]) -> Option<Start<'_>> {
 
 /// Whether the field section has obsolete line folding.
 fn folded(fields: &[u8]) -> bool {
-    memchr::memchr_iter(b'\n', fields).any(|i| matches!(fields.get(i + 1), Some(b' ' | b'\t')))
+    // Two vector searches, not one call per line.
+    static SPACE: LazyLock<memmem::Finder> = LazyLock::new(|| memmem::Finder::new(b"\n "));
+    static TAB: LazyLock<memmem::Finder> = LazyLock::new(|| memmem::Finder::new(b"\n\t"));
+    SPACE.find(fields).is_some() || TAB.find(fields).is_some()
 }
 
 /// The field section with each fold (line end plus white space) replaced
@@ -622,6 +632,19 @@ mod tests {
         assert_eq!(find_head(b"GET / HTTP/1.1\r\n\r\nx"), (0, Some(18)));
         assert_eq!(find_head(b"\r\nGET / HTTP/1.1\n\nx"), (2, Some(18)));
         assert_eq!(find_head(b"GET / HTTP/1.1\r\nA: b\r\n"), (0, None));
+        // Mixed line ends: the first empty line counts, whichever kind.
+        assert_eq!(find_head(b"GET / HTTP/1.1\nA: b\r\n\r\n"), (0, Some(23)));
+        assert_eq!(find_head(b"GET / HTTP/1.1\r\nA: b\n\r\nx"), (0, Some(23)));
+        assert_eq!(
+            find_head(b"GET / HTTP/1.1\nA: b\n\nB: c\r\n\r\n"),
+            (0, Some(21))
+        );
+        assert_eq!(
+            find_head(b"GET / HTTP/1.1\r\nA: b\r\n\r\n\nx"),
+            (0, Some(24))
+        );
+        assert_eq!(find_head(b"GET / HTTP/1.1\r\nA: b\r\n\n"), (0, Some(23)));
+        assert_eq!(find_head(b"\r\n\r\n"), (4, None));
     }
 
     #[test]
