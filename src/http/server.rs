@@ -318,7 +318,7 @@ fn decode_path(uri: &[u8]) -> Vec<u8> {
     out
 }
 
-/// Push `req, res, close, keepalive` for a parsed head (or `nil, status`
+/// Push `req, res, close, keepalive, framing` for a parsed head (or `nil, status`
 /// when the server's rules refuse it).
 unsafe fn push_request(l: *mut lua_State, start: &Start, fields: &[httparse::Header]) -> c_int {
     let rules = match rules(start.c, fields) {
@@ -369,12 +369,18 @@ unsafe fn push_request(l: *mut lua_State, start: &Start, fields: &[httparse::Hea
     ffi::lua_setmetatable(l, res);
     ffi::lua_pushboolean(l, rules.close as c_int);
     ffi::lua_pushboolean(l, rules.keepalive as c_int);
+    if matches!(rules.framing, Framing::None) {
+        ffi::lua_pushnil(l);
+    } else {
+        get(l, conf, req, Key::Framing);
+    }
     ffi::lua_remove(l, conf);
-    4
+    5
 }
 
-/// core.request(client) -> req, res, close, keepalive | nil, status |
-/// nil, err: the next request on a server's connection. `status` (a
+/// core.request(client) -> req, res, close, keepalive, framing | nil,
+/// status | nil, err: the next request on a server's connection
+/// (`framing`: `req._framing`, nil without a body). `status` (a
 /// number) is the answer to a head the server refuses; `err` a read error
 /// (`'closed'`, `'timeout'`...).
 unsafe extern "C-unwind" fn request(l: *mut lua_State) -> c_int {

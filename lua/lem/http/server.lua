@@ -351,7 +351,7 @@ local function serve(self, client)
 		client:settimeout(self.timeout)
 	end
 	while true do
-		local req, res, close, keepalive = request(client)
+		local req, res, close, keepalive, framing = request(client)
 		if not req then
 			local refusal = refusals[res]
 			if refusal then
@@ -367,7 +367,6 @@ local function serve(self, client)
 			return
 		end
 		req.client = client
-		local framing = req._framing
 		if framing then
 			if framing == 'length' and req._length > max_body then
 				return refuse(client, response.payload_too_large)
@@ -399,12 +398,14 @@ local function serve(self, client)
 				close = true
 			end
 		end
-		if res._close then
-			close = true
-		end
 		local err
 		ok, err = respond(client, req, res, close, keepalive)
 		if ok == false then
+			-- Not an ordinary response: a streamed one (which may have
+			-- decided to close), a file, unusual values.
+			if res._close then
+				close = true
+			end
 			ok, err = send(req, res, close, keepalive)
 		end
 		if not ok then
