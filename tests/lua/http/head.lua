@@ -33,6 +33,12 @@ local ok, err = pcall(r.add, r, '%d', 'x')
 assert(not ok and err:find('number expected, got string', 1, true), err)
 assert(not pcall(r.add, 'x', 'y'), 'res:add on a string')
 eq(#r, 5, 'nothing added by a failed call')
+-- core.add (res:add on Lua 5.4; LuaJIT keeps the Lua version) directly.
+local parts = {}
+core.add(parts, 'a%%')
+core.add(parts, 'b')
+core.add(parts, '%s-%d', 'c', 3)
+eq(parts, { 'a%', 'b', 'c-3' }, 'core.add')
 
 -- Through the server: both paths.
 local obj = setmetatable({}, { __tostring = function() return 'from tostring' end })
