@@ -55,10 +55,7 @@ local function dispatch(self, req, res)
 	end
 	local route = self.exact[path]
 	if route then
-		local h = route[method]
-		if h == nil and method == 'HEAD' then
-			h = route.GET
-		end
+		local h = pick(route, method)
 		if h then
 			return h(req, res)
 		end
