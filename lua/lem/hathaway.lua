@@ -14,7 +14,6 @@ M.App = App
 
 local methods = { 'GET', 'POST', 'PUT', 'DELETE', 'OPTIONS', 'PATCH', 'HEAD' }
 
-
 for _, method in ipairs(methods) do
 	-- app:GET(path, handler): an exact-path route.
 	App[method] = function(self, path, handler)

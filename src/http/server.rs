@@ -318,8 +318,8 @@ fn decode_path(uri: &[u8]) -> Vec<u8> {
     out
 }
 
-/// Push `req, res, close, keepalive, framing` for a parsed head (or `nil, status`
-/// when the server's rules refuse it).
+/// Push `req, res, close, keepalive, framing` for a parsed head (or
+/// `nil, status` when the server's rules refuse it).
 unsafe fn push_request(l: *mut lua_State, start: &Start, fields: &[httparse::Header]) -> c_int {
     let rules = match rules(start.c, fields) {
         Ok(r) => r,
