@@ -88,10 +88,14 @@ impl Runtime {
             unsafe { mlua::Lua::unsafe_new_with(mlua::StdLib::NONE, mlua::LuaOptions::new()) };
         // SAFETY: the state is new and ours; mlua's allocator gives malloc
         // blocks (Rust's system allocator).
-        raw_exec(&lua, (), |l| unsafe {
-            lua_alloc::install(l);
+        let mut cache = None;
+        raw_exec(&lua, (), |l| {
+            cache = Some(unsafe { lua_alloc::install(l) });
             0
         })?;
+        // mlua drops app data after closing the state: the cache outlives
+        // every allocation.
+        lua.set_app_data(cache);
         if options.ignore_env {
             lua.set_named_registry_value("LUA_NOENV", true)?;
         }

@@ -5,17 +5,20 @@
 //! each HTTP request makes four tables with their parts and a few strings,
 //! and the collector frees the last requests' in bursts. glibc's thread
 //! cache keeps seven freed blocks per size; past that every free and malloc
-//! goes through its bins, ~4% of a request's instructions, and mlua's
-//! allocator adds its memory accounting (which lem does not use) to each
-//! call. Here freed blocks wait for reuse, up to [`KEEP_BYTES`] per size
-//! class (2 MiB in all); larger blocks go straight to `malloc`.
+//! goes through its bins, and mlua's allocator adds its memory accounting
+//! (which lem does not use) to each call. Here freed blocks wait for reuse,
+//! up to [`KEEP_BYTES`] per size class (2 MiB in all); larger blocks go
+//! straight to `malloc`.
 //!
-//! Blocks are plain `malloc` blocks, so any block may be freed by either
-//! side: the blocks a state allocated before it got this allocator, a block
-//! cached by one state and reused by another on the same thread.
+//! Each state has a [`Cache`] of its own, reached through the allocator's
+//! user data (no thread-local lookup per call), that keeps each class's
+//! freed blocks as a list linked through the blocks themselves. Blocks are
+//! plain `malloc` blocks, so any block may be freed by either side: the
+//! blocks a state allocated before it got this allocator, and the cached
+//! ones when the cache is dropped.
 
-use std::cell::RefCell;
 use std::ffi::c_void;
+use std::ptr;
 
 use crate::lua::{ffi, lua_State};
 
@@ -31,125 +34,168 @@ const MAX_SMALL: usize = SMALLEST + (CLASSES - 1) * GRAIN;
 /// the collector frees between two of a busy server's cycles.
 const KEEP_BYTES: usize = 128 * 1024;
 
-struct Cache {
-    free: [Vec<*mut c_void>; CLASSES],
-}
-
-impl Drop for Cache {
-    fn drop(&mut self) {
-        for list in &mut self.free {
-            for p in list.drain(..) {
-                // SAFETY: cached blocks came from malloc and are owned here.
-                unsafe { libc::free(p) };
-            }
-        }
-    }
-}
-
-thread_local! {
-    static CACHE: RefCell<Cache> = RefCell::new(Cache {
-        free: std::array::from_fn(|_| Vec::new()),
-    });
-}
-
 /// The class of a small size (`0..=MAX_SMALL`).
 #[inline]
-fn class(size: usize) -> usize {
+const fn class(size: usize) -> usize {
     size.saturating_sub(SMALLEST).div_ceil(GRAIN)
 }
 
 #[inline]
-fn class_size(c: usize) -> usize {
+const fn class_size(c: usize) -> usize {
     SMALLEST + c * GRAIN
 }
 
-/// A block of at least `size` bytes, or null.
-#[inline]
-unsafe fn alloc(size: usize) -> *mut c_void {
-    if size > MAX_SMALL {
-        return libc::malloc(size);
+/// How many freed blocks each class keeps.
+const KEEP: [u32; CLASSES] = {
+    let mut keep = [0; CLASSES];
+    let mut c = 0;
+    while c < CLASSES {
+        keep[c] = (KEEP_BYTES / class_size(c)) as u32;
+        c += 1;
     }
-    let c = class(size);
-    let cached = CACHE
-        .try_with(|cache| cache.borrow_mut().free[c].pop())
-        .ok()
-        .flatten();
-    cached.unwrap_or_else(|| libc::malloc(class_size(c)))
+    keep
+};
+
+/// A freed block waiting in its class's list.
+struct Free {
+    next: *mut Free,
 }
 
-/// Free a block Lua knows as `size` bytes.
-#[inline]
-unsafe fn release(p: *mut c_void, size: usize) {
-    if size <= MAX_SMALL {
+/// One state's freed small blocks.
+pub(crate) struct Cache {
+    heads: [*mut Free; CLASSES],
+    counts: [u32; CLASSES],
+}
+
+impl Cache {
+    fn new() -> Cache {
+        Cache {
+            heads: [ptr::null_mut(); CLASSES],
+            counts: [0; CLASSES],
+        }
+    }
+
+    /// A block of at least `size` bytes, or null.
+    #[inline]
+    unsafe fn alloc(&mut self, size: usize) -> *mut c_void {
+        if size > MAX_SMALL {
+            return libc::malloc(size);
+        }
         let c = class(size);
-        // Blocks from before the switch were allocated at their exact size:
-        // only those that hold the whole class go to the cache.
-        if libc::malloc_usable_size(p) >= class_size(c) {
-            let kept = CACHE
-                .try_with(|cache| {
-                    let list = &mut cache.borrow_mut().free[c];
-                    let room = list.len() * class_size(c) < KEEP_BYTES;
-                    if room {
-                        list.push(p);
-                    }
-                    room
-                })
-                .unwrap_or(false);
-            if kept {
+        let head = self.heads[c];
+        if head.is_null() {
+            return libc::malloc(class_size(c));
+        }
+        self.heads[c] = (*head).next;
+        self.counts[c] -= 1;
+        head.cast()
+    }
+
+    /// Free a block Lua knows as `size` bytes.
+    #[inline]
+    unsafe fn release(&mut self, p: *mut c_void, size: usize) {
+        if size <= MAX_SMALL {
+            let c = class(size);
+            if self.counts[c] < KEEP[c] && holds_class(p, c) {
+                let block: *mut Free = p.cast();
+                (*block).next = self.heads[c];
+                self.heads[c] = block;
+                self.counts[c] += 1;
                 return;
             }
         }
+        libc::free(p);
     }
-    libc::free(p);
 }
 
-/// The `lua_Alloc` function. With a null `ptr`, Lua 5.4 passes the kind of
-/// object as `osize`: not a size.
+impl Drop for Cache {
+    fn drop(&mut self) {
+        for head in &mut self.heads {
+            let mut p = std::mem::replace(head, ptr::null_mut());
+            while !p.is_null() {
+                // SAFETY: cached blocks came from malloc and are owned here.
+                unsafe {
+                    let next = (*p).next;
+                    libc::free(p.cast());
+                    p = next;
+                }
+            }
+        }
+    }
+}
+
+/// Whether a `malloc` block that Lua uses for a size of class `c` holds the
+/// whole class. glibc's usable size is its chunk's, which the classes are:
+/// always. Elsewhere a block from before the switch may have been
+/// allocated at its exact size, smaller than its class.
+#[inline]
+unsafe fn holds_class(p: *mut c_void, c: usize) -> bool {
+    cfg!(all(target_os = "linux", target_env = "gnu"))
+        || libc::malloc_usable_size(p) >= class_size(c)
+}
+
+/// The `lua_Alloc` function; `ud` is the state's [`Cache`]. With a null
+/// `ptr`, Lua 5.4 passes the kind of object as `osize`: not a size.
 unsafe extern "C" fn allocator(
-    _ud: *mut c_void,
+    ud: *mut c_void,
     ptr: *mut c_void,
     osize: usize,
     nsize: usize,
 ) -> *mut c_void {
+    let cache = &mut *(ud as *mut Cache);
     if ptr.is_null() {
         return if nsize == 0 {
-            std::ptr::null_mut()
+            ptr::null_mut()
         } else {
-            alloc(nsize)
+            cache.alloc(nsize)
         };
     }
     if nsize == 0 {
-        release(ptr, osize);
-        return std::ptr::null_mut();
+        cache.release(ptr, osize);
+        return ptr::null_mut();
     }
     if osize > MAX_SMALL && nsize > MAX_SMALL {
         return libc::realloc(ptr, nsize);
     }
-    // Within its class, a block stays where it is (if it holds the class:
-    // see `release`).
+    // Within its class, a block stays where it is (if it holds the class).
     if osize <= MAX_SMALL
         && nsize <= MAX_SMALL
         && class(nsize) == class(osize)
-        && libc::malloc_usable_size(ptr) >= class_size(class(nsize))
+        && holds_class(ptr, class(nsize))
     {
         return ptr;
     }
-    let p = alloc(nsize);
+    let p = cache.alloc(nsize);
     if !p.is_null() {
-        std::ptr::copy_nonoverlapping(ptr as *const u8, p as *mut u8, osize.min(nsize));
-        release(ptr, osize);
+        ptr::copy_nonoverlapping(ptr as *const u8, p as *mut u8, osize.min(nsize));
+        cache.release(ptr, osize);
     }
     p
 }
 
-/// Make `l`'s state allocate through the cache from now on.
+/// The cache a state allocates through; dropping it frees the cached
+/// blocks, so it must outlive the state (mlua drops its app data after
+/// `lua_close`).
+pub(crate) struct Installed(*mut Cache);
+
+impl Drop for Installed {
+    fn drop(&mut self) {
+        // SAFETY: made by Box::into_raw in `install`; the state is closed.
+        drop(unsafe { Box::from_raw(self.0) });
+    }
+}
+
+/// Make `l`'s state allocate through a new cache from now on; the state
+/// must not allocate after the returned value is dropped.
 ///
 /// # Safety
 /// `l` must be a state whose allocator hands out `malloc` blocks (mlua's
 /// does, through Rust's system allocator); nothing else may be allocating
 /// in it meanwhile.
-pub(crate) unsafe fn install(l: *mut lua_State) {
-    ffi::lua_setallocf(l, allocator, std::ptr::null_mut());
+pub(crate) unsafe fn install(l: *mut lua_State) -> Installed {
+    let cache = Box::into_raw(Box::new(Cache::new()));
+    ffi::lua_setallocf(l, allocator, cache.cast());
+    Installed(cache)
 }
 
 #[cfg(test)]
@@ -173,31 +219,58 @@ mod tests {
     #[test]
     fn blocks_are_reused_per_class_and_grow_and_shrink() {
         let null = std::ptr::null_mut();
+        let mut cache = Cache::new();
+        let ud = &mut cache as *mut Cache as *mut c_void;
         // SAFETY: every block is used within the size it was given.
         unsafe {
-            let a = allocator(null, null, 5, 40);
+            let a = allocator(ud, null, 5, 40);
             assert!(!a.is_null());
             std::ptr::write_bytes(a as *mut u8, 7, 40);
             // Same class: in place.
-            let b = allocator(null, a, 40, 36);
+            let b = allocator(ud, a, 40, 36);
             assert_eq!(a, b);
             // Larger: moved, contents kept.
-            let c = allocator(null, b, 36, 1000);
+            let c = allocator(ud, b, 36, 1000);
             assert!((0..36).all(|i| *(c as *const u8).add(i) == 7));
             // The freed small block serves the next one of its class.
-            let d = allocator(null, null, 0, 33);
+            let d = allocator(ud, null, 0, 33);
             assert_eq!(d, a);
             // Large to small: moved into a cached class.
-            let e = allocator(null, c, 1000, 20);
+            let e = allocator(ud, c, 1000, 20);
             assert!((0..20).all(|i| *(e as *const u8).add(i) == 7));
-            assert!(allocator(null, d, 33, 0).is_null());
-            assert!(allocator(null, e, 20, 0).is_null());
+            assert!(allocator(ud, d, 33, 0).is_null());
+            assert!(allocator(ud, e, 20, 0).is_null());
             // A block malloc gave before the switch is cached like ours.
             let f = libc::malloc(30);
-            allocator(null, f, 30, 0);
-            let g = allocator(null, null, 0, 40);
+            allocator(ud, f, 30, 0);
+            let g = allocator(ud, null, 0, 40);
             assert_eq!(g, f);
-            allocator(null, g, 40, 0);
+            allocator(ud, g, 40, 0);
         }
+    }
+
+    #[test]
+    fn each_class_keeps_a_bounded_number_of_blocks() {
+        let null = std::ptr::null_mut();
+        let mut cache = Cache::new();
+        let ud = &mut cache as *mut Cache as *mut c_void;
+        let c = class(100);
+        let n = KEEP[c] as usize + 10;
+        // SAFETY: blocks are only allocated and freed.
+        unsafe {
+            let blocks: Vec<_> = (0..n).map(|_| allocator(ud, null, 0, 100)).collect();
+            assert!(blocks.iter().all(|p| !p.is_null()));
+            for &p in &blocks {
+                allocator(ud, p, 100, 0);
+            }
+            assert_eq!(cache.counts[c], KEEP[c]);
+            assert!(KEEP[c] as usize * class_size(c) <= KEEP_BYTES);
+            // The cached ones come back newest first, then malloc's.
+            let last = allocator(ud, null, 0, 100);
+            assert_eq!(last, blocks[KEEP[c] as usize - 1]);
+            allocator(ud, last, 100, 0);
+        }
+        // Dropping the cache frees what it holds (valgrind would say).
+        drop(cache);
     }
 }
