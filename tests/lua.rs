@@ -63,6 +63,7 @@ lua_tests! {
     http_parse => "http/parse.lua",
     http_python_client => "http/python_client.lua",
     http_raw => "http/raw.lua",
+    http_request => "http/request.lua",
     http_server_curl => "http/server_curl.lua",
     http_tls => "http/tls.lua",
     http_wrk => "http/wrk.lua",

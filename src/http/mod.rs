@@ -212,15 +212,20 @@ fn with_head<R>(
 ) -> Result<R, Bad> {
     let nl = memchr::memchr(b'\n', head).ok_or(Bad::Parse)?;
     let start = start_line(kind, &head[..nl]).ok_or(Bad::Parse)?;
-    let fields = &head[nl + 1..];
+    with_fields(&head[nl + 1..], |fields| visit(&start, fields))
+}
+
+/// Check (and with `visit`, walk) the field section `fields` of a head
+/// (what follows the start line, up to and with the empty line).
+fn with_fields<R>(fields: &[u8], visit: impl FnOnce(&[httparse::Header]) -> R) -> Result<R, Bad> {
     let mut buf = [httparse::EMPTY_HEADER; MAX_FIELDS];
     if folded(fields) {
         let unfolded = unfold(fields);
         let n = parse_fields(&unfolded, &mut buf)?;
-        Ok(visit(&start, &buf[..n]))
+        Ok(visit(&buf[..n]))
     } else {
         let n = parse_fields(fields, &mut buf)?;
-        Ok(visit(&start, &buf[..n]))
+        Ok(visit(&buf[..n]))
     }
 }
 

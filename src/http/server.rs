@@ -12,7 +12,8 @@
 
 use std::ffi::c_int;
 
-use super::{build_head, find_head, integer, with_head, Bad, Kind, Length, ResponseHead, Start};
+use super::{build_head, find_head, integer, with_fields, with_head};
+use super::{Bad, Kind, Length, ResponseHead, Start};
 use super::{HEAD_LIMIT, NO_SPACE};
 use crate::io::stream::{self, Stream, STREAM};
 use crate::lua::{self, ffi, lua_State};
@@ -45,11 +46,19 @@ enum Key {
     File,
     Status,
     ServerName,
+    Head,
+    // Not field names: the common methods and versions, pushed from here
+    // rather than interned again for each request.
+    Get,
+    Post,
+    HeadMethod,
+    Http11,
+    Http10,
 }
 
 const KEY_BASE: ffi::lua_Integer = 6;
 
-const KEYS: [&std::ffi::CStr; 14] = [
+const KEYS: [&std::ffi::CStr; 20] = [
     c"method",
     c"uri",
     c"version",
@@ -64,6 +73,12 @@ const KEYS: [&std::ffi::CStr; 14] = [
     c"file",
     c"status",
     c"server_name",
+    c"_head",
+    c"GET",
+    c"POST",
+    c"HEAD",
+    c"1.1",
+    c"1.0",
 ];
 
 /// Its registry key (the address is what matters). `respond` has it as its
@@ -144,8 +159,10 @@ impl Format for ServerHead {
 
     unsafe fn push(&self, l: *mut lua_State, input: &[u8], mark: usize) -> c_int {
         // `input` ends where scan found the head's end.
-        match with_head(Kind::Request, &input[mark..], |start, fields| {
-            push_request(l, start, fields)
+        let head = &input[mark..];
+        let section = memchr::memchr(b'\n', head).map_or(&[][..], |nl| &head[nl + 1..]);
+        match with_head(Kind::Request, head, |start, fields| {
+            push_request(l, start, fields, section)
         }) {
             Ok(n) => n,
             Err(Bad::Parse) => refuse(l, BAD_REQUEST),
@@ -319,8 +336,15 @@ fn decode_path(uri: &[u8]) -> Vec<u8> {
 }
 
 /// Push `req, res, close, keepalive, framing` for a parsed head (or
-/// `nil, status` when the server's rules refuse it).
-unsafe fn push_request(l: *mut lua_State, start: &Start, fields: &[httparse::Header]) -> c_int {
+/// `nil, status` when the server's rules refuse it). `section` is the
+/// head's field section, kept as `req._head` until `req.headers` is first
+/// asked for ([`request_index`]).
+unsafe fn push_request(
+    l: *mut lua_State,
+    start: &Start,
+    fields: &[httparse::Header],
+    section: &[u8],
+) -> c_int {
     let rules = match rules(start.c, fields) {
         Ok(r) => r,
         Err(status) => return refuse(l, status),
@@ -329,10 +353,19 @@ unsafe fn push_request(l: *mut lua_State, start: &Start, fields: &[httparse::Hea
     let conf = ffi::lua_gettop(l);
     ffi::lua_createtable(l, 0, 8);
     let req = conf + 1;
-    set(l, conf, req, Key::Method, || lua::push_bytes(l, start.a));
+    set(l, conf, req, Key::Method, || match start.a {
+        b"GET" => push_key(l, conf, Key::Get),
+        b"POST" => push_key(l, conf, Key::Post),
+        b"HEAD" => push_key(l, conf, Key::HeadMethod),
+        other => lua::push_bytes(l, other),
+    });
     set(l, conf, req, Key::Uri, || lua::push_bytes(l, start.b));
-    set(l, conf, req, Key::Version, || lua::push_bytes(l, start.c));
-    set(l, conf, req, Key::Headers, || super::push_fields(l, fields));
+    // rules() let only these two through.
+    set(l, conf, req, Key::Version, || match start.c {
+        b"1.1" => push_key(l, conf, Key::Http11),
+        _ => push_key(l, conf, Key::Http10),
+    });
+    set(l, conf, req, Key::Head, || lua::push_bytes(l, section));
     set(l, conf, req, Key::Path, || {
         if start.b.iter().any(|c| matches!(c, b'?' | b'%' | b'+')) {
             lua::push_bytes(l, &decode_path(start.b));
@@ -386,6 +419,40 @@ unsafe fn push_request(l: *mut lua_State, start: &Start, fields: &[httparse::Hea
 unsafe extern "C-unwind" fn request(l: *mut lua_State) -> c_int {
     let s: &Stream = lua::check_object(l, 1, STREAM);
     stream::read(l, s, Fmt::Custom(&SERVER_HEAD))
+}
+
+/// `Request.__index(req, k)`: the methods of `Request`, and `req.headers`,
+/// which is built on first use from the field section kept in
+/// `req._head`, then stored in `req` (and `_head` dropped). Most handlers
+/// never look at the headers; building the table for each request was a
+/// tenth of a hello world's work, more with a browser's dozen fields.
+unsafe extern "C-unwind" fn request_index(l: *mut lua_State) -> c_int {
+    let conf = CONF_UPVALUE;
+    ffi::lua_settop(l, 2);
+    // 3: Request[k]
+    lua::push_index(l, conf, REQUEST);
+    ffi::lua_pushvalue(l, 2);
+    ffi::lua_rawget(l, -2);
+    if ffi::lua_type(l, -1) != ffi::LUA_TNIL || ffi::lua_type(l, 1) != ffi::LUA_TTABLE {
+        return 1;
+    }
+    // 5: the key `headers`; 6: req._head
+    push_key(l, conf, Key::Headers);
+    if ffi::lua_rawequal(l, 2, 5) == 0 || get(l, conf, 1, Key::Head) != ffi::LUA_TSTRING {
+        ffi::lua_pushnil(l);
+        return 1;
+    }
+    let section = lua::to_bytes(l, 6).unwrap_or_default();
+    // The section was parsed when the request was read: it cannot fail.
+    if with_fields(section, |fields| super::push_fields(l, fields)).is_err() {
+        ffi::lua_createtable(l, 0, 0);
+    }
+    // req.headers = headers; req._head = nil
+    ffi::lua_pushvalue(l, 5);
+    ffi::lua_pushvalue(l, 7);
+    ffi::lua_rawset(l, 1);
+    set(l, conf, 1, Key::Head, || ffi::lua_pushnil(l));
+    1
 }
 
 /// core.respond(client, req, res, close, keepalive) -> true | nil, err |
@@ -506,8 +573,15 @@ pub(super) unsafe fn register(l: *mut lua_State) {
     ffi::lua_pushlightuserdata(l, &CONF as *const u8 as *mut _);
     ffi::lua_pushvalue(l, -2);
     ffi::lua_rawset(l, ffi::LUA_REGISTRYINDEX);
-    ffi::lua_pushcclosure(l, respond, 1);
-    ffi::lua_setfield(l, -2, c"respond".as_ptr());
+    for (name, f) in [
+        (c"respond", respond as ffi::lua_CFunction),
+        (c"request_index", request_index),
+    ] {
+        ffi::lua_pushvalue(l, -1);
+        ffi::lua_pushcclosure(l, f, 1);
+        ffi::lua_setfield(l, -3, name.as_ptr());
+    }
+    ffi::lua_pop(l, 1);
 }
 
 #[cfg(test)]

@@ -15,7 +15,7 @@ local io = require 'lem.io'
 local http = require 'lem.http'
 local response = require 'lem.http.response'
 
-local type, tostring, tonumber, pairs, setmetatable, xpcall = type, tostring, tonumber, pairs, setmetatable, xpcall
+local type, tostring, tonumber, pairs, next, setmetatable, xpcall = type, tostring, tonumber, pairs, next, setmetatable, xpcall
 local format, gsub, lower, char = string.format, string.gsub, string.lower, string.char
 local concat = table.concat
 local traceback = debug.traceback
@@ -53,8 +53,16 @@ function M.urldecode(s)
 	return (gsub(gsub(s, '+', ' '), '%%(%x%x)', hexdigit))
 end
 
+-- req's methods. req.headers is built on first use (core.request_index),
+-- from the field section the Rust half keeps in req._head: a handler that
+-- never reads the headers costs no table for them. pairs(req) builds them
+-- first (on Lua 5.4; LuaJIT's pairs has no __pairs).
 local Request = {}
-Request.__index = Request
+Request.__index = core.request_index
+function Request.__pairs(req)
+	local _ = req.headers
+	return next, req, nil
+end
 M.Request = Request
 
 -- The request's framing, set by the server: 'length' with _length, or
