@@ -28,7 +28,7 @@ measure() { # $1 runtime, $2 seconds of load (0: one request) -> instructions, r
 	local pid=$!
 	for _ in $(seq 1 100); do (exec 3<>/dev/tcp/127.0.0.1/$PORT) 2>/dev/null && break; sleep 0.1; done
 	if [ "$2" -gt 0 ]; then
-		n=$(wrk -t1 -c2 -d"${2}s" "http://127.0.0.1:$PORT/" | awk '/requests in/{print $1}')
+		n=$(wrk -t1 -c"${CONNS:-2}" -d"${2}s" "http://127.0.0.1:$PORT/" | awk '/requests in/{print $1}')
 	else
 		curl -s -o /dev/null "http://127.0.0.1:$PORT/"
 	fi

@@ -54,6 +54,10 @@ struct Head(Kind);
 static REQUEST: Head = Head(Kind::Request);
 static RESPONSE: Head = Head(Kind::Response);
 
+/// Up to this many bytes, a head is searched line by line: setting up the
+/// vector searches for its few lines costs more than they save.
+const SHORT: usize = 256;
+
 /// Where the head starts (after empty lines a client may send between
 /// requests, RFC 9112 §2.2) and ends (after its empty line), if complete.
 fn find_head(input: &[u8]) -> (usize, Option<usize>) {
@@ -61,19 +65,37 @@ fn find_head(input: &[u8]) -> (usize, Option<usize>) {
     while start < input.len() && (input[start] == b'\r' || input[start] == b'\n') {
         start += 1;
     }
-    // The empty line is a line end after a line end: the first "\n\r\n"
-    // (CRLF endings), unless a "\n\n" (bare LF endings) comes before it.
-    // Two vector searches over the head, not one call per line.
-    static CRLF: LazyLock<memmem::Finder> = LazyLock::new(|| memmem::Finder::new(b"\n\r\n"));
-    static LF: LazyLock<memmem::Finder> = LazyLock::new(|| memmem::Finder::new(b"\n\n"));
     let body = &input[start..];
-    let crlf = CRLF.find(body).map(|i| i + 3);
-    let before = crlf.map_or(body.len(), |end| end - 1);
-    let end = match LF.find(&body[..before]) {
-        Some(i) => Some(i + 2),
-        None => crlf,
+    let end = if body.len() <= SHORT {
+        head_end_by_lines(body)
+    } else {
+        head_end_by_search(body)
     };
     (start, end.map(|end| start + end))
+}
+
+/// The end of the empty line that ends `body`'s head: each line end looked
+/// at once; the first that starts an empty line (LF or CRLF) ends it.
+fn head_end_by_lines(body: &[u8]) -> Option<usize> {
+    memchr::memchr_iter(b'\n', body).find_map(|i| match body.get(i + 1) {
+        Some(b'\n') => Some(i + 2),
+        Some(b'\r') if body.get(i + 2) == Some(&b'\n') => Some(i + 3),
+        _ => None,
+    })
+}
+
+/// [`head_end_by_lines`] in two vector searches, not one call per line:
+/// the first "\n\r\n" (CRLF endings), unless a "\n\n" (bare LF endings)
+/// comes before it.
+fn head_end_by_search(body: &[u8]) -> Option<usize> {
+    static CRLF: LazyLock<memmem::Finder> = LazyLock::new(|| memmem::Finder::new(b"\n\r\n"));
+    static LF: LazyLock<memmem::Finder> = LazyLock::new(|| memmem::Finder::new(b"\n\n"));
+    let crlf = CRLF.find(body).map(|i| i + 3);
+    let before = crlf.map_or(body.len(), |end| end - 1);
+    match LF.find(&body[..before]) {
+        Some(i) => Some(i + 2),
+        None => crlf,
+    }
 }
 
 /// The start line's parts: request `(method, uri, version)` or response
@@ -140,7 +162,19 @@ fn start_line(kind: Kind, line: &[u8]) -> Option<Start<'_>> {
 
 /// Whether the field section has obsolete line folding.
 fn folded(fields: &[u8]) -> bool {
-    // Two vector searches, not one call per line.
+    if fields.len() <= SHORT {
+        folded_by_lines(fields)
+    } else {
+        folded_by_search(fields)
+    }
+}
+
+fn folded_by_lines(fields: &[u8]) -> bool {
+    memchr::memchr_iter(b'\n', fields).any(|i| matches!(fields.get(i + 1), Some(b' ' | b'\t')))
+}
+
+/// [`folded_by_lines`] in two vector searches, not one call per line.
+fn folded_by_search(fields: &[u8]) -> bool {
     static SPACE: LazyLock<memmem::Finder> = LazyLock::new(|| memmem::Finder::new(b"\n "));
     static TAB: LazyLock<memmem::Finder> = LazyLock::new(|| memmem::Finder::new(b"\n\t"));
     SPACE.find(fields).is_some() || TAB.find(fields).is_some()
@@ -386,18 +420,53 @@ fn imf_date(t: u64) -> Vec<u8> {
     .into_bytes()
 }
 
-/// Call `f` with the `Date` value of now (formatted once a second).
-fn with_date<R>(f: impl FnOnce(&[u8]) -> R) -> R {
-    let now = SystemTime::now()
+/// The time in whole seconds since the Unix epoch.
+fn unix_now() -> u64 {
+    SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs())
-        .unwrap_or(0);
+        .unwrap_or(0)
+}
+
+/// Call `f` with the `Date` value of now (formatted once a second).
+fn with_date<R>(f: impl FnOnce(&[u8]) -> R) -> R {
+    let now = unix_now();
     DATE.with(|c| {
         let mut c = c.borrow_mut();
         if c.0 != now {
             *c = (now, imf_date(now));
         }
         f(&c.1)
+    })
+}
+
+thread_local! {
+    /// The `Date` and `Server` fields as they go in a head (`Date: ...\r\n
+    /// Server: ...\r\n`), for the second and server name they were made
+    /// for: `(unix seconds, name, lines)`.
+    static DATE_SERVER: RefCell<(u64, Vec<u8>, Vec<u8>)> =
+        const { RefCell::new((u64::MAX, Vec::new(), Vec::new())) };
+}
+
+/// Call `f` with the `Date` and `Server` fields of a head for now and
+/// `server` (made once a second, or when the name changes).
+fn with_date_server<R>(server: &[u8], f: impl FnOnce(&[u8]) -> R) -> R {
+    let now = unix_now();
+    DATE_SERVER.with(|c| {
+        let mut c = c.borrow_mut();
+        if c.0 != now || c.1 != server {
+            let (_, name, lines) = &mut *c;
+            name.clear();
+            name.extend_from_slice(server);
+            lines.clear();
+            lines.extend_from_slice(b"Date: ");
+            with_date(|d| lines.extend_from_slice(d));
+            lines.extend_from_slice(b"\r\nServer: ");
+            lines.extend_from_slice(server);
+            lines.extend_from_slice(b"\r\n");
+            c.0 = now;
+        }
+        f(&c.2)
     })
 }
 
@@ -544,15 +613,19 @@ unsafe fn build_head(l: *mut lua_State, out: &mut Vec<u8>, h: ResponseHead) -> b
         }
         _ => {}
     }
-    if !hasdate {
-        out.extend_from_slice(b"Date: ");
-        with_date(|d| out.extend_from_slice(d));
-        out.extend_from_slice(b"\r\n");
-    }
-    if !hasserver {
-        out.extend_from_slice(b"Server: ");
-        out.extend_from_slice(h.server);
-        out.extend_from_slice(b"\r\n");
+    match (hasdate, hasserver) {
+        (false, false) => with_date_server(h.server, |lines| out.extend_from_slice(lines)),
+        (false, true) => {
+            out.extend_from_slice(b"Date: ");
+            with_date(|d| out.extend_from_slice(d));
+            out.extend_from_slice(b"\r\n");
+        }
+        (true, false) => {
+            out.extend_from_slice(b"Server: ");
+            out.extend_from_slice(h.server);
+            out.extend_from_slice(b"\r\n");
+        }
+        (true, true) => {}
     }
     if !hasconn {
         if h.close {
@@ -578,6 +651,17 @@ unsafe fn integer(l: *mut lua_State, idx: c_int) -> Option<i64> {
 
 /// Append `n` in decimal.
 fn push_int(out: &mut Vec<u8>, n: i64) {
+    // A status code, or a small body's length: no loop, no copy call.
+    if (100..1000).contains(&n) {
+        let n = n as u16;
+        let digits = [
+            b'0' + (n / 100) as u8,
+            b'0' + (n / 10 % 10) as u8,
+            b'0' + (n % 10) as u8,
+        ];
+        out.extend_from_slice(&digits);
+        return;
+    }
     let mut buf = [0u8; 20];
     let mut i = buf.len();
     let mut m = n.unsigned_abs();
@@ -688,6 +772,33 @@ mod tests {
     }
 
     #[test]
+    fn line_by_line_and_vector_searches_agree() {
+        // Every string of up to 7 bytes over the bytes that matter, and
+        // longer ones made from them.
+        let alphabet = [b'a', b'\r', b'\n', b' ', b'\t'];
+        let mut cases: Vec<Vec<u8>> = vec![Vec::new()];
+        for len in 1..=7u32 {
+            for mut k in 0..5usize.pow(len) {
+                let mut v = Vec::new();
+                for _ in 0..len {
+                    v.push(alphabet[k % 5]);
+                    k /= 5;
+                }
+                cases.push(v);
+            }
+        }
+        let longer: Vec<Vec<u8>> = (0..cases.len())
+            .step_by(97)
+            .map(|i| [&b"x"[..], &cases[cases.len() - 1 - i], &cases[i], &cases[i]].concat())
+            .collect();
+        cases.extend(longer);
+        for c in &cases {
+            assert_eq!(head_end_by_lines(c), head_end_by_search(c), "{c:?}");
+            assert_eq!(folded_by_lines(c), folded_by_search(c), "{c:?}");
+        }
+    }
+
+    #[test]
     fn folded_lines_are_joined() {
         assert_eq!(
             unfold(b"A: b\r\n  c\r\nD: e\r\n\r\n"),
@@ -706,10 +817,39 @@ mod tests {
 
     #[test]
     fn formats_integers() {
-        for n in [0i64, 7, 14, 200, 1234567890, -5, i64::MIN] {
+        for n in [
+            0i64,
+            7,
+            14,
+            99,
+            100,
+            200,
+            999,
+            1000,
+            1234567890,
+            -5,
+            -100,
+            i64::MIN,
+        ] {
             let mut v = Vec::new();
             push_int(&mut v, n);
             assert_eq!(v, n.to_string().into_bytes());
+        }
+    }
+
+    #[test]
+    fn date_and_server_lines_follow_the_name() {
+        for name in [&b"lem"[..], b"other/1.0", b"lem"] {
+            let want = |d: &[u8]| [&b"Date: "[..], d, b"\r\nServer: ", name, b"\r\n"].concat();
+            // The second may turn between two looks at the clock.
+            let before = with_date(|d| d.to_vec());
+            let got = with_date_server(name, |l| l.to_vec());
+            let after = with_date(|d| d.to_vec());
+            assert!(
+                got == want(&before) || got == want(&after),
+                "{:?}",
+                String::from_utf8_lossy(&got)
+            );
         }
     }
 

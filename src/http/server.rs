@@ -538,7 +538,9 @@ unsafe extern "C-unwind" fn respond(l: *mut lua_State) -> c_int {
     } else {
         Length::Bytes(body.len() as i64)
     };
-    let mut out = Vec::with_capacity(256);
+    let mut out = HEAD_BUF.take();
+    out.clear();
+    out.reserve(256);
     let head = ResponseHead {
         status,
         text,
@@ -555,9 +557,21 @@ unsafe extern "C-unwind" fn respond(l: *mut lua_State) -> c_int {
     let head_only = lua::to_bytes(l, -1) == Some(b"HEAD");
     let with_body = !head_only && !matches!(length, Length::None);
     let w = stream::write(l, s, &[&out, if with_body { body } else { &[] }]);
-    drop((out, joined));
+    // What the socket did not take was copied: the buffer is free again.
+    if out.capacity() <= HEAD_BUF_MAX {
+        HEAD_BUF.set(out);
+    }
+    drop(joined);
     w.finish(l)
 }
+
+thread_local! {
+    /// The buffer `respond` builds heads in, kept between responses.
+    static HEAD_BUF: std::cell::Cell<Vec<u8>> = const { std::cell::Cell::new(Vec::new()) };
+}
+
+/// Largest head buffer kept for the next response.
+const HEAD_BUF_MAX: usize = 16 << 10;
 
 const FUNCS: &[lua::Reg] = &[(c"setup", setup), (c"request", request)];
 
