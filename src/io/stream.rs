@@ -394,7 +394,11 @@ async fn read_wait(inner: Rc<Inner>, io: Rc<Io>, fmt: Fmt) -> Resume {
             return Ok(None);
         };
         loop {
-            let mut guard = a.readable().await.map_err(Stop::Error)?;
+            // The reader's own waker slot: no waiter list to join and
+            // leave, as `readable()` has (one reader at a time here).
+            let mut guard = std::future::poll_fn(|cx| a.poll_read_ready(cx))
+                .await
+                .map_err(Stop::Error)?;
             let filled = fill_guarded(&mut guard, &mut inner.input.borrow_mut());
             match filled {
                 Ok(0) => {
