@@ -105,6 +105,11 @@ pub(crate) struct Inner {
     /// The timer of timed reads, kept between them (a keep-alive
     /// connection waits with a timeout for every request).
     read_timer: Cell<Option<ReadTimer>>,
+    /// The last read through the loop's readiness drained the socket and
+    /// cleared the readiness: a read that finds nothing buffered then
+    /// waits at once (its wait sees any event that came since), instead of
+    /// first asking tokio whether one did.
+    drained: Cell<bool>,
 }
 
 /// A timer that is only moved when a deadline comes earlier than the one
@@ -206,6 +211,7 @@ pub(crate) unsafe fn push_io(l: *mut lua_State, io: Io, kind: Kind) {
         timeout: Cell::new(None),
         limit: Cell::new(parsers::DEFAULT_LIMIT),
         read_timer: Cell::new(None),
+        drained: Cell::new(false),
     };
     lua::push_object(l, STREAM, Stream(Rc::new(inner)));
 }
@@ -252,10 +258,12 @@ fn read_fd(fd: RawFd, buf: &mut [u8]) -> io::Result<usize> {
 /// socket: the readiness is cleared then, so the next read waits for the
 /// kernel's next event instead of asking it first and getting `EAGAIN`
 /// (tokio keeps a newer event: `clear_ready` only drops what the guard saw).
-/// `WouldBlock` when there was nothing to read.
+/// `WouldBlock` when there was nothing to read. `cleared` tells whether
+/// the readiness is cleared now.
 fn fill_guarded(
     guard: &mut AsyncFdReadyGuard<'_, OwnedFd>,
     input: &mut Input,
+    cleared: &Cell<bool>,
 ) -> io::Result<usize> {
     let mut drained = false;
     let r = guard.try_io(|a| {
@@ -266,11 +274,15 @@ fn fill_guarded(
         })
     });
     match r {
-        Err(_would_block) => Err(io::ErrorKind::WouldBlock.into()),
+        Err(_would_block) => {
+            cleared.set(true);
+            Err(io::ErrorKind::WouldBlock.into())
+        }
         Ok(r) => {
             if drained {
                 guard.clear_ready();
             }
+            cleared.set(drained);
             r
         }
     }
@@ -278,7 +290,7 @@ fn fill_guarded(
 
 /// Fill `input` without waiting: `WouldBlock` when the loop has seen no
 /// readiness since the socket was last drained (no `read(2)` is made then).
-fn fill_now(io: &Io, input: &mut Input) -> io::Result<usize> {
+fn fill_now(io: &Io, input: &mut Input, cleared: &Cell<bool>) -> io::Result<usize> {
     match io {
         Io::Direct(f) => input.fill(|buf| read_fd(f.as_raw_fd(), buf)),
         Io::Async(a) => {
@@ -286,7 +298,7 @@ fn fill_now(io: &Io, input: &mut Input) -> io::Result<usize> {
             match a.poll_read_ready(&mut cx) {
                 Poll::Pending => Err(io::ErrorKind::WouldBlock.into()),
                 Poll::Ready(Err(e)) => Err(e),
-                Poll::Ready(Ok(mut guard)) => fill_guarded(&mut guard, input),
+                Poll::Ready(Ok(mut guard)) => fill_guarded(&mut guard, input, cleared),
             }
         }
     }
@@ -341,7 +353,13 @@ pub(crate) unsafe fn read(l: *mut lua_State, s: &Stream, fmt: Fmt) -> c_int {
         if let Some(scan) = fmt.look(&input, eof, limit) {
             return fmt.finish(l, &mut input, scan, eof, limit, "closed");
         }
-        match fill_now(&io, &mut input) {
+        // After a drain, wait at once: the wait's first look at the
+        // readiness finds any event that came since. (A read that cannot
+        // suspend still asks now.)
+        if inner.drained.get() && can_suspend(l) {
+            break;
+        }
+        match fill_now(&io, &mut input, &inner.drained) {
             Ok(0) => inner.eof.set(true),
             Ok(_) => {}
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
@@ -399,7 +417,7 @@ async fn read_wait(inner: Rc<Inner>, io: Rc<Io>, fmt: Fmt) -> Resume {
             let mut guard = std::future::poll_fn(|cx| a.poll_read_ready(cx))
                 .await
                 .map_err(Stop::Error)?;
-            let filled = fill_guarded(&mut guard, &mut inner.input.borrow_mut());
+            let filled = fill_guarded(&mut guard, &mut inner.input.borrow_mut(), &inner.drained);
             match filled {
                 Ok(0) => {
                     inner.eof.set(true);
