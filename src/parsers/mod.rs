@@ -222,29 +222,55 @@ const SPARE_MAX: usize = 256 << 10;
 /// fills before their coroutines run (a busy server's connections).
 const SPARES: usize = 8;
 
+/// Input up to this size is copied out of the chunk it was read into.
+const SMALL: usize = 4 << 10;
+
+/// Copies up to this size go into a buffer of exactly this capacity from
+/// a pool of their own (a request head, a line), not a fresh allocation.
+const TINY: usize = 512;
+
+/// Most tiny buffers kept: a busy server's connections each hold one
+/// between a fill and their coroutine's read (128 KiB at most).
+const TINIES: usize = 256;
+
 thread_local! {
     /// Empty buffers that streams gave back when they ran dry: a line echo
     /// or a keep-alive connection takes and returns one every round trip
     /// instead of asking malloc for 64 KiB twice, and an idle connection
     /// still holds no buffer.
     static SPARE: std::cell::RefCell<Vec<Vec<u8>>> = const { std::cell::RefCell::new(Vec::new()) };
+    /// The same for the [`TINY`] copies: with a loop turn filling dozens
+    /// of streams, their allocations went past malloc's per-thread cache.
+    static TINY_SPARE: std::cell::RefCell<Vec<Vec<u8>>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
-/// Input up to this size is copied out of the chunk it was read into.
-const SMALL: usize = 4 << 10;
-
 /// Keep `data`'s allocation among the spare buffers when it is an ordinary
-/// chunk and there is room; else free it.
+/// chunk or a tiny copy and there is room; else free it.
 fn give_back(mut data: Vec<u8>) {
-    if data.capacity() >= CHUNK && data.capacity() <= SPARE_MAX {
-        data.clear();
-        SPARE.with(|s| {
-            let mut s = s.borrow_mut();
-            if s.len() < SPARES {
-                s.push(data);
-            }
-        });
+    let (pool, most) = match data.capacity() {
+        TINY => (&TINY_SPARE, TINIES),
+        c if (CHUNK..=SPARE_MAX).contains(&c) => (&SPARE, SPARES),
+        _ => return,
+    };
+    data.clear();
+    pool.with(|s| {
+        let mut s = s.borrow_mut();
+        if s.len() < most {
+            s.push(data);
+        }
+    });
+}
+
+/// A copy of `bytes` (at most [`SMALL`]), in a pooled buffer when tiny.
+fn small_copy(bytes: &[u8]) -> Vec<u8> {
+    if bytes.len() > TINY {
+        return bytes.to_vec();
     }
+    let mut v = TINY_SPARE
+        .with(|s| s.borrow_mut().pop())
+        .unwrap_or_else(|| Vec::with_capacity(TINY));
+    v.extend_from_slice(bytes);
+    v
 }
 
 /// The input buffer of a stream or file: bytes `start..` of `data` are
@@ -330,7 +356,7 @@ impl Input {
             // A request or a line: keep a copy its size and hand the chunk
             // back at once, so that the streams a busy loop fills in one
             // turn share one chunk instead of each allocating its own.
-            let small = self.data.clone();
+            let small = small_copy(&self.data);
             let chunk = std::mem::replace(&mut self.data, small);
             give_back(chunk);
         }
@@ -550,8 +576,29 @@ mod tests {
             "a small read is copied out of the chunk"
         );
         assert_eq!(i.bytes(), b"z");
+        assert_eq!(i.data.capacity(), TINY, "into a pooled tiny buffer");
+        let tiny = i.data.as_ptr();
         i.consume(1);
         assert_eq!(i.data.capacity(), 0, "a drained buffer is dropped");
+        i.fill(|buf| {
+            buf[..3].copy_from_slice(b"abc");
+            Ok(3)
+        })
+        .unwrap();
+        assert_eq!(i.data.as_ptr(), tiny, "the tiny buffer is reused");
+        assert_eq!(i.bytes(), b"abc");
+        i.consume(3);
+        i.fill(|buf| {
+            buf[..TINY + 1].fill(b'x');
+            Ok(TINY + 1)
+        })
+        .unwrap();
+        assert_eq!(
+            i.data.capacity(),
+            TINY + 1,
+            "a larger copy has its own size"
+        );
+        i.consume(TINY + 1);
         i.fill(|buf| {
             buf[..SMALL + 1].fill(b'b');
             Ok(SMALL + 1)
