@@ -128,9 +128,14 @@ pub(crate) struct Op {
 impl Op {
     /// Start waiting: called from the commit.
     pub(crate) fn begin(&self, w: Waiter, fut: scheduler::WaitFuture) {
+        self.started(w, scheduler::get().spawn_wait(w, fut));
+    }
+
+    /// The wait `h` of `w` began (a [`scheduler::Pending`] was told).
+    pub(crate) fn started(&self, w: Waiter, h: scheduler::WaitHandle) {
         self.active.set(true);
         self.waiter.set(Some(w));
-        self.wait.set(Some(scheduler::get().spawn_wait(w, fut)));
+        self.wait.set(Some(h));
     }
 
     /// The coroutine resumed: no longer busy.

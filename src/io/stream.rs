@@ -31,8 +31,9 @@ use super::{
     can_suspend, cannot_suspend, fail_os, is_disconnect, set_cloexec, set_nonblocking, Op,
 };
 use crate::lua::{self, ffi, lua_State, Reg};
+use crate::parsers::Scan;
 use crate::parsers::{self, Fmt, Input};
-use crate::scheduler::{self, Commit, Resume};
+use crate::scheduler::{self, Commit, Pending, Resume, WaitHandle, Waiter};
 
 pub(crate) static STREAM: &CStr = c"lem.Stream";
 
@@ -110,6 +111,46 @@ pub(crate) struct Inner {
     /// waits at once (its wait sees any event that came since), instead of
     /// first asking tokio whether one did.
     drained: Cell<bool>,
+    /// How the read that waited ended, for [`Pending::push`] when its
+    /// coroutine resumes.
+    read_done: Cell<Option<ReadDone>>,
+}
+
+/// The outcome of a read that waited: what its last look found (`None` at
+/// the end of input), or why it stopped; with the read's format and limit.
+struct ReadDone {
+    r: Result<Option<Scan>, Stop>,
+    fmt: Fmt,
+    limit: usize,
+}
+
+/// A stream's read that waited: the stream itself keeps its state, so the
+/// wait needs no boxed closures (one per request on a keep-alive
+/// connection).
+impl Pending for Inner {
+    fn started(&self, w: Waiter, h: WaitHandle) {
+        self.rd.started(w, h);
+    }
+
+    unsafe fn push(&self, t: *mut lua_State) -> c_int {
+        self.rd.end();
+        let done = self.read_done.take();
+        let Some(ReadDone { r, fmt, limit }) = done.filter(|_| self.io.borrow().is_some()) else {
+            return lua::fail(t, "closed");
+        };
+        match r {
+            Ok(scan) => {
+                let eof = self.eof.get();
+                let mut input = self.input.borrow_mut();
+                match scan {
+                    Some(scan) => fmt.finish(t, &mut input, scan, eof, limit, "closed"),
+                    None => fmt.finish_now(t, &mut input, eof, limit, "closed"),
+                }
+            }
+            Err(Stop::Timeout) => lua::fail(t, "timeout"),
+            Err(Stop::Error(e)) => fail_os(t, &e),
+        }
+    }
 }
 
 /// A timer that is only moved when a deadline comes earlier than the one
@@ -212,6 +253,7 @@ pub(crate) unsafe fn push_io(l: *mut lua_State, io: Io, kind: Kind) {
         limit: Cell::new(parsers::DEFAULT_LIMIT),
         read_timer: Cell::new(None),
         drained: Cell::new(false),
+        read_done: Cell::new(None),
     };
     lua::push_object(l, STREAM, Stream(Rc::new(inner)));
 }
@@ -374,11 +416,8 @@ pub(crate) unsafe fn read(l: *mut lua_State, s: &Stream, fmt: Fmt) -> c_int {
         drop(io);
         cannot_suspend(l);
     }
-    let inner = inner.clone();
-    scheduler::get().prepare(Commit::Custom(Box::new(move |w| {
-        let fut = Box::pin(read_wait(inner.clone(), io, fmt));
-        inner.rd.begin(w, fut);
-    })));
+    let fut = Box::pin(read_wait(inner.clone(), io, fmt));
+    scheduler::get().prepare(Commit::Wait(fut, inner.clone()));
     lua::suspend(l)
 }
 
@@ -451,24 +490,8 @@ async fn read_wait(inner: Rc<Inner>, io: Rc<Io>, fmt: Fmt) -> Resume {
         }
     };
     drop(io);
-    Resume::Push(Box::new(move |t| unsafe {
-        inner.rd.end();
-        if inner.io.borrow().is_none() {
-            return lua::fail(t, "closed");
-        }
-        match r {
-            Ok(scan) => {
-                let eof = inner.eof.get();
-                let mut input = inner.input.borrow_mut();
-                match scan {
-                    Some(scan) => fmt.finish(t, &mut input, scan, eof, limit, "closed"),
-                    None => fmt.finish_now(t, &mut input, eof, limit, "closed"),
-                }
-            }
-            Err(Stop::Timeout) => lua::fail(t, "timeout"),
-            Err(Stop::Error(e)) => fail_os(t, &e),
-        }
-    }))
+    inner.read_done.set(Some(ReadDone { r, fmt, limit }));
+    Resume::Object(inner)
 }
 
 /// Most buffers handed to one `writev(2)`.

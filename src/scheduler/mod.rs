@@ -30,6 +30,7 @@ use std::collections::{BinaryHeap, VecDeque};
 use std::ffi::c_int;
 use std::future::Future;
 use std::pin::Pin;
+use std::rc::Rc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use crate::lua::{self, ffi, lua_State};
@@ -55,10 +56,26 @@ pub enum Resume {
     Timeout,
     /// A function that pushes the values onto the thread and returns how many.
     Push(Box<dyn FnOnce(*mut lua_State) -> c_int>),
+    /// The object that suspended the task pushes them ([`Pending::push`]).
+    Object(Rc<dyn Pending>),
 }
 
 /// A future whose output resumes the task that waits on it.
 pub type WaitFuture = Pin<Box<dyn Future<Output = Resume>>>;
+
+/// An object (reference-counted anyway) that keeps the state of one wait of
+/// its own: [`Commit::Wait`] and [`Resume::Object`] hand it over instead of
+/// boxed closures, so a wait that ends in it allocates only its future. A
+/// stream's read is one on every request of a keep-alive connection.
+pub trait Pending {
+    /// The wait began: its waiter and handle (to cancel it).
+    fn started(&self, w: Waiter, h: WaitHandle);
+    /// The task resumes: push its values onto `t`, return how many.
+    ///
+    /// # Safety
+    /// `t` is the resumed thread, with room for the values pushed.
+    unsafe fn push(&self, t: *mut lua_State) -> c_int;
+}
 
 /// What wakes a task that suspends, applied when its yield reaches the loop.
 pub enum Commit {
@@ -73,6 +90,9 @@ pub enum Commit {
     Future(WaitFuture),
     /// Hand the waiter to the function, which arranges the wake-up itself.
     Custom(Box<dyn FnOnce(Waiter)>),
+    /// Run the future on the loop like `Future`, and tell the object first
+    /// ([`Pending::started`]).
+    Wait(WaitFuture, Rc<dyn Pending>),
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -118,7 +138,10 @@ struct Wake {
     how: c_int,
 }
 
-type PushFn = Box<dyn FnOnce(*mut lua_State) -> c_int>;
+enum PushFn {
+    Fn(Box<dyn FnOnce(*mut lua_State) -> c_int>),
+    Object(Rc<dyn Pending>),
+}
 
 const TIMEOUT: c_int = -1;
 const PUSH: c_int = -2;
@@ -129,7 +152,11 @@ impl RunQueue {
             Resume::Staged(n) => n,
             Resume::Timeout => TIMEOUT,
             Resume::Push(f) => {
-                self.pushes.push_back(f);
+                self.pushes.push_back(PushFn::Fn(f));
+                PUSH
+            }
+            Resume::Object(o) => {
+                self.pushes.push_back(PushFn::Object(o));
                 PUSH
             }
         };
@@ -140,7 +167,10 @@ impl RunQueue {
         let w = self.wakes.pop_front()?;
         let resume = match w.how {
             TIMEOUT => Resume::Timeout,
-            PUSH => Resume::Push(self.pushes.pop_front()?),
+            PUSH => match self.pushes.pop_front()? {
+                PushFn::Fn(f) => Resume::Push(f),
+                PushFn::Object(o) => Resume::Object(o),
+            },
             n => Resume::Staged(n),
         };
         Some((w.task, resume))
@@ -553,6 +583,10 @@ impl Scheduler {
                 self.spawn_wait(w, fut);
             }
             Commit::Custom(f) => f(w),
+            Commit::Wait(fut, o) => {
+                let h = self.spawn_wait(w, fut);
+                o.started(w, h);
+            }
         }
     }
 
@@ -588,6 +622,7 @@ impl Scheduler {
         let (status, nres) = unsafe {
             let nargs = match resume {
                 Resume::Push(f) => f(t),
+                Resume::Object(o) => o.push(t),
                 Resume::Timeout => lua::fail(t, "timeout"),
                 Resume::Staged(n) => n,
             };
@@ -848,23 +883,36 @@ mod tests {
         assert_eq!(std::mem::size_of::<Timer>(), 16);
     }
 
+    /// A [`Pending`] that pushes a number it was given.
+    struct Counted(c_int);
+
+    impl Pending for Counted {
+        fn started(&self, _: Waiter, _: WaitHandle) {}
+        unsafe fn push(&self, _: *mut lua_State) -> c_int {
+            self.0
+        }
+    }
+
     #[test]
     fn run_queue_keeps_order_and_pushes() {
         let mut q = RunQueue::default();
         q.push(1, Resume::Staged(2));
         q.push(2, Resume::Push(Box::new(|_| 20)));
         q.push(3, Resume::Timeout);
-        q.push(4, Resume::Push(Box::new(|_| 40)));
-        assert_eq!(q.len(), 4);
+        q.push(4, Resume::Object(Rc::new(Counted(30))));
+        q.push(5, Resume::Push(Box::new(|_| 40)));
+        assert_eq!(q.len(), 5);
         let mut seen = Vec::new();
         while let Some((task, resume)) = q.pop() {
             seen.push(match resume {
                 Resume::Staged(n) => (task, n),
                 Resume::Timeout => (task, -1),
                 Resume::Push(f) => (task, f(std::ptr::null_mut())),
+                // SAFETY: Counted pushes nothing.
+                Resume::Object(o) => (task, unsafe { o.push(std::ptr::null_mut()) }),
             });
         }
-        assert_eq!(seen, [(1, 2), (2, 20), (3, -1), (4, 40)]);
+        assert_eq!(seen, [(1, 2), (2, 20), (3, -1), (4, 30), (5, 40)]);
         assert!(q.is_empty());
     }
 }
