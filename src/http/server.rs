@@ -425,7 +425,7 @@ unsafe extern "C-unwind" fn request(l: *mut lua_State) -> c_int {
 /// which is built on first use from the field section kept in
 /// `req._head`, then stored in `req` (and `_head` dropped). Most handlers
 /// never look at the headers; building the table for each request was a
-/// tenth of a hello world's work, more with a browser's dozen fields.
+/// tenth of a hello world's work (one field), more with more fields.
 unsafe extern "C-unwind" fn request_index(l: *mut lua_State) -> c_int {
     let conf = CONF_UPVALUE;
     ffi::lua_settop(l, 2);

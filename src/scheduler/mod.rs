@@ -90,8 +90,8 @@ pub enum Commit {
     Future(WaitFuture),
     /// Hand the waiter to the function, which arranges the wake-up itself.
     Custom(Box<dyn FnOnce(Waiter)>),
-    /// Run the future on the loop like `Future`, and tell the object first
-    /// ([`Pending::started`]).
+    /// Run the future on the loop like `Future`, and tell the object its
+    /// waiter and handle ([`Pending::started`]).
     Wait(WaitFuture, Rc<dyn Pending>),
 }
 
