@@ -238,15 +238,17 @@ fn parse_fields<'b>(
     }
 }
 
-/// Check (and with `visit`, walk) one complete head `head`.
+/// Check (and with `visit`, walk) one complete head `head`: `visit` gets
+/// the start line, the fields and the raw field section they came from.
 fn with_head<R>(
     kind: Kind,
     head: &[u8],
-    visit: impl FnOnce(&Start, &[httparse::Header]) -> R,
+    visit: impl FnOnce(&Start, &[httparse::Header], &[u8]) -> R,
 ) -> Result<R, Bad> {
     let nl = memchr::memchr(b'\n', head).ok_or(Bad::Parse)?;
     let start = start_line(kind, &head[..nl]).ok_or(Bad::Parse)?;
-    with_fields(&head[nl + 1..], |fields| visit(&start, fields))
+    let section = &head[nl + 1..];
+    with_fields(section, |fields| visit(&start, fields, section))
 }
 
 /// Check (and with `visit`, walk) the field section `fields` of a head
@@ -281,7 +283,7 @@ impl Format for Head {
         if end - start > HEAD_LIMIT {
             return Scan::Invalid(NO_SPACE);
         }
-        match with_head(self.0, &input[start..end], |_, _| ()) {
+        match with_head(self.0, &input[start..end], |_, _, _| ()) {
             Ok(()) => Scan::Ready {
                 consume: end,
                 mark: start,
@@ -294,7 +296,7 @@ impl Format for Head {
     unsafe fn push(&self, l: *mut lua_State, input: &[u8], mark: usize) -> c_int {
         // `input` ends where scan found the head's end.
         let kind = self.0;
-        let r = with_head(kind, &input[mark..], |start, fields| {
+        let r = with_head(kind, &input[mark..], |start, fields, _| {
             push_head(l, kind, start, fields);
         });
         match r {
@@ -807,7 +809,7 @@ mod tests {
         let n = with_head(
             Kind::Request,
             b"GET / HTTP/1.1\r\nA: b\r\n\tc\r\n\r\n",
-            |_, f| {
+            |_, f, _| {
                 assert_eq!(f[0].value, b"b c");
                 f.len()
             },

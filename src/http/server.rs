@@ -159,9 +159,7 @@ impl Format for ServerHead {
 
     unsafe fn push(&self, l: *mut lua_State, input: &[u8], mark: usize) -> c_int {
         // `input` ends where scan found the head's end.
-        let head = &input[mark..];
-        let section = memchr::memchr(b'\n', head).map_or(&[][..], |nl| &head[nl + 1..]);
-        match with_head(Kind::Request, head, |start, fields| {
+        match with_head(Kind::Request, &input[mark..], |start, fields, section| {
             push_request(l, start, fields, section)
         }) {
             Ok(n) => n,
