@@ -28,6 +28,8 @@ local srv = assert(server.new('127.0.0.1', 0, function(req, res)
 		seen.after_head = rawget(req, '_head')
 		seen.missing = req.nosuchfield
 		seen.host = req:host()
+	elseif path == '/line' then
+		seen.line = { req.method, req.uri, req.version }
 	elseif path == '/pairs' then
 		local keys = {}
 		for k in pairs(req) do
@@ -74,6 +76,17 @@ utils.spawn(function()
 	eq(seen.after_head, nil, 'section dropped once built')
 	eq(seen.missing, nil, 'unknown field')
 	eq(seen.host, 'example.org', 'a method added to server.Request')
+
+	-- Common methods and versions come from kept strings, others as sent.
+	for _, case in ipairs({ { 'GET', '1.1' }, { 'POST', '1.0' }, { 'HEAD', '1.1' }, { 'PATCH', '1.0' } }) do
+		local m, v = case[1], case[2]
+		local c = assert(io.tcp.connect('127.0.0.1', port))
+		assert(c:write(('%s /line HTTP/%s\r\nContent-Length: 0\r\n\r\n'):format(m, v)))
+		local r = assert(c:read('HTTPResponse'))
+		eq(r.status, 200, m .. ' status')
+		c:close()
+		eq(seen.line, { m, '/line', v }, m .. ' HTTP/' .. v)
+	end
 
 	exchange('GET /pairs?x=1 HTTP/1.0\r\nA: b\r\n\r\n', 1)
 	if luajit then
