@@ -19,7 +19,8 @@ use crate::io::stream::{self, Stream, STREAM};
 use crate::lua::{self, ffi, lua_State};
 use crate::parsers::{Fmt, Format, Scan};
 
-/// Slots of the server's table in the registry (set by `core.setup`).
+/// Slots of the server's table (upvalue 1 of the functions here, filled
+/// by `core.setup`).
 const REQUEST: ffi::lua_Integer = 1;
 const RESPONSE: ffi::lua_Integer = 2;
 const STREAM_FN: ffi::lua_Integer = 3;
@@ -27,9 +28,10 @@ const STATUS: ffi::lua_Integer = 4;
 const MODULE: ffi::lua_Integer = 5;
 
 /// The field names the hot path reads and sets, kept as Lua strings in the
-/// server's table from slot [`KEY_BASE`] on: pushing one is an array read,
-/// where `lua_getfield` would look the C string up in the string cache and
-/// go through `res`'s metatable on a miss.
+/// upvalues of the functions here from [`KEY_UPVALUE`] on: pushing one is
+/// a copy from the function's own closure, where `lua_getfield` would look
+/// the C string up in the string cache and go through `res`'s metatable on
+/// a miss.
 #[derive(Clone, Copy)]
 enum Key {
     Method,
@@ -56,8 +58,6 @@ enum Key {
     Http10,
 }
 
-const KEY_BASE: ffi::lua_Integer = 6;
-
 const KEYS: [&std::ffi::CStr; 20] = [
     c"method",
     c"uri",
@@ -81,38 +81,32 @@ const KEYS: [&std::ffi::CStr; 20] = [
     c"1.0",
 ];
 
-/// Its registry key (the address is what matters). `respond` has it as its
-/// upvalue too; `request` cannot (its format may finish outside its call,
-/// when a read waited).
-static CONF: u8 = 0;
+/// The server's table: upvalue 1 of every function here.
+const CONF: c_int = ffi::lua_upvalueindex(1);
 
-/// Where `respond` finds the server's table.
-const CONF_UPVALUE: c_int = ffi::lua_upvalueindex(1);
+/// The upvalue of the first key.
+const KEY_UPVALUE: c_int = 2;
 
-/// Push the server's table from the registry.
-unsafe fn push_conf(l: *mut lua_State) {
-    ffi::lua_pushlightuserdata(l, &CONF as *const u8 as *mut _);
-    ffi::lua_rawget(l, ffi::LUA_REGISTRYINDEX);
-}
-
-/// Push the string `k` (`conf`: the stack index of the server's table).
+/// Push the string `k`. Every function here has the keys as upvalues; so
+/// has `request` when its format finishes after a read waited, since the
+/// resumed thread is still in its call.
 #[inline]
-unsafe fn push_key(l: *mut lua_State, conf: c_int, k: Key) {
-    lua::push_index(l, conf, KEY_BASE + k as ffi::lua_Integer);
+unsafe fn push_key(l: *mut lua_State, k: Key) {
+    ffi::lua_pushvalue(l, ffi::lua_upvalueindex(KEY_UPVALUE + k as c_int));
 }
 
 /// `t[k] = v` for the value `value` pushes, without metamethods.
 #[inline]
-unsafe fn set(l: *mut lua_State, conf: c_int, t: c_int, k: Key, value: impl FnOnce()) {
-    push_key(l, conf, k);
+unsafe fn set(l: *mut lua_State, t: c_int, k: Key, value: impl FnOnce()) {
+    push_key(l, k);
     value();
     ffi::lua_rawset(l, t);
 }
 
 /// Push `t[k]`, without metamethods; returns its type.
 #[inline]
-unsafe fn get(l: *mut lua_State, conf: c_int, t: c_int, k: Key) -> c_int {
-    push_key(l, conf, k);
+unsafe fn get(l: *mut lua_State, t: c_int, k: Key) -> c_int {
+    push_key(l, k);
     ffi::lua_rawget(l, t)
 }
 
@@ -125,10 +119,9 @@ unsafe extern "C-unwind" fn setup(l: *mut lua_State) -> c_int {
         ffi::luaL_checktype(l, i, ffi::LUA_TTABLE);
     }
     ffi::luaL_checktype(l, 3, ffi::LUA_TFUNCTION);
-    push_conf(l);
     for i in 1..=5 {
         ffi::lua_pushvalue(l, i);
-        ffi::lua_rawseti(l, -2, i as _);
+        ffi::lua_rawseti(l, CONF, i as _);
     }
     0
 }
@@ -347,65 +340,58 @@ unsafe fn push_request(
         Ok(r) => r,
         Err(status) => return refuse(l, status),
     };
-    push_conf(l);
-    let conf = ffi::lua_gettop(l);
     ffi::lua_createtable(l, 0, 8);
-    let req = conf + 1;
-    set(l, conf, req, Key::Method, || match start.a {
-        b"GET" => push_key(l, conf, Key::Get),
-        b"POST" => push_key(l, conf, Key::Post),
-        b"HEAD" => push_key(l, conf, Key::HeadMethod),
+    let req = ffi::lua_gettop(l);
+    set(l, req, Key::Method, || match start.a {
+        b"GET" => push_key(l, Key::Get),
+        b"POST" => push_key(l, Key::Post),
+        b"HEAD" => push_key(l, Key::HeadMethod),
         other => lua::push_bytes(l, other),
     });
-    set(l, conf, req, Key::Uri, || lua::push_bytes(l, start.b));
+    set(l, req, Key::Uri, || lua::push_bytes(l, start.b));
     // rules() let only these two through.
-    set(l, conf, req, Key::Version, || match start.c {
-        b"1.1" => push_key(l, conf, Key::Http11),
-        _ => push_key(l, conf, Key::Http10),
+    set(l, req, Key::Version, || match start.c {
+        b"1.1" => push_key(l, Key::Http11),
+        _ => push_key(l, Key::Http10),
     });
-    set(l, conf, req, Key::Head, || lua::push_bytes(l, section));
-    set(l, conf, req, Key::Path, || {
+    set(l, req, Key::Head, || lua::push_bytes(l, section));
+    set(l, req, Key::Path, || {
         if start.b.iter().any(|c| matches!(c, b'?' | b'%' | b'+')) {
             lua::push_bytes(l, &decode_path(start.b));
         } else {
-            get(l, conf, req, Key::Uri);
+            get(l, req, Key::Uri);
         }
     });
     match rules.framing {
         Framing::None => {}
         Framing::Length(n) => {
-            set(l, conf, req, Key::Framing, || lua::push_str(l, "length"));
-            set(l, conf, req, Key::Length, || {
-                ffi::lua_pushinteger(l, n as _)
-            });
+            set(l, req, Key::Framing, || lua::push_str(l, "length"));
+            set(l, req, Key::Length, || ffi::lua_pushinteger(l, n as _));
         }
         Framing::Chunked => {
-            set(l, conf, req, Key::Framing, || lua::push_str(l, "chunked"));
+            set(l, req, Key::Framing, || lua::push_str(l, "chunked"));
         }
     }
     if rules.expect {
-        set(l, conf, req, Key::Expect, || ffi::lua_pushboolean(l, 1));
+        set(l, req, Key::Expect, || ffi::lua_pushboolean(l, 1));
     }
-    lua::push_index(l, conf, REQUEST);
+    lua::push_index(l, CONF, REQUEST);
     ffi::lua_setmetatable(l, req);
     // res = {headers = {}, _req = req, _stream = stream}
     ffi::lua_createtable(l, 1, 3);
     let res = req + 1;
-    set(l, conf, res, Key::Headers, || ffi::lua_createtable(l, 0, 2));
-    set(l, conf, res, Key::Req, || ffi::lua_pushvalue(l, req));
-    set(l, conf, res, Key::Stream, || {
-        lua::push_index(l, conf, STREAM_FN)
-    });
-    lua::push_index(l, conf, RESPONSE);
+    set(l, res, Key::Headers, || ffi::lua_createtable(l, 0, 2));
+    set(l, res, Key::Req, || ffi::lua_pushvalue(l, req));
+    set(l, res, Key::Stream, || lua::push_index(l, CONF, STREAM_FN));
+    lua::push_index(l, CONF, RESPONSE);
     ffi::lua_setmetatable(l, res);
     ffi::lua_pushboolean(l, rules.close as c_int);
     ffi::lua_pushboolean(l, rules.keepalive as c_int);
     if matches!(rules.framing, Framing::None) {
         ffi::lua_pushnil(l);
     } else {
-        get(l, conf, req, Key::Framing);
+        get(l, req, Key::Framing);
     }
-    ffi::lua_remove(l, conf);
     5
 }
 
@@ -425,18 +411,17 @@ unsafe extern "C-unwind" fn request(l: *mut lua_State) -> c_int {
 /// never look at the headers; building the table for each request was a
 /// tenth of a hello world's work (one field), more with more fields.
 unsafe extern "C-unwind" fn request_index(l: *mut lua_State) -> c_int {
-    let conf = CONF_UPVALUE;
     ffi::lua_settop(l, 2);
     // 3: Request[k]
-    lua::push_index(l, conf, REQUEST);
+    lua::push_index(l, CONF, REQUEST);
     ffi::lua_pushvalue(l, 2);
     ffi::lua_rawget(l, -2);
     if ffi::lua_type(l, -1) != ffi::LUA_TNIL || ffi::lua_type(l, 1) != ffi::LUA_TTABLE {
         return 1;
     }
     // 5: the key `headers`; 6: req._head
-    push_key(l, conf, Key::Headers);
-    if ffi::lua_rawequal(l, 2, 5) == 0 || get(l, conf, 1, Key::Head) != ffi::LUA_TSTRING {
+    push_key(l, Key::Headers);
+    if ffi::lua_rawequal(l, 2, 5) == 0 || get(l, 1, Key::Head) != ffi::LUA_TSTRING {
         ffi::lua_pushnil(l);
         return 1;
     }
@@ -449,7 +434,7 @@ unsafe extern "C-unwind" fn request_index(l: *mut lua_State) -> c_int {
     ffi::lua_pushvalue(l, 5);
     ffi::lua_pushvalue(l, 7);
     ffi::lua_rawset(l, 1);
-    set(l, conf, 1, Key::Head, || ffi::lua_pushnil(l));
+    set(l, 1, Key::Head, || ffi::lua_pushnil(l));
     1
 }
 
@@ -470,15 +455,12 @@ unsafe extern "C-unwind" fn respond(l: *mut lua_State) -> c_int {
         ffi::lua_pushboolean(l, 0);
         1
     };
-    let conf = CONF_UPVALUE;
-    if get(l, conf, 3, Key::Streaming) != ffi::LUA_TNIL
-        || get(l, conf, 3, Key::File) != ffi::LUA_TNIL
-    {
+    if get(l, 3, Key::Streaming) != ffi::LUA_TNIL || get(l, 3, Key::File) != ffi::LUA_TNIL {
         return unusual();
     }
     ffi::lua_settop(l, 3);
     // 4: status
-    let status = match get(l, conf, 3, Key::Status) {
+    let status = match get(l, 3, Key::Status) {
         ffi::LUA_TNIL => None,
         _ => match integer(l, -1) {
             Some(n) => Some(n),
@@ -486,7 +468,7 @@ unsafe extern "C-unwind" fn respond(l: *mut lua_State) -> c_int {
         },
     };
     // 5: headers
-    if get(l, conf, 3, Key::Headers) != ffi::LUA_TTABLE {
+    if get(l, 3, Key::Headers) != ffi::LUA_TTABLE {
         return unusual();
     }
     // 6: the body: the one string, or all of them joined.
@@ -513,7 +495,7 @@ unsafe extern "C-unwind" fn respond(l: *mut lua_State) -> c_int {
     };
     let status = status.unwrap_or(if body.is_empty() { 204 } else { 200 });
     // 7: the status text
-    ffi::lua_rawgeti(l, conf, STATUS);
+    ffi::lua_rawgeti(l, CONF, STATUS);
     let text = if ffi::lua_type(l, -1) == ffi::LUA_TTABLE {
         ffi::lua_rawgeti(l, -1, status as _);
         ffi::lua_remove(l, -2);
@@ -526,8 +508,8 @@ unsafe extern "C-unwind" fn respond(l: *mut lua_State) -> c_int {
         return unusual();
     };
     // 8: the module, 9: its server_name
-    ffi::lua_rawgeti(l, conf, MODULE);
-    if get(l, conf, 8, Key::ServerName) != ffi::LUA_TSTRING {
+    ffi::lua_rawgeti(l, CONF, MODULE);
+    if get(l, 8, Key::ServerName) != ffi::LUA_TSTRING {
         return unusual();
     }
     let server = lua::to_bytes(l, 9).unwrap_or_default();
@@ -551,7 +533,7 @@ unsafe extern "C-unwind" fn respond(l: *mut lua_State) -> c_int {
     if !build_head(l, &mut out, head) {
         return unusual();
     }
-    get(l, conf, 2, Key::Method);
+    get(l, 2, Key::Method);
     let head_only = lua::to_bytes(l, -1) == Some(b"HEAD");
     let with_body = !head_only && !matches!(length, Length::None);
     let w = stream::write(l, s, &[&out, if with_body { body } else { &[] }]);
@@ -571,27 +553,26 @@ thread_local! {
 /// Largest head buffer kept for the next response.
 const HEAD_BUF_MAX: usize = 16 << 10;
 
-const FUNCS: &[lua::Reg] = &[(c"setup", setup), (c"request", request)];
-
-/// Add the server functions to the module table on top of the stack, and
-/// make the server's table (filled by `core.setup`).
+/// Add the server functions to the module table on top of the stack. They
+/// share their upvalues: the server's table (filled by `core.setup`) and
+/// the keys.
 pub(super) unsafe fn register(l: *mut lua_State) {
-    lua::set_funcs(l, FUNCS);
-    ffi::lua_createtable(l, KEY_BASE as c_int + KEYS.len() as c_int, 0);
-    for (i, k) in KEYS.iter().enumerate() {
-        ffi::lua_pushstring(l, k.as_ptr());
-        ffi::lua_rawseti(l, -2, KEY_BASE + i as ffi::lua_Integer);
-    }
-    ffi::lua_pushlightuserdata(l, &CONF as *const u8 as *mut _);
-    ffi::lua_pushvalue(l, -2);
-    ffi::lua_rawset(l, ffi::LUA_REGISTRYINDEX);
-    for (name, f) in [
-        (c"respond", respond as ffi::lua_CFunction),
+    let funcs: [(&std::ffi::CStr, ffi::lua_CFunction); 4] = [
+        (c"setup", setup),
+        (c"request", request),
+        (c"respond", respond),
         (c"request_index", request_index),
-    ] {
-        ffi::lua_pushvalue(l, -1);
-        ffi::lua_pushcclosure(l, f, 1);
-        ffi::lua_setfield(l, -3, name.as_ptr());
+    ];
+    ffi::luaL_checkstack(l, KEYS.len() as c_int + 2, std::ptr::null());
+    ffi::lua_createtable(l, MODULE as c_int, 0);
+    let conf = ffi::lua_gettop(l);
+    for (name, f) in funcs {
+        ffi::lua_pushvalue(l, conf);
+        for k in KEYS {
+            ffi::lua_pushstring(l, k.as_ptr());
+        }
+        ffi::lua_pushcclosure(l, f, 1 + KEYS.len() as c_int);
+        ffi::lua_setfield(l, conf - 1, name.as_ptr());
     }
     ffi::lua_pop(l, 1);
 }
