@@ -45,25 +45,12 @@ local function pick(route, method)
 	return h
 end
 
--- app:dispatch(req, res): route one request.
-local function dispatch(self, req, res)
-	local path, method = req.path, req.method
-	local debug = M.debug
-	if debug then
-		debug('%s %s', method, req.uri)
-	end
-	local route = self.exact[path]
-	if route then
-		local h = pick(route, method)
-		if h then
-			return h(req, res)
-		end
-		return response.method_not_allowed(req, res)
-	end
-	local patterns = self.patterns
+-- The routes tried in order on a path no exact route has: 405 when one
+-- matches for another method, else 404.
+local function by_pattern(patterns, path, method, req, res)
 	local known = false
 	for i = 1, #patterns do
-		route = patterns[i]
+		local route = patterns[i]
 		local caps = { match(path, route.pattern) }
 		if caps[1] ~= nil then
 			local h = pick(route, method)
@@ -78,16 +65,39 @@ local function dispatch(self, req, res)
 	end
 	return response.not_found(req, res)
 end
-App.dispatch = dispatch
 
 -- hathaway.new() -> an app with its own routes.
 function M.new()
-	local app = setmetatable({ exact = {}, patterns = {}, bypattern = {} }, App)
-	-- The request handler, a closure so the server calls it directly.
+	local exact, patterns = {}, {}
+	local app = setmetatable({ exact = exact, patterns = patterns, bypattern = {} }, App)
+	-- The request handler: the server calls it directly, and the lookup
+	-- of an exact route is written out here (one Lua call per request in
+	-- all, the route's handler).
 	app.handler = function(req, res)
-		return dispatch(app, req, res)
+		local path, method = req.path, req.method
+		local debug = M.debug
+		if debug then
+			debug('%s %s', method, req.uri)
+		end
+		local route = exact[path]
+		if route then
+			local h = route[method]
+			if h == nil and method == 'HEAD' then
+				h = route.GET
+			end
+			if h then
+				return h(req, res)
+			end
+			return response.method_not_allowed(req, res)
+		end
+		return by_pattern(patterns, path, method, req, res)
 	end
 	return app
+end
+
+-- app:dispatch(req, res): route one request.
+function App:dispatch(req, res)
+	return self.handler(req, res)
 end
 
 -- app:run(host, port) | app:run(serversocket) -> nil, 'interrupted' | nil, err

@@ -76,3 +76,26 @@ eq(res.status, 404, 'instance has no default routes')
 -- coroutine, and the process, until the head-read timeout)
 c2:close()
 app.server:close()
+
+-- app:dispatch(req, res) routes a request built by hand: exact routes,
+-- GET answering HEAD, patterns with captures, 405 and 404.
+local response = require 'lem.http.response'
+local d = hathaway.new()
+d:GET('/x', function(_, r)
+	r:add('x')
+end)
+d:POSTM('^/n/(%d+)$', function(_, r, n)
+	r:add('n=' .. n)
+end)
+local function route(method, path)
+	local req = { method = method, path = path, uri = path }
+	local r = response.new(req)
+	d:dispatch(req, r)
+	return r.status or 200, table.concat(r)
+end
+eq({ route('GET', '/x') }, { 200, 'x' }, 'dispatch: exact')
+eq({ route('HEAD', '/x') }, { 200, 'x' }, 'dispatch: HEAD through GET')
+eq(route('POST', '/x'), 405, 'dispatch: other method')
+eq({ route('POST', '/n/12') }, { 200, 'n=12' }, 'dispatch: pattern with capture')
+eq(route('GET', '/n/12'), 405, 'dispatch: pattern, other method')
+eq(route('GET', '/nothing'), 404, 'dispatch: no route')
