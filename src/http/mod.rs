@@ -255,14 +255,19 @@ fn with_head<R>(
 /// (what follows the start line, up to and with the empty line).
 fn with_fields<R>(fields: &[u8], visit: impl FnOnce(&[httparse::Header]) -> R) -> Result<R, Bad> {
     let mut buf = [httparse::EMPTY_HEADER; MAX_FIELDS];
-    if folded(fields) {
-        let unfolded = unfold(fields);
-        let n = parse_fields(&unfolded, &mut buf)?;
-        Ok(visit(&buf[..n]))
-    } else {
-        let n = parse_fields(fields, &mut buf)?;
-        Ok(visit(&buf[..n]))
+    // httparse refuses a folded line (it starts with white space, not a
+    // name), so a section is looked at for folds only when it fails.
+    let err = match parse_fields(fields, &mut buf) {
+        Ok(n) => return Ok(visit(&buf[..n])),
+        Err(e) => e,
+    };
+    if !folded(fields) {
+        return Err(err);
     }
+    let unfolded = unfold(fields);
+    let mut buf = [httparse::EMPTY_HEADER; MAX_FIELDS];
+    let n = parse_fields(&unfolded, &mut buf)?;
+    Ok(visit(&buf[..n]))
 }
 
 /// Whether repeated fields of this (lower-case) name are combined rather
