@@ -16,6 +16,7 @@
 
 use std::cell::{Cell, RefCell};
 use std::ffi::{c_int, CStr};
+use std::future::Future;
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::pin::Pin;
@@ -89,11 +90,12 @@ pub(crate) enum Kind {
     Other,
 }
 
-/// The state of a stream, shared with the futures that wait for it.
+/// The state of a stream, shared with the waits on it (it is the wait of
+/// its reads itself).
 pub(crate) struct Inner {
-    /// `None` once closed. Futures hold their own `Rc`, so the descriptor is
-    /// closed when the last of them is dropped: at once, since `close`
-    /// aborts the waits, which drops their futures.
+    /// `None` once closed. Write futures hold their own `Rc`, so the
+    /// descriptor is closed when the last of them is dropped: at once, since
+    /// `close` aborts the waits, which drops their futures.
     io: RefCell<Option<Rc<Io>>>,
     kind: Kind,
     input: RefCell<Input>,
@@ -111,9 +113,19 @@ pub(crate) struct Inner {
     /// waits at once (its wait sees any event that came since), instead of
     /// first asking tokio whether one did.
     drained: Cell<bool>,
+    /// The read that waits: what the loop polls for ([`Pending::poll`]).
+    reading: Cell<Option<Reading>>,
     /// How the read that waited ended, for [`Pending::push`] when its
     /// coroutine resumes.
     read_done: Cell<Option<ReadDone>>,
+}
+
+/// A read that waits: its format and limit, and when it times out.
+#[derive(Clone, Copy)]
+struct Reading {
+    fmt: Fmt,
+    limit: usize,
+    deadline: Option<Instant>,
 }
 
 /// The outcome of a read that waited: what its last look found (`None` at
@@ -124,12 +136,19 @@ struct ReadDone {
     limit: usize,
 }
 
-/// A stream's read that waited: the stream itself keeps its state, so the
-/// wait needs no boxed closures (one per request on a keep-alive
+/// A stream's read that waits: the stream itself is the wait and keeps its
+/// state, so a wait allocates nothing (one per request on a keep-alive
 /// connection).
 impl Pending for Inner {
     fn started(&self, w: Waiter, h: WaitHandle) {
         self.rd.started(w, h);
+    }
+
+    fn poll(&self, cx: &mut Context<'_>) -> Poll<()> {
+        match self.reading.get() {
+            Some(reading) => self.poll_read(reading, cx),
+            None => Poll::Ready(()),
+        }
     }
 
     unsafe fn push(&self, t: *mut lua_State) -> c_int {
@@ -171,15 +190,15 @@ impl ReadTimer {
     }
 
     /// Ready once `deadline` has passed.
-    async fn until(&mut self, deadline: Instant) {
+    fn poll_until(&mut self, deadline: Instant, cx: &mut Context<'_>) -> Poll<()> {
         loop {
             if self.set_for > deadline || (self.set_for < deadline && self.sleep.is_elapsed()) {
                 self.sleep.as_mut().reset(deadline);
                 self.set_for = deadline;
             }
-            self.sleep.as_mut().await;
+            std::task::ready!(self.sleep.as_mut().poll(cx));
             if self.set_for >= deadline {
-                return;
+                return Poll::Ready(());
             }
         }
     }
@@ -253,6 +272,7 @@ pub(crate) unsafe fn push_io(l: *mut lua_State, io: Io, kind: Kind) {
         limit: Cell::new(parsers::DEFAULT_LIMIT),
         read_timer: Cell::new(None),
         drained: Cell::new(false),
+        reading: Cell::new(None),
         read_done: Cell::new(None),
     };
     lua::push_object(l, STREAM, Stream(Rc::new(inner)));
@@ -416,8 +436,14 @@ pub(crate) unsafe fn read(l: *mut lua_State, s: &Stream, fmt: Fmt) -> c_int {
         drop(io);
         cannot_suspend(l);
     }
-    let fut = Box::pin(read_wait(inner.clone(), io, fmt));
-    scheduler::get().prepare(Commit::Wait(fut, inner.clone()));
+    drop(io);
+    let deadline = inner.timeout.get().map(|d| Instant::now() + d);
+    inner.reading.set(Some(Reading {
+        fmt,
+        limit,
+        deadline,
+    }));
+    scheduler::get().prepare(Commit::Wait(inner.clone()));
     lua::suspend(l)
 }
 
@@ -440,58 +466,64 @@ async fn bounded<T>(
     }
 }
 
-/// Wait until `fmt` can finish on `inner`'s input; resume with its value.
-async fn read_wait(inner: Rc<Inner>, io: Rc<Io>, fmt: Fmt) -> Resume {
-    let limit = inner.limit.get();
-    // What the last look found (`None` at the end of input: look again
-    // then, with `eof` set).
-    let work = async {
-        let Io::Async(a) = &*io else {
+impl Inner {
+    /// Poll the read that waits: fill the input as the descriptor becomes
+    /// readable until the format can finish, the input ends, it fails or
+    /// times out. The outcome waits in `read_done`.
+    fn poll_read(&self, reading: Reading, cx: &mut Context<'_>) -> Poll<()> {
+        let Reading {
+            fmt,
+            limit,
+            deadline,
+        } = reading;
+        let io = self.io.borrow();
+        // What the last look found (`None` at the end of input: look again
+        // then, with `eof` set).
+        let r = match io.as_deref() {
             // Direct descriptors never make a read wait.
-            return Ok(None);
-        };
-        loop {
-            // The reader's own waker slot: no waiter list to join and
-            // leave, as `readable()` has (one reader at a time here).
-            let mut guard = std::future::poll_fn(|cx| a.poll_read_ready(cx))
-                .await
-                .map_err(Stop::Error)?;
-            let filled = fill_guarded(&mut guard, &mut inner.input.borrow_mut(), &inner.drained);
-            match filled {
-                Ok(0) => {
-                    inner.eof.set(true);
-                    return Ok(None);
-                }
-                Ok(_) => {
-                    if let Some(scan) = fmt.look(&inner.input.borrow(), false, limit) {
-                        return Ok(Some(scan));
+            Some(Io::Direct(_)) => Ok(None),
+            Some(Io::Async(a)) => loop {
+                // The reader's own waker slot: no waiter list to join and
+                // leave, as `readable()` has (one reader at a time here).
+                let mut guard = match a.poll_read_ready(cx) {
+                    Poll::Ready(Ok(guard)) => guard,
+                    Poll::Ready(Err(e)) => break Err(Stop::Error(e)),
+                    Poll::Pending => {
+                        let timer = deadline.and_then(|d| {
+                            let mut timer =
+                                self.read_timer.take().unwrap_or_else(|| ReadTimer::new(d));
+                            let done = timer.poll_until(d, cx).is_ready();
+                            self.read_timer.set(Some(timer));
+                            done.then_some(Err(Stop::Timeout))
+                        });
+                        match timer {
+                            Some(r) => break r,
+                            None => return Poll::Pending,
+                        }
                     }
+                };
+                let filled = fill_guarded(&mut guard, &mut self.input.borrow_mut(), &self.drained);
+                match filled {
+                    Ok(0) => {
+                        self.eof.set(true);
+                        break Ok(None);
+                    }
+                    Ok(_) => {
+                        if let Some(scan) = fmt.look(&self.input.borrow(), false, limit) {
+                            break Ok(Some(scan));
+                        }
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+                    Err(e) => break Err(Stop::Error(e)),
                 }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
-                Err(e) => return Err(Stop::Error(e)),
-            }
-        }
-    };
-    let r = match inner.timeout.get() {
-        None => work.await,
-        Some(d) => {
-            let deadline = Instant::now() + d;
-            let mut timer = inner
-                .read_timer
-                .take()
-                .unwrap_or_else(|| ReadTimer::new(deadline));
-            let r = tokio::select! {
-                biased;
-                r = work => r,
-                _ = timer.until(deadline) => Err(Stop::Timeout),
-            };
-            inner.read_timer.set(Some(timer));
-            r
-        }
-    };
-    drop(io);
-    inner.read_done.set(Some(ReadDone { r, fmt, limit }));
-    Resume::Object(inner)
+            },
+            // Closed (which ends the wait before it is polled again).
+            None => return Poll::Ready(()),
+        };
+        self.reading.set(None);
+        self.read_done.set(Some(ReadDone { r, fmt, limit }));
+        Poll::Ready(())
+    }
 }
 
 /// Most buffers handed to one `writev(2)`.

@@ -63,13 +63,16 @@ pub enum Resume {
 /// A future whose output resumes the task that waits on it.
 pub type WaitFuture = Pin<Box<dyn Future<Output = Resume>>>;
 
-/// An object (reference-counted anyway) that keeps the state of one wait of
-/// its own: [`Commit::Wait`] and [`Resume::Object`] hand it over instead of
-/// boxed closures, so a wait that ends in it allocates only its future. A
-/// stream's read is one on every request of a keep-alive connection.
+/// An object (reference-counted anyway) that is itself a wait: the loop
+/// polls it like a future and hands it back to resume the task
+/// ([`Commit::Wait`], [`Resume::Object`]), so a wait on it allocates
+/// nothing. A stream's read is one on every request of a keep-alive
+/// connection.
 pub trait Pending {
     /// The wait began: its waiter and handle (to cancel it).
     fn started(&self, w: Waiter, h: WaitHandle);
+    /// Make progress, as `Future::poll`: ready when the task is to resume.
+    fn poll(&self, cx: &mut std::task::Context<'_>) -> std::task::Poll<()>;
     /// The task resumes: push its values onto `t`, return how many.
     ///
     /// # Safety
@@ -90,9 +93,10 @@ pub enum Commit {
     Future(WaitFuture),
     /// Hand the waiter to the function, which arranges the wake-up itself.
     Custom(Box<dyn FnOnce(Waiter)>),
-    /// Run the future on the loop like `Future`, and tell the object its
-    /// waiter and handle ([`Pending::started`]).
-    Wait(WaitFuture, Rc<dyn Pending>),
+    /// Poll the object on the loop (keeping the process alive meanwhile)
+    /// until it is ready, then resume the task with it; it is told its
+    /// waiter and handle first ([`Pending::started`]).
+    Wait(Rc<dyn Pending>),
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -487,7 +491,7 @@ impl Scheduler {
     /// alive meanwhile. The returned handle aborts it (e.g. when the object
     /// it waits on is closed and the waiter is woken another way).
     pub fn spawn_wait(&'static self, w: Waiter, fut: WaitFuture) -> WaitHandle {
-        self.waits.start(w, fut)
+        self.waits.start(w, waits::Wait::Future(fut))
     }
 
     /// Drop a wait's future without waking its task; a no-op once it ended.
@@ -583,8 +587,8 @@ impl Scheduler {
                 self.spawn_wait(w, fut);
             }
             Commit::Custom(f) => f(w),
-            Commit::Wait(fut, o) => {
-                let h = self.spawn_wait(w, fut);
+            Commit::Wait(o) => {
+                let h = self.waits.start(w, waits::Wait::Object(o.clone()));
                 o.started(w, h);
             }
         }
@@ -888,6 +892,9 @@ mod tests {
 
     impl Pending for Counted {
         fn started(&self, _: Waiter, _: WaitHandle) {}
+        fn poll(&self, _: &mut std::task::Context<'_>) -> std::task::Poll<()> {
+            std::task::Poll::Ready(())
+        }
         unsafe fn push(&self, _: *mut lua_State) -> c_int {
             self.0
         }

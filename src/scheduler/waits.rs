@@ -7,7 +7,9 @@
 //! no data, which on a keep-alive HTTP connection is every request. Here a
 //! future sits in a reusable *slot* instead; the slot's waker (made once per
 //! slot) puts the slot on a ready list and wakes the loop, which polls the
-//! ready futures between runs of coroutines.
+//! ready futures between runs of coroutines. A slot may hold an object
+//! that is its own wait instead of a future ([`Pending`]): a stream's read
+//! then allocates nothing at all.
 //!
 //! A waker may be called from another thread (a blocking-pool job ending),
 //! so the ready list sits behind a mutex; the loop itself only takes it to
@@ -21,7 +23,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll, Wake, Waker};
 
-use super::{Resume, WaitFuture, Waiter};
+use std::rc::Rc;
+
+use super::{Pending, Resume, WaitFuture, Waiter};
 
 /// Names one wait, to abort it; stale once the wait has ended.
 #[derive(Clone, Copy, Debug)]
@@ -30,9 +34,27 @@ pub struct WaitHandle {
     gen: u32,
 }
 
+/// What a slot waits on.
+pub(super) enum Wait {
+    /// A future; its output resumes the waiter.
+    Future(WaitFuture),
+    /// An object that is polled itself and then resumes the waiter
+    /// ([`Resume::Object`]).
+    Object(Rc<dyn Pending>),
+}
+
+impl Wait {
+    fn poll(&mut self, cx: &mut Context<'_>) -> Poll<Resume> {
+        match self {
+            Wait::Future(f) => f.as_mut().poll(cx),
+            Wait::Object(o) => o.poll(cx).map(|()| Resume::Object(o.clone())),
+        }
+    }
+}
+
 enum State {
     Free,
-    Waiting(WaitFuture),
+    Waiting(Wait),
     /// Taken out by the loop for a poll.
     Polling,
 }
@@ -125,7 +147,7 @@ impl Waits {
 
     /// Start waiting on `fut` for `waiter`; it is first polled at the loop's
     /// next turn.
-    pub(super) fn start(&self, waiter: Waiter, fut: WaitFuture) -> WaitHandle {
+    pub(super) fn start(&self, waiter: Waiter, fut: Wait) -> WaitHandle {
         let reused = self.free.borrow_mut().pop();
         let mut slots = self.slots.borrow_mut();
         let slot = match reused {
@@ -159,7 +181,7 @@ impl Waits {
 
     /// End the slot's wait (its future, if any, is returned to be dropped
     /// by the caller, outside any borrow).
-    fn release(&self, slot: u32) -> Option<WaitFuture> {
+    fn release(&self, slot: u32) -> Option<Wait> {
         let mut slots = self.slots.borrow_mut();
         let s = &mut slots[slot as usize];
         let fut = match std::mem::replace(&mut s.state, State::Free) {
@@ -237,7 +259,7 @@ impl Waits {
                     }
                 }
             };
-            let r = fut.as_mut().poll(&mut Context::from_waker(&waker));
+            let r = fut.poll(&mut Context::from_waker(&waker));
             let current = {
                 let slots = self.slots.borrow();
                 let s = &slots[slot as usize];
@@ -280,15 +302,10 @@ impl Waits {
 mod tests {
     use super::*;
     use std::cell::Cell;
-    use std::rc::Rc;
 
     /// A future that is ready once `go` is set, keeping its last waker in
     /// `waker` and counting its drops in `drops`.
-    fn gate(
-        go: Rc<Cell<bool>>,
-        waker: Rc<RefCell<Option<Waker>>>,
-        drops: Rc<Cell<u32>>,
-    ) -> WaitFuture {
+    fn gate(go: Rc<Cell<bool>>, waker: Rc<RefCell<Option<Waker>>>, drops: Rc<Cell<u32>>) -> Wait {
         struct Bomb(Rc<Cell<u32>>);
         impl Drop for Bomb {
             fn drop(&mut self) {
@@ -296,7 +313,7 @@ mod tests {
             }
         }
         let bomb = Bomb(drops);
-        Box::pin(std::future::poll_fn(move |cx| {
+        Wait::Future(Box::pin(std::future::poll_fn(move |cx| {
             let _ = &bomb;
             if go.get() {
                 Poll::Ready(Resume::Staged(7))
@@ -304,7 +321,7 @@ mod tests {
                 *waker.borrow_mut() = Some(cx.waker().clone());
                 Poll::Pending
             }
-        }))
+        })))
     }
 
     fn waiter(task: i32) -> Waiter {
