@@ -437,7 +437,11 @@ pub(crate) unsafe fn read(l: *mut lua_State, s: &Stream, fmt: Fmt) -> c_int {
         cannot_suspend(l);
     }
     drop(io);
-    let deadline = inner.timeout.get().map(|d| Instant::now() + d);
+    // From the loop time, as the original's libev timers.
+    let deadline = inner
+        .timeout
+        .get()
+        .map(|d| Instant::from_std(scheduler::get().now_instant()) + d);
     inner.reading.set(Some(Reading {
         fmt,
         limit,

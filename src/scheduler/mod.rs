@@ -237,6 +237,8 @@ pub struct Scheduler {
     /// from a loop task, a wake, a hold let go): checked before it idles.
     signalled: Cell<bool>,
     now: Cell<f64>,
+    /// The same on the monotonic clock.
+    instant: Cell<Instant>,
     /// Origin of timer deadlines.
     epoch: Instant,
 }
@@ -256,11 +258,15 @@ thread_local! {
 /// # Panics
 /// When called on a thread without a running [`Runtime`](crate::Runtime).
 pub fn get() -> &'static Scheduler {
+    try_get().expect("no lem runtime on this thread")
+}
+
+/// The scheduler of this thread's runtime, if there is one.
+pub fn try_get() -> Option<&'static Scheduler> {
     let p = CURRENT.with(|c| c.get());
-    assert!(!p.is_null(), "no lem runtime on this thread");
     // SAFETY: the pointer is set by `Scheduler::install` from a leaked-for-
     // the-runtime's-life allocation and cleared when the runtime drops.
-    unsafe { &*p }
+    (!p.is_null()).then(|| unsafe { &*p })
 }
 
 impl Scheduler {
@@ -289,6 +295,7 @@ impl Scheduler {
             waits: waits::Waits::new(),
             signalled: Cell::new(false),
             now: Cell::new(wall_clock()),
+            instant: Cell::new(Instant::now()),
             epoch: Instant::now(),
         });
         CURRENT.with(|c| c.set(&*s));
@@ -532,10 +539,17 @@ impl Scheduler {
         self.now.get()
     }
 
+    /// Loop time on the monotonic clock, for deadlines measured from it (as
+    /// libev's timers are): one clock read per loop turn, not one per wait.
+    pub fn now_instant(&self) -> Instant {
+        self.instant.get()
+    }
+
     /// Refresh and return the loop time.
     pub fn update_now(&self) -> f64 {
         let t = wall_clock();
         self.now.set(t);
+        self.instant.set(Instant::now());
         t
     }
 
