@@ -236,6 +236,9 @@ pub struct Scheduler {
     /// Something for the loop to do came from outside a loop turn (a spawn
     /// from a loop task, a wake, a hold let go): checked before it idles.
     signalled: Cell<bool>,
+    /// The loop awaits its idle future (other loop tasks run meanwhile):
+    /// a signal must wake it.
+    idling: Cell<bool>,
     now: Cell<f64>,
     /// The same on the monotonic clock.
     instant: Cell<Instant>,
@@ -294,6 +297,7 @@ impl Scheduler {
             exit: Cell::new(None),
             waits: waits::Waits::new(),
             signalled: Cell::new(false),
+            idling: Cell::new(false),
             now: Cell::new(wall_clock()),
             instant: Cell::new(Instant::now()),
             epoch: Instant::now(),
@@ -515,7 +519,10 @@ impl Scheduler {
     /// idles already.
     fn signal(&self) {
         self.signalled.set(true);
-        self.waits.wake_idle_loop();
+        // In a turn, the loop looks at `signalled` before it idles again.
+        if self.idling.get() {
+            self.waits.wake_idle_loop();
+        }
     }
 
     /// Keep the process alive while the returned guard lives (a listening
@@ -602,8 +609,11 @@ impl Scheduler {
             }
             Commit::Custom(f) => f(w),
             Commit::Wait(o) => {
-                let h = self.waits.start(w, waits::Wait::Object(o.clone()));
+                let (h, ready) = self.waits.start_polled(w, o.clone());
                 o.started(w, h);
+                if ready {
+                    self.wake(w, Resume::Object(o));
+                }
             }
         }
     }
@@ -736,6 +746,7 @@ impl Scheduler {
         if self.signalled.take() || !self.waits.idle(cx.waker()) {
             return std::task::Poll::Ready(());
         }
+        self.idling.set(true);
         std::task::Poll::Pending
     }
 
@@ -795,6 +806,7 @@ impl Scheduler {
                 }
                 None => idle.await,
             }
+            self.idling.set(false);
             self.waits.busy();
             if let Some(code) = self.exit.get() {
                 return Outcome::Exit(code);

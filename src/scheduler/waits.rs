@@ -148,6 +148,35 @@ impl Waits {
     /// Start waiting on `fut` for `waiter`; it is first polled at the loop's
     /// next turn.
     pub(super) fn start(&self, waiter: Waiter, fut: Wait) -> WaitHandle {
+        let (slot, handle) = self.take_slot(waiter, fut);
+        let signal = self.slots.borrow()[slot as usize].signal.clone();
+        signal.wake_by_ref();
+        handle
+    }
+
+    /// Start waiting on the object `o` for `waiter`, polling it at once (it
+    /// registers its wakers now, not at the loop's next turn). Returns the
+    /// handle, and whether `o` was ready already: then the wait is over and
+    /// the waiter is to be woken with it.
+    pub(super) fn start_polled(&self, waiter: Waiter, o: Rc<dyn Pending>) -> (WaitHandle, bool) {
+        let (slot, handle) = self.take_slot(waiter, Wait::Object(o.clone()));
+        let waker = {
+            let mut slots = self.slots.borrow_mut();
+            let s = &mut slots[slot as usize];
+            s.state = State::Polling;
+            s.waker.clone()
+        };
+        let ready = o.poll(&mut Context::from_waker(&waker)).is_ready();
+        if ready {
+            self.release(slot);
+        } else {
+            self.slots.borrow_mut()[slot as usize].state = State::Waiting(Wait::Object(o));
+        }
+        (handle, ready)
+    }
+
+    /// A free slot (reused or new) holding `fut` for `waiter`.
+    fn take_slot(&self, waiter: Waiter, fut: Wait) -> (u32, WaitHandle) {
         let reused = self.free.borrow_mut().pop();
         let mut slots = self.slots.borrow_mut();
         let slot = match reused {
@@ -172,11 +201,7 @@ impl Waits {
         let s = &mut slots[slot as usize];
         s.state = State::Waiting(fut);
         s.waiter = waiter;
-        let handle = WaitHandle { slot, gen: s.gen };
-        let signal = s.signal.clone();
-        drop(slots);
-        signal.wake_by_ref();
-        handle
+        (slot, WaitHandle { slot, gen: s.gen })
     }
 
     /// End the slot's wait (its future, if any, is returned to be dropped
@@ -373,5 +398,56 @@ mod tests {
         assert_eq!(woken, [2]);
         waits.abort(h2);
         assert_eq!((waits.live(), drops.get()), (0, 2));
+    }
+
+    /// A [`Pending`] that is ready once `go` is set, counting its polls.
+    struct Gate {
+        go: Cell<bool>,
+        polls: Cell<u32>,
+        waker: RefCell<Option<Waker>>,
+    }
+
+    impl Pending for Gate {
+        fn started(&self, _: Waiter, _: super::super::WaitHandle) {}
+        fn poll(&self, cx: &mut Context<'_>) -> Poll<()> {
+            self.polls.set(self.polls.get() + 1);
+            if self.go.get() {
+                return Poll::Ready(());
+            }
+            *self.waker.borrow_mut() = Some(cx.waker().clone());
+            Poll::Pending
+        }
+        unsafe fn push(&self, _: *mut crate::lua::lua_State) -> std::ffi::c_int {
+            0
+        }
+    }
+
+    #[test]
+    fn an_object_wait_is_polled_at_once() {
+        let waits = Waits::new();
+        let gate = Rc::new(Gate {
+            go: Cell::new(true),
+            polls: Cell::new(0),
+            waker: RefCell::new(None),
+        });
+        // Ready at once: over, its slot free, nothing queued.
+        let (_, ready) = waits.start_polled(waiter(1), gate.clone());
+        assert!(ready);
+        assert_eq!((waits.live(), gate.polls.get()), (0, 1));
+        waits.poll_ready(|_, _| panic!("nothing to poll"));
+        // Not ready: waits in its slot, polled again once woken.
+        gate.go.set(false);
+        let (_, ready) = waits.start_polled(waiter(2), gate.clone());
+        assert!(!ready);
+        waits.poll_ready(|_, _| panic!("not woken"));
+        assert_eq!((waits.live(), gate.polls.get()), (1, 2));
+        gate.go.set(true);
+        gate.waker.borrow().as_ref().unwrap().wake_by_ref();
+        let mut woken = Vec::new();
+        waits.poll_ready(|w, r| {
+            assert!(matches!(r, Resume::Object(_)));
+            woken.push(w.task)
+        });
+        assert_eq!((woken, waits.live(), gate.polls.get()), (vec![2], 0, 3));
     }
 }
