@@ -60,6 +60,7 @@ lua_tests! {
     hathaway_routes => "hathaway/routes.lua",
     http_client => "http/client.lua",
     http_head => "http/head.lua",
+    http_keepalive => "http/keepalive.lua",
     http_parse => "http/parse.lua",
     http_python_client => "http/python_client.lua",
     http_raw => "http/raw.lua",

@@ -15,7 +15,7 @@ use std::ffi::c_int;
 use super::{build_head, find_head, integer, with_fields, with_head};
 use super::{Bad, Kind, Length, ResponseHead, Start};
 use super::{HEAD_LIMIT, NO_SPACE};
-use crate::io::stream::{self, Stream, STREAM};
+use crate::io::stream::{self, Stream, Write, STREAM};
 use crate::lua::{self, ffi, lua_State};
 use crate::parsers::{Fmt, Format, Scan};
 
@@ -438,12 +438,16 @@ unsafe extern "C-unwind" fn request_index(l: *mut lua_State) -> c_int {
     1
 }
 
-/// core.respond(client, req, res, close, keepalive) -> true | nil, err |
-/// false: send what a handler left in `res` as one write: the head and the
-/// body (the strings of its array part), only the head for `HEAD`. False,
-/// with nothing sent, when the response is not an ordinary one (streamed,
-/// a file, a status or header that is not a plain string or number, body
-/// parts that are not strings): the Lua half sends those.
+/// core.respond(client, req, res, close, keepalive) -> next request |
+/// true | false, err | false: send what a handler left in `res` as one
+/// write: the head and the body (the strings of its array part), only the
+/// head for `HEAD`. When the connection stays and the write went out whole
+/// at once, the same call goes on to read the next request, and returns
+/// what `core.request` would (a table first, or `nil, status | err`);
+/// else `true` once sent, `false, err` when the write failed. A lone
+/// `false`, with nothing sent, when the response is not an ordinary one
+/// (streamed, a file, a status or header that is not a plain string or
+/// number, body parts that are not strings): the Lua half sends those.
 unsafe extern "C-unwind" fn respond(l: *mut lua_State) -> c_int {
     let s: &Stream = lua::check_object(l, 1, STREAM);
     ffi::luaL_checktype(l, 2, ffi::LUA_TTABLE);
@@ -536,12 +540,22 @@ unsafe extern "C-unwind" fn respond(l: *mut lua_State) -> c_int {
     get(l, 2, Key::Method);
     let head_only = lua::to_bytes(l, -1) == Some(b"HEAD");
     let with_body = !head_only && !matches!(length, Length::None);
-    let w = stream::write(l, s, &[&out, if with_body { body } else { &[] }]);
+    let w = stream::write(
+        l,
+        s,
+        &[&out, if with_body { body } else { &[] }],
+        stream::Failure::False,
+    );
     // What the socket did not take was copied: the buffer is free again.
     if out.capacity() <= HEAD_BUF_MAX {
         HEAD_BUF.set(out);
     }
     drop(joined);
+    // Sent whole (a failure pushes two values) on a connection that stays:
+    // the next request is read in this same call.
+    if !close && matches!(w, Write::Done(1)) {
+        return stream::read(l, s, Fmt::Custom(&SERVER_HEAD));
+    }
     w.finish(l)
 }
 

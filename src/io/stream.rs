@@ -604,9 +604,28 @@ unsafe extern "C-unwind" fn stream_write(l: *mut lua_State) -> c_int {
     } else {
         &more
     };
-    let r = write(l, s, bufs);
+    let r = write(l, s, bufs, Failure::Nil);
     drop(more);
     r.finish(l)
+}
+
+/// How [`write`] reports a failure: `nil, err`, as stream methods do, or
+/// `false, err` (for a caller whose `nil, err` means something else).
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Failure {
+    Nil,
+    False,
+}
+
+impl Failure {
+    /// Apply to the `n` values just pushed (a failure is two).
+    unsafe fn apply(self, l: *mut lua_State, n: c_int) -> c_int {
+        if self == Failure::False && n == 2 && ffi::lua_type(l, -2) == ffi::LUA_TNIL {
+            ffi::lua_pushboolean(l, 0);
+            ffi::lua_replace(l, -3);
+        }
+        n
+    }
 }
 
 /// What [`write`] did: done (`true` or `nil, err` pushed), or the
@@ -636,13 +655,18 @@ impl Write {
 /// what it does not take is copied and written from the loop while the
 /// coroutine waits (`'busy'` to another writer meanwhile). Raises when the
 /// coroutine cannot suspend.
-pub(crate) unsafe fn write(l: *mut lua_State, s: &Stream, bufs: &[&[u8]]) -> Write {
+pub(crate) unsafe fn write(
+    l: *mut lua_State,
+    s: &Stream,
+    bufs: &[&[u8]],
+    failure: Failure,
+) -> Write {
     let inner = &s.0;
     if inner.wr.is_active() {
-        return Write::Done(lua::fail(l, "busy"));
+        return Write::Done(failure.apply(l, lua::fail(l, "busy")));
     }
     let Some(io) = inner.io() else {
-        return Write::Done(lua::fail(l, "closed"));
+        return Write::Done(failure.apply(l, lua::fail(l, "closed")));
     };
     let (done, err) = writev_all(io.raw(), bufs, 0);
     match err {
@@ -653,10 +677,12 @@ pub(crate) unsafe fn write(l: *mut lua_State, s: &Stream, bufs: &[&[u8]]) -> Wri
         Some(e) if e.kind() == io::ErrorKind::WouldBlock => {}
         Some(e) => {
             drop(io);
-            if is_disconnect(&e) {
-                return Write::Done(lua::fail(l, "closed"));
-            }
-            return Write::Done(fail_os(l, &e));
+            let n = if is_disconnect(&e) {
+                lua::fail(l, "closed")
+            } else {
+                fail_os(l, &e)
+            };
+            return Write::Done(failure.apply(l, n));
         }
     }
     // The kernel is full: keep the rest and write it from the loop.
@@ -676,14 +702,14 @@ pub(crate) unsafe fn write(l: *mut lua_State, s: &Stream, bufs: &[&[u8]]) -> Wri
     }
     let inner = inner.clone();
     scheduler::get().prepare(Commit::Custom(Box::new(move |w| {
-        let fut = Box::pin(write_wait(inner.clone(), io, rest));
+        let fut = Box::pin(write_wait(inner.clone(), io, rest, failure));
         inner.wr.begin(w, fut);
     })));
     Write::Suspend
 }
 
 /// Wait until the socket takes all of `data`; resume with `true`.
-async fn write_wait(inner: Rc<Inner>, io: Rc<Io>, data: Vec<u8>) -> Resume {
+async fn write_wait(inner: Rc<Inner>, io: Rc<Io>, data: Vec<u8>, failure: Failure) -> Resume {
     let work = async {
         let Io::Async(a) = &*io else {
             return Ok(());
@@ -709,7 +735,9 @@ async fn write_wait(inner: Rc<Inner>, io: Rc<Io>, data: Vec<u8>) -> Resume {
     };
     let r = bounded(inner.timeout.get(), work).await;
     drop(io);
-    Resume::Push(Box::new(move |t| unsafe { write_result(t, &inner, r) }))
+    Resume::Push(Box::new(move |t| unsafe {
+        failure.apply(t, write_result(t, &inner, r))
+    }))
 }
 
 unsafe fn write_result<T>(t: *mut lua_State, inner: &Inner, r: Result<T, Stop>) -> c_int

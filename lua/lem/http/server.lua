@@ -350,16 +350,17 @@ local refusals = {
 
 -- Serve one connection until it closes, fails or asks to close. The head
 -- is read, checked and turned into req and res in Rust (core.request), and
--- an ordinary response goes out from Rust too (core.respond); what is left
--- here is the handler call, bodies and the unusual responses.
+-- an ordinary response goes out from Rust too (core.respond, which then
+-- reads the next request in the same call); what is left here is the
+-- handler call, bodies and the unusual responses.
 local function serve(self, client)
 	local handler = self.handler
 	local max_body = self.max_body
 	if self.timeout then
 		client:settimeout(self.timeout)
 	end
+	local req, res, close, keepalive, framing = request(client)
 	while true do
-		local req, res, close, keepalive, framing = request(client)
 		if not req then
 			local refusal = refusals[res]
 			if refusal then
@@ -406,24 +407,34 @@ local function serve(self, client)
 				close = true
 			end
 		end
-		local err
-		ok, err = respond(client, req, res, close, keepalive)
-		if ok == false then
-			-- Not an ordinary response: a streamed one (which may have
-			-- decided to close), a file, unusual values.
-			if res._close then
-				close = true
+		-- An ordinary response; the next request comes with it (a table),
+		-- or the answer is true (sent), false, err (not sent) or a lone
+		-- false (not an ordinary response: sent from here).
+		local nreq, nres, nclose, nkeepalive, nframing = respond(client, req, res, close, keepalive)
+		if nreq ~= true and nreq ~= false then
+			req, res, close, keepalive, framing = nreq, nres, nclose, nkeepalive, nframing
+		else
+			local err = nres
+			if nreq == false and err == nil then
+				-- A streamed one (which may have decided to close), a
+				-- file, unusual values.
+				if res._close then
+					close = true
+				end
+				ok, err = send(req, res, close, keepalive)
+			else
+				ok = nreq
 			end
-			ok, err = send(req, res, close, keepalive)
-		end
-		if not ok then
-			debug('write', err)
-			client:close()
-			return
-		end
-		if close then
-			client:close()
-			return
+			if not ok then
+				debug('write', err)
+				client:close()
+				return
+			end
+			if close then
+				client:close()
+				return
+			end
+			req, res, close, keepalive, framing = request(client)
 		end
 	end
 end
