@@ -87,6 +87,24 @@ const CONF: c_int = ffi::lua_upvalueindex(1);
 /// The upvalue of the first key.
 const KEY_UPVALUE: c_int = 2;
 
+/// The upvalue holding the metatable of Streams, after the keys.
+const STREAM_MT: c_int = ffi::lua_upvalueindex(KEY_UPVALUE + KEYS.len() as c_int);
+
+/// The Stream at `arg`. Its metatable is compared with the one kept as an
+/// upvalue (`check_object` looks it up in the registry); anything else
+/// takes `check_object`'s way, and its error.
+unsafe fn check_stream<'a>(l: *mut lua_State, arg: c_int) -> &'a Stream {
+    let p = ffi::lua_touserdata(l, arg);
+    if !p.is_null() && ffi::lua_getmetatable(l, arg) != 0 {
+        let same = ffi::lua_rawequal(l, -1, STREAM_MT) != 0;
+        ffi::lua_pop(l, 1);
+        if same {
+            return &*(p as *const Stream);
+        }
+    }
+    lua::check_object(l, arg, STREAM)
+}
+
 /// Push the string `k`. Every function here has the keys as upvalues; so
 /// has `request` when its format finishes after a read waited, since the
 /// resumed thread is still in its call.
@@ -401,7 +419,7 @@ unsafe fn push_request(
 /// number) is the answer to a head the server refuses; `err` a read error
 /// (`'closed'`, `'timeout'`...).
 unsafe extern "C-unwind" fn request(l: *mut lua_State) -> c_int {
-    let s: &Stream = lua::check_object(l, 1, STREAM);
+    let s = check_stream(l, 1);
     stream::read(l, s, Fmt::Custom(&SERVER_HEAD))
 }
 
@@ -449,7 +467,7 @@ unsafe extern "C-unwind" fn request_index(l: *mut lua_State) -> c_int {
 /// (streamed, a file, a status or header that is not a plain string or
 /// number, body parts that are not strings): the Lua half sends those.
 unsafe extern "C-unwind" fn respond(l: *mut lua_State) -> c_int {
-    let s: &Stream = lua::check_object(l, 1, STREAM);
+    let s = check_stream(l, 1);
     ffi::luaL_checktype(l, 2, ffi::LUA_TTABLE);
     ffi::luaL_checktype(l, 3, ffi::LUA_TTABLE);
     let close = ffi::lua_toboolean(l, 4) != 0;
@@ -568,8 +586,8 @@ thread_local! {
 const HEAD_BUF_MAX: usize = 16 << 10;
 
 /// Add the server functions to the module table on top of the stack. They
-/// share their upvalues: the server's table (filled by `core.setup`) and
-/// the keys.
+/// share their upvalues: the server's table (filled by `core.setup`), the
+/// keys and the metatable of Streams.
 pub(super) unsafe fn register(l: *mut lua_State) {
     let funcs: [(&std::ffi::CStr, ffi::lua_CFunction); 4] = [
         (c"setup", setup),
@@ -577,7 +595,7 @@ pub(super) unsafe fn register(l: *mut lua_State) {
         (c"respond", respond),
         (c"request_index", request_index),
     ];
-    ffi::luaL_checkstack(l, KEYS.len() as c_int + 2, std::ptr::null());
+    ffi::luaL_checkstack(l, KEYS.len() as c_int + 3, std::ptr::null());
     ffi::lua_createtable(l, MODULE as c_int, 0);
     let conf = ffi::lua_gettop(l);
     for (name, f) in funcs {
@@ -585,7 +603,8 @@ pub(super) unsafe fn register(l: *mut lua_State) {
         for k in KEYS {
             ffi::lua_pushstring(l, k.as_ptr());
         }
-        ffi::lua_pushcclosure(l, f, 1 + KEYS.len() as c_int);
+        stream::push_class(l);
+        ffi::lua_pushcclosure(l, f, 2 + KEYS.len() as c_int);
         ffi::lua_setfield(l, conf - 1, name.as_ptr());
     }
     ffi::lua_pop(l, 1);

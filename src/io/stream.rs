@@ -257,9 +257,14 @@ pub unsafe fn push_stream(l: *mut lua_State, fd: OwnedFd) -> c_int {
     }
 }
 
+/// Push the metatable of Streams (made on first use).
+pub(crate) unsafe fn push_class(l: *mut lua_State) {
+    lua::new_class(l, STREAM, METHODS, Some(lua::gc::<Stream>));
+}
+
 /// Push a Stream on an already prepared descriptor.
 pub(crate) unsafe fn push_io(l: *mut lua_State, io: Io, kind: Kind) {
-    lua::new_class(l, STREAM, METHODS, Some(lua::gc::<Stream>));
+    push_class(l);
     ffi::lua_pop(l, 1);
     let inner = Inner {
         io: RefCell::new(Some(Rc::new(io))),

@@ -407,11 +407,12 @@ local function serve(self, client)
 				close = true
 			end
 		end
-		-- An ordinary response; the next request comes with it (a table),
-		-- or the answer is true (sent), false, err (not sent) or a lone
-		-- false (not an ordinary response: sent from here).
+		-- An ordinary response; the next request comes with it (req, res
+		-- or nil, status | err), or the answer is true (sent), false, err
+		-- (not sent) or a lone false (not an ordinary response: sent from
+		-- here). (Tests of truth only: no comparison calls.)
 		local nreq, nres, nclose, nkeepalive, nframing = respond(client, req, res, close, keepalive)
-		if nreq ~= true and nreq ~= false then
+		if nres and (nreq or nreq == nil) then
 			req, res, close, keepalive, framing = nreq, nres, nclose, nkeepalive, nframing
 		else
 			local err = nres
