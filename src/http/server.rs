@@ -110,7 +110,13 @@ unsafe fn check_stream<'a>(l: *mut lua_State, arg: c_int) -> &'a Stream {
 /// resumed thread is still in its call.
 #[inline]
 unsafe fn push_key(l: *mut lua_State, k: Key) {
-    ffi::lua_pushvalue(l, ffi::lua_upvalueindex(KEY_UPVALUE + k as c_int));
+    ffi::lua_pushvalue(l, key_index(k));
+}
+
+/// The pseudo-index of the key `k`.
+#[inline]
+const fn key_index(k: Key) -> c_int {
+    ffi::lua_upvalueindex(KEY_UPVALUE + k as c_int)
 }
 
 /// `t[k] = v` for the value `value` pushes, without metamethods.
@@ -477,11 +483,11 @@ unsafe extern "C-unwind" fn respond(l: *mut lua_State) -> c_int {
         ffi::lua_pushboolean(l, 0);
         1
     };
+    // 4: _streaming, 5: file (both nil)
     if get(l, 3, Key::Streaming) != ffi::LUA_TNIL || get(l, 3, Key::File) != ffi::LUA_TNIL {
         return unusual();
     }
-    ffi::lua_settop(l, 3);
-    // 4: status
+    // 6: status
     let status = match get(l, 3, Key::Status) {
         ffi::LUA_TNIL => None,
         _ => match integer(l, -1) {
@@ -489,11 +495,11 @@ unsafe extern "C-unwind" fn respond(l: *mut lua_State) -> c_int {
             None => return unusual(),
         },
     };
-    // 5: headers
+    // 7: headers
     if get(l, 3, Key::Headers) != ffi::LUA_TTABLE {
         return unusual();
     }
-    // 6: the body: the one string, or all of them joined.
+    // 8: the body: the one string, or all of them joined.
     let parts = ffi::lua_rawlen(l, 3);
     let mut joined = Vec::new();
     if parts == 1 {
@@ -511,30 +517,26 @@ unsafe extern "C-unwind" fn respond(l: *mut lua_State) -> c_int {
         ffi::lua_pushnil(l);
     }
     let body: &[u8] = if parts == 1 {
-        lua::to_bytes(l, 6).unwrap_or_default()
+        lua::to_bytes(l, 8).unwrap_or_default()
     } else {
         &joined
     };
     let status = status.unwrap_or(if body.is_empty() { 204 } else { 200 });
-    // 7: the status text
-    ffi::lua_rawgeti(l, CONF, STATUS);
-    let text = if ffi::lua_type(l, -1) == ffi::LUA_TTABLE {
-        ffi::lua_rawgeti(l, -1, status as _);
-        ffi::lua_remove(l, -2);
-        match ffi::lua_type(l, -1) {
-            ffi::LUA_TNIL => &b"Unknown"[..],
-            ffi::LUA_TSTRING => lua::to_bytes(l, -1).unwrap_or_default(),
-            _ => return unusual(),
-        }
-    } else {
-        return unusual();
-    };
-    // 8: the module, 9: its server_name
-    ffi::lua_rawgeti(l, CONF, MODULE);
-    if get(l, 8, Key::ServerName) != ffi::LUA_TSTRING {
+    // 9: the status texts, 10: this one's
+    if ffi::lua_rawgeti(l, CONF, STATUS) != ffi::LUA_TTABLE {
         return unusual();
     }
-    let server = lua::to_bytes(l, 9).unwrap_or_default();
+    let text = match ffi::lua_rawgeti(l, 9, status as _) {
+        ffi::LUA_TNIL => &b"Unknown"[..],
+        ffi::LUA_TSTRING => lua::to_bytes(l, 10).unwrap_or_default(),
+        _ => return unusual(),
+    };
+    // 11: the module, 12: its server_name
+    ffi::lua_rawgeti(l, CONF, MODULE);
+    if get(l, 11, Key::ServerName) != ffi::LUA_TSTRING {
+        return unusual();
+    }
+    let server = lua::to_bytes(l, 12).unwrap_or_default();
     let length = if status == 204 || status == 304 || status < 200 {
         Length::None
     } else {
@@ -546,7 +548,7 @@ unsafe extern "C-unwind" fn respond(l: *mut lua_State) -> c_int {
     let head = ResponseHead {
         status,
         text,
-        headers: 5,
+        headers: 7,
         length,
         close,
         keepalive,
@@ -555,8 +557,9 @@ unsafe extern "C-unwind" fn respond(l: *mut lua_State) -> c_int {
     if !build_head(l, &mut out, head) {
         return unusual();
     }
+    // 13: the method (compared as Lua compares strings).
     get(l, 2, Key::Method);
-    let head_only = lua::to_bytes(l, -1) == Some(b"HEAD");
+    let head_only = ffi::lua_rawequal(l, 13, key_index(Key::HeadMethod)) != 0;
     let with_body = !head_only && !matches!(length, Length::None);
     let w = stream::write(
         l,
