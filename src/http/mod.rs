@@ -112,9 +112,10 @@ fn is_tchar(c: u8) -> bool {
 
 /// `HTTP/d.d` -> `d.d`.
 fn version(v: &[u8]) -> Option<&[u8]> {
-    let v = v.strip_prefix(b"HTTP/")?;
     match v {
-        [a, b'.', b] if a.is_ascii_digit() && b.is_ascii_digit() => Some(v),
+        [b'H', b'T', b'T', b'P', b'/', a, b'.', b] if a.is_ascii_digit() && b.is_ascii_digit() => {
+            Some(&v[5..])
+        }
         _ => None,
     }
 }
@@ -223,12 +224,12 @@ enum Bad {
     TooBig,
 }
 
+/// Fields most heads fit in.
+const FEW_FIELDS: usize = 24;
+
 /// Parse the fields of `fields` (which ends with the empty line) into
 /// `out`; returns how many there are.
-fn parse_fields<'b>(
-    fields: &'b [u8],
-    out: &mut [httparse::Header<'b>; MAX_FIELDS],
-) -> Result<usize, Bad> {
+fn parse_fields<'b>(fields: &'b [u8], out: &mut [httparse::Header<'b>]) -> Result<usize, Bad> {
     match httparse::parse_headers(fields, out) {
         Ok(httparse::Status::Complete((_, h))) => {
             if h.iter().any(|f| f.name.len() > MAX_NAME) {
@@ -258,13 +259,23 @@ fn with_head<R>(
 /// Check (and with `visit`, walk) the field section `fields` of a head
 /// (what follows the start line, up to and with the empty line).
 fn with_fields<R>(fields: &[u8], visit: impl FnOnce(&[httparse::Header]) -> R) -> Result<R, Bad> {
-    let mut buf = [httparse::EMPTY_HEADER; MAX_FIELDS];
-    // httparse refuses a folded line (it starts with white space, not a
-    // name), so a section is looked at for folds only when it fails.
-    let err = match parse_fields(fields, &mut buf) {
-        Ok(n) => return Ok(visit(&buf[..n])),
+    // Slots for most heads first (the array is filled anew for each
+    // parse); for all the fields allowed only when there are more.
+    let mut few = [httparse::EMPTY_HEADER; FEW_FIELDS];
+    let err = match parse_fields(fields, &mut few) {
+        Ok(n) => return Ok(visit(&few[..n])),
         Err(e) => e,
     };
+    let mut buf = [httparse::EMPTY_HEADER; MAX_FIELDS];
+    let err = match err {
+        Bad::TooBig => match parse_fields(fields, &mut buf) {
+            Ok(n) => return Ok(visit(&buf[..n])),
+            Err(e) => e,
+        },
+        e => e,
+    };
+    // httparse refuses a folded line (it starts with white space, not a
+    // name), so a section is looked at for folds only when it fails.
     if !folded(fields) {
         return Err(err);
     }
@@ -749,6 +760,36 @@ mod tests {
         );
         assert_eq!(find_head(b"GET / HTTP/1.1\r\nA: b\r\n\n"), (0, Some(23)));
         assert_eq!(find_head(b"\r\n\r\n"), (4, None));
+    }
+
+    #[test]
+    fn many_fields() {
+        let section = |n: usize| {
+            let mut s: Vec<u8> = (0..n)
+                .flat_map(|i| format!("X-{i}: v\r\n").into_bytes())
+                .collect();
+            s.extend_from_slice(b"\r\n");
+            s
+        };
+        for n in [0, FEW_FIELDS, FEW_FIELDS + 1, MAX_FIELDS] {
+            let got = with_fields(&section(n), |f| {
+                (f.len(), f.last().map(|h| h.name.to_string()))
+            });
+            assert_eq!(
+                got,
+                Ok((n, n.checked_sub(1).map(|i| format!("X-{i}")))),
+                "{n} fields"
+            );
+        }
+        assert_eq!(
+            with_fields(&section(MAX_FIELDS + 1), |_| ()),
+            Err(Bad::TooBig)
+        );
+        // Folded, past the first slots.
+        let mut s = section(FEW_FIELDS + 2);
+        s.splice(0..0, b"A: b\r\n c\r\n".iter().copied());
+        let got = with_fields(&s, |f| (f.len(), f[0].value.to_vec()));
+        assert_eq!(got, Ok((FEW_FIELDS + 3, b"b c".to_vec())));
     }
 
     #[test]
