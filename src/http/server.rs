@@ -23,9 +23,8 @@ use crate::parsers::{Fmt, Format, Scan};
 /// by `core.setup`).
 const REQUEST: ffi::lua_Integer = 1;
 const RESPONSE: ffi::lua_Integer = 2;
-const STREAM_FN: ffi::lua_Integer = 3;
-const STATUS: ffi::lua_Integer = 4;
-const MODULE: ffi::lua_Integer = 5;
+const STATUS: ffi::lua_Integer = 3;
+const MODULE: ffi::lua_Integer = 4;
 
 /// The field names the hot path reads and sets, kept as Lua strings in the
 /// upvalues of the functions here from [`KEY_UPVALUE`] on: pushing one is
@@ -43,7 +42,6 @@ enum Key {
     Length,
     Expect,
     Req,
-    Stream,
     Streaming,
     File,
     Status,
@@ -58,7 +56,7 @@ enum Key {
     Http10,
 }
 
-const KEYS: [&std::ffi::CStr; 20] = [
+const KEYS: [&std::ffi::CStr; 19] = [
     c"method",
     c"uri",
     c"version",
@@ -68,7 +66,6 @@ const KEYS: [&std::ffi::CStr; 20] = [
     c"_length",
     c"_expect",
     c"_req",
-    c"_stream",
     c"_streaming",
     c"file",
     c"status",
@@ -134,16 +131,12 @@ unsafe fn get(l: *mut lua_State, t: c_int, k: Key) -> c_int {
     ffi::lua_rawget(l, t)
 }
 
-/// core.setup(Request, Response, stream, status_string, server): what the
-/// Rust half needs of the Lua half: the metatables of `req` and `res`, the
-/// `res._stream` function, the status texts and the module (for
-/// `server_name`).
+/// core.setup(Request, Response, status_string, server): what the Rust
+/// half needs of the Lua half: the metatables of `req` and `res`, the
+/// status texts and the module (for `server_name`).
 unsafe extern "C-unwind" fn setup(l: *mut lua_State) -> c_int {
-    for i in [1, 2, 4, 5] {
+    for i in 1..=4 {
         ffi::luaL_checktype(l, i, ffi::LUA_TTABLE);
-    }
-    ffi::luaL_checktype(l, 3, ffi::LUA_TFUNCTION);
-    for i in 1..=5 {
         ffi::lua_pushvalue(l, i);
         ffi::lua_rawseti(l, CONF, i as _);
     }
@@ -401,12 +394,12 @@ unsafe fn push_request(
     }
     lua::push_index(l, CONF, REQUEST);
     ffi::lua_setmetatable(l, req);
-    // res = {headers = {}, _req = req, _stream = stream}
-    ffi::lua_createtable(l, 1, 3);
+    // res = {headers = {}, _req = req}, with room for the body's first
+    // part, status and file
+    ffi::lua_createtable(l, 1, 4);
     let res = req + 1;
     set(l, res, Key::Headers, || ffi::lua_createtable(l, 0, 2));
     set(l, res, Key::Req, || ffi::lua_pushvalue(l, req));
-    set(l, res, Key::Stream, || lua::push_index(l, CONF, STREAM_FN));
     lua::push_index(l, CONF, RESPONSE);
     ffi::lua_setmetatable(l, res);
     ffi::lua_pushboolean(l, rules.close as c_int);

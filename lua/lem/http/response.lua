@@ -78,7 +78,8 @@ end
 -- original): the head goes out on the first call (chunked transfer coding
 -- for HTTP/1.1), each call sends its strings as they are.
 function Response:write(...)
-	local stream = self._stream
+	local req = self._req
+	local stream = req and req._stream
 	if stream == nil then
 		return nil, 'not streaming'
 	end

@@ -334,10 +334,14 @@ local function send(req, res, close, keepalive)
 end
 
 local function newresponse(req)
-	return setmetatable({ headers = {}, _req = req, _stream = stream }, Response)
+	return setmetatable({ headers = {}, _req = req }, Response)
 end
 
-core.setup(Request, Response, stream, status_string, M)
+-- res:write on a response to one of our requests finds this through
+-- res._req (a request of ours has it through its metatable).
+Request._stream = stream
+
+core.setup(Request, Response, status_string, M)
 
 -- The answers to heads the Rust half refuses (core.request's status).
 local refusals = {

@@ -7,6 +7,10 @@ dofile('support.lua')
 local io = require 'lem.io'
 local utils = require 'lem.utils'
 local server = require 'lem.http.server'
+local response = require 'lem.http.response'
+
+-- Only a response to one of the server's requests streams.
+eq({ response.new({ method = 'GET' }):write('x') }, { nil, 'not streaming' }, 'no server request')
 
 local BIG = 32 * 1024 * 1024
 local big = ('0123456789abcdef'):rep(2 * 1024 * 1024)
