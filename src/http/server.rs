@@ -102,9 +102,10 @@ unsafe fn check_stream<'a>(l: *mut lua_State, arg: c_int) -> &'a Stream {
     lua::check_object(l, arg, STREAM)
 }
 
-/// Push the string `k`. Every function here has the keys as upvalues; so
-/// has `request` when its format finishes after a read waited, since the
-/// resumed thread is still in its call.
+/// Push the string `k`. Every function here has the keys as upvalues,
+/// and the request format finishes in one of them even after its read
+/// waited (`request` or `respond`): the resumed thread is still in that
+/// call, on Lua 5.4 and on LuaJIT alike.
 #[inline]
 unsafe fn push_key(l: *mut lua_State, k: Key) {
     ffi::lua_pushvalue(l, key_index(k));
