@@ -19,11 +19,10 @@
 //! [`Scheduler::spawn_wait`]: super::Scheduler::spawn_wait
 
 use std::cell::RefCell;
+use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll, Wake, Waker};
-
-use std::rc::Rc;
 
 use super::{Pending, Resume, WaitFuture, Waiter};
 
@@ -148,7 +147,7 @@ impl Waits {
     /// Start waiting on `fut` for `waiter`; it is first polled at the loop's
     /// next turn.
     pub(super) fn start(&self, waiter: Waiter, fut: Wait) -> WaitHandle {
-        let (slot, handle) = self.take_slot(waiter, fut);
+        let (slot, handle) = self.take_slot(waiter, State::Waiting(fut));
         let signal = self.slots.borrow()[slot as usize].signal.clone();
         signal.wake_by_ref();
         handle
@@ -159,13 +158,8 @@ impl Waits {
     /// handle, and whether `o` was ready already: then the wait is over and
     /// the waiter is to be woken with it.
     pub(super) fn start_polled(&self, waiter: Waiter, o: Rc<dyn Pending>) -> (WaitHandle, bool) {
-        let (slot, handle) = self.take_slot(waiter, Wait::Object(o.clone()));
-        let waker = {
-            let mut slots = self.slots.borrow_mut();
-            let s = &mut slots[slot as usize];
-            s.state = State::Polling;
-            s.waker.clone()
-        };
+        let (slot, handle) = self.take_slot(waiter, State::Polling);
+        let waker = self.slots.borrow()[slot as usize].waker.clone();
         let ready = o.poll(&mut Context::from_waker(&waker)).is_ready();
         if ready {
             self.release(slot);
@@ -175,8 +169,8 @@ impl Waits {
         (handle, ready)
     }
 
-    /// A free slot (reused or new) holding `fut` for `waiter`.
-    fn take_slot(&self, waiter: Waiter, fut: Wait) -> (u32, WaitHandle) {
+    /// A free slot (reused or new) for `waiter`, put in `state`.
+    fn take_slot(&self, waiter: Waiter, state: State) -> (u32, WaitHandle) {
         let reused = self.free.borrow_mut().pop();
         let mut slots = self.slots.borrow_mut();
         let slot = match reused {
@@ -199,7 +193,7 @@ impl Waits {
             }
         };
         let s = &mut slots[slot as usize];
-        s.state = State::Waiting(fut);
+        s.state = state;
         s.waiter = waiter;
         (slot, WaitHandle { slot, gen: s.gen })
     }
