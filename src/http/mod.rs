@@ -266,12 +266,14 @@ fn with_fields<R>(fields: &[u8], visit: impl FnOnce(&[httparse::Header]) -> R) -
         Ok(n) => return Ok(visit(&few[..n])),
         Err(e) => e,
     };
-    let mut buf = [httparse::EMPTY_HEADER; MAX_FIELDS];
     let err = match err {
-        Bad::TooBig => match parse_fields(fields, &mut buf) {
-            Ok(n) => return Ok(visit(&buf[..n])),
-            Err(e) => e,
-        },
+        Bad::TooBig => {
+            let mut buf = [httparse::EMPTY_HEADER; MAX_FIELDS];
+            match parse_fields(fields, &mut buf) {
+                Ok(n) => return Ok(visit(&buf[..n])),
+                Err(e) => e,
+            }
+        }
         e => e,
     };
     // httparse refuses a folded line (it starts with white space, not a
@@ -456,7 +458,11 @@ fn unix_now() -> u64 {
 
 /// Call `f` with the `Date` value of now (formatted once a second).
 fn with_date<R>(f: impl FnOnce(&[u8]) -> R) -> R {
-    let now = unix_now();
+    with_date_at(unix_now(), f)
+}
+
+/// [`with_date`] for the second `now`.
+fn with_date_at<R>(now: u64, f: impl FnOnce(&[u8]) -> R) -> R {
     DATE.with(|c| {
         let mut c = c.borrow_mut();
         if c.0 != now {
@@ -486,7 +492,7 @@ fn with_date_server<R>(server: &[u8], f: impl FnOnce(&[u8]) -> R) -> R {
             name.extend_from_slice(server);
             lines.clear();
             lines.extend_from_slice(b"Date: ");
-            with_date(|d| lines.extend_from_slice(d));
+            with_date_at(now, |d| lines.extend_from_slice(d));
             lines.extend_from_slice(b"\r\nServer: ");
             lines.extend_from_slice(server);
             lines.extend_from_slice(b"\r\n");
