@@ -566,9 +566,9 @@ unsafe extern "C-unwind" fn respond(l: *mut lua_State) -> c_int {
         HEAD_BUF.set(out);
     }
     drop(joined);
-    // Sent whole (a failure pushes two values) on a connection that stays:
-    // the next request is read in this same call.
-    if !close && matches!(w, Write::Done(1)) {
+    // Sent whole on a connection that stays: the next request is read in
+    // this same call.
+    if !close && matches!(w, Write::Sent) {
         return stream::read(l, s, Fmt::Custom(&SERVER_HEAD));
     }
     w.finish(l)

@@ -497,19 +497,8 @@ impl Inner {
                 let mut guard = match a.poll_read_ready(cx) {
                     Poll::Ready(Ok(guard)) => guard,
                     Poll::Ready(Err(e)) => break Err(Stop::Error(e)),
-                    Poll::Pending => {
-                        let timer = deadline.and_then(|d| {
-                            let mut timer =
-                                self.read_timer.take().unwrap_or_else(|| ReadTimer::new(d));
-                            let done = timer.poll_until(d, cx).is_ready();
-                            self.read_timer.set(Some(timer));
-                            done.then_some(Err(Stop::Timeout))
-                        });
-                        match timer {
-                            Some(r) => break r,
-                            None => return Poll::Pending,
-                        }
-                    }
+                    Poll::Pending if self.timed_out(deadline, cx) => break Err(Stop::Timeout),
+                    Poll::Pending => return Poll::Pending,
                 };
                 let filled = fill_guarded(&mut guard, &mut self.input.borrow_mut(), &self.drained);
                 match filled {
@@ -532,6 +521,18 @@ impl Inner {
         self.reading.set(None);
         self.read_done.set(Some(ReadDone { r, fmt, limit }));
         Poll::Ready(())
+    }
+
+    /// Whether the read's deadline, if it has one, has passed; if not, the
+    /// stream's timer will wake the waiting read when it does.
+    fn timed_out(&self, deadline: Option<Instant>, cx: &mut Context<'_>) -> bool {
+        let Some(d) = deadline else {
+            return false;
+        };
+        let mut timer = self.read_timer.take().unwrap_or_else(|| ReadTimer::new(d));
+        let done = timer.poll_until(d, cx).is_ready();
+        self.read_timer.set(Some(timer));
+        done
     }
 }
 
@@ -633,11 +634,13 @@ impl Failure {
     }
 }
 
-/// What [`write`] did: done (`true` or `nil, err` pushed), or the
-/// coroutine must suspend until the rest is written.
+/// What [`write`] did: all written at once (`true` pushed), failed (the
+/// failure's values pushed), or the coroutine must suspend until the rest
+/// is written.
 #[must_use]
 pub(crate) enum Write {
-    Done(c_int),
+    Sent,
+    Failed(c_int),
     Suspend,
     /// It must wait but cannot: not in a lem coroutine.
     Outside,
@@ -649,7 +652,8 @@ impl Write {
     /// dropping.
     pub(crate) unsafe fn finish(self, l: *mut lua_State) -> c_int {
         match self {
-            Write::Done(n) => n,
+            Write::Sent => 1,
+            Write::Failed(n) => n,
             Write::Suspend => lua::suspend(l),
             Write::Outside => cannot_suspend(l),
         }
@@ -668,16 +672,16 @@ pub(crate) unsafe fn write(
 ) -> Write {
     let inner = &s.0;
     if inner.wr.is_active() {
-        return Write::Done(failure.apply(l, lua::fail(l, "busy")));
+        return Write::Failed(failure.apply(l, lua::fail(l, "busy")));
     }
     let Some(io) = inner.io() else {
-        return Write::Done(failure.apply(l, lua::fail(l, "closed")));
+        return Write::Failed(failure.apply(l, lua::fail(l, "closed")));
     };
     let (done, err) = writev_all(io.raw(), bufs, 0);
     match err {
         None => {
             ffi::lua_pushboolean(l, 1);
-            return Write::Done(1);
+            return Write::Sent;
         }
         Some(e) if e.kind() == io::ErrorKind::WouldBlock => {}
         Some(e) => {
@@ -687,7 +691,7 @@ pub(crate) unsafe fn write(
             } else {
                 fail_os(l, &e)
             };
-            return Write::Done(failure.apply(l, n));
+            return Write::Failed(failure.apply(l, n));
         }
     }
     // The kernel is full: keep the rest and write it from the loop.

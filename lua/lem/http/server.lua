@@ -414,7 +414,8 @@ local function serve(self, client)
 		-- An ordinary response; the next request comes with it (req, res
 		-- or nil, status | err), or the answer is true (sent), false, err
 		-- (not sent) or a lone false (not an ordinary response: sent from
-		-- here). (Tests of truth only: no comparison calls.)
+		-- here). The usual answer, the next request, takes two tests of
+		-- truth and no comparison.
 		local nreq, nres, nclose, nkeepalive, nframing = respond(client, req, res, close, keepalive)
 		if nres and (nreq or nreq == nil) then
 			req, res, close, keepalive, framing = nreq, nres, nclose, nkeepalive, nframing
