@@ -9,6 +9,17 @@ local utils = require 'lem.utils'
 local server = require 'lem.http.server'
 local response = require 'lem.http.response'
 
+-- The Rust half takes only Streams: anything else (a file, a table with
+-- a Stream's metatable) is refused as the Stream methods refuse it.
+local core = require 'lem.http.core'
+local fake = setmetatable({}, getmetatable(io.stdin))
+local file = assert(io.open('support.lua'))
+for _, v in ipairs({ fake, file, 'x' }) do
+	checkerr('lem.Stream expected', core.request, v)
+	checkerr('lem.Stream expected', core.respond, v, {}, {}, false, false)
+end
+file:close()
+
 -- Only a response to one of the server's requests streams.
 eq({ response.new({ method = 'GET' }):write('x') }, { nil, 'not streaming' }, 'no server request')
 
