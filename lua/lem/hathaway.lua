@@ -77,7 +77,7 @@ function M.new()
 		local path, method = req.path, req.method
 		local debug = M.debug
 		if debug then
-			debug('%s %s', method, req.uri)
+			debug('info', method .. ' ' .. req.uri .. ' HTTP/' .. req.version)
 		end
 		local route = exact[path]
 		if route then
@@ -100,6 +100,15 @@ function App:dispatch(req, res)
 	return self.handler(req, res)
 end
 
+-- The server's debug hook of apps: hathaway.debug (else server.debug) as
+-- it is at the time.
+local function forward_debug(where, err)
+	local debug = M.debug or server.debug
+	if debug then
+		debug(where, err)
+	end
+end
+
 -- app:run(host, port) | app:run(serversocket) -> nil, 'interrupted' | nil, err
 function App:run(host, port)
 	local srv, err
@@ -111,6 +120,8 @@ function App:run(host, port)
 	if not srv then
 		return nil, err
 	end
+	-- Connection errors go to hathaway.debug too, as ('read', 'closed').
+	srv.debug = forward_debug
 	self.server = srv
 	if self == M.default then
 		M.server = srv
@@ -118,7 +129,9 @@ function App:run(host, port)
 	return srv:run()
 end
 
--- hathaway.debug(fmt, ...): a logging hook (nil: quiet).
+-- hathaway.debug(kind, message): a logging hook (nil: quiet), called as
+-- LEM's was: ('info', 'GET / HTTP/1.1') for each request, and with the
+-- server's connection errors (('read', 'closed'), ('write', err) ...).
 M.debug = nil
 
 -- The default app behind the imported globals.

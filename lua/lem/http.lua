@@ -2,6 +2,7 @@
 -- (native half: src/http.rs, lem.http.core). See LEM-API.md "lem.http".
 local core = require 'lem.http.core'
 require 'lem.io'
+local utils = require 'lem.utils'
 
 local M = {}
 
@@ -11,24 +12,33 @@ M.head_limit = core.head_limit
 -- The Date header value for now (formatted once a second).
 M.date = core.date
 
-local match, tonumber, concat = string.match, tonumber, table.concat
+local concat = table.concat
+local now = utils.now
 
--- http.read_chunked(stream [, max]) -> body | nil, err: a chunked body
--- (RFC 9112 §7.1), trailer fields skipped. err is 'parse error' for bad
--- framing, 'oversized' past max bytes, or the stream's own error. Shared
--- by the server (request bodies) and the client (responses).
-function M.read_chunked(stream, max)
+-- Before each read with a deadline: the time left as the read's timeout.
+local function until_deadline(stream, deadline)
+	local left = deadline - now()
+	if left <= 0 then
+		return nil, 'timeout'
+	end
+	stream:settimeout(left)
+	return true
+end
+
+local function read_chunked(stream, max, deadline)
 	local parts, total = {}, 0
+	local ok, err, size, data
 	while true do
-		local line, err = stream:read('*l')
-		if not line then
+		if deadline then
+			ok, err = until_deadline(stream, deadline)
+			if not ok then
+				return nil, err
+			end
+		end
+		size, err = stream:read('HTTPChunkSize')
+		if not size then
 			return nil, err
 		end
-		local size = match(line, '^(%x+)[ \t]*;?[^\r]*\r?$')
-		if not size or #size > 15 then
-			return nil, 'parse error'
-		end
-		size = tonumber(size, 16)
 		if size == 0 then
 			break
 		end
@@ -36,31 +46,44 @@ function M.read_chunked(stream, max)
 		if max and total > max then
 			return nil, 'oversized'
 		end
-		local data
+		if deadline then
+			ok, err = until_deadline(stream, deadline)
+			if not ok then
+				return nil, err
+			end
+		end
 		data, err = stream:read(size)
 		if not data then
 			return nil, err
 		end
 		parts[#parts + 1] = data
-		line, err = stream:read('*l')
-		if not line then
+		ok, err = stream:read('HTTPChunkEnd')
+		if not ok then
 			return nil, err
-		end
-		if line ~= '' and line ~= '\r' then
-			return nil, 'parse error'
 		end
 	end
-	-- Trailer fields, up to the empty line (ignored).
-	while true do
-		local line, err = stream:read('*l')
-		if not line then
+	if deadline then
+		ok, err = until_deadline(stream, deadline)
+		if not ok then
 			return nil, err
 		end
-		if line == '' or line == '\r' then
-			break
-		end
+	end
+	ok, err = stream:read('HTTPTrailers')
+	if not ok then
+		return nil, err
 	end
 	return concat(parts)
 end
+
+-- http.read_chunked(stream [, max [, deadline]]) -> body | nil, err: a
+-- chunked body (RFC 9112 §7.1), its trailer fields checked and skipped.
+-- The framing is read with the formats 'HTTPChunkSize', 'HTTPChunkEnd'
+-- and 'HTTPTrailers' (src/http/chunked.rs), so a chunk line is hex digits
+-- and extensions and nothing else. err is 'parse error' for bad framing,
+-- 'oversized' past max bytes, 'timeout' past deadline (in utils.now()
+-- time: each read's timeout is set to the time left, and stays set so
+-- after), or the stream's own error. Shared by the server (request
+-- bodies) and the client (responses).
+M.read_chunked = read_chunked
 
 return M

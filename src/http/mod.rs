@@ -27,6 +27,7 @@ use memchr::memmem;
 use crate::lua::{self, ffi, lua_State, Reg};
 use crate::parsers::{self, Format, Scan};
 
+mod chunked;
 mod server;
 
 /// Largest head accepted (start line and fields): past it `read` returns
@@ -185,6 +186,27 @@ fn folded_by_search(fields: &[u8]) -> bool {
     SPACE.find(fields).is_some() || TAB.find(fields).is_some()
 }
 
+/// Whether a fold continues a field that frames the message or names its
+/// host (`Content-Length`, `Transfer-Encoding`, `Host`): joined, such a
+/// value could be read one way here and another by a front end, so the
+/// head is refused instead.
+fn folds_framing(fields: &[u8]) -> bool {
+    let mut framing = false;
+    for line in fields.split(|&c| c == b'\n') {
+        match line.first() {
+            Some(b' ' | b'\t') if framing => return true,
+            Some(b' ' | b'\t') => {}
+            _ => {
+                let name = &line[..memchr::memchr(b':', line).unwrap_or(line.len())];
+                framing = [&b"content-length"[..], b"transfer-encoding", b"host"]
+                    .iter()
+                    .any(|n| name.eq_ignore_ascii_case(n));
+            }
+        }
+    }
+    false
+}
+
 /// The field section with each fold (line end plus white space) replaced
 /// by one space.
 fn unfold(fields: &[u8]) -> Vec<u8> {
@@ -278,7 +300,7 @@ fn with_fields<R>(fields: &[u8], visit: impl FnOnce(&[httparse::Header]) -> R) -
     };
     // httparse refuses a folded line (it starts with white space, not a
     // name), so a section is looked at for folds only when it fails.
-    if !folded(fields) {
+    if !folded(fields) || folds_framing(fields) {
         return Err(err);
     }
     let unfolded = unfold(fields);
@@ -714,7 +736,13 @@ fn push_int(out: &mut Vec<u8>, n: i64) {
 const FUNCS: &[Reg] = &[(c"date", date), (c"head", head)];
 
 /// Names of the formats, as registered in `parsers.lookup`.
-const FORMATS: [(&CStr, &Head); 2] = [(c"HTTPRequest", &REQUEST), (c"HTTPResponse", &RESPONSE)];
+const FORMATS: [(&CStr, &dyn Format); 5] = [
+    (c"HTTPRequest", &REQUEST),
+    (c"HTTPResponse", &RESPONSE),
+    (c"HTTPChunkSize", &chunked::CHUNK_SIZE),
+    (c"HTTPChunkEnd", &chunked::CHUNK_END),
+    (c"HTTPTrailers", &chunked::TRAILERS),
+];
 
 /// luaopen for `lem.http.core`: registers the read formats; returns the
 /// helper functions.
@@ -885,6 +913,19 @@ mod tests {
         for c in &cases {
             assert_eq!(head_end_by_lines(c), head_end_by_search(c), "{c:?}");
             assert_eq!(folded_by_lines(c), folded_by_search(c), "{c:?}");
+        }
+    }
+
+    #[test]
+    fn folded_framing_fields_are_refused() {
+        let ok = b"X-A: a\r\n b\r\nHost: h\r\n\r\n";
+        assert!(with_fields(ok, |f| f.len()).is_ok());
+        for bad in [
+            &b"Content-Length:\r\n 3\r\n\r\n"[..],
+            b"Transfer-Encoding: x,\r\n\tchunked\r\n\r\n",
+            b"X-A: a\r\nHOST: a\r\n b\r\n\r\n",
+        ] {
+            assert_eq!(with_fields(bad, |_| ()), Err(Bad::Parse));
         }
     }
 

@@ -12,9 +12,10 @@
 
 use std::ffi::c_int;
 
+use super::chunked::bare_cr;
 use super::{build_head, find_head, integer, with_fields, with_head};
 use super::{Bad, Kind, Length, ResponseHead, Start};
-use super::{HEAD_LIMIT, NO_SPACE};
+use super::{HEAD_LIMIT, NO_SPACE, PARSE_ERROR};
 use crate::io::stream::{self, Stream, Write, STREAM};
 use crate::lua::{self, ffi, lua_State};
 use crate::parsers::{Fmt, Format, Scan};
@@ -163,7 +164,12 @@ impl Format for ServerHead {
                 consume: end,
                 mark: start,
             },
-            (start, None) if input.len() - start <= HEAD_LIMIT => Scan::Need,
+            // A CR that is not part of a line end is refused at once, not
+            // once the rest of the head has come (or never has).
+            (start, None) if input.len() - start <= HEAD_LIMIT => match bare_cr(&input[start..]) {
+                false => Scan::Need,
+                true => Scan::Invalid(PARSE_ERROR),
+            },
             _ => Scan::Invalid(NO_SPACE),
         }
     }
@@ -250,6 +256,7 @@ fn rules(version: &[u8], fields: &[httparse::Header]) -> Result<Rules, i64> {
     // The last value of a field, or the combined ones of the framing fields.
     let mut conn = None;
     let mut expect = None;
+    let mut hosts = 0;
     let mut te: Option<Vec<u8>> = None;
     let mut cl: Option<Vec<u8>> = None;
     for f in fields {
@@ -269,7 +276,13 @@ fn rules(version: &[u8], fields: &[httparse::Header]) -> Result<Rules, i64> {
             combine(&mut cl);
         } else if name.eq_ignore_ascii_case(b"expect") {
             expect = Some(f.value);
+        } else if name.eq_ignore_ascii_case(b"host") {
+            hosts += 1;
         }
+    }
+    // RFC 9112 §3.2: an HTTP/1.1 request has exactly one Host.
+    if !http10 && hosts != 1 {
+        return Err(BAD_REQUEST);
     }
     let (mut close, mut keepalive) = (false, false);
     if let Some(conn) = conn {
@@ -314,6 +327,31 @@ fn rules(version: &[u8], fields: &[httparse::Header]) -> Result<Rules, i64> {
         framing,
         expect,
     })
+}
+
+/// The path and query of a target in absolute form (RFC 9112 §3.2.2,
+/// `http://host/path?q`): what follows the authority (`"/"` when nothing
+/// or only a query does; the query is cut by [`decode_path`]). `None` for
+/// the other forms (a target that does not start with a scheme and `://`).
+fn absolute_path(uri: &[u8]) -> Option<&[u8]> {
+    let colon = memchr::memchr(b':', uri)?;
+    let (scheme, rest) = (&uri[..colon], &uri[colon + 1..]);
+    if scheme.is_empty()
+        || !scheme[0].is_ascii_alphabetic()
+        || !scheme
+            .iter()
+            .all(|&c| c.is_ascii_alphanumeric() || b"+-.".contains(&c))
+    {
+        return None;
+    }
+    let authority = rest.strip_prefix(b"//")?;
+    match authority
+        .iter()
+        .position(|&c| matches!(c, b'/' | b'?' | b'#'))
+    {
+        Some(i) if authority[i] == b'/' => Some(&authority[i..]),
+        _ => Some(b"/"),
+    }
 }
 
 /// `server.urldecode` of the path part of `uri` (before any `?`): `+` is a
@@ -374,10 +412,19 @@ unsafe fn push_request(
     });
     set(l, req, Key::Head, || lua::push_bytes(l, section));
     set(l, req, Key::Path, || {
-        if start.b.iter().any(|c| matches!(c, b'?' | b'%' | b'+')) {
-            lua::push_bytes(l, &decode_path(start.b));
-        } else {
-            get(l, req, Key::Uri);
+        // Origin form (`/path?q`) first: it is nearly every request.
+        let path = match start.b.first() {
+            Some(b'/') => None,
+            _ => absolute_path(start.b),
+        };
+        match path {
+            Some(path) => lua::push_bytes(l, &decode_path(path)),
+            None if start.b.iter().any(|c| matches!(c, b'?' | b'%' | b'+')) => {
+                lua::push_bytes(l, &decode_path(start.b))
+            }
+            None => {
+                get(l, req, Key::Uri);
+            }
         }
     });
     match rules.framing {
@@ -631,45 +678,62 @@ mod tests {
 
     #[test]
     fn framing_and_connection_rules() {
-        let r = rules(b"1.1", &[]).unwrap();
+        let host = field("Host", b"x");
+        let r = rules(b"1.1", &[host]).unwrap();
         assert!(!r.close && !r.keepalive && matches!(r.framing, Framing::None));
         let r = rules(b"1.0", &[field("Connection", b"Keep-Alive")]).unwrap();
         assert!(!r.close && r.keepalive);
         assert!(rules(b"1.0", &[]).unwrap().close);
         assert!(
-            rules(b"1.1", &[field("connection", b"x, CLOSE")])
+            rules(b"1.1", &[host, field("connection", b"x, CLOSE")])
                 .unwrap()
                 .close
         );
         let te = field("Transfer-Encoding", b" Chunked ");
         assert!(matches!(
-            rules(b"1.1", &[te]).unwrap().framing,
+            rules(b"1.1", &[host, te]).unwrap().framing,
             Framing::Chunked
         ));
         let cl = field("Content-Length", b"3");
-        assert_eq!(rules(b"1.1", &[te, cl]).err(), Some(BAD_REQUEST));
+        assert_eq!(rules(b"1.1", &[host, te, cl]).err(), Some(BAD_REQUEST));
         assert_eq!(rules(b"1.0", &[te]).err(), Some(BAD_REQUEST));
         let gz = field("transfer-encoding", b"gzip");
-        assert_eq!(rules(b"1.1", &[gz, te]).err(), Some(NOT_IMPLEMENTED));
-        assert_eq!(rules(b"1.1", &[te, gz]).err(), Some(BAD_REQUEST));
+        assert_eq!(rules(b"1.1", &[host, gz, te]).err(), Some(NOT_IMPLEMENTED));
+        assert_eq!(rules(b"1.1", &[host, te, gz]).err(), Some(BAD_REQUEST));
         let cl2 = field("content-length", b"4");
-        assert_eq!(rules(b"1.1", &[cl, cl2]).err(), Some(BAD_REQUEST));
+        assert_eq!(rules(b"1.1", &[host, cl, cl2]).err(), Some(BAD_REQUEST));
         assert!(matches!(
-            rules(b"1.1", &[cl, cl]).unwrap().framing,
+            rules(b"1.1", &[host, cl, cl]).unwrap().framing,
             Framing::Length(3)
         ));
         assert_eq!(rules(b"2.0", &[]).err(), Some(VERSION_NOT_SUPPORTED));
         let ex = field("Expect", b"100-Continue");
-        assert!(rules(b"1.1", &[ex]).unwrap().expect);
+        assert!(rules(b"1.1", &[host, ex]).unwrap().expect);
         assert!(!rules(b"1.0", &[ex]).unwrap().expect);
         let bad = field("Expect", b"fly");
-        assert_eq!(rules(b"1.1", &[bad]).err(), Some(EXPECTATION_FAILED));
+        assert_eq!(rules(b"1.1", &[host, bad]).err(), Some(EXPECTATION_FAILED));
+        // Exactly one Host in HTTP/1.1; none is fine in 1.0.
+        assert_eq!(rules(b"1.1", &[]).err(), Some(BAD_REQUEST));
+        assert_eq!(rules(b"1.1", &[host, host]).err(), Some(BAD_REQUEST));
+        assert!(rules(b"1.0", &[]).is_ok());
     }
 
     #[test]
     fn paths_are_decoded() {
         assert_eq!(decode_path(b"/a+b/%41%2b?x=%20"), b"/a b/A+".to_vec());
         assert_eq!(decode_path(b"/%zz%4"), b"/%zz%4".to_vec());
+    }
+
+    #[test]
+    fn absolute_targets() {
+        assert_eq!(absolute_path(b"http://x/a/b?q"), Some(&b"/a/b?q"[..]));
+        assert_eq!(absolute_path(b"HTTPS://x:8080"), Some(&b"/"[..]));
+        assert_eq!(absolute_path(b"http://x?q=/"), Some(&b"/"[..]));
+        assert_eq!(absolute_path(b"http://x#f/"), Some(&b"/"[..]));
+        assert_eq!(absolute_path(b"*"), None);
+        assert_eq!(absolute_path(b"x:80"), None);
+        assert_eq!(absolute_path(b"1http://x/"), None);
+        assert_eq!(absolute_path(b"://x/"), None);
     }
 
     #[test]

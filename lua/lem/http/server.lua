@@ -20,6 +20,7 @@ local format, gsub, lower, char = string.format, string.gsub, string.lower, stri
 local concat = table.concat
 local traceback = debug.traceback
 local date = http.date
+local now = require('lem.utils').now
 local core = require 'lem.http.core'
 local core_head, request, respond = core.head, core.request, core.respond
 local status_string = response.status_string
@@ -28,17 +29,23 @@ local stderr = _G.io.stderr
 
 local M = {}
 
--- server.debug(where, err): called on connection errors (read, write,
--- handler); nil to stay quiet.
+-- server.debug(where, err): called on connection errors, as LEM's was:
+-- ('read', 'closed'), ('read', 'parse error'), ('write', err),
+-- ('handler', traceback); nil to stay quiet. srv.debug, when set, serves
+-- one server instead.
 M.debug = nil
 
--- Defaults for new servers (srv.timeout, srv.max_body change one server).
+-- Defaults for new servers (srv.timeout, srv.body_timeout, srv.max_body
+-- change one server). timeout bounds the wait for a request's head, from
+-- the end of the last response (a head read is one read); body_timeout
+-- the reading of a whole body.
 M.timeout = 30
+M.body_timeout = 60
 M.max_body = 64 * 1024 * 1024
 M.server_name = 'lem'
 
-local function debug(where, err)
-	local hook = M.debug
+local function debug(self, where, err)
+	local hook = self.debug or M.debug
 	if hook then
 		hook(where, err)
 	end
@@ -80,17 +87,21 @@ local function continue(self)
 	return true
 end
 
--- Read a chunked body of at most max bytes; bad framing marks the
--- request for a 400 and oversize for a 413 (the connection then closes).
+-- Read a chunked body of at most max bytes before the server's
+-- body_timeout; bad framing marks the request for a 400 (the connection
+-- then closes).
 local function read_chunked(self, max)
-	local body, err = http.read_chunked(self.client, max)
-	if not body then
-		self._broken = true
-		if err == 'parse error' then
-			self._badchunk = true
-		elseif err == 'oversized' then
-			self._oversized = true
-		end
+	local srv = self._server
+	local deadline = srv.body_timeout
+	if deadline then
+		deadline = now() + deadline
+	end
+	local body, err = http.read_chunked(self.client, max, deadline)
+	if deadline then
+		self.client:settimeout(srv.timeout)
+	end
+	if not body and err == 'parse error' then
+		self._badchunk = true
 	end
 	return body, err
 end
@@ -114,14 +125,17 @@ function Request:body(maxsize)
 	if framing == 'length' then
 		local len = self._length
 		if len > max then
-			self._oversized = true
 			return nil, 'oversized'
 		end
 		body, err = continue(self)
 		if not body then
 			return nil, err
 		end
-		body, err = self.client:read(len)
+		-- One read: body_timeout bounds all of it.
+		local client, srv = self.client, self._server
+		client:settimeout(srv.body_timeout)
+		body, err = client:read(len)
+		client:settimeout(srv.timeout)
 	else
 		body, err = continue(self)
 		if not body then
@@ -130,7 +144,6 @@ function Request:body(maxsize)
 		body, err = read_chunked(self, max)
 	end
 	if not body then
-		self._broken = true
 		return nil, err
 	end
 	self._body = body
@@ -346,10 +359,19 @@ core.setup(Request, Response, status_string, M)
 -- The answers to heads the Rust half refuses (core.request's status).
 local refusals = {
 	[400] = response.bad_request,
+	-- Errors of the head's read (a bare CR, past the limits).
+	['parse error'] = response.bad_request,
+	['out of buffer space'] = response.header_fields_too_large,
 	[417] = response.expectation_failed,
 	[431] = response.header_fields_too_large,
 	[501] = response.not_implemented,
 	[505] = response.version_not_supported,
+}
+
+-- The read error LEM's server.debug got for a head refused with a status.
+local refused_as = {
+	[400] = 'parse error',
+	[431] = 'out of buffer space',
 }
 
 -- Serve one connection until it closes, fails or asks to close. The head
@@ -366,15 +388,18 @@ local function serve(self, client)
 	local req, res, close, keepalive, framing = request(client)
 	while true do
 		if not req then
+			-- res: a read error, or the status of a refused head.
+			local err = res
+			if type(res) == 'number' then
+				err = refused_as[res]
+			end
+			if err then
+				debug(self, 'read', err)
+			end
 			local refusal = refusals[res]
 			if refusal then
 				refuse(client, refusal)
-			elseif res == 'out of buffer space' then
-				refuse(client, response.header_fields_too_large)
 			else
-				if res ~= 'closed' then
-					debug('read', res)
-				end
 				client:close()
 			end
 			return
@@ -385,11 +410,12 @@ local function serve(self, client)
 				return refuse(client, response.payload_too_large)
 			end
 			req._max = max_body
+			req._server = self
 		end
 		local ok, herr = xpcall(handler, traceback, req, res)
 		if not ok then
 			stderr:write('lem.http.server: handler error: ', tostring(herr), '\n')
-			debug('handler', herr)
+			debug(self, 'handler', herr)
 			if res._streaming or client:closed() then
 				client:close()
 				return
@@ -399,15 +425,16 @@ local function serve(self, client)
 			close = true
 		end
 		if framing then
+			-- A framing error is answered 400 whatever the handler made
+			-- of it. Anything else it answers itself ('oversized'
+			-- included, as in LEM); a body it did not read (or that broke
+			-- off) leaves the connection at an unknown place: close after
+			-- answering.
 			if req._badchunk and not res._streaming then
 				res = newresponse(req)
 				response.bad_request(req, res)
-			elseif req._oversized and res.status == nil then
-				response.payload_too_large(req, res)
 			end
-			-- A body the handler did not read (or broke off) leaves the
-			-- connection at an unknown place: close after answering.
-			if req._broken or not req._body then
+			if not req._body then
 				close = true
 			end
 		end
@@ -432,7 +459,7 @@ local function serve(self, client)
 				ok = nreq
 			end
 			if not ok then
-				debug('write', err)
+				debug(self, 'write', err)
 				client:close()
 				return
 			end

@@ -66,14 +66,14 @@ local srv, port = common.serve(function(req, res)
 	end
 	res:add('hi')
 end)
-local out = common.raw(port, 'GET /obj HTTP/1.1\r\nConnection: close\r\n\r\n')
+local out = common.raw(port, 'GET /obj HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n')
 assert(out:match('^HTTP/1%.1 200 OK\r\nX%-Obj: from tostring\r\nContent%-Length: 2\r\nDate: [^\r]+\r\nServer: lem\r\nConnection: close\r\n\r\nhi$'), out)
-out = common.raw(port, 'GET /num HTTP/1.1\r\nConnection: close\r\n\r\n')
+out = common.raw(port, 'GET /num HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n')
 assert(out:match('^HTTP/1%.1 200 OK\r\nX%-Num: 42\r\nContent%-Length: 2\r\nDate: [^\r]+\r\nServer: lem\r\nConnection: close\r\n\r\nhi$'), out)
 
 -- Bodies in parts are joined; a part that is a number goes the Lua way.
 local function body(path, method)
-	local r = common.raw(port, (method or 'GET') .. ' ' .. path .. ' HTTP/1.1\r\nConnection: close\r\n\r\n')
+	local r = common.raw(port, (method or 'GET') .. ' ' .. path .. ' HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n')
 	return r:match('^HTTP/1%.1 (%d+ [^\r]*)\r\n'), r:match('\r\nContent%-Length: (%d+)\r\n'), r:match('\r\n\r\n(.*)$')
 end
 eq({ body('/parts') }, { '200 OK', '3', 'a2c' }, 'parts joined')
@@ -85,6 +85,6 @@ eq({ body('/a%20b+c%2B?x=%41') }, { '200 OK', '25', '/a b c+|/a%20b+c%2B?x=%41' 
 eq({ body('/plain?') }, { '200 OK', '14', '/plain|/plain?' }, 'query cut')
 -- The Server field follows server.server_name.
 server.server_name = 'other'
-assert(common.raw(port, 'GET /num HTTP/1.1\r\nConnection: close\r\n\r\n'):find('\r\nServer: other\r\n', 1, true))
+assert(common.raw(port, 'GET /num HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n'):find('\r\nServer: other\r\n', 1, true))
 server.server_name = 'lem'
 srv:close()

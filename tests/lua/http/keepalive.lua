@@ -71,19 +71,19 @@ utils.spawn(function()
 		assert(c:write(('GET /%d HTTP/1.1\r\nHost: x\r\n\r\n'):format(i)))
 		eq({ response(c) }, { 200, 'ok /' .. i }, 'request ' .. i)
 	end
-	assert(c:write('GET /p1 HTTP/1.1\r\n\r\nGET /p2 HTTP/1.1\r\n\r\nGET /p3 HTTP/1.1\r\n\r\n'))
+	assert(c:write('GET /p1 HTTP/1.1\r\nHost: x\r\n\r\nGET /p2 HTTP/1.1\r\nHost: x\r\n\r\nGET /p3 HTTP/1.1\r\nHost: x\r\n\r\n'))
 	for i = 1, 3 do
 		eq({ response(c) }, { 200, 'ok /p' .. i }, 'pipelined ' .. i)
 	end
 	-- A body larger than the socket's buffers: the server's write waits,
 	-- then the same connection serves the next request.
-	assert(c:write('GET /big HTTP/1.1\r\n\r\n'))
+	assert(c:write('GET /big HTTP/1.1\r\nHost: x\r\n\r\n'))
 	local status, body = response(c)
 	eq({ status, #body, body == big }, { 200, BIG, true }, 'big response')
-	assert(c:write('GET /after HTTP/1.1\r\n\r\n'))
+	assert(c:write('GET /after HTTP/1.1\r\nHost: x\r\n\r\n'))
 	eq({ response(c) }, { 200, 'ok /after' }, 'request after a write that waited')
 	-- A streamed response, then the next request.
-	assert(c:write('GET /stream HTTP/1.1\r\n\r\nGET /last HTTP/1.1\r\nConnection: close\r\n\r\n'))
+	assert(c:write('GET /stream HTTP/1.1\r\nHost: x\r\n\r\nGET /last HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n'))
 	eq({ response(c) }, { 200, 'ab' }, 'streamed response')
 	eq({ response(c) }, { 200, 'ok /last' }, 'request after a streamed one')
 	eq({ c:read('*a') }, { '' }, 'closed after Connection: close')
@@ -92,7 +92,7 @@ utils.spawn(function()
 
 	-- A client that goes away while the big body is being written.
 	c = assert(io.tcp.connect('127.0.0.1', port))
-	assert(c:write('GET /big HTTP/1.1\r\n\r\n'))
+	assert(c:write('GET /big HTTP/1.1\r\nHost: x\r\n\r\n'))
 	assert(c:read(1000))
 	c:close()
 	local sleeper = utils.newsleeper()
@@ -108,7 +108,7 @@ utils.spawn(function()
 
 	-- The server still serves.
 	c = assert(io.tcp.connect('127.0.0.1', port))
-	assert(c:write('GET /still HTTP/1.1\r\nConnection: close\r\n\r\n'))
+	assert(c:write('GET /still HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n'))
 	eq({ response(c) }, { 200, 'ok /still' }, 'still serving')
 	c:close()
 	srv:close()

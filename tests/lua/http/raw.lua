@@ -19,22 +19,22 @@ end
 
 for _, case in ipairs({
 	{ 400, 'GARBAGE\r\n\r\n' },
-	{ 400, 'GET / HTTP/1.1\r\nBad Field\r\n\r\n' },
+	{ 400, 'GET / HTTP/1.1\r\nHost: x\r\nBad Field\r\n\r\n' },
 	{ 505, 'GET / HTTP/2.0\r\n\r\n' },
 	{ 505, 'GET / HTTP/0.9\r\n\r\n' },
-	{ 431, 'GET / HTTP/1.1\r\nX: ' .. ('a'):rep(40000) .. '\r\n\r\n' },
+	{ 431, 'GET / HTTP/1.1\r\nHost: x\r\nX: ' .. ('a'):rep(40000) .. '\r\n\r\n' },
 	-- RFC 9112 §6.3: both framings, differing lengths, bad lengths.
-	{ 400, 'POST /echo HTTP/1.1\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n' },
-	{ 400, 'POST /echo HTTP/1.1\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\nhello!' },
-	{ 400, 'POST /echo HTTP/1.1\r\nContent-Length: -5\r\n\r\n' },
-	{ 400, 'POST /echo HTTP/1.1\r\nContent-Length: 5x\r\n\r\n' },
+	{ 400, 'POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n' },
+	{ 400, 'POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\nhello!' },
+	{ 400, 'POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: -5\r\n\r\n' },
+	{ 400, 'POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 5x\r\n\r\n' },
 	{ 400, 'POST /echo HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n' },
-	{ 400, 'POST /echo HTTP/1.1\r\nTransfer-Encoding: chunked, identity\r\n\r\n' },
-	{ 501, 'POST /echo HTTP/1.1\r\nTransfer-Encoding: gzip, chunked\r\n\r\n' },
-	{ 400, 'POST /echo HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nhello\r\n0\r\n\r\n' },
-	{ 400, 'POST /echo HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhelloXX0\r\n\r\n' },
-	{ 413, 'POST /echo HTTP/1.1\r\nContent-Length: 99999999\r\n\r\n' },
-	{ 417, 'POST /echo HTTP/1.1\r\nExpect: teapot\r\nContent-Length: 1\r\n\r\nx' },
+	{ 400, 'POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked, identity\r\n\r\n' },
+	{ 501, 'POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip, chunked\r\n\r\n' },
+	{ 400, 'POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nhello\r\n0\r\n\r\n' },
+	{ 400, 'POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhelloXX0\r\n\r\n' },
+	{ 413, 'POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 99999999\r\n\r\n' },
+	{ 417, 'POST /echo HTTP/1.1\r\nHost: x\r\nExpect: teapot\r\nContent-Length: 1\r\n\r\nx' },
 }) do
 	local s, out = status(case[2])
 	eq(s, case[1], ('%q'):format(case[2]:sub(1, 60)))
@@ -43,14 +43,14 @@ for _, case in ipairs({
 end
 
 -- Identical repeated lengths are one length.
-local s, out = status('POST /echo HTTP/1.1\r\nContent-Length: 5\r\nContent-Length: 5\r\nConnection: close\r\n\r\nhello')
+local s, out = status('POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nContent-Length: 5\r\nConnection: close\r\n\r\nhello')
 eq(s, 200, 'same length twice')
 assert(out:find('\r\n\r\nhello$'), out)
 
 -- Chunked with extensions and trailers; then a pipelined request.
-s, out = status('POST /echo HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n'
+s, out = status('POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n'
 	.. '5;ext=1\r\nhello\r\n6\r\n world\r\n0\r\nTrailer: x\r\n\r\n'
-	.. 'GET /last HTTP/1.1\r\nConnection: close\r\n\r\n')
+	.. 'GET /last HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n')
 eq(s, 200, 'chunked')
 assert(out:find('\r\n\r\nhello world'), out)
 assert(out:find('Hello, /last!\n$'), out)

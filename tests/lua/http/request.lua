@@ -81,7 +81,7 @@ utils.spawn(function()
 	for _, case in ipairs({ { 'GET', '1.1' }, { 'POST', '1.0' }, { 'HEAD', '1.1' }, { 'PATCH', '1.0' } }) do
 		local m, v = case[1], case[2]
 		local c = assert(io.tcp.connect('127.0.0.1', port))
-		assert(c:write(('%s /line HTTP/%s\r\nContent-Length: 0\r\n\r\n'):format(m, v)))
+		assert(c:write(('%s /line HTTP/%s\r\nHost: x\r\nContent-Length: 0\r\n\r\n'):format(m, v)))
 		local r = assert(c:read('HTTPResponse'))
 		eq(r.status, 200, m .. ' status')
 		c:close()
@@ -96,19 +96,19 @@ utils.spawn(function()
 		eq(seen.keys, 'client headers method path uri version', 'pairs(req) builds the headers')
 	end
 
-	exchange('POST /body HTTP/1.1\r\nContent-Length: 3\r\nContent-Length: 3\r\n\r\nabc', 1)
+	exchange('POST /body HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nContent-Length: 3\r\n\r\nabc', 1)
 	eq(seen.body, 'abc', 'req:body()')
 	eq(seen.length, '3, 3', 'repeated Content-Length combined')
 
-	-- No fields at all.
-	exchange('GET /raw HTTP/1.1\r\n\r\n', 1)
+	-- No fields at all (HTTP/1.0: 1.1 needs Host).
+	exchange('GET /raw HTTP/1.0\r\n\r\n', 1)
 	eq(seen.raw_head, '\r\n', 'an empty section')
 	eq(seen.headers, {}, 'no headers')
 
 	-- The first request's headers are read after the second was parsed.
-	exchange('GET /later HTTP/1.1\r\nX-N: first\r\n\r\nGET /x HTTP/1.1\r\nX-N: second\r\n\r\n', 2)
+	exchange('GET /later HTTP/1.1\r\nHost: x\r\nX-N: first\r\n\r\nGET /x HTTP/1.1\r\nHost: x\r\nX-N: second\r\n\r\n', 2)
 	utils.newsleeper():sleep(0.1)
-	eq(later.headers, { ['x-n'] = 'first' }, 'headers of a request read late')
+	eq(later.headers, { host = 'x', ['x-n'] = 'first' }, 'headers of a request read late')
 	srv:close()
 end)
 eq({ srv:run() }, { nil, 'interrupted' }, 'run ends on close')

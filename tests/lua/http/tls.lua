@@ -60,7 +60,7 @@ local probe = ("local s, e = require('lem.io').tls.connect('localhost', %d) io.w
 eq(common.run(("SSL_CERT_FILE=%s '%s' -e \"%s\""):format(ca, arg[-1], probe)), 'trusted', 'system trust store')
 
 -- The server survives a client that is not speaking TLS.
-local answer = common.raw(port, 'GET / HTTP/1.1\r\n\r\n') or ''
+local answer = common.raw(port, 'GET / HTTP/1.1\r\nHost: x\r\n\r\n') or ''
 assert(not answer:find('^HTTP'), answer)
 eq(common.run(('curl -s --cacert %s %s/after'):format(ca, url)), 'Hello, /after!\n', 'served after')
 eq(common.run(('curl -s --cacert %s %s/quit'):format(ca, url)), 'bye\n', 'quit')
