@@ -29,6 +29,8 @@
 //! - `lua/lem/`: the Lua halves (`queue`, `repl`, and the coroutine glue),
 //!   embedded at build time under chunk names that point at those files.
 
+#[doc(hidden)]
+pub mod fuzz;
 mod http;
 pub mod io;
 mod lfs;

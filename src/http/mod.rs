@@ -28,6 +28,8 @@ use crate::lua::{self, ffi, lua_State, Reg};
 use crate::parsers::{self, Format, Scan};
 
 mod chunked;
+#[doc(hidden)]
+pub mod fuzz;
 mod server;
 
 /// Largest head accepted (start line and fields): past it `read` returns

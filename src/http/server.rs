@@ -190,6 +190,26 @@ impl Format for ServerHead {
     }
 }
 
+/// The server's format, for the fuzz targets.
+pub(super) fn server_head() -> &'static dyn Format {
+    &SERVER_HEAD
+}
+
+/// What [`ServerHead::push`] does to a complete head, without Lua: whether
+/// it parses; then the server's rules and the path (for the fuzz targets).
+pub(super) fn check_request(head: &[u8]) -> bool {
+    with_head(Kind::Request, head, |start, fields, _| {
+        if rules(start.c, fields).is_ok() {
+            let path = match start.b.first() {
+                Some(b'/') => start.b,
+                _ => absolute_path(start.b).unwrap_or(start.b),
+            };
+            assert!(decode_path(path).len() <= path.len());
+        }
+    })
+    .is_ok()
+}
+
 /// `return nil, status`.
 unsafe fn refuse(l: *mut lua_State, status: i64) -> c_int {
     ffi::lua_pushnil(l);

@@ -1,0 +1,103 @@
+//! The HTTP parsers' fuzz entry points (see `src/fuzz.rs`): request and
+//! response heads through both of their formats and the server's rules,
+//! and chunked bodies through the three chunked formats.
+
+use super::chunked::{self, CHUNK_END, CHUNK_SIZE, TRAILERS};
+use super::{server, with_fields, with_head, Head, Kind, REQUEST, RESPONSE};
+use crate::fuzz::scan_prefixes;
+use crate::parsers::{Format, Scan};
+
+/// The formats of this module, by number (wrapping).
+pub fn format(n: u8) -> &'static dyn Format {
+    match n % 6 {
+        0 => &REQUEST,
+        1 => &RESPONSE,
+        2 => server::server_head(),
+        3 => &CHUNK_SIZE,
+        4 => &CHUNK_END,
+        _ => &TRAILERS,
+    }
+}
+
+/// A head through `format`'s scan, every prefix agreeing; when it is
+/// complete, its field section parses again as it did the first time
+/// (`req.headers` is built from it later and counts on that).
+fn head(kind: Kind, format: &Head, data: &[u8]) -> Option<(usize, usize)> {
+    scan_prefixes(format, data);
+    let Scan::Ready { consume, mark } = format.scan(data, false) else {
+        return None;
+    };
+    let fields = with_head(kind, &data[mark..consume], |_, fields, section| {
+        (fields.len(), section.to_vec())
+    });
+    let (n, section) = fields.expect("scan found a head that does not parse");
+    assert_eq!(
+        with_fields(&section, |f| f.len()),
+        Ok(n),
+        "the section parses again"
+    );
+    Some((consume, mark))
+}
+
+/// `data` as a request head: the `'HTTPRequest'` format, and the server's
+/// own (which finds the same end, and applies its rules to the head).
+pub fn request_head(data: &[u8]) {
+    let parsed = head(Kind::Request, &REQUEST, data);
+    let head = server::server_head();
+    scan_prefixes(head, data);
+    if let Scan::Ready { consume, mark } = head.scan(data, false) {
+        let r = server::check_request(&data[mark..consume]);
+        assert_eq!(r, parsed.is_some(), "the two formats disagree");
+        if let Some((c, m)) = parsed {
+            assert_eq!((c, m), (consume, mark));
+        }
+    }
+}
+
+/// `data` as a response head (the client's `'HTTPResponse'`).
+pub fn response_head(data: &[u8]) {
+    head(Kind::Response, &RESPONSE, data);
+}
+
+/// `data` as a chunked body and what follows it, read as
+/// `http.read_chunked` reads it; a body that decodes is encoded again
+/// (one chunk, no extensions) and decodes to the same bytes.
+pub fn chunked_body(data: &[u8]) {
+    for f in [&CHUNK_SIZE, &CHUNK_END, &TRAILERS] {
+        scan_prefixes(f, data);
+    }
+    if let Some((body, _)) = decode(data) {
+        let mut again = format!("{:x}\r\n", body.len()).into_bytes();
+        again.extend_from_slice(&body);
+        again.extend_from_slice(b"\r\n0\r\n\r\n");
+        let (same, used) = decode(&again).expect("a body encoded again decodes");
+        assert_eq!((same, used), (body, again.len()));
+    }
+}
+
+/// Decode a chunked body at the start of `data`: the body and the bytes
+/// it took, or `None` (bad framing, or it does not end in `data`).
+fn decode(data: &[u8]) -> Option<(Vec<u8>, usize)> {
+    let mut at = 0;
+    let mut body = Vec::new();
+    let ready = |f: &chunked::Chunked, at: usize| match f.scan(&data[at..], true) {
+        Scan::Ready { consume, mark } => Some((consume, mark)),
+        _ => None,
+    };
+    loop {
+        let (consume, mark) = ready(&CHUNK_SIZE, at)?;
+        let size = chunked::chunk_size(&data[at..at + mark]).expect("scan checked the line");
+        at += consume;
+        if size == 0 {
+            break;
+        }
+        let size = usize::try_from(size)
+            .ok()
+            .filter(|&s| s <= data.len() - at)?;
+        body.extend_from_slice(&data[at..at + size]);
+        at += size;
+        at += ready(&CHUNK_END, at)?.0;
+    }
+    at += ready(&TRAILERS, at)?.0;
+    Some((body, at))
+}
