@@ -180,26 +180,51 @@ pub unsafe fn display(l: *mut lua_State, idx: c_int) -> String {
     s
 }
 
-/// Create (once) the metatable `tname` whose `__index` holds `methods`, and
-/// leave it on the stack. `gc` becomes `__gc` when given.
+/// Create (once) the metatable `tname` of a class and leave on the stack
+/// its class table: the table of `methods`, whose `__index` is itself, as
+/// LEM's were. `getmetatable(obj)` gives the class table (it is the real
+/// metatable's `__metatable`), so `getmetatable(f) == io.File` holds and
+/// a script may add methods to it; the real metatable, which holds `gc` as
+/// `__gc`, stays out of Lua's reach (`obj:__gc()` would free the object
+/// twice).
 ///
 /// # Safety
 /// `l` must be a valid Lua state.
 pub unsafe fn new_class(l: *mut lua_State, tname: &CStr, methods: &[Reg], gc: Option<CFunction>) {
+    // Callers such as a woken task's push closure count on one slot.
+    ffi::luaL_checkstack(l, 4, std::ptr::null());
     if ffi::luaL_newmetatable(l, tname.as_ptr()) == 0 {
+        ffi::lua_getfield(l, -1, c"__index".as_ptr());
+        ffi::lua_remove(l, -2);
         return;
     }
     // Also under the name's address, for check_object's fast path.
     ffi::lua_pushlightuserdata(l, tname.as_ptr() as *mut c_void);
     ffi::lua_pushvalue(l, -2);
     ffi::lua_rawset(l, ffi::LUA_REGISTRYINDEX);
-    ffi::lua_createtable(l, 0, methods.len() as c_int);
-    set_funcs(l, methods);
-    ffi::lua_setfield(l, -2, c"__index".as_ptr());
     if let Some(gc) = gc {
         ffi::lua_pushcfunction(l, gc);
         ffi::lua_setfield(l, -2, c"__gc".as_ptr());
     }
+    ffi::lua_createtable(l, 0, methods.len() as c_int + 1);
+    set_funcs(l, methods);
+    ffi::lua_pushvalue(l, -1);
+    ffi::lua_setfield(l, -2, c"__index".as_ptr());
+    ffi::lua_pushvalue(l, -1);
+    ffi::lua_setfield(l, -3, c"__index".as_ptr());
+    ffi::lua_pushvalue(l, -1);
+    ffi::lua_setfield(l, -3, c"__metatable".as_ptr());
+    ffi::lua_remove(l, -2);
+}
+
+/// Push the real metatable of class `tname` (made by [`new_class`]).
+///
+/// # Safety
+/// `l` must be a valid Lua state.
+pub unsafe fn push_metatable(l: *mut lua_State, tname: &CStr) {
+    ffi::luaL_checkstack(l, 2, std::ptr::null());
+    ffi::lua_pushlightuserdata(l, tname.as_ptr() as *mut c_void);
+    ffi::lua_rawget(l, ffi::LUA_REGISTRYINDEX);
 }
 
 /// Push a new table holding `funcs`: a native module's exports.

@@ -337,9 +337,7 @@ pub unsafe extern "C-unwind" fn open(l: *mut lua_State) -> c_int {
         ),
     ] {
         lua::new_class(l, tname, methods, Some(gc));
-        ffi::lua_getfield(l, -1, c"__index".as_ptr());
-        ffi::lua_setfield(l, -3, name.as_ptr());
-        ffi::lua_pop(l, 1);
+        ffi::lua_setfield(l, -2, name.as_ptr());
     }
     1
 }

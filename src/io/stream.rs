@@ -257,14 +257,17 @@ pub unsafe fn push_stream(l: *mut lua_State, fd: OwnedFd) -> c_int {
     }
 }
 
-/// Push the metatable of Streams (made on first use).
+/// Push the real metatable of Streams (made on first use), not the class
+/// table `io.Stream` that `getmetatable` gives.
 pub(crate) unsafe fn push_class(l: *mut lua_State) {
     lua::new_class(l, STREAM, METHODS, Some(lua::gc::<Stream>));
+    ffi::lua_pop(l, 1);
+    lua::push_metatable(l, STREAM);
 }
 
 /// Push a Stream on an already prepared descriptor.
 pub(crate) unsafe fn push_io(l: *mut lua_State, io: Io, kind: Kind) {
-    push_class(l);
+    lua::new_class(l, STREAM, METHODS, Some(lua::gc::<Stream>));
     ffi::lua_pop(l, 1);
     let inner = Inner {
         io: RefCell::new(Some(Rc::new(io))),
