@@ -9,6 +9,7 @@ local M = {}
 
 local QStream = {}
 QStream.__index = QStream
+M.Stream = QStream -- LEM's name: scripts add methods to it
 M.QStream = QStream
 
 -- wrap(stream): writes wait their turn (first come, first served) instead
