@@ -75,6 +75,8 @@ lua_tests! {
     io_file => "io/file.lua",
     io_pipes => "io/pipes.lua",
     io_queue => "io/queue.lua",
+    io_queue_args => "io/queue_args.lua",
+    io_queue_class => "io/queue_class.lua",
     io_stream_read => "io/stream_read.lua",
     io_tcp => "io/tcp.lua",
     io_unix => "io/unix.lua",

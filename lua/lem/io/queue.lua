@@ -3,7 +3,7 @@
 local utils = require 'lem.utils'
 
 local thisthread, suspend, resume = utils.thisthread, utils.suspend, utils.resume
-local setmetatable = setmetatable
+local setmetatable, type, error = setmetatable, type, error
 
 local M = {}
 
@@ -15,6 +15,10 @@ M.QStream = QStream
 -- wrap(stream): writes wait their turn (first come, first served) instead
 -- of getting 'busy'. Waiting writers are kept in slots first..last.
 function M.wrap(stream)
+	local t = type(stream)
+	if t ~= 'userdata' and t ~= 'table' then
+		error(("bad argument #1 to 'wrap' (stream expected, got %s)"):format(stream == nil and 'no value' or t), 2)
+	end
 	return setmetatable({ stream = stream, busy = false, first = 1, last = 0 }, QStream)
 end
 
