@@ -481,8 +481,9 @@ pub unsafe fn check_format(l: *mut lua_State, arg: c_int) -> Fmt {
             } else {
                 let mut len = 0;
                 let p = ffi::luaL_checklstring(l, arg + 1, &mut len);
-                if len != 1 {
-                    lua::arg_error(l, arg + 1, c"stop byte must be a string of length 1");
+                // LEM: a longer string stops at its first byte.
+                if len == 0 {
+                    lua::arg_error(l, arg + 1, c"stop byte expected, got an empty string");
                 }
                 Fmt::Line(*p as u8)
             }

@@ -41,7 +41,6 @@ eq(b:read(8), 'and more', 'count across waits')
 checkerr("bad argument #1 to 'read' (invalid format)", function() b:read('nosuch') end)
 checkerr("invalid format", b.read, b, {})
 checkerr("bad argument #2 to 'write' (string expected, got table)", function() a:write('x', {}) end)
-checkerr("stop byte", b.read, b, '*l', 'ab')
 
 -- A second concurrent reader gets 'busy'; closing wakes the waiter.
 local woke = {}
