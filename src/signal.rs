@@ -397,7 +397,7 @@ unsafe extern "C-unwind" fn lookup(l: *mut lua_State) -> c_int {
 
 /// core.sethandler(dispatch): the function every delivery is spawned with.
 unsafe extern "C-unwind" fn sethandler(l: *mut lua_State) -> c_int {
-    ffi::luaL_checktype(l, 1, ffi::LUA_TFUNCTION);
+    lua::check_type(l, 1, ffi::LUA_TFUNCTION);
     let s = shared(l);
     ffi::lua_settop(l, 1);
     ffi::luaL_unref(l, ffi::LUA_REGISTRYINDEX, s.dispatch.get());

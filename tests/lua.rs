@@ -50,6 +50,7 @@ lua_tests! {
     cli_options => "cli/options.lua",
     cmod_cjson => "cmod/cjson.lua",
     cmod_lpeg => "cmod/lpeg.lua",
+    core_arg_errors => "core/arg_errors.lua",
     core_classes => "core/classes.lua",
     core_error_object => "core/error_object.lua",
     core_not_yieldable => "core/not_yieldable.lua",

@@ -400,7 +400,7 @@ unsafe extern "C-unwind" fn stream_read(l: *mut lua_State) -> c_int {
 /// `parsers.lookup` value (for `parsers.newreader`).
 unsafe extern "C-unwind" fn stream_readp(l: *mut lua_State) -> c_int {
     let s = check_stream(l);
-    ffi::luaL_checkany(l, 2);
+    lua::check_any(l, 2);
     let fmt = parsers::check_format(l, 2);
     read(l, s, fmt)
 }
@@ -594,7 +594,7 @@ unsafe extern "C-unwind" fn stream_write(l: *mut lua_State) -> c_int {
     let s = check_stream(l);
     let n = ffi::lua_gettop(l);
     for i in 2..=n {
-        ffi::luaL_checklstring(l, i, std::ptr::null_mut());
+        lua::check_lstring(l, i, std::ptr::null_mut());
     }
     // The strings stay on the stack (so alive) for this whole call.
     let mut parts: [&[u8]; 16] = [&[]; 16];

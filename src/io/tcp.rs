@@ -12,7 +12,7 @@ use socket2::{Domain, SockAddr, Socket, Type};
 use super::os_error_text;
 use super::server::{push_server, Family};
 use super::stream::push_stream;
-use crate::lua::{self, ffi, lua_State};
+use crate::lua::{self, lua_State};
 use crate::scheduler::{self, Commit, Resume};
 
 /// A `sockaddr_storage` holding an IPv4 or IPv6 address, as std's type.
@@ -113,7 +113,7 @@ unsafe fn check_family(l: *mut lua_State, arg: c_int) -> c_int {
     if lua::is_none_or_nil(l, arg) {
         return libc::AF_UNSPEC;
     }
-    let s = ffi::luaL_checklstring(l, arg, std::ptr::null_mut());
+    let s = lua::check_lstring(l, arg, std::ptr::null_mut());
     match CStr::from_ptr(s).to_bytes() {
         b"any" => libc::AF_UNSPEC,
         b"ipv4" => libc::AF_INET,
@@ -125,13 +125,13 @@ unsafe fn check_family(l: *mut lua_State, arg: c_int) -> c_int {
 /// The port argument: a string or a number, as text.
 unsafe fn check_port<'a>(l: *mut lua_State, arg: c_int) -> &'a [u8] {
     let mut len = 0;
-    let p = ffi::luaL_checklstring(l, arg, &mut len);
+    let p = lua::check_lstring(l, arg, &mut len);
     std::slice::from_raw_parts(p as *const u8, len)
 }
 
 unsafe fn check_str<'a>(l: *mut lua_State, arg: c_int) -> &'a [u8] {
     let mut len = 0;
-    let p = ffi::luaL_checklstring(l, arg, &mut len);
+    let p = lua::check_lstring(l, arg, &mut len);
     std::slice::from_raw_parts(p as *const u8, len)
 }
 

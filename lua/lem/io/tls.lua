@@ -4,7 +4,7 @@
 -- so lem.http.server and hathaway run on it unchanged.
 local core = require 'lem.io.tls.core'
 
-local setmetatable, require = setmetatable, require
+local setmetatable, require, type, error = setmetatable, require, type, error
 
 local M = {}
 
@@ -32,6 +32,9 @@ end
 -- -> Server | nil, err
 function M.listen(host, port, options)
 	local io = require 'lem.io'
+	if type(options) ~= 'table' or type(options.cert) ~= 'string' or type(options.key) ~= 'string' then
+		error("bad argument #3 to 'listen' (table with cert and key file names expected)", 2)
+	end
 	local alpn = options.alpn or {}
 	local ctx, err = core.context(options.cert, options.key, (table.unpack or unpack)(alpn))
 	if not ctx then
