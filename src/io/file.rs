@@ -26,6 +26,12 @@ pub(crate) static FILE: &CStr = c"lem.File";
 /// Bytes read from the disk per pool job (more when `read(n)` asks).
 const FILE_CHUNK: usize = 64 << 10;
 
+/// Most bytes one pool job reads, however many `read(n)` asks for: a size
+/// from a script is never trusted for an allocation (`read(2^40)` must
+/// not abort the process, `read(2^31)` not reserve 2 GiB up front), so
+/// the buffer grows as data arrives.
+const FILE_JOB_MAX: usize = 4 << 20;
+
 pub(crate) struct Inner {
     /// `None` once closed; pool jobs hold their own `Arc`.
     fd: RefCell<Option<Arc<OwnedFd>>>,
@@ -164,7 +170,9 @@ unsafe fn file_read_fmt(l: *mut lua_State, f: &File, fmt: Fmt) -> c_int {
         let mut failed = None;
         loop {
             let want = match fmt {
-                Fmt::Count(n) => n.saturating_sub(inner.input.borrow().len()).max(FILE_CHUNK),
+                Fmt::Count(n) => n
+                    .saturating_sub(inner.input.borrow().len())
+                    .clamp(FILE_CHUNK, FILE_JOB_MAX),
                 _ => FILE_CHUNK,
             };
             let fd2 = fd.clone();
