@@ -229,10 +229,7 @@ unsafe fn opt_string(l: *mut lua_State, idx: c_int, key: &CStr) -> Option<String
 /// core.connect(host, port [, options]) -> Stream, alpn | nil, err
 unsafe extern "C-unwind" fn connect(l: *mut lua_State) -> c_int {
     lua::check_lstring(l, 1, std::ptr::null_mut());
-    let port = lua::check_integer(l, 2);
-    if !(0..=65535).contains(&port) {
-        lua::arg_error(l, 2, c"invalid port");
-    }
+    let port = crate::io::tcp::check_port(l, 2);
     let has_opts = !lua::is_none_or_nil(l, 3);
     if has_opts {
         lua::check_type(l, 3, ffi::LUA_TTABLE);
@@ -260,7 +257,6 @@ unsafe extern "C-unwind" fn connect(l: *mut lua_State) -> c_int {
         }
         ffi::lua_pop(l, 1);
     }
-    let port = port as u16;
     scheduler::get().prepare(Commit::Future(Box::pin(async move {
         let r = client_handshake(host, port, o).await;
         Resume::Push(Box::new(move |t| unsafe { push_result(t, r) }))

@@ -75,6 +75,7 @@ lua_tests! {
     io_chat => "io/chat.lua",
     io_file => "io/file.lua",
     io_pipes => "io/pipes.lua",
+    io_ports => "io/ports.lua",
     io_queue => "io/queue.lua",
     io_queue_args => "io/queue_args.lua",
     io_queue_class => "io/queue_class.lua",

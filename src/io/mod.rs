@@ -28,7 +28,7 @@ use crate::scheduler::{self, Resume, Waiter};
 pub mod file;
 pub mod server;
 pub mod stream;
-mod tcp;
+pub(crate) mod tcp;
 mod unix;
 
 pub use stream::push_stream;

@@ -59,6 +59,9 @@ local function parseurl(url)
 	local default = scheme == 'https' and 443 or 80
 	if port ~= '' then
 		port = tonumber(port)
+		if port > 65535 then
+			return nil
+		end
 		if port ~= default then
 			hostfield = hostfield .. ':' .. port
 		end

@@ -13,7 +13,7 @@ local M = {}
 -- name to verify and send), alpn ({'h2', 'http/1.1'}), insecure (true: no
 -- verification, for tests).
 function M.connect(host, port, options)
-	return core.connect(host, tonumber(port) or port, options)
+	return core.connect(host, port, options)
 end
 
 local Server = {}
@@ -35,14 +35,16 @@ function M.listen(host, port, options)
 	if type(options) ~= 'table' or type(options.cert) ~= 'string' or type(options.key) ~= 'string' then
 		error("bad argument #3 to 'listen' (table with cert and key file names expected)", 2)
 	end
-	local alpn = options.alpn or {}
-	local ctx, err = core.context(options.cert, options.key, (table.unpack or unpack)(alpn))
-	if not ctx then
+	-- The socket first: a bad port raises before any file is read.
+	local sock, err = io.tcp.listen(host, port, options.backlog)
+	if not sock then
 		return nil, err
 	end
-	local sock
-	sock, err = io.tcp.listen(host, port, options.backlog)
-	if not sock then
+	local alpn = options.alpn or {}
+	local ctx
+	ctx, err = core.context(options.cert, options.key, (table.unpack or unpack)(alpn))
+	if not ctx then
+		sock:close()
 		return nil, err
 	end
 	return setmetatable({ sock = sock, ctx = ctx }, Server)

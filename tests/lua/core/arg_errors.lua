@@ -27,7 +27,8 @@ raises("bad argument #1 to 'get' (invalid url)", function() local c = client.new
 -- Through the Lua halves: lines, io.read, io.lines, io.tcp.listen.
 raises("bad argument #1 to 'read' (invalid format)", function() for _ in f:lines('nope') do end end)
 raises("bad argument #1 to 'read' (invalid format)", function() local v = io.read('nope') return v end)
-raises("bad argument #2 to 'listen' (string expected, got table)", function() local v = io.tcp.listen('127.0.0.1', {}) return v end)
+raises("bad argument #2 to 'listen' (invalid port)", function() local v = io.tcp.listen('127.0.0.1', 'http') return v end)
+raises("bad argument #2 to 'listen' (number expected, got table)", function() local v = io.tcp.listen('127.0.0.1', {}) return v end)
 raises("bad argument #1 to 'spawn'", function() local v = io.spawn(5) return v end)
 
 -- Called straight from pcall, a native function is still named.

@@ -91,6 +91,7 @@ assert(err:find('error connecting'), err)
 -- A malformed URL is misuse: it raises, at the caller's line.
 local e = checkerr("bad argument #1 to 'get' (invalid url)", function() local c = client.new() local r = c:get('nonsense') return r end)
 assert(e:find('^http/client.lua:%d+: '), e)
+checkerr("bad argument #1 to 'get' (invalid url)", function() local c = client.new() local r = c:get('http://127.0.0.1:99999/') return r end)
 checkerr("bad argument #1 to 'get' (invalid url)", function() local c = client.new() local r = c:get('ftp://x/') return r end)
 checkerr("bad argument #1 to 'get' (string expected, got no value)", function() local c = client.new() local r = c:get() return r end)
 checkerr("bad argument #2 to 'request' (invalid url)", function() local c = client.new() local r = c:request('GET', 'notaurl') return r end)
