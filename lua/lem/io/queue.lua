@@ -54,11 +54,23 @@ function QStream:closed()
 end
 
 -- Everything else reaches the stream itself.
-for _, name in ipairs({ 'read', 'lines', 'cork', 'uncork', 'getpeer', 'settimeout', 'setlimit', 'sendfile' }) do
+for _, name in ipairs({ 'read', 'lines', 'cork', 'uncork', 'getpeer', 'sendfile' }) do
 	QStream[name] = function(self, ...)
 		local s = self.stream
 		return s[name](s, ...)
 	end
+end
+
+-- Method calls, not a tail call, so that a bad argument is named as the
+-- script's own call (`bad argument #1 to 'settimeout'`).
+function QStream:settimeout(t)
+	local ok, err = self.stream:settimeout(t)
+	return ok, err
+end
+
+function QStream:setlimit(n)
+	local ok, err = self.stream:setlimit(n)
+	return ok, err
 end
 
 return M

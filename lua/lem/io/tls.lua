@@ -70,7 +70,14 @@ function Server:autospawn(handler)
 	end)
 end
 
-for _, name in ipairs({ 'close', 'closed', 'interrupt', 'busy', 'getsockname', 'settimeout' }) do
+-- A method call, not a tail call, so that a bad argument is named as the
+-- script's own call.
+function Server:settimeout(t)
+	local ok, err = self.sock:settimeout(t)
+	return ok, err
+end
+
+for _, name in ipairs({ 'close', 'closed', 'interrupt', 'busy', 'getsockname' }) do
 	Server[name] = function(self, ...)
 		local sock = self.sock
 		return sock[name](sock, ...)

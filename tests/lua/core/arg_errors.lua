@@ -23,6 +23,7 @@ raises("bad argument #1 to 'read' (invalid format)", function() local v = f:read
 raises("bad argument #2 to 'open' (invalid mode string)", function() local v = io.open(dir .. '/g', 'q') return v end)
 raises("bad argument #2 to 'popen' (invalid option 'x')", function() local v = io.popen('true', 'x') return v end)
 raises("bad argument #1 to 'lock' (invalid option)", function() local v = f:lock('x') return v end)
+raises("bad argument #2 to 'lock' (invalid option)", function() local v = lfs.lock(f, 'x') return v end)
 raises("bad argument #1 to 'get' (invalid url)", function() local c = client.new() local v = c:get('notaurl') return v end)
 -- Through the Lua halves: lines, io.read, io.lines, io.tcp.listen.
 raises("bad argument #1 to 'read' (invalid format)", function() for _ in f:lines('nope') do end end)
