@@ -282,9 +282,7 @@ pub unsafe fn check_integer(l: *mut lua_State, arg: c_int) -> i64 {
     {
         let n = ffi::lua_tonumber(l, arg) as f64;
         // -2^63 <= n < 2^63, and whole.
-        if !(-9.223_372_036_854_775_808e18..9.223_372_036_854_775_808e18).contains(&n)
-            || n.fract() != 0.0
-        {
+        if !((i64::MIN as f64)..-(i64::MIN as f64)).contains(&n) || n.fract() != 0.0 {
             arg_error(l, arg, c"number has no integer representation");
         }
         n as i64
