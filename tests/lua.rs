@@ -73,6 +73,7 @@ lua_tests! {
     io_accept_emfile => "io/accept_emfile.lua",
     io_bulk => "io/bulk.lua",
     io_chat => "io/chat.lua",
+    io_eof_closes => "io/eof_closes.lua",
     io_file => "io/file.lua",
     io_pipes => "io/pipes.lua",
     io_ports => "io/ports.lua",

@@ -101,6 +101,10 @@ pub(crate) struct Inner {
     input: RefCell<Input>,
     /// The peer closed (or reset) its side: no more input will come.
     eof: Cell<bool>,
+    /// Closed because its input ended (LEM: a read that hits the end
+    /// closes the stream): `io` is gone, but reads still get what was
+    /// buffered before the end, then `'closed'`.
+    ended: Cell<bool>,
     rd: Op,
     wr: Op,
     timeout: Cell<Option<Duration>>,
@@ -154,17 +158,26 @@ impl Pending for Inner {
     unsafe fn push(&self, t: *mut lua_State) -> c_int {
         self.rd.end();
         let done = self.read_done.take();
-        let Some(ReadDone { r, fmt, limit }) = done.filter(|_| self.io.borrow().is_some()) else {
+        let Some(ReadDone { r, fmt, limit }) =
+            done.filter(|_| self.io.borrow().is_some() || self.ended.get())
+        else {
             return lua::fail(t, "closed");
         };
         match r {
             Ok(scan) => {
                 let eof = self.eof.get();
                 let mut input = self.input.borrow_mut();
-                match scan {
+                let n = match scan {
                     Some(scan) => fmt.finish(t, &mut input, scan, eof, limit, "closed"),
                     None => fmt.finish_now(t, &mut input, eof, limit, "closed"),
+                };
+                drop(input);
+                if eof {
+                    // The end closes the stream (the read's values are
+                    // pushed already).
+                    self.end_input();
                 }
+                n
             }
             Err(Stop::Timeout) => lua::fail(t, "timeout"),
             Err(Stop::Error(e)) => fail_os(t, &e),
@@ -213,10 +226,14 @@ impl Inner {
     }
 
     /// Close: wake the waiters with `'closed'`, drop the buffer and our
-    /// handle on the descriptor. Returns false if already closed.
+    /// handle on the descriptor. Returns false if already closed (also
+    /// when its input ended; what was left buffered is dropped then).
     pub(crate) fn close(&self) -> bool {
         let io = self.io.borrow_mut().take();
         if io.is_none() {
+            if self.ended.replace(false) {
+                self.input.borrow_mut().clear();
+            }
             return false;
         }
         self.rd.cancel("closed");
@@ -224,6 +241,19 @@ impl Inner {
         self.input.borrow_mut().clear();
         drop(io);
         true
+    }
+
+    /// The input ended: close the stream as LEM did (`closed()` is true, a
+    /// writer waiting gets `'closed'`, the descriptor is released), but
+    /// keep the buffered input for the reads to come.
+    fn end_input(&self) {
+        let io = self.io.borrow_mut().take();
+        if io.is_none() {
+            return;
+        }
+        self.ended.set(true);
+        self.wr.cancel("closed");
+        drop(io);
     }
 }
 
@@ -274,6 +304,7 @@ pub(crate) unsafe fn push_io(l: *mut lua_State, io: Io, kind: Kind) {
         kind,
         input: RefCell::new(Input::default()),
         eof: Cell::new(false),
+        ended: Cell::new(false),
         rd: Op::default(),
         wr: Op::default(),
         timeout: Cell::new(None),
@@ -412,16 +443,26 @@ pub(crate) unsafe fn read(l: *mut lua_State, s: &Stream, fmt: Fmt) -> c_int {
     if inner.rd.is_active() {
         return lua::fail(l, "busy");
     }
+    let limit = inner.limit.get();
     let Some(io) = inner.io() else {
+        if inner.ended.get() && !inner.input.borrow().is_empty() {
+            // What came before the end is still read.
+            let mut input = inner.input.borrow_mut();
+            return fmt.finish_now(l, &mut input, true, limit, "closed");
+        }
         return lua::fail(l, "closed");
     };
-    let limit = inner.limit.get();
     // Serve what is possible now: buffered input, then what the kernel has.
     loop {
         let mut input = inner.input.borrow_mut();
         let eof = inner.eof.get();
         if let Some(scan) = fmt.look(&input, eof, limit) {
-            return fmt.finish(l, &mut input, scan, eof, limit, "closed");
+            let n = fmt.finish(l, &mut input, scan, eof, limit, "closed");
+            if eof {
+                drop((input, io));
+                inner.end_input();
+            }
+            return n;
         }
         // After a drain, wait at once: the wait's first look at the
         // readiness finds any event that came since. (A read that cannot
@@ -521,6 +562,7 @@ impl Inner {
             // Closed (which ends the wait before it is polled again).
             None => return Poll::Ready(()),
         };
+        drop(io);
         self.reading.set(None);
         self.read_done.set(Some(ReadDone { r, fmt, limit }));
         Poll::Ready(())

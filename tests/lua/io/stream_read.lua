@@ -74,7 +74,7 @@ utils.spawn(function()
 	a:close()
 end)
 eq(b:read('*a'), '1,2,3,4,5,6,7,8,9,10,', "read('*a')")
-eq({ b:read('*a') }, { '' }, "read('*a') at the end")
+eq({ b:read('*a') }, { nil, 'closed' }, "read('*a') at the end: the end closed the stream")
 b:close()
 
 -- Timeouts: the call returns nil, 'timeout'; buffered input is kept and
