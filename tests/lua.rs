@@ -105,6 +105,7 @@ lua_tests! {
     signal_lookup => "signal/lookup.lua",
     signal_not_alive => "signal/not_alive.lua",
     signal_sigchld => "signal/sigchld.lua",
+    signal_unregister_default => "signal/unregister_default.lua",
     utils_exit => "utils/exit.lua",
     utils_exit_nested => "utils/exit_nested.lua",
     utils_now_exit_pool => "utils/now_exit_pool.lua",
