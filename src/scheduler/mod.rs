@@ -594,6 +594,12 @@ impl Scheduler {
                 self.runq.borrow_mut().push(id, Resume::Staged(0));
             }
             Commit::Sleep(None) => {}
+            // A deadline already passed (`sleep(0)`, `t <= 0`) yields
+            // once and times out: the back of the run queue, as a yield.
+            Commit::Sleep(Some(deadline)) if deadline <= Instant::now() => {
+                self.unpark(w);
+                self.runq.borrow_mut().push(id, Resume::Timeout);
+            }
             Commit::Sleep(Some(deadline)) => {
                 self.tasks.borrow_mut()[id as usize].timed = true;
                 self.live_timers.set(self.live_timers.get() + 1);
