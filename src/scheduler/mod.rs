@@ -35,6 +35,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use crate::lua::{self, ffi, lua_State};
 
+mod timer;
 mod waits;
 pub use waits::WaitHandle;
 
@@ -761,6 +762,7 @@ impl Scheduler {
     pub async fn run(&'static self, until: Option<TaskId>) -> Outcome {
         let until = until.map(|id| (id, self.tasks.borrow()[id as usize].thread));
         let mut polled_io = self.now();
+        let precise = timer::Precise::new();
         loop {
             self.update_now();
             // Whatever signalled the loop is looked at in this turn.
@@ -807,7 +809,7 @@ impl Scheduler {
                 Some(deadline) => {
                     tokio::select! {
                         _ = idle => {}
-                        _ = tokio::time::sleep_until(deadline.into()) => {}
+                        _ = precise.sleep_until(deadline) => {}
                     }
                 }
                 None => idle.await,
