@@ -83,6 +83,7 @@ lua_tests! {
     io_read_sizes => "io/read_sizes.lua",
     io_read_stop => "io/read_stop.lua",
     io_settimeout_args => "io/settimeout_args.lua",
+    io_stdout_mix => "io/stdout_mix.lua",
     io_stream_read => "io/stream_read.lua",
     io_tcp => "io/tcp.lua",
     io_unix => "io/unix.lua",

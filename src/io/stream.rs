@@ -74,11 +74,26 @@ impl Drop for Io {
         // A standard descriptor shares its open file description (and so
         // O_NONBLOCK) with the parent shell: put it back before closing.
         let fd = self.raw();
-        if (0..3).contains(&fd)
-            && STDIO_NONBLOCK.fetch_and(!(1 << fd), Ordering::SeqCst) & (1 << fd) != 0
-        {
-            let _ = set_nonblocking(fd, false);
+        if (0..3).contains(&fd) {
+            if STDIO_NONBLOCK.fetch_and(!(1 << fd), Ordering::SeqCst) & (1 << fd) != 0 {
+                let _ = set_nonblocking(fd, false);
+            }
+            // What `print` and `_G.io.write` left in C's buffers goes out
+            // while the descriptor is still open: closing it first (the
+            // Lua state's collection at exit does, before libc's exit
+            // flush) lost it all on LuaJIT, whose print does not flush.
+            flush_c_stdio();
         }
+    }
+}
+
+/// Flush C stdio's output buffers (`print`, `_G.io.write`), so that what
+/// a script wrote through them comes before what it writes next through
+/// `lem.io.stdout`/`stderr`, and is not lost when the descriptor closes.
+pub(crate) fn flush_c_stdio() {
+    // SAFETY: fflush(NULL) flushes every output stream; no arguments.
+    unsafe {
+        libc::fflush(std::ptr::null_mut());
     }
 }
 
@@ -722,6 +737,10 @@ pub(crate) unsafe fn write(
     let Some(io) = inner.io() else {
         return Write::Failed(failure.apply(l, lua::fail(l, "closed")));
     };
+    if matches!(io.raw(), 1 | 2) {
+        // LEM: what `print` buffered comes first.
+        flush_c_stdio();
+    }
     let (done, err) = writev_all(io.raw(), bufs, 0);
     match err {
         None => {
@@ -952,6 +971,9 @@ unsafe extern "C-unwind" fn stream_sendfile(l: *mut lua_State) -> c_int {
     if !can_suspend(l) {
         drop((io, src));
         cannot_suspend(l);
+    }
+    if matches!(io.raw(), 1 | 2) {
+        flush_c_stdio();
     }
     let inner = inner.clone();
     scheduler::get().prepare(Commit::Custom(Box::new(move |w| {
