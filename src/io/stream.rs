@@ -120,6 +120,10 @@ pub(crate) struct Inner {
     /// closes the stream): `io` is gone, but reads still get what was
     /// buffered before the end, then `'closed'`.
     ended: Cell<bool>,
+    /// `io.stdin/stdout/stderr`: the standard descriptor it stands for,
+    /// and whether it reads and writes through a descriptor of its own on
+    /// the same pipe or terminal (see [`stdio`]).
+    std: Cell<Option<(RawFd, bool)>>,
     rd: Op,
     wr: Op,
     timeout: Cell<Option<Duration>>,
@@ -255,6 +259,21 @@ impl Inner {
         self.wr.cancel("closed");
         self.input.borrow_mut().clear();
         drop(io);
+        if let Some((fd, true)) = self.std.get() {
+            // The standard descriptor itself goes too, as LEM closed it
+            // (the reader of stdout sees the end), but onto /dev/null
+            // rather than free: the next open() must not become fd 1 and
+            // receive C stdio's output.
+            flush_c_stdio();
+            // SAFETY: plain system calls on descriptors lem owns.
+            unsafe {
+                let null = libc::open(c"/dev/null".as_ptr(), libc::O_RDWR | libc::O_CLOEXEC);
+                if null >= 0 {
+                    libc::dup2(null, fd);
+                    libc::close(null);
+                }
+            }
+        }
         true
     }
 
@@ -320,6 +339,7 @@ pub(crate) unsafe fn push_io(l: *mut lua_State, io: Io, kind: Kind) {
         input: RefCell::new(Input::default()),
         eof: Cell::new(false),
         ended: Cell::new(false),
+        std: Cell::new(None),
         rd: Op::default(),
         wr: Op::default(),
         timeout: Cell::new(None),
@@ -737,8 +757,8 @@ pub(crate) unsafe fn write(
     let Some(io) = inner.io() else {
         return Write::Failed(failure.apply(l, lua::fail(l, "closed")));
     };
-    if matches!(io.raw(), 1 | 2) {
-        // LEM: what `print` buffered comes first.
+    if inner.std.get().is_some() {
+        // What `print` buffered comes first.
         flush_c_stdio();
     }
     let (done, err) = writev_all(io.raw(), bufs, 0);
@@ -972,7 +992,7 @@ unsafe extern "C-unwind" fn stream_sendfile(l: *mut lua_State) -> c_int {
         drop((io, src));
         cannot_suspend(l);
     }
-    if matches!(io.raw(), 1 | 2) {
+    if inner.std.get().is_some() {
         flush_c_stdio();
     }
     let inner = inner.clone();
@@ -1028,7 +1048,8 @@ unsafe extern "C-unwind" fn stream_fileno(l: *mut lua_State) -> c_int {
     let s = check_stream(l);
     match s.0.io() {
         Some(io) => {
-            ffi::lua_pushinteger(l, io.raw() as _);
+            let fd = s.0.std.get().map_or(io.raw(), |(fd, _)| fd);
+            ffi::lua_pushinteger(l, fd as _);
             1
         }
         None => lua::fail(l, "closed"),
@@ -1039,12 +1060,27 @@ unsafe extern "C-unwind" fn stream_fileno(l: *mut lua_State) -> c_int {
 static STDIO_NONBLOCK: AtomicU8 = AtomicU8::new(0);
 
 /// core.stdio(fd) -> Stream: fd 0, 1 or 2 as a non-blocking Stream.
+///
+/// A pipe, fifo or terminal is opened again (`/proc/self/fd/N`): the Stream
+/// gets an open file description of its own, non-blocking, while fd N's
+/// stays blocking for C stdio. Making fd N itself non-blocking (as LEM did)
+/// made a `print` into a full pipe fail with `EAGAIN` and lose its output.
+/// Anything else (a socket, which cannot be opened again) is fd N itself,
+/// made non-blocking and restored at exit; a regular file never waits.
 pub(crate) unsafe extern "C-unwind" fn stdio(l: *mut lua_State) -> c_int {
     let fd = lua::check_integer(l, 1);
     if !(0..=2).contains(&fd) {
         lua::arg_error(l, 1, c"not a standard descriptor");
     }
     let fd = fd as RawFd;
+    if let Some(own) = reopen_std(fd) {
+        let n = push_stream(l, own);
+        if n == 1 {
+            let s = &*(ffi::lua_touserdata(l, -1) as *const Stream);
+            s.0.std.set(Some((fd, true)));
+        }
+        return n;
+    }
     let flags = libc::fcntl(fd, libc::F_GETFL);
     if flags < 0 {
         return fail_os(l, &io::Error::last_os_error());
@@ -1053,7 +1089,40 @@ pub(crate) unsafe extern "C-unwind" fn stdio(l: *mut lua_State) -> c_int {
         STDIO_NONBLOCK.fetch_or(1 << fd, Ordering::SeqCst);
     }
     // SAFETY: the standard descriptor is handed to the stream, as LEM did.
-    push_stream(l, OwnedFd::from_raw_fd(fd))
+    let n = push_stream(l, OwnedFd::from_raw_fd(fd));
+    if n == 1 {
+        let s = &*(ffi::lua_touserdata(l, -1) as *const Stream);
+        s.0.std.set(Some((fd, false)));
+    }
+    n
+}
+
+/// A descriptor of its own on what standard descriptor `fd` is, if that is
+/// a pipe, fifo or terminal (never a regular file: that would open it again
+/// at offset 0).
+fn reopen_std(fd: RawFd) -> Option<OwnedFd> {
+    // SAFETY: fstat into a zeroed struct; open of a path we made.
+    unsafe {
+        let mut st: libc::stat = std::mem::zeroed();
+        if libc::fstat(fd, &mut st) != 0 {
+            return None;
+        }
+        let t = st.st_mode & libc::S_IFMT;
+        if t != libc::S_IFIFO && t != libc::S_IFCHR {
+            return None;
+        }
+        let acc = libc::fcntl(fd, libc::F_GETFL);
+        if acc < 0 {
+            return None;
+        }
+        let path = std::ffi::CString::new(format!("/proc/self/fd/{fd}")).ok()?;
+        let own = libc::open(
+            path.as_ptr(),
+            // O_NONBLOCK: opening a fifo must not wait for its other end.
+            (acc & libc::O_ACCMODE) | libc::O_CLOEXEC | libc::O_NOCTTY | libc::O_NONBLOCK,
+        );
+        (own >= 0).then(|| OwnedFd::from_raw_fd(own))
+    }
 }
 
 /// Put back in blocking mode the standard descriptors `stdio` changed.
