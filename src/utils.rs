@@ -173,7 +173,8 @@ unsafe extern "C-unwind" fn poolconfig(l: *mut lua_State) -> c_int {
         lua::arg_error(l, 2, c"min must not be larger than max");
     }
     pool::global().configure(pool::Config {
-        delay: Duration::from_secs_f64(delay),
+        // A delay too long for a Duration (1e300) would panic: forever.
+        delay: Duration::try_from_secs_f64(delay).unwrap_or(Duration::MAX),
         min: min as usize,
         max: max as usize,
     });

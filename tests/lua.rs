@@ -110,6 +110,7 @@ lua_tests! {
     utils_exit => "utils/exit.lua",
     utils_exit_nested => "utils/exit_nested.lua",
     utils_now_exit_pool => "utils/now_exit_pool.lua",
+    utils_poolconfig_args => "utils/poolconfig_args.lua",
     utils_sleep_zero => "utils/sleep_zero.lua",
     utils_sleeper => "utils/sleeper.lua",
     utils_spawn_yield => "utils/spawn_yield.lua",
