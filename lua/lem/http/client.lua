@@ -24,6 +24,10 @@ M.Response = Response
 -- (options for io.tls.connect).
 function M.new(options)
 	options = options or {}
+	local t = options.timeout
+	if t ~= nil and (type(t) ~= 'number' or t ~= t or t < 0) then
+		error("bad argument #1 to 'new' (timeout must be a number of seconds)", 2)
+	end
 	return setmetatable({ timeout = options.timeout, tls = options.tls }, Client)
 end
 

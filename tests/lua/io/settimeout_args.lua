@@ -25,3 +25,13 @@ for what, o in pairs(objects) do
 	assert(o:settimeout(nil), what .. ': nil')
 end
 c:close(); f:close(); srv:close()
+
+-- The HTTP client's timeout option is checked when the client is made.
+local client = require 'lem.http.client'
+for _, bad in ipairs({ -1, 0 / 0, 'x' }) do
+	checkerr("bad argument #1 to 'new' (timeout must be a number of seconds)", function()
+		local c = client.new({ timeout = bad })
+		return c
+	end)
+end
+assert(client.new({ timeout = 0.5 }))
