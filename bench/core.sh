@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Scheduler benchmarks: spawn/yield speed, memory of 100,000 sleeping
 # coroutines, and the per-event cost with N parked coroutines (the garbage
-# collector must not make it grow with N). Runs both builds; prints one line
-# per measurement. usage: bench/core.sh [--callgrind]
+# collector must not make it grow with N), and timer lateness. Runs both
+# builds; prints one line per measurement. usage: bench/core.sh [--callgrind]
 #   --callgrind: also count instructions per event with valgrind (slow, but
 #   stable on a noisy machine).
 set -euo pipefail
@@ -24,6 +24,7 @@ for build in lua54 luajit; do
 	for n in 10 100 1000 10000 100000; do
 		"$lem" bench/gc_parked.lua "$n" 1000000
 	done
+	"$lem" bench/timer_lateness.lua 500 1000
 	if [ "${1:-}" = --callgrind ]; then
 		for n in 10 1000 100000; do
 			# instructions per event: difference of two runs / extra events

@@ -64,7 +64,7 @@ unsafe fn push_unit(l: *mut lua_State, r: io::Result<()>) -> c_int {
 /// `luaL_checklstring` as an owned path. Call after every other check.
 unsafe fn check_path(l: *mut lua_State, arg: c_int) -> PathBuf {
     let mut len = 0usize;
-    let p = ffi::luaL_checklstring(l, arg, &mut len);
+    let p = lua::check_lstring(l, arg, &mut len);
     let bytes = std::slice::from_raw_parts(p as *const u8, len);
     PathBuf::from(OsStr::from_bytes(bytes))
 }
@@ -177,7 +177,7 @@ enum Want {
 
 /// Shared by `attributes` and `symlinkattributes`.
 unsafe fn attributes_impl(l: *mut lua_State, link: bool) -> c_int {
-    ffi::luaL_checklstring(l, 1, std::ptr::null_mut());
+    lua::check_lstring(l, 1, std::ptr::null_mut());
     let mut want = match ffi::lua_type(l, 2) {
         ffi::LUA_TNONE | ffi::LUA_TNIL => Want::All,
         ffi::LUA_TTABLE => Want::Into(ffi::LUA_NOREF),
@@ -192,8 +192,7 @@ unsafe fn attributes_impl(l: *mut lua_State, link: bool) -> c_int {
                         c"invalid attribute name '%s'".as_ptr(),
                         name.as_ptr(),
                     );
-                    ffi::luaL_argerror(l, 2, msg);
-                    unreachable!()
+                    lua::arg_error_ptr(l, 2, msg)
                 }
             }
         }
@@ -468,8 +467,8 @@ path_op!(
 
 /// lfs.rename(old, new) -> true | nil, err
 unsafe extern "C-unwind" fn rename(l: *mut lua_State) -> c_int {
-    ffi::luaL_checklstring(l, 1, std::ptr::null_mut());
-    ffi::luaL_checklstring(l, 2, std::ptr::null_mut());
+    lua::check_lstring(l, 1, std::ptr::null_mut());
+    lua::check_lstring(l, 2, std::ptr::null_mut());
     let (old, new) = (check_path(l, 1), check_path(l, 2));
     on_pool(
         l,
@@ -482,8 +481,8 @@ unsafe extern "C-unwind" fn rename(l: *mut lua_State) -> c_int {
 ///
 /// Makes `new` a hard link to `old`, or a symbolic link holding `old`.
 unsafe extern "C-unwind" fn link(l: *mut lua_State) -> c_int {
-    ffi::luaL_checklstring(l, 1, std::ptr::null_mut());
-    ffi::luaL_checklstring(l, 2, std::ptr::null_mut());
+    lua::check_lstring(l, 1, std::ptr::null_mut());
+    lua::check_lstring(l, 2, std::ptr::null_mut());
     let symbolic = ffi::lua_toboolean(l, 3) != 0;
     let (old, new) = (check_path(l, 1), check_path(l, 2));
     on_pool(
@@ -512,12 +511,12 @@ fn timespec(t: f64) -> libc::timespec {
 ///
 /// No times: now. Only `atime`: both times are `atime`. The file must exist.
 unsafe extern "C-unwind" fn touch(l: *mut lua_State) -> c_int {
-    ffi::luaL_checklstring(l, 1, std::ptr::null_mut());
+    lua::check_lstring(l, 1, std::ptr::null_mut());
     let times = if lua::is_none_or_nil(l, 2) && lua::is_none_or_nil(l, 3) {
         None
     } else {
         let atime = lua::check_number(l, 2);
-        let mtime = ffi::luaL_optnumber(l, 3, atime);
+        let mtime = lua::opt_number(l, 3, atime);
         Some([timespec(atime), timespec(mtime)])
     };
     let path = check_path(l, 1);

@@ -103,31 +103,190 @@ pub unsafe fn fail(l: *mut lua_State, msg: &str) -> c_int {
     2
 }
 
-/// Raise `bad argument #arg to 'fn' (msg)`, worded by Lua itself.
+/// Raise `bad argument #arg to 'fn' (msg)`, worded as `luaL_argerror`
+/// words it, with two differences that matter to lem, whose Lua halves
+/// call native functions on the script's behalf:
+///
+/// - The function is named by the name it was registered under in
+///   [`set_funcs`] (`tcp_listen` as `listen`), also where Lua finds no
+///   name (a function called by `pcall`, or through a tail call on
+///   LuaJIT) or the name of a Lua half's call (`core.tcp_listen`).
+/// - The position is the script's: frames of lem's own Lua halves
+///   (`@lua/lem/...`) are skipped, so no error says `lua/lem/io.lua:22:`.
 ///
 /// # Safety
 /// Raises a Lua error: see the module's rule about owned values.
 pub unsafe fn arg_error(l: *mut lua_State, arg: c_int, msg: &CStr) -> ! {
-    ffi::luaL_argerror(l, arg, msg.as_ptr());
-    unreachable!("luaL_argerror returned")
+    raise_arg(l, arg, msg.to_bytes())
 }
 
-/// `luaL_checknumber`.
+/// [`arg_error`] with a message that is a C string (one Lua made, such as
+/// `lua_pushfstring`'s).
+///
+/// # Safety
+/// `msg` must be a valid C string; raises.
+pub unsafe fn arg_error_ptr(l: *mut lua_State, arg: c_int, msg: *const c_char) -> ! {
+    raise_arg(l, arg, CStr::from_ptr(msg).to_bytes())
+}
+
+unsafe fn raise_arg(l: *mut lua_State, arg: c_int, msg: &[u8]) -> ! {
+    // Build the whole message, push it, and drop every Rust value before
+    // raising.
+    {
+        let mut arg = arg;
+        let mut ar: ffi::lua_Debug = std::mem::zeroed();
+        let mut name: Vec<u8> = b"?".to_vec();
+        let mut method = false;
+        if ffi::lua_getstack(l, 0, &mut ar) != 0 {
+            ffi::lua_getinfo(l, c"nf".as_ptr(), &mut ar);
+            method = !ar.namewhat.is_null() && CStr::from_ptr(ar.namewhat) == c"method";
+            // The registered name first: a Lua half calls
+            // `core.tcp_listen` for the script's `io.tcp.listen`.
+            if let Some(n) = ffi::lua_tocfunction(l, -1).and_then(registered_name) {
+                name = n.to_bytes().to_vec();
+            } else if !ar.name.is_null() {
+                name = CStr::from_ptr(ar.name).to_bytes().to_vec();
+            }
+            ffi::lua_pop(l, 1);
+        }
+        let mut text = script_where(l).into_bytes();
+        if method {
+            arg -= 1;
+        }
+        if method && arg == 0 {
+            text.extend_from_slice(b"calling '");
+            text.extend_from_slice(&name);
+            text.extend_from_slice(b"' on bad self (");
+        } else {
+            text.extend_from_slice(format!("bad argument #{arg} to '").as_bytes());
+            text.extend_from_slice(&name);
+            text.extend_from_slice(b"' (");
+        }
+        text.extend_from_slice(msg);
+        text.push(b')');
+        push_bytes(l, &text);
+    }
+    ffi::lua_error(l)
+}
+
+/// `file:line: ` of the first frame above the running C function that is
+/// not in lem's own Lua halves; empty when that frame is a C function (a
+/// script's `pcall`) or there is none, as Lua words it.
+unsafe fn script_where(l: *mut lua_State) -> String {
+    let mut level = 1;
+    loop {
+        let mut ar: ffi::lua_Debug = std::mem::zeroed();
+        if ffi::lua_getstack(l, level, &mut ar) == 0 {
+            return String::new();
+        }
+        ffi::lua_getinfo(l, c"Sl".as_ptr(), &mut ar);
+        let source = if ar.source.is_null() {
+            &b""[..]
+        } else {
+            CStr::from_ptr(ar.source).to_bytes()
+        };
+        if source.starts_with(b"@lua/lem/") {
+            level += 1;
+            continue;
+        }
+        if ar.currentline <= 0 {
+            return String::new();
+        }
+        let short = CStr::from_ptr(ar.short_src.as_ptr()).to_string_lossy();
+        return format!("{short}:{}: ", ar.currentline);
+    }
+}
+
+thread_local! {
+    /// The Lua names of the functions [`set_funcs`] registered, by address.
+    static NAMES: std::cell::RefCell<std::collections::HashMap<usize, &'static CStr>> =
+        std::cell::RefCell::new(std::collections::HashMap::new());
+}
+
+/// The name `f` was registered under, if it was.
+fn registered_name(f: CFunction) -> Option<&'static CStr> {
+    NAMES.with(|n| n.borrow().get(&(f as usize)).copied())
+}
+
+/// `bad argument #arg to 'fn' (T expected, got U)`, as `luaL_typeerror`.
+///
+/// # Safety
+/// Raises.
+pub unsafe fn type_error(l: *mut lua_State, arg: c_int, expected: &str) -> ! {
+    {
+        let got = if ffi::luaL_getmetafield(l, arg, c"__name".as_ptr()) != ffi::LUA_TNIL {
+            let s = to_bytes(l, -1).map(|b| String::from_utf8_lossy(b).into_owned());
+            ffi::lua_pop(l, 1);
+            s.unwrap_or_else(|| "userdata".to_owned())
+        } else if ffi::lua_type(l, arg) == ffi::LUA_TLIGHTUSERDATA {
+            "light userdata".to_owned()
+        } else if ffi::lua_type(l, arg) == ffi::LUA_TNONE {
+            "no value".to_owned()
+        } else {
+            CStr::from_ptr(ffi::lua_typename(l, ffi::lua_type(l, arg)))
+                .to_string_lossy()
+                .into_owned()
+        };
+        push_str(l, &format!("{expected} expected, got {got}"));
+    }
+    // The message stays on the stack (a Lua string) while raising.
+    let p = ffi::lua_tostring(l, -1);
+    arg_error_ptr(l, arg, p)
+}
+
+/// `luaL_checknumber`, with [`arg_error`]'s naming.
 ///
 /// # Safety
 /// May raise; see the module's rule.
 #[inline]
 pub unsafe fn check_number(l: *mut lua_State, arg: c_int) -> f64 {
-    ffi::luaL_checknumber(l, arg)
+    if ffi::lua_isnumber(l, arg) == 0 {
+        type_error(l, arg, "number");
+    }
+    ffi::lua_tonumber(l, arg) as f64
 }
 
-/// `luaL_checkinteger`.
+/// `luaL_optnumber`.
+///
+/// # Safety
+/// May raise; see the module's rule.
+#[inline]
+pub unsafe fn opt_number(l: *mut lua_State, arg: c_int, default: f64) -> f64 {
+    if is_none_or_nil(l, arg) {
+        default
+    } else {
+        check_number(l, arg)
+    }
+}
+
+/// `luaL_checkinteger` as Lua 5.4 has it, on both builds: a number with an
+/// exact integer value (LuaJIT's own would truncate `1.5` and wrap `2^63`).
 ///
 /// # Safety
 /// May raise; see the module's rule.
 #[inline]
 pub unsafe fn check_integer(l: *mut lua_State, arg: c_int) -> i64 {
-    ffi::luaL_checkinteger(l, arg) as i64
+    if ffi::lua_isnumber(l, arg) == 0 {
+        type_error(l, arg, "number");
+    }
+    #[cfg(not(feature = "luajit"))]
+    {
+        let mut isnum = 0;
+        let n = ffi::lua_tointegerx(l, arg, &mut isnum);
+        if isnum == 0 {
+            arg_error(l, arg, c"number has no integer representation");
+        }
+        n as i64
+    }
+    #[cfg(feature = "luajit")]
+    {
+        let n = ffi::lua_tonumber(l, arg) as f64;
+        // -2^63 <= n < 2^63, and whole.
+        if !((i64::MIN as f64)..-(i64::MIN as f64)).contains(&n) || n.fract() != 0.0 {
+            arg_error(l, arg, c"number has no integer representation");
+        }
+        n as i64
+    }
 }
 
 /// `luaL_optinteger`: argument `arg` as an integer, `default` when absent
@@ -142,6 +301,70 @@ pub unsafe fn opt_integer(l: *mut lua_State, arg: c_int, default: i64) -> i64 {
     } else {
         check_integer(l, arg)
     }
+}
+
+/// `luaL_checklstring`: the string (or number, converted) at `arg`.
+///
+/// # Safety
+/// May raise; see the module's rule.
+#[inline]
+pub unsafe fn check_lstring(l: *mut lua_State, arg: c_int, len: *mut usize) -> *const c_char {
+    let p = ffi::lua_tolstring(l, arg, len);
+    if p.is_null() {
+        type_error(l, arg, "string");
+    }
+    p
+}
+
+/// `luaL_checktype`.
+///
+/// # Safety
+/// May raise; see the module's rule.
+#[inline]
+pub unsafe fn check_type(l: *mut lua_State, arg: c_int, t: c_int) {
+    if ffi::lua_type(l, arg) != t {
+        let name = CStr::from_ptr(ffi::lua_typename(l, t));
+        type_error(l, arg, &name.to_string_lossy());
+    }
+}
+
+/// `luaL_checkany`.
+///
+/// # Safety
+/// May raise; see the module's rule.
+#[inline]
+pub unsafe fn check_any(l: *mut lua_State, arg: c_int) {
+    if ffi::lua_type(l, arg) == ffi::LUA_TNONE {
+        arg_error(l, arg, c"value expected");
+    }
+}
+
+/// `luaL_checkoption`: the index of the string at `arg` (or `def` when
+/// absent) in the null-terminated list `lst`; `invalid option 'x'`
+/// otherwise.
+///
+/// # Safety
+/// `lst` must be a null-terminated array of C strings; may raise.
+pub unsafe fn check_option(
+    l: *mut lua_State,
+    arg: c_int,
+    def: *const c_char,
+    lst: *const *const c_char,
+) -> c_int {
+    let name = if !def.is_null() && is_none_or_nil(l, arg) {
+        def
+    } else {
+        check_lstring(l, arg, std::ptr::null_mut())
+    };
+    let mut i = 0;
+    while !(*lst.add(i)).is_null() {
+        if CStr::from_ptr(*lst.add(i)) == CStr::from_ptr(name) {
+            return i as c_int;
+        }
+        i += 1;
+    }
+    let msg = ffi::lua_pushfstring(l, c"invalid option '%s'".as_ptr(), name);
+    arg_error_ptr(l, arg, msg)
 }
 
 /// Whether argument `arg` is absent or nil.
@@ -180,26 +403,51 @@ pub unsafe fn display(l: *mut lua_State, idx: c_int) -> String {
     s
 }
 
-/// Create (once) the metatable `tname` whose `__index` holds `methods`, and
-/// leave it on the stack. `gc` becomes `__gc` when given.
+/// Create (once) the metatable `tname` of a class and leave on the stack
+/// its class table: the table of `methods`, whose `__index` is itself, as
+/// LEM's were. `getmetatable(obj)` gives the class table (it is the real
+/// metatable's `__metatable`), so `getmetatable(f) == io.File` holds and
+/// a script may add methods to it; the real metatable, which holds `gc` as
+/// `__gc`, stays out of Lua's reach (`obj:__gc()` would free the object
+/// twice).
 ///
 /// # Safety
 /// `l` must be a valid Lua state.
 pub unsafe fn new_class(l: *mut lua_State, tname: &CStr, methods: &[Reg], gc: Option<CFunction>) {
+    // Callers such as a woken task's push closure count on one slot.
+    ffi::luaL_checkstack(l, 4, std::ptr::null());
     if ffi::luaL_newmetatable(l, tname.as_ptr()) == 0 {
+        ffi::lua_getfield(l, -1, c"__index".as_ptr());
+        ffi::lua_remove(l, -2);
         return;
     }
     // Also under the name's address, for check_object's fast path.
     ffi::lua_pushlightuserdata(l, tname.as_ptr() as *mut c_void);
     ffi::lua_pushvalue(l, -2);
     ffi::lua_rawset(l, ffi::LUA_REGISTRYINDEX);
-    ffi::lua_createtable(l, 0, methods.len() as c_int);
-    set_funcs(l, methods);
-    ffi::lua_setfield(l, -2, c"__index".as_ptr());
     if let Some(gc) = gc {
         ffi::lua_pushcfunction(l, gc);
         ffi::lua_setfield(l, -2, c"__gc".as_ptr());
     }
+    ffi::lua_createtable(l, 0, methods.len() as c_int + 1);
+    set_funcs(l, methods);
+    ffi::lua_pushvalue(l, -1);
+    ffi::lua_setfield(l, -2, c"__index".as_ptr());
+    ffi::lua_pushvalue(l, -1);
+    ffi::lua_setfield(l, -3, c"__index".as_ptr());
+    ffi::lua_pushvalue(l, -1);
+    ffi::lua_setfield(l, -3, c"__metatable".as_ptr());
+    ffi::lua_remove(l, -2);
+}
+
+/// Push the real metatable of class `tname` (made by [`new_class`]).
+///
+/// # Safety
+/// `l` must be a valid Lua state.
+pub unsafe fn push_metatable(l: *mut lua_State, tname: &CStr) {
+    ffi::luaL_checkstack(l, 2, std::ptr::null());
+    ffi::lua_pushlightuserdata(l, tname.as_ptr() as *mut c_void);
+    ffi::lua_rawget(l, ffi::LUA_REGISTRYINDEX);
 }
 
 /// Push a new table holding `funcs`: a native module's exports.
@@ -216,6 +464,18 @@ pub unsafe fn new_lib(l: *mut lua_State, funcs: &[Reg]) {
 /// # Safety
 /// The value on top of the stack must be a table.
 pub unsafe fn set_funcs(l: *mut lua_State, funcs: &[Reg]) {
+    NAMES.with(|n| {
+        let mut n = n.borrow_mut();
+        for (name, f) in funcs {
+            // `tcp_listen` is `io.tcp.listen` to a script.
+            let bytes = name.to_bytes_with_nul();
+            let short = match bytes.iter().rposition(|&b| b == b'_') {
+                Some(i) => CStr::from_bytes_with_nul(&bytes[i + 1..]).unwrap_or(name),
+                None => name,
+            };
+            n.entry(*f as usize).or_insert(short);
+        }
+    });
     for (name, f) in funcs {
         ffi::lua_pushcfunction(l, *f);
         ffi::lua_setfield(l, -2, name.as_ptr());
@@ -239,7 +499,8 @@ pub unsafe fn push_object<T>(l: *mut lua_State, tname: &CStr, value: T) -> *mut 
 /// `luaL_checkudata` typed as `T`. The metatable is first looked up by the
 /// address of `tname` (where [`new_class`] also put it), which spares the
 /// registry lookup by name (hashing and comparing the string) on every
-/// method call; any miss takes `luaL_checkudata`'s way.
+/// method call; any miss looks it up by name, and raises [`type_error`] when it is not
+/// there either.
 ///
 /// # Safety
 /// `tname` objects must have been made by [`push_object::<T>`](push_object).
@@ -255,7 +516,15 @@ pub unsafe fn check_object<'a, T>(l: *mut lua_State, arg: c_int, tname: &CStr) -
             return &*(p as *const T);
         }
     }
-    &*(ffi::luaL_checkudata(l, arg, tname.as_ptr()) as *const T)
+    if !p.is_null() && ffi::lua_getmetatable(l, arg) != 0 {
+        ffi::lua_getfield(l, ffi::LUA_REGISTRYINDEX, tname.as_ptr());
+        let same = ffi::lua_rawequal(l, -1, -2) != 0;
+        ffi::lua_pop(l, 2);
+        if same {
+            return &*(p as *const T);
+        }
+    }
+    type_error(l, arg, &tname.to_string_lossy())
 }
 
 /// A `__gc` metamethod that drops the `T` inside the userdata.

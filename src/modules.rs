@@ -72,7 +72,7 @@ pub const REGISTERED: &CStr = c"lem.modules";
 
 /// The `require` searcher: built-ins, then registered native modules.
 unsafe extern "C-unwind" fn searcher(l: *mut lua_State) -> c_int {
-    let name = ffi::luaL_checklstring(l, 1, std::ptr::null_mut());
+    let name = lua::check_lstring(l, 1, std::ptr::null_mut());
     let name = CStr::from_ptr(name).to_bytes();
     for (n, opener) in BUILTINS {
         if n.as_bytes() == name {

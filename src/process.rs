@@ -359,7 +359,7 @@ unsafe fn push_stream(l: *mut lua_State, fd: Option<OwnedFd>) {
 
 /// Check that `argv` at `arg` is a table of strings; raise otherwise.
 unsafe fn check_argv(l: *mut lua_State, arg: c_int) -> usize {
-    ffi::luaL_checktype(l, arg, ffi::LUA_TTABLE);
+    lua::check_type(l, arg, ffi::LUA_TTABLE);
     let n = ffi::lua_rawlen(l, arg) as usize;
     if n == 0 {
         lua::arg_error(l, arg, c"argv is empty: no program to run");
@@ -373,7 +373,7 @@ unsafe fn check_argv(l: *mut lua_State, arg: c_int) -> usize {
                 i as c_int,
                 ffi::luaL_typename(l, -1),
             );
-            ffi::luaL_argerror(l, arg, msg);
+            lua::arg_error_ptr(l, arg, msg);
         }
         ffi::lua_pop(l, 1);
     }
@@ -385,7 +385,7 @@ unsafe fn check_env(l: *mut lua_State, arg: c_int) {
     if lua::is_none_or_nil(l, arg) {
         return;
     }
-    ffi::luaL_checktype(l, arg, ffi::LUA_TTABLE);
+    lua::check_type(l, arg, ffi::LUA_TTABLE);
     ffi::lua_pushnil(l);
     while ffi::lua_next(l, arg) != 0 {
         if ffi::lua_type(l, -2) != ffi::LUA_TSTRING || ffi::lua_type(l, -1) != ffi::LUA_TSTRING {
@@ -408,7 +408,7 @@ unsafe extern "C-unwind" fn spawn(l: *mut lua_State) -> c_int {
     let n = check_argv(l, 1);
     check_env(l, 2);
     if !lua::is_none_or_nil(l, 3) {
-        ffi::luaL_checklstring(l, 3, std::ptr::null_mut());
+        lua::check_lstring(l, 3, std::ptr::null_mut());
     }
     let mut stdio = [Mode::Inherit; 3];
     for (i, m) in stdio.iter_mut().enumerate() {
@@ -419,7 +419,7 @@ unsafe extern "C-unwind" fn spawn(l: *mut lua_State) -> c_int {
             MODES[2].as_ptr(),
             std::ptr::null(),
         ];
-        *m = match ffi::luaL_checkoption(l, arg, c"inherit".as_ptr(), opts.as_ptr()) {
+        *m = match lua::check_option(l, arg, c"inherit".as_ptr(), opts.as_ptr()) {
             0 => Mode::Inherit,
             1 => Mode::Null,
             _ => Mode::Pipe,
@@ -465,18 +465,23 @@ unsafe extern "C-unwind" fn spawn(l: *mut lua_State) -> c_int {
 /// `/bin/sh -c cmd`; mode `'r'` (default: its stdout), `'w'` (its stdin),
 /// `'rw'` (both, over one socket pair).
 unsafe extern "C-unwind" fn popen(l: *mut lua_State) -> c_int {
-    ffi::luaL_checklstring(l, 1, std::ptr::null_mut());
+    lua::check_lstring(l, 1, std::ptr::null_mut());
     let mode = if lua::is_none_or_nil(l, 2) {
         b"r".as_slice()
     } else {
-        ffi::luaL_checklstring(l, 2, std::ptr::null_mut());
+        lua::check_lstring(l, 2, std::ptr::null_mut());
         lua::to_bytes(l, 2).unwrap_or_default()
     };
     let stdio = match mode {
         b"r" => [Mode::Inherit, Mode::Pipe, Mode::Inherit],
         b"w" => [Mode::Pipe, Mode::Inherit, Mode::Inherit],
         b"rw" => [Mode::Duplex, Mode::Duplex, Mode::Inherit],
-        _ => lua::arg_error(l, 2, c"invalid mode"),
+        // LEM's text: `invalid option 'x'`.
+        _ => {
+            let msg =
+                ffi::lua_pushfstring(l, c"invalid option '%s'".as_ptr(), ffi::lua_tostring(l, 2));
+            lua::arg_error_ptr(l, 2, msg)
+        }
     };
     let spec = Spec {
         argv: vec!["/bin/sh".into(), "-c".into(), string_at(l, 1)],

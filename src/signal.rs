@@ -138,6 +138,10 @@ struct Dispositions {
     saved: [Option<libc::sigaction>; NSIG],
     /// Lua handlers are registered.
     lua: [bool; NSIG],
+    /// Lua handlers were registered since ours was installed: when nobody
+    /// needs it caught any more, the signal gets its default action (the
+    /// contract, as LEM's libev did), not the one it had before.
+    to_default: [bool; NSIG],
     /// lem has children to reap (SIGCHLD only).
     children: bool,
 }
@@ -145,6 +149,7 @@ struct Dispositions {
 static DISPOSITIONS: Mutex<Dispositions> = Mutex::new(Dispositions {
     saved: [None; NSIG],
     lua: [false; NSIG],
+    to_default: [false; NSIG],
     children: false,
 });
 
@@ -183,9 +188,22 @@ impl Dispositions {
                 }
             }
             (false, Some(old)) => {
-                // SAFETY: `old` is what sigaction gave us for this signal.
+                // SAFETY: `old` is what sigaction gave us for this signal;
+                // a zeroed sigaction with SIG_DFL or SIG_IGN is valid.
                 unsafe {
-                    libc::sigaction(sig, &old, std::ptr::null_mut());
+                    if std::mem::take(&mut self.to_default[i]) {
+                        let mut sa: libc::sigaction = std::mem::zeroed();
+                        // SIGPIPE stays ignored: lem always ignores it.
+                        sa.sa_sigaction = if sig == libc::SIGPIPE {
+                            libc::SIG_IGN
+                        } else {
+                            libc::SIG_DFL
+                        };
+                        libc::sigemptyset(&mut sa.sa_mask);
+                        libc::sigaction(sig, &sa, std::ptr::null_mut());
+                    } else {
+                        libc::sigaction(sig, &old, std::ptr::null_mut());
+                    }
                 }
                 self.saved[i] = None;
             }
@@ -397,7 +415,7 @@ unsafe extern "C-unwind" fn lookup(l: *mut lua_State) -> c_int {
 
 /// core.sethandler(dispatch): the function every delivery is spawned with.
 unsafe extern "C-unwind" fn sethandler(l: *mut lua_State) -> c_int {
-    ffi::luaL_checktype(l, 1, ffi::LUA_TFUNCTION);
+    lua::check_type(l, 1, ffi::LUA_TFUNCTION);
     let s = shared(l);
     ffi::lua_settop(l, 1);
     ffi::luaL_unref(l, ffi::LUA_REGISTRYINDEX, s.dispatch.get());
@@ -411,6 +429,7 @@ unsafe extern "C-unwind" fn watch(l: *mut lua_State) -> c_int {
     let r = shared(l).start_reader().and_then(|()| {
         let mut d = dispositions();
         d.lua[sig as usize] = true;
+        d.to_default[sig as usize] = true;
         let r = d.update(sig);
         if r.is_err() {
             d.lua[sig as usize] = false;
@@ -426,7 +445,7 @@ unsafe extern "C-unwind" fn watch(l: *mut lua_State) -> c_int {
     }
 }
 
-/// core.unwatch(signum) -> true | nil, err: the action before `watch`
+/// core.unwatch(signum) -> true | nil, err: the signal's default action
 /// comes back (unless lem still reaps children on SIGCHLD).
 unsafe extern "C-unwind" fn unwatch(l: *mut lua_State) -> c_int {
     let sig = check_signum(l, 1);

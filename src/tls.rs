@@ -228,14 +228,11 @@ unsafe fn opt_string(l: *mut lua_State, idx: c_int, key: &CStr) -> Option<String
 
 /// core.connect(host, port [, options]) -> Stream, alpn | nil, err
 unsafe extern "C-unwind" fn connect(l: *mut lua_State) -> c_int {
-    ffi::luaL_checklstring(l, 1, std::ptr::null_mut());
-    let port = lua::check_integer(l, 2);
-    if !(0..=65535).contains(&port) {
-        lua::arg_error(l, 2, c"invalid port");
-    }
+    lua::check_lstring(l, 1, std::ptr::null_mut());
+    let port = crate::io::tcp::check_port(l, 2);
     let has_opts = !lua::is_none_or_nil(l, 3);
     if has_opts {
-        ffi::luaL_checktype(l, 3, ffi::LUA_TTABLE);
+        lua::check_type(l, 3, ffi::LUA_TTABLE);
     }
     crate::io::check_suspendable(l);
     // No more raising below: owned values from here.
@@ -260,7 +257,6 @@ unsafe extern "C-unwind" fn connect(l: *mut lua_State) -> c_int {
         }
         ffi::lua_pop(l, 1);
     }
-    let port = port as u16;
     scheduler::get().prepare(Commit::Future(Box::pin(async move {
         let r = client_handshake(host, port, o).await;
         Resume::Push(Box::new(move |t| unsafe { push_result(t, r) }))
@@ -304,11 +300,11 @@ struct Context(TlsAcceptor);
 
 /// core.context(certfile, keyfile [, alpn...]) -> context | nil, err
 unsafe extern "C-unwind" fn context(l: *mut lua_State) -> c_int {
-    ffi::luaL_checklstring(l, 1, std::ptr::null_mut());
-    ffi::luaL_checklstring(l, 2, std::ptr::null_mut());
+    lua::check_lstring(l, 1, std::ptr::null_mut());
+    lua::check_lstring(l, 2, std::ptr::null_mut());
     let n = ffi::lua_gettop(l);
     for i in 3..=n {
-        ffi::luaL_checklstring(l, i, std::ptr::null_mut());
+        lua::check_lstring(l, i, std::ptr::null_mut());
     }
     let cert = String::from_utf8_lossy(lua::to_bytes(l, 1).unwrap_or_default()).into_owned();
     let key = String::from_utf8_lossy(lua::to_bytes(l, 2).unwrap_or_default()).into_owned();

@@ -21,7 +21,7 @@ use scheduler::prepare_or_raise as prepare;
 
 /// utils.spawn(f, ...) -> true
 unsafe extern "C-unwind" fn spawn(l: *mut lua_State) -> c_int {
-    ffi::luaL_checktype(l, 1, ffi::LUA_TFUNCTION);
+    lua::check_type(l, 1, ffi::LUA_TFUNCTION);
     // The stack is exactly the function and its arguments.
     scheduler::get().spawn(l, ffi::lua_gettop(l) - 1);
     ffi::lua_pushboolean(l, 1);
@@ -103,7 +103,7 @@ unsafe extern "C-unwind" fn suspend(l: *mut lua_State) -> c_int {
 
 /// utils.resume(co, ...) -> true | nil, 'not suspended'
 unsafe extern "C-unwind" fn resume(l: *mut lua_State) -> c_int {
-    ffi::luaL_checktype(l, 1, ffi::LUA_TTHREAD);
+    lua::check_type(l, 1, ffi::LUA_TTHREAD);
     let sched = scheduler::get();
     let resumed = match sched.task_of(ffi::lua_tothread(l, 1)) {
         Some(id) => sched.resume_suspended(id, l, 2),
@@ -173,7 +173,8 @@ unsafe extern "C-unwind" fn poolconfig(l: *mut lua_State) -> c_int {
         lua::arg_error(l, 2, c"min must not be larger than max");
     }
     pool::global().configure(pool::Config {
-        delay: Duration::from_secs_f64(delay),
+        // A delay too long for a Duration (1e300) would panic: forever.
+        delay: Duration::try_from_secs_f64(delay).unwrap_or(Duration::MAX),
         min: min as usize,
         max: max as usize,
     });

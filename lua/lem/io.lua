@@ -104,8 +104,15 @@ function M.output(f)
 	return output
 end
 
+local function pass(...)
+	return ...
+end
+
+-- io.read(...): the default input's read (not a tail call, so that on
+-- LuaJIT too a bad format is named as a call to 'read' with the script's
+-- argument numbers).
 function M.read(...)
-	return M.input():read(...)
+	return pass(M.input():read(...))
 end
 
 -- io.write(...) -> the default output | nil, err

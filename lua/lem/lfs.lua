@@ -5,7 +5,7 @@
 
 local core = require 'lem.lfs.core'
 
-local pairs, setmetatable = pairs, setmetatable
+local pairs, setmetatable, type, error, format = pairs, setmetatable, type, error, string.format
 local link, remove = core.link, core.remove
 
 local M = {}
@@ -13,15 +13,30 @@ for name, f in pairs(core) do
 	M[name] = f
 end
 
+-- A File (anything with a lock method: a lem.io File), else misuse.
+local function checkfile(file, name)
+	local t = type(file)
+	if (t ~= 'userdata' and t ~= 'table') or type(file.lock) ~= 'function' then
+		error(format("bad argument #1 to '%s' (file expected, got %s)", name, file == nil and 'no value' or type(file)), 3)
+	end
+end
+
 -- lfs.lock(file, mode [, start [, len]]): a POSIX record lock through the
 -- File's own lock method ('r', 'w'; never waits).
 function M.lock(file, mode, ...)
-	return file:lock(mode, ...)
+	checkfile(file, 'lock')
+	if mode ~= 'r' and mode ~= 'w' then
+		error("bad argument #2 to 'lock' (invalid option)", 2)
+	end
+	local ok, err = file:lock(mode, ...)
+	return ok, err
 end
 
 -- lfs.unlock(file [, start [, len]])
 function M.unlock(file, ...)
-	return file:lock('u', ...)
+	checkfile(file, 'unlock')
+	local ok, err = file:lock('u', ...)
+	return ok, err
 end
 
 -- lfs.setmode(file, mode) -> 'binary': there is no text mode on POSIX.

@@ -11,6 +11,7 @@ local M = {}
 
 local Process = {}
 Process.__index = Process
+M.Process = Process
 
 -- proc:wait() -> event | nil, err: suspends until the child ends; the
 -- event is the SIGCHLD table (type 'exited' with status, or 'signaled'

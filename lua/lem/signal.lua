@@ -67,7 +67,7 @@ function M.register(sig, fn)
 end
 
 -- signal.unregister(sig, fn) -> true | nil, err: removing the last handler
--- gives the signal its action from before the first register back.
+-- gives the signal its default action (SIG_DFL; SIGPIPE stays ignored).
 function M.unregister(sig, fn)
 	local n = signum(sig, 1, 'unregister')
 	if not n then

@@ -26,6 +26,12 @@ pub(crate) static FILE: &CStr = c"lem.File";
 /// Bytes read from the disk per pool job (more when `read(n)` asks).
 const FILE_CHUNK: usize = 64 << 10;
 
+/// Most bytes one pool job reads, however many `read(n)` asks for: a size
+/// from a script is never trusted for an allocation (`read(2^40)` must
+/// not abort the process, `read(2^31)` not reserve 2 GiB up front), so
+/// the buffer grows as data arrives.
+const FILE_JOB_MAX: usize = 4 << 20;
+
 pub(crate) struct Inner {
     /// `None` once closed; pool jobs hold their own `Arc`.
     fd: RefCell<Option<Arc<OwnedFd>>>,
@@ -136,7 +142,7 @@ unsafe extern "C-unwind" fn file_read(l: *mut lua_State) -> c_int {
 /// file:readp(parser, ...): `read` with a `parsers.lookup` value.
 unsafe extern "C-unwind" fn file_readp(l: *mut lua_State) -> c_int {
     let f = check_file(l);
-    ffi::luaL_checkany(l, 2);
+    lua::check_any(l, 2);
     let fmt = parsers::check_format(l, 2);
     file_read_fmt(l, f, fmt)
 }
@@ -164,7 +170,9 @@ unsafe fn file_read_fmt(l: *mut lua_State, f: &File, fmt: Fmt) -> c_int {
         let mut failed = None;
         loop {
             let want = match fmt {
-                Fmt::Count(n) => n.saturating_sub(inner.input.borrow().len()).max(FILE_CHUNK),
+                Fmt::Count(n) => n
+                    .saturating_sub(inner.input.borrow().len())
+                    .clamp(FILE_CHUNK, FILE_JOB_MAX),
                 _ => FILE_CHUNK,
             };
             let fd2 = fd.clone();
@@ -241,7 +249,7 @@ unsafe extern "C-unwind" fn file_write(l: *mut lua_State) -> c_int {
     let f = check_file(l);
     let n = ffi::lua_gettop(l);
     for i in 2..=n {
-        ffi::luaL_checklstring(l, i, std::ptr::null_mut());
+        lua::check_lstring(l, i, std::ptr::null_mut());
     }
     check_suspendable(l);
     let fd = match ready_fd(l, f) {
@@ -348,7 +356,7 @@ unsafe extern "C-unwind" fn file_seek(l: *mut lua_State) -> c_int {
     let whence = if lua::is_none_or_nil(l, 2) {
         libc::SEEK_CUR
     } else {
-        let s = ffi::luaL_checklstring(l, 2, std::ptr::null_mut());
+        let s = lua::check_lstring(l, 2, std::ptr::null_mut());
         match CStr::from_ptr(s).to_bytes() {
             b"set" => libc::SEEK_SET,
             b"cur" => libc::SEEK_CUR,
@@ -376,12 +384,13 @@ unsafe extern "C-unwind" fn file_seek(l: *mut lua_State) -> c_int {
 /// lock (`'r'`, `'w'`, `'u'` to unlock) that does not wait.
 unsafe extern "C-unwind" fn file_lock(l: *mut lua_State) -> c_int {
     let f = check_file(l);
-    let s = ffi::luaL_checklstring(l, 2, std::ptr::null_mut());
+    let s = lua::check_lstring(l, 2, std::ptr::null_mut());
     let ty = match CStr::from_ptr(s).to_bytes() {
         b"r" => libc::F_RDLCK,
         b"w" => libc::F_WRLCK,
         b"u" => libc::F_UNLCK,
-        _ => lua::arg_error(l, 2, c"invalid mode"),
+        // LEM's text.
+        _ => lua::arg_error(l, 2, c"invalid option"),
     };
     let start = lua::opt_integer(l, 3, 0);
     let len = lua::opt_integer(l, 4, 0);
@@ -465,17 +474,18 @@ fn mode_flags(mode: &[u8]) -> Option<c_int> {
 /// io.open(path [, mode [, perm]]) -> File | Stream | nil, err
 pub(crate) unsafe extern "C-unwind" fn open(l: *mut lua_State) -> c_int {
     let mut len = 0;
-    let p = ffi::luaL_checklstring(l, 1, &mut len);
+    let p = lua::check_lstring(l, 1, &mut len);
     let path = std::slice::from_raw_parts(p as *const u8, len);
     let flags = if lua::is_none_or_nil(l, 2) {
         Some(libc::O_RDONLY | libc::O_CLOEXEC)
     } else {
         let mut mlen = 0;
-        let m = ffi::luaL_checklstring(l, 2, &mut mlen);
+        let m = lua::check_lstring(l, 2, &mut mlen);
         mode_flags(std::slice::from_raw_parts(m as *const u8, mlen))
     };
     let Some(flags) = flags else {
-        lua::arg_error(l, 2, c"invalid mode");
+        // LEM's text (Lua's io.open says `invalid mode`).
+        lua::arg_error(l, 2, c"invalid mode string");
     };
     let perm = super::unix::check_perm(l, 3).unwrap_or(0o666);
     if path.contains(&0) {
@@ -511,7 +521,7 @@ pub(crate) unsafe extern "C-unwind" fn open(l: *mut lua_State) -> c_int {
 /// thread).
 pub(crate) unsafe extern "C-unwind" fn streamfile(l: *mut lua_State) -> c_int {
     let mut len = 0;
-    let p = ffi::luaL_checklstring(l, 1, &mut len);
+    let p = lua::check_lstring(l, 1, &mut len);
     let path = std::slice::from_raw_parts(p as *const u8, len);
     if path.contains(&0) {
         return lua::fail(l, "Invalid argument");

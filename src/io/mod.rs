@@ -28,7 +28,7 @@ use crate::scheduler::{self, Resume, Waiter};
 pub mod file;
 pub mod server;
 pub mod stream;
-mod tcp;
+pub(crate) mod tcp;
 mod unix;
 
 pub use stream::push_stream;
@@ -99,8 +99,8 @@ pub(crate) unsafe fn cannot_suspend(l: *mut lua_State) -> ! {
 }
 
 /// Read the optional timeout argument of `settimeout`: nil or a number of
-/// seconds (`<= 0` means "do not wait": the call times out at once unless it
-/// can finish without waiting).
+/// seconds (`0` means "do not wait": the call times out at once unless it
+/// can finish without waiting). A negative number or NaN is misuse.
 ///
 /// # Safety
 /// May raise.
@@ -109,10 +109,10 @@ unsafe fn check_timeout(l: *mut lua_State, arg: c_int) -> Option<Duration> {
         return None;
     }
     let t = lua::check_number(l, arg);
-    if t.is_nan() {
+    if t.is_nan() || t < 0.0 {
         lua::arg_error(l, arg, c"timeout must be a number of seconds");
     }
-    Some(Duration::try_from_secs_f64(t.max(0.0)).unwrap_or(Duration::from_secs(100 * 365 * 86400)))
+    Some(Duration::try_from_secs_f64(t).unwrap_or(Duration::from_secs(100 * 365 * 86400)))
 }
 
 /// One suspended operation on an object (a stream has one per direction):
@@ -337,9 +337,7 @@ pub unsafe extern "C-unwind" fn open(l: *mut lua_State) -> c_int {
         ),
     ] {
         lua::new_class(l, tname, methods, Some(gc));
-        ffi::lua_getfield(l, -1, c"__index".as_ptr());
-        ffi::lua_setfield(l, -3, name.as_ptr());
-        ffi::lua_pop(l, 1);
+        ffi::lua_setfield(l, -2, name.as_ptr());
     }
     1
 }

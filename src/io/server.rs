@@ -313,7 +313,7 @@ async fn autospawn_loop(fds: Vec<Rc<AsyncFd<OwnedFd>>>, spawner: Spawner) -> io:
 /// server:autospawn(handler) -> nil, 'interrupted' | nil, err
 unsafe extern "C-unwind" fn server_autospawn(l: *mut lua_State) -> c_int {
     let s = check_server(l);
-    ffi::luaL_checktype(l, 2, ffi::LUA_TFUNCTION);
+    lua::check_type(l, 2, ffi::LUA_TFUNCTION);
     let inner = &s.0;
     if inner.op.is_active() {
         return lua::fail(l, "busy");

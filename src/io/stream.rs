@@ -74,11 +74,26 @@ impl Drop for Io {
         // A standard descriptor shares its open file description (and so
         // O_NONBLOCK) with the parent shell: put it back before closing.
         let fd = self.raw();
-        if (0..3).contains(&fd)
-            && STDIO_NONBLOCK.fetch_and(!(1 << fd), Ordering::SeqCst) & (1 << fd) != 0
-        {
-            let _ = set_nonblocking(fd, false);
+        if (0..3).contains(&fd) {
+            if STDIO_NONBLOCK.fetch_and(!(1 << fd), Ordering::SeqCst) & (1 << fd) != 0 {
+                let _ = set_nonblocking(fd, false);
+            }
+            // What `print` and `_G.io.write` left in C's buffers goes out
+            // while the descriptor is still open: closing it first (the
+            // Lua state's collection at exit does, before libc's exit
+            // flush) lost it all on LuaJIT, whose print does not flush.
+            flush_c_stdio();
         }
+    }
+}
+
+/// Flush C stdio's output buffers (`print`, `_G.io.write`), so that what
+/// a script wrote through them comes before what it writes next through
+/// `lem.io.stdout`/`stderr`, and is not lost when the descriptor closes.
+pub(crate) fn flush_c_stdio() {
+    // SAFETY: fflush(NULL) flushes every output stream; no arguments.
+    unsafe {
+        libc::fflush(std::ptr::null_mut());
     }
 }
 
@@ -101,6 +116,14 @@ pub(crate) struct Inner {
     input: RefCell<Input>,
     /// The peer closed (or reset) its side: no more input will come.
     eof: Cell<bool>,
+    /// Closed because its input ended (LEM: a read that hits the end
+    /// closes the stream): `io` is gone, but reads still get what was
+    /// buffered before the end, then `'closed'`.
+    ended: Cell<bool>,
+    /// `io.stdin/stdout/stderr`: the standard descriptor it stands for,
+    /// and whether it reads and writes through a descriptor of its own on
+    /// the same pipe or terminal (see [`stdio`]).
+    std: Cell<Option<(RawFd, bool)>>,
     rd: Op,
     wr: Op,
     timeout: Cell<Option<Duration>>,
@@ -154,17 +177,26 @@ impl Pending for Inner {
     unsafe fn push(&self, t: *mut lua_State) -> c_int {
         self.rd.end();
         let done = self.read_done.take();
-        let Some(ReadDone { r, fmt, limit }) = done.filter(|_| self.io.borrow().is_some()) else {
+        let Some(ReadDone { r, fmt, limit }) =
+            done.filter(|_| self.io.borrow().is_some() || self.ended.get())
+        else {
             return lua::fail(t, "closed");
         };
         match r {
             Ok(scan) => {
                 let eof = self.eof.get();
                 let mut input = self.input.borrow_mut();
-                match scan {
+                let n = match scan {
                     Some(scan) => fmt.finish(t, &mut input, scan, eof, limit, "closed"),
                     None => fmt.finish_now(t, &mut input, eof, limit, "closed"),
+                };
+                drop(input);
+                if eof {
+                    // The end closes the stream (the read's values are
+                    // pushed already).
+                    self.end_input();
                 }
+                n
             }
             Err(Stop::Timeout) => lua::fail(t, "timeout"),
             Err(Stop::Error(e)) => fail_os(t, &e),
@@ -213,17 +245,49 @@ impl Inner {
     }
 
     /// Close: wake the waiters with `'closed'`, drop the buffer and our
-    /// handle on the descriptor. Returns false if already closed.
+    /// handle on the descriptor. Returns false if already closed (also
+    /// when its input ended; what was left buffered is dropped then).
     pub(crate) fn close(&self) -> bool {
         let io = self.io.borrow_mut().take();
         if io.is_none() {
+            if self.ended.replace(false) {
+                self.input.borrow_mut().clear();
+            }
             return false;
         }
         self.rd.cancel("closed");
         self.wr.cancel("closed");
         self.input.borrow_mut().clear();
         drop(io);
+        if let Some((fd, true)) = self.std.get() {
+            // The standard descriptor itself goes too, as LEM closed it
+            // (the reader of stdout sees the end), but onto /dev/null
+            // rather than free: the next open() must not become fd 1 and
+            // receive C stdio's output.
+            flush_c_stdio();
+            // SAFETY: plain system calls on descriptors lem owns.
+            unsafe {
+                let null = libc::open(c"/dev/null".as_ptr(), libc::O_RDWR | libc::O_CLOEXEC);
+                if null >= 0 {
+                    libc::dup2(null, fd);
+                    libc::close(null);
+                }
+            }
+        }
         true
+    }
+
+    /// The input ended: close the stream as LEM did (`closed()` is true, a
+    /// writer waiting gets `'closed'`, the descriptor is released), but
+    /// keep the buffered input for the reads to come.
+    fn end_input(&self) {
+        let io = self.io.borrow_mut().take();
+        if io.is_none() {
+            return;
+        }
+        self.ended.set(true);
+        self.wr.cancel("closed");
+        drop(io);
     }
 }
 
@@ -257,20 +321,25 @@ pub unsafe fn push_stream(l: *mut lua_State, fd: OwnedFd) -> c_int {
     }
 }
 
-/// Push the metatable of Streams (made on first use).
+/// Push the real metatable of Streams (made on first use), not the class
+/// table `io.Stream` that `getmetatable` gives.
 pub(crate) unsafe fn push_class(l: *mut lua_State) {
     lua::new_class(l, STREAM, METHODS, Some(lua::gc::<Stream>));
+    ffi::lua_pop(l, 1);
+    lua::push_metatable(l, STREAM);
 }
 
 /// Push a Stream on an already prepared descriptor.
 pub(crate) unsafe fn push_io(l: *mut lua_State, io: Io, kind: Kind) {
-    push_class(l);
+    lua::new_class(l, STREAM, METHODS, Some(lua::gc::<Stream>));
     ffi::lua_pop(l, 1);
     let inner = Inner {
         io: RefCell::new(Some(Rc::new(io))),
         kind,
         input: RefCell::new(Input::default()),
         eof: Cell::new(false),
+        ended: Cell::new(false),
+        std: Cell::new(None),
         rd: Op::default(),
         wr: Op::default(),
         timeout: Cell::new(None),
@@ -397,7 +466,7 @@ unsafe extern "C-unwind" fn stream_read(l: *mut lua_State) -> c_int {
 /// `parsers.lookup` value (for `parsers.newreader`).
 unsafe extern "C-unwind" fn stream_readp(l: *mut lua_State) -> c_int {
     let s = check_stream(l);
-    ffi::luaL_checkany(l, 2);
+    lua::check_any(l, 2);
     let fmt = parsers::check_format(l, 2);
     read(l, s, fmt)
 }
@@ -409,16 +478,26 @@ pub(crate) unsafe fn read(l: *mut lua_State, s: &Stream, fmt: Fmt) -> c_int {
     if inner.rd.is_active() {
         return lua::fail(l, "busy");
     }
+    let limit = inner.limit.get();
     let Some(io) = inner.io() else {
+        if inner.ended.get() && !inner.input.borrow().is_empty() {
+            // What came before the end is still read.
+            let mut input = inner.input.borrow_mut();
+            return fmt.finish_now(l, &mut input, true, limit, "closed");
+        }
         return lua::fail(l, "closed");
     };
-    let limit = inner.limit.get();
     // Serve what is possible now: buffered input, then what the kernel has.
     loop {
         let mut input = inner.input.borrow_mut();
         let eof = inner.eof.get();
         if let Some(scan) = fmt.look(&input, eof, limit) {
-            return fmt.finish(l, &mut input, scan, eof, limit, "closed");
+            let n = fmt.finish(l, &mut input, scan, eof, limit, "closed");
+            if eof {
+                drop((input, io));
+                inner.end_input();
+            }
+            return n;
         }
         // After a drain, wait at once: the wait's first look at the
         // readiness finds any event that came since. (A read that cannot
@@ -518,6 +597,7 @@ impl Inner {
             // Closed (which ends the wait before it is polled again).
             None => return Poll::Ready(()),
         };
+        drop(io);
         self.reading.set(None);
         self.read_done.set(Some(ReadDone { r, fmt, limit }));
         Poll::Ready(())
@@ -591,7 +671,7 @@ unsafe extern "C-unwind" fn stream_write(l: *mut lua_State) -> c_int {
     let s = check_stream(l);
     let n = ffi::lua_gettop(l);
     for i in 2..=n {
-        ffi::luaL_checklstring(l, i, std::ptr::null_mut());
+        lua::check_lstring(l, i, std::ptr::null_mut());
     }
     // The strings stay on the stack (so alive) for this whole call.
     let mut parts: [&[u8]; 16] = [&[]; 16];
@@ -677,6 +757,10 @@ pub(crate) unsafe fn write(
     let Some(io) = inner.io() else {
         return Write::Failed(failure.apply(l, lua::fail(l, "closed")));
     };
+    if inner.std.get().is_some() {
+        // What `print` buffered comes first.
+        flush_c_stdio();
+    }
     let (done, err) = writev_all(io.raw(), bufs, 0);
     match err {
         None => {
@@ -908,6 +992,9 @@ unsafe extern "C-unwind" fn stream_sendfile(l: *mut lua_State) -> c_int {
         drop((io, src));
         cannot_suspend(l);
     }
+    if inner.std.get().is_some() {
+        flush_c_stdio();
+    }
     let inner = inner.clone();
     scheduler::get().prepare(Commit::Custom(Box::new(move |w| {
         let fut = Box::pin(sendfile_wait(inner.clone(), io, src, size as u64, offset));
@@ -961,7 +1048,8 @@ unsafe extern "C-unwind" fn stream_fileno(l: *mut lua_State) -> c_int {
     let s = check_stream(l);
     match s.0.io() {
         Some(io) => {
-            ffi::lua_pushinteger(l, io.raw() as _);
+            let fd = s.0.std.get().map_or(io.raw(), |(fd, _)| fd);
+            ffi::lua_pushinteger(l, fd as _);
             1
         }
         None => lua::fail(l, "closed"),
@@ -972,12 +1060,27 @@ unsafe extern "C-unwind" fn stream_fileno(l: *mut lua_State) -> c_int {
 static STDIO_NONBLOCK: AtomicU8 = AtomicU8::new(0);
 
 /// core.stdio(fd) -> Stream: fd 0, 1 or 2 as a non-blocking Stream.
+///
+/// A pipe, fifo or terminal is opened again (`/proc/self/fd/N`): the Stream
+/// gets an open file description of its own, non-blocking, while fd N's
+/// stays blocking for C stdio. Making fd N itself non-blocking (as LEM did)
+/// made a `print` into a full pipe fail with `EAGAIN` and lose its output.
+/// Anything else (a socket, which cannot be opened again) is fd N itself,
+/// made non-blocking and restored at exit; a regular file never waits.
 pub(crate) unsafe extern "C-unwind" fn stdio(l: *mut lua_State) -> c_int {
     let fd = lua::check_integer(l, 1);
     if !(0..=2).contains(&fd) {
         lua::arg_error(l, 1, c"not a standard descriptor");
     }
     let fd = fd as RawFd;
+    if let Some(own) = reopen_std(fd) {
+        let n = push_stream(l, own);
+        if n == 1 {
+            let s = &*(ffi::lua_touserdata(l, -1) as *const Stream);
+            s.0.std.set(Some((fd, true)));
+        }
+        return n;
+    }
     let flags = libc::fcntl(fd, libc::F_GETFL);
     if flags < 0 {
         return fail_os(l, &io::Error::last_os_error());
@@ -986,7 +1089,40 @@ pub(crate) unsafe extern "C-unwind" fn stdio(l: *mut lua_State) -> c_int {
         STDIO_NONBLOCK.fetch_or(1 << fd, Ordering::SeqCst);
     }
     // SAFETY: the standard descriptor is handed to the stream, as LEM did.
-    push_stream(l, OwnedFd::from_raw_fd(fd))
+    let n = push_stream(l, OwnedFd::from_raw_fd(fd));
+    if n == 1 {
+        let s = &*(ffi::lua_touserdata(l, -1) as *const Stream);
+        s.0.std.set(Some((fd, false)));
+    }
+    n
+}
+
+/// A descriptor of its own on what standard descriptor `fd` is, if that is
+/// a pipe, fifo or terminal (never a regular file: that would open it again
+/// at offset 0).
+fn reopen_std(fd: RawFd) -> Option<OwnedFd> {
+    // SAFETY: fstat into a zeroed struct; open of a path we made.
+    unsafe {
+        let mut st: libc::stat = std::mem::zeroed();
+        if libc::fstat(fd, &mut st) != 0 {
+            return None;
+        }
+        let t = st.st_mode & libc::S_IFMT;
+        if t != libc::S_IFIFO && t != libc::S_IFCHR {
+            return None;
+        }
+        let acc = libc::fcntl(fd, libc::F_GETFL);
+        if acc < 0 {
+            return None;
+        }
+        let path = std::ffi::CString::new(format!("/proc/self/fd/{fd}")).ok()?;
+        let own = libc::open(
+            path.as_ptr(),
+            // O_NONBLOCK: opening a fifo must not wait for its other end.
+            (acc & libc::O_ACCMODE) | libc::O_CLOEXEC | libc::O_NOCTTY | libc::O_NONBLOCK,
+        );
+        (own >= 0).then(|| OwnedFd::from_raw_fd(own))
+    }
 }
 
 /// Put back in blocking mode the standard descriptors `stdio` changed.

@@ -113,7 +113,7 @@ unsafe fn check_family(l: *mut lua_State, arg: c_int) -> c_int {
     if lua::is_none_or_nil(l, arg) {
         return libc::AF_UNSPEC;
     }
-    let s = ffi::luaL_checklstring(l, arg, std::ptr::null_mut());
+    let s = lua::check_lstring(l, arg, std::ptr::null_mut());
     match CStr::from_ptr(s).to_bytes() {
         b"any" => libc::AF_UNSPEC,
         b"ipv4" => libc::AF_INET,
@@ -122,16 +122,35 @@ unsafe fn check_family(l: *mut lua_State, arg: c_int) -> c_int {
     }
 }
 
-/// The port argument: a string or a number, as text.
-unsafe fn check_port<'a>(l: *mut lua_State, arg: c_int) -> &'a [u8] {
-    let mut len = 0;
-    let p = ffi::luaL_checklstring(l, arg, &mut len);
-    std::slice::from_raw_parts(p as *const u8, len)
+/// The port argument: an integer 0-65535, or a string of decimal digits
+/// with such a value. Anything else (99999 must not wrap around to 34463,
+/// a service name is not a port) raises `invalid port`.
+pub(crate) unsafe fn check_port(l: *mut lua_State, arg: c_int) -> u16 {
+    let port = if ffi::lua_type(l, arg) == ffi::LUA_TSTRING {
+        let mut len = 0;
+        let p = lua::check_lstring(l, arg, &mut len);
+        parse_port(std::slice::from_raw_parts(p as *const u8, len))
+    } else {
+        let n = lua::check_number(l, arg);
+        (n.fract() == 0.0 && (0.0..=65535.0).contains(&n)).then_some(n as u16)
+    };
+    match port {
+        Some(p) => p,
+        None => lua::arg_error(l, arg, c"invalid port"),
+    }
+}
+
+/// `"8080"` -> 8080: one to five decimal digits, at most 65535.
+pub(crate) fn parse_port(s: &[u8]) -> Option<u16> {
+    if s.is_empty() || s.len() > 5 || !s.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    std::str::from_utf8(s).ok()?.parse().ok()
 }
 
 unsafe fn check_str<'a>(l: *mut lua_State, arg: c_int) -> &'a [u8] {
     let mut len = 0;
-    let p = ffi::luaL_checklstring(l, arg, &mut len);
+    let p = lua::check_lstring(l, arg, &mut len);
     std::slice::from_raw_parts(p as *const u8, len)
 }
 
@@ -142,7 +161,7 @@ pub(crate) unsafe extern "C-unwind" fn connect(l: *mut lua_State) -> c_int {
     let family = check_family(l, 3);
     super::check_suspendable(l);
     let host = String::from_utf8_lossy(host).into_owned();
-    let port = String::from_utf8_lossy(port).into_owned();
+    let port = port.to_string();
     let fut = Box::pin(async move {
         let (h, p) = (host.clone(), port.clone());
         let addrs = crate::pool::run(move || resolve(Some(&h), &p, family, false)).await;
@@ -257,7 +276,7 @@ pub(crate) unsafe extern "C-unwind" fn listen(l: *mut lua_State) -> c_int {
     let family = check_family(l, 4);
     super::check_suspendable(l);
     let host = String::from_utf8_lossy(host).into_owned();
-    let port = String::from_utf8_lossy(port).into_owned();
+    let port = port.to_string();
     let fut = Box::pin(async move {
         let (h, p) = (host.clone(), port.clone());
         let r = crate::pool::run(move || -> Result<Vec<OwnedFd>, String> {
@@ -293,4 +312,32 @@ pub(crate) unsafe extern "C-unwind" fn listen(l: *mut lua_State) -> c_int {
     });
     scheduler::get().prepare(Commit::Future(fut));
     lua::suspend(l)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_port;
+
+    #[test]
+    fn ports() {
+        assert_eq!(parse_port(b"0"), Some(0));
+        assert_eq!(parse_port(b"8080"), Some(8080));
+        assert_eq!(parse_port(b"65535"), Some(65535));
+        assert_eq!(parse_port(b"00080"), Some(80));
+        for bad in [
+            &b""[..],
+            b"65536",
+            b"99999",
+            b"-1",
+            b"+80",
+            b" 80",
+            b"80 ",
+            b"http",
+            b"1e3",
+            b"0x50",
+            b"123456",
+        ] {
+            assert_eq!(parse_port(bad), None, "{:?}", String::from_utf8_lossy(bad));
+        }
+    }
 }

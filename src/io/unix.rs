@@ -19,7 +19,7 @@ const MAX_PATH: usize = 107;
 /// Argument `arg` as a socket path; raises when it cannot fit.
 unsafe fn check_path<'a>(l: *mut lua_State, arg: c_int) -> &'a [u8] {
     let mut len = 0;
-    let p = ffi::luaL_checklstring(l, arg, &mut len);
+    let p = lua::check_lstring(l, arg, &mut len);
     if len > MAX_PATH {
         lua::arg_error(l, arg, c"path too long");
     }
@@ -33,7 +33,7 @@ pub(crate) unsafe fn check_perm(l: *mut lua_State, arg: c_int) -> Option<u32> {
     }
     let mut len = 0;
     // A number or a string: its decimal text is read as octal digits.
-    let p = ffi::luaL_checklstring(l, arg, &mut len);
+    let p = lua::check_lstring(l, arg, &mut len);
     let digits = std::slice::from_raw_parts(p as *const u8, len);
     let mut mode = 0u32;
     if digits.is_empty() || digits.len() > 4 {

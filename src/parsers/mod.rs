@@ -443,7 +443,7 @@ pub unsafe fn check_format(l: *mut lua_State, arg: c_int) -> Fmt {
     let entry: *const Entry = match ffi::lua_type(l, arg) {
         ffi::LUA_TNONE | ffi::LUA_TNIL => return Fmt::Available,
         ffi::LUA_TNUMBER => {
-            let n = ffi::luaL_checkinteger(l, arg);
+            let n = lua::check_integer(l, arg);
             if n < 0 {
                 lua::arg_error(l, arg, c"invalid format");
             }
@@ -469,7 +469,7 @@ pub unsafe fn check_format(l: *mut lua_State, arg: c_int) -> Fmt {
     match &*entry {
         Entry::Available => Fmt::Available,
         Entry::Count => {
-            let n = ffi::luaL_checkinteger(l, arg + 1);
+            let n = lua::check_integer(l, arg + 1);
             if n < 0 {
                 lua::arg_error(l, arg + 1, c"invalid count");
             }
@@ -480,9 +480,10 @@ pub unsafe fn check_format(l: *mut lua_State, arg: c_int) -> Fmt {
                 Fmt::Line(b'\n')
             } else {
                 let mut len = 0;
-                let p = ffi::luaL_checklstring(l, arg + 1, &mut len);
-                if len != 1 {
-                    lua::arg_error(l, arg + 1, c"stop byte must be a string of length 1");
+                let p = lua::check_lstring(l, arg + 1, &mut len);
+                // LEM: a longer string stops at its first byte.
+                if len == 0 {
+                    lua::arg_error(l, arg + 1, c"stop byte expected, got an empty string");
                 }
                 Fmt::Line(*p as u8)
             }

@@ -35,6 +35,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use crate::lua::{self, ffi, lua_State};
 
+mod timer;
 mod waits;
 pub use waits::WaitHandle;
 
@@ -594,6 +595,12 @@ impl Scheduler {
                 self.runq.borrow_mut().push(id, Resume::Staged(0));
             }
             Commit::Sleep(None) => {}
+            // A deadline already passed (`sleep(0)`, `t <= 0`) yields
+            // once and times out: the back of the run queue, as a yield.
+            Commit::Sleep(Some(deadline)) if deadline <= Instant::now() => {
+                self.unpark(w);
+                self.runq.borrow_mut().push(id, Resume::Timeout);
+            }
             Commit::Sleep(Some(deadline)) => {
                 self.tasks.borrow_mut()[id as usize].timed = true;
                 self.live_timers.set(self.live_timers.get() + 1);
@@ -755,6 +762,7 @@ impl Scheduler {
     pub async fn run(&'static self, until: Option<TaskId>) -> Outcome {
         let until = until.map(|id| (id, self.tasks.borrow()[id as usize].thread));
         let mut polled_io = self.now();
+        let precise = timer::Precise::new();
         loop {
             self.update_now();
             // Whatever signalled the loop is looked at in this turn.
@@ -801,7 +809,7 @@ impl Scheduler {
                 Some(deadline) => {
                     tokio::select! {
                         _ = idle => {}
-                        _ = tokio::time::sleep_until(deadline.into()) => {}
+                        _ = precise.sleep_until(deadline) => {}
                     }
                 }
                 None => idle.await,

@@ -6,7 +6,7 @@
 local io = require 'lem.io'
 local http = require 'lem.http'
 
-local setmetatable, tonumber, tostring, pairs, type = setmetatable, tonumber, tostring, pairs, type
+local setmetatable, tonumber, tostring, pairs, type, error = setmetatable, tonumber, tostring, pairs, type, error
 local match, lower, format, find = string.match, string.lower, string.format, string.find
 local concat = table.concat
 
@@ -24,6 +24,10 @@ M.Response = Response
 -- (options for io.tls.connect).
 function M.new(options)
 	options = options or {}
+	local t = options.timeout
+	if t ~= nil and (type(t) ~= 'number' or t ~= t or t < 0) then
+		error("bad argument #1 to 'new' (timeout must be a number of seconds)", 2)
+	end
 	return setmetatable({ timeout = options.timeout, tls = options.tls }, Client)
 end
 
@@ -59,6 +63,9 @@ local function parseurl(url)
 	local default = scheme == 'https' and 443 or 80
 	if port ~= '' then
 		port = tonumber(port)
+		if port > 65535 then
+			return nil
+		end
 		if port ~= default then
 			hostfield = hostfield .. ':' .. port
 		end
@@ -68,6 +75,20 @@ local function parseurl(url)
 	return scheme, host, port, target, hostfield
 end
 M.parseurl = parseurl
+
+-- parseurl for a URL that is argument #arg of the script's call to
+-- `name`: a bad URL is misuse, raised at the script's call (level 3:
+-- past this function and the method that calls it).
+local function checkurl(url, name, arg)
+	if type(url) ~= 'string' then
+		error(format("bad argument #%d to '%s' (string expected, got %s)", arg, name, url == nil and 'no value' or type(url)), 3)
+	end
+	local scheme, host, port, target, hostfield = parseurl(url)
+	if not scheme then
+		error(format("bad argument #%d to '%s' (invalid url)", arg, name), 3)
+	end
+	return scheme, host, port, target, hostfield
+end
 
 -- Open (or reuse) the connection for scheme://host:port.
 function Client:connect(scheme, host, port)
@@ -135,12 +156,8 @@ local function request_head(method, target, hostfield, headers, body)
 	return concat(h)
 end
 
--- client:request(method, url [, headers [, body]]) -> Response | nil, err
-function Client:request(method, url, headers, body)
-	local scheme, host, port, target, hostfield = parseurl(url)
-	if not scheme then
-		return nil, 'invalid url'
-	end
+-- Send a request to a parsed URL.
+local function send(self, method, headers, body, scheme, host, port, target, hostfield)
 	-- The previous response's body must be read before the connection can
 	-- carry another request; an unread one costs the connection.
 	local pending = self.pending
@@ -176,9 +193,17 @@ function Client:request(method, url, headers, body)
 	end
 end
 
+-- client:request(method, url [, headers [, body]]) -> Response | nil, err;
+-- a malformed URL raises (the original's get raised on one).
+function Client:request(method, url, headers, body)
+	local res, err = send(self, method, headers, body, checkurl(url, 'request', 2))
+	return res, err
+end
+
 -- client:get(url) -> Response | nil, err
 function Client:get(url)
-	return self:request('GET', url)
+	local res, err = send(self, 'GET', nil, nil, checkurl(url, 'get', 1))
+	return res, err
 end
 
 -- Whether the connection ends with this response.
@@ -234,7 +259,7 @@ end
 -- client:download(url, filename) -> Response | nil, err: the body saved
 -- to a file.
 function Client:download(url, filename)
-	local res, err = self:get(url)
+	local res, err = send(self, 'GET', nil, nil, checkurl(url, 'download', 1))
 	if not res then
 		return nil, err
 	end
@@ -260,7 +285,7 @@ end
 -- Beyond the original: one-shot helpers on a fresh client.
 function M.request(method, url, headers, body)
 	local c = M.new()
-	local res, err = c:request(method, url, headers, body)
+	local res, err = send(c, method, headers, body, checkurl(url, 'request', 2))
 	if not res then
 		return nil, err
 	end

@@ -4,7 +4,7 @@
 -- so lem.http.server and hathaway run on it unchanged.
 local core = require 'lem.io.tls.core'
 
-local setmetatable, require = setmetatable, require
+local setmetatable, require, type, error = setmetatable, require, type, error
 
 local M = {}
 
@@ -13,7 +13,7 @@ local M = {}
 -- name to verify and send), alpn ({'h2', 'http/1.1'}), insecure (true: no
 -- verification, for tests).
 function M.connect(host, port, options)
-	return core.connect(host, tonumber(port) or port, options)
+	return core.connect(host, port, options)
 end
 
 local Server = {}
@@ -32,14 +32,19 @@ end
 -- -> Server | nil, err
 function M.listen(host, port, options)
 	local io = require 'lem.io'
-	local alpn = options.alpn or {}
-	local ctx, err = core.context(options.cert, options.key, (table.unpack or unpack)(alpn))
-	if not ctx then
+	if type(options) ~= 'table' or type(options.cert) ~= 'string' or type(options.key) ~= 'string' then
+		error("bad argument #3 to 'listen' (table with cert and key file names expected)", 2)
+	end
+	-- The socket first: a bad port raises before any file is read.
+	local sock, err = io.tcp.listen(host, port, options.backlog)
+	if not sock then
 		return nil, err
 	end
-	local sock
-	sock, err = io.tcp.listen(host, port, options.backlog)
-	if not sock then
+	local alpn = options.alpn or {}
+	local ctx
+	ctx, err = core.context(options.cert, options.key, (table.unpack or unpack)(alpn))
+	if not ctx then
+		sock:close()
 		return nil, err
 	end
 	return setmetatable({ sock = sock, ctx = ctx }, Server)
@@ -65,7 +70,14 @@ function Server:autospawn(handler)
 	end)
 end
 
-for _, name in ipairs({ 'close', 'closed', 'interrupt', 'busy', 'getsockname', 'settimeout' }) do
+-- A method call, not a tail call, so that a bad argument is named as the
+-- script's own call.
+function Server:settimeout(t)
+	local ok, err = self.sock:settimeout(t)
+	return ok, err
+end
+
+for _, name in ipairs({ 'close', 'closed', 'interrupt', 'busy', 'getsockname' }) do
 	Server[name] = function(self, ...)
 		local sock = self.sock
 		return sock[name](sock, ...)

@@ -9,7 +9,7 @@ local path = dir .. '/f.txt'
 
 eq({ io.open(dir .. '/missing') }, { nil, 'No such file or directory' }, 'missing file')
 checkerr("bad argument #2 to", io.open, path, 'z')
-checkerr('(invalid mode)', io.open, path, 'z')
+checkerr('(invalid mode string)', io.open, path, 'z')
 checkerr('invalid mode', io.open, path, 'rx')
 checkerr('invalid permissions', io.open, path, 'w', 899)
 
@@ -79,7 +79,7 @@ except OSError:
 assert(other ~= true and other ~= 0, 'the other process could not lock')
 eq(f:lock('u', 0, 4), true, 'unlock')
 eq(f:lock('r'), true, 'read lock of the whole file')
-checkerr('invalid mode', f.lock, f, 'x')
+checkerr('invalid option', f.lock, f, 'x')
 f:close()
 
 -- Busy: one operation at a time.

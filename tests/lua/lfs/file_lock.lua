@@ -45,5 +45,5 @@ eq(try('r'), 'true nil', 'a second reader')
 assert(try('w'):match('^nil '), 'no writer while read-locked')
 eq(lfs.unlock(f), true, 'unlock')
 
-checkerr('(invalid mode)', lfs.lock, f, 'x')
+checkerr('(invalid option)', lfs.lock, f, 'x')
 f:close()

@@ -31,7 +31,7 @@ eq(s:read('*l'), 'got b', 'round trip b')
 s:close()
 eq(children:ended(pid).status, 0, 'the loop ended at eof')
 
-checkerr('(invalid mode)', process.popen, 'true', 'x')
+checkerr("(invalid option 'x')", process.popen, 'true', 'x')
 checkerr("bad argument #1 to '", process.popen)
 
 eq(procs.children(), {}, 'every child reaped')
