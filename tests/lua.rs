@@ -73,6 +73,7 @@ lua_tests! {
     http_tls => "http/tls.lua",
     http_wrk => "http/wrk.lua",
     io_accept_emfile => "io/accept_emfile.lua",
+    io_budget => "io/budget.lua",
     io_bulk => "io/bulk.lua",
     io_chat => "io/chat.lua",
     io_eof_closes => "io/eof_closes.lua",

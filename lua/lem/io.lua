@@ -30,6 +30,8 @@ File.lines = lines
 M.open = core.open
 M.fromfd = core.fromfd
 M.streamfile = core.streamfile
+M.setbudget = core.setbudget
+M.budget = core.budget
 
 M.tcp = {
 	connect = core.tcp_connect,

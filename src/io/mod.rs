@@ -297,7 +297,35 @@ unsafe extern "C-unwind" fn fromfd(l: *mut lua_State) -> c_int {
     }
 }
 
+/// io.setbudget(bytes | nil) -> true: the most input all streams and files
+/// buffer together (nil: the default, a quarter of RAM up to 256 MiB);
+/// see [`crate::parsers::budget`].
+unsafe extern "C-unwind" fn setbudget(l: *mut lua_State) -> c_int {
+    let bytes = if lua::is_none_or_nil(l, 1) {
+        None
+    } else {
+        let n = lua::check_integer(l, 1);
+        if n <= 0 {
+            lua::arg_error(l, 1, c"budget must be a positive number of bytes");
+        }
+        Some(usize::try_from(n).unwrap_or(usize::MAX))
+    };
+    crate::parsers::budget::set(bytes);
+    ffi::lua_pushboolean(l, 1);
+    1
+}
+
+/// io.budget() -> budget, buffered: the budget and the bytes buffered now.
+unsafe extern "C-unwind" fn budget(l: *mut lua_State) -> c_int {
+    let (budget, buffered) = crate::parsers::budget::get();
+    ffi::lua_pushinteger(l, budget as _);
+    ffi::lua_pushinteger(l, buffered as _);
+    2
+}
+
 const FUNCS: &[Reg] = &[
+    (c"setbudget", setbudget),
+    (c"budget", budget),
     (c"open", file::open),
     (c"fromfd", fromfd),
     (c"streamfile", file::streamfile),

@@ -101,7 +101,7 @@ impl Fmt {
     /// `limit`), to be handed to [`finish`](Self::finish); `None` to wait
     /// for more input.
     pub fn look(&self, input: &Input, eof: bool, limit: usize) -> Option<Scan> {
-        let full = self.bounded() && input.len() >= limit;
+        let full = (self.bounded() && input.len() >= limit) || budget::cut(input.len());
         match self.scan(input, eof) {
             Scan::Need if !eof && !full => None,
             scan => Some(scan),
@@ -203,13 +203,14 @@ impl Fmt {
             }
             Scan::Invalid(msg) => lua::fail(l, msg),
             Scan::Need if eof => lua::fail(l, at_end),
-            Scan::Need if self.bounded() && input.len() >= limit => {
+            Scan::Need if self.bounded() && (input.len() >= limit || budget::cut(input.len())) => {
                 let msg = match *self {
                     Fmt::Custom(f) => f.limit_error(),
                     _ => "line too long",
                 };
                 lua::fail(l, msg)
             }
+            Scan::Need if budget::cut(input.len()) => lua::fail(l, budget::OVER),
             Scan::Need => lua::fail(l, "busy"),
         }
     }
@@ -302,7 +303,9 @@ impl Input {
 
     /// Drop the first `n` unread bytes.
     pub fn consume(&mut self, n: usize) {
-        self.start += n.min(self.len());
+        let n = n.min(self.len());
+        budget::account(self.len(), self.len() - n);
+        self.start += n;
         self.scanned.set(0);
         if self.start == self.data.len() {
             self.clear();
@@ -312,6 +315,7 @@ impl Input {
     /// Drop everything, and the allocation with it (kept as this thread's
     /// spare buffers when it is an ordinary chunk).
     pub fn clear(&mut self) {
+        budget::account(self.len(), 0);
         let data = std::mem::take(&mut self.data);
         self.start = 0;
         self.scanned.set(0);
@@ -347,8 +351,10 @@ impl Input {
             unsafe { std::slice::from_raw_parts_mut(self.data.as_mut_ptr().add(len), cap - len) };
         let r = read(spare);
         if let Ok(n) = r {
+            let before = self.len();
             // SAFETY: `read` initialised `n <= cap - len` bytes.
             unsafe { self.data.set_len(len + n.min(cap - len)) };
+            budget::account(before, self.len());
         }
         if self.is_empty() {
             self.clear();
@@ -365,7 +371,107 @@ impl Input {
 
     /// Append bytes (for tests and for sources that hand over owned data).
     pub fn extend(&mut self, bytes: &[u8]) {
+        budget::account(self.len(), self.len() + bytes.len());
         self.data.extend_from_slice(bytes);
+    }
+}
+
+impl Drop for Input {
+    fn drop(&mut self) {
+        budget::account(self.len(), 0);
+    }
+}
+
+/// The budget for input buffered by all the streams and files of this
+/// thread's loop (one per process): `io.setbudget`. Past it, the inputs
+/// that hold more than their share (the budget over the number of inputs
+/// holding anything) get no more: their reads fail as at their limit
+/// (bounded formats: the format's limit error, `read(n)` and `'*a'`:
+/// [`OVER`]), so the biggest offenders are cut first and the others go on.
+pub mod budget {
+    use std::cell::Cell;
+
+    /// What `read(n)` and `read('*a')` return when cut.
+    pub const OVER: &str = "out of buffer space";
+
+    thread_local! {
+        /// Bytes buffered, inputs holding any, the budget.
+        static STATE: Cell<(usize, usize, usize)> = const { Cell::new((0, 0, 0)) };
+    }
+
+    /// The default budget: a quarter of the machine's memory, at most
+    /// 256 MiB.
+    pub fn default_budget() -> usize {
+        // SAFETY: sysconf has no preconditions.
+        let (pages, size) = unsafe {
+            (
+                libc::sysconf(libc::_SC_PHYS_PAGES),
+                libc::sysconf(libc::_SC_PAGESIZE),
+            )
+        };
+        let ram = (pages.max(0) as usize).saturating_mul(size.max(0) as usize);
+        let most = 256 << 20;
+        if ram == 0 {
+            most
+        } else {
+            (ram / 4).min(most)
+        }
+    }
+
+    fn state() -> (usize, usize, usize) {
+        STATE.with(|s| {
+            let (b, h, budget) = s.get();
+            if budget == 0 {
+                let budget = default_budget();
+                s.set((b, h, budget));
+                return (b, h, budget);
+            }
+            (b, h, budget)
+        })
+    }
+
+    /// An input went from `before` to `after` bytes.
+    #[inline]
+    pub(super) fn account(before: usize, after: usize) {
+        if before == after {
+            return;
+        }
+        STATE.with(|s| {
+            let (b, h, budget) = s.get();
+            let h = match (before, after) {
+                (0, _) => h + 1,
+                (_, 0) => h.saturating_sub(1),
+                _ => h,
+            };
+            s.set((b.wrapping_sub(before).wrapping_add(after), h, budget));
+        });
+    }
+
+    /// Whether an input holding `len` bytes is cut: the budget is spent
+    /// and it holds at least its share.
+    #[inline]
+    pub fn cut(len: usize) -> bool {
+        let (b, h, budget) = STATE.with(|s| s.get());
+        if budget != 0 && b <= budget {
+            return false;
+        }
+        let (b, h, budget) = if budget == 0 { state() } else { (b, h, budget) };
+        len > 0 && b > budget && len >= budget / h.max(1)
+    }
+
+    /// The budget and the bytes buffered now.
+    pub fn get() -> (usize, usize) {
+        let (b, _, budget) = state();
+        (budget, b)
+    }
+
+    /// Set the budget (`None`: the default).
+    pub fn set(bytes: Option<usize>) {
+        let budget = bytes.unwrap_or_else(default_budget).max(1);
+        STATE.with(|s| {
+            let (b, h, _) = s.get();
+            s.set((b, h, budget));
+        });
     }
 }
 
