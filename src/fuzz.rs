@@ -89,6 +89,12 @@ fn read_all(fmt: Fmt, limit: usize, points: &[usize], input: &[u8]) -> Vec<Read>
         match fmt.look(&buf, eof, limit) {
             Some(Scan::Ready { consume, mark }) => {
                 assert!(consume <= buf.len() && mark <= consume, "{consume} {mark}");
+                if let Fmt::Custom(f) = fmt {
+                    if crate::http::fuzz::refuses(f, &buf.bytes()[mark..consume]) {
+                        out.push(Read::Error("refused"));
+                        return out;
+                    }
+                }
                 if consume == 0 {
                     // Only a format that takes nothing at the end (read('*a')
                     // with nothing left) may consume nothing: stop there.
@@ -99,7 +105,17 @@ fn read_all(fmt: Fmt, limit: usize, points: &[usize], input: &[u8]) -> Vec<Read>
                 buf.consume(consume);
             }
             Some(Scan::Invalid(msg)) => {
-                out.push(Read::Error(msg));
+                // The server's format refuses a bare CR in scan when the
+                // head is not complete, in push when it is.
+                let refused = match fmt {
+                    Fmt::Custom(f) => crate::http::fuzz::is_server_head(f),
+                    _ => false,
+                };
+                out.push(Read::Error(if refused && msg == "parse error" {
+                    "refused"
+                } else {
+                    msg
+                }));
                 return out;
             }
             Some(Scan::Need) => {
@@ -120,6 +136,13 @@ fn read_all(fmt: Fmt, limit: usize, points: &[usize], input: &[u8]) -> Vec<Read>
 /// after.
 /// (Some 64 prefixes: every one of a long input would take too long.)
 pub fn scan_prefixes(f: &dyn Format, input: &[u8]) {
+    scan_prefixes_refused(f, input, false)
+}
+
+/// [`scan_prefixes`], where `refused` says the whole's value is refused
+/// once pushed (the server's format finds a head's end in `scan` and
+/// parses it in `push`): a prefix may then be `Invalid` already.
+pub fn scan_prefixes_refused(f: &dyn Format, input: &[u8], refused: bool) {
     let whole = f.scan(input, false);
     let step = (input.len() / 64).max(1);
     let ends = (0..input.len()).step_by(step);
@@ -130,6 +153,7 @@ pub fn scan_prefixes(f: &dyn Format, input: &[u8]) {
                 assert_eq!(consume, c);
             }
             (Scan::Invalid(_), Scan::Invalid(_)) => {}
+            (Scan::Invalid(_), Scan::Ready { .. }) if refused => {}
             (p, w) => panic!("prefix of {n} bytes: {p:?}, whole: {w:?}"),
         }
     }

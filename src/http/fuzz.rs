@@ -4,7 +4,7 @@
 
 use super::chunked::{self, CHUNK_END, CHUNK_SIZE, TRAILERS};
 use super::{server, with_fields, with_head, Head, Kind, REQUEST, RESPONSE};
-use crate::fuzz::scan_prefixes;
+use crate::fuzz::{scan_prefixes, scan_prefixes_refused};
 use crate::parsers::{Format, Scan};
 
 /// The formats of this module, by number (wrapping).
@@ -17,6 +17,17 @@ pub fn format(n: u8) -> &'static dyn Format {
         4 => &CHUNK_END,
         _ => &TRAILERS,
     }
+}
+
+/// Whether `f` is the server's own request format.
+pub fn is_server_head(f: &dyn Format) -> bool {
+    std::ptr::addr_eq(f, server::server_head())
+}
+
+/// Whether `f` is the server's format and refuses the complete `head`
+/// it found (which `push` answers with a status).
+pub fn refuses(f: &dyn Format, head: &[u8]) -> bool {
+    is_server_head(f) && !server::check_request(head)
 }
 
 /// A head through `format`'s scan, every prefix agreeing; when it is
@@ -44,8 +55,10 @@ fn head(kind: Kind, format: &Head, data: &[u8]) -> Option<(usize, usize)> {
 pub fn request_head(data: &[u8]) {
     let parsed = head(Kind::Request, &REQUEST, data);
     let head = server::server_head();
-    scan_prefixes(head, data);
-    if let Scan::Ready { consume, mark } = head.scan(data, false) {
+    let whole = head.scan(data, false);
+    let refused = matches!(whole, Scan::Ready { consume, mark } if !server::check_request(&data[mark..consume]));
+    scan_prefixes_refused(head, data, refused);
+    if let Scan::Ready { consume, mark } = whole {
         let r = server::check_request(&data[mark..consume]);
         assert_eq!(r, parsed.is_some(), "the two formats disagree");
         if let Some((c, m)) = parsed {
@@ -67,9 +80,13 @@ pub fn chunked_body(data: &[u8]) {
         scan_prefixes(f, data);
     }
     if let Some((body, _)) = decode(data) {
-        let mut again = format!("{:x}\r\n", body.len()).into_bytes();
-        again.extend_from_slice(&body);
-        again.extend_from_slice(b"\r\n0\r\n\r\n");
+        let mut again = Vec::new();
+        if !body.is_empty() {
+            again.extend_from_slice(format!("{:x}\r\n", body.len()).as_bytes());
+            again.extend_from_slice(&body);
+            again.extend_from_slice(b"\r\n");
+        }
+        again.extend_from_slice(b"0\r\n\r\n");
         let (same, used) = decode(&again).expect("a body encoded again decodes");
         assert_eq!((same, used), (body, again.len()));
     }
