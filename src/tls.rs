@@ -161,7 +161,11 @@ fn pair() -> io::Result<(OwnedFd, tokio::net::UnixStream)> {
     Ok((a.into(), tokio::net::UnixStream::from_std(b)?))
 }
 
-/// Relay between the TLS session and the pair until both sides end.
+/// Relay between the TLS session and the pair. When the peer ends its
+/// side, what Lua still writes goes on until Lua closes; when Lua closes
+/// its end, the session is shut down (close_notify) and everything is
+/// dropped at once: the TCP socket and the relay's end of the pair do not
+/// wait for the peer to close too.
 fn relay<S>(tls: S, plain: tokio::net::UnixStream)
 where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + 'static,
@@ -169,7 +173,13 @@ where
     let (tls_in, tls_out) = tokio::io::split(tls);
     let (plain_in, plain_out) = plain.into_split();
     tokio::task::spawn_local(async move {
-        tokio::join!(pump(tls_in, plain_out), pump(plain_in, tls_out));
+        let down = pump(tls_in, plain_out);
+        let up = pump(plain_in, tls_out);
+        tokio::pin!(down, up);
+        tokio::select! {
+            _ = &mut down => up.await,
+            _ = &mut up => {}
+        }
     });
 }
 

@@ -89,6 +89,7 @@ lua_tests! {
     io_stdout_mix => "io/stdout_mix.lua",
     io_stream_read => "io/stream_read.lua",
     io_tcp => "io/tcp.lua",
+    io_tls_fds => "io/tls_fds.lua",
     io_unix => "io/unix.lua",
     lfs_attributes => "lfs/attributes.lua",
     lfs_concurrent => "lfs/concurrent.lua",
