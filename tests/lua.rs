@@ -47,7 +47,9 @@ macro_rules! lua_tests {
 
 lua_tests! {
     cli_hello => "cli/hello.lua",
+    cli_lua_compat => "cli/lua_compat.lua",
     cli_options => "cli/options.lua",
+    cli_warnings => "cli/warnings.lua",
     cmod_cjson => "cmod/cjson.lua",
     cmod_lpeg => "cmod/lpeg.lua",
     core_error_object => "core/error_object.lua",
@@ -89,6 +91,7 @@ lua_tests! {
     process_spawn => "process/spawn.lua",
     process_wait => "process/wait.lua",
     queue_queue => "queue/queue.lua",
+    repl_console_lua => "repl/console_lua.lua",
     repl_pipe => "repl/pipe.lua",
     repl_tty => "repl/tty.lua",
     signal_delivery => "signal/delivery.lua",
