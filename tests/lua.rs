@@ -58,6 +58,7 @@ lua_tests! {
     core_suspend_anywhere => "core/suspend_anywhere.lua",
     core_uncaught_error => "core/uncaught_error.lua",
     core_user_coroutines => "core/user_coroutines.lua",
+    core_wrap_close => "core/wrap_close.lua",
     hathaway_chromium => "hathaway/chromium.lua",
     hathaway_routes => "hathaway/routes.lua",
     http_client => "http/client.lua",

@@ -93,4 +93,12 @@ out, err, code = run(s)
 eq(code, 1, '__tostring of no string')
 assert(err:find('(error object is a table value)', 1, true), err)
 
+-- utils.spawn with more arguments than a new coroutine has room for
+local many = {}
+for i = 1, 200 do many[i] = i end
+local got
+require('lem.utils').spawn(function(...) got = { select('#', ...), (select(200, ...)) } end, (table.unpack or unpack)(many))
+require('lem.utils').yield()
+eq(got, { 200, 200 }, 'spawn with 200 arguments')
+
 print('ok')
