@@ -114,6 +114,7 @@ impl Runtime {
             lua.set_named_registry_value("LUA_NOENV", true)?;
         }
         lua.load_std_libs(mlua::StdLib::ALL)?;
+        set_search_paths(&lua, options.ignore_env)?;
         #[cfg(not(feature = "luajit"))]
         install_warnings(&lua);
         #[cfg(not(feature = "luajit"))]
@@ -187,6 +188,82 @@ impl Runtime {
 }
 
 use lua::ffi;
+
+/// The Lua ABI directories are named after: `5.4`, or `5.1` for LuaJIT.
+const ABI: &str = if cfg!(feature = "luajit") {
+    "5.1"
+} else {
+    "5.4"
+};
+
+/// `package.path` and `package.cpath` when the environment sets neither:
+/// Debian's `lua5.4` (and `luajit`) defaults, so modules installed with
+/// `apt install lua-lpeg` (`/usr/lib/<multiarch>/lua/5.4/`,
+/// `/usr/share/lua/5.4/`) or by LuaRocks (`/usr/local/...`) are found.
+fn default_paths() -> (String, String) {
+    let v = ABI;
+    let path = format!(
+        "/usr/local/share/lua/{v}/?.lua;/usr/local/share/lua/{v}/?/init.lua;\
+         /usr/local/lib/lua/{v}/?.lua;/usr/local/lib/lua/{v}/?/init.lua;\
+         /usr/share/lua/{v}/?.lua;/usr/share/lua/{v}/?/init.lua;\
+         ./?.lua;./?/init.lua"
+    );
+    let multiarch = option_env!("LEM_MULTIARCH")
+        .map(|t| format!("/usr/lib/{t}/lua/{v}/?.so;"))
+        .unwrap_or_default();
+    let cpath = format!(
+        "/usr/local/lib/lua/{v}/?.so;{multiarch}/usr/lib/lua/{v}/?.so;\
+         /usr/local/lib/lua/{v}/loadall.so;./?.so"
+    );
+    (path, cpath)
+}
+
+/// A search path from the environment as `package` makes it (`LUA_PATH_5_4`
+/// before `LUA_PATH` on Lua 5.4), with [`default_paths`] as the default:
+/// what `;;` stands for (Lua 5.4: the first one, the extra `;` dropped at
+/// either end; LuaJIT, as Lua 5.1: every one, as `;default;`).
+fn search_path(env: &str, default: &str, ignore_env: bool) -> String {
+    let versioned = format!("{env}_{}", ABI.replace('.', "_"));
+    let value = if ignore_env {
+        None
+    } else if cfg!(feature = "luajit") {
+        std::env::var(env).ok()
+    } else {
+        std::env::var(&versioned)
+            .or_else(|_| std::env::var(env))
+            .ok()
+    };
+    let Some(value) = value else {
+        return default.to_owned();
+    };
+    if cfg!(feature = "luajit") {
+        return value.replace(";;", &format!(";{default};"));
+    }
+    match value.split_once(";;") {
+        None => value,
+        Some((before, after)) => {
+            let mut out = String::new();
+            if !before.is_empty() {
+                out.push_str(before);
+                out.push(';');
+            }
+            out.push_str(default);
+            if !after.is_empty() {
+                out.push(';');
+                out.push_str(after);
+            }
+            out
+        }
+    }
+}
+
+/// Set `package.path`/`cpath` from the environment over lem's defaults.
+fn set_search_paths(lua: &mlua::Lua, ignore_env: bool) -> mlua::Result<()> {
+    let (path, cpath) = default_paths();
+    let package: mlua::Table = lua.globals().get("package")?;
+    package.set("path", search_path("LUA_PATH", &path, ignore_env))?;
+    package.set("cpath", search_path("LUA_CPATH", &cpath, ignore_env))
+}
 
 /// `warn` as the standalone `lua` has it (lauxlib's warning function): off
 /// until `@on`, printed to stderr as `Lua warning: msg`, the pieces of a

@@ -56,6 +56,7 @@ lua_tests! {
     core_not_yieldable => "core/not_yieldable.lua",
     core_require_builtin => "core/require_builtin.lua",
     core_require_message => "core/require_message.lua",
+    core_search_paths => "core/search_paths.lua",
     core_suspend_anywhere => "core/suspend_anywhere.lua",
     core_uncaught_error => "core/uncaught_error.lua",
     core_user_coroutines => "core/user_coroutines.lua",
