@@ -2,7 +2,7 @@
 //! coroutine on the event loop.
 //!
 //! `lem [options] [script [args]]` accepts the options of the Lua 5.4
-//! standalone interpreter and runs them in `lua`'s order: `LUA_INIT`, then
+//! standalone interpreter (and `--help`) and runs them in `lua`'s order: `LUA_INIT`, then
 //! `-e`/`-l`/`-W` as given, then the script, then the REPL for `-i` (or when
 //! there is no script and standard input is a terminal; from a pipe,
 //! standard input is run as a script). Each step runs as a coroutine until it
