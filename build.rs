@@ -19,6 +19,10 @@ fn main() {
     println!("cargo:rerun-if-changed={list}");
     println!("cargo:rerun-if-changed=build.rs");
 
+    if let Some(triplet) = multiarch() {
+        println!("cargo:rustc-env=LEM_MULTIARCH={triplet}");
+    }
+
     // --dynamic-list is a GNU ld / lld (ELF) option; macOS ld64 and link.exe
     // have their own mechanisms, which nobody has needed yet.
     let os = env::var("CARGO_CFG_TARGET_OS").unwrap_or_default();
@@ -40,4 +44,28 @@ fn main() {
     // which reference lapi.o and lauxlib.o: asking for it keeps the whole
     // public API in the binary even if mlua stops calling some of it.
     println!("cargo:rustc-link-arg-bins=-Wl,--undefined=luaL_openlibs");
+}
+
+/// The Debian/Ubuntu multiarch triplet of the target (`x86_64-linux-gnu`,
+/// `aarch64-linux-gnu`, `arm-linux-gnueabihf`, `i386-linux-gnu`, ...): the
+/// distribution's Lua packages put C modules in `/usr/lib/<triplet>/lua/`.
+/// Derived from Cargo's target triple; `None` off Linux.
+fn multiarch() -> Option<String> {
+    let target = env::var("TARGET").ok()?;
+    let parts: Vec<&str> = target.split('-').collect();
+    if !parts.contains(&"linux") {
+        return None;
+    }
+    let arch = match parts[0] {
+        a if a.len() == 4 && a.starts_with('i') && a.ends_with("86") => "i386",
+        a if a.starts_with("arm") || a.starts_with("thumb") => "arm",
+        a if a.starts_with("riscv64") => "riscv64",
+        a => a,
+    };
+    let abi = parts
+        .last()
+        .filter(|p| **p != "linux")
+        .copied()
+        .unwrap_or("gnu");
+    Some(format!("{arch}-linux-{abi}"))
 }

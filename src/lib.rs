@@ -49,8 +49,22 @@ mod utils;
 
 pub use scheduler::Outcome;
 
-/// How the binary names itself in messages (`lem: msg`).
+/// How the binary names itself in messages (`lem: msg`) until
+/// [`set_progname`] says otherwise.
 pub const PROGNAME: &str = "lem";
+
+static PROGNAME_SET: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+
+/// Name the program in messages as `lua` does: by its `argv[0]` (the first
+/// call wins).
+pub fn set_progname(name: &str) {
+    let _ = PROGNAME_SET.set(name.to_owned());
+}
+
+/// The name messages start with: [`set_progname`]'s, else [`PROGNAME`].
+pub fn progname() -> &'static str {
+    PROGNAME_SET.get().map_or(PROGNAME, String::as_str)
+}
 
 /// The version banner, as `lua -v` prints one.
 pub fn version() -> String {
@@ -102,8 +116,14 @@ impl Runtime {
             lua.set_named_registry_value("LUA_NOENV", true)?;
         }
         lua.load_std_libs(mlua::StdLib::ALL)?;
+        set_search_paths(&lua, options.ignore_env)?;
         #[cfg(not(feature = "luajit"))]
         install_warnings(&lua);
+        #[cfg(not(feature = "luajit"))]
+        raw_exec(&lua, (), |l| unsafe {
+            install_os_exit(l);
+            0
+        })?;
         let main = raw_exec(&lua, (), |l| unsafe {
             modules::install(l);
             0
@@ -171,36 +191,166 @@ impl Runtime {
 
 use lua::ffi;
 
-/// `warn` as `lua.c` has it: off until `@on`, printed to stderr as
-/// `Lua warning: msg`, pieces of a multi-part warning joined.
+/// The Lua ABI directories are named after: `5.4`, or `5.1` for LuaJIT.
+const ABI: &str = if cfg!(feature = "luajit") {
+    "5.1"
+} else {
+    "5.4"
+};
+
+/// `package.path` and `package.cpath` when the environment sets neither:
+/// Debian's `lua5.4` (and `luajit`) defaults, so modules installed with
+/// `apt install lua-lpeg` (`/usr/lib/<multiarch>/lua/5.4/`,
+/// `/usr/share/lua/5.4/`) or by LuaRocks (`/usr/local/...`) are found.
+fn default_paths() -> (String, String) {
+    let v = ABI;
+    let path = format!(
+        "/usr/local/share/lua/{v}/?.lua;/usr/local/share/lua/{v}/?/init.lua;\
+         /usr/local/lib/lua/{v}/?.lua;/usr/local/lib/lua/{v}/?/init.lua;\
+         /usr/share/lua/{v}/?.lua;/usr/share/lua/{v}/?/init.lua;\
+         ./?.lua;./?/init.lua"
+    );
+    let multiarch = option_env!("LEM_MULTIARCH")
+        .map(|t| format!("/usr/lib/{t}/lua/{v}/?.so;"))
+        .unwrap_or_default();
+    let cpath = format!(
+        "/usr/local/lib/lua/{v}/?.so;{multiarch}/usr/lib/lua/{v}/?.so;\
+         /usr/local/lib/lua/{v}/loadall.so;./?.so"
+    );
+    (path, cpath)
+}
+
+/// A search path from the environment as `package` makes it (`LUA_PATH_5_4`
+/// before `LUA_PATH` on Lua 5.4), with [`default_paths`] as the default:
+/// what `;;` stands for (Lua 5.4: the first one, the extra `;` dropped at
+/// either end; LuaJIT, as Lua 5.1: every one, as `;default;`).
+fn search_path(env: &str, default: &str, ignore_env: bool) -> String {
+    let versioned = format!("{env}_{}", ABI.replace('.', "_"));
+    let value = if ignore_env {
+        None
+    } else if cfg!(feature = "luajit") {
+        std::env::var(env).ok()
+    } else {
+        std::env::var(&versioned)
+            .or_else(|_| std::env::var(env))
+            .ok()
+    };
+    let Some(value) = value else {
+        return default.to_owned();
+    };
+    if cfg!(feature = "luajit") {
+        return value.replace(";;", &format!(";{default};"));
+    }
+    match value.split_once(";;") {
+        None => value,
+        Some((before, after)) => {
+            let mut out = String::new();
+            if !before.is_empty() {
+                out.push_str(before);
+                out.push(';');
+            }
+            out.push_str(default);
+            if !after.is_empty() {
+                out.push(';');
+                out.push_str(after);
+            }
+            out
+        }
+    }
+}
+
+/// Set `package.path`/`cpath` from the environment over lem's defaults.
+fn set_search_paths(lua: &mlua::Lua, ignore_env: bool) -> mlua::Result<()> {
+    let (path, cpath) = default_paths();
+    let package: mlua::Table = lua.globals().get("package")?;
+    package.set("path", search_path("LUA_PATH", &path, ignore_env))?;
+    package.set("cpath", search_path("LUA_CPATH", &cpath, ignore_env))
+}
+
+/// `warn` as the standalone `lua` has it (lauxlib's warning function): off
+/// until `@on`, printed to stderr as `Lua warning: msg`, the pieces of a
+/// multi-part warning joined. Only a message of one piece can be a control
+/// message (`warn('@off', 'x')` is a warning), and pieces after the first
+/// never are.
 #[cfg(not(feature = "luajit"))]
 fn install_warnings(lua: &mlua::Lua) {
     use std::cell::Cell;
-    let on = Cell::new(false);
-    let continuing = Cell::new(false);
+    #[derive(Clone, Copy, PartialEq)]
+    enum Warn {
+        Off,
+        On,
+        /// Within a multi-part warning that is being printed.
+        Continuing,
+    }
+    let state = Cell::new(Warn::Off);
     lua.set_warning_function(move |_, msg, tocont| {
-        if !continuing.get() && msg.starts_with('@') {
-            match msg {
-                "@on" => on.set(true),
-                "@off" => on.set(false),
-                _ => {}
+        use std::io::Write;
+        if state.get() != Warn::Continuing && !tocont {
+            if let Some(control) = msg.strip_prefix('@') {
+                match control {
+                    "on" => state.set(Warn::On),
+                    "off" => state.set(Warn::Off),
+                    _ => {}
+                }
+                return Ok(());
             }
+        }
+        if state.get() == Warn::Off {
             return Ok(());
         }
-        if on.get() {
-            use std::io::Write;
-            let mut err = std::io::stderr().lock();
-            if !continuing.get() {
-                let _ = err.write_all(b"Lua warning: ");
-            }
-            let _ = err.write_all(msg.as_bytes());
-            if !tocont {
-                let _ = err.write_all(b"\n");
-            }
+        let mut err = std::io::stderr().lock();
+        if state.get() == Warn::On {
+            let _ = err.write_all(b"Lua warning: ");
         }
-        continuing.set(tocont);
+        let _ = err.write_all(msg.as_bytes());
+        if tocont {
+            state.set(Warn::Continuing);
+        } else {
+            let _ = err.write_all(b"\n");
+            state.set(Warn::On);
+        }
         Ok(())
     });
+}
+
+/// Wrap `os.exit` so that `os.exit(code, true)` closes the to-be-closed
+/// variables of the coroutine that calls it when that is a lem task (a
+/// script's main chunk is one), as `lua`'s closes its main chunk's: Lua's
+/// `lua_close` only closes the main thread's.
+#[cfg(not(feature = "luajit"))]
+unsafe fn install_os_exit(l: *mut lua::lua_State) {
+    ffi::lua_getglobal(l, c"os".as_ptr());
+    ffi::lua_getfield(l, -1, c"exit".as_ptr());
+    ffi::lua_pushcclosure(l, os_exit, 1);
+    ffi::lua_setfield(l, -2, c"exit".as_ptr());
+    ffi::lua_pop(l, 1);
+}
+
+/// `os.exit([code [, close]])`; the original is upvalue 1.
+#[cfg(not(feature = "luajit"))]
+unsafe extern "C-unwind" fn os_exit(l: *mut lua::lua_State) -> std::ffi::c_int {
+    let task =
+        scheduler::try_get().filter(|s| s.current().is_some() && s.task_of(l) == s.current());
+    if ffi::lua_toboolean(l, 2) == 0 || task.is_none() {
+        ffi::lua_pushvalue(l, ffi::lua_upvalueindex(1));
+        ffi::lua_insert(l, 1);
+        ffi::lua_call(l, ffi::lua_gettop(l) - 1, 0);
+        return 0;
+    }
+    // As loslib's os_exit; the thread's stack is gone after the reset, so
+    // the status is read first.
+    let status = if ffi::lua_type(l, 1) == ffi::LUA_TBOOLEAN {
+        if ffi::lua_toboolean(l, 1) != 0 {
+            libc::EXIT_SUCCESS
+        } else {
+            libc::EXIT_FAILURE
+        }
+    } else {
+        ffi::luaL_optinteger(l, 1, libc::EXIT_SUCCESS as ffi::lua_Integer) as std::ffi::c_int
+    };
+    ffi::lua_closethread(l, std::ptr::null_mut());
+    ffi::lua_close(l);
+    libc::exit(status)
 }
 
 /// Run `f` on the main thread in protected mode with `args` on the stack;

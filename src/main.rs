@@ -2,7 +2,7 @@
 //! coroutine on the event loop.
 //!
 //! `lem [options] [script [args]]` accepts the options of the Lua 5.4
-//! standalone interpreter and runs them in `lua`'s order: `LUA_INIT`, then
+//! standalone interpreter (and `--help`) and runs them in `lua`'s order: `LUA_INIT`, then
 //! `-e`/`-l`/`-W` as given, then the script, then the REPL for `-i` (or when
 //! there is no script and standard input is a terminal; from a pipe,
 //! standard input is run as a script). Each step runs as a coroutine until it
@@ -16,7 +16,11 @@ use std::process::ExitCode;
 use lem::lua::ffi;
 use lem::{Options, Outcome, Runtime};
 
-const USAGE: &str = "usage: lem [options] [script [args]]
+/// `lua`'s usage text, named as the program was invoked; `lem --help`
+/// prints it, an option error prints it after the message.
+fn usage() -> String {
+    format!(
+        "usage: {} [options] [script [args]]
 Available options are:
   -e stat   execute string 'stat'
   -i        enter interactive mode after executing 'script'
@@ -26,7 +30,11 @@ Available options are:
   -E        ignore environment variables
   -W        turn warnings on
   --        stop handling options
-  -         stop handling options and execute stdin";
+  -         stop handling options and execute stdin
+  --help    show this help and exit",
+        lem::progname()
+    )
+}
 
 /// One thing to run before the script, in command-line order.
 enum Step {
@@ -40,6 +48,8 @@ struct Cli {
     steps: Vec<Step>,
     interactive: bool,
     version: bool,
+    /// `--help`: print the usage and do nothing else.
+    help: bool,
     ignore_env: bool,
     has_exec: bool,
     /// Index in argv of the script (`-` for stdin), if any.
@@ -52,6 +62,7 @@ fn parse(argv: &[String]) -> Result<Cli, String> {
         steps: Vec::new(),
         interactive: false,
         version: false,
+        help: false,
         ignore_env: false,
         has_exec: false,
         script: None,
@@ -72,6 +83,7 @@ fn parse(argv: &[String]) -> Result<Cli, String> {
                 cli.script = Some(i);
                 break;
             }
+            "--help" => cli.help = true,
             "-E" => cli.ignore_env = true,
             "-W" => cli.steps.push(Step::Warnings),
             "-i" => {
@@ -107,9 +119,9 @@ fn parse(argv: &[String]) -> Result<Cli, String> {
     Ok(cli)
 }
 
-/// `lem: msg` on stderr, as `lua.c`'s `l_message`.
+/// `lem: msg` on stderr, as `lua.c`'s `l_message` (named by `argv[0]`).
 fn message(msg: &str) {
-    eprintln!("{}: {msg}", lem::PROGNAME);
+    eprintln!("{}: {msg}", lem::progname());
 }
 
 /// Build the global `arg`: the script at 0, its arguments after it, the
@@ -121,6 +133,19 @@ fn create_arg_table(lua: &mlua::Lua, argv: &[String], script: Option<usize>) -> 
         arg.raw_set(i as i64 - script, a.as_str())?;
     }
     lua.globals().set("arg", arg)
+}
+
+/// The script's arguments as `lua.c` takes them: `arg[1..#arg]` of the
+/// global `arg` as it is after `LUA_INIT`, `-e` and `-l` ran.
+fn script_args(lua: &mlua::Lua) -> Result<mlua::MultiValue, String> {
+    let mlua::Value::Table(arg) = lua.globals().get("arg").map_err(|e| e.to_string())? else {
+        return Err("'arg' is not a table".into());
+    };
+    let n = arg.len().map_err(|e| e.to_string())?;
+    (1..=n)
+        .map(|i| arg.raw_get::<mlua::Value>(i))
+        .collect::<mlua::Result<mlua::MultiValue>>()
+        .map_err(|e| e.to_string())
 }
 
 /// Compile a chunk like `luaL_loadbuffer`/`luaL_loadfile` (the latter skips a
@@ -245,9 +270,13 @@ fn repl(rt: &mut Runtime) -> Result<(), u8> {
 fn run(argv: &[String]) -> Result<(), u8> {
     let cli = parse(argv).map_err(|msg| {
         message(&msg);
-        eprintln!("{USAGE}");
+        eprintln!("{}", usage());
         1
     })?;
+    if cli.help {
+        println!("{}", usage());
+        return Ok(());
+    }
     if cli.version {
         println!("{}", lem::version());
     }
@@ -266,13 +295,16 @@ fn run(argv: &[String]) -> Result<(), u8> {
     if let Some(i) = cli.script {
         let name = argv[i].as_str();
         let stdin = name == "-" && argv[i - 1] != "--";
-        let args = argv[i + 1..]
-            .iter()
-            .map(|a| rt.lua().create_string(a).map(mlua::Value::String))
-            .collect::<mlua::Result<mlua::MultiValue>>()
-            .map_err(|_| 1u8)?;
         let file = if stdin { None } else { Some(name) };
-        do_chunk(&mut rt, Source::File(file), args)?;
+        let f = load(rt.lua(), Source::File(file)).map_err(|msg| {
+            message(&msg);
+            1u8
+        })?;
+        let args = script_args(rt.lua()).map_err(|msg| {
+            message(&msg);
+            1u8
+        })?;
+        run_step(&mut rt, f, args)?;
     }
     if cli.interactive {
         repl(&mut rt)?;
@@ -306,6 +338,9 @@ fn tune_malloc() {
 fn main() -> ExitCode {
     tune_malloc();
     let argv: Vec<String> = std::env::args().collect();
+    if let Some(name) = argv.first().filter(|n| !n.is_empty()) {
+        lem::set_progname(name);
+    }
     let result = run(&argv);
     lem::io::restore_stdio();
     match result {

@@ -91,12 +91,9 @@ unsafe extern "C-unwind" fn searcher(l: *mut lua_State) -> c_int {
         lua::push_str(l, ":lem:");
         return 2;
     }
-    ffi::lua_pushfstring(
-        l,
-        c"\n\tno built-in lem module '%s'".as_ptr(),
-        ffi::lua_tostring(l, 1),
-    );
-    1
+    // Nothing to add to `require`'s "module not found" message: the name
+    // is no built-in, and saying so would only make it differ from lua's.
+    0
 }
 
 /// Compile an embedded chunk, raising its (impossible outside development)

@@ -26,9 +26,19 @@ end
 -- Lua 5.4's wrap adds the caller's position to a string error; 5.1's does not.
 local level = _VERSION == 'Lua 5.1' and 0 or 2
 
-local function unwrap(ok, ...)
+-- As Lua 5.4's wrap, a coroutine that raised is closed (its to-be-closed
+-- variables run) and the error is the one closing ends with. close is
+-- true for a coroutine that was dead already ("cannot resume dead
+-- coroutine").
+local close = coroutine.close
+
+local function unwrap(co, ok, ...)
 	if ok then return ... end
 	local err = ...
+	if close and status(co) == 'dead' then
+		local closed, cerr = close(co)
+		if not closed then err = cerr end
+	end
 	if type(err) == 'string' and level > 0 then
 		error(err, level + 1)
 	end
@@ -38,6 +48,6 @@ end
 function coroutine.wrap(f)
 	local co = create(f)
 	return function(...)
-		return unwrap(pass(co, resume(co, ...)))
+		return unwrap(co, pass(co, resume(co, ...)))
 	end
 end

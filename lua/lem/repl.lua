@@ -25,6 +25,7 @@ local function compile_line(src, chunkname)
 	return compile(src, chunkname)
 end
 
+-- How a stream REPL shows a line's results: put() them, tab-separated.
 local function show(put, ok, ...)
 	local n = select('#', ...)
 	if not ok then
@@ -36,22 +37,28 @@ local function show(put, ok, ...)
 	end
 end
 
+local function fixed_prompt(first)
+	return first and '> ' or '>> '
+end
+
 -- The loop: getline(prompt) gives a line or nil at end of input, put(s)
--- writes output. Errors are printed and the loop goes on.
-function M.loop(name, getline, put)
+-- writes output. Errors are printed and the loop goes on. The console
+-- passes its own prompt(first) and show(put, ok, ...).
+function M.loop(name, getline, put, prompt, display)
 	local chunkname = '=' .. name
+	prompt, display = prompt or fixed_prompt, display or show
 	while true do
-		local line = getline('> ')
+		local line = getline(prompt(true))
 		if line == nil then return true end
 		local f, err = compile_line(line, chunkname)
 		while not f and incomplete(err) do
-			local more = getline('>> ')
+			local more = getline(prompt(false))
 			if more == nil then break end
 			line = line .. '\n' .. more
 			f, err = compile_line(line, chunkname)
 		end
 		if f then
-			show(put, pcall(f))
+			display(put, pcall(f))
 		else
 			put(err .. '\n')
 		end
@@ -67,6 +74,23 @@ function M.repl(name, instream, outstream)
 	end, function(s)
 		outstream:write(s)
 	end)
+end
+
+-- As lua.c: the prompts are the globals _PROMPT and _PROMPT2 (any value,
+-- through tostring) when set.
+local function console_prompt(first)
+	local p = _G[first and '_PROMPT' or '_PROMPT2']
+	if p == nil then return fixed_prompt(first) end
+	return tostring(p)
+end
+
+-- As lua.c: results go through the global print, whatever it is now.
+local function console_show(put, ok, ...)
+	if not ok or select('#', ...) == 0 then return show(put, ok, ...) end
+	local printed, err = pcall(_G.print, ...)
+	if not printed then
+		io.stderr:write("error calling 'print' (", tostring(err), ')\n')
+	end
 end
 
 -- The interactive console: line editing and history on a terminal (the
@@ -92,7 +116,7 @@ function M.console(name)
 	end, function(s)
 		stdout:write(s)
 		stdout:flush()
-	end)
+	end, console_prompt, console_show)
 end
 
 return M

@@ -324,6 +324,10 @@ impl Scheduler {
     /// on top, the function first.
     pub unsafe fn spawn(&self, l: *mut lua_State, nargs: c_int) -> TaskId {
         let t = ffi::lua_newthread(l);
+        // A new thread has room for LUA_MINSTACK values only.
+        if ffi::lua_checkstack(t, nargs + 1) == 0 {
+            ffi::luaL_error(l, c"too many arguments to spawn".as_ptr());
+        }
         ffi::lua_insert(l, -(nargs + 2));
         ffi::lua_xmove(l, t, nargs + 1);
         ffi::lua_rawgeti(l, ffi::LUA_REGISTRYINDEX, self.threads_ref as _);
@@ -684,7 +688,7 @@ impl Scheduler {
             _ => {
                 // SAFETY: the error value is on top of the dead thread.
                 let report = unsafe { error_report(self.main, t) };
-                eprintln!("{}: {}", crate::PROGNAME, report);
+                eprintln!("{}: {}", crate::progname(), report);
                 self.finish(id);
                 self.request_exit(1);
                 true
@@ -898,14 +902,36 @@ pub(crate) unsafe fn error_text(l: *mut lua_State, idx: c_int) -> String {
     }
     if ffi::luaL_getmetafield(l, idx, c"__tostring".as_ptr()) != ffi::LUA_TNIL {
         ffi::lua_pop(l, 1);
-        let s = lua::display(l, idx);
-        return s
-            .strip_prefix("runtime error: ")
-            .map(str::to_owned)
-            .unwrap_or(s);
+        // `__tostring` may fail: as lua.c's message handler, show its own
+        // error then (and never raise here, outside any protected call).
+        ffi::lua_pushcfunction(l, call_tostring);
+        ffi::lua_pushvalue(l, idx);
+        let status = ffi::lua_pcall(l, 1, 1, 0);
+        let text = (ffi::lua_type(l, -1) == ffi::LUA_TSTRING).then(|| lua::display(l, -1));
+        ffi::lua_pop(l, 1);
+        if let Some(s) = text {
+            return match status {
+                ffi::LUA_OK => s
+                    .strip_prefix("runtime error: ")
+                    .map(str::to_owned)
+                    .unwrap_or(s),
+                _ => s,
+            };
+        }
     }
     let name = std::ffi::CStr::from_ptr(ffi::lua_typename(l, ty)).to_string_lossy();
     format!("(error object is a {name} value)")
+}
+
+/// `__tostring(v)` for [`error_text`], run protected: its result if it is a
+/// string, else nothing.
+unsafe extern "C-unwind" fn call_tostring(l: *mut lua_State) -> c_int {
+    if ffi::luaL_callmeta(l, 1, c"__tostring".as_ptr()) != 0
+        && ffi::lua_type(l, -1) == ffi::LUA_TSTRING
+    {
+        return 1;
+    }
+    0
 }
 
 #[cfg(test)]
