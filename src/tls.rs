@@ -2,10 +2,11 @@
 //! `lua/lem/io/tls.lua` (`io.tls.connect`, `io.tls.listen`).
 //!
 //! A TLS connection is handed to Lua as an ordinary lem Stream: the
-//! handshake runs on the loop, then a task relays plaintext between the
-//! TLS session and one end of a Unix socket pair, whose other end becomes
-//! the Stream. So every Stream method, read format and timeout works on
-//! TLS unchanged, at the cost of one extra copy through the kernel.
+//! handshake runs on the loop (tokio-rustls), then the socket and the
+//! session become the Stream's transport (src/io/tls_io.rs), which its
+//! read and write paths use in place of the bare socket. So every Stream
+//! method, read format and timeout works on TLS unchanged, with one
+//! descriptor per connection and no copy besides rustls's own.
 
 use std::ffi::{c_int, CStr};
 use std::io;
@@ -154,64 +155,15 @@ fn client_config(o: &ClientOptions, system: Arc<RootCertStore>) -> Result<Client
     Ok(cfg)
 }
 
-/// A plaintext socket pair: (Lua's end, the relay's end).
-fn pair() -> io::Result<(OwnedFd, tokio::net::UnixStream)> {
-    let (a, b) = std::os::unix::net::UnixStream::pair()?;
-    b.set_nonblocking(true)?;
-    Ok((a.into(), tokio::net::UnixStream::from_std(b)?))
-}
+/// What a handshake hands over: the socket, the session over it and the
+/// negotiated ALPN protocol.
+type Established = (OwnedFd, rustls::Connection, Option<Vec<u8>>);
 
-/// Relay between the TLS session and the pair. When the peer ends its
-/// side, what Lua still writes goes on until Lua closes; when Lua closes
-/// its end, the session is shut down (close_notify) and everything is
-/// dropped at once: the TCP socket and the relay's end of the pair do not
-/// wait for the peer to close too.
-fn relay<S>(tls: S, plain: tokio::net::UnixStream)
-where
-    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + 'static,
-{
-    let (tls_in, tls_out) = tokio::io::split(tls);
-    let (plain_in, plain_out) = plain.into_split();
-    tokio::task::spawn_local(async move {
-        let down = pump(tls_in, plain_out);
-        let up = pump(plain_in, tls_out);
-        tokio::pin!(down, up);
-        tokio::select! {
-            _ = &mut down => up.await,
-            _ = &mut up => {}
-        }
-    });
-}
-
-/// Copy `from` to `to` until `from` ends, then shut `to` down. Like a
-/// socket, an idle relay does not keep the process alive; bytes read and not
-/// yet written on do (a response written just before the script ends must
-/// still leave).
-async fn pump(
-    mut from: impl tokio::io::AsyncRead + Unpin,
-    mut to: impl tokio::io::AsyncWrite + Unpin,
-) {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut buf = vec![0u8; 16 << 10];
-    loop {
-        let n = match from.read(&mut buf).await {
-            Ok(0) | Err(_) => break,
-            Ok(n) => n,
-        };
-        let _hold = scheduler::get().hold();
-        if to.write_all(&buf[..n]).await.is_err() || to.flush().await.is_err() {
-            return;
-        }
-    }
-    let _hold = scheduler::get().hold();
-    let _ = to.shutdown().await;
-}
-
-/// Push the Lua end as a Stream (with the negotiated ALPN protocol).
-unsafe fn push_result(t: *mut lua_State, r: Result<(OwnedFd, Option<Vec<u8>>), String>) -> c_int {
+/// Push the connection as a Stream (with the negotiated ALPN protocol).
+unsafe fn push_result(t: *mut lua_State, r: Result<Established, String>) -> c_int {
     match r {
-        Ok((fd, alpn)) => {
-            let n = crate::io::push_stream(t, fd);
+        Ok((fd, conn, alpn)) => {
+            let n = crate::io::stream::push_tls_stream(t, fd, conn);
             if n != 1 {
                 return n;
             }
@@ -223,6 +175,13 @@ unsafe fn push_result(t: *mut lua_State, r: Result<(OwnedFd, Option<Vec<u8>>), S
         }
         Err(msg) => lua::fail(t, &msg),
     }
+}
+
+/// The socket out of tokio's hands, for a Stream of lem's own.
+fn into_fd(tcp: tokio::net::TcpStream) -> Result<OwnedFd, String> {
+    tcp.into_std()
+        .map(OwnedFd::from)
+        .map_err(|e| crate::io::os_error_text(&e))
 }
 
 unsafe fn opt_string(l: *mut lua_State, idx: c_int, key: &CStr) -> Option<String> {
@@ -278,7 +237,7 @@ async fn client_handshake(
     host: String,
     port: u16,
     o: ClientOptions,
-) -> Result<(OwnedFd, Option<Vec<u8>>), String> {
+) -> Result<Established, String> {
     let shown = if host.contains(':') {
         format!("[{host}]:{port}")
     } else {
@@ -299,10 +258,9 @@ async fn client_handshake(
         Ok(Err(e)) => return Err(format!("tls error with '{shown}': {}", tls_reason(&e))),
         Ok(Ok(s)) => s,
     };
-    let alpn = tls.get_ref().1.alpn_protocol().map(|p| p.to_vec());
-    let (fd, plain) = pair().map_err(|e| crate::io::os_error_text(&e))?;
-    relay(tls, plain);
-    Ok((fd, alpn))
+    let (tcp, conn) = tls.into_inner();
+    let alpn = conn.alpn_protocol().map(|p| p.to_vec());
+    Ok((into_fd(tcp)?, rustls::Connection::Client(conn), alpn))
 }
 
 /// A server's TLS settings: `lem.TLSContext`.
@@ -369,10 +327,7 @@ unsafe extern "C-unwind" fn context_wrap(l: *mut lua_State) -> c_int {
     lua::suspend(l)
 }
 
-async fn server_handshake(
-    acceptor: TlsAcceptor,
-    fd: OwnedFd,
-) -> Result<(OwnedFd, Option<Vec<u8>>), String> {
+async fn server_handshake(acceptor: TlsAcceptor, fd: OwnedFd) -> Result<Established, String> {
     let std = std::net::TcpStream::from(fd);
     std.set_nonblocking(true)
         .map_err(|e| crate::io::os_error_text(&e))?;
@@ -382,10 +337,9 @@ async fn server_handshake(
         Ok(Err(e)) => return Err(format!("tls handshake: {}", tls_reason(&e))),
         Ok(Ok(s)) => s,
     };
-    let alpn = tls.get_ref().1.alpn_protocol().map(|p| p.to_vec());
-    let (fd, plain) = pair().map_err(|e| crate::io::os_error_text(&e))?;
-    relay(tls, plain);
-    Ok((fd, alpn))
+    let (tcp, conn) = tls.into_inner();
+    let alpn = conn.alpn_protocol().map(|p| p.to_vec());
+    Ok((into_fd(tcp)?, rustls::Connection::Server(conn), alpn))
 }
 
 const CONTEXT_METHODS: &[Reg] = &[(c"wrap", context_wrap)];

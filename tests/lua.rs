@@ -95,6 +95,7 @@ lua_tests! {
     io_stream_read => "io/stream_read.lua",
     io_tcp => "io/tcp.lua",
     io_tls_fds => "io/tls_fds.lua",
+    io_tls_stream => "io/tls_stream.lua",
     io_unix => "io/unix.lua",
     lfs_attributes => "lfs/attributes.lua",
     lfs_concurrent => "lfs/concurrent.lua",

@@ -29,6 +29,7 @@ pub mod file;
 pub mod server;
 pub mod stream;
 pub(crate) mod tcp;
+pub(crate) mod tls_io;
 mod unix;
 
 pub use stream::push_stream;

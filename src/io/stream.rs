@@ -44,6 +44,8 @@ pub(crate) static STREAM: &CStr = c"lem.Stream";
 pub(crate) enum Io {
     Async(AsyncFd<OwnedFd>),
     Direct(OwnedFd),
+    /// A TCP socket with a TLS session over it (src/io/tls_io.rs).
+    Tls(Box<super::tls_io::Tls>),
 }
 
 impl Io {
@@ -65,6 +67,51 @@ impl Io {
         match self {
             Io::Async(a) => a.as_raw_fd(),
             Io::Direct(f) => f.as_raw_fd(),
+            Io::Tls(t) => t.fd.as_raw_fd(),
+        }
+    }
+
+    /// The descriptor as the loop watches it (none for a direct one).
+    fn watched(&self) -> Option<&AsyncFd<OwnedFd>> {
+        match self {
+            Io::Async(a) => Some(a),
+            Io::Tls(t) => Some(&t.fd),
+            Io::Direct(_) => None,
+        }
+    }
+
+    /// Write `bufs` after the first `skip` bytes: what was taken, and the
+    /// error that stopped it (`WouldBlock`: wait for room, then go on).
+    fn write(&self, bufs: &[&[u8]], skip: usize) -> (usize, Option<io::Error>) {
+        match self {
+            Io::Tls(t) => t.write(bufs, skip),
+            _ => writev_all(self.raw(), bufs, skip),
+        }
+    }
+
+    /// Whether input waits in the transport itself, not in the socket (a
+    /// TLS session's records read with the handshake's, or read along
+    /// with others): it is read without waiting for readiness.
+    fn holds_input(&self) -> bool {
+        match self {
+            Io::Tls(t) => t.holds_input(),
+            _ => false,
+        }
+    }
+
+    /// Read what [`holds_input`](Self::holds_input) found.
+    fn read_held(&self, buf: &mut [u8]) -> io::Result<usize> {
+        match self {
+            Io::Tls(t) => t.read(buf),
+            _ => Err(io::ErrorKind::WouldBlock.into()),
+        }
+    }
+
+    /// Whether written bytes still wait to leave (a TLS session's records).
+    fn pending(&self) -> bool {
+        match self {
+            Io::Tls(t) => t.pending(),
+            _ => false,
         }
     }
 }
@@ -373,7 +420,7 @@ fn socket_kind(fd: RawFd) -> Kind {
 }
 
 /// `read(2)` into `buf`; a reset connection reads as the end of input.
-fn read_fd(fd: RawFd, buf: &mut [u8]) -> io::Result<usize> {
+pub(crate) fn read_fd(fd: RawFd, buf: &mut [u8]) -> io::Result<usize> {
     loop {
         // SAFETY: buf is writable for its length.
         let n = unsafe { libc::read(fd, buf.as_mut_ptr() as *mut _, buf.len()) };
@@ -396,17 +443,25 @@ fn read_fd(fd: RawFd, buf: &mut [u8]) -> io::Result<usize> {
 /// (tokio keeps a newer event: `clear_ready` only drops what the guard saw).
 /// `WouldBlock` when there was nothing to read. `cleared` tells whether
 /// the readiness is cleared now.
+///
+/// A TLS stream reads through its session: a short read of plaintext says
+/// nothing of the socket, whose readiness is cleared only when it has
+/// nothing left (`WouldBlock`).
 fn fill_guarded(
     guard: &mut AsyncFdReadyGuard<'_, OwnedFd>,
+    io: &Io,
     input: &mut Input,
     cleared: &Cell<bool>,
 ) -> io::Result<usize> {
     let mut drained = false;
     let r = guard.try_io(|a| {
-        input.fill(|buf| {
-            let n = read_fd(a.as_raw_fd(), buf)?;
-            drained = n > 0 && n < buf.len();
-            Ok(n)
+        input.fill(|buf| match io {
+            Io::Tls(t) => t.read(buf),
+            _ => {
+                let n = read_fd(a.as_raw_fd(), buf)?;
+                drained = n > 0 && n < buf.len();
+                Ok(n)
+            }
         })
     });
     match r {
@@ -427,14 +482,15 @@ fn fill_guarded(
 /// Fill `input` without waiting: `WouldBlock` when the loop has seen no
 /// readiness since the socket was last drained (no `read(2)` is made then).
 fn fill_now(io: &Io, input: &mut Input, cleared: &Cell<bool>) -> io::Result<usize> {
-    match io {
-        Io::Direct(f) => input.fill(|buf| read_fd(f.as_raw_fd(), buf)),
-        Io::Async(a) => {
+    match io.watched() {
+        None => input.fill(|buf| read_fd(io.raw(), buf)),
+        Some(_) if io.holds_input() => input.fill(|buf| io.read_held(buf)),
+        Some(a) => {
             let mut cx = Context::from_waker(Waker::noop());
             match a.poll_read_ready(&mut cx) {
                 Poll::Pending => Err(io::ErrorKind::WouldBlock.into()),
                 Poll::Ready(Err(e)) => Err(e),
-                Poll::Ready(Ok(mut guard)) => fill_guarded(&mut guard, input, cleared),
+                Poll::Ready(Ok(mut guard)) => fill_guarded(&mut guard, io, input, cleared),
             }
         }
     }
@@ -567,19 +623,24 @@ impl Inner {
         let io = self.io.borrow();
         // What the last look found (`None` at the end of input: look again
         // then, with `eof` set).
-        let r = match io.as_deref() {
+        let r = match io.as_deref().map(|io| (io, io.watched())) {
             // Direct descriptors never make a read wait.
-            Some(Io::Direct(_)) => Ok(None),
-            Some(Io::Async(a)) => loop {
-                // The reader's own waker slot: no waiter list to join and
-                // leave, as `readable()` has (one reader at a time here).
-                let mut guard = match a.poll_read_ready(cx) {
-                    Poll::Ready(Ok(guard)) => guard,
-                    Poll::Ready(Err(e)) => break Err(Stop::Error(e)),
-                    Poll::Pending if self.timed_out(deadline, cx) => break Err(Stop::Timeout),
-                    Poll::Pending => return Poll::Pending,
+            Some((_, None)) => Ok(None),
+            Some((io, Some(a))) => loop {
+                let filled = if io.holds_input() {
+                    // Decrypted already: the socket may have nothing more.
+                    self.input.borrow_mut().fill(|buf| io.read_held(buf))
+                } else {
+                    // The reader's own waker slot: no waiter list to join
+                    // and leave, as `readable()` has (one reader at a time).
+                    let mut guard = match a.poll_read_ready(cx) {
+                        Poll::Ready(Ok(guard)) => guard,
+                        Poll::Ready(Err(e)) => break Err(Stop::Error(e)),
+                        Poll::Pending if self.timed_out(deadline, cx) => break Err(Stop::Timeout),
+                        Poll::Pending => return Poll::Pending,
+                    };
+                    fill_guarded(&mut guard, io, &mut self.input.borrow_mut(), &self.drained)
                 };
-                let filled = fill_guarded(&mut guard, &mut self.input.borrow_mut(), &self.drained);
                 match filled {
                     Ok(0) => {
                         self.eof.set(true);
@@ -761,7 +822,7 @@ pub(crate) unsafe fn write(
         // What `print` buffered comes first.
         flush_c_stdio();
     }
-    let (done, err) = writev_all(io.raw(), bufs, 0);
+    let (done, err) = io.write(bufs, 0);
     match err {
         None => {
             ffi::lua_pushboolean(l, 1);
@@ -804,14 +865,14 @@ pub(crate) unsafe fn write(
 /// Wait until the socket takes all of `data`; resume with `true`.
 async fn write_wait(inner: Rc<Inner>, io: Rc<Io>, data: Vec<u8>, failure: Failure) -> Resume {
     let work = async {
-        let Io::Async(a) = &*io else {
+        let Some(a) = io.watched() else {
             return Ok(());
         };
         let mut off = 0;
-        while off < data.len() {
+        while off < data.len() || io.pending() {
             let mut guard = a.writable().await.map_err(Stop::Error)?;
-            let r = guard.try_io(|a| {
-                let (n, e) = writev_all(a.as_raw_fd(), &[&data], off);
+            let r = guard.try_io(|_| {
+                let (n, e) = io.write(&[&data], off);
                 off += n;
                 match e {
                     Some(e) => Err(e),
@@ -1012,6 +1073,11 @@ async fn sendfile_wait(
     size: u64,
     offset: i64,
 ) -> Resume {
+    if let Io::Tls(t) = &*io {
+        let r = bounded(inner.timeout.get(), copy_to_tls(t, &src, size, offset)).await;
+        drop(io);
+        return Resume::Push(Box::new(move |t| unsafe { write_result(t, &inner, r) }));
+    }
     let work = async {
         let mut off = offset as libc::off_t;
         let mut sent: u64 = 0;
@@ -1041,6 +1107,75 @@ async fn sendfile_wait(
     let r = bounded(inner.timeout.get(), work).await;
     drop(io);
     Resume::Push(Box::new(move |t| unsafe { write_result(t, &inner, r) }))
+}
+
+/// `sendfile` on a TLS stream: the file's bytes must be encrypted, so they
+/// are read (64 KiB at a time, as the kernel's sendfile would from the page
+/// cache) and written through the session, waiting for room between.
+async fn copy_to_tls(
+    t: &super::tls_io::Tls,
+    src: &OwnedFd,
+    size: u64,
+    offset: i64,
+) -> Result<u64, Stop> {
+    let mut buf = vec![0u8; 64 << 10];
+    let mut off = offset as libc::off_t;
+    let mut sent: u64 = 0;
+    while sent < size {
+        let want = (size - sent).min(buf.len() as u64) as usize;
+        // SAFETY: buf is writable for want bytes; src is alive.
+        let n = unsafe { libc::pread(src.as_raw_fd(), buf.as_mut_ptr() as *mut _, want, off) };
+        if n < 0 {
+            let e = io::Error::last_os_error();
+            if e.raw_os_error() == Some(libc::EINTR) {
+                continue;
+            }
+            return Err(Stop::Error(e));
+        }
+        if n == 0 {
+            break; // end of file
+        }
+        let n = n as usize;
+        off += n as libc::off_t;
+        let mut done = 0;
+        loop {
+            let (d, e) = t.write(&[&buf[..n]], done);
+            done += d;
+            match e {
+                None => break,
+                Some(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    let mut g = t.fd.writable().await.map_err(Stop::Error)?;
+                    g.clear_ready();
+                }
+                Some(e) => return Err(Stop::Error(e)),
+            }
+        }
+        sent += n as u64;
+    }
+    Ok(sent)
+}
+
+/// Push a Stream on a TCP socket whose TLS handshake is done (src/tls.rs);
+/// returns 1, or pushes `nil, err` and returns 2.
+///
+/// # Safety
+/// As for [`push_stream`].
+pub(crate) unsafe fn push_tls_stream(
+    l: *mut lua_State,
+    fd: OwnedFd,
+    conn: tokio_rustls::rustls::Connection,
+) -> c_int {
+    set_cloexec(fd.as_raw_fd());
+    if let Err(e) = set_nonblocking(fd.as_raw_fd(), true) {
+        return fail_os(l, &e);
+    }
+    match super::tls_io::Tls::new(fd, conn) {
+        Ok(t) => {
+            push_io(l, Io::Tls(Box::new(t)), Kind::Tcp);
+            1
+        }
+        Err(e) => fail_os(l, &e),
+    }
 }
 
 /// stream:fileno() -> fd | nil, 'closed' (for tests and fd passing)

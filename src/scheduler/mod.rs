@@ -225,8 +225,8 @@ pub struct Scheduler {
     runq: RefCell<RunQueue>,
     timers: RefCell<BinaryHeap<std::cmp::Reverse<Timer>>>,
     live_timers: Cell<usize>,
-    /// Things in flight that will wake a task or spawn one (servers, TLS
-    /// relays; waits count by themselves).
+    /// Things in flight that will wake a task or spawn one (native code's
+    /// own loop tasks, through `hold`; waits count by themselves).
     holds: Cell<usize>,
     current: Cell<TaskId>,
     seq: Cell<u32>,
@@ -801,7 +801,7 @@ impl Scheduler {
             }
             if !self.alive() {
                 // Last call: let loop tasks whose input is already there
-                // (a relay with bytes to pass on) run and take a hold.
+                // (native code's own) run and take a hold.
                 tokio::task::yield_now().await;
                 if !self.alive() {
                     return Outcome::Idle;

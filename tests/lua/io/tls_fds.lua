@@ -1,7 +1,9 @@
--- TLS connections give back every descriptor when closed: a connection
--- the server closes while the peer keeps its side open costs the server
--- nothing afterwards (before, the relay kept the TCP socket and its end of
--- the socket pair until the peer went away).
+-- A TLS connection costs one descriptor, as a plain one does (its Stream
+-- reads and writes the session over the socket itself; there was a relay
+-- through a socket pair, 3 descriptors), and gives it back when closed: a
+-- connection the server closes while the peer keeps its side open costs
+-- the server nothing afterwards (the relay kept 2 until the peer went
+-- away).
 dofile('support.lua')
 local io = require 'lem.io'
 local lfs = require 'lem.lfs'
@@ -51,17 +53,22 @@ local base = fds()
 local N = 20
 local clients = {}
 for i = 1, N do
-	local c = assert(io.tls.connect('127.0.0.1', port, { insecure = true }))
+	clients[i] = assert(io.tls.connect('127.0.0.1', port, { insecure = true }))
+end
+-- N live connections: a socket on each side each (the server's handlers
+-- wait for the request meanwhile).
+eq(settle(base + 2 * N), base + 2 * N, 'descriptors of live connections')
+for i = 1, N do
+	local c = clients[i]
 	assert(c:write('hi\n'))
 	eq(c:read('*l'), 'bye', 'answer')
-	clients[i] = c
 end
 while closed < N do
 	utils.yield()
 end
--- Each client still costs 3 (its TCP socket and socket pair); the
--- server's side of each connection nothing.
-eq(settle(base + 3 * N), base + 3 * N, 'descriptors after the server closed')
+-- Each client costs its socket; the server's side of each connection
+-- nothing.
+eq(settle(base + N), base + N, 'descriptors after the server closed')
 for _, c in ipairs(clients) do
 	c:close()
 end
