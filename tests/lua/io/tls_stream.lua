@@ -36,6 +36,10 @@ utils.spawn(function()
 end)
 -- echo 20 MB, writer and reader concurrently
 local c = assert(io.tls.connect('127.0.0.1', port, { insecure = true }))
+-- The TCP socket's peer and cork, as on a plain stream.
+eq({ c:getpeer() }, { '127.0.0.1', port }, 'getpeer')
+eq(c:cork(), true, 'cork')
+eq(c:uncork(), true, 'uncork')
 local N = 20 * 1024 * 1024
 assert(c:write('echo\n', N, '\n'))
 local chunk = ('abcdefgh'):rep(8192)
