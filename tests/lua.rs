@@ -20,13 +20,15 @@
 
 #![cfg(unix)]
 
+mod support;
+
 use std::fs;
-use std::io::Read;
-use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
-use std::thread;
+use std::process::{ExitStatus, Stdio};
 use std::time::{Duration, Instant};
+
+use support::{drain, kill_group, lem, wait_until};
 
 /// `name => "dir/script.lua",` per script, one line each, sorted. The name is
 /// the path without `.lua`, with `/` and `-` turned into `_`
@@ -203,40 +205,6 @@ fn timeout() -> Duration {
     }
 }
 
-/// Reads a child's pipe to the end on its own thread, so a chatty script
-/// cannot fill the pipe and stall while we wait for it.
-fn drain(pipe: Option<impl Read + Send + 'static>) -> thread::JoinHandle<Vec<u8>> {
-    let mut pipe = pipe.expect("piped");
-    thread::spawn(move || {
-        let mut buf = Vec::new();
-        let _ = pipe.read_to_end(&mut buf);
-        buf
-    })
-}
-
-/// SIGKILLs the child's process group: the child and anything it started
-/// (curl, a server in the background) that could hold our pipes open.
-fn kill_group(child: &Child) {
-    // The child leads its own group (process_group(0) below).
-    let pgid = child.id() as libc::pid_t;
-    unsafe {
-        libc::kill(-pgid, libc::SIGKILL);
-    }
-}
-
-/// Waits for the child until `deadline`; `None` if it is still running.
-fn wait_until(child: &mut Child, deadline: Instant) -> Option<ExitStatus> {
-    loop {
-        if let Some(status) = child.try_wait().expect("waitpid") {
-            return Some(status);
-        }
-        if Instant::now() >= deadline {
-            return None;
-        }
-        thread::sleep(Duration::from_millis(5));
-    }
-}
-
 fn describe(status: Option<ExitStatus>) -> String {
     match status {
         None => "killed at the deadline".into(),
@@ -257,20 +225,11 @@ fn run_script(script: &str) {
     let tmp = scratch_dir(script);
     let limit = timeout();
 
-    let mut child = Command::new(env!("CARGO_BIN_EXE_lem"))
+    let mut child = lem()
         .arg(script)
         .current_dir(&root)
         .env("LEM_TEST_TMP", &tmp)
-        .env_remove("LUA_INIT")
-        .env_remove("LUA_INIT_5_4")
-        .env_remove("LUA_PATH")
-        .env_remove("LUA_PATH_5_4")
-        .env_remove("LUA_CPATH")
-        .env_remove("LUA_CPATH_5_4")
         .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .process_group(0)
         .spawn()
         .unwrap_or_else(|e| panic!("cannot run {}: {e}", env!("CARGO_BIN_EXE_lem")));
     let out = drain(child.stdout.take());

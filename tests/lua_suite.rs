@@ -20,14 +20,15 @@
 
 #![cfg(unix)]
 
+mod support;
+
 use std::fs;
-use std::io::Read;
 use std::os::unix::fs::PermissionsExt;
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::thread;
+use std::process::Stdio;
 use std::time::{Duration, Instant};
+
+use support::{drain, kill_group, lem, wait_until};
 
 /// `all.lua`'s files, in its order: the `_port` each runs with, and the
 /// check `all.lua` makes of the value the file returns (`r`), if any.
@@ -232,15 +233,6 @@ struct Run {
     detail: String,
 }
 
-fn drain(pipe: Option<impl Read + Send + 'static>) -> thread::JoinHandle<Vec<u8>> {
-    let mut pipe = pipe.expect("piped");
-    thread::spawn(move || {
-        let mut buf = Vec::new();
-        let _ = pipe.read_to_end(&mut buf);
-        buf
-    })
-}
-
 /// Run one file of the suite in `dir`.
 fn run_file(dir: &Path, file: &str, port: bool, check: Option<&str>) -> Run {
     let start = Instant::now();
@@ -252,40 +244,19 @@ fn run_file(dir: &Path, file: &str, port: bool, check: Option<&str>) -> Run {
          io.stdout:write('\\n{DONE}\\n')",
         check.unwrap_or("true")
     );
-    let mut child = Command::new(env!("CARGO_BIN_EXE_lem"))
+    let mut child = lem()
         .args(["-e", &driver])
         .current_dir(dir)
-        .env_remove("LUA_INIT")
-        .env_remove("LUA_INIT_5_4")
-        .env_remove("LUA_PATH")
-        .env_remove("LUA_PATH_5_4")
-        .env_remove("LUA_CPATH")
-        .env_remove("LUA_CPATH_5_4")
         // A pipe: files.lua checks that seeking stdin fails.
         .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .process_group(0)
         .spawn()
         .unwrap_or_else(|e| panic!("cannot run {}: {e}", env!("CARGO_BIN_EXE_lem")));
     drop(child.stdin.take());
     let out = drain(child.stdout.take());
     let err = drain(child.stderr.take());
-    let deadline = start + TIMEOUT;
-    let status = loop {
-        if let Some(s) = child.try_wait().expect("waitpid") {
-            break Some(s);
-        }
-        if Instant::now() >= deadline {
-            break None;
-        }
-        thread::sleep(Duration::from_millis(10));
-    };
+    let status = wait_until(&mut child, start + TIMEOUT);
     // The file's leftovers (main.lua's background scripts) die with it.
-    // SAFETY: the child leads its own process group.
-    unsafe {
-        libc::kill(-(child.id() as libc::pid_t), libc::SIGKILL);
-    }
+    kill_group(&child);
     if status.is_none() {
         let _ = child.wait();
     }

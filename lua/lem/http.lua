@@ -1,5 +1,6 @@
--- lem.http: registers the read formats 'HTTPRequest' and 'HTTPResponse'
--- (native half: src/http.rs, lem.http.core). See LEM-API.md "lem.http".
+-- lem.http: registers the read formats 'HTTPRequest' and 'HTTPResponse',
+-- and those of chunked bodies (native half: src/http/, lem.http.core);
+-- http.read_chunked. See docs/http.md.
 local core = require 'lem.http.core'
 require 'lem.io'
 local utils = require 'lem.utils'
@@ -15,27 +16,23 @@ M.date = core.date
 local concat = table.concat
 local now = utils.now
 
--- Before each read with a deadline: the time left as the read's timeout.
-local function until_deadline(stream, deadline)
-	local left = deadline - now()
-	if left <= 0 then
-		return nil, 'timeout'
+-- stream:read(fmt) before deadline, if there is one (utils.now() time):
+-- the read's timeout is the time left.
+local function read(stream, deadline, fmt)
+	if deadline then
+		local left = deadline - now()
+		if left <= 0 then
+			return nil, 'timeout'
+		end
+		stream:settimeout(left)
 	end
-	stream:settimeout(left)
-	return true
+	return stream:read(fmt)
 end
 
 local function read_chunked(stream, max, deadline)
 	local parts, total = {}, 0
-	local ok, err, size, data
 	while true do
-		if deadline then
-			ok, err = until_deadline(stream, deadline)
-			if not ok then
-				return nil, err
-			end
-		end
-		size, err = stream:read('HTTPChunkSize')
+		local size, err = read(stream, deadline, 'HTTPChunkSize')
 		if not size then
 			return nil, err
 		end
@@ -46,29 +43,18 @@ local function read_chunked(stream, max, deadline)
 		if max and total > max then
 			return nil, 'oversized'
 		end
-		if deadline then
-			ok, err = until_deadline(stream, deadline)
-			if not ok then
-				return nil, err
-			end
-		end
-		data, err = stream:read(size)
+		local data, ok
+		data, err = read(stream, deadline, size)
 		if not data then
 			return nil, err
 		end
 		parts[#parts + 1] = data
-		ok, err = stream:read('HTTPChunkEnd')
+		ok, err = read(stream, deadline, 'HTTPChunkEnd')
 		if not ok then
 			return nil, err
 		end
 	end
-	if deadline then
-		ok, err = until_deadline(stream, deadline)
-		if not ok then
-			return nil, err
-		end
-	end
-	ok, err = stream:read('HTTPTrailers')
+	local ok, err = read(stream, deadline, 'HTTPTrailers')
 	if not ok then
 		return nil, err
 	end
