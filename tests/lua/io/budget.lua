@@ -1,6 +1,6 @@
 -- io.setbudget: the input all streams buffer together is bounded. Ten
--- clients each send 600 KB of one line (each under the 1 MiB per-stream
--- limit, 6 MB in all) against a 2 MiB budget: every one is cut at about
+-- clients each send 314 KB of one line (each under the 1 MiB per-stream
+-- limit, 3 MB in all) against a 2 MiB budget: every one is cut at about
 -- its share ('line too long'), the total stays near the budget, and a
 -- client with a short line is still served.
 dofile('support.lua')
@@ -16,7 +16,7 @@ local budget = 2 * 1024 * 1024
 assert(io.setbudget(budget) == true)
 eq(io.budget(), budget)
 
-local N, SIZE = 10, 600 * 1000
+local N = 10
 local server = assert(io.tcp.listen('127.0.0.1', 0))
 local _, port = server:getsockname()
 local results, most = {}, 0
@@ -37,18 +37,40 @@ utils.spawn(function()
 	end)
 end)
 
+-- Each client sends 250 KB of a line: 2.5 MB in all, past the budget.
+-- Streams filled before the total passed it wait (they hold no more than
+-- what came); every fill after it cuts a stream holding its share. Then
+-- each client sends 64 KB more: every stream not cut yet is filled again,
+-- past its share, and cut.
 local clients = {}
-for i = 1, N do
-	utils.spawn(function()
-		local c = assert(io.tcp.connect('127.0.0.1', port))
-		clients[i] = c
-		c:write(('x'):rep(SIZE))
-	end)
+local function send_all(bytes)
+	for i = 1, N do
+		utils.spawn(function()
+			if not clients[i] then
+				clients[i] = assert(io.tcp.connect('127.0.0.1', port))
+			end
+			clients[i]:write(('x'):rep(bytes))
+		end)
+	end
 end
--- Wait until the ten are cut, then send the short line.
-while #results < N do
-	utils.newsleeper():sleep(0.01)
+local function wait_for(what, cond)
+	local sleeper = utils.newsleeper()
+	for _ = 1, 1000 do
+		if cond() then
+			return
+		end
+		sleeper:sleep(0.01)
+	end
+	error('still waiting for ' .. what)
 end
+send_all(250 * 1000)
+wait_for('the budget to be passed', function()
+	return select(2, io.budget()) > budget
+end)
+send_all(64 * 1000)
+wait_for('every stream to be cut', function()
+	return #results >= N
+end)
 for i = 1, N do
 	eq(results[i], 'line too long', 'cut ' .. i)
 end
