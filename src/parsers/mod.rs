@@ -101,8 +101,12 @@ impl Fmt {
     /// `limit`), to be handed to [`finish`](Self::finish); `None` to wait
     /// for more input.
     pub fn look(&self, input: &Input, eof: bool, limit: usize) -> Option<Scan> {
-        let full = (self.bounded() && input.len() >= limit) || budget::cut(input.len());
-        match self.scan(input, eof) {
+        let bounded = self.bounded();
+        let full = (bounded && input.len() >= limit) || budget::cut(input.len());
+        // A delimited format sees no more than its limit, however the
+        // input came: a value that ends past it is refused whether it
+        // arrived in one piece or in many.
+        match self.scan(input, eof, if bounded { limit } else { usize::MAX }) {
             Scan::Need if !eof && !full => None,
             scan => Some(scan),
         }
@@ -139,8 +143,12 @@ impl Fmt {
         !matches!(self, Fmt::Count(_) | Fmt::All)
     }
 
-    fn scan(&self, input: &Input, eof: bool) -> Scan {
-        let bytes = input.bytes();
+    /// Scan the first `window` bytes of the input (`eof` holds only if
+    /// that is all of it).
+    fn scan(&self, input: &Input, eof: bool, window: usize) -> Scan {
+        let all = input.bytes();
+        let bytes = &all[..all.len().min(window)];
+        let eof = eof && bytes.len() == all.len();
         match *self {
             Fmt::Available if !bytes.is_empty() => Scan::Ready {
                 consume: bytes.len(),
@@ -202,7 +210,7 @@ impl Fmt {
                 n
             }
             Scan::Invalid(msg) => lua::fail(l, msg),
-            Scan::Need if eof => lua::fail(l, at_end),
+            // At the limit before the end: the limit is what stopped it.
             Scan::Need if self.bounded() && (input.len() >= limit || budget::cut(input.len())) => {
                 let msg = match *self {
                     Fmt::Custom(f) => f.limit_error(),
@@ -210,6 +218,7 @@ impl Fmt {
                 };
                 lua::fail(l, msg)
             }
+            Scan::Need if eof => lua::fail(l, at_end),
             Scan::Need if budget::cut(input.len()) => lua::fail(l, budget::OVER),
             Scan::Need => lua::fail(l, "busy"),
         }
@@ -640,6 +649,31 @@ mod tests {
     }
 
     #[test]
+    fn limits_hold_however_input_arrives() {
+        // A line that ends past the limit, arrived in one piece: refused
+        // as it is when it arrives in two (the first reaching the limit).
+        let f = Fmt::Line(b'\n');
+        let whole = input(b"0123456789abcdef\n");
+        assert_eq!(f.look(&whole, false, 8), Some(Scan::Need));
+        let mut parts = input(b"01234567");
+        assert_eq!(f.look(&parts, false, 8), Some(Scan::Need));
+        parts.extend(b"89abcdef\n");
+        assert_eq!(f.look(&parts, false, 8), Some(Scan::Need));
+        // Within the limit it is read, with more input behind it.
+        let ok = input(b"0123\n456789abcdef");
+        assert_eq!(
+            f.look(&ok, false, 8),
+            Some(Scan::Ready {
+                consume: 5,
+                mark: 4
+            })
+        );
+        // The end of input past the limit: still the limit's error, not
+        // a value cut short.
+        assert_eq!(f.look(&whole, true, 8), Some(Scan::Need));
+    }
+
+    #[test]
     fn line_scan_resumes_where_it_stopped() {
         let mut i = input(b"abc");
         let f = Fmt::Line(b'\n');
@@ -647,7 +681,7 @@ mod tests {
         assert_eq!(i.scanned.get(), 3);
         i.extend(b"d\r\nrest");
         assert_eq!(
-            f.scan(&i, false),
+            f.scan(&i, false, usize::MAX),
             Scan::Ready {
                 consume: 6,
                 mark: 5
