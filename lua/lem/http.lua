@@ -29,7 +29,21 @@ local function read(stream, deadline, fmt)
 	return stream:read(fmt)
 end
 
-local function read_chunked(stream, max, deadline)
+-- The body's pieces as a stack whose strings shrink upwards: each new one
+-- is merged with those below it that are not longer, so a body sent in
+-- many small chunks is a few strings (O(n log n) copying), not a string
+-- per chunk.
+local function gather(parts, data)
+	local n = #parts + 1
+	parts[n] = data
+	while n > 1 and #parts[n - 1] <= #parts[n] do
+		parts[n - 1] = parts[n - 1] .. parts[n]
+		parts[n] = nil
+		n = n - 1
+	end
+end
+
+local function read_body(stream, max, deadline, charge)
 	local parts, total = {}, 0
 	while true do
 		local size, err = read(stream, deadline, 'HTTPChunkSize')
@@ -48,7 +62,11 @@ local function read_chunked(stream, max, deadline)
 		if not data then
 			return nil, err
 		end
-		parts[#parts + 1] = data
+		-- What the body holds counts against the input budget.
+		if not charge:add(#data) then
+			return nil, 'out of buffer space'
+		end
+		gather(parts, data)
 		ok, err = read(stream, deadline, 'HTTPChunkEnd')
 		if not ok then
 			return nil, err
@@ -61,12 +79,20 @@ local function read_chunked(stream, max, deadline)
 	return concat(parts)
 end
 
+local function read_chunked(stream, max, deadline)
+	local charge = core.charge()
+	local body, err = read_body(stream, max, deadline, charge)
+	charge:release()
+	return body, err
+end
+
 -- http.read_chunked(stream [, max [, deadline]]) -> body | nil, err: a
 -- chunked body (RFC 9112 §7.1), its trailer fields checked and skipped.
 -- The framing is read with the formats 'HTTPChunkSize', 'HTTPChunkEnd'
 -- and 'HTTPTrailers' (src/http/chunked.rs), so a chunk line is hex digits
 -- and extensions and nothing else. err is 'parse error' for bad framing,
--- 'oversized' past max bytes, 'timeout' past deadline (in utils.now()
+-- 'oversized' past max bytes, 'out of buffer space' when the input
+-- budget (io.setbudget) is spent, 'timeout' past deadline (in utils.now()
 -- time: each read's timeout is set to the time left, and stays set so
 -- after), or the stream's own error. Shared by the server (request
 -- bodies) and the client (responses).

@@ -192,18 +192,24 @@ fn folded_by_search(fields: &[u8]) -> bool {
 /// host (`Content-Length`, `Transfer-Encoding`, `Host`): joined, such a
 /// value could be read one way here and another by a front end, so the
 /// head is refused instead.
+///
+/// So is a continuation line that reads as such a field itself (` Content-
+/// Length: 3` under another field): a front end that takes a folded line
+/// for a field of its own would frame the message by it.
 fn folds_framing(fields: &[u8]) -> bool {
+    let names_framing = |line: &[u8]| {
+        let name = &line[..memchr::memchr(b':', line).unwrap_or(line.len())];
+        let name = name.trim_ascii();
+        [&b"content-length"[..], b"transfer-encoding", b"host"]
+            .iter()
+            .any(|n| name.eq_ignore_ascii_case(n))
+    };
     let mut framing = false;
     for line in fields.split(|&c| c == b'\n') {
         match line.first() {
-            Some(b' ' | b'\t') if framing => return true,
+            Some(b' ' | b'\t') if framing || names_framing(line) => return true,
             Some(b' ' | b'\t') => {}
-            _ => {
-                let name = &line[..memchr::memchr(b':', line).unwrap_or(line.len())];
-                framing = [&b"content-length"[..], b"transfer-encoding", b"host"]
-                    .iter()
-                    .any(|n| name.eq_ignore_ascii_case(n));
-            }
+            _ => framing = names_framing(line),
         }
     }
     false
@@ -321,12 +327,13 @@ impl Format for Head {
     fn scan(&self, input: &[u8], _eof: bool) -> Scan {
         let (start, end) = find_head(input);
         let Some(end) = end else {
-            if input.len() - start > HEAD_LIMIT {
+            // Empty lines before the head count too: they are buffered.
+            if input.len() > HEAD_LIMIT {
                 return Scan::Invalid(NO_SPACE);
             }
             return Scan::Need;
         };
-        if end - start > HEAD_LIMIT {
+        if end > HEAD_LIMIT {
             return Scan::Invalid(NO_SPACE);
         }
         match with_head(self.0, &input[start..end], |_, _, _| ()) {
@@ -644,6 +651,16 @@ unsafe fn build_head(l: *mut lua_State, out: &mut Vec<u8>, h: ResponseHead) -> b
             return false;
         }
         let k = lua::to_bytes(l, -2).unwrap_or_default();
+        // A line end (or NUL) in a field would let a value that came from
+        // the request forge fields or a response of its own: the Lua half
+        // refuses such a head.
+        let v = lua::to_bytes(l, -1).unwrap_or_default();
+        if memchr::memchr3(b'\r', b'\n', 0, k).is_some()
+            || memchr::memchr3(b'\r', b'\n', 0, v).is_some()
+        {
+            ffi::lua_pop(l, 2);
+            return false;
+        }
         if k.eq_ignore_ascii_case(b"content-length") {
             haslength = true;
         } else if k.eq_ignore_ascii_case(b"date") {
@@ -655,8 +672,8 @@ unsafe fn build_head(l: *mut lua_State, out: &mut Vec<u8>, h: ResponseHead) -> b
         }
         out.extend_from_slice(k);
         out.extend_from_slice(b": ");
-        // A number value is converted in place (allowed for values).
-        out.extend_from_slice(lua::to_bytes(l, -1).unwrap_or_default());
+        // A number value was converted in place (allowed for values).
+        out.extend_from_slice(v);
         out.extend_from_slice(b"\r\n");
         ffi::lua_pop(l, 1);
     }
@@ -735,7 +752,40 @@ fn push_int(out: &mut Vec<u8>, n: i64) {
     out.extend_from_slice(&buf[i..]);
 }
 
-const FUNCS: &[Reg] = &[(c"date", date), (c"head", head)];
+static CHARGE: &CStr = c"lem.http.Charge";
+
+/// core.charge() -> charge: bytes of a body gathered in pieces, counted
+/// against the input budget (`parsers::budget::Charge`) until released
+/// or collected. `charge:add(n) -> true | false` (false: the budget is
+/// spent and this body holds its share), `charge:release()`.
+unsafe extern "C-unwind" fn charge(l: *mut lua_State) -> c_int {
+    lua::new_class(
+        l,
+        CHARGE,
+        CHARGE_METHODS,
+        Some(lua::gc::<parsers::budget::Charge>),
+    );
+    ffi::lua_pop(l, 1);
+    lua::push_object(l, CHARGE, parsers::budget::Charge::default());
+    1
+}
+
+unsafe extern "C-unwind" fn charge_add(l: *mut lua_State) -> c_int {
+    let c: &parsers::budget::Charge = lua::check_object(l, 1, CHARGE);
+    let n = lua::check_integer(l, 2);
+    ffi::lua_pushboolean(l, c.add(n.max(0) as usize) as c_int);
+    1
+}
+
+unsafe extern "C-unwind" fn charge_release(l: *mut lua_State) -> c_int {
+    let c: &parsers::budget::Charge = lua::check_object(l, 1, CHARGE);
+    c.release();
+    0
+}
+
+const CHARGE_METHODS: &[Reg] = &[(c"add", charge_add), (c"release", charge_release)];
+
+const FUNCS: &[Reg] = &[(c"date", date), (c"head", head), (c"charge", charge)];
 
 /// Names of the formats, as registered in `parsers.lookup`.
 const FORMATS: [(&CStr, &dyn Format); 5] = [
@@ -926,6 +976,8 @@ mod tests {
             &b"Content-Length:\r\n 3\r\n\r\n"[..],
             b"Transfer-Encoding: x,\r\n\tchunked\r\n\r\n",
             b"X-A: a\r\nHOST: a\r\n b\r\n\r\n",
+            b"X-A: a\r\n Transfer-Encoding: chunked\r\n\r\n",
+            b"X-A: a\r\n\tcontent-length : 3\r\n\r\n",
         ] {
             assert_eq!(with_fields(bad, |_| ()), Err(Bad::Parse));
         }

@@ -160,13 +160,15 @@ const VERSION_NOT_SUPPORTED: i64 = 505;
 impl Format for ServerHead {
     fn scan(&self, input: &[u8], _eof: bool) -> Scan {
         match find_head(input) {
-            (start, Some(end)) if end - start <= HEAD_LIMIT => Scan::Ready {
+            // Empty lines before the head count to the limit: they are
+            // buffered too.
+            (start, Some(end)) if end <= HEAD_LIMIT => Scan::Ready {
                 consume: end,
                 mark: start,
             },
             // A CR that is not part of a line end is refused at once, not
             // once the rest of the head has come (or never has).
-            (start, None) if input.len() - start <= HEAD_LIMIT => match bare_cr(&input[start..]) {
+            (start, None) if input.len() <= HEAD_LIMIT => match bare_cr(&input[start..]) {
                 false => Scan::Need,
                 true => Scan::Invalid(PARSE_ERROR),
             },
@@ -263,6 +265,15 @@ struct Rules {
     expect: bool,
 }
 
+/// Whether a Host value can be `uri-host [ ":" port ]` (RFC 9112 §3.2,
+/// RFC 3986 §3.2.2): the characters of a registered name or an IP
+/// literal, and none that would end an authority (space, `/`, `?`, `#`,
+/// `@`) or that no host has.
+fn valid_host(v: &[u8]) -> bool {
+    v.iter()
+        .all(|&c| c.is_ascii_alphanumeric() || b"-._~%!$&'()*+,;=:[]".contains(&c))
+}
+
 /// Apply the server's rules to a head: the connection's fate, the body's
 /// framing (RFC 9112 §6.3: Transfer-Encoding wins, but together with
 /// Content-Length, or in an HTTP/1.0 request, it is refused), `Expect`;
@@ -273,9 +284,10 @@ fn rules(version: &[u8], fields: &[httparse::Header]) -> Result<Rules, i64> {
         b"1.0" => true,
         _ => return Err(VERSION_NOT_SUPPORTED),
     };
-    // The last value of a field, or the combined ones of the framing fields.
-    let mut conn = None;
-    let mut expect = None;
+    // Repeated fields are one list (RFC 9110 §5.3): a close or an
+    // expectation in any of them counts; the framing fields are combined.
+    let (mut close, mut keepalive) = (false, false);
+    let mut expect = false;
     let mut hosts = 0;
     let mut te: Option<Vec<u8>> = None;
     let mut cl: Option<Vec<u8>> = None;
@@ -289,29 +301,34 @@ fn rules(version: &[u8], fields: &[httparse::Header]) -> Result<Rules, i64> {
             None => *slot = Some(f.value.to_vec()),
         };
         if name.eq_ignore_ascii_case(b"connection") {
-            conn = Some(f.value);
+            if contains_nocase(f.value, b"close") {
+                close = true;
+            } else if contains_nocase(f.value, b"keep-alive") {
+                keepalive = true;
+            }
         } else if name.eq_ignore_ascii_case(b"transfer-encoding") {
             combine(&mut te);
         } else if name.eq_ignore_ascii_case(b"content-length") {
             combine(&mut cl);
         } else if name.eq_ignore_ascii_case(b"expect") {
-            expect = Some(f.value);
+            if !f.value.eq_ignore_ascii_case(b"100-continue") {
+                return Err(EXPECTATION_FAILED);
+            }
+            expect = true;
         } else if name.eq_ignore_ascii_case(b"host") {
+            if !valid_host(f.value) {
+                return Err(BAD_REQUEST);
+            }
             hosts += 1;
         }
     }
-    // RFC 9112 §3.2: an HTTP/1.1 request has exactly one Host.
-    if !http10 && hosts != 1 {
+    // RFC 9112 §3.2: an HTTP/1.1 request has exactly one Host, and no
+    // request more than one.
+    if hosts > 1 || (!http10 && hosts != 1) {
         return Err(BAD_REQUEST);
     }
-    let (mut close, mut keepalive) = (false, false);
-    if let Some(conn) = conn {
-        if contains_nocase(conn, b"close") {
-            close = true;
-        } else if http10 && contains_nocase(conn, b"keep-alive") {
-            keepalive = true;
-        }
-    }
+    // keep-alive only means something in HTTP/1.0; close wins.
+    keepalive &= http10 && !close;
     if http10 && !keepalive {
         close = true;
     }
@@ -336,11 +353,7 @@ fn rules(version: &[u8], fields: &[httparse::Header]) -> Result<Rules, i64> {
         },
         (None, None) => Framing::None,
     };
-    let expect = match expect {
-        Some(e) if !e.eq_ignore_ascii_case(b"100-continue") => return Err(EXPECTATION_FAILED),
-        Some(_) => !http10,
-        None => false,
-    };
+    let expect = expect && !http10;
     Ok(Rules {
         close,
         keepalive,
@@ -736,6 +749,31 @@ mod tests {
         assert_eq!(rules(b"1.1", &[]).err(), Some(BAD_REQUEST));
         assert_eq!(rules(b"1.1", &[host, host]).err(), Some(BAD_REQUEST));
         assert!(rules(b"1.0", &[]).is_ok());
+        assert_eq!(rules(b"1.0", &[host, host]).err(), Some(BAD_REQUEST));
+        for bad in [&b"a b"[..], b"a/b", b"u@h", b"h?q", b"h#f", b"h\x01"] {
+            assert_eq!(
+                rules(b"1.1", &[field("Host", bad)]).err(),
+                Some(BAD_REQUEST)
+            );
+        }
+        for ok in [
+            &b""[..],
+            b"example.org:8080",
+            b"[::1]:80",
+            b"xn--bcher-kva.example",
+        ] {
+            assert!(rules(b"1.1", &[field("Host", ok)]).is_ok());
+        }
+        // Repeated Connection and Expect fields are one list.
+        let close = field("Connection", b"close");
+        let ka = field("Connection", b"keep-alive");
+        assert!(rules(b"1.1", &[host, close, ka]).unwrap().close);
+        assert!(rules(b"1.0", &[ka, close]).unwrap().close);
+        let cont = field("Expect", b"100-continue");
+        assert_eq!(
+            rules(b"1.1", &[host, bad, cont]).err(),
+            Some(EXPECTATION_FAILED)
+        );
     }
 
     #[test]

@@ -210,17 +210,18 @@ impl Fmt {
                 n
             }
             Scan::Invalid(msg) => lua::fail(l, msg),
-            // At the limit before the end: the limit is what stopped it.
-            Scan::Need if self.bounded() && (input.len() >= limit || budget::cut(input.len())) => {
+            // The end of input before the limit.
+            Scan::Need if eof && !(self.bounded() && input.len() >= limit) => lua::fail(l, at_end),
+            // Else `look` stopped at the limit or the budget (which may
+            // have room again by now: the cut stands).
+            Scan::Need => {
                 let msg = match *self {
                     Fmt::Custom(f) => f.limit_error(),
-                    _ => "line too long",
+                    _ if self.bounded() => "line too long",
+                    _ => budget::OVER,
                 };
                 lua::fail(l, msg)
             }
-            Scan::Need if eof => lua::fail(l, at_end),
-            Scan::Need if budget::cut(input.len()) => lua::fail(l, budget::OVER),
-            Scan::Need => lua::fail(l, "busy"),
         }
     }
 }
@@ -466,6 +467,39 @@ pub mod budget {
         }
         let (b, h, budget) = if budget == 0 { state() } else { (b, h, budget) };
         len > 0 && b > budget && len >= budget / h.max(1)
+    }
+
+    /// Bytes held elsewhere than in an input (a chunked body gathered in
+    /// pieces) and counted against the budget as one input holding them,
+    /// until dropped.
+    #[derive(Default)]
+    pub struct Charge(Cell<usize>);
+
+    impl Charge {
+        /// Count `n` more bytes; false (and nothing counted) when the
+        /// budget is spent and this holds its share, as [`cut`].
+        pub fn add(&self, n: usize) -> bool {
+            let before = self.0.get();
+            let after = before.saturating_add(n);
+            account(before, after);
+            if cut(after) {
+                account(after, before);
+                return false;
+            }
+            self.0.set(after);
+            true
+        }
+
+        /// Count nothing any more.
+        pub fn release(&self) {
+            account(self.0.replace(0), 0);
+        }
+    }
+
+    impl Drop for Charge {
+        fn drop(&mut self) {
+            self.release();
+        }
     }
 
     /// The budget and the bytes buffered now.

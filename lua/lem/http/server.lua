@@ -16,7 +16,9 @@ local http = require 'lem.http'
 local response = require 'lem.http.response'
 
 local type, tostring, tonumber, pairs, next, setmetatable, xpcall = type, tostring, tonumber, pairs, next, setmetatable, xpcall
-local format, gsub, lower, char = string.format, string.gsub, string.lower, string.char
+local format, gsub, lower, char, find = string.format, string.gsub, string.lower, string.char, string.find
+local ipairs = ipairs
+local line_breaks = { '\r', '\n', '\0' }
 local concat = table.concat
 local traceback = debug.traceback
 local date = http.date
@@ -150,13 +152,32 @@ function Request:body(maxsize)
 	return body
 end
 
+-- The first header field whose name or value holds a CR, LF or NUL (a
+-- value taken from the request could forge fields or a whole response
+-- with them), or nil.
+local function forged(headers)
+	for k, v in pairs(headers) do
+		k, v = tostring(k), tostring(v)
+		for _, c in ipairs(line_breaks) do
+			if find(k, c, 1, true) or find(v, c, 1, true) then
+				return k
+			end
+		end
+	end
+end
+
 -- Build the head of a response: in Rust (core.head) when the headers are
--- plain strings and numbers, else here (tostring on each value).
+-- plain strings and numbers, else here (tostring on each value). Raises
+-- for a forged field (a streamed response's handler gets a 500).
 local function head(res, status, length, close, keepalive)
 	local text = status_string[status] or 'Unknown'
 	local h = core_head(status, text, res.headers, length, close, keepalive, M.server_name)
 	if h then
 		return h
+	end
+	local bad = forged(res.headers)
+	if bad then
+		error(format('header field %q has a CR, LF or NUL in it', bad), 2)
 	end
 	h = {
 		'HTTP/1.1 ', tostring(status), ' ', status_string[status] or 'Unknown', '\r\n',
@@ -285,10 +306,23 @@ local function sendbody(client, file, size)
 	end
 end
 
--- Send the response the handler built; returns true, or nil, err.
+local function newresponse(req)
+	return setmetatable({ headers = {}, _req = req }, Response)
+end
+
+-- Send the response the handler built; returns true, or nil, err. One
+-- with a forged header field is replaced by a 500 (and logged).
 local function send(req, res, close, keepalive)
 	local client = req.client
 	local streaming = res._streaming
+	if not streaming then
+		local bad = forged(res.headers)
+		if bad then
+			stderr:write(format('lem.http.server: header field %q has a CR, LF or NUL in it: 500 sent\n', bad))
+			res = newresponse(req)
+			response.internal_server_error(req, res)
+		end
+	end
 	if streaming then
 		if streaming == 'chunked' then
 			return client:write('0\r\n\r\n')
@@ -344,10 +378,6 @@ local function send(req, res, close, keepalive)
 		res._opened:close()
 	end
 	return ok, err
-end
-
-local function newresponse(req)
-	return setmetatable({ headers = {}, _req = req }, Response)
 end
 
 -- res:write on a response to one of our requests finds this through
@@ -494,6 +524,7 @@ function M.new(host, port, handler)
 		server = sock,
 		handler = handler,
 		timeout = M.timeout,
+		body_timeout = M.body_timeout,
 		max_body = M.max_body,
 	}, Server)
 end

@@ -27,6 +27,11 @@ local srv, port = common.serve(function(req, res)
 		res:add('%s', body)
 	elseif req.path == '/raise' then
 		error('smuggled')
+	elseif req.path:sub(1, 5) == '/move' then
+		-- A value from the request in a response field.
+		res.status = 302
+		res.headers.Location = req.path
+		res:add('moved')
 	else
 		res:add('%s %s %s', req.method, req.uri, req.path)
 	end
@@ -60,13 +65,20 @@ for _, case in ipairs({
 	post .. '0\r\nX-A: a\r\n folded\r\n\r\n' .. smuggled,
 	post .. '0\r\nX: ' .. ('a'):rep(40000) .. '\r\n\r\n' .. smuggled,
 	post .. '0\r\n' .. ('X-T: 1\r\n'):rep(101) .. '\r\n' .. smuggled,
-	-- Host: exactly one in HTTP/1.1.
+	-- Host: exactly one in HTTP/1.1, at most one in 1.0, and a host.
 	'GET / HTTP/1.1\r\n\r\n' .. smuggled,
 	'GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n' .. smuggled,
+	'GET / HTTP/1.0\r\nHost: a\r\nHost: b\r\n\r\n' .. smuggled,
+	'GET / HTTP/1.1\r\nHost: a b\r\n\r\n' .. smuggled,
+	'GET / HTTP/1.1\r\nHost: evil/x@good\r\n\r\n' .. smuggled,
 	-- Folded framing fields.
 	'POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length:\r\n 34\r\n\r\n' .. smuggled,
 	'POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: x,\r\n chunked\r\n\r\n0\r\n\r\n' .. smuggled,
 	'GET / HTTP/1.1\r\nHost: a\r\n b\r\n\r\n' .. smuggled,
+	-- A fold that reads as a framing field to a front end that takes it
+	-- for a line of its own.
+	'POST /echo HTTP/1.1\r\nHost: x\r\nX-A: a\r\n Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n' .. smuggled,
+	'POST /echo HTTP/1.1\r\nHost: x\r\nX-A: a\r\n\tContent-Length: 34\r\n\r\n' .. smuggled,
 	-- Bare CRs.
 	'GET / HTTP/1.1\r\nHost: x\r\nX-A: a\rb\r\n\r\n' .. smuggled,
 	'GET /\r HTTP/1.1\r\nHost: x\r\n\r\n' .. smuggled,
@@ -80,6 +92,34 @@ for _, case in ipairs({
 		assert(p ~= '/raise', 'the smuggled request was served')
 	end
 end
+
+-- Repeated Connection fields are one list: a close in any closes (the
+-- pipelined request after it is not served); so are Expect fields.
+served = {}
+s, out = status('GET /a HTTP/1.1\r\nHost: x\r\nConnection: close\r\nConnection: keep-alive\r\n\r\n'
+	.. 'GET /b HTTP/1.1\r\nHost: x\r\n\r\n')
+eq(s, 200, 'repeated Connection')
+eq(served, { '/a' }, 'closed after the first')
+eq(status('POST /echo HTTP/1.1\r\nHost: x\r\nExpect: teapot\r\nExpect: 100-continue\r\nContent-Length: 1\r\n\r\nx'), 417)
+
+-- A line end taken from the request into a response field forges
+-- nothing: the response is a 500.
+s, out = status('GET /move%0d%0aSet-Cookie:%20admin=1%0d%0a%0d%0aHTTP/1.1%20200%20OK HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n')
+eq(s, 500, 'forged field')
+assert(not out:find('Set-Cookie'), out)
+s, out = status('GET /move/ok HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n')
+eq(s, 302, 'a plain field')
+assert(out:find('\r\nLocation: /move/ok\r\n'), out)
+
+-- Empty lines before a head count to its limit (they are buffered too).
+eq(status(('\r\n'):rep(20000) .. 'GET / HTTP/1.1\r\nHost: x\r\n\r\n'), 431, 'empty lines')
+eq(status(('\r\n'):rep(3) .. 'GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n'), 200, 'a few empty lines')
+
+-- The default body timeout is the module's.
+local other = assert(server.new('127.0.0.1', 0, function() end))
+eq(other.body_timeout, server.body_timeout, 'srv.body_timeout from server.body_timeout')
+eq(other.body_timeout, 60, 'default body_timeout')
+other:close()
 
 -- A 400 for a bad head reaches server.debug as LEM's did.
 debugs = {}
