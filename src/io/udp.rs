@@ -347,10 +347,21 @@ unsafe fn receive(l: *mut lua_State, with_addr: bool) -> c_int {
     let Some(a) = inner.fd() else {
         return lua::fail(l, "closed");
     };
-    // A datagram already there is taken without suspending.
+    // A datagram already there is taken without suspending. Where the
+    // call may suspend, the loop's readiness is asked first (as tokio's
+    // own sockets do): no `recvfrom(2)` that is sure to say `EAGAIN` on a
+    // socket known to be drained; the wait then looks again.
+    let direct = !super::can_suspend(l);
     let r = BUF.with(|b| {
         let mut b = b.borrow_mut();
-        match recv_from(a.as_raw_fd(), &mut b[..max]) {
+        let got = if direct {
+            recv_from(a.as_raw_fd(), &mut b[..max])
+        } else {
+            a.try_io(Interest::READABLE, |fd| {
+                recv_from(fd.as_raw_fd(), &mut b[..max])
+            })
+        };
+        match got {
             Ok((n, from)) => Ok(unsafe { push_received(l, &b[..n], from, with_addr) }),
             Err(e) => Err(e),
         }
