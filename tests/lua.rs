@@ -100,6 +100,8 @@ lua_tests! {
     io_tcp => "io/tcp.lua",
     io_tls_fds => "io/tls_fds.lua",
     io_tls_stream => "io/tls_stream.lua",
+    io_udp => "io/udp.lua",
+    io_udp_many => "io/udp_many.lua",
     io_unix => "io/unix.lua",
     lfs_attributes => "lfs/attributes.lua",
     lfs_concurrent => "lfs/concurrent.lua",

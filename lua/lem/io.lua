@@ -1,4 +1,4 @@
--- lem.io: files, streams, TCP and Unix servers (native half: src/io/,
+-- lem.io: files, streams, TCP and Unix servers, UDP sockets (native half: src/io/,
 -- lem.io.core). See LEM-API.md "lem.io".
 local core = require 'lem.io.core'
 require 'lem.parsers'
@@ -9,6 +9,7 @@ local M = {}
 
 local Stream, File, Server = core.Stream, core.File, core.Server
 M.Stream, M.File, M.Server = Stream, File, Server
+M.Datagram = core.Datagram
 
 -- obj:lines([fmt, ...]): an iterator of reads that ends at the first nil
 -- ('closed', 'eof' or an error).
@@ -44,6 +45,11 @@ M.tcp = {
 	listen6 = function(host, port, backlog)
 		return core.tcp_listen(host, port, backlog, 'ipv6')
 	end,
+}
+
+M.udp = {
+	bind = core.udp_bind,
+	connect = core.udp_connect,
 }
 
 M.unix = {

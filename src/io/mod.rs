@@ -2,7 +2,7 @@
 //! `lua/lem/io.lua`). Objects: `Stream` (sockets, pipes, ttys, fifos:
 //! non-blocking on the loop; `stream.rs`), `File` (regular files: every
 //! operation on the pool; `file.rs`), `Server` (listening sockets;
-//! `server.rs`). See
+//! `server.rs`), `Datagram` (UDP sockets; `udp.rs`). See
 //! LEM-API.md "lem.io".
 //!
 //! Beyond the original, every object that suspends has
@@ -30,6 +30,7 @@ pub mod server;
 pub mod stream;
 pub(crate) mod tcp;
 pub(crate) mod tls_io;
+mod udp;
 mod unix;
 
 pub use stream::push_stream;
@@ -335,6 +336,8 @@ const FUNCS: &[Reg] = &[
     (c"tcp_listen", tcp::listen),
     (c"unix_connect", unix::connect),
     (c"unix_listen", unix::listen),
+    (c"udp_bind", udp::bind),
+    (c"udp_connect", udp::connect),
 ];
 
 /// luaopen for `lem.io.core`: the functions above plus the method tables
@@ -343,7 +346,7 @@ const FUNCS: &[Reg] = &[
 /// # Safety
 /// Called by `require`.
 pub unsafe extern "C-unwind" fn open(l: *mut lua_State) -> c_int {
-    ffi::lua_createtable(l, 0, FUNCS.len() as c_int + 3);
+    ffi::lua_createtable(l, 0, FUNCS.len() as c_int + 4);
     lua::set_funcs(l, FUNCS);
     for (name, tname, methods, gc) in [
         (
@@ -363,6 +366,12 @@ pub unsafe extern "C-unwind" fn open(l: *mut lua_State) -> c_int {
             server::SERVER,
             server::METHODS,
             lua::gc::<server::Server> as lua::CFunction,
+        ),
+        (
+            c"Datagram",
+            udp::DATAGRAM,
+            udp::METHODS,
+            lua::gc::<udp::Datagram> as lua::CFunction,
         ),
     ] {
         lua::new_class(l, tname, methods, Some(gc));

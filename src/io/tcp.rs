@@ -44,7 +44,7 @@ pub(crate) fn sockaddr_to_std(ss: &libc::sockaddr_storage) -> Option<SocketAddr>
 /// (`AF_UNSPEC`, `AF_INET`, `AF_INET6`); `host` `None` with `passive` gives
 /// the wildcard address. Errors are `gai_strerror` text. Blocks: run it on
 /// the pool.
-fn resolve(
+pub(crate) fn resolve(
     host: Option<&str>,
     port: &str,
     family: c_int,

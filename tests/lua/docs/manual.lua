@@ -56,6 +56,11 @@ local receivers = {
 		ctx.closing[#ctx.closing + 1] = sock
 		return sock
 	end },
+	{ 'sock', function()
+		local sock = assert(lio.udp.bind('127.0.0.1', 0))
+		ctx.closing[#ctx.closing + 1] = sock
+		return sock
+	end },
 	-- Made without certificates: its class is what counts.
 	{ 'tlsserver', function() return setmetatable({}, lio.tls.Server) end },
 	{ 'proc', function()

@@ -1,0 +1,745 @@
+//! Datagram: UDP sockets (`io.udp.bind`, `io.udp.connect`; the Lua half
+//! names them in `lua/lem/io.lua`). See LEM-API.md part two, "Datagrams
+//! and names".
+//!
+//! One receiver and one sender at a time (`'busy'` for a second). A call
+//! that can finish at once does so without suspending; otherwise it waits
+//! on the loop's readiness. A receiver waits for readable *or* error: an
+//! ICMP error (port unreachable on a connected socket) raises only
+//! `EPOLLERR`, and the next `recv` returns it (`'Connection refused'`).
+//! Host strings that are IP literals are used as they are; names are
+//! resolved with `getaddrinfo` on the pool, as `io.tcp.connect` does.
+
+use std::cell::{Cell, RefCell};
+use std::ffi::{c_int, CStr};
+use std::io;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::os::fd::{AsRawFd, FromRawFd, IntoRawFd, OwnedFd, RawFd};
+use std::rc::Rc;
+use std::time::Duration;
+
+use socket2::{Domain, SockAddr, SockRef, Socket, Type};
+use tokio::io::unix::AsyncFd;
+use tokio::io::Interest;
+
+use super::tcp::{check_port, resolve, sockaddr_to_std};
+use super::{check_suspendable, fail_os, os_error_text, Op};
+use crate::lua::{self, ffi, lua_State, Reg};
+use crate::scheduler::{self, Commit, Resume};
+
+pub(crate) static DATAGRAM: &CStr = c"lem.Datagram";
+
+/// The largest datagram `recv` takes (and the default `maxsize`).
+const MAX_DATAGRAM: usize = 65535;
+
+thread_local! {
+    /// Where every datagram is received first: the loop is one thread, and
+    /// a receive is copied out before anything else runs.
+    static BUF: RefCell<Box<[u8]>> = RefCell::new(vec![0; MAX_DATAGRAM].into_boxed_slice());
+}
+
+pub(crate) struct Inner {
+    /// `None` once closed. A waiting future holds its own `Rc`; `close`
+    /// aborts the waits, so the descriptor goes at once.
+    fd: RefCell<Option<Rc<AsyncFd<OwnedFd>>>>,
+    /// An IPv6 socket (which reaches IPv4 peers as v4-mapped addresses).
+    v6: bool,
+    rd: Op,
+    wr: Op,
+    timeout: Cell<Option<Duration>>,
+}
+
+/// The userdata: `lem.Datagram`.
+pub(crate) struct Datagram(Rc<Inner>);
+
+impl super::Settings for Datagram {
+    const CLASS: &'static CStr = DATAGRAM;
+    fn timeout(&self) -> &Cell<Option<Duration>> {
+        &self.0.timeout
+    }
+}
+
+impl Inner {
+    fn fd(&self) -> Option<Rc<AsyncFd<OwnedFd>>> {
+        self.fd.borrow().clone()
+    }
+
+    /// The address to send to from this socket: IPv4 peers of an IPv6
+    /// socket as v4-mapped.
+    fn target(&self, a: SocketAddr) -> SocketAddr {
+        match a {
+            SocketAddr::V4(v4) if self.v6 => {
+                SocketAddr::new(IpAddr::V6(v4.ip().to_ipv6_mapped()), v4.port())
+            }
+            a => a,
+        }
+    }
+}
+
+/// Push a Datagram over a bound or connected UDP socket; 1, or 2 (`nil,
+/// err`) when the loop cannot watch it.
+///
+/// # Safety
+/// `l` must be a thread of lem's state with two free slots.
+unsafe fn push_datagram(l: *mut lua_State, s: Socket, v6: bool) -> c_int {
+    // SAFETY: into_raw_fd hands us sole ownership.
+    let fd = OwnedFd::from_raw_fd(s.into_raw_fd());
+    // SAFETY: the OwnedFd owns the descriptor for the AsyncFd's life.
+    let a = match unsafe { AsyncFd::register(fd) }.map_err(|e| e.into_parts()) {
+        Ok(a) => a,
+        Err((_, e)) => return fail_os(l, &e),
+    };
+    lua::new_class(l, DATAGRAM, METHODS, Some(lua::gc::<Datagram>));
+    ffi::lua_pop(l, 1);
+    let inner = Inner {
+        fd: RefCell::new(Some(Rc::new(a))),
+        v6,
+        rd: Op::default(),
+        wr: Op::default(),
+        timeout: Cell::new(None),
+    };
+    lua::push_object(l, DATAGRAM, Datagram(Rc::new(inner)));
+    1
+}
+
+/// An IP literal (`'::1'`, `'[::1]'`, `'127.0.0.1'`), or `None` for a name.
+fn literal(host: &str) -> Option<IpAddr> {
+    let h = host
+        .strip_prefix('[')
+        .and_then(|h| h.strip_suffix(']'))
+        .unwrap_or(host);
+    h.parse().ok()
+}
+
+/// A non-blocking UDP socket for addresses like `a` (close-on-exec, as
+/// socket2 makes them).
+fn udp_socket(v6: bool) -> io::Result<Socket> {
+    let domain = if v6 { Domain::IPV6 } else { Domain::IPV4 };
+    let s = Socket::new(domain, Type::DGRAM, None)?;
+    s.set_nonblocking(true)?;
+    Ok(s)
+}
+
+/// A socket bound to `a`; `dual`: an IPv6 wildcard that takes IPv4 too.
+fn bind_on(a: SocketAddr, dual: bool, reuseport: bool) -> io::Result<Socket> {
+    let s = udp_socket(a.is_ipv6())?;
+    if a.is_ipv6() {
+        s.set_only_v6(!dual)?;
+    }
+    if reuseport {
+        s.set_reuse_port(true)?;
+    }
+    s.bind(&SockAddr::from(a))?;
+    Ok(s)
+}
+
+/// A socket connected to `a`.
+fn connect_to(a: SocketAddr) -> io::Result<Socket> {
+    let s = udp_socket(a.is_ipv6())?;
+    s.connect(&SockAddr::from(a))?;
+    Ok(s)
+}
+
+unsafe fn check_str(l: *mut lua_State, arg: c_int) -> String {
+    let mut len = 0;
+    let p = lua::check_lstring(l, arg, &mut len);
+    String::from_utf8_lossy(std::slice::from_raw_parts(p as *const u8, len)).into_owned()
+}
+
+/// What bind or connect does with the addresses of its host.
+#[derive(Clone, Copy)]
+enum Make {
+    Bind { reuseport: bool },
+    Connect,
+}
+
+impl Make {
+    fn verb(self) -> &'static str {
+        match self {
+            Make::Bind { .. } => "binding to",
+            Make::Connect => "connecting to",
+        }
+    }
+
+    /// The first of `addrs` that works, as `(socket, is_ipv6)`.
+    fn make(
+        self,
+        addrs: &[SocketAddr],
+        wildcard: bool,
+        what: &str,
+    ) -> Result<(Socket, bool), String> {
+        let mut err = format!("error {} '{what}'", self.verb());
+        for &a in addrs {
+            let r = match self {
+                Make::Bind { reuseport } => bind_on(a, wildcard, reuseport),
+                Make::Connect => connect_to(a),
+            };
+            match r {
+                Ok(s) => return Ok((s, a.is_ipv6())),
+                Err(e) => err = format!("error {} '{what}': {}", self.verb(), os_error_text(&e)),
+            }
+        }
+        Err(err)
+    }
+}
+
+/// core.udp_bind(host, port [, reuseport]) and core.udp_connect(host,
+/// port): at once for an IP literal (or `'*'`), else after a lookup on the
+/// pool.
+unsafe fn make(l: *mut lua_State, how: Make) -> c_int {
+    let port = check_port(l, 2);
+    let host = check_str(l, 1);
+    let what = format!("{host}:{port}");
+    let wildcard = matches!(how, Make::Bind { .. }) && host == "*";
+    let addrs = if wildcard {
+        // IPv6 taking IPv4 too; IPv4 alone where there is no IPv6.
+        Some(vec![
+            SocketAddr::new(Ipv6Addr::UNSPECIFIED.into(), port),
+            SocketAddr::new(Ipv4Addr::UNSPECIFIED.into(), port),
+        ])
+    } else {
+        literal(&host).map(|ip| vec![SocketAddr::new(ip, port)])
+    };
+    if let Some(addrs) = addrs {
+        return match how.make(&addrs, wildcard, &what) {
+            Ok((s, v6)) => push_datagram(l, s, v6),
+            Err(msg) => lua::fail(l, &msg),
+        };
+    }
+    // `check_suspendable` may raise: nothing owned may be alive.
+    drop((host, what));
+    check_suspendable(l);
+    let host = check_str(l, 1);
+    let fut = Box::pin(async move {
+        let h = host.clone();
+        let p = port.to_string();
+        let found = crate::pool::run(move || resolve(Some(&h), &p, libc::AF_UNSPEC, false)).await;
+        let what = format!("{host}:{port}");
+        let r = match found {
+            Err(msg) => Err(format!("error looking up '{what}': {msg}")),
+            Ok(addrs) => how.make(&addrs, false, &what),
+        };
+        Resume::Push(Box::new(move |t| match r {
+            Ok((s, v6)) => push_datagram(t, s, v6),
+            Err(msg) => lua::fail(t, &msg),
+        }))
+    });
+    scheduler::get().prepare(Commit::Future(fut));
+    lua::suspend(l)
+}
+
+/// io.udp.bind(host, port [, reuseport]) -> Datagram | nil, err
+pub(crate) unsafe extern "C-unwind" fn bind(l: *mut lua_State) -> c_int {
+    let reuseport = ffi::lua_toboolean(l, 3) != 0;
+    make(l, Make::Bind { reuseport })
+}
+
+/// io.udp.connect(host, port) -> Datagram | nil, err
+pub(crate) unsafe extern "C-unwind" fn connect(l: *mut lua_State) -> c_int {
+    make(l, Make::Connect)
+}
+
+#[inline]
+unsafe fn check_datagram<'a>(l: *mut lua_State) -> &'a Datagram {
+    lua::check_object(l, 1, DATAGRAM)
+}
+
+/// `recvfrom(2)` into `buf`: the length (cut to the buffer) and the sender.
+fn recv_from(fd: RawFd, buf: &mut [u8]) -> io::Result<(usize, Option<SocketAddr>)> {
+    // SAFETY: a plain recvfrom into our buffer and address storage.
+    unsafe {
+        let mut ss: libc::sockaddr_storage = std::mem::zeroed();
+        let mut len = std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+        let n = libc::recvfrom(
+            fd,
+            buf.as_mut_ptr() as *mut _,
+            buf.len(),
+            0,
+            &mut ss as *mut _ as *mut libc::sockaddr,
+            &mut len,
+        );
+        if n < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok((n as usize, sockaddr_to_std(&ss)))
+    }
+}
+
+/// Push what a receive got: `data` (and `host, port` for `recvfrom`).
+unsafe fn push_received(
+    l: *mut lua_State,
+    data: &[u8],
+    from: Option<SocketAddr>,
+    with_addr: bool,
+) -> c_int {
+    lua::push_bytes(l, data);
+    if !with_addr {
+        return 1;
+    }
+    match from {
+        Some(a) => {
+            let ip = a.ip().to_canonical().to_string();
+            lua::push_str(l, &ip);
+            drop(ip);
+            ffi::lua_pushinteger(l, a.port() as _);
+        }
+        None => {
+            ffi::lua_pushnil(l);
+            ffi::lua_pushnil(l);
+        }
+    }
+    3
+}
+
+/// The optional `maxsize` argument: 1 to 65535.
+unsafe fn check_maxsize(l: *mut lua_State, arg: c_int) -> usize {
+    let n = lua::opt_integer(l, arg, MAX_DATAGRAM as i64);
+    if !(1..=MAX_DATAGRAM as i64).contains(&n) {
+        lua::arg_error(l, arg, c"maxsize must be between 1 and 65535");
+    }
+    n as usize
+}
+
+/// Why a wait ended without its value.
+enum Stop {
+    Timeout,
+    Error(io::Error),
+}
+
+/// Run `work`, bounded by `timeout`.
+async fn bounded<T>(
+    timeout: Option<Duration>,
+    work: impl std::future::Future<Output = io::Result<T>>,
+) -> Result<T, Stop> {
+    match timeout {
+        None => work.await.map_err(Stop::Error),
+        Some(d) => match tokio::time::timeout(d, work).await {
+            Ok(r) => r.map_err(Stop::Error),
+            Err(_) => Err(Stop::Timeout),
+        },
+    }
+}
+
+/// Wait for a datagram (or the socket's pending error).
+async fn recv_wait(a: &AsyncFd<OwnedFd>, max: usize) -> io::Result<(Vec<u8>, Option<SocketAddr>)> {
+    loop {
+        let mut guard = a.ready(Interest::READABLE | Interest::ERROR).await?;
+        let r = BUF.with(|b| {
+            let mut b = b.borrow_mut();
+            recv_from(a.as_raw_fd(), &mut b[..max]).map(|(n, from)| (b[..n].to_vec(), from))
+        });
+        match r {
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => guard.clear_ready(),
+            r => return r,
+        }
+    }
+}
+
+/// sock:recvfrom([maxsize]) -> data, host, port | nil, err, and
+/// sock:recv([maxsize]) -> data | nil, err.
+unsafe fn receive(l: *mut lua_State, with_addr: bool) -> c_int {
+    let s = check_datagram(l);
+    let max = check_maxsize(l, 2);
+    let inner = &s.0;
+    if inner.rd.is_active() {
+        return lua::fail(l, "busy");
+    }
+    let Some(a) = inner.fd() else {
+        return lua::fail(l, "closed");
+    };
+    // A datagram already there is taken without suspending. Where the
+    // call may suspend, the loop's readiness is asked first (as tokio's
+    // own sockets do): no `recvfrom(2)` that is sure to say `EAGAIN` on a
+    // socket known to be drained; the wait then looks again.
+    let direct = !super::can_suspend(l);
+    let r = BUF.with(|b| {
+        let mut b = b.borrow_mut();
+        let got = if direct {
+            recv_from(a.as_raw_fd(), &mut b[..max])
+        } else {
+            a.try_io(Interest::READABLE, |fd| {
+                recv_from(fd.as_raw_fd(), &mut b[..max])
+            })
+        };
+        match got {
+            Ok((n, from)) => Ok(unsafe { push_received(l, &b[..n], from, with_addr) }),
+            Err(e) => Err(e),
+        }
+    });
+    match r {
+        Ok(n) => return n,
+        Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+        Err(e) => {
+            drop(a);
+            return fail_os(l, &e);
+        }
+    }
+    drop(a);
+    check_suspendable(l);
+    let inner = inner.clone();
+    scheduler::get().prepare(Commit::Custom(Box::new(move |w| {
+        let Some(a) = inner.fd() else {
+            // Closed between the call and its commit: cannot happen (the
+            // commit follows the yield at once); wake with 'closed'.
+            scheduler::get().wake(
+                w,
+                Resume::Push(Box::new(|t| unsafe { lua::fail(t, "closed") })),
+            );
+            return;
+        };
+        let timeout = inner.timeout.get();
+        let me = inner.clone();
+        let fut = Box::pin(async move {
+            let r = bounded(timeout, recv_wait(&a, max)).await;
+            drop(a);
+            Resume::Push(Box::new(move |t| unsafe {
+                me.rd.end();
+                if me.fd.borrow().is_none() {
+                    return lua::fail(t, "closed");
+                }
+                match r {
+                    Ok((data, from)) => push_received(t, &data, from, with_addr),
+                    Err(Stop::Timeout) => lua::fail(t, "timeout"),
+                    Err(Stop::Error(e)) => fail_os(t, &e),
+                }
+            }))
+        });
+        inner.rd.begin(w, fut);
+    })));
+    lua::suspend(l)
+}
+
+/// sock:recvfrom([maxsize]) -> data, host, port | nil, err
+unsafe extern "C-unwind" fn datagram_recvfrom(l: *mut lua_State) -> c_int {
+    receive(l, true)
+}
+
+/// sock:recv([maxsize]) -> data | nil, err
+unsafe extern "C-unwind" fn datagram_recv(l: *mut lua_State) -> c_int {
+    receive(l, false)
+}
+
+/// One `sendto(2)` (`send(2)` without an address).
+fn send_one(a: &AsyncFd<OwnedFd>, data: &[u8], to: Option<&SockAddr>) -> io::Result<usize> {
+    let s = SockRef::from(a.get_ref());
+    match to {
+        Some(to) => s.send_to(data, to),
+        None => s.send(data),
+    }
+}
+
+/// Wait until the socket takes the datagram.
+async fn send_wait(a: &AsyncFd<OwnedFd>, data: &[u8], to: Option<&SockAddr>) -> io::Result<()> {
+    loop {
+        let mut guard = a.writable().await?;
+        match guard.try_io(|a| send_one(a, data, to)) {
+            Ok(r) => return r.map(drop),
+            Err(_would_block) => continue,
+        }
+    }
+}
+
+/// Send `data` to `to` (`None`: the connected peer); `host` is a name to
+/// look up first. `true` at once when the kernel takes it, else suspend.
+unsafe fn send(
+    l: *mut lua_State,
+    inner: &Rc<Inner>,
+    data: &[u8],
+    to: Option<SocketAddr>,
+    lookup: Option<(String, u16)>,
+) -> c_int {
+    if inner.wr.is_active() {
+        return lua::fail(l, "busy");
+    }
+    let Some(a) = inner.fd() else {
+        return lua::fail(l, "closed");
+    };
+    let to = to.map(|t| SockAddr::from(inner.target(t)));
+    if lookup.is_none() {
+        match send_one(&a, data, to.as_ref()) {
+            Ok(_) => {
+                ffi::lua_pushboolean(l, 1);
+                return 1;
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+            Err(e) => {
+                drop((a, to));
+                return fail_os(l, &e);
+            }
+        }
+    }
+    if !super::can_suspend(l) {
+        drop((a, to, lookup));
+        super::cannot_suspend(l);
+    }
+    let data = data.to_vec();
+    let inner = inner.clone();
+    scheduler::get().prepare(Commit::Custom(Box::new(move |w| {
+        let timeout = inner.timeout.get();
+        let me = inner.clone();
+        let fut = Box::pin(async move {
+            let work = async {
+                let to = match lookup {
+                    None => to,
+                    Some((host, port)) => {
+                        let (h, p) = (host.clone(), port.to_string());
+                        let found =
+                            crate::pool::run(move || resolve(Some(&h), &p, libc::AF_UNSPEC, false))
+                                .await;
+                        let addr = found
+                            .ok()
+                            .and_then(|v| {
+                                // One the socket can reach: its own family,
+                                // or IPv4 from IPv6.
+                                v.iter()
+                                    .find(|x| x.is_ipv6() == me.v6)
+                                    .or_else(|| v.iter().find(|x| me.v6 && x.is_ipv4()))
+                                    .copied()
+                            })
+                            .map(|x| SockAddr::from(me.target(x)));
+                        match addr {
+                            Some(x) => Some(x),
+                            None => {
+                                return Err(io::Error::other(format!(
+                                    "error looking up '{host}:{port}'"
+                                )))
+                            }
+                        }
+                    }
+                };
+                send_wait(&a, &data, to.as_ref()).await
+            };
+            let r = bounded(timeout, work).await;
+            Resume::Push(Box::new(move |t| unsafe {
+                me.wr.end();
+                if me.fd.borrow().is_none() {
+                    return lua::fail(t, "closed");
+                }
+                match r {
+                    Ok(()) => {
+                        ffi::lua_pushboolean(t, 1);
+                        1
+                    }
+                    Err(Stop::Timeout) => lua::fail(t, "timeout"),
+                    Err(Stop::Error(e)) => fail_os(t, &e),
+                }
+            }))
+        });
+        inner.wr.begin(w, fut);
+    })));
+    lua::suspend(l)
+}
+
+unsafe fn check_data<'a>(l: *mut lua_State, arg: c_int) -> &'a [u8] {
+    let mut len = 0;
+    let p = lua::check_lstring(l, arg, &mut len);
+    std::slice::from_raw_parts(p as *const u8, len)
+}
+
+/// sock:sendto(data, host, port) -> true | nil, err
+unsafe extern "C-unwind" fn datagram_sendto(l: *mut lua_State) -> c_int {
+    let s = check_datagram(l);
+    let data = check_data(l, 2);
+    let mut len = 0;
+    let host = lua::check_lstring(l, 3, &mut len);
+    let port = check_port(l, 4);
+    let host = std::slice::from_raw_parts(host as *const u8, len);
+    let ip = std::str::from_utf8(host).ok().and_then(literal);
+    match ip {
+        Some(ip) => send(l, &s.0, data, Some(SocketAddr::new(ip, port)), None),
+        None => {
+            let host = String::from_utf8_lossy(host).into_owned();
+            send(l, &s.0, data, None, Some((host, port)))
+        }
+    }
+}
+
+/// sock:send(data) -> true | nil, err (to the connected peer)
+unsafe extern "C-unwind" fn datagram_send(l: *mut lua_State) -> c_int {
+    let s = check_datagram(l);
+    let data = check_data(l, 2);
+    send(l, &s.0, data, None, None)
+}
+
+/// `true`, or `nil, err` for a failed socket option.
+unsafe fn option_result(l: *mut lua_State, r: io::Result<()>) -> c_int {
+    match r {
+        Ok(()) => {
+            ffi::lua_pushboolean(l, 1);
+            1
+        }
+        Err(e) => fail_os(l, &e),
+    }
+}
+
+/// sock:setoption('broadcast' | 'reuseport', bool) -> true | nil, err
+unsafe extern "C-unwind" fn datagram_setoption(l: *mut lua_State) -> c_int {
+    let s = check_datagram(l);
+    const NAMES: [*const std::ffi::c_char; 3] = [
+        c"broadcast".as_ptr(),
+        c"reuseport".as_ptr(),
+        std::ptr::null(),
+    ];
+    let which = lua::check_option(l, 2, std::ptr::null(), NAMES.as_ptr());
+    lua::check_type(l, 3, ffi::LUA_TBOOLEAN);
+    let on = ffi::lua_toboolean(l, 3) != 0;
+    let Some(a) = s.0.fd() else {
+        return lua::fail(l, "closed");
+    };
+    let sock = SockRef::from(a.get_ref());
+    let r = if which == 0 {
+        sock.set_broadcast(on)
+    } else {
+        sock.set_reuse_port(on)
+    };
+    drop(a);
+    option_result(l, r)
+}
+
+/// The group of `join`/`leave` and the interface: for IPv4 the address
+/// of one (`'0.0.0.0'` or absent: the system's choice), for IPv6 its
+/// index or name (absent: the system's choice).
+enum Membership {
+    V4(Ipv4Addr, Ipv4Addr),
+    V6(Ipv6Addr, u32),
+}
+
+unsafe fn check_membership(l: *mut lua_State) -> Membership {
+    let mut len = 0;
+    let g = lua::check_lstring(l, 2, &mut len);
+    let g = std::slice::from_raw_parts(g as *const u8, len);
+    let group = std::str::from_utf8(g).ok().and_then(literal);
+    match group {
+        Some(IpAddr::V4(g)) => {
+            let iface = if lua::is_none_or_nil(l, 3) {
+                Some(Ipv4Addr::UNSPECIFIED)
+            } else {
+                let mut len = 0;
+                let p = lua::check_lstring(l, 3, &mut len);
+                let b = std::slice::from_raw_parts(p as *const u8, len);
+                std::str::from_utf8(b).ok().and_then(|s| s.parse().ok())
+            };
+            match iface {
+                Some(i) => Membership::V4(g, i),
+                None => lua::arg_error(l, 3, c"invalid interface address"),
+            }
+        }
+        Some(IpAddr::V6(g)) => {
+            let index = if lua::is_none_or_nil(l, 3) {
+                0
+            } else if ffi::lua_type(l, 3) == ffi::LUA_TNUMBER {
+                let n = lua::check_integer(l, 3);
+                if !(0..=u32::MAX as i64).contains(&n) {
+                    lua::arg_error(l, 3, c"invalid interface");
+                }
+                n as u32
+            } else {
+                let p = lua::check_lstring(l, 3, std::ptr::null_mut());
+                let i = libc::if_nametoindex(p);
+                if i == 0 {
+                    lua::arg_error(l, 3, c"invalid interface");
+                }
+                i
+            };
+            Membership::V6(g, index)
+        }
+        None => lua::arg_error(l, 2, c"invalid group address"),
+    }
+}
+
+unsafe fn membership(l: *mut lua_State, join: bool) -> c_int {
+    let s = check_datagram(l);
+    let m = check_membership(l);
+    let Some(a) = s.0.fd() else {
+        return lua::fail(l, "closed");
+    };
+    let sock = SockRef::from(a.get_ref());
+    let r = match (m, join) {
+        (Membership::V4(g, i), true) => sock.join_multicast_v4(&g, &i),
+        (Membership::V4(g, i), false) => sock.leave_multicast_v4(&g, &i),
+        (Membership::V6(g, i), true) => sock.join_multicast_v6(&g, i),
+        (Membership::V6(g, i), false) => sock.leave_multicast_v6(&g, i),
+    };
+    drop(a);
+    option_result(l, r)
+}
+
+/// sock:join(group [, iface]) -> true | nil, err
+unsafe extern "C-unwind" fn datagram_join(l: *mut lua_State) -> c_int {
+    membership(l, true)
+}
+
+/// sock:leave(group [, iface]) -> true | nil, err
+unsafe extern "C-unwind" fn datagram_leave(l: *mut lua_State) -> c_int {
+    membership(l, false)
+}
+
+/// sock:getsockname() -> ip, port | nil, err
+unsafe extern "C-unwind" fn datagram_getsockname(l: *mut lua_State) -> c_int {
+    let s = check_datagram(l);
+    let Some(a) = s.0.fd() else {
+        return lua::fail(l, "closed");
+    };
+    let r = SockRef::from(a.get_ref()).local_addr();
+    drop(a);
+    match r.map(|x| x.as_socket()) {
+        Ok(Some(x)) => {
+            let ip = x.ip().to_string();
+            lua::push_str(l, &ip);
+            drop(ip);
+            ffi::lua_pushinteger(l, x.port() as _);
+            2
+        }
+        Ok(None) => lua::fail(l, "Address family not supported by protocol"),
+        Err(e) => fail_os(l, &e),
+    }
+}
+
+/// sock:close() -> true | nil, 'closed': waiters get `nil, 'closed'`.
+unsafe extern "C-unwind" fn datagram_close(l: *mut lua_State) -> c_int {
+    let s = check_datagram(l);
+    let fd = s.0.fd.borrow_mut().take();
+    if fd.is_none() {
+        return lua::fail(l, "closed");
+    }
+    s.0.rd.cancel("closed");
+    s.0.wr.cancel("closed");
+    drop(fd);
+    ffi::lua_pushboolean(l, 1);
+    1
+}
+
+/// sock:closed() -> boolean
+unsafe extern "C-unwind" fn datagram_closed(l: *mut lua_State) -> c_int {
+    let s = check_datagram(l);
+    ffi::lua_pushboolean(l, s.0.fd.borrow().is_none() as c_int);
+    1
+}
+
+/// sock:fileno() -> fd | nil, 'closed'
+unsafe extern "C-unwind" fn datagram_fileno(l: *mut lua_State) -> c_int {
+    let s = check_datagram(l);
+    let fd = s.0.fd.borrow().as_ref().map(|a| a.as_raw_fd());
+    match fd {
+        Some(fd) => {
+            ffi::lua_pushinteger(l, fd as _);
+            1
+        }
+        None => lua::fail(l, "closed"),
+    }
+}
+
+pub(crate) const METHODS: &[Reg] = &[
+    (c"sendto", datagram_sendto),
+    (c"send", datagram_send),
+    (c"recvfrom", datagram_recvfrom),
+    (c"recv", datagram_recv),
+    (c"setoption", datagram_setoption),
+    (c"join", datagram_join),
+    (c"leave", datagram_leave),
+    (c"settimeout", super::settimeout::<Datagram>),
+    (c"getsockname", datagram_getsockname),
+    (c"close", datagram_close),
+    (c"closed", datagram_closed),
+    (c"fileno", datagram_fileno),
+];
