@@ -18,14 +18,19 @@
 //! - [`native`]: the documented API for native modules in Rust.
 //! - `src/utils.rs`: `lem.utils`; `src/repl.rs`: the console under
 //!   `lem.repl`.
-//! - [`io`]: `lem.io.core` (streams, files, servers); [`parsers`]:
-//!   `lem.parsers.core`, the read formats and how native modules add more.
+//! - [`io`]: `lem.io.core` (streams, files, servers, UDP sockets in
+//!   `udp.rs`, the TLS transport of streams in `tls_io.rs`); [`parsers`]:
+//!   `lem.parsers.core`, the read formats, how native modules add more, and
+//!   the input budget (`parsers::budget`).
 //! - `src/lfs.rs`: `lem.lfs.core`, filesystem calls on the pool;
 //!   `src/signal.rs`: `lem.signal.core`, OS signals to Lua handlers;
 //!   `src/process.rs`: `lem.process.core`, children for `io.spawn`/`io.popen`.
-//! - `src/http/`: `lem.http.core`, the HTTP read formats and helpers, and
-//!   (`server.rs`) the server's per-request hot path;
-//!   `src/tls.rs`: `lem.io.tls.core`, TLS streams and servers (rustls).
+//! - `src/http/`: `lem.http.core`, the HTTP read formats and helpers
+//!   (`chunked.rs`: the framing of chunked bodies), and (`server.rs`) the
+//!   server's per-request hot path;
+//!   `src/tls.rs`: `lem.io.tls.core`, TLS handshakes and servers (rustls).
+//! - `src/fuzz.rs`, `src/http/fuzz.rs`: the fuzz targets' entry points
+//!   (`fuzz/`), replayed by `tests/fuzz.rs`.
 //! - `lua/lem/`: the Lua halves (`queue`, `repl`, and the coroutine glue),
 //!   embedded at build time under chunk names that point at those files.
 
