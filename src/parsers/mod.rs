@@ -397,7 +397,7 @@ impl Drop for Input {
 /// that hold more than their share (the budget over the number of inputs
 /// holding anything) get no more: their reads fail as at their limit
 /// (bounded formats: the format's limit error, `read(n)` and `'*a'`:
-/// [`OVER`]), so the biggest offenders are cut first and the others go on.
+/// [`budget::OVER`]), so the biggest offenders are cut first and the others go on.
 pub mod budget {
     use std::cell::Cell;
 
