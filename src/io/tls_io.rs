@@ -82,6 +82,11 @@ impl Tls {
     /// or the peer closing without one (as many do).
     pub(crate) fn read(&self, buf: &mut [u8]) -> io::Result<usize> {
         let mut conn = self.conn.borrow_mut();
+        // A session that failed fails every read (and never looks like
+        // one with input held).
+        if let Err(e) = conn.process_new_packets() {
+            return Err(io::Error::new(io::ErrorKind::InvalidData, e));
+        }
         loop {
             match conn.reader().read(buf) {
                 Ok(n) => return Ok(n),
