@@ -20,6 +20,9 @@ use tokio_rustls::rustls;
 pub(crate) struct Tls {
     pub(crate) fd: AsyncFd<OwnedFd>,
     conn: RefCell<rustls::Connection>,
+    /// The session's error, once the peer's records made none: reads
+    /// fail with it once the plaintext before it is read.
+    failed: RefCell<Option<rustls::Error>>,
 }
 
 /// `read(2)`/`write(2)` on a descriptor, for rustls's `read_tls` and
@@ -70,6 +73,7 @@ impl Tls {
         Ok(Tls {
             fd,
             conn: RefCell::new(conn),
+            failed: RefCell::new(None),
         })
     }
 
@@ -79,20 +83,25 @@ impl Tls {
 
     /// Decrypt into `buf`: what the session holds, else what the socket
     /// has (`WouldBlock` when it has nothing). 0 at the end: close_notify,
-    /// or the peer closing without one (as many do).
+    /// or the peer closing without one (as many do). When the peer's
+    /// records stop making sense, what they held before the bad one is
+    /// still read, then every read fails with the session's error.
     pub(crate) fn read(&self, buf: &mut [u8]) -> io::Result<usize> {
         let mut conn = self.conn.borrow_mut();
-        // A session that failed fails every read (and never looks like
-        // one with input held).
-        if let Err(e) = conn.process_new_packets() {
-            return Err(io::Error::new(io::ErrorKind::InvalidData, e));
-        }
         loop {
+            let failed = self.failed.borrow().clone();
             match conn.reader().read(buf) {
-                Ok(n) => return Ok(n),
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-                Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(0),
-                Err(e) => return Err(e),
+                Ok(n) if n > 0 || failed.is_none() => return Ok(n),
+                Err(e) if e.kind() == io::ErrorKind::UnexpectedEof && failed.is_none() => {
+                    return Ok(0)
+                }
+                Err(e) if e.kind() != io::ErrorKind::WouldBlock && failed.is_none() => {
+                    return Err(e)
+                }
+                _ => {}
+            }
+            if let Some(e) = failed {
+                return Err(io::Error::new(io::ErrorKind::InvalidData, e));
             }
             conn.read_tls(&mut Fd(self.raw()))?;
             let r = conn.process_new_packets();
@@ -100,7 +109,7 @@ impl Tls {
             // for (a key update): sent if the socket takes it now.
             let _ = flush(&mut conn, self.raw());
             if let Err(e) = r {
-                return Err(io::Error::new(io::ErrorKind::InvalidData, e));
+                *self.failed.borrow_mut() = Some(e);
             }
         }
     }
@@ -141,10 +150,16 @@ impl Tls {
     /// Whether the session holds plaintext (or the peer's close) that no
     /// read has taken: the socket's readiness says nothing of it.
     pub(crate) fn holds_input(&self) -> bool {
+        if self.failed.borrow().is_some() {
+            // The read reports it.
+            return true;
+        }
         match self.conn.borrow_mut().process_new_packets() {
             Ok(state) => state.plaintext_bytes_to_read() > 0 || state.peer_has_closed(),
-            // The read reports it.
-            Err(_) => true,
+            Err(e) => {
+                *self.failed.borrow_mut() = Some(e);
+                true
+            }
         }
     }
 
