@@ -2,7 +2,8 @@
 --
 -- Load with `dofile('support.lua')` (the harness runs scripts in tests/lua/);
 -- it defines the globals checkerr, eq and tmpdir, as Lua's own testes define
--- checkerr, and also returns them in a table.
+-- checkerr, and returns them in a table with the other helpers (exec,
+-- shell_quote, write_file, lem, tcp_pair).
 
 local M = {}
 
@@ -127,6 +128,61 @@ function M.exec(cmd)
 		return a % 256 == 0 and a / 256 or 128 + a % 256
 	end
 	return c
+end
+
+-- shell_quote(s): s as one word for /bin/sh.
+function M.shell_quote(s)
+	return "'" .. s:gsub("'", "'\\''") .. "'"
+end
+
+-- write_file(name, text) -> the path of a file with that text, made in
+-- tmpdir().
+function M.write_file(name, text)
+	local p = M.tmpdir() .. '/' .. name
+	local f = io.open(p, 'w')
+	f:write(text)
+	f:close()
+	return p
+end
+
+local function slurp(p)
+	local f = io.open(p)
+	local s = f:read('*a')
+	f:close()
+	return s
+end
+
+-- lem(args [, stdin text [, env]]) -> stdout, stderr, exit status: the
+-- lem binary running this script (arg[-1]) run by /bin/sh with `args`
+-- (already shell words) and `env` (assignments) before it, stdin from the
+-- text or /dev/null, in blocking os.execute.
+function M.lem(args, input, env)
+	local dir = M.tmpdir()
+	local out, err = dir .. '/out', dir .. '/err'
+	local cmd = (env or '') .. ' ' .. M.shell_quote(arg[-1]) .. ' ' .. args .. ' >' .. out .. ' 2>' .. err
+	if input then
+		cmd = cmd .. ' <' .. M.write_file('in', input)
+	else
+		cmd = cmd .. ' </dev/null'
+	end
+	local code = M.exec(cmd)
+	return slurp(out), slurp(err), code
+end
+
+-- tcp_pair(server) -> a, b: a connected pair over the lem.io listening
+-- `server` (a: the client side, b: the accepted side).
+function M.tcp_pair(server)
+	local io, utils = require 'lem.io', require 'lem.utils'
+	local _, port = server:getsockname()
+	local a
+	utils.spawn(function()
+		a = assert(io.tcp.connect('127.0.0.1', port))
+	end)
+	local b = assert(server:accept())
+	while not a do
+		utils.yield()
+	end
+	return a, b
 end
 
 -- Lua 5.1/LuaJIT lack table.pack.

@@ -3,33 +3,11 @@
 -- are named by argv[0], --help, warnings' control messages, many script
 -- arguments, os.exit(code, true) in the main chunk, and error objects
 -- whose __tostring fails.
-dofile('support.lua')
+local support = dofile('support.lua')
 
 local LEM = arg[-1]
-local dir = tmpdir()
 
-local function q(s) return "'" .. s:gsub("'", "'\\''") .. "'" end
-
--- run(shell args [, stdin text]) -> stdout, stderr, exit status
-local function run(args, input)
-	local out, err = dir .. '/out', dir .. '/err'
-	local cmd = q(LEM) .. ' ' .. args .. ' >' .. out .. ' 2>' .. err
-	if input then
-		local inf = io.open(dir .. '/in', 'w'); inf:write(input); inf:close()
-		cmd = cmd .. ' <' .. dir .. '/in'
-	else
-		cmd = cmd .. ' </dev/null'
-	end
-	local code = require('support').exec(cmd)
-	local function slurp(p) local f = io.open(p); local s = f:read('a'); f:close(); return s end
-	return slurp(out), slurp(err), code
-end
-
-local function script(name, text)
-	local p = dir .. '/' .. name
-	local f = io.open(p, 'w'); f:write(text); f:close()
-	return p
-end
+local q, run, script = support.shell_quote, support.lem, support.write_file
 
 -- The script's arguments are arg[1..#arg] after -e ran, as lua.c's pushargs.
 eq({ run('-e "arg[1] = 100" - x', 'print(...)') }, { '100\n', '', 0 }, '-e changes arg')

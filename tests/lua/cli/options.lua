@@ -1,31 +1,10 @@
 -- The lua-compatible command line: options, arg, LUA_INIT, stdin, errors.
-dofile('support.lua')
+local support = dofile('support.lua')
 
 local LEM = arg[-1]
 local dir = tmpdir()
 
-local function q(s) return "'" .. s:gsub("'", "'\\''") .. "'" end
-
--- run(shell args [, stdin text [, env]]) -> stdout, stderr, exit status
-local function run(args, input, env)
-	local out, err = dir .. '/out', dir .. '/err'
-	local cmd = (env or '') .. ' ' .. q(LEM) .. ' ' .. args .. ' >' .. out .. ' 2>' .. err
-	if input then
-		local inf = io.open(dir .. '/in', 'w'); inf:write(input); inf:close()
-		cmd = cmd .. ' <' .. dir .. '/in'
-	else
-		cmd = cmd .. ' </dev/null'
-	end
-	local code = require('support').exec(cmd)
-	local function slurp(p) local f = io.open(p); local s = f:read('a'); f:close(); return s end
-	return slurp(out), slurp(err), code
-end
-
-local function script(name, text)
-	local p = dir .. '/' .. name
-	local f = io.open(p, 'w'); f:write(text); f:close()
-	return p
-end
+local q, run, script = support.shell_quote, support.lem, support.write_file
 
 -- arg: script at 0, arguments after, interpreter and options before
 local s = script('args.lua', 'for i = -3, #arg do io.write(i, "=", tostring(arg[i]), " ") end print("|", ...)')

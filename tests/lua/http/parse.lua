@@ -1,6 +1,6 @@
 -- read('HTTPRequest') / read('HTTPResponse'): the tables, lower-cased
 -- names, the last of repeated fields, folded lines, errors and the limit.
-dofile('support.lua')
+local support = dofile('support.lua')
 local io = require 'lem.io'
 local http = require 'lem.http'
 local utils = require 'lem.utils'
@@ -9,16 +9,9 @@ local utils = require 'lem.utils'
 -- end reads.
 local srv = assert(io.tcp.listen4('127.0.0.1', 0))
 local _, port = srv:getsockname()
+-- A connected pair: a (client side) and b (accepted side).
 local function pair()
-	local a
-	utils.spawn(function()
-		a = assert(io.tcp.connect('127.0.0.1', port))
-	end)
-	local b = assert(srv:accept())
-	while not a do
-		utils.yield()
-	end
-	return a, b
+	return support.tcp_pair(srv)
 end
 
 local function parse(fmt, text)

@@ -1,18 +1,15 @@
 -- A Stream whose read hit the end of its input is closed, as in the
 -- original: closed() is true, close() and getpeer() and write() return
 -- nil, 'closed'. What was buffered before the end is still read.
-dofile('support.lua')
+local support = dofile('support.lua')
 local io = require 'lem.io'
 local utils = require 'lem.utils'
 
 local server = assert(io.tcp.listen('127.0.0.1', 0))
 local _, port = server:getsockname()
+-- A connected pair: a (client side) and b (accepted side).
 local function pair()
-	local a
-	utils.spawn(function() a = assert(io.tcp.connect('127.0.0.1', port)) end)
-	local b = assert(server:accept())
-	while not a do utils.yield() end
-	return a, b
+	return support.tcp_pair(server)
 end
 
 local function check_ended(s, what)

@@ -1,6 +1,6 @@
 -- Stream read formats, write, lines, busy, close and timeouts over a real
 -- loopback TCP connection.
-dofile('support.lua')
+local support = dofile('support.lua')
 local io = require 'lem.io'
 local utils = require 'lem.utils'
 
@@ -9,11 +9,7 @@ local _, port = server:getsockname()
 
 -- A connected pair: a (client side) and b (accepted side).
 local function pair()
-	local a
-	utils.spawn(function() a = assert(io.tcp.connect('127.0.0.1', port)) end)
-	local b = assert(server:accept())
-	while not a do utils.yield() end
-	return a, b
+	return support.tcp_pair(server)
 end
 
 local a, b = pair()
