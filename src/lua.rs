@@ -57,8 +57,51 @@ pub unsafe fn suspend(l: *mut lua_State) -> c_int {
             c"attempt to yield across a C-call boundary (a suspending call inside a function called from C, such as a table.sort comparator or a string.gsub callback)".as_ptr(),
         );
     }
+    #[cfg(feature = "luajit")]
+    crate::scheduler::note_suspender(l);
+    let below = ffi::lua_gettop(l);
     ffi::lua_pushlightuserdata(l, pending());
-    ffi::lua_yield(l, 1)
+    #[cfg(not(feature = "luajit"))]
+    {
+        ffi::lua_yieldk(l, 1, below as ffi::lua_KContext, Some(resumed))
+    }
+    #[cfg(feature = "luajit")]
+    {
+        let _ = below;
+        ffi::lua_yield(l, 1)
+    }
+}
+
+static DOOM_TAG: u8 = 0;
+
+/// The light userdata a cancelled or timed-out coroutine is resumed with:
+/// the suspending call raises instead of returning
+/// ([`crate::scheduler::Resume::Doom`]).
+#[inline]
+pub fn doom_marker() -> *mut c_void {
+    &DOOM_TAG as *const u8 as *mut c_void
+}
+
+/// Whether the value at `idx` is the [`doom_marker`].
+///
+/// # Safety
+/// `l` must be a valid Lua state and `idx` an acceptable index.
+#[inline]
+pub unsafe fn is_doom(l: *mut lua_State, idx: c_int) -> bool {
+    ffi::lua_type(l, idx) == ffi::LUA_TLIGHTUSERDATA && ffi::lua_touserdata(l, idx) == doom_marker()
+}
+
+/// The continuation of every suspending call (Lua 5.4): the values the
+/// coroutine was resumed with are the call's results, unless it was
+/// cancelled or ran past a deadline, in which case the call raises.
+#[cfg(not(feature = "luajit"))]
+unsafe extern "C-unwind" fn resumed(l: *mut lua_State, _: c_int, below: ffi::lua_KContext) -> c_int {
+    let top = ffi::lua_gettop(l);
+    if top > below as c_int && is_doom(l, top) {
+        ffi::lua_settop(l, below as c_int);
+        crate::scheduler::raise_doom(l);
+    }
+    top - below as c_int
 }
 
 /// Push a Rust string as a Lua string.

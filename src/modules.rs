@@ -38,7 +38,8 @@ macro_rules! const_cstr {
 
 /// The built-in modules, in LEM-API.md's order.
 pub const BUILTINS: &[(&str, Opener)] = &[
-    ("lem.utils", Opener::Native(crate::utils::open)),
+    ("lem.utils", lua_file!("lua/lem/utils.lua")),
+    ("lem.utils.core", Opener::Native(crate::utils::open)),
     ("lem.queue", lua_file!("lua/lem/queue.lua")),
     ("lem.io", lua_file!("lua/lem/io.lua")),
     ("lem.io.core", Opener::Native(crate::io::open)),

@@ -1,5 +1,8 @@
-//! `lem.utils`: spawning, yielding, sleepers, suspend/resume, loop time,
-//! exit and the pool's sizing. All native; see LEM-API.md "lem.utils".
+//! `lem.utils.core`: the native half of `lem.utils` (spawning, yielding,
+//! sleepers, suspend/resume, loop time, exit, the pool's sizing, and what
+//! tasks and deadlines need from the scheduler). The Lua half,
+//! `lua/lem/utils.lua`, adds `utils.task` and `utils.timeout`. See LEM-API.md
+//! "lem.utils" and part two, "Tasks, cancellation, deadlines".
 
 use std::cell::Cell;
 use std::ffi::{c_int, CStr};
@@ -181,6 +184,88 @@ unsafe extern "C-unwind" fn poolconfig(l: *mut lua_State) -> c_int {
     0
 }
 
+/// spawnthread(f, ...) -> coroutine: `utils.spawn` for `utils.task`, which
+/// needs the task's thread to cancel it.
+unsafe extern "C-unwind" fn spawnthread(l: *mut lua_State) -> c_int {
+    lua::check_type(l, 1, ffi::LUA_TFUNCTION);
+    let sched = scheduler::get();
+    let id = sched.spawn(l, ffi::lua_gettop(l) - 1);
+    sched.push_thread(l, id);
+    1
+}
+
+/// The task of the coroutine argument, or `None` (not a lem task, or it
+/// ended).
+unsafe fn task_arg(l: *mut lua_State) -> Option<scheduler::TaskId> {
+    lua::check_type(l, 1, ffi::LUA_TTHREAD);
+    scheduler::get().task_of(ffi::lua_tothread(l, 1))
+}
+
+/// cancel(co) -> bool: doom the task; false when it is not running.
+unsafe extern "C-unwind" fn cancel(l: *mut lua_State) -> c_int {
+    let done = task_arg(l).is_some_and(|id| scheduler::get().doom(id, scheduler::CANCELLED));
+    ffi::lua_pushboolean(l, done as c_int);
+    1
+}
+
+/// parked(co) -> bool: whether the task waits in a suspending call.
+unsafe extern "C-unwind" fn parked(l: *mut lua_State) -> c_int {
+    let p = task_arg(l).is_some_and(|id| scheduler::get().is_task_parked(id));
+    ffi::lua_pushboolean(l, p as c_int);
+    1
+}
+
+/// deadline(seconds) -> id: a deadline on the running task.
+unsafe extern "C-unwind" fn deadline(l: *mut lua_State) -> c_int {
+    let t = lua::check_number(l, 1);
+    if t.is_nan() {
+        lua::arg_error(l, 1, c"seconds must be a number, not NaN");
+    }
+    let after = Duration::try_from_secs_f64(t.max(0.0))
+        .unwrap_or(Duration::from_secs(100 * 365 * 86400));
+    match scheduler::get().start_deadline(after) {
+        Some(id) => {
+            ffi::lua_pushinteger(l, id as ffi::lua_Integer);
+            1
+        }
+        None => scheduler::raise_outside(l),
+    }
+}
+
+/// undeadline(id) -> passed: the deadline's frame ended.
+unsafe extern "C-unwind" fn undeadline(l: *mut lua_State) -> c_int {
+    let id = lua::check_integer(l, 1);
+    let passed = scheduler::get().end_deadline(id as u32);
+    ffi::lua_pushboolean(l, passed as c_int);
+    1
+}
+
+/// doomtext() -> 'cancelled' | 'timeout' | nil: the running task's doom.
+unsafe extern "C-unwind" fn doomtext(l: *mut lua_State) -> c_int {
+    match scheduler::get().current_doom() {
+        0 => ffi::lua_pushnil(l),
+        d => lua::push_str(l, scheduler::doom_text(d)),
+    }
+    1
+}
+
+/// catcher(f): `f` takes the doom marker as a value where a suspending call
+/// it protects was a tail call (see `scheduler::CATCHERS`).
+unsafe extern "C-unwind" fn catcher(l: *mut lua_State) -> c_int {
+    lua::check_type(l, 1, ffi::LUA_TFUNCTION);
+    if ffi::lua_getfield(l, ffi::LUA_REGISTRYINDEX, scheduler::CATCHERS.as_ptr()) != ffi::LUA_TTABLE
+    {
+        ffi::lua_pop(l, 1);
+        ffi::lua_createtable(l, 0, 2);
+        ffi::lua_pushvalue(l, -1);
+        ffi::lua_setfield(l, ffi::LUA_REGISTRYINDEX, scheduler::CATCHERS.as_ptr());
+    }
+    ffi::lua_pushvalue(l, 1);
+    ffi::lua_pushboolean(l, 1);
+    ffi::lua_rawset(l, -3);
+    0
+}
+
 const FUNCS: &[Reg] = &[
     (c"spawn", spawn),
     (c"yield", yield_),
@@ -192,14 +277,23 @@ const FUNCS: &[Reg] = &[
     (c"updatenow", updatenow),
     (c"exit", exit),
     (c"poolconfig", poolconfig),
+    (c"spawnthread", spawnthread),
+    (c"cancel", cancel),
+    (c"parked", parked),
+    (c"deadline", deadline),
+    (c"undeadline", undeadline),
+    (c"doomtext", doomtext),
+    (c"catcher", catcher),
 ];
 
 const SLEEPER_METHODS: &[Reg] = &[(c"sleep", sleeper_sleep), (c"wakeup", sleeper_wakeup)];
 
-/// luaopen for `lem.utils`.
+/// luaopen for `lem.utils.core`.
 pub unsafe extern "C-unwind" fn open(l: *mut lua_State) -> c_int {
     lua::new_class(l, SLEEPER, SLEEPER_METHODS, None);
     ffi::lua_pop(l, 1);
     lua::new_lib(l, FUNCS);
+    ffi::lua_pushlightuserdata(l, lua::doom_marker());
+    ffi::lua_setfield(l, -2, c"DOOM".as_ptr());
     1
 }

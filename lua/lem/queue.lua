@@ -27,8 +27,10 @@ function Queue:put(v)
 		local co = self[-i]
 		self[-i] = nil
 		self.wfirst = i + 1
-		-- A getter woken by someone else meanwhile no longer waits here.
+		-- A getter woken by someone else meanwhile (or cancelled) no longer
+		-- waits here, nor counts in n.
 		if resume(co, v) then return end
+		self.n = self.n + 1
 	end
 	local last = self.last + 1
 	self.last = last

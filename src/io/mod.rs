@@ -147,15 +147,26 @@ impl Op {
         self.wait.set(None);
     }
 
-    /// Whether an operation is under way (`'busy'` for a second one).
+    /// Whether an operation is under way (`'busy'` for a second one). One
+    /// whose coroutine was cancelled meanwhile is over: its wait was dropped
+    /// and the object is free again.
     pub(crate) fn is_active(&self) -> bool {
-        self.active.get()
+        if !self.active.get() {
+            return false;
+        }
+        match self.waiter.get() {
+            Some(w) if !scheduler::get().is_live(w) => {
+                self.end();
+                false
+            }
+            _ => true,
+        }
     }
 
     /// Abort the wait and wake its coroutine with `nil, msg`; `false` when
     /// nothing was waiting.
     pub(crate) fn cancel(&self, msg: &'static str) -> bool {
-        if !self.active.get() {
+        if !self.is_active() {
             return false;
         }
         if let Some(h) = self.wait.take() {

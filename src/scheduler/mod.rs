@@ -24,9 +24,7 @@
 //! as the original did, so nothing is held in Rust.
 
 use std::cell::{Cell, RefCell};
-#[cfg(feature = "luajit")]
-use std::collections::HashMap;
-use std::collections::{BinaryHeap, VecDeque};
+use std::collections::{BinaryHeap, HashMap, VecDeque};
 use std::ffi::c_int;
 use std::future::Future;
 use std::pin::Pin;
@@ -59,6 +57,9 @@ pub enum Resume {
     Push(Box<dyn FnOnce(*mut lua_State) -> c_int>),
     /// The object that suspended the task pushes them ([`Pending::push`]).
     Object(Rc<dyn Pending>),
+    /// The task was cancelled or ran past a deadline: the suspending call
+    /// raises `'cancelled'` or `'timeout'` instead of returning.
+    Doom,
 }
 
 /// A future whose output resumes the task that waits on it.
@@ -110,22 +111,42 @@ enum State {
 
 struct Task {
     thread: *mut lua_State,
-    /// Sequence number of the current parking (0 when not parked).
+    /// Sequence number of the current (or, once woken, the last) parking;
+    /// 0 when that parking was cancelled, so the objects it used see it as
+    /// over ([`Scheduler::is_live`]).
     seq: u32,
+    /// The wait slot of the current parking ([`NO_SLOT`] if none), for a
+    /// cancel to drop its future.
+    slot: u32,
     state: State,
     /// The parking has a live timer entry counted in `live_timers`.
     timed: bool,
     /// Parked by `utils.suspend()` (or a bare `coroutine.yield()`): the only
     /// parkings `utils.resume` may end.
     suspended: bool,
+    /// Parked by a native suspending call ([`lua::suspend`]), not a bare
+    /// `coroutine.yield()`: on Lua 5.4 its continuation raises a doom.
+    native: bool,
+    /// [`CANCELLED`] and [`TIMED_OUT`]: every suspension raises.
+    doom: u8,
 }
+
+const NO_SLOT: u32 = u32::MAX;
+
+/// `task:cancel()` was called: permanent.
+pub const CANCELLED: u8 = 1;
+/// A deadline of `utils.timeout` passed (until its frame ends).
+pub const TIMED_OUT: u8 = 2;
 
 const FREE: Task = Task {
     thread: std::ptr::null_mut(),
     state: State::Free,
     seq: 0,
+    slot: NO_SLOT,
     timed: false,
     suspended: false,
+    native: false,
+    doom: 0,
 };
 
 /// The tasks to run, in order. An entry is 8 bytes, since a burst of
@@ -150,12 +171,14 @@ enum PushFn {
 
 const TIMEOUT: c_int = -1;
 const PUSH: c_int = -2;
+const DOOM: c_int = -3;
 
 impl RunQueue {
     fn push(&mut self, task: TaskId, resume: Resume) {
         let how = match resume {
             Resume::Staged(n) => n,
             Resume::Timeout => TIMEOUT,
+            Resume::Doom => DOOM,
             Resume::Push(f) => {
                 self.pushes.push_back(PushFn::Fn(f));
                 PUSH
@@ -172,6 +195,7 @@ impl RunQueue {
         let w = self.wakes.pop_front()?;
         let resume = match w.how {
             TIMEOUT => Resume::Timeout,
+            DOOM => Resume::Doom,
             PUSH => match self.pushes.pop_front()? {
                 PushFn::Fn(f) => Resume::Push(f),
                 PushFn::Object(o) => Resume::Object(o),
@@ -200,6 +224,12 @@ struct Timer {
     task: TaskId,
 }
 
+/// One deadline of `utils.timeout`.
+struct Deadline {
+    id: u32,
+    passed: bool,
+}
+
 /// The outcome of running the loop.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Outcome {
@@ -225,6 +255,20 @@ pub struct Scheduler {
     runq: RefCell<RunQueue>,
     timers: RefCell<BinaryHeap<std::cmp::Reverse<Timer>>>,
     live_timers: Cell<usize>,
+    /// The deadlines of `utils.timeout`, per task, innermost last.
+    deadlines: RefCell<HashMap<TaskId, Vec<Deadline>>>,
+    /// Their timer heap (`seq` is the deadline's id).
+    deadline_heap: RefCell<BinaryHeap<std::cmp::Reverse<Timer>>>,
+    /// Deadlines set and not yet passed.
+    live_deadlines: Cell<usize>,
+    deadline_id: Cell<u32>,
+    /// LuaJIT: the thread of the last native suspension, and per task the
+    /// thread of a parking inside a user coroutine, which a doom's hook
+    /// must wait for.
+    #[cfg(feature = "luajit")]
+    suspender: Cell<*mut lua_State>,
+    #[cfg(feature = "luajit")]
+    nested: RefCell<HashMap<TaskId, *mut lua_State>>,
     /// Things in flight that will wake a task or spawn one (native code's
     /// own loop tasks, through `hold`; waits count by themselves).
     holds: Cell<usize>,
@@ -291,6 +335,14 @@ impl Scheduler {
             runq: RefCell::new(RunQueue::default()),
             timers: RefCell::new(BinaryHeap::new()),
             live_timers: Cell::new(0),
+            deadlines: RefCell::new(HashMap::new()),
+            deadline_heap: RefCell::new(BinaryHeap::new()),
+            live_deadlines: Cell::new(0),
+            deadline_id: Cell::new(0),
+            #[cfg(feature = "luajit")]
+            suspender: Cell::new(std::ptr::null_mut()),
+            #[cfg(feature = "luajit")]
+            nested: RefCell::new(HashMap::new()),
             holds: Cell::new(0),
             current: Cell::new(NO_TASK),
             seq: Cell::new(0),
@@ -491,7 +543,7 @@ impl Scheduler {
         match tasks.get_mut(w.task as usize) {
             Some(t) if t.state == State::Parked && t.seq == w.seq => {
                 t.state = State::Runnable;
-                t.seq = 0;
+                t.slot = NO_SLOT;
                 t.suspended = false;
                 if t.timed {
                     t.timed = false;
@@ -507,7 +559,165 @@ impl Scheduler {
     /// alive meanwhile. The returned handle aborts it (e.g. when the object
     /// it waits on is closed and the waiter is woken another way).
     pub fn spawn_wait(&'static self, w: Waiter, fut: WaitFuture) -> WaitHandle {
-        self.waits.start(w, waits::Wait::Future(fut))
+        let h = self.waits.start(w, waits::Wait::Future(fut));
+        self.note_slot(w, h);
+        h
+    }
+
+    /// Record the wait of a parking, so a cancel can drop it.
+    fn note_slot(&self, w: Waiter, h: WaitHandle) {
+        if let Some(t) = self.tasks.borrow_mut().get_mut(w.task as usize) {
+            if t.state == State::Parked && t.seq == w.seq {
+                t.slot = h.slot;
+            }
+        }
+    }
+
+    /// Whether the parking `w` is still under way: parked, or woken and not
+    /// yet resumed past it, and not cancelled. An object whose operation's
+    /// coroutine was cancelled is no longer busy with it.
+    pub fn is_live(&self, w: Waiter) -> bool {
+        self.tasks
+            .borrow()
+            .get(w.task as usize)
+            .is_some_and(|t| t.state != State::Free && t.seq == w.seq)
+    }
+
+    /// Doom task `id` (`why` is [`CANCELLED`] or [`TIMED_OUT`]): if it is
+    /// parked, its wait is dropped and it resumes raising; otherwise its
+    /// next suspension raises. `false` when there is no such task.
+    pub fn doom(&self, id: TaskId, why: u8) -> bool {
+        let parked = {
+            let mut tasks = self.tasks.borrow_mut();
+            let Some(t) = tasks.get_mut(id as usize).filter(|t| t.state != State::Free) else {
+                return false;
+            };
+            t.doom |= why;
+            (t.state == State::Parked).then_some((Waiter { task: id, seq: t.seq }, t.slot))
+        };
+        if let Some((w, slot)) = parked {
+            if slot != NO_SLOT {
+                // Dropping the future may run code that uses the scheduler:
+                // no borrow is held here.
+                self.waits.abort_for(slot, w);
+            }
+            if self.unpark(w) {
+                self.tasks.borrow_mut()[id as usize].seq = 0;
+                self.runq.borrow_mut().push(id, Resume::Doom);
+                self.signal();
+            }
+        }
+        true
+    }
+
+    /// The doom of the running task (0 if none).
+    pub fn current_doom(&self) -> u8 {
+        let id = self.current.get();
+        self.tasks.borrow().get(id as usize).map_or(0, |t| t.doom)
+    }
+
+    /// Whether task `id` is parked (in a suspending call).
+    pub fn is_task_parked(&self, id: TaskId) -> bool {
+        self.tasks
+            .borrow()
+            .get(id as usize)
+            .is_some_and(|t| t.state == State::Parked)
+    }
+
+    /// Put a deadline `after` from now on the running task; returns its id
+    /// for [`end_deadline`](Self::end_deadline). `None` outside a task.
+    pub fn start_deadline(&self, after: Duration) -> Option<u32> {
+        let task = self.current()?;
+        let id = self.deadline_id.get().wrapping_add(1);
+        self.deadline_id.set(id);
+        let at = Instant::now()
+            .checked_add(after)
+            .unwrap_or(self.epoch + Duration::from_secs(100 * 365 * 86400));
+        let at = at.saturating_duration_since(self.epoch).as_nanos();
+        self.deadline_heap
+            .borrow_mut()
+            .push(std::cmp::Reverse(Timer {
+                deadline: at.min(u64::MAX as u128) as u64,
+                seq: id,
+                task,
+            }));
+        self.deadlines
+            .borrow_mut()
+            .entry(task)
+            .or_default()
+            .push(Deadline { id, passed: false });
+        self.live_deadlines.set(self.live_deadlines.get() + 1);
+        Some(id)
+    }
+
+    /// Remove the running task's deadline `id`; returns whether it had
+    /// passed. The task stays timed out while a deadline that passed is
+    /// left.
+    pub fn end_deadline(&self, id: u32) -> bool {
+        let Some(task) = self.current() else {
+            return false;
+        };
+        let mut passed = false;
+        let mut map = self.deadlines.borrow_mut();
+        if let Some(v) = map.get_mut(&task) {
+            if let Some(i) = v.iter().rposition(|d| d.id == id) {
+                let d = v.remove(i);
+                passed = d.passed;
+                if !passed {
+                    self.live_deadlines.set(self.live_deadlines.get() - 1);
+                }
+            }
+            let still = v.iter().any(|d| d.passed);
+            if v.is_empty() {
+                map.remove(&task);
+            }
+            drop(map);
+            let mut tasks = self.tasks.borrow_mut();
+            let t = &mut tasks[task as usize];
+            if !still {
+                t.doom &= !TIMED_OUT;
+            }
+        } else {
+            drop(map);
+        }
+        let mut heap = self.deadline_heap.borrow_mut();
+        // Drop entries of deadlines that ended early once they dominate.
+        if heap.len() > 1024 && heap.len() > 4 * self.live_deadlines.get() {
+            let map = self.deadlines.borrow();
+            heap.retain(|std::cmp::Reverse(t)| {
+                map.get(&t.task)
+                    .is_some_and(|v| v.iter().any(|d| d.id == t.seq && !d.passed))
+            });
+        }
+        passed
+    }
+
+    fn fire_deadlines(&self) {
+        let now = self.epoch.elapsed().as_nanos() as u64;
+        loop {
+            let t = {
+                let mut heap = self.deadline_heap.borrow_mut();
+                match heap.peek() {
+                    Some(std::cmp::Reverse(top)) if top.deadline <= now => {}
+                    _ => return,
+                }
+                let Some(std::cmp::Reverse(t)) = heap.pop() else {
+                    return;
+                };
+                t
+            };
+            let hit = self
+                .deadlines
+                .borrow_mut()
+                .get_mut(&t.task)
+                .and_then(|v| v.iter_mut().find(|d| d.id == t.seq && !d.passed))
+                .map(|d| d.passed = true)
+                .is_some();
+            if hit {
+                self.live_deadlines.set(self.live_deadlines.get() - 1);
+                self.doom(t.task, TIMED_OUT);
+            }
+        }
     }
 
     /// Drop a wait's future without waking its task; a no-op once it ended.
@@ -584,13 +794,32 @@ impl Scheduler {
             // A bare `coroutine.yield()` parks like `utils.suspend()`.
             _ => (self.next_seq(), Commit::Suspend),
         };
-        {
+        let doomed = {
             let mut tasks = self.tasks.borrow_mut();
             let t = &mut tasks[id as usize];
-            t.state = State::Parked;
-            t.seq = seq;
-            t.suspended = matches!(commit, Commit::Suspend);
+            t.native = pending;
+            if t.doom != 0 {
+                // A cancelled coroutine cannot keep suspending: the commit
+                // is dropped unapplied and the call raises at once.
+                t.state = State::Runnable;
+                t.seq = 0;
+                true
+            } else {
+                t.state = State::Parked;
+                t.seq = seq;
+                t.suspended = matches!(commit, Commit::Suspend);
+                false
+            }
+        };
+        if doomed {
+            #[cfg(feature = "luajit")]
+            self.note_nested(id);
+            drop(commit);
+            self.runq.borrow_mut().push(id, Resume::Doom);
+            return;
         }
+        #[cfg(feature = "luajit")]
+        self.note_nested(id);
         let w = Waiter { task: id, seq };
         match commit {
             Commit::Suspend => {}
@@ -624,12 +853,20 @@ impl Scheduler {
                 o.started(w, h);
                 if ready {
                     self.wake(w, Resume::Object(o));
+                } else {
+                    self.note_slot(w, h);
                 }
             }
         }
     }
 
     fn finish(&self, id: TaskId) {
+        if let Some(v) = self.deadlines.borrow_mut().remove(&id) {
+            let live = v.iter().filter(|d| !d.passed).count();
+            self.live_deadlines.set(self.live_deadlines.get() - live);
+        }
+        #[cfg(feature = "luajit")]
+        self.nested.borrow_mut().remove(&id);
         let t = {
             let mut tasks = self.tasks.borrow_mut();
             std::mem::replace(&mut tasks[id as usize], FREE).thread
@@ -659,14 +896,23 @@ impl Scheduler {
         self.commit.borrow_mut().take();
         // SAFETY: t is anchored in the threads table while the task lives.
         let (status, nres) = unsafe {
+            let mut armed = false;
             let nargs = match resume {
                 Resume::Push(f) => f(t),
                 Resume::Object(o) => o.push(t),
                 Resume::Timeout => lua::fail(t, "timeout"),
                 Resume::Staged(n) => n,
+                Resume::Doom => {
+                    ffi::lua_pushlightuserdata(t, lua::doom_marker());
+                    armed = self.arm_doom(id, t);
+                    1
+                }
             };
             let mut nres: c_int = 0;
             let status = ffi::lua_resume(t, self.main, nargs, &mut nres);
+            if armed {
+                hook::disarm();
+            }
             (status, nres)
         };
         self.current.set(NO_TASK);
@@ -696,7 +942,43 @@ impl Scheduler {
         }
     }
 
+    /// A doomed task is about to resume: unless the continuation of its
+    /// native suspension will raise (Lua 5.4), set the hook that raises at
+    /// the first instruction it runs. Returns whether the hook was set.
+    ///
+    /// # Safety
+    /// `t` is the task's thread, about to be resumed.
+    unsafe fn arm_doom(&self, id: TaskId, t: *mut lua_State) -> bool {
+        #[cfg(not(feature = "luajit"))]
+        {
+            if self.tasks.borrow()[id as usize].native {
+                return false;
+            }
+            hook::arm(t);
+        }
+        #[cfg(feature = "luajit")]
+        {
+            let target = self.nested.borrow_mut().remove(&id).unwrap_or(t);
+            hook::arm(target);
+        }
+        true
+    }
+
+    /// LuaJIT: remember the thread of a native suspension inside a user
+    /// coroutine, which a doom's hook must wait for.
+    #[cfg(feature = "luajit")]
+    fn note_nested(&self, id: TaskId) {
+        let s = self.suspender.replace(std::ptr::null_mut());
+        let t = self.tasks.borrow()[id as usize].thread;
+        if !s.is_null() && s != t {
+            self.nested.borrow_mut().insert(id, s);
+        } else {
+            self.nested.borrow_mut().remove(&id);
+        }
+    }
+
     fn fire_timers(&self) {
+        self.fire_deadlines();
         let mut timers = self.timers.borrow_mut();
         if timers.is_empty() {
             return;
@@ -729,17 +1011,22 @@ impl Scheduler {
     }
 
     fn next_deadline(&self) -> Option<Instant> {
-        let t = self
-            .timers
-            .borrow()
-            .peek()
-            .map(|std::cmp::Reverse(t)| t.deadline)?;
+        let top = |h: &BinaryHeap<std::cmp::Reverse<Timer>>| {
+            h.peek().map(|std::cmp::Reverse(t)| t.deadline)
+        };
+        let a = top(&self.timers.borrow());
+        let b = top(&self.deadline_heap.borrow());
+        let t = match (a, b) {
+            (Some(a), Some(b)) => a.min(b),
+            (a, b) => a.or(b)?,
+        };
         Some(self.epoch + Duration::from_nanos(t))
     }
 
     fn alive(&self) -> bool {
         !self.runq.borrow().is_empty()
             || self.live_timers.get() > 0
+            || self.live_deadlines.get() > 0
             || self.holds.get() > 0
             || self.waits.live() > 0
     }
@@ -849,6 +1136,121 @@ pub unsafe fn raise_outside(l: *mut lua_State) -> ! {
     unreachable!("luaL_error returned")
 }
 
+/// The error a doom raises: `'cancelled'`, or `'timeout'` past a deadline
+/// (a plain string, no position, so scripts can compare it).
+pub fn doom_text(doom: u8) -> &'static str {
+    if doom & CANCELLED == 0 && doom & TIMED_OUT != 0 {
+        "timeout"
+    } else {
+        "cancelled"
+    }
+}
+
+/// Raise the running task's doom ([`doom_text`]).
+///
+/// # Safety
+/// Raises: nothing owned may be alive in the caller's frame.
+pub unsafe fn raise_doom(l: *mut lua_State) -> ! {
+    let doom = try_get().map_or(CANCELLED, |s| s.current_doom());
+    lua::push_str(l, doom_text(doom));
+    ffi::lua_error(l)
+}
+
+pub(crate) use hook::CATCHERS;
+
+/// LuaJIT: [`lua::suspend`] tells which thread suspends (a user coroutine's,
+/// inside a task).
+#[cfg(feature = "luajit")]
+pub fn note_suspender(l: *mut lua_State) {
+    if let Some(s) = try_get() {
+        s.suspender.set(l);
+    }
+}
+
+/// The hook that makes a doomed coroutine raise where no continuation can
+/// (a bare `coroutine.yield()`, and every suspension on LuaJIT, whose hooks
+/// are global): armed for one resume, it fires at the first instruction the
+/// target thread runs, puts back the hook it replaced and raises.
+mod hook {
+    use std::cell::Cell;
+    use std::ffi::c_int;
+
+    use crate::lua::{ffi, lua_State};
+
+    #[derive(Clone, Copy)]
+    struct Armed {
+        target: *mut lua_State,
+        prev: Option<ffi::lua_Hook>,
+        mask: c_int,
+        count: c_int,
+    }
+
+    thread_local! {
+        static ARMED: Cell<Option<Armed>> = const { Cell::new(None) };
+    }
+
+    pub(super) unsafe fn arm(target: *mut lua_State) {
+        let armed = Armed {
+            target,
+            prev: ffi::lua_gethook(target),
+            mask: ffi::lua_gethookmask(target),
+            count: ffi::lua_gethookcount(target),
+        };
+        ARMED.with(|a| a.set(Some(armed)));
+        ffi::lua_sethook(target, Some(fire), ffi::LUA_MASKCOUNT, 1);
+    }
+
+    /// The resume is over: if the hook did not fire, put the old one back.
+    pub(super) unsafe fn disarm() {
+        if let Some(a) = ARMED.with(|c| c.take()) {
+            ffi::lua_sethook(a.target, a.prev, a.mask, a.count);
+        }
+    }
+
+    unsafe extern "C-unwind" fn fire(l: *mut lua_State, _: *mut ffi::lua_Debug) {
+        let Some(a) = ARMED.with(|c| c.get()) else {
+            return;
+        };
+        if a.target != l {
+            // LuaJIT: hooks are global; the glue of outer coroutines runs
+            // first.
+            return;
+        }
+        ARMED.with(|c| c.set(None));
+        ffi::lua_sethook(l, a.prev, a.mask, a.count);
+        if !in_catcher(l) {
+            super::raise_doom(l);
+        }
+    }
+
+    /// Registry key of the set of functions that take a doom as a value
+    /// (the task runner and `utils.timeout`): a suspending call tail-called
+    /// by the function they protect returns the doom marker to them
+    /// instead of raising in them, outside their protected call.
+    pub(crate) const CATCHERS: &std::ffi::CStr = c"lem.doom.catchers";
+
+    /// Whether the function running on `l` is one of [`CATCHERS`].
+    unsafe fn in_catcher(l: *mut lua_State) -> bool {
+        let mut ar: ffi::lua_Debug = std::mem::zeroed();
+        if ffi::lua_getstack(l, 0, &mut ar) == 0 || ffi::lua_checkstack(l, 3) == 0 {
+            return false;
+        }
+        ffi::lua_getinfo(l, c"f".as_ptr(), &mut ar);
+        ffi::lua_getfield(l, ffi::LUA_REGISTRYINDEX, CATCHERS.as_ptr());
+        let found = if ffi::lua_type(l, -1) == ffi::LUA_TTABLE {
+            ffi::lua_pushvalue(l, -2);
+            ffi::lua_rawget(l, -2);
+            let b = ffi::lua_toboolean(l, -1) != 0;
+            ffi::lua_pop(l, 1);
+            b
+        } else {
+            false
+        };
+        ffi::lua_pop(l, 2);
+        found
+    }
+}
+
 /// Keeps the process alive while it lives; see [`Scheduler::hold`].
 pub struct Hold(&'static Scheduler);
 
@@ -943,7 +1345,7 @@ mod tests {
         // One of each per live or queued coroutine: their size is memory per
         // coroutine (see bench/README.md).
         assert_eq!(std::mem::size_of::<Wake>(), 8);
-        assert_eq!(std::mem::size_of::<Task>(), 16);
+        assert_eq!(std::mem::size_of::<Task>(), 24);
         assert_eq!(std::mem::size_of::<Timer>(), 16);
     }
 

@@ -29,7 +29,7 @@ use super::{Pending, Resume, WaitFuture, Waiter};
 /// Names one wait, to abort it; stale once the wait has ended.
 #[derive(Clone, Copy, Debug)]
 pub struct WaitHandle {
-    slot: u32,
+    pub(super) slot: u32,
     gen: u32,
 }
 
@@ -223,6 +223,19 @@ impl Waits {
             .is_some_and(|s| s.gen == h.gen && !matches!(s.state, State::Free));
         if active {
             drop(self.release(h.slot));
+        }
+    }
+
+    /// Drop the wait in `slot` if it is `waiter`'s (a parked task is being
+    /// cancelled), without waking anyone.
+    pub(super) fn abort_for(&self, slot: u32, waiter: Waiter) {
+        let mine = self
+            .slots
+            .borrow()
+            .get(slot as usize)
+            .is_some_and(|s| s.waiter == waiter && matches!(s.state, State::Waiting(_)));
+        if mine {
+            drop(self.release(slot));
         }
     }
 
