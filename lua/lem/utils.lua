@@ -27,7 +27,7 @@ local newproxy = newproxy
 local function check_function(f, arg, fname)
 	if type(f) ~= 'function' then
 		error(("bad argument #%d to '%s' (function expected, got %s)")
-			:format(arg, fname, f == nil and 'no value' or type(f)), 3)
+			:format(arg, fname, type(f)), 3)
 	end
 end
 
@@ -191,7 +191,7 @@ end
 function M.timeout(seconds, f, ...)
 	if type(seconds) ~= 'number' then
 		error(("bad argument #1 to 'timeout' (number expected, got %s)")
-			:format(seconds == nil and 'no value' or type(seconds)), 2)
+			:format(type(seconds)), 2)
 	end
 	check_function(f, 2, 'timeout')
 	return timed(deadline(seconds), pcall(f, ...))

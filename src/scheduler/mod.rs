@@ -885,12 +885,23 @@ impl Scheduler {
     /// Run one task until it suspends, yields or ends. Returns `true` if it
     /// ended.
     fn run_one(&'static self, id: TaskId, resume: Resume) -> bool {
-        let t = {
+        let (t, resume) = {
             let mut tasks = self.tasks.borrow_mut();
             let task = &mut tasks[id as usize];
             debug_assert_eq!(task.state, State::Runnable);
             task.state = State::Running;
-            task.thread
+            // Doomed after it was woken (a deadline passed while it was in
+            // the run queue): a yield or a sleep's timeout, which hand it
+            // nothing that would be lost, raise now; results (a read's
+            // data, a queued value) are delivered, and the next suspension
+            // raises.
+            let resume = match resume {
+                Resume::Staged(0) | Resume::Timeout if task.doom != 0 && task.seq != 0 => {
+                    Resume::Doom
+                }
+                r => r,
+            };
+            (task.thread, resume)
         };
         self.current.set(id);
         self.commit.borrow_mut().take();

@@ -83,19 +83,30 @@ eq(t:cancel(), true, 'cancel a sleeper')
 eq({ t:join() }, { nil, 'cancelled' }, 'a task that caught it is still cancelled')
 eq(trail, { 'cancelled', 'cancelled', 'cancelled', 'cancelled' }, 'every suspension raised')
 
--- Cancel while runnable (woken, not yet run): its next suspension raises.
+-- Cancel while runnable (woken with a value, not yet run): the value is
+-- delivered, its next suspension raises. Woken with nothing to lose, the
+-- call raises at once.
 local step
 t = utils.task(function()
-	s:sleep()
-	step = 'woke'
+	step = s:sleep()
 	forever:sleep()
+	step = 'never'
+end)
+utils.yield()
+s:wakeup('woke')
+t:cancel()
+eq({ t:join() }, { nil, 'cancelled' }, 'runnable cancel')
+eq(step, 'woke', 'value delivered, next suspension raised')
+t = utils.task(function()
+	step = 'started'
+	s:sleep()
 	step = 'never'
 end)
 utils.yield()
 s:wakeup()
 t:cancel()
-eq({ t:join() }, { nil, 'cancelled' }, 'runnable cancel')
-eq(step, 'woke', 'ran to its next suspension')
+eq({ t:join() }, { nil, 'cancelled' }, 'runnable cancel, nothing to deliver')
+eq(step, 'started', 'the sleep raised')
 
 -- A task that cancels itself.
 t = utils.task(function()
@@ -172,7 +183,7 @@ _G.self_task = t
 local ok, jerr = t:join()
 eq(ok, nil, 'self join fails')
 assert(jerr:find('a task cannot join itself', 1, true), jerr)
-checkerr("bad argument #1 to 'task' (function expected, got no value)", utils.task)
+checkerr("bad argument #1 to 'task' (function expected, got nil)", utils.task)
 checkerr("bad argument #1 to 'join' (number expected, got string)", function() t:join('x') end)
 
 -- Lua 5.4: to-be-closed variables close when a cancel unwinds them.
