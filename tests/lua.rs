@@ -132,6 +132,10 @@ lua_tests! {
     utils_sleeper => "utils/sleeper.lua",
     utils_spawn_yield => "utils/spawn_yield.lua",
     utils_suspend_resume => "utils/suspend_resume.lua",
+    utils_task => "utils/task.lua",
+    utils_task_points => "utils/task_points.lua",
+    utils_task_unjoined => "utils/task_unjoined.lua",
+    utils_timeout => "utils/timeout.lua",
 }
 
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);

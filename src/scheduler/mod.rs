@@ -1381,18 +1381,20 @@ mod tests {
         q.push(3, Resume::Timeout);
         q.push(4, Resume::Object(Rc::new(Counted(30))));
         q.push(5, Resume::Push(Box::new(|_| 40)));
-        assert_eq!(q.len(), 5);
+        q.push(6, Resume::Doom);
+        assert_eq!(q.len(), 6);
         let mut seen = Vec::new();
         while let Some((task, resume)) = q.pop() {
             seen.push(match resume {
                 Resume::Staged(n) => (task, n),
                 Resume::Timeout => (task, -1),
+                Resume::Doom => (task, -3),
                 Resume::Push(f) => (task, f(std::ptr::null_mut())),
                 // SAFETY: Counted pushes nothing.
                 Resume::Object(o) => (task, unsafe { o.push(std::ptr::null_mut()) }),
             });
         }
-        assert_eq!(seen, [(1, 2), (2, 20), (3, -1), (4, 30), (5, 40)]);
+        assert_eq!(seen, [(1, 2), (2, 20), (3, -1), (4, 30), (5, 40), (6, -3)]);
         assert!(q.is_empty());
     }
 }

@@ -93,8 +93,9 @@ points.pool_job = {
 		return function() local f = io.open(fifo, 'r') return f end
 	end,
 	check = function()
-		-- Let the stuck open finish; its result is dropped.
-		local wf = assert(io.open(fifo, 'w'))
+		-- Let the stuck open finish (opening a FIFO read-write never
+		-- blocks, and counts as a writer); its result is dropped.
+		local wf = assert(io.open(fifo, 'r+'))
 		wf:close()
 		local f = assert(io.open(dir .. '/plain', 'w'))
 		assert(f:write('ok'))
