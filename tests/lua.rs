@@ -71,6 +71,7 @@ lua_tests! {
     hathaway_routes => "hathaway/routes.lua",
     http_body_budget => "http/body_budget.lua",
     http_client => "http/client.lua",
+    http_handler_timeout => "http/handler_timeout.lua",
     http_head => "http/head.lua",
     http_keepalive => "http/keepalive.lua",
     http_parse => "http/parse.lua",

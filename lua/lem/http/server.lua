@@ -22,7 +22,8 @@ local line_breaks = { '\r', '\n', '\0' }
 local concat = table.concat
 local traceback = debug.traceback
 local date = http.date
-local now = require('lem.utils').now
+local utils = require 'lem.utils'
+local now, timeout = utils.now, utils.timeout
 local core = require 'lem.http.core'
 local core_head, request, respond = core.head, core.request, core.respond
 local status_string = response.status_string
@@ -404,6 +405,14 @@ local refused_as = {
 	[431] = 'out of buffer space',
 }
 
+-- The handler under srv.handler_timeout: its results are dropped, so only
+-- a deadline makes utils.timeout return nil, 'timeout'.
+local function call(handler, req, res)
+	handler(req, res)
+end
+
+local service_unavailable = response.htmlerror(503, 'Service Unavailable')
+
 -- Serve one connection until it closes, fails or asks to close. The head
 -- is read, checked and turned into req and res in Rust (core.request), and
 -- an ordinary response goes out from Rust too (core.respond, which then
@@ -442,8 +451,25 @@ local function serve(self, client)
 			req._max = max_body
 			req._server = self
 		end
-		local ok, herr = xpcall(handler, traceback, req, res)
-		if not ok then
+		local ok, herr, terr
+		if self.handler_timeout then
+			ok, herr, terr = xpcall(timeout, traceback, self.handler_timeout, call, handler, req, res)
+		else
+			ok, herr = xpcall(handler, traceback, req, res)
+		end
+		if ok and terr == 'timeout' then
+			-- Past srv.handler_timeout: a 503 if nothing was sent yet.
+			stderr:write('lem.http.server: handler timed out after ', tostring(self.handler_timeout), ' s: ',
+				tostring(req.method), ' ', tostring(req.uri), '\n')
+			debug(self, 'handler', 'timeout')
+			if res._streaming or client:closed() then
+				client:close()
+				return
+			end
+			res = newresponse(req)
+			service_unavailable(req, res)
+			close = true
+		elseif not ok then
 			stderr:write('lem.http.server: handler error: ', tostring(herr), '\n')
 			debug(self, 'handler', herr)
 			if res._streaming or client:closed() then
