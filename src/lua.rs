@@ -95,7 +95,11 @@ pub unsafe fn is_doom(l: *mut lua_State, idx: c_int) -> bool {
 /// coroutine was resumed with are the call's results, unless it was
 /// cancelled or ran past a deadline, in which case the call raises.
 #[cfg(not(feature = "luajit"))]
-unsafe extern "C-unwind" fn resumed(l: *mut lua_State, _: c_int, below: ffi::lua_KContext) -> c_int {
+unsafe extern "C-unwind" fn resumed(
+    l: *mut lua_State,
+    _: c_int,
+    below: ffi::lua_KContext,
+) -> c_int {
     let top = ffi::lua_gettop(l);
     if top > below as c_int && is_doom(l, top) {
         ffi::lua_settop(l, below as c_int);

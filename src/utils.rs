@@ -221,8 +221,8 @@ unsafe extern "C-unwind" fn deadline(l: *mut lua_State) -> c_int {
     if t.is_nan() {
         lua::arg_error(l, 1, c"seconds must be a number, not NaN");
     }
-    let after = Duration::try_from_secs_f64(t.max(0.0))
-        .unwrap_or(Duration::from_secs(100 * 365 * 86400));
+    let after =
+        Duration::try_from_secs_f64(t.max(0.0)).unwrap_or(Duration::from_secs(100 * 365 * 86400));
     match scheduler::get().start_deadline(after) {
         Some(id) => {
             ffi::lua_pushinteger(l, id as ffi::lua_Integer);

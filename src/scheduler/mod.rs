@@ -589,11 +589,20 @@ impl Scheduler {
     pub fn doom(&self, id: TaskId, why: u8) -> bool {
         let parked = {
             let mut tasks = self.tasks.borrow_mut();
-            let Some(t) = tasks.get_mut(id as usize).filter(|t| t.state != State::Free) else {
+            let Some(t) = tasks
+                .get_mut(id as usize)
+                .filter(|t| t.state != State::Free)
+            else {
                 return false;
             };
             t.doom |= why;
-            (t.state == State::Parked).then_some((Waiter { task: id, seq: t.seq }, t.slot))
+            (t.state == State::Parked).then_some((
+                Waiter {
+                    task: id,
+                    seq: t.seq,
+                },
+                t.slot,
+            ))
         };
         if let Some((w, slot)) = parked {
             if slot != NO_SLOT {
@@ -693,6 +702,9 @@ impl Scheduler {
     }
 
     fn fire_deadlines(&self) {
+        if self.deadline_heap.borrow().is_empty() {
+            return;
+        }
         let now = self.epoch.elapsed().as_nanos() as u64;
         loop {
             let t = {
