@@ -86,6 +86,7 @@ lua_tests! {
     io_budget => "io/budget.lua",
     io_bulk => "io/bulk.lua",
     io_chat => "io/chat.lua",
+    io_dns => "io/dns.lua",
     io_eof_closes => "io/eof_closes.lua",
     io_file => "io/file.lua",
     io_pipes => "io/pipes.lua",

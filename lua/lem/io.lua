@@ -52,6 +52,12 @@ M.udp = {
 	connect = core.udp_connect,
 }
 
+-- Name lookups on the loop (no pool thread): io.resolve(host [, family])
+-- and io.resolver{servers = {...} [, timeout =, attempts =]}.
+M.resolve = core.resolve
+M.resolver = core.resolver
+M.Resolver = core.Resolver
+
 M.unix = {
 	connect = core.unix_connect,
 	listen = core.unix_listen,

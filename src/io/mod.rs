@@ -25,6 +25,7 @@ use std::time::Duration;
 use crate::lua::{self, ffi, lua_State, Reg};
 use crate::scheduler::{self, Resume, Waiter};
 
+pub(crate) mod dns;
 pub mod file;
 pub mod server;
 pub mod stream;
@@ -349,6 +350,8 @@ const FUNCS: &[Reg] = &[
     (c"unix_listen", unix::listen),
     (c"udp_bind", udp::bind),
     (c"udp_connect", udp::connect),
+    (c"resolve", dns::resolve),
+    (c"resolver", dns::new_resolver),
 ];
 
 /// luaopen for `lem.io.core`: the functions above plus the method tables
@@ -383,6 +386,12 @@ pub unsafe extern "C-unwind" fn open(l: *mut lua_State) -> c_int {
             udp::DATAGRAM,
             udp::METHODS,
             lua::gc::<udp::Datagram> as lua::CFunction,
+        ),
+        (
+            c"Resolver",
+            dns::RESOLVER,
+            dns::METHODS,
+            lua::gc::<dns::Resolver> as lua::CFunction,
         ),
     ] {
         lua::new_class(l, tname, methods, Some(gc));

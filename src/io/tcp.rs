@@ -1,6 +1,7 @@
 //! `io.tcp.connect` and `io.tcp.listen` (the Lua half names them
-//! `io.tcp.*`). Names are resolved with `getaddrinfo` on the pool, so a slow
-//! resolver never stalls the loop; connecting waits on the loop.
+//! `io.tcp.*`). Names are looked up on the loop (`dns.rs`), and a name
+//! with several addresses is connected to with happy eyeballs; listening
+//! addresses go through `getaddrinfo` (numeric or local names only).
 
 use std::ffi::{c_int, CStr, CString};
 use std::io;
@@ -109,7 +110,7 @@ pub(crate) fn resolve(
 }
 
 /// The `family` argument: `'any'` (default), `'ipv4'`, `'ipv6'`.
-unsafe fn check_family(l: *mut lua_State, arg: c_int) -> c_int {
+pub(crate) unsafe fn check_family(l: *mut lua_State, arg: c_int) -> c_int {
     if lua::is_none_or_nil(l, arg) {
         return libc::AF_UNSPEC;
     }
@@ -163,24 +164,18 @@ pub(crate) unsafe extern "C-unwind" fn connect(l: *mut lua_State) -> c_int {
     let host = String::from_utf8_lossy(host).into_owned();
     let port = port.to_string();
     let fut = Box::pin(async move {
-        let (h, p) = (host.clone(), port.clone());
-        let addrs = crate::pool::run(move || resolve(Some(&h), &p, family, false)).await;
-        let r = match addrs {
+        let r = match super::dns::lookup(None, &host, family).await {
             Err(msg) => Err(format!("error looking up '{host}:{port}': {msg}")),
-            Ok(addrs) => {
-                let mut r = Err(format!("error connecting to '{host}:{port}'"));
-                for a in addrs {
-                    if let Ok(s) = tokio::net::TcpStream::connect(a).await {
-                        match s.into_std() {
-                            Ok(s) => {
-                                r = Ok(OwnedFd::from(s));
-                                break;
-                            }
-                            Err(e) => r = Err(os_error_text(&e)),
-                        }
-                    }
+            Ok(ips) => {
+                let n: u16 = port.parse().unwrap_or(0);
+                let addrs = ips.into_iter().map(|ip| SocketAddr::new(ip, n)).collect();
+                match super::dns::connect_any(addrs).await {
+                    Ok(s) => s
+                        .into_std()
+                        .map(OwnedFd::from)
+                        .map_err(|e| os_error_text(&e)),
+                    Err(_) => Err(format!("error connecting to '{host}:{port}'")),
                 }
-                r
             }
         };
         Resume::Push(Box::new(move |t| match r {

@@ -8,7 +8,7 @@
 //! ICMP error (port unreachable on a connected socket) raises only
 //! `EPOLLERR`, and the next `recv` returns it (`'Connection refused'`).
 //! Host strings that are IP literals are used as they are; names are
-//! resolved with `getaddrinfo` on the pool, as `io.tcp.connect` does.
+//! looked up on the loop, as `io.tcp.connect` does (`dns.rs`).
 
 use std::cell::{Cell, RefCell};
 use std::ffi::{c_int, CStr};
@@ -22,7 +22,7 @@ use socket2::{Domain, SockAddr, SockRef, Socket, Type};
 use tokio::io::unix::AsyncFd;
 use tokio::io::Interest;
 
-use super::tcp::{check_port, resolve, sockaddr_to_std};
+use super::tcp::{check_port, sockaddr_to_std};
 use super::{check_suspendable, fail_os, os_error_text, Op};
 use crate::lua::{self, ffi, lua_State, Reg};
 use crate::scheduler::{self, Commit, Resume};
@@ -211,9 +211,13 @@ unsafe fn make(l: *mut lua_State, how: Make) -> c_int {
     check_suspendable(l);
     let host = check_str(l, 1);
     let fut = Box::pin(async move {
-        let h = host.clone();
-        let p = port.to_string();
-        let found = crate::pool::run(move || resolve(Some(&h), &p, libc::AF_UNSPEC, false)).await;
+        let found = super::dns::lookup(None, &host, libc::AF_UNSPEC)
+            .await
+            .map(|ips| {
+                ips.into_iter()
+                    .map(|ip| SocketAddr::new(ip, port))
+                    .collect::<Vec<_>>()
+            });
         let what = format!("{host}:{port}");
         let r = match found {
             Err(msg) => Err(format!("error looking up '{what}': {msg}")),
@@ -482,10 +486,14 @@ unsafe fn send(
                 let to = match lookup {
                     None => to,
                     Some((host, port)) => {
-                        let (h, p) = (host.clone(), port.to_string());
                         let found =
-                            crate::pool::run(move || resolve(Some(&h), &p, libc::AF_UNSPEC, false))
-                                .await;
+                            super::dns::lookup(None, &host, libc::AF_UNSPEC)
+                                .await
+                                .map(|ips| {
+                                    ips.into_iter()
+                                        .map(|ip| SocketAddr::new(ip, port))
+                                        .collect::<Vec<_>>()
+                                });
                         let addr = found
                             .ok()
                             .and_then(|v| {

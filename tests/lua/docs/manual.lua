@@ -56,6 +56,7 @@ local receivers = {
 		ctx.closing[#ctx.closing + 1] = sock
 		return sock
 	end },
+	{ 'resolver', function() return lio.resolver { servers = { '127.0.0.1' } } end },
 	{ 'sock', function()
 		local sock = assert(lio.udp.bind('127.0.0.1', 0))
 		ctx.closing[#ctx.closing + 1] = sock
