@@ -301,3 +301,66 @@ unsafe extern "C-unwind" fn resolver_resolve(l: *mut lua_State) -> c_int {
 
 /// The Resolver class's methods.
 pub(crate) const METHODS: &[crate::lua::Reg] = &[(c"resolve", resolver_resolve)];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn server_entries() {
+        assert_eq!(
+            parse_server("10.0.0.1"),
+            Some("10.0.0.1:53".parse().unwrap())
+        );
+        assert_eq!(
+            parse_server("127.0.0.1:5353"),
+            Some("127.0.0.1:5353".parse().unwrap())
+        );
+        assert_eq!(parse_server("::1"), Some("[::1]:53".parse().unwrap()));
+        assert_eq!(
+            parse_server("[::1]:5353"),
+            Some("[::1]:5353".parse().unwrap())
+        );
+        assert_eq!(parse_server("example.org"), None);
+        assert_eq!(parse_server("10.0.0.1:99999"), None);
+    }
+
+    #[test]
+    fn literals_are_not_looked_up() {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let v4: IpAddr = "10.1.2.3".parse().unwrap();
+            assert_eq!(
+                lookup(None, "10.1.2.3", libc::AF_UNSPEC).await,
+                Ok(vec![v4])
+            );
+            let v6: IpAddr = "::1".parse().unwrap();
+            assert_eq!(lookup(None, "[::1]", libc::AF_INET6).await, Ok(vec![v6]));
+            assert!(lookup(None, "::1", libc::AF_INET).await.is_err());
+            assert!(lookup(None, "", libc::AF_UNSPEC).await.is_err());
+        });
+    }
+
+    #[test]
+    fn happy_eyeballs_skips_a_refused_address() {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let good = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            let refused = closed.local_addr().unwrap();
+            drop(closed);
+            let s = connect_any(vec![refused, good.local_addr().unwrap()])
+                .await
+                .unwrap();
+            assert_eq!(s.peer_addr().unwrap(), good.local_addr().unwrap());
+            assert!(connect_any(vec![refused]).await.is_err());
+            assert!(connect_any(vec![]).await.is_err());
+        });
+    }
+}
