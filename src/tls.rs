@@ -248,7 +248,14 @@ async fn client_handshake(
     let name = o.sni.clone().unwrap_or_else(|| host.clone());
     let name = ServerName::try_from(name)
         .map_err(|_| format!("tls error with '{shown}': invalid server name"))?;
-    let tcp = tokio::net::TcpStream::connect((host.as_str(), port))
+    let ips = crate::io::dns::lookup(None, &host, libc::AF_UNSPEC)
+        .await
+        .map_err(|msg| format!("error looking up '{host}:{port}': {msg}"))?;
+    let addrs = ips
+        .into_iter()
+        .map(|ip| std::net::SocketAddr::new(ip, port))
+        .collect();
+    let tcp = crate::io::dns::connect_any(addrs)
         .await
         .map_err(|_| format!("error connecting to '{host}:{port}'"))?;
     let _ = tcp.set_nodelay(true);
