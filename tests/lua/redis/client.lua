@@ -59,12 +59,12 @@ r:set('all', all)
 eq(r:get('all'), all, 'every byte')
 
 -- large values
-local big = string.rep('0123456789abcdef', 1 << 20) -- 16 MiB
+local big = string.rep('0123456789abcdef', 1048576) -- 16 MiB
 eq(r:set('big', big), 'OK', 'big set')
 local got = r:get('big')
 eq(#got, #big, 'big length')
 assert(got == big, 'big value')
-eq(r:strlen('big'), 16 << 20, 'strlen')
+eq(r:strlen('big'), 16 * 1048576, 'strlen')
 r:del('big')
 
 -- pipelines of 10,000 commands
