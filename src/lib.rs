@@ -46,6 +46,7 @@ pub mod native;
 pub mod parsers;
 pub mod pool;
 mod process;
+pub(crate) mod redis;
 mod repl;
 pub mod scheduler;
 mod signal;

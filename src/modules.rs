@@ -59,6 +59,8 @@ pub const BUILTINS: &[(&str, Opener)] = &[
     ("lem.http.server", lua_file!("lua/lem/http/server.lua")),
     ("lem.http.client", lua_file!("lua/lem/http/client.lua")),
     ("lem.http.response", lua_file!("lua/lem/http/response.lua")),
+    ("lem.redis", lua_file!("lua/lem/redis.lua")),
+    ("lem.redis.core", Opener::Native(crate::redis::open)),
     ("lem.hathaway", lua_file!("lua/lem/hathaway.lua")),
     ("lem.repl", lua_file!("lua/lem/repl.lua")),
     ("lem.repl.core", Opener::Native(crate::repl::open)),

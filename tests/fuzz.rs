@@ -47,6 +47,11 @@ fn http_url() {
     replay("http_url", lem::fuzz::http_url);
 }
 
+#[test]
+fn redis_reply() {
+    replay("redis_reply", lem::fuzz::redis_reply);
+}
+
 /// Every target under fuzz/fuzz_targets/ has its replay here.
 #[test]
 fn every_target_replayed() {

@@ -118,6 +118,7 @@ lua_tests! {
     process_spawn => "process/spawn.lua",
     process_wait => "process/wait.lua",
     queue_queue => "queue/queue.lua",
+    redis_client => "redis/client.lua",
     repl_console_lua => "repl/console_lua.lua",
     repl_pipe => "repl/pipe.lua",
     repl_tty => "repl/tty.lua",
