@@ -90,7 +90,11 @@ impl Pool {
     pub fn execute(&self, f: impl FnOnce() + Send + 'static) {
         let mut st = self.lock();
         st.jobs.push_back(Box::new(f));
-        if st.idle > 0 {
+        // Each queued job needs a thread of its own: an idle thread already
+        // woken for an earlier job (it counts as idle until it runs) must
+        // not be counted twice, or a job that blocks (an open on a FIFO)
+        // starves the next one while the pool is below `max`.
+        if st.idle >= st.jobs.len() {
             drop(st);
             self.0.work.notify_one();
         } else if st.threads < st.config.max {
@@ -165,6 +169,32 @@ pub async fn run<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T
 mod tests {
     use super::*;
     use std::sync::atomic::{AtomicUsize, Ordering};
+
+    #[test]
+    fn a_blocked_job_does_not_hold_up_the_next() {
+        let pool = Pool::new(Config {
+            delay: Duration::from_secs(10),
+            min: 0,
+            max: 4,
+        });
+        // One idle thread, then a job that blocks and one that must still
+        // run while it does.
+        let (tx, rx) = std::sync::mpsc::channel();
+        let t = tx.clone();
+        pool.execute(move || t.send(0).unwrap());
+        assert_eq!(rx.recv_timeout(Duration::from_secs(5)), Ok(0));
+        while pool.lock().idle == 0 {
+            std::thread::yield_now();
+        }
+        let (unblock, blocked) = std::sync::mpsc::channel::<()>();
+        pool.execute(move || {
+            let _ = blocked.recv();
+        });
+        let t = tx.clone();
+        pool.execute(move || t.send(1).unwrap());
+        assert_eq!(rx.recv_timeout(Duration::from_secs(5)), Ok(1));
+        drop(unblock);
+    }
 
     #[test]
     fn runs_jobs_and_respects_max() {
