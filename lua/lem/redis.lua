@@ -55,17 +55,25 @@ local function send(self, bytes)
 	return true
 end
 
--- r:call(cmd, ...) -> reply, or nil, err
-function Connection:call(...)
-	if select('#', ...) == 0 then error("bad argument #1 to 'call' (command expected)", 2) end
-	local bytes = encode(...)
-	local e = enter(self)
+-- Take the connection (enter) and send bytes; on failure the connection is
+-- left free again. true, or nil, err.
+local function start(self, bytes, sub)
+	local e = enter(self, sub)
 	if e then return nil, e end
 	local ok, err = send(self, bytes)
 	if not ok then
 		self.busy = false
 		return nil, err
 	end
+	return true
+end
+
+-- r:call(cmd, ...) -> reply, or nil, err
+function Connection:call(...)
+	if select('#', ...) == 0 then error("bad argument #1 to 'call' (command expected)", 2) end
+	local bytes = encode(...)
+	local ok, err = start(self, bytes)
+	if not ok then return nil, err end
 	local v, msg = reply(self)
 	self.busy = false
 	if v == nil then return nil, msg end
@@ -80,13 +88,8 @@ function Connection:pipeline(cmds)
 	end
 	local ok, bytes = pcall(encodeall, cmds)
 	if not ok then error("bad argument #1 to 'pipeline' (" .. tostring(bytes) .. ')', 2) end
-	local e = enter(self)
-	if e then return nil, e end
-	local sent, err = send(self, bytes)
-	if not sent then
-		self.busy = false
-		return nil, err
-	end
+	local ok, err = start(self, bytes)
+	if not ok then return nil, err end
 	local out = {}
 	for i = 1, #cmds do
 		local v, msg, kind = reply(self)
@@ -106,13 +109,8 @@ end
 local function subscribe(self, cmd, name, ...)
 	if select('#', ...) == 0 then error("bad argument #1 to '" .. name .. "' (channel expected)", 3) end
 	local bytes = encode(cmd, ...)
-	local e = enter(self, true)
-	if e then return nil, e end
-	local ok, err = send(self, bytes)
-	if not ok then
-		self.busy = false
-		return nil, err
-	end
+	local ok, err = start(self, bytes, true)
+	if not ok then return nil, err end
 	-- One confirmation per channel.
 	for _ = 1, select('#', ...) do
 		local v, msg = reply(self)
