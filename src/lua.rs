@@ -36,7 +36,16 @@ pub fn pending() -> *mut c_void {
 /// `l` must be a valid Lua state and `idx` an acceptable index.
 #[inline]
 pub unsafe fn is_pending(l: *mut lua_State, idx: c_int) -> bool {
-    ffi::lua_type(l, idx) == ffi::LUA_TLIGHTUSERDATA && ffi::lua_touserdata(l, idx) == pending()
+    is_light(l, idx, pending())
+}
+
+/// Whether the value at `idx` is the light userdata `p` (a marker).
+///
+/// # Safety
+/// As [`is_pending`].
+#[inline]
+unsafe fn is_light(l: *mut lua_State, idx: c_int, p: *mut c_void) -> bool {
+    ffi::lua_type(l, idx) == ffi::LUA_TLIGHTUSERDATA && ffi::lua_touserdata(l, idx) == p
 }
 
 /// Suspend the running coroutine after a call to
@@ -72,7 +81,9 @@ pub unsafe fn suspend(l: *mut lua_State) -> c_int {
     }
 }
 
-static DOOM_TAG: u8 = 0;
+/// A different value from [`PENDING_TAG`]'s, so the two statics can never
+/// share an address.
+static DOOM_TAG: u8 = 1;
 
 /// The light userdata a cancelled or timed-out coroutine is resumed with:
 /// the suspending call raises instead of returning
@@ -88,7 +99,7 @@ pub fn doom_marker() -> *mut c_void {
 /// `l` must be a valid Lua state and `idx` an acceptable index.
 #[inline]
 pub unsafe fn is_doom(l: *mut lua_State, idx: c_int) -> bool {
-    ffi::lua_type(l, idx) == ffi::LUA_TLIGHTUSERDATA && ffi::lua_touserdata(l, idx) == doom_marker()
+    is_light(l, idx, doom_marker())
 }
 
 /// The continuation of every suspending call (Lua 5.4): the values the
