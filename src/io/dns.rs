@@ -23,6 +23,7 @@ use hickory_resolver::name_server::TokioConnectionProvider;
 use hickory_resolver::proto::xfer::Protocol;
 use hickory_resolver::TokioResolver;
 
+use super::tcp::check_family;
 use crate::lua::{self, ffi, lua_State};
 use crate::scheduler::{self, Commit, Resume};
 
@@ -163,11 +164,6 @@ pub(crate) async fn connect_any(addrs: Vec<SocketAddr>) -> std::io::Result<tokio
         return Poll::Pending;
     })
     .await
-}
-
-/// The `family` argument of `io.resolve`.
-unsafe fn check_family(l: *mut lua_State, arg: c_int) -> c_int {
-    super::tcp::check_family(l, arg)
 }
 
 /// Suspend the caller on a lookup; it resumes with an array of address
