@@ -50,8 +50,10 @@ pub(crate) mod redis;
 mod repl;
 pub mod scheduler;
 mod signal;
+pub mod supervisor;
 mod tls;
 mod utils;
+pub mod workers;
 
 pub use scheduler::Outcome;
 

@@ -29,6 +29,8 @@ Available options are:
   -v        show version information
   -E        ignore environment variables
   -W        turn warnings on
+  -w n      run 'script' in n worker processes ('auto': one per core)
+  --grace s the graceful stop's grace in seconds (default 10)
   --        stop handling options
   -         stop handling options and execute stdin
   --help    show this help and exit",
@@ -54,6 +56,36 @@ struct Cli {
     has_exec: bool,
     /// Index in argv of the script (`-` for stdin), if any.
     script: Option<usize>,
+    /// `-w N` / `--workers N`.
+    workers: Option<u32>,
+    /// `--grace S`.
+    grace: Option<f64>,
+    /// Indices in argv of `-w`, `--grace` and their values, which the
+    /// workers' command line leaves out.
+    supervisor_args: Vec<usize>,
+}
+
+/// Most workers `-w` takes.
+const MAX_WORKERS: u32 = 1024;
+
+/// `-w`'s value: a count from 1 to [`MAX_WORKERS`], or `auto`.
+fn parse_workers(v: &str) -> Result<u32, String> {
+    if v == "auto" {
+        return Ok(std::thread::available_parallelism().map_or(1, |n| n.get() as u32));
+    }
+    match v.parse::<u32>() {
+        Ok(n) if (1..=MAX_WORKERS).contains(&n) => Ok(n),
+        _ => Err(format!(
+            "bad worker count '{v}' (a number from 1 to {MAX_WORKERS}, or 'auto')"
+        )),
+    }
+}
+
+fn parse_grace(v: &str) -> Result<f64, String> {
+    match v.parse::<f64>() {
+        Ok(g) if g.is_finite() && g >= 0.0 => Ok(g),
+        _ => Err(format!("bad grace '{v}' (a number of seconds, 0 or more)")),
+    }
 }
 
 /// Parse argv as `lua.c`'s `collectargs` does.
@@ -66,6 +98,9 @@ fn parse(argv: &[String]) -> Result<Cli, String> {
         ignore_env: false,
         has_exec: false,
         script: None,
+        workers: None,
+        grace: None,
+        supervisor_args: Vec::new(),
     };
     let mut i = 1;
     while i < argv.len() {
@@ -91,6 +126,33 @@ fn parse(argv: &[String]) -> Result<Cli, String> {
                 cli.version = true;
             }
             "-v" => cli.version = true,
+            _ if a.starts_with("-w") || a.starts_with("--workers") || a.starts_with("--grace") => {
+                let (name, inline) = match a.split_once('=') {
+                    Some((n, v)) if n.starts_with("--") => (n, Some(v.to_owned())),
+                    _ if a.starts_with("-w") && a.len() > 2 => ("-w", Some(a[2..].to_owned())),
+                    _ => (a, None),
+                };
+                if !matches!(name, "-w" | "--workers" | "--grace") {
+                    return Err(format!("unrecognized option '{a}'"));
+                }
+                cli.supervisor_args.push(i);
+                let value = match inline {
+                    Some(v) => v,
+                    None => {
+                        i += 1;
+                        cli.supervisor_args.push(i);
+                        match argv.get(i) {
+                            Some(v) if !v.starts_with('-') => v.clone(),
+                            _ => return Err(format!("'{name}' needs argument")),
+                        }
+                    }
+                };
+                if name == "--grace" {
+                    cli.grace = Some(parse_grace(&value)?);
+                } else {
+                    cli.workers = Some(parse_workers(&value)?);
+                }
+            }
             _ if a.starts_with("-e") || a.starts_with("-l") => {
                 let value = if a.len() > 2 {
                     a[2..].to_owned()
@@ -262,6 +324,45 @@ fn run_steps(rt: &mut Runtime, steps: &[Step]) -> Result<(), u8> {
     Ok(())
 }
 
+/// `lem -w N`: check the command line, then run the supervisor.
+fn supervise(argv: &[String], cli: &Cli, workers: u32) -> Result<(), u8> {
+    let refuse = |msg: &str| {
+        message(msg);
+        Err(1)
+    };
+    match cli.script {
+        None => return refuse("'-w' needs a script to run"),
+        Some(i) if argv[i] == "-" && argv[i - 1] != "--" => {
+            return refuse("'-w' cannot run a script from standard input")
+        }
+        Some(_) if cli.interactive => return refuse("'-w' cannot be used with '-i'"),
+        Some(_) => {}
+    }
+    let exe = match std::env::current_exe() {
+        Ok(p) => p,
+        Err(e) => return refuse(&format!("cannot find the lem binary to run workers: {e}")),
+    };
+    let args = argv
+        .iter()
+        .enumerate()
+        .skip(1)
+        .filter(|(i, _)| !cli.supervisor_args.contains(i))
+        .map(|(_, a)| a.into())
+        .collect();
+    let grace = cli.grace.unwrap_or(10.0);
+    let cfg = lem::supervisor::Config {
+        workers,
+        grace: std::time::Duration::from_secs_f64(grace),
+        exe,
+        argv0: argv[0].clone().into(),
+        args,
+    };
+    match lem::supervisor::supervise(cfg) {
+        0 => Ok(()),
+        code => Err(code),
+    }
+}
+
 fn repl(rt: &mut Runtime) -> Result<(), u8> {
     let code = "require('lem.repl').console('stdin')";
     do_chunk(rt, Source::String(code, c"=stdin"), mlua::MultiValue::new())
@@ -277,6 +378,13 @@ fn run(argv: &[String]) -> Result<(), u8> {
         println!("{}", usage());
         return Ok(());
     }
+    if let Some(workers) = cli.workers {
+        return supervise(argv, &cli, workers);
+    }
+    if cli.grace.is_some() {
+        message("'--grace' goes with '-w'");
+        return Err(1);
+    }
     if cli.version {
         println!("{}", lem::version());
     }
@@ -290,6 +398,17 @@ fn run(argv: &[String]) -> Result<(), u8> {
     create_arg_table(rt.lua(), argv, cli.script).map_err(|_| 1u8)?;
     if !cli.ignore_env {
         lua_init(&mut rt)?;
+    }
+    if let Some(grace) = lem::workers::grace() {
+        // A worker stops gracefully on SIGTERM (from the supervisor) and
+        // SIGINT.
+        let code = "local grace = ...
+            local signal, utils = require 'lem.signal', require 'lem.utils'
+            local function stop() utils.shutdown(grace) end
+            signal.register('SIGTERM', stop)
+            signal.register('SIGINT', stop)";
+        let args = mlua::IntoLuaMulti::into_lua_multi(grace, rt.lua()).map_err(|_| 1u8)?;
+        do_chunk(&mut rt, Source::String(code, c"=(worker)"), args)?;
     }
     run_steps(&mut rt, &cli.steps)?;
     if let Some(i) = cli.script {
@@ -335,11 +454,30 @@ fn tune_malloc() {
     }
 }
 
+/// A worker's `print` output goes out a line at a time (the supervisor
+/// passes whole lines on), not when a block of it has filled.
+fn line_buffer_stdout() {
+    extern "C" {
+        static mut stdout: *mut libc::FILE;
+    }
+    // SAFETY: called at startup, before any output; setvbuf on C's stdout.
+    unsafe {
+        libc::setvbuf(stdout, std::ptr::null_mut(), libc::_IOLBF, 0);
+    }
+}
+
 fn main() -> ExitCode {
     tune_malloc();
+    let worker = lem::workers::init_from_env();
     let argv: Vec<String> = std::env::args().collect();
     if let Some(name) = argv.first().filter(|n| !n.is_empty()) {
-        lem::set_progname(name);
+        match worker {
+            Some((id, _)) => lem::set_progname(&format!("{name} worker {id}")),
+            None => lem::set_progname(name),
+        }
+    }
+    if worker.is_some() {
+        line_buffer_stdout();
     }
     let result = run(&argv);
     lem::io::restore_stdio();

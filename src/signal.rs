@@ -84,7 +84,7 @@ fn number(name: &[u8]) -> Option<c_int> {
 }
 
 /// 15 -> `TERM`.
-fn name(sig: c_int) -> Option<&'static str> {
+pub(crate) fn name(sig: c_int) -> Option<&'static str> {
     NAMES.iter().find(|&&(_, s)| s == sig).map(|&(n, _)| n)
 }
 

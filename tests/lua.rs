@@ -139,6 +139,11 @@ lua_tests! {
     utils_task_points => "utils/task_points.lua",
     utils_task_unjoined => "utils/task_unjoined.lua",
     utils_timeout => "utils/timeout.lua",
+    workers_cli => "workers/cli.lua",
+    workers_failing => "workers/failing.lua",
+    workers_output => "workers/output.lua",
+    workers_shutdown => "workers/shutdown.lua",
+    workers_supervise => "workers/supervise.lua",
 }
 
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);

@@ -497,9 +497,13 @@ unsafe fn push_request(
 /// status | nil, err: the next request on a server's connection
 /// (`framing`: `req._framing`, nil without a body). `status` (a
 /// number) is the answer to a head the server refuses; `err` a read error
-/// (`'closed'`, `'timeout'`...).
+/// (`'closed'`, `'timeout'`...). `idle`: the connection waits between
+/// requests, which a graceful stop may cut short.
 unsafe extern "C-unwind" fn request(l: *mut lua_State) -> c_int {
     let s = check_stream(l, 1);
+    if ffi::lua_toboolean(l, 2) != 0 {
+        return stream::read_idle(l, s, Fmt::Custom(&SERVER_HEAD));
+    }
     stream::read(l, s, Fmt::Custom(&SERVER_HEAD))
 }
 
@@ -546,11 +550,12 @@ unsafe extern "C-unwind" fn request_index(l: *mut lua_State) -> c_int {
 /// `false`, with nothing sent, when the response is not an ordinary one
 /// (streamed, a file, a status or header that is not a plain string or
 /// number, body parts that are not strings): the Lua half sends those.
+/// During a graceful stop every response closes its connection.
 unsafe extern "C-unwind" fn respond(l: *mut lua_State) -> c_int {
     let s = check_stream(l, 1);
     ffi::luaL_checktype(l, 2, ffi::LUA_TTABLE);
     ffi::luaL_checktype(l, 3, ffi::LUA_TTABLE);
-    let close = ffi::lua_toboolean(l, 4) != 0;
+    let close = ffi::lua_toboolean(l, 4) != 0 || crate::workers::draining();
     let keepalive = ffi::lua_toboolean(l, 5) != 0;
     ffi::lua_settop(l, 3);
     let unusual = || {
@@ -649,7 +654,7 @@ unsafe extern "C-unwind" fn respond(l: *mut lua_State) -> c_int {
     // Sent whole on a connection that stays: the next request is read in
     // this same call.
     if !close && matches!(w, Write::Sent) {
-        return stream::read(l, s, Fmt::Custom(&SERVER_HEAD));
+        return stream::read_idle(l, s, Fmt::Custom(&SERVER_HEAD));
     }
     w.finish(l)
 }

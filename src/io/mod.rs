@@ -32,7 +32,7 @@ pub mod stream;
 pub(crate) mod tcp;
 pub(crate) mod tls_io;
 mod udp;
-mod unix;
+pub(crate) mod unix;
 
 pub use stream::push_stream;
 

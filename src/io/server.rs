@@ -79,8 +79,51 @@ pub(crate) unsafe fn push_server(l: *mut lua_State, fds: Vec<OwnedFd>, family: F
         timeout: Cell::new(None),
         family,
     };
-    lua::push_object(l, SERVER, Server(Rc::new(inner)));
+    let inner = Rc::new(inner);
+    OPEN.with(|open| {
+        let mut open = open.borrow_mut();
+        open.retain(|w| w.upgrade().is_some_and(|s| !s.fds.borrow().is_empty()));
+        open.push(Rc::downgrade(&inner));
+    });
+    lua::push_object(l, SERVER, Server(inner));
     1
+}
+
+thread_local! {
+    /// The servers that were open at their making, for [`close_all`].
+    static OPEN: RefCell<Vec<std::rc::Weak<Inner>>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Close every listening server (a graceful stop): their `accept` or
+/// `autospawn` returns `nil, 'interrupted'`. Returns how many closed.
+pub(crate) fn close_all() -> usize {
+    let open: Vec<Rc<Inner>> = OPEN.with(|open| {
+        std::mem::take(&mut *open.borrow_mut())
+            .iter()
+            .filter_map(std::rc::Weak::upgrade)
+            .collect()
+    });
+    let mut closed = 0;
+    for s in open {
+        if s.close() {
+            closed += 1;
+        }
+    }
+    closed
+}
+
+impl Inner {
+    /// Close the sockets and interrupt the accept or autospawn under way;
+    /// false if closed already.
+    fn close(&self) -> bool {
+        let fds = std::mem::take(&mut *self.fds.borrow_mut());
+        if fds.is_empty() {
+            return false;
+        }
+        self.op.cancel("interrupted");
+        drop(fds);
+        true
+    }
 }
 
 /// What one `accept4(2)` gave.
@@ -191,6 +234,7 @@ unsafe extern "C-unwind" fn server_accept(l: *mut lua_State) -> c_int {
     if inner.fds.borrow().is_empty() {
         return lua::fail(l, "closed");
     }
+    crate::workers::serving();
     // A client already waiting is served without suspending.
     let mut found = None;
     for a in inner.fds.borrow().iter() {
@@ -322,6 +366,7 @@ unsafe extern "C-unwind" fn server_autospawn(l: *mut lua_State) -> c_int {
         return lua::fail(l, "closed");
     }
     check_suspendable(l);
+    crate::workers::serving();
     let t = ffi::lua_newthread(l);
     ffi::lua_pushvalue(l, 2);
     ffi::lua_xmove(l, t, 1);
@@ -360,12 +405,9 @@ unsafe extern "C-unwind" fn server_interrupt(l: *mut lua_State) -> c_int {
 /// server:close() -> true | nil, 'closed'
 unsafe extern "C-unwind" fn server_close(l: *mut lua_State) -> c_int {
     let s = check_server(l);
-    let fds = std::mem::take(&mut *s.0.fds.borrow_mut());
-    if fds.is_empty() {
+    if !s.0.close() {
         return lua::fail(l, "closed");
     }
-    s.0.op.cancel("interrupted");
-    drop(fds);
     ffi::lua_pushboolean(l, 1);
     1
 }

@@ -20,7 +20,7 @@ use std::future::Future;
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::pin::Pin;
-use std::rc::Rc;
+use std::rc::{Rc, Weak};
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
@@ -188,6 +188,77 @@ pub(crate) struct Inner {
     /// How the read that waited ended, for [`Pending::push`] when its
     /// coroutine resumes.
     read_done: Cell<Option<ReadDone>>,
+    /// Whether the read is one a graceful stop may cut ([`read_idle`]).
+    idle: Cell<Idle>,
+}
+
+/// A stream's part in graceful stops: never read with [`read_idle`]
+/// (not in [`IDLE`]), or listed, its last read an ordinary or an idle one.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Idle {
+    Unlisted,
+    Busy,
+    Waiting,
+}
+
+/// The streams that were read with [`read_idle`], for [`close_idle`];
+/// dead entries are swept when the list has doubled since the last sweep.
+struct IdleList {
+    streams: Vec<Weak<Inner>>,
+    swept_at: usize,
+}
+
+thread_local! {
+    static IDLE: RefCell<IdleList> = const {
+        RefCell::new(IdleList {
+            streams: Vec::new(),
+            swept_at: 0,
+        })
+    };
+}
+
+/// Read `fmt` as [`read`] does, as the wait of a server's connection for
+/// its peer's next request (an HTTP keep-alive connection between
+/// requests): a graceful stop ([`close_idle`]) closes the stream if the
+/// read waits with nothing received.
+pub(crate) unsafe fn read_idle(l: *mut lua_State, s: &Stream, fmt: Fmt) -> c_int {
+    let inner = &s.0;
+    if inner.idle.get() == Idle::Unlisted {
+        IDLE.with(|list| {
+            let mut list = list.borrow_mut();
+            if list.streams.len() >= 2 * list.swept_at.max(64) {
+                list.streams.retain(|w| w.strong_count() > 0);
+                list.swept_at = list.streams.len();
+            }
+            list.streams.push(Rc::downgrade(inner));
+        });
+    }
+    inner.idle.set(Idle::Waiting);
+    read_any(l, s, fmt)
+}
+
+/// Close every stream whose idle read ([`read_idle`]) waits with nothing
+/// received yet. Returns how many closed.
+pub(crate) fn close_idle() -> usize {
+    let streams: Vec<Rc<Inner>> = IDLE.with(|list| {
+        list.borrow()
+            .streams
+            .iter()
+            .filter_map(Weak::upgrade)
+            .collect()
+    });
+    let mut closed = 0;
+    for inner in streams {
+        let waiting = inner.idle.get() == Idle::Waiting
+            && inner.reading.get().is_some()
+            && inner.rd.is_active()
+            && inner.input.borrow().is_empty()
+            && !inner.io().is_some_and(|io| io.holds_input());
+        if waiting && inner.close() {
+            closed += 1;
+        }
+    }
+    closed
 }
 
 /// A read that waits: its format and limit, and when it times out.
@@ -395,6 +466,7 @@ pub(crate) unsafe fn push_io(l: *mut lua_State, io: Io, kind: Kind) {
         drained: Cell::new(false),
         reading: Cell::new(None),
         read_done: Cell::new(None),
+        idle: Cell::new(Idle::Unlisted),
     };
     lua::push_object(l, STREAM, Stream(Rc::new(inner)));
 }
@@ -530,6 +602,15 @@ unsafe extern "C-unwind" fn stream_readp(l: *mut lua_State) -> c_int {
 /// Read `fmt` from `s`: at once when the buffer or the kernel has it, else
 /// suspend until it is complete (`'busy'` to another reader meanwhile).
 pub(crate) unsafe fn read(l: *mut lua_State, s: &Stream, fmt: Fmt) -> c_int {
+    let inner = &s.0;
+    if inner.idle.get() == Idle::Waiting && !inner.rd.is_active() {
+        inner.idle.set(Idle::Busy);
+    }
+    read_any(l, s, fmt)
+}
+
+/// [`read`] and [`read_idle`].
+unsafe fn read_any(l: *mut lua_State, s: &Stream, fmt: Fmt) -> c_int {
     let inner = &s.0;
     if inner.rd.is_active() {
         return lua::fail(l, "busy");

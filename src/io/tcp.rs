@@ -187,8 +187,14 @@ pub(crate) unsafe extern "C-unwind" fn connect(l: *mut lua_State) -> c_int {
     lua::suspend(l)
 }
 
-/// One bound, listening socket.
-fn listen_on(addr: SocketAddr, backlog: c_int, v6only: bool) -> io::Result<OwnedFd> {
+/// One bound, listening socket; `reuseport` sets `SO_REUSEPORT` (workers:
+/// one socket per worker on the same port).
+fn listen_on(
+    addr: SocketAddr,
+    backlog: c_int,
+    v6only: bool,
+    reuseport: bool,
+) -> io::Result<OwnedFd> {
     let domain = if addr.is_ipv4() {
         Domain::IPV4
     } else {
@@ -197,6 +203,9 @@ fn listen_on(addr: SocketAddr, backlog: c_int, v6only: bool) -> io::Result<Owned
     // socket2 creates it close-on-exec.
     let s = Socket::new(domain, Type::STREAM, None)?;
     s.set_reuse_address(true)?;
+    if reuseport {
+        s.set_reuse_port(true)?;
+    }
     if addr.is_ipv6() {
         s.set_only_v6(v6only)?;
     }
@@ -215,13 +224,14 @@ fn local_port(fd: &OwnedFd) -> Option<u16> {
 
 /// `'*'`: IPv6 and IPv4 on the same port, as two sockets; whichever works
 /// when only one does.
-fn listen_any(port: u16, backlog: c_int) -> io::Result<Vec<OwnedFd>> {
+fn listen_any(port: u16, backlog: c_int, reuseport: bool) -> io::Result<Vec<OwnedFd>> {
     let mut last = None;
     for _ in 0..8 {
         let v6 = match listen_on(
             SocketAddr::new(Ipv6Addr::UNSPECIFIED.into(), port),
             backlog,
             true,
+            reuseport,
         ) {
             Ok(fd) => fd,
             Err(e)
@@ -234,6 +244,7 @@ fn listen_any(port: u16, backlog: c_int) -> io::Result<Vec<OwnedFd>> {
                     SocketAddr::new(Ipv4Addr::UNSPECIFIED.into(), port),
                     backlog,
                     false,
+                    reuseport,
                 )?]);
             }
             Err(e) => return Err(e),
@@ -243,6 +254,7 @@ fn listen_any(port: u16, backlog: c_int) -> io::Result<Vec<OwnedFd>> {
             SocketAddr::new(Ipv4Addr::UNSPECIFIED.into(), p),
             backlog,
             false,
+            reuseport,
         ) {
             Ok(v4) => return Ok(vec![v6, v4]),
             // Port 0 gave an IPv6 port that IPv4 has in use: try another.
@@ -252,6 +264,36 @@ fn listen_any(port: u16, backlog: c_int) -> io::Result<Vec<OwnedFd>> {
         }
     }
     Err(last.unwrap_or_else(|| io::Error::from_raw_os_error(libc::EADDRINUSE)))
+}
+
+/// Listening sockets for `host` (`'*'`: IPv6 and IPv4) and `port` as
+/// `io.tcp.listen` makes them; `reuseport` for a worker's sockets. Errors
+/// are `error binding to 'host:port': ...` or the lookup's text. Blocks
+/// (`getaddrinfo`): run it on the pool.
+pub(crate) fn bind_listeners(
+    host: &str,
+    port: &str,
+    backlog: c_int,
+    family: c_int,
+    reuseport: bool,
+) -> Result<Vec<OwnedFd>, String> {
+    let wildcard = host == "*";
+    if wildcard && family == libc::AF_UNSPEC {
+        let addrs = resolve(None, port, libc::AF_INET, true)?;
+        let p = addrs.first().map_or(0, |a| a.port());
+        return listen_any(p, backlog, reuseport)
+            .map_err(|e| format!("error binding to '{host}:{port}': {}", os_error_text(&e)));
+    }
+    let addrs = resolve((!wildcard).then_some(host), port, family, true)?;
+    let mut err = format!("error binding to '{host}:{port}'");
+    for a in addrs {
+        let v6only = a.is_ipv6() && family == libc::AF_INET6;
+        match listen_on(a, backlog, v6only, reuseport) {
+            Ok(fd) => return Ok(vec![fd]),
+            Err(e) => err = format!("error binding to '{host}:{port}': {}", os_error_text(&e)),
+        }
+    }
+    Err(err)
 }
 
 /// core.tcp_listen(host, port [, backlog [, family]]) -> Server | nil, err
@@ -274,25 +316,14 @@ pub(crate) unsafe extern "C-unwind" fn listen(l: *mut lua_State) -> c_int {
     let port = port.to_string();
     let fut = Box::pin(async move {
         let (h, p) = (host.clone(), port.clone());
-        let r = crate::pool::run(move || -> Result<Vec<OwnedFd>, String> {
-            let wildcard = h == "*";
-            if wildcard && family == libc::AF_UNSPEC {
-                let addrs = resolve(None, &p, libc::AF_INET, true)?;
-                let port = addrs.first().map_or(0, |a| a.port());
-                return listen_any(port, backlog)
-                    .map_err(|e| format!("error binding to '{h}:{p}': {}", os_error_text(&e)));
-            }
-            let addrs = resolve(if wildcard { None } else { Some(&h) }, &p, family, true)?;
-            let mut err = format!("error binding to '{h}:{p}'");
-            for a in addrs {
-                match listen_on(a, backlog, a.is_ipv6() && family == libc::AF_INET6) {
-                    Ok(fd) => return Ok(vec![fd]),
-                    Err(e) => err = format!("error binding to '{h}:{p}': {}", os_error_text(&e)),
-                }
-            }
-            Err(err)
-        })
-        .await;
+        let r =
+            crate::pool::run(
+                move || match crate::workers::listen_tcp(&h, &p, backlog, family) {
+                    Some(r) => r,
+                    None => bind_listeners(&h, &p, backlog, family, false),
+                },
+            )
+            .await;
         let r = r.map_err(|msg| {
             if msg.starts_with("error ") {
                 msg

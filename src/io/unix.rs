@@ -77,32 +77,39 @@ pub(crate) unsafe extern "C-unwind" fn connect(l: *mut lua_State) -> c_int {
     lua::suspend(l)
 }
 
+/// A listening socket bound to `path`, with permissions `perm`.
+pub(crate) fn bind_listener(
+    path: &std::path::Path,
+    perm: Option<u32>,
+    backlog: c_int,
+) -> std::io::Result<OwnedFd> {
+    let s = Socket::new(Domain::UNIX, Type::STREAM, None)?;
+    s.bind(&SockAddr::unix(path)?)?;
+    if let Some(mode) = perm {
+        std::fs::set_permissions(path, std::os::unix::fs::PermissionsExt::from_mode(mode))?;
+    }
+    s.listen(backlog)?;
+    // SAFETY: into_raw_fd hands us sole ownership.
+    Ok(unsafe { OwnedFd::from_raw_fd(s.into_raw_fd()) })
+}
+
 /// core.unix_listen(path [, perm [, backlog]]) -> Server | nil, err
 pub(crate) unsafe extern "C-unwind" fn listen(l: *mut lua_State) -> c_int {
     let path = check_path(l, 1);
     let perm = check_perm(l, 2);
     let backlog = lua::opt_integer(l, 3, c_int::MAX as i64).clamp(0, c_int::MAX as i64) as c_int;
     let path = as_path(path);
-    let r = (|| -> std::io::Result<OwnedFd> {
-        let s = Socket::new(Domain::UNIX, Type::STREAM, None)?;
-        s.bind(&SockAddr::unix(&path)?)?;
-        if let Some(mode) = perm {
-            std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(mode))?;
-        }
-        s.listen(backlog)?;
-        Ok(OwnedFd::from_raw_fd(s.into_raw_fd()))
-    })();
+    let r = match crate::workers::listen_unix(&path, perm, backlog) {
+        Some(r) => r,
+        None => bind_listener(&path, perm, backlog).map_err(|e| os_error_text(&e)),
+    };
     match r {
         Ok(fd) => {
             drop(path);
             push_server(l, vec![fd], Family::Unix)
         }
         Err(e) => {
-            let msg = format!(
-                "error binding to '{}': {}",
-                path.display(),
-                os_error_text(&e)
-            );
+            let msg = format!("error binding to '{}': {e}", path.display());
             drop(path);
             lua::push_str(l, &msg);
             drop(msg);

@@ -26,6 +26,7 @@ local utils = require 'lem.utils'
 local now, timeout = utils.now, utils.timeout
 local core = require 'lem.http.core'
 local core_head, request, respond = core.head, core.request, core.respond
+local draining = require('lem.utils.core').draining
 local status_string = response.status_string
 local Response = response.Response
 local stderr = _G.io.stderr
@@ -507,7 +508,7 @@ local function serve(self, client)
 			if nreq == false and err == nil then
 				-- A streamed one (which may have decided to close), a
 				-- file, unusual values.
-				if res._close then
+				if res._close or draining() then
 					close = true
 				end
 				ok, err = send(req, res, close, keepalive)
@@ -519,11 +520,11 @@ local function serve(self, client)
 				client:close()
 				return
 			end
-			if close then
+			if close or draining() then
 				client:close()
 				return
 			end
-			req, res, close, keepalive, framing = request(client)
+			req, res, close, keepalive, framing = request(client, true)
 		end
 	end
 end

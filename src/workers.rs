@@ -1,0 +1,295 @@
+//! Workers and graceful stops.
+//!
+//! `lem -w N script.lua` runs the script in N worker processes under a
+//! supervisor ([`supervise`], in `supervisor.rs`). This half is the
+//! worker's side, and the graceful stop every lem process has:
+//!
+//! - A worker knows its number and the worker count from the environment
+//!   the supervisor gave it ([`init_from_env`]), and a control socket to
+//!   the supervisor.
+//! - Its listening sockets are made and kept by the supervisor: `io.tcp.listen`
+//!   and `io.unix.listen` ask for them over the control socket
+//!   ([`listen_tcp`], [`listen_unix`]) and get descriptors back. TCP
+//!   sockets are one per worker number, with `SO_REUSEPORT`, so the kernel
+//!   spreads connections over the workers; a Unix socket is shared. Since
+//!   the supervisor keeps them, the replacement of a worker that died, or
+//!   the new worker of a reload, takes over the same socket with the
+//!   connections waiting in its queue: none is refused or reset.
+//! - The first time a worker accepts, it tells the supervisor it serves
+//!   ([`serving`]); a reload waits for that before it stops the old
+//!   workers.
+//! - [`shutdown`] stops a process gracefully: every listening server
+//!   closes (its `accept` or `autospawn` returns `nil, 'interrupted'`),
+//!   HTTP connections idle between requests close, responses in flight
+//!   say `Connection: close`, and the process ends when its work is done,
+//!   or after the grace period. A worker starts it on SIGTERM and SIGINT.
+
+use std::cell::Cell;
+use std::io::{IoSlice, IoSliceMut};
+use std::mem::MaybeUninit;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Mutex, OnceLock};
+use std::time::Duration;
+
+use rustix::net::{
+    RecvAncillaryBuffer, RecvAncillaryMessage, RecvFlags, SendAncillaryBuffer, SendFlags,
+};
+
+/// The environment variable a worker finds its identity in:
+/// `id count grace fd` (the control socket's descriptor).
+pub(crate) const ENV: &str = "LEM_WORKER";
+
+/// Largest request or answer on the control socket.
+pub(crate) const MAX_MESSAGE: usize = 8 << 10;
+
+/// Most descriptors in one answer (`'*'`: an IPv6 and an IPv4 socket).
+pub(crate) const MAX_FDS: usize = 2;
+
+struct Worker {
+    id: u32,
+    count: u32,
+    grace: f64,
+    /// The control socket; one request at a time (listens run on pool
+    /// threads).
+    ctl: Mutex<OwnedFd>,
+    announced: AtomicBool,
+}
+
+static WORKER: OnceLock<Worker> = OnceLock::new();
+
+/// Parse `id count grace fd`.
+fn parse_env(v: &str) -> Option<(u32, u32, f64, i32)> {
+    let mut it = v.split(' ');
+    let id = it.next()?.parse().ok()?;
+    let count = it.next()?.parse().ok()?;
+    let grace: f64 = it.next()?.parse().ok()?;
+    let fd = it.next()?.parse().ok()?;
+    let valid = it.next().is_none()
+        && (1..=count).contains(&id)
+        && grace.is_finite()
+        && grace >= 0.0
+        && fd > 2;
+    valid.then_some((id, count, grace, fd))
+}
+
+/// Whether `fd` is a Unix socket of type `SOCK_SEQPACKET`, as the
+/// supervisor's control sockets are.
+fn is_control_socket(fd: i32) -> bool {
+    // SAFETY: the descriptor is borrowed for the call only.
+    let s = unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) };
+    let s = socket2::SockRef::from(&s);
+    matches!(s.r#type(), Ok(t) if t == socket2::Type::SEQPACKET)
+        && matches!(s.domain(), Ok(d) if d == socket2::Domain::UNIX)
+}
+
+/// Become a worker if the supervisor started this process: read and
+/// remove [`ENV`] (so that processes the script starts are not workers
+/// too) and take the control socket. Call at startup, before any thread.
+/// Returns `(id, count)`. A malformed value is ignored.
+pub fn init_from_env() -> Option<(u32, u32)> {
+    let v = std::env::var(ENV).ok()?;
+    std::env::remove_var(ENV);
+    let (id, count, grace, fd) = parse_env(&v)?;
+    if !is_control_socket(fd) {
+        return None;
+    }
+    // SAFETY: the supervisor passed this descriptor for us to own.
+    let ctl = unsafe { OwnedFd::from_raw_fd(fd) };
+    crate::io::set_cloexec(ctl.as_raw_fd());
+    let _ = crate::io::set_nonblocking(ctl.as_raw_fd(), false);
+    let w = Worker {
+        id,
+        count,
+        grace,
+        ctl: Mutex::new(ctl),
+        announced: AtomicBool::new(false),
+    };
+    WORKER.set(w).ok()?;
+    Some((id, count))
+}
+
+/// `(id, count)`: this worker's number and how many there are; `(1, 1)`
+/// outside `-w`.
+pub fn identity() -> (u32, u32) {
+    WORKER.get().map_or((1, 1), |w| (w.id, w.count))
+}
+
+/// The grace period of a worker's graceful stop (`--grace`).
+pub fn grace() -> Option<f64> {
+    WORKER.get().map(|w| w.grace)
+}
+
+/// Send one request to the supervisor and wait for the answer: the
+/// descriptors it carries, or the supervisor's error text.
+fn request(w: &Worker, msg: &[u8]) -> Result<Vec<OwnedFd>, String> {
+    let ctl = w.ctl.lock().unwrap_or_else(|e| e.into_inner());
+    let gone = |e: std::io::Error| format!("the worker supervisor did not answer ({e})");
+    rustix::net::sendmsg(
+        &*ctl,
+        &[IoSlice::new(msg)],
+        &mut SendAncillaryBuffer::default(),
+        SendFlags::NOSIGNAL,
+    )
+    .map_err(|e| gone(e.into()))?;
+    let mut buf = vec![0u8; MAX_MESSAGE];
+    let mut space = [MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(MAX_FDS))];
+    let mut control = RecvAncillaryBuffer::new(&mut space);
+    let got = rustix::net::recvmsg(
+        &*ctl,
+        &mut [IoSliceMut::new(&mut buf)],
+        &mut control,
+        RecvFlags::CMSG_CLOEXEC,
+    )
+    .map_err(|e| gone(e.into()))?;
+    let mut fds = Vec::new();
+    for m in control.drain() {
+        if let RecvAncillaryMessage::ScmRights(rights) = m {
+            fds.extend(rights);
+        }
+    }
+    match &buf[..got.bytes] {
+        b"" => Err("the worker supervisor is gone".into()),
+        b"ok" if !fds.is_empty() => Ok(fds),
+        answer => match answer.strip_prefix(b"err\0") {
+            Some(text) => Err(String::from_utf8_lossy(text).into_owned()),
+            None => Err("the worker supervisor gave a malformed answer".into()),
+        },
+    }
+}
+
+/// A request's fields, joined by NULs.
+fn message(fields: &[&[u8]]) -> Vec<u8> {
+    fields.join(&b'\0')
+}
+
+/// In a worker: the listening TCP sockets for `io.tcp.listen`, from the
+/// supervisor (`None` outside `-w`). Blocks: run it on the pool.
+pub(crate) fn listen_tcp(
+    host: &str,
+    port: &str,
+    backlog: i32,
+    family: i32,
+) -> Option<Result<Vec<OwnedFd>, String>> {
+    let w = WORKER.get()?;
+    let (backlog, family) = (backlog.to_string(), family.to_string());
+    let msg = message(&[
+        b"tcp",
+        host.as_bytes(),
+        port.as_bytes(),
+        backlog.as_bytes(),
+        family.as_bytes(),
+    ]);
+    Some(request(w, &msg))
+}
+
+/// In a worker: the listening Unix socket for `io.unix.listen`, shared by
+/// all workers (`None` outside `-w`). The error is the OS's text.
+pub(crate) fn listen_unix(
+    path: &Path,
+    perm: Option<u32>,
+    backlog: i32,
+) -> Option<Result<OwnedFd, String>> {
+    use std::os::unix::ffi::OsStrExt;
+    let w = WORKER.get()?;
+    // The supervisor's directory is where the worker started; the script
+    // may have moved since.
+    let path = std::path::absolute(path).unwrap_or_else(|_| path.to_owned());
+    let perm = perm.map(|p| p.to_string()).unwrap_or_default();
+    let backlog = backlog.to_string();
+    let msg = message(&[
+        b"unix",
+        path.as_os_str().as_bytes(),
+        perm.as_bytes(),
+        backlog.as_bytes(),
+    ]);
+    Some(request(w, &msg).map(|mut fds| fds.swap_remove(0)))
+}
+
+/// In a worker: it accepts connections now (once; the supervisor's reload
+/// waits for it).
+pub(crate) fn serving() {
+    let Some(w) = WORKER.get() else { return };
+    if w.announced.swap(true, Ordering::Relaxed) {
+        return;
+    }
+    let ctl = w.ctl.lock().unwrap_or_else(|e| e.into_inner());
+    let _ = rustix::net::send(&*ctl, b"serving", SendFlags::NOSIGNAL);
+}
+
+thread_local! {
+    static DRAINING: Cell<bool> = const { Cell::new(false) };
+}
+
+/// A graceful stop is under way: responses close their connections.
+pub(crate) fn draining() -> bool {
+    DRAINING.with(Cell::get)
+}
+
+/// Stop gracefully: close every listening server and every HTTP
+/// connection idle between requests, and end the process with status 0
+/// after `grace` if its work has not ended it by then. Returns false if a
+/// stop was under way already (the first grace stands).
+pub(crate) fn shutdown(grace: Duration) -> bool {
+    if DRAINING.with(|d| d.replace(true)) {
+        return false;
+    }
+    crate::io::server::close_all();
+    crate::io::stream::close_idle();
+    tokio::task::spawn_local(async move {
+        tokio::time::sleep(grace).await;
+        eprintln!(
+            "{}: graceful stop: work left after the grace of {} s is cut off",
+            crate::progname(),
+            grace.as_secs_f64()
+        );
+        crate::scheduler::get().request_exit(0);
+    });
+    true
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn environment_values() {
+        assert_eq!(parse_env("2 4 10 7"), Some((2, 4, 10.0, 7)));
+        assert_eq!(parse_env("1 1 0.5 3"), Some((1, 1, 0.5, 3)));
+        for bad in [
+            "",
+            "1",
+            "1 2",
+            "1 2 3",
+            "0 2 1 5",
+            "3 2 1 5",
+            "1 2 -1 5",
+            "1 2 nan 5",
+            "1 2 inf 5",
+            "1 2 1 2",
+            "1 2 1 x",
+            "1 2 1 5 6",
+            "1  2 1 5",
+        ] {
+            assert_eq!(parse_env(bad), None, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn only_a_seqpacket_socket_is_a_control_socket() {
+        let (a, _b) =
+            socket2::Socket::pair(socket2::Domain::UNIX, socket2::Type::SEQPACKET, None).unwrap();
+        assert!(is_control_socket(a.as_raw_fd()));
+        let (s, _t) =
+            socket2::Socket::pair(socket2::Domain::UNIX, socket2::Type::STREAM, None).unwrap();
+        assert!(!is_control_socket(s.as_raw_fd()));
+        let f = std::fs::File::open("/dev/null").unwrap();
+        assert!(!is_control_socket(f.as_raw_fd()));
+    }
+
+    #[test]
+    fn messages_join_fields_with_nuls() {
+        assert_eq!(message(&[b"tcp", b"*", b"80"]), b"tcp\0*\x0080");
+    }
+}
