@@ -234,6 +234,9 @@ unsafe extern "C-unwind" fn server_accept(l: *mut lua_State) -> c_int {
     if inner.fds.borrow().is_empty() {
         return lua::fail(l, "closed");
     }
+    if crate::workers::draining() {
+        return lua::fail(l, "interrupted");
+    }
     crate::workers::serving();
     // A client already waiting is served without suspending.
     let mut found = None;
@@ -366,6 +369,9 @@ unsafe extern "C-unwind" fn server_autospawn(l: *mut lua_State) -> c_int {
         return lua::fail(l, "closed");
     }
     check_suspendable(l);
+    if crate::workers::draining() {
+        return lua::fail(l, "interrupted");
+    }
     crate::workers::serving();
     let t = ffi::lua_newthread(l);
     ffi::lua_pushvalue(l, 2);
