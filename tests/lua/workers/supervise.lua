@@ -126,6 +126,19 @@ assert((seen.v1 or 0) > 0 and (seen.v2 or 0) > 200, 'old and new code answered')
 for k = 1, 4 do assert(last[k] == 'v2', 'loader ' .. k .. ' ended on ' .. tostring(last[k])) end
 io.stderr:write(('reload: %d requests, none failed (%d v1, %d v2)\n'):format(ok, seen.v1, seen.v2))
 
+-- A reload to a script that fails at start is cancelled: the running
+-- workers go on serving.
+support.write_file('app.lua', 'error("broken new version")')
+assert(sup:kill('HUP'))
+deadline = utils.updatenow() + 10
+repeat
+	utils.newsleeper():sleep(0.05)
+until table.concat(err, '\n'):find('reload cancelled', 1, true) or utils.updatenow() > deadline
+assert(table.concat(err, '\n'):find('reload cancelled: new worker %d %(pid %d+%) exited with status 1 before it served'),
+	table.concat(err, '\n'))
+for _ = 1, 20 do eq(get(), 'v2', 'the old set serves after a cancelled reload') end
+support.write_file('app.lua', app('v2'))
+
 -- SIGTERM with a slow request in flight: it completes, then exit 0.
 local slow
 utils.spawn(function() slow = { get(nil, '/slow') } end)
