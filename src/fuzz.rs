@@ -9,6 +9,7 @@
 use crate::parsers::{Fmt, Format, Input, Scan};
 
 pub use crate::http::fuzz::{chunked_body, request_head, response_head};
+pub use crate::postgres::fuzz_message as postgres_message;
 pub use crate::redis::fuzz_reply as redis_reply;
 
 /// Split points and a format from the first bytes of `data`, then the

@@ -45,6 +45,7 @@ pub mod modules;
 pub mod native;
 pub mod parsers;
 pub mod pool;
+pub(crate) mod postgres;
 mod process;
 pub(crate) mod redis;
 mod repl;

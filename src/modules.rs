@@ -59,6 +59,12 @@ pub const BUILTINS: &[(&str, Opener)] = &[
     ("lem.http.server", lua_file!("lua/lem/http/server.lua")),
     ("lem.http.client", lua_file!("lua/lem/http/client.lua")),
     ("lem.http.response", lua_file!("lua/lem/http/response.lua")),
+    ("lem.postgres", lua_file!("lua/lem/postgres.lua")),
+    ("lem.postgres.core", Opener::Native(crate::postgres::open)),
+    (
+        "lem.postgres.queued",
+        lua_file!("lua/lem/postgres/queued.lua"),
+    ),
     ("lem.redis", lua_file!("lua/lem/redis.lua")),
     ("lem.redis.core", Opener::Native(crate::redis::open)),
     ("lem.hathaway", lua_file!("lua/lem/hathaway.lua")),

@@ -48,6 +48,11 @@ fn http_url() {
 }
 
 #[test]
+fn postgres_message() {
+    replay("postgres_message", lem::fuzz::postgres_message);
+}
+
+#[test]
 fn redis_reply() {
     replay("redis_reply", lem::fuzz::redis_reply);
 }

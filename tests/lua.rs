@@ -113,6 +113,7 @@ lua_tests! {
     lfs_lock_args => "lfs/lock_args.lua",
     lfs_paths => "lfs/paths.lua",
     parsers_newreader => "parsers/newreader.lua",
+    postgres_client => "postgres/client.lua",
     process_io => "process/io.lua",
     process_popen => "process/popen.lua",
     process_spawn => "process/spawn.lua",

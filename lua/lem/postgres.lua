@@ -1,0 +1,573 @@
+-- lem.postgres: a PostgreSQL client speaking the wire protocol (version 3)
+-- over a lem Stream, so a query that waits on the server suspends only its
+-- coroutine and holds no thread. The API is the original lem-postgres's:
+-- connect(conninfo), exec with $n parameters and several statements,
+-- prepare/run, COPY (put/done/get), reset, close; results are tables of
+-- rows of strings (NULL as nil) with the column names at index 0. Beyond
+-- it: URLs, settimeout, LISTEN/NOTIFY and a pool. Messages are read by the
+-- 'PgMessage' format of lem.postgres.core, which hands data rows over in
+-- batches.
+
+local io = require 'lem.io'
+local utils = require 'lem.utils'
+local core = require 'lem.postgres.core'
+
+local frame, extended, names_of, errtext, int32 =
+	core.frame, core.extended, core.names, core.error, core.int32
+local setmetatable, select, type, tostring, tonumber, error =
+	setmetatable, select, type, tostring, tonumber, error
+local unpack = table.unpack or unpack
+local getenv = os.getenv
+
+local M = {}
+
+local Connection = {}
+Connection.__index = Connection
+M.Connection = Connection
+
+-- conninfo ------------------------------------------------------------
+
+-- 'key=value key2 = 'quoted \' value'' -> table | nil, err
+local function parse_keywords(s)
+	local t, i, n = {}, 1, #s
+	while true do
+		i = s:find('%S', i)
+		if not i then return t end
+		local key, after = s:match('^([%w_]+)%s*=%s*()', i)
+		if not key then
+			return nil, ("malformed conninfo at %q"):format(s:sub(i, i + 20))
+		end
+		i = after
+		local value
+		if s:sub(i, i) == "'" then
+			local buf = {}
+			i = i + 1
+			while true do
+				local c = s:sub(i, i)
+				if c == '' then return nil, 'unterminated quoted value in conninfo' end
+				if c == '\\' then
+					buf[#buf + 1] = s:sub(i + 1, i + 1)
+					i = i + 2
+				elseif c == "'" then
+					i = i + 1
+					break
+				else
+					buf[#buf + 1] = c
+					i = i + 1
+				end
+			end
+			value = table.concat(buf)
+		else
+			local buf = {}
+			while i <= n do
+				local c = s:sub(i, i)
+				if c:match('%s') then break end
+				if c == '\\' then
+					buf[#buf + 1] = s:sub(i + 1, i + 1)
+					i = i + 2
+				else
+					buf[#buf + 1] = c
+					i = i + 1
+				end
+			end
+			value = table.concat(buf)
+		end
+		t[key] = value
+	end
+end
+
+local function unescape(s)
+	return (s:gsub('%%(%x%x)', function(h) return string.char(tonumber(h, 16)) end))
+end
+
+-- 'postgresql://user:pw@host:port/db?k=v' -> table | nil, err
+local function parse_url(s)
+	local rest = s:match('^postgres[q]?[l]?://(.*)$')
+	if not rest then return nil, ('malformed conninfo URL %q'):format(s) end
+	local t = {}
+	local query
+	rest, query = rest:match('^([^?]*)%??(.*)$')
+	local auth, hostpart = rest:match('^(.*)@(.*)$')
+	if not auth then hostpart = rest end
+	if auth then
+		local u, p = auth:match('^([^:]*):(.*)$')
+		t.user = unescape(u or auth)
+		if p then t.password = unescape(p) end
+	end
+	local hostport, db = hostpart:match('^([^/]*)/?(.*)$')
+	if db ~= '' then t.dbname = unescape(db) end
+	local host, port = hostport:match('^%[(.-)%]:?(%d*)$')
+	if not host then host, port = hostport:match('^([^:]*):?(%d*)$') end
+	if not host then return nil, ('malformed host in conninfo URL %q'):format(s) end
+	if host ~= '' then t.host = unescape(host) end
+	if port ~= '' then t.port = port end
+	for k, v in query:gmatch('([^&=]+)=([^&]*)') do
+		t[unescape(k)] = unescape(v)
+	end
+	return t
+end
+
+local function parse_conninfo(s)
+	if s:match('^postgres[q]?[l]?://') then return parse_url(s) end
+	return parse_keywords(s)
+end
+M.parse_conninfo = parse_conninfo
+
+-- messages --------------------------------------------------------------
+
+local function quote_ident(s)
+	return '"' .. s:gsub('"', '""') .. '"'
+end
+
+-- The next message that is not asynchronous: t, body | nil, err. Notices
+-- are dropped, parameter changes noted, notifications queued (or returned,
+-- with `async`).
+local function recv(self, async)
+	local stream = self.stream
+	while true do
+		local t, body = stream:read('PgMessage')
+		if not t then return nil, body end
+		if t == 'A' then
+			if async then return t, body end
+			self.notes[#self.notes + 1] = body
+		elseif t == 'S' then
+			local k, v = body:match('^(%Z*)%z(%Z*)')
+			if k then self.parameters[k] = v end
+		elseif t ~= 'N' then
+			return t, body
+		end
+	end
+end
+
+-- An I/O failure: the connection is closed (its replies would be out of
+-- step); a close from another coroutine meanwhile reads as 'interrupted'.
+local function broken(self, err)
+	self.busy = false
+	self.copy = nil
+	if self.closed then return nil, 'interrupted' end
+	self.closed = true
+	self.stream:close()
+	return nil, err
+end
+
+local function send(self, msg)
+	local ok, err = self.stream:write(msg)
+	if not ok then return broken(self, err) end
+	return true
+end
+
+local function begin(self)
+	if self.closed then return nil, 'closed' end
+	if self.busy or self.copy then return nil, 'busy' end
+	self.busy = true
+	return true
+end
+
+-- Read a query's answers up to ReadyForQuery: true for commands only, each
+-- result table of the statements that return rows, or nil, err.
+local function results(self)
+	local out, nout, cur, err = {}, 0, nil, nil
+	while true do
+		local t, body = recv(self)
+		if not t then return broken(self, body) end
+		if t == 'D' then
+			if cur then
+				local n = #cur
+				for i = 1, #body do cur[n + i] = body[i] end
+			end
+		elseif t == 'T' then
+			cur = { [0] = names_of(body) }
+		elseif t == 'C' then
+			if cur then
+				nout = nout + 1
+				out[nout] = cur
+				cur = nil
+			end
+		elseif t == 'E' then
+			err = errtext(body)
+			cur = nil
+		elseif t == 'Z' then
+			self.busy = false
+			if err then return nil, err end
+			if nout == 0 then return true end
+			return unpack(out, 1, nout)
+		elseif t == 'G' then
+			self.busy = false
+			self.copy = 'in'
+			return true
+		elseif t == 'H' then
+			self.busy = false
+			self.copy = 'out'
+			return true
+		elseif t == 'R' or t == 'K' then
+			return broken(self, 'unexpected message from the server: ' .. t)
+		end
+		-- '1', '2', 'n', 'I', 's', 't': nothing to keep.
+	end
+end
+
+-- connecting -------------------------------------------------------------
+
+local function fail_open(self, err)
+	if self.stream then self.stream:close() end
+	self.closed = true
+	return nil, err
+end
+
+-- Connect and authenticate with self.opts: true | nil, err.
+local function open(self)
+	local o = self.opts
+	local host = o.host or getenv('PGHOST') or '/var/run/postgresql'
+	host = host:match('^[^,]*')
+	local port = o.port or getenv('PGPORT') or '5432'
+	local user = o.user or getenv('PGUSER') or getenv('USER') or 'postgres'
+	local dbname = o.dbname or getenv('PGDATABASE') or user
+	local password = o.password or getenv('PGPASSWORD')
+	local sslmode = o.sslmode or getenv('PGSSLMODE') or 'prefer'
+	if sslmode ~= 'disable' and sslmode ~= 'allow' and sslmode ~= 'prefer' then
+		return nil, ("sslmode '%s' is not supported by lem.postgres yet (disable, allow or prefer)")
+			:format(sslmode)
+	end
+	local stream, err
+	if host:sub(1, 1) == '/' or host:sub(1, 1) == '@' then
+		stream, err = io.unix.connect(host .. '/.s.PGSQL.' .. port)
+	else
+		stream, err = io.tcp.connect(o.hostaddr or host, tonumber(port) or port)
+	end
+	if not stream then return nil, err end
+	self.stream, self.closed, self.busy, self.copy = stream, false, false, nil
+	self.parameters = {}
+	stream:setlimit(core.max_message + 5)
+	local timeout = tonumber(o.connect_timeout)
+	if timeout and timeout > 0 then stream:settimeout(timeout) end
+	local params = { 'user', user, 'database', dbname, 'client_encoding', 'UTF8' }
+	if o.application_name then params[#params + 1] = 'application_name'; params[#params + 1] = o.application_name end
+	if o.options then params[#params + 1] = 'options'; params[#params + 1] = o.options end
+	local ok
+	ok, err = stream:write(core.startup(params))
+	if not ok then return fail_open(self, err) end
+	local nonce, signature
+	local function need_password()
+		if not password then
+			fail_open(self, 'fe_sendauth: no password supplied')
+			return false
+		end
+		return true
+	end
+	while true do
+		local t, body = recv(self)
+		if not t then return fail_open(self, body) end
+		if t == 'R' then
+			local code = int32(body, 0)
+			local answer
+			if code == 3 then
+				if not need_password() then return nil, 'fe_sendauth: no password supplied' end
+				answer = frame('p', password .. '\0')
+			elseif code == 5 then
+				if not need_password() then return nil, 'fe_sendauth: no password supplied' end
+				answer = frame('p', core.md5(user, password, body:sub(5, 8)) .. '\0')
+			elseif code == 10 then
+				if not body:find('SCRAM-SHA-256\0', 5, true) then
+					return fail_open(self, 'the server offers no SASL mechanism lem.postgres knows (SCRAM-SHA-256)')
+				end
+				if not need_password() then return nil, 'fe_sendauth: no password supplied' end
+				local first
+				first, nonce = core.scram_first()
+				answer = frame('p', first)
+			elseif code == 11 then
+				local final
+				final, signature = core.scram_final(password or '', nonce or '', body:sub(5))
+				if not final then return fail_open(self, signature) end
+				answer = frame('p', final)
+			elseif code == 12 then
+				if not signature or not core.scram_verify(body:sub(5), signature) then
+					return fail_open(self, "the server's SCRAM signature is wrong")
+				end
+			elseif code ~= 0 then
+				return fail_open(self, ('authentication method %d is not supported by lem.postgres'):format(code))
+			end
+			if answer then
+				ok, err = stream:write(answer)
+				if not ok then return fail_open(self, err) end
+			end
+		elseif t == 'K' then
+			self.pid = int32(body, 0)
+		elseif t == 'E' then
+			return fail_open(self, (errtext(body)))
+		elseif t == 'Z' then
+			stream:settimeout(self.timeout)
+			return true
+		end
+	end
+end
+
+-- postgres.connect(conninfo) -> Connection | nil, err
+function M.connect(conninfo)
+	if type(conninfo) ~= 'string' then
+		error(("bad argument #1 to 'connect' (string expected, got %s)"):format(type(conninfo)), 2)
+	end
+	local opts, err = parse_conninfo(conninfo)
+	if not opts then return nil, err end
+	local self = setmetatable({ opts = opts, notes = {}, closed = true, busy = false }, Connection)
+	local ok
+	ok, err = open(self)
+	if not ok then return nil, err end
+	return self
+end
+
+-- calls -------------------------------------------------------------------
+
+local function check_string(v, n, fname)
+	if type(v) ~= 'string' then
+		error(("bad argument #%d to '%s' (string expected, got %s)"):format(n, fname, type(v)), 3)
+	end
+end
+
+-- db:exec(query, ...) -> true | result, ... | nil, err
+function Connection:exec(query, ...)
+	check_string(query, 1, 'exec')
+	local ok, err = begin(self)
+	if not ok then return nil, err end
+	local n = select('#', ...)
+	local msg
+	if n == 0 then
+		msg = frame('Q', query .. '\0')
+	else
+		local good, m = pcall(extended, '', query, n, ...)
+		if not good then
+			self.busy = false
+			error(m, 2)
+		end
+		msg = m
+	end
+	ok, err = send(self, msg)
+	if not ok then return nil, err end
+	return results(self)
+end
+
+-- db:prepare(name, query) -> true | nil, err
+function Connection:prepare(name, query)
+	check_string(name, 1, 'prepare')
+	check_string(query, 2, 'prepare')
+	local ok, err = begin(self)
+	if not ok then return nil, err end
+	ok, err = send(self, frame('P', name .. '\0' .. query .. '\0\0\0') .. frame('S', ''))
+	if not ok then return nil, err end
+	return results(self)
+end
+
+-- db:run(name, ...) -> as exec
+function Connection:run(name, ...)
+	check_string(name, 1, 'run')
+	local ok, err = begin(self)
+	if not ok then return nil, err end
+	local good, msg = pcall(extended, name, nil, select('#', ...), ...)
+	if not good then
+		self.busy = false
+		error(msg, 2)
+	end
+	ok, err = send(self, msg)
+	if not ok then return nil, err end
+	return results(self)
+end
+
+-- db:put(data) -> true | nil, err (after COPY ... FROM STDIN)
+function Connection:put(data)
+	check_string(data, 1, 'put')
+	if self.closed then return nil, 'closed' end
+	if self.copy ~= 'in' then return nil, 'not in COPY FROM STDIN' end
+	if self.busy then return nil, 'busy' end
+	self.busy = true
+	local ok, err = send(self, frame('d', data))
+	if not ok then return nil, err end
+	self.busy = false
+	return true
+end
+
+-- db:done([errmsg]) -> true | nil, err: end the COPY FROM STDIN (with
+-- errmsg: abort it).
+function Connection:done(errmsg)
+	if errmsg ~= nil then check_string(errmsg, 1, 'done') end
+	if self.closed then return nil, 'closed' end
+	if self.copy ~= 'in' then return nil, 'not in COPY FROM STDIN' end
+	if self.busy then return nil, 'busy' end
+	self.busy, self.copy = true, nil
+	local msg = errmsg and frame('f', errmsg .. '\0') or frame('c', '')
+	local ok, err = send(self, msg)
+	if not ok then return nil, err end
+	return results(self)
+end
+
+-- db:get() -> row text | true at the end | nil, err (after COPY ... TO STDOUT)
+function Connection:get()
+	if self.closed then return nil, 'closed' end
+	if self.copy ~= 'out' then return nil, 'not in COPY TO STDOUT' end
+	if self.busy then return nil, 'busy' end
+	self.busy = true
+	local t, body = recv(self)
+	if not t then return broken(self, body) end
+	if t == 'd' then
+		self.busy = false
+		return body
+	end
+	self.copy = nil
+	if t == 'E' then
+		local err = errtext(body)
+		local ok, e2 = results(self)
+		if ok == nil and e2 == 'interrupted' then return nil, e2 end
+		return nil, err
+	end
+	-- 'c' (CopyDone): the command's completion and ReadyForQuery follow.
+	return results(self)
+end
+
+-- db:listen(channel) -> true | nil, err
+function Connection:listen(channel)
+	check_string(channel, 1, 'listen')
+	return self:exec('LISTEN ' .. quote_ident(channel))
+end
+
+-- db:notification() -> channel, payload, pid | nil, err (suspends)
+function Connection:notification()
+	local notes = self.notes
+	if #notes > 0 then
+		return core.notification(table.remove(notes, 1))
+	end
+	local ok, err = begin(self)
+	if not ok then return nil, err end
+	local t, body = recv(self, true)
+	if not t then return broken(self, body) end
+	self.busy = false
+	if t == 'A' then return core.notification(body) end
+	if t == 'E' then
+		-- A fatal error from the server (shutdown): the connection ends.
+		return broken(self, (errtext(body)))
+	end
+	return broken(self, 'unexpected message from the server: ' .. t)
+end
+
+-- db:settimeout(s | nil): a call waiting longer fails with 'timeout' and
+-- closes the connection.
+function Connection:settimeout(s)
+	if s ~= nil and type(s) ~= 'number' then
+		error(("bad argument #1 to 'settimeout' (number expected, got %s)"):format(type(s)), 2)
+	end
+	self.timeout = s
+	if not self.closed then self.stream:settimeout(s) end
+	return true
+end
+
+-- db:reset() -> true | nil, err: a new connection with the same conninfo.
+function Connection:reset()
+	if self.busy then return nil, 'busy' end
+	if not self.closed then
+		self.stream:write(frame('X', ''))
+		self.stream:close()
+	end
+	self.closed = true
+	self.copy = nil
+	self.notes = {}
+	return open(self)
+end
+
+-- db:close() -> true | nil, 'already closed'
+function Connection:close()
+	if self.closed then return nil, 'already closed' end
+	self.closed = true
+	if not self.busy and not self.copy then
+		self.stream:write(frame('X', ''))
+	end
+	self.stream:close()
+	return true
+end
+
+-- db:closed() -> bool
+function Connection:closed()
+	return self.closed
+end
+
+-- the pool ------------------------------------------------------------------
+
+local Pool = {}
+Pool.__index = Pool
+M.Pool = Pool
+
+-- postgres.pool(conninfo [, {size = n}]) -> Pool
+function M.pool(conninfo, opts)
+	check_string(conninfo, 1, 'pool')
+	local size = opts and opts.size or 10
+	if type(size) ~= 'number' or size < 1 then
+		error("bad argument #2 to 'pool' (size must be a positive number)", 2)
+	end
+	return setmetatable({ conninfo = conninfo, size = size, idle = {}, count = 0, waiting = {} }, Pool)
+end
+
+-- pool:get() -> Connection | nil, err: an idle one, a new one, or the next
+-- one put back.
+function Pool:get()
+	while true do
+		local idle = self.idle
+		local db = idle[#idle]
+		if db then
+			idle[#idle] = nil
+			if not db.closed then return db end
+			self.count = self.count - 1
+		elseif self.count < self.size then
+			self.count = self.count + 1
+			local err
+			db, err = M.connect(self.conninfo)
+			if not db then
+				self.count = self.count - 1
+				return nil, err
+			end
+			return db
+		else
+			local s = utils.newsleeper()
+			self.waiting[#self.waiting + 1] = s
+			local got = s:sleep()
+			if got then return got end
+		end
+	end
+end
+
+-- pool:put(db): give a connection back (a closed one frees its place).
+function Pool:put(db)
+	if db.closed or db.busy or db.copy then
+		if not db.closed then db:close() end
+		self.count = self.count - 1
+		local s = table.remove(self.waiting, 1)
+		if s then s:wakeup(false) end
+		return
+	end
+	while #self.waiting > 0 do
+		local s = table.remove(self.waiting, 1)
+		if s:wakeup(db) then return end
+	end
+	self.idle[#self.idle + 1] = db
+end
+
+-- pool:exec(...) -> as db:exec, on a connection checked out for the call.
+function Pool:exec(...)
+	local db, err = self:get()
+	if not db then return nil, err end
+	local r = { n = 0 }
+	local function keep(...)
+		r.n = select('#', ...)
+		for i = 1, r.n do r[i] = select(i, ...) end
+	end
+	local ok, e = pcall(function(...) keep(db:exec(...)) end, ...)
+	self:put(db)
+	if not ok then error(e, 2) end
+	return unpack(r, 1, r.n)
+end
+
+-- pool:close(): close the idle connections (those checked out close when
+-- put back).
+function Pool:close()
+	for _, db in ipairs(self.idle) do db:close() end
+	self.count = self.count - #self.idle
+	self.idle = {}
+	self.size = 0
+end
+
+return M

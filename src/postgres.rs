@@ -1,0 +1,677 @@
+//! `lem.postgres.core`: the PostgreSQL wire protocol's bytes (version 3),
+//! for the Lua half `lua/lem/postgres.lua`, which speaks it over a lem
+//! Stream, so a query that waits on the server holds no thread.
+//!
+//! - The read format `'PgMessage'` reads one backend message and returns
+//!   its type (a one-letter string) and body; data rows are returned in
+//!   batches: every complete `DataRow` buffered, as `'D', {row, ...}`, each
+//!   row an array of strings with `nil` for NULL (and its column count in
+//!   `n`).
+//! - Builders for the frontend messages (startup, query, the extended
+//!   protocol with text parameters, COPY), and decoders for the bodies the
+//!   Lua half looks into (row descriptions, errors, notifications).
+//! - Authentication: MD5 and SCRAM-SHA-256 (with `ring`).
+
+use std::ffi::c_int;
+
+use base64::Engine;
+use md5::{Digest, Md5};
+use ring::{digest, hmac, pbkdf2, rand::SecureRandom};
+
+use crate::lua::{self, ffi, lua_State, Reg};
+use crate::parsers::{self, Format, Scan};
+
+/// Largest backend message accepted (the server's own limit on a field is
+/// 1 GiB).
+pub const MAX_MESSAGE: usize = 1 << 30;
+
+/// Where the message starting at `at` ends: `Ok(None)` if incomplete.
+fn message_end(input: &[u8], at: usize) -> Result<Option<usize>, &'static str> {
+    let Some(head) = input.get(at..at + 5) else {
+        return Ok(None);
+    };
+    let len = u32::from_be_bytes([head[1], head[2], head[3], head[4]]) as usize;
+    if len < 4 {
+        return Err("postgres message with a length below 4");
+    }
+    if len > MAX_MESSAGE {
+        return Err("postgres message too large");
+    }
+    let end = at + 1 + len;
+    Ok((input.len() >= end).then_some(end))
+}
+
+/// Scan for `read('PgMessage')`: one message, or all complete data rows
+/// from the start on. `Ok(Some(end))` when ready.
+pub fn scan(input: &[u8]) -> Result<Option<usize>, &'static str> {
+    let Some(mut end) = message_end(input, 0)? else {
+        return Ok(None);
+    };
+    if input[0] == b'D' {
+        while input.get(end) == Some(&b'D') {
+            match message_end(input, end)? {
+                Some(e) => end = e,
+                None => break,
+            }
+        }
+    }
+    Ok(Some(end))
+}
+
+/// The values of one `DataRow` body: `None` for NULL.
+pub fn row_values(body: &[u8]) -> Result<Vec<Option<&[u8]>>, &'static str> {
+    let bad = "postgres data row malformed";
+    let n = u16::from_be_bytes(body.get(..2).ok_or(bad)?.try_into().unwrap()) as usize;
+    let mut at = 2;
+    let mut out = Vec::with_capacity(n.min(body.len() / 4 + 1));
+    for _ in 0..n {
+        let len = i32::from_be_bytes(body.get(at..at + 4).ok_or(bad)?.try_into().unwrap());
+        at += 4;
+        if len < 0 {
+            out.push(None);
+        } else {
+            let v = body.get(at..at + len as usize).ok_or(bad)?;
+            at += len as usize;
+            out.push(Some(v));
+        }
+    }
+    if at != body.len() {
+        return Err(bad);
+    }
+    Ok(out)
+}
+
+/// `read('PgMessage')`.
+pub struct Message;
+
+impl Format for Message {
+    fn scan(&self, input: &[u8], _eof: bool) -> Scan {
+        match scan(input) {
+            Ok(Some(n)) => {
+                // Check the rows now: a malformed one is refused before
+                // anything is pushed.
+                if input[0] == b'D' {
+                    let mut at = 0;
+                    while at < n {
+                        let end = message_end(input, at).ok().flatten().unwrap_or(n);
+                        if let Err(e) = row_values(&input[at + 5..end]) {
+                            return Scan::Invalid(e);
+                        }
+                        at = end;
+                    }
+                }
+                Scan::Ready {
+                    consume: n,
+                    mark: n,
+                }
+            }
+            Ok(None) => Scan::Need,
+            Err(e) => Scan::Invalid(e),
+        }
+    }
+    unsafe fn push(&self, l: *mut lua_State, input: &[u8], _mark: usize) -> c_int {
+        lua::push_bytes(l, &input[..1]);
+        if input[0] != b'D' {
+            lua::push_bytes(l, &input[5..]);
+            return 2;
+        }
+        ffi::lua_createtable(l, 0, 0);
+        let mut at = 0;
+        let mut i = 0;
+        while at < input.len() {
+            let end = match message_end(input, at) {
+                Ok(Some(e)) => e,
+                _ => break,
+            };
+            let values = row_values(&input[at + 5..end]).unwrap_or_default();
+            ffi::lua_createtable(l, values.len() as c_int, 1);
+            for (j, v) in values.iter().enumerate() {
+                if let Some(v) = v {
+                    lua::push_bytes(l, v);
+                    ffi::lua_rawseti(l, -2, (j + 1) as _);
+                }
+            }
+            ffi::lua_pushinteger(l, values.len() as _);
+            ffi::lua_setfield(l, -2, c"n".as_ptr());
+            i += 1;
+            ffi::lua_rawseti(l, -2, i);
+            at = end;
+        }
+        2
+    }
+    fn limit_error(&self) -> &'static str {
+        "postgres message too large"
+    }
+}
+
+static MESSAGE: Message = Message;
+
+/// A frontend message: `kind` (0 for the startup message, which has none)
+/// and its body.
+pub fn frame(kind: u8, body: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(body.len() + 5);
+    if kind != 0 {
+        out.push(kind);
+    }
+    out.extend_from_slice(&(body.len() as u32 + 4).to_be_bytes());
+    out.extend_from_slice(body);
+    out
+}
+
+fn cstr(out: &mut Vec<u8>, s: &[u8]) {
+    out.extend_from_slice(s);
+    out.push(0);
+}
+
+/// Parse (when `sql` is given), Bind with text parameters, Describe the
+/// portal, Execute, Sync: one query of the extended protocol.
+pub fn extended(statement: &[u8], sql: Option<&[u8]>, params: &[Option<&[u8]>]) -> Vec<u8> {
+    let mut out = Vec::new();
+    if let Some(sql) = sql {
+        let mut b = Vec::new();
+        cstr(&mut b, statement);
+        cstr(&mut b, sql);
+        b.extend_from_slice(&0u16.to_be_bytes());
+        out.extend(frame(b'P', &b));
+    }
+    let mut b = Vec::new();
+    cstr(&mut b, b"");
+    cstr(&mut b, statement);
+    // No parameter formats: all text; then the values.
+    b.extend_from_slice(&0u16.to_be_bytes());
+    b.extend_from_slice(&(params.len() as u16).to_be_bytes());
+    for p in params {
+        match p {
+            None => b.extend_from_slice(&(-1i32).to_be_bytes()),
+            Some(v) => {
+                b.extend_from_slice(&(v.len() as u32).to_be_bytes());
+                b.extend_from_slice(v);
+            }
+        }
+    }
+    // Results in text.
+    b.extend_from_slice(&0u16.to_be_bytes());
+    out.extend(frame(b'B', &b));
+    out.extend(frame(b'D', b"P\0"));
+    out.extend(frame(b'E', b"\0\0\0\0\0"));
+    out.extend(frame(b'S', b""));
+    out
+}
+
+/// The field names of a `RowDescription` body.
+pub fn row_names(body: &[u8]) -> Result<Vec<&[u8]>, &'static str> {
+    let bad = "postgres row description malformed";
+    let n = u16::from_be_bytes(body.get(..2).ok_or(bad)?.try_into().unwrap()) as usize;
+    let mut at = 2;
+    let mut names = Vec::with_capacity(n.min(body.len() / 19 + 1));
+    for _ in 0..n {
+        let len = memchr::memchr(0, body.get(at..).ok_or(bad)?).ok_or(bad)?;
+        names.push(&body[at..at + len]);
+        // The name, its NUL, then 18 bytes of table, column and type.
+        at += len + 1 + 18;
+    }
+    if at != body.len() {
+        return Err(bad);
+    }
+    Ok(names)
+}
+
+/// The fields of an `ErrorResponse` or `NoticeResponse` body, by code.
+pub fn error_fields(body: &[u8]) -> Vec<(u8, &[u8])> {
+    let mut out = Vec::new();
+    let mut at = 0;
+    while at < body.len() && body[at] != 0 {
+        let code = body[at];
+        let rest = &body[at + 1..];
+        let len = memchr::memchr(0, rest).unwrap_or(rest.len());
+        out.push((code, &rest[..len]));
+        at += 1 + len + 1;
+    }
+    out
+}
+
+/// An error as libpq words it: `ERROR:  message`, with `DETAIL:` and
+/// `HINT:` lines when the server sent them.
+pub fn error_text(body: &[u8]) -> (String, String) {
+    let fields = error_fields(body);
+    let get = |c: u8| {
+        fields
+            .iter()
+            .find(|(k, _)| *k == c)
+            .map(|(_, v)| String::from_utf8_lossy(v).into_owned())
+    };
+    let severity = get(b'V').or_else(|| get(b'S')).unwrap_or("ERROR".into());
+    let mut text = format!(
+        "{severity}:  {}",
+        get(b'M').unwrap_or_else(|| "unknown error".into())
+    );
+    if let Some(d) = get(b'D') {
+        text.push_str(&format!("\nDETAIL:  {d}"));
+    }
+    if let Some(h) = get(b'H') {
+        text.push_str(&format!("\nHINT:  {h}"));
+    }
+    (text, get(b'C').unwrap_or_default())
+}
+
+/// `md5` + hex(md5(hex(md5(password + user)) + salt)): the MD5 answer.
+pub fn md5_password(user: &[u8], password: &[u8], salt: &[u8]) -> String {
+    let hex = |d: &[u8]| d.iter().map(|b| format!("{b:02x}")).collect::<String>();
+    let inner = hex(&Md5::new()
+        .chain_update(password)
+        .chain_update(user)
+        .finalize());
+    let outer = hex(&Md5::new()
+        .chain_update(inner.as_bytes())
+        .chain_update(salt)
+        .finalize());
+    format!("md5{outer}")
+}
+
+/// SCRAM-SHA-256 (RFC 5802, 7677), the client's side.
+pub mod scram {
+    use super::*;
+
+    /// The client-first message's bare part for `nonce`.
+    pub fn client_first_bare(nonce: &str) -> String {
+        format!("n=,r={nonce}")
+    }
+
+    /// Parse the server-first message: (nonce, salt, iterations).
+    pub fn parse_server_first(msg: &str) -> Result<(String, Vec<u8>, u32), String> {
+        let bad = || format!("malformed SCRAM message from the server: {msg:?}");
+        let mut nonce = None;
+        let mut salt = None;
+        let mut iter = None;
+        for part in msg.split(',') {
+            match part.split_at_checked(2) {
+                Some(("r=", v)) => nonce = Some(v.to_owned()),
+                Some(("s=", v)) => {
+                    salt = Some(
+                        base64::engine::general_purpose::STANDARD
+                            .decode(v)
+                            .map_err(|_| bad())?,
+                    )
+                }
+                Some(("i=", v)) => iter = Some(v.parse::<u32>().map_err(|_| bad())?),
+                _ => {}
+            }
+        }
+        match (nonce, salt, iter) {
+            (Some(n), Some(s), Some(i)) if i > 0 && i <= 10_000_000 => Ok((n, s, i)),
+            _ => Err(bad()),
+        }
+    }
+
+    fn hmac(key: &[u8], data: &[u8]) -> Vec<u8> {
+        let k = hmac::Key::new(hmac::HMAC_SHA256, key);
+        hmac::sign(&k, data).as_ref().to_vec()
+    }
+
+    /// The client-final message and the server signature to expect, from
+    /// the password, our nonce's bare first message and the server's first.
+    pub fn client_final(
+        password: &[u8],
+        client_nonce: &str,
+        server_first: &str,
+    ) -> Result<(String, Vec<u8>), String> {
+        let (nonce, salt, iterations) = parse_server_first(server_first)?;
+        if !nonce.starts_with(client_nonce) {
+            return Err("the server's SCRAM nonce does not extend ours".into());
+        }
+        let mut salted = [0u8; 32];
+        pbkdf2::derive(
+            pbkdf2::PBKDF2_HMAC_SHA256,
+            std::num::NonZeroU32::new(iterations).expect("checked above"),
+            &salt,
+            password,
+            &mut salted,
+        );
+        let client_key = hmac(&salted, b"Client Key");
+        let stored = digest::digest(&digest::SHA256, &client_key);
+        let without_proof = format!("c=biws,r={nonce}");
+        let auth = format!(
+            "{},{server_first},{without_proof}",
+            client_first_bare(client_nonce)
+        );
+        let signature = hmac(stored.as_ref(), auth.as_bytes());
+        let proof: Vec<u8> = client_key
+            .iter()
+            .zip(&signature)
+            .map(|(a, b)| a ^ b)
+            .collect();
+        let server_key = hmac(&salted, b"Server Key");
+        let server_sig = hmac(&server_key, auth.as_bytes());
+        let b64 = base64::engine::general_purpose::STANDARD.encode(proof);
+        Ok((format!("{without_proof},p={b64}"), server_sig))
+    }
+
+    /// Check the server-final message against the expected signature.
+    pub fn verify_server_final(msg: &str, expected: &[u8]) -> bool {
+        msg.strip_prefix("v=")
+            .and_then(|v| base64::engine::general_purpose::STANDARD.decode(v).ok())
+            .is_some_and(|v| v == expected)
+    }
+}
+
+unsafe fn bytes_arg<'a>(l: *mut lua_State, arg: c_int) -> &'a [u8] {
+    let mut len = 0;
+    let p = lua::check_lstring(l, arg, &mut len);
+    std::slice::from_raw_parts(p as *const u8, len)
+}
+
+/// frame(kind, body) -> message (`kind` `''` for the startup message).
+unsafe extern "C-unwind" fn l_frame(l: *mut lua_State) -> c_int {
+    let kind = bytes_arg(l, 1).first().copied().unwrap_or(0);
+    let body = bytes_arg(l, 2);
+    lua::push_bytes(l, &frame(kind, body));
+    1
+}
+
+/// startup({k, v, ...}) -> the startup message (protocol 3.0).
+unsafe extern "C-unwind" fn l_startup(l: *mut lua_State) -> c_int {
+    lua::check_type(l, 1, ffi::LUA_TTABLE);
+    let mut body = 196608u32.to_be_bytes().to_vec();
+    let n = ffi::lua_rawlen(l, 1);
+    for i in 1..=n {
+        ffi::lua_rawgeti(l, 1, i as _);
+        let s = lua::to_bytes(l, -1).unwrap_or_default();
+        cstr(&mut body, s);
+        ffi::lua_pop(l, 1);
+    }
+    body.push(0);
+    lua::push_bytes(l, &frame(0, &body));
+    1
+}
+
+/// extended(statement, sql | nil, n, ...) -> Parse? Bind Describe Execute
+/// Sync: the `n` parameters as text (numbers by their Lua text, nil NULL).
+unsafe extern "C-unwind" fn l_extended(l: *mut lua_State) -> c_int {
+    let statement = bytes_arg(l, 1);
+    let sql = if lua::is_none_or_nil(l, 2) {
+        None
+    } else {
+        Some(bytes_arg(l, 2))
+    };
+    let n = lua::check_integer(l, 3).max(0) as c_int;
+    if n > u16::MAX as c_int {
+        lua::arg_error(l, 3, c"too many parameters (at most 65535)");
+    }
+    let mut params = Vec::with_capacity(n as usize);
+    for i in 0..n {
+        let idx = 4 + i;
+        match ffi::lua_type(l, idx) {
+            ffi::LUA_TNIL | ffi::LUA_TNONE => params.push(None),
+            ffi::LUA_TSTRING | ffi::LUA_TNUMBER => {
+                let mut len = 0;
+                let p = ffi::lua_tolstring(l, idx, &mut len);
+                params.push(Some(std::slice::from_raw_parts(p as *const u8, len)));
+            }
+            ffi::LUA_TBOOLEAN => params.push(Some(if ffi::lua_toboolean(l, idx) != 0 {
+                &b"t"[..]
+            } else {
+                &b"f"[..]
+            })),
+            _ => lua::arg_error(l, idx, c"string, number, boolean or nil expected"),
+        }
+    }
+    let out = extended(statement, sql, &params);
+    lua::push_bytes(l, &out);
+    1
+}
+
+/// names(body) -> {name, ...} of a RowDescription | nil, err
+unsafe extern "C-unwind" fn l_names(l: *mut lua_State) -> c_int {
+    match row_names(bytes_arg(l, 1)) {
+        Ok(names) => {
+            ffi::lua_createtable(l, names.len() as c_int, 0);
+            for (i, n) in names.iter().enumerate() {
+                lua::push_bytes(l, n);
+                ffi::lua_rawseti(l, -2, (i + 1) as _);
+            }
+            1
+        }
+        Err(e) => lua::fail(l, e),
+    }
+}
+
+/// error(body) -> text, sqlstate
+unsafe extern "C-unwind" fn l_error(l: *mut lua_State) -> c_int {
+    let (text, code) = error_text(bytes_arg(l, 1));
+    lua::push_str(l, &text);
+    lua::push_str(l, &code);
+    2
+}
+
+/// int32(body [, at]) -> the big-endian integer at byte `at` (0-based).
+unsafe extern "C-unwind" fn l_int32(l: *mut lua_State) -> c_int {
+    let body = bytes_arg(l, 1);
+    let at = lua::opt_integer(l, 2, 0).max(0) as usize;
+    match body.get(at..at + 4) {
+        Some(b) => ffi::lua_pushinteger(l, i32::from_be_bytes(b.try_into().unwrap()) as _),
+        None => ffi::lua_pushnil(l),
+    }
+    1
+}
+
+/// notification(body) -> channel, payload, pid
+unsafe extern "C-unwind" fn l_notification(l: *mut lua_State) -> c_int {
+    let body = bytes_arg(l, 1);
+    let pid = body
+        .get(..4)
+        .map_or(0, |b| i32::from_be_bytes(b.try_into().unwrap()));
+    let rest = body.get(4..).unwrap_or_default();
+    let mut parts = rest.split(|&b| b == 0);
+    lua::push_bytes(l, parts.next().unwrap_or_default());
+    lua::push_bytes(l, parts.next().unwrap_or_default());
+    ffi::lua_pushinteger(l, pid as _);
+    3
+}
+
+/// md5(user, password, salt) -> the MD5 password answer
+unsafe extern "C-unwind" fn l_md5(l: *mut lua_State) -> c_int {
+    let s = md5_password(bytes_arg(l, 1), bytes_arg(l, 2), bytes_arg(l, 3));
+    lua::push_str(l, &s);
+    1
+}
+
+/// scram_first() -> the SASLInitialResponse body, our nonce
+unsafe extern "C-unwind" fn l_scram_first(l: *mut lua_State) -> c_int {
+    let mut raw = [0u8; 18];
+    if ring::rand::SystemRandom::new().fill(&mut raw).is_err() {
+        return lua::fail(l, "no random numbers for SCRAM");
+    }
+    let nonce = base64::engine::general_purpose::STANDARD.encode(raw);
+    let first = format!("n,,{}", scram::client_first_bare(&nonce));
+    let mut body = Vec::new();
+    cstr(&mut body, b"SCRAM-SHA-256");
+    body.extend_from_slice(&(first.len() as u32).to_be_bytes());
+    body.extend_from_slice(first.as_bytes());
+    lua::push_bytes(l, &body);
+    lua::push_str(l, &nonce);
+    2
+}
+
+/// scram_final(password, nonce, server_first) -> client_final, signature |
+/// nil, err
+unsafe extern "C-unwind" fn l_scram_final(l: *mut lua_State) -> c_int {
+    let password = bytes_arg(l, 1);
+    let nonce = String::from_utf8_lossy(bytes_arg(l, 2)).into_owned();
+    let first = String::from_utf8_lossy(bytes_arg(l, 3)).into_owned();
+    match scram::client_final(password, &nonce, &first) {
+        Ok((msg, sig)) => {
+            lua::push_str(l, &msg);
+            lua::push_bytes(l, &sig);
+            2
+        }
+        Err(e) => lua::fail(l, &e),
+    }
+}
+
+/// scram_verify(server_final, signature) -> bool
+unsafe extern "C-unwind" fn l_scram_verify(l: *mut lua_State) -> c_int {
+    let msg = String::from_utf8_lossy(bytes_arg(l, 1)).into_owned();
+    let ok = scram::verify_server_final(&msg, bytes_arg(l, 2));
+    ffi::lua_pushboolean(l, ok as c_int);
+    1
+}
+
+const FUNCS: &[Reg] = &[
+    (c"frame", l_frame),
+    (c"startup", l_startup),
+    (c"extended", l_extended),
+    (c"names", l_names),
+    (c"error", l_error),
+    (c"int32", l_int32),
+    (c"notification", l_notification),
+    (c"md5", l_md5),
+    (c"scram_first", l_scram_first),
+    (c"scram_final", l_scram_final),
+    (c"scram_verify", l_scram_verify),
+];
+
+/// `require 'lem.postgres.core'`.
+pub unsafe extern "C-unwind" fn open(l: *mut lua_State) -> c_int {
+    parsers::register(l, c"PgMessage", &MESSAGE);
+    ffi::lua_createtable(l, 0, FUNCS.len() as c_int + 1);
+    lua::set_funcs(l, FUNCS);
+    ffi::lua_pushinteger(l, MAX_MESSAGE as _);
+    ffi::lua_setfield(l, -2, c"max_message".as_ptr());
+    1
+}
+
+/// The fuzz entry point: scanning and decoding never panic, and a message
+/// accepted whole is refused as incomplete from every shorter prefix.
+pub fn fuzz_message(data: &[u8]) {
+    if let Ok(Some(end)) = scan(data) {
+        assert!(end <= data.len() && end >= 5);
+        if data[0] != b'D' {
+            assert_eq!(scan(&data[..end - 1]), Ok(None));
+        }
+        let body = &data[5..message_end(data, 0).unwrap().unwrap()];
+        let _ = row_values(body);
+        let _ = row_names(body);
+        let _ = error_text(body);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn msg(kind: u8, body: &[u8]) -> Vec<u8> {
+        frame(kind, body)
+    }
+
+    #[test]
+    fn messages_are_framed_and_scanned() {
+        let m = msg(b'Z', b"I");
+        assert_eq!(m, b"Z\0\0\0\x05I");
+        assert_eq!(scan(&m), Ok(Some(6)));
+        assert_eq!(scan(&m[..5]), Ok(None));
+        assert_eq!(
+            scan(b"Z\0\0\0\x03"),
+            Err("postgres message with a length below 4")
+        );
+        assert_eq!(
+            scan(b"D\x7f\xff\xff\xff"),
+            Err("postgres message too large")
+        );
+        let startup = frame(0, b"ab");
+        assert_eq!(startup, b"\0\0\0\x06ab");
+    }
+
+    #[test]
+    fn data_rows_come_in_batches() {
+        let row = |vals: &[Option<&[u8]>]| {
+            let mut b = (vals.len() as u16).to_be_bytes().to_vec();
+            for v in vals {
+                match v {
+                    None => b.extend_from_slice(&(-1i32).to_be_bytes()),
+                    Some(v) => {
+                        b.extend_from_slice(&(v.len() as u32).to_be_bytes());
+                        b.extend_from_slice(v);
+                    }
+                }
+            }
+            msg(b'D', &b)
+        };
+        let mut input = row(&[Some(b"1"), None]);
+        input.extend(row(&[Some(b""), Some(b"x")]));
+        let two = input.len();
+        input.extend(msg(b'C', b"SELECT 2\0"));
+        assert_eq!(scan(&input), Ok(Some(two)));
+        assert_eq!(
+            row_values(&input[5..5 + 2 + 4 + 1 + 4]).unwrap(),
+            vec![Some(&b"1"[..]), None]
+        );
+        assert!(
+            row_values(b"\0\x01\0\0\0\x09ab").is_err(),
+            "length past the end"
+        );
+        assert!(
+            row_values(b"\0\x01\0\0\0\x01ab").is_err(),
+            "bytes left over"
+        );
+        assert!(matches!(
+            Message.scan(&msg(b'D', b"\0\x05"), false),
+            Scan::Invalid(_)
+        ));
+    }
+
+    #[test]
+    fn descriptions_and_errors() {
+        let mut b = 2u16.to_be_bytes().to_vec();
+        for name in [&b"id"[..], b"name"] {
+            cstr(&mut b, name);
+            b.extend_from_slice(&[0; 18]);
+        }
+        assert_eq!(row_names(&b).unwrap(), vec![&b"id"[..], b"name"]);
+        assert!(row_names(&b[..b.len() - 1]).is_err());
+        let e = b"SERROR\0VERROR\0C23505\0Mduplicate key\0DKey (id)=(1) already exists.\0\0";
+        let (text, code) = error_text(e);
+        assert_eq!(
+            text,
+            "ERROR:  duplicate key\nDETAIL:  Key (id)=(1) already exists."
+        );
+        assert_eq!(code, "23505");
+        assert_eq!(error_text(b"").0, "ERROR:  unknown error");
+    }
+
+    #[test]
+    fn extended_queries() {
+        let m = extended(b"", Some(b"SELECT $1"), &[Some(b"7"), None]);
+        assert!(m.starts_with(b"P"));
+        assert!(m.ends_with(b"S\0\0\0\x04"));
+        let m = extended(b"s1", None, &[]);
+        assert!(m.starts_with(b"B"));
+    }
+
+    #[test]
+    fn md5_answer() {
+        // md5(hex(md5("secret" + "lem")) + salt), computed with Python's
+        // hashlib.
+        assert_eq!(
+            md5_password(b"lem", b"secret", b"\x01\x02\x03\x04"),
+            "md552504e2781e51076e107407f02665cdf"
+        );
+    }
+
+    #[test]
+    fn scram_of_rfc_7677() {
+        // RFC 7677's example: user "user", password "pencil".
+        let nonce = "rOprNGfwEbeRWgbNEkqO";
+        let server_first =
+            "r=rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0,s=W22ZaJ0SNY7soEsUEjb6gQ==,i=4096";
+        let (fin, sig) = scram::client_final(b"pencil", nonce, server_first).unwrap();
+        // The RFC's first message has n=user where PostgreSQL's has n=.
+        assert!(fin.starts_with("c=biws,r=rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0,p="));
+        assert_eq!(sig.len(), 32);
+        assert!(scram::client_final(b"pencil", "other", server_first).is_err());
+        assert!(scram::parse_server_first("r=x,s=!!,i=1").is_err());
+        assert!(scram::parse_server_first("r=x,s=AAAA,i=0").is_err());
+        let b64 = base64::engine::general_purpose::STANDARD.encode(&sig);
+        assert!(scram::verify_server_final(&format!("v={b64}"), &sig));
+        assert!(!scram::verify_server_final("v=AAAA", &sig));
+    }
+}
