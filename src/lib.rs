@@ -52,6 +52,7 @@ pub mod scheduler;
 mod signal;
 mod tls;
 mod utils;
+pub(crate) mod websocket;
 
 pub use scheduler::Outcome;
 
