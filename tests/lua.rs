@@ -139,6 +139,8 @@ lua_tests! {
     utils_task_points => "utils/task_points.lua",
     utils_task_unjoined => "utils/task_unjoined.lua",
     utils_timeout => "utils/timeout.lua",
+    websocket_hostile => "websocket/hostile.lua",
+    websocket_python => "websocket/python.lua",
 }
 
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
