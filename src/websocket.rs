@@ -253,6 +253,16 @@ impl Format for Frame {
         ffi::lua_pushboolean(l, h.mask.is_some() as c_int);
         let body = &input[h.len..];
         let tail = match h.mask {
+            // Small payloads are unmasked on the stack: no allocation
+            // besides the Lua string.
+            Some(k) if body.len() <= SMALL => {
+                let mut buf = [0u8; SMALL];
+                let v = &mut buf[..body.len()];
+                v.copy_from_slice(body);
+                apply_mask(v, k);
+                lua::push_bytes(l, v);
+                (h.opcode <= 1).then(|| utf8_tail(v))
+            }
             Some(k) => {
                 let mut v = body.to_vec();
                 apply_mask(&mut v, k);
@@ -277,6 +287,9 @@ impl Format for Frame {
 }
 
 static FRAME: Frame = Frame;
+
+/// Payloads up to this size are unmasked in a stack buffer.
+const SMALL: usize = 4096;
 
 unsafe fn bytes_arg<'a>(l: *mut lua_State, arg: c_int) -> &'a [u8] {
     let mut len = 0usize;
@@ -314,6 +327,36 @@ unsafe extern "C-unwind" fn l_frame(l: *mut lua_State) -> c_int {
     let rsv = lua::opt_integer(l, 5, 0);
     let f = build(op as u8, fin, rsv as u8, d, masked.then(random::<4>));
     lua::push_bytes(l, &f);
+    1
+}
+
+/// core.head(opcode, length) -> the head of an unmasked final frame with
+/// a payload of `length` bytes (a server sends it and the payload in one
+/// write, without copying the payload into a frame)
+unsafe extern "C-unwind" fn l_head(l: *mut lua_State) -> c_int {
+    let op = lua::check_integer(l, 1);
+    if !(0..=15).contains(&op) {
+        lua::arg_error(l, 1, c"opcode out of range");
+    }
+    let n = lua::check_integer(l, 2);
+    if n < 0 {
+        lua::arg_error(l, 2, c"negative length");
+    }
+    let mut h = [0u8; 10];
+    h[0] = 0x80 | op as u8;
+    let len = if n < 126 {
+        h[1] = n as u8;
+        2
+    } else if n <= 0xffff {
+        h[1] = 126;
+        h[2..4].copy_from_slice(&(n as u16).to_be_bytes());
+        4
+    } else {
+        h[1] = 127;
+        h[2..10].copy_from_slice(&(n as u64).to_be_bytes());
+        10
+    };
+    lua::push_bytes(l, &h[..len]);
     1
 }
 
@@ -388,6 +431,7 @@ const FUNCS: &[Reg] = &[
     (c"accept_key", l_accept_key),
     (c"new_key", l_new_key),
     (c"frame", l_frame),
+    (c"head", l_head),
     (c"utf8", l_utf8),
     (c"close_payload", l_close_payload),
     (c"parse_close", l_parse_close),
@@ -468,6 +512,10 @@ mod tests {
             fuzz_frame(&f);
         }
         let f = build(1, false, 0, b"hi", None);
+        assert_eq!(
+            build(2, true, 0, &[0; 70000], None)[..10],
+            [0x82, 127, 0, 0, 0, 0, 0, 1, 0x11, 0x70]
+        );
         assert_eq!(f, b"\x01\x02hi");
     }
 

@@ -13,7 +13,7 @@ local setmetatable, type, error, tostring, pairs, ipairs, pcall = setmetatable, 
 local format, lower, find, gmatch, match, sub = string.format, string.lower, string.find, string.gmatch, string.match, string.sub
 local concat = table.concat
 local thisthread, suspend, resume, now, spawn = utils.thisthread, utils.suspend, utils.resume, utils.now, utils.spawn
-local frame, utf8, close_payload, parse_close = core.frame, core.utf8, core.close_payload, core.parse_close
+local frame, head, utf8, close_payload, parse_close = core.frame, core.head, core.utf8, core.close_payload, core.parse_close
 
 local M = {}
 
@@ -48,7 +48,7 @@ end
 
 -- Send bytes, whole, after the writers that came first (the reader's
 -- pongs and close answers share the stream with the script's sends).
-local function put(self, bytes)
+local function put(self, bytes, more)
 	if self._writing then
 		local last = self._last + 1
 		self._last = last
@@ -56,7 +56,12 @@ local function put(self, bytes)
 		suspend()
 	end
 	self._writing = true
-	local ok, err = self.stream:write(bytes)
+	local ok, err
+	if more then
+		ok, err = self.stream:write(bytes, more)
+	else
+		ok, err = self.stream:write(bytes)
+	end
 	while self._first <= self._last do
 		local i = self._first
 		local co = self[i]
@@ -247,7 +252,13 @@ function WebSocket:send(data, kind)
 	if self._state ~= 'open' then
 		return nil, 'closed'
 	end
-	local ok, err = put(self, frame(op, true, data, self._client))
+	local ok, err
+	if self._client then
+		ok, err = put(self, frame(op, true, data, true))
+	else
+		-- Unmasked: the head and the data in one write, no copy.
+		ok, err = put(self, head(op, #data), data)
+	end
 	if not ok then
 		if err ~= 'timeout' then
 			drop(self, 1006, err)
