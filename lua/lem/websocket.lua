@@ -9,7 +9,7 @@ local utils = require 'lem.utils'
 local core = require 'lem.websocket.core'
 require 'lem.http'
 
-local setmetatable, type, error, tostring, pairs, ipairs, pcall = setmetatable, type, error, tostring, pairs, ipairs, pcall
+local setmetatable, type, error, tostring, tonumber, pairs, ipairs, pcall = setmetatable, type, error, tostring, tonumber, pairs, ipairs, pcall
 local format, lower, find, gmatch, match, sub = string.format, string.lower, string.find, string.gmatch, string.match, string.sub
 local concat = table.concat
 local thisthread, suspend, resume, now, spawn = utils.thisthread, utils.suspend, utils.resume, utils.now, utils.spawn
@@ -30,7 +30,7 @@ local WebSocket = {}
 WebSocket.__index = WebSocket
 M.WebSocket = WebSocket
 
-local function new(stream, client, max, protocol)
+local function new(stream, client, max, protocol, deflate)
 	stream:settimeout(nil)
 	stream:setlimit(max + HEAD)
 	return setmetatable({
@@ -39,6 +39,8 @@ local function new(stream, client, max, protocol)
 		-- A client masks what it sends and expects nothing masked.
 		_client = client,
 		_max = max,
+		-- permessage-deflate's state (lem.websocket.core), if negotiated.
+		_deflate = deflate,
 		-- 'open', 'closing' (our close frame sent), 'closed'.
 		_state = 'open',
 		_first = 1,
@@ -165,7 +167,52 @@ function WebSocket:receive()
 			return fail(self, 1002, client and 'masked frame from the server' or 'unmasked frame from the client')
 		end
 		if rsv ~= 0 then
+			-- RSV1 on a message's first frame: compressed (RFC 7692).
+			if rsv == 4 and (op == 1 or op == 2) and self._deflate and not self._kind then
+				local d, kind, err = self._deflate, op, nil
+				if fin then
+					data, err = d:decompress(data, true, max)
+				else
+					self._kind, self._parts, self._size, self._zipped = op, {}, #data, true
+					data, err = d:decompress(data, false, max)
+					if data then
+						self._parts[1] = data
+						self._size = #data
+					end
+				end
+				if not data then
+					return fail(self, err == 'too large' and 1009 or 1007, 'compressed message ' .. err)
+				end
+				if fin then
+					if kind == 1 and utf8(data) ~= 0 then
+						return fail(self, 1007, 'text message not UTF-8')
+					end
+					self._reading = false
+					return data, kind == 1 and 'text' or 'binary'
+				end
+				goto continue
+			end
 			return fail(self, 1002, 'frame with reserved bits set')
+		end
+		if op == 0 and self._zipped then
+			local parts = self._parts
+			local out, err = self._deflate:decompress(data, fin, max - self._size)
+			if not out then
+				return fail(self, err == 'too large' and 1009 or 1007, 'compressed message ' .. err)
+			end
+			parts[#parts + 1] = out
+			self._size = self._size + #out
+			if fin then
+				local kind = self._kind
+				self._kind, self._parts, self._size, self._zipped = nil, nil, nil, nil
+				local msg = concat(parts)
+				if kind == 1 and utf8(msg) ~= 0 then
+					return fail(self, 1007, 'text message not UTF-8')
+				end
+				self._reading = false
+				return msg, kind == 1 and 'text' or 'binary'
+			end
+			goto continue
 		end
 		if op >= 8 then
 			if op == 9 then
@@ -232,6 +279,7 @@ function WebSocket:receive()
 			end
 			self._kind, self._parts, self._size = op, { data }, #data
 		end
+		::continue::
 	end
 end
 
@@ -253,11 +301,15 @@ function WebSocket:send(data, kind)
 		return nil, 'closed'
 	end
 	local ok, err
+	local rsv = 0
+	if self._deflate then
+		data, rsv = self._deflate:compress(data), 4
+	end
 	if self._client then
-		ok, err = put(self, frame(op, true, data, true))
+		ok, err = put(self, frame(op, true, data, true, rsv))
 	else
 		-- Unmasked: the head and the data in one write, no copy.
-		ok, err = put(self, head(op, #data), data)
+		ok, err = put(self, head(op, #data, rsv), data)
 	end
 	if not ok then
 		if err ~= 'timeout' then
@@ -372,7 +424,7 @@ end
 
 local function check_opts(opts, name, argn)
 	if opts == nil then
-		return M.max_message, nil
+		return M.max_message, nil, true
 	end
 	if type(opts) ~= 'table' then
 		error(format("bad argument #%d to '%s' (table expected, got %s)", argn, name, type(opts)), 3)
@@ -394,7 +446,78 @@ local function check_opts(opts, name, argn)
 			end
 		end
 	end
-	return max, protocols
+	return max, protocols, opts.deflate ~= false
+end
+
+-- The offers or answer of a Sec-WebSocket-Extensions value: an array of
+-- {name, params = {key = value or true}}; nil if malformed.
+local function extensions(value)
+	local list = {}
+	if type(value) ~= 'string' then
+		return list
+	end
+	for item in gmatch(value, '[^,]+') do
+		local name
+		local params = {}
+		for part in gmatch(item, '[^;]+') do
+			part = match(part, '^%s*(.-)%s*$')
+			if not name then
+				name = lower(part)
+			else
+				local k, v = match(part, '^([%w_-]+)%s*=%s*"?([^"]*)"?$')
+				if k then
+					params[lower(k)] = v
+				elseif match(part, '^[%w_-]+$') then
+					params[lower(part)] = true
+				else
+					return nil
+				end
+			end
+		end
+		if name and name ~= '' then
+			list[#list + 1] = { name = name, params = params }
+		end
+	end
+	return list
+end
+
+-- A window-bits parameter: true (none given) or 8..15, else nil.
+local function window_bits(v, bare_ok)
+	if v == true then
+		return bare_ok and 15 or nil
+	end
+	local n = tonumber(v)
+	if n and n % 1 == 0 and n >= 8 and n <= 15 and match(v, '^%d+$') then
+		return n
+	end
+end
+
+-- The server's choice among permessage-deflate offers: the Deflate state
+-- and the answer's text, or nil (none acceptable). lem keeps a 15-bit
+-- window, so an offer asking the server for less is declined.
+local function accept_deflate(value)
+	for _, ext in ipairs(extensions(value) or {}) do
+		local p = ext.params
+		local ok = ext.name == 'permessage-deflate'
+		local answer = { 'permessage-deflate' }
+		for k, v in pairs(p) do
+			if k == 'server_no_context_takeover' or k == 'client_no_context_takeover' then
+				ok = ok and v == true
+				answer[#answer + 1] = k
+			elseif k == 'server_max_window_bits' then
+				ok = ok and window_bits(v, false) == 15
+				answer[#answer + 1] = 'server_max_window_bits=15'
+			elseif k == 'client_max_window_bits' then
+				ok = ok and window_bits(v, true) ~= nil
+			else
+				ok = false
+			end
+		end
+		if ok then
+			return core.deflate(p.server_no_context_takeover == true, p.client_no_context_takeover == true),
+				concat(answer, '; ')
+		end
+	end
 end
 
 -- Answer a bad upgrade with status and the message as body; nil, err.
@@ -419,7 +542,7 @@ function M.accept(req, res, opts)
 	if type(res) ~= 'table' or type(res.headers) ~= 'table' then
 		error("bad argument #2 to 'accept' (response expected)", 2)
 	end
-	local max, protocols = check_opts(opts, 'accept', 3)
+	local max, protocols, want_deflate = check_opts(opts, 'accept', 3)
 	local h = req.headers
 	if not has_token(h.upgrade, 'websocket') then
 		return refuse(res, 426, 'not a websocket upgrade', { Upgrade = 'websocket', Connection = 'Upgrade' })
@@ -459,13 +582,20 @@ function M.accept(req, res, opts)
 	if chosen then
 		head[#head + 1] = 'Sec-WebSocket-Protocol: ' .. chosen .. '\r\n'
 	end
+	local deflate, answer
+	if want_deflate then
+		deflate, answer = accept_deflate(h['sec-websocket-extensions'])
+		if deflate then
+			head[#head + 1] = 'Sec-WebSocket-Extensions: ' .. answer .. '\r\n'
+		end
+	end
 	head[#head + 1] = '\r\n'
 	local client = req.client
 	local ok, err = client:write(concat(head))
 	if not ok then
 		return nil, err
 	end
-	local ws = new(client, false, max, chosen)
+	local ws = new(client, false, max, chosen, deflate)
 	ws.request = req
 	-- lem.http.server leaves the connection alone from now on and calls
 	-- ws:_finish() when the handler returns.
@@ -481,7 +611,7 @@ function M.connect(url, opts)
 	if type(url) ~= 'string' then
 		error(format("bad argument #1 to 'connect' (string expected, got %s)", url == nil and 'no value' or type(url)), 2)
 	end
-	local max, protocols = check_opts(opts, 'connect', 2)
+	local max, protocols, want_deflate = check_opts(opts, 'connect', 2)
 	opts = opts or {}
 	local scheme, rest = match(url, '^(%a[%w+.-]*)(://.*)$')
 	scheme = scheme and lower(scheme)
@@ -518,6 +648,11 @@ function M.connect(url, opts)
 	}
 	if protocols and #protocols > 0 then
 		h[#h + 1] = 'Sec-WebSocket-Protocol: ' .. concat(protocols, ', ') .. '\r\n'
+	end
+	if want_deflate then
+		-- Without client_max_window_bits: the server may then not ask
+		-- for a smaller window than lem's 15 bits.
+		h[#h + 1] = 'Sec-WebSocket-Extensions: permessage-deflate\r\n'
 	end
 	if headers then
 		for k, v in pairs(headers) do
@@ -565,7 +700,29 @@ function M.connect(url, opts)
 			return give_up('websocket handshake: ' .. hostfield .. ' chose protocol ' .. chosen .. ', not offered')
 		end
 	end
-	local ws = new(stream, true, max, chosen)
+	local deflate
+	local exts = extensions(rh['sec-websocket-extensions'])
+	if not exts then
+		return give_up('websocket handshake: malformed Sec-WebSocket-Extensions from ' .. hostfield)
+	end
+	for _, ext in ipairs(exts) do
+		local p = ext.params
+		local ok = want_deflate and ext.name == 'permessage-deflate' and not deflate
+		for k, v in pairs(p) do
+			if k == 'server_no_context_takeover' or k == 'client_no_context_takeover' then
+				ok = ok and v == true
+			elseif k == 'server_max_window_bits' then
+				ok = ok and window_bits(v, false) ~= nil
+			else
+				ok = false
+			end
+		end
+		if not ok then
+			return give_up('websocket handshake: extension ' .. ext.name .. ' from ' .. hostfield .. ' not offered as accepted')
+		end
+		deflate = core.deflate(p.client_no_context_takeover == true, p.server_no_context_takeover == true)
+	end
+	local ws = new(stream, true, max, chosen, deflate)
 	if opts.timeout then
 		stream:settimeout(opts.timeout)
 	end

@@ -41,6 +41,26 @@ async def client(url):
             raise AssertionError('no close')
         except websockets.ConnectionClosed as e:
             assert e.rcvd.code == 4002 and e.rcvd.reason == 'server says bye', e
+    # permessage-deflate (websockets offers it by default).
+    async with websockets.connect(url, max_size=None) as ws:
+        names = [type(e).__name__ for e in ws.extensions]
+        assert names == ['PerMessageDeflate'], names
+        for msg in ['deflated ' * 1000, 'x', '', 'żółw ' * 20000]:
+            await ws.send(msg)
+            assert await ws.recv() == msg
+        blob = bytes(range(256)) * 4000
+        await ws.send(blob)
+        assert await ws.recv() == blob
+        await ws.send(['compressed ', 'in ', 'fragments \u20ac'])
+        assert await ws.recv() == 'compressed in fragments \u20ac'
+    # No context takeover, asked by the client.
+    from websockets.extensions.permessage_deflate import ClientPerMessageDeflateFactory
+    f = ClientPerMessageDeflateFactory(server_no_context_takeover=True, client_no_context_takeover=True)
+    async with websockets.connect(url, extensions=[f]) as ws:
+        assert len(ws.extensions) == 1
+        for i in range(3):
+            await ws.send('again and again ' * 50)
+            assert await ws.recv() == 'again and again ' * 50
     print('ok')
 
 
@@ -66,7 +86,7 @@ async def echo(ws, path=None):
 
 async def server():
     async with websockets.serve(echo, '127.0.0.1', 0, subprotocols=['v2', 'v1'],
-                                max_size=None, compression=None) as srv:
+                                max_size=None) as srv:
         print(srv.sockets[0].getsockname()[1], flush=True)
         await asyncio.Future()
 
