@@ -155,6 +155,27 @@ case(masked(8, '\3\237'), 1002, 'close code 1005 on the wire')
 case(masked(8, '\3\231'), 1002, 'close code 999')
 case(masked(8, '\3\232\xff'), 1007, 'close reason not UTF-8')
 
+-- permessage-deflate: negotiated when offered (past an unknown offer); a
+-- compression bomb stops at max_message (1009); bytes that are no
+-- deflate stream close with 1007; a window under 15 bits is declined.
+local DEFLATE = 'Sec-WebSocket-Extensions: x-unknown, permessage-deflate; client_max_window_bits\r\n'
+c, res = upgrade('/small', DEFLATE)
+eq(res.headers['sec-websocket-extensions'], 'permessage-deflate', 'deflate accepted')
+local tx, rx = core.deflate(false, false), core.deflate(false, false)
+assert(c:write(masked(1, tx:compress('echo'), true, 4)))
+eq(seen:get(), { 'echo', 'text' }, 'compressed message')
+local _, zrsv, zop, _, zdata = c:read('WebSocketFrame')
+eq({ zrsv, zop, rx:decompress(zdata, true, 100) }, { 4, 1, 'echo' }, 'compressed answer')
+assert(c:write(masked(1, tx:compress('bomb' .. ('\0'):rep(1 << 20)), true, 4)))
+expect_close(c, 1009, 'compression bomb')
+c = upgrade('/', DEFLATE)
+assert(c:write(masked(2, '\255\255\255\255', true, 4)))
+expect_close(c, 1007, 'not a deflate stream')
+c, res = upgrade('/', 'Sec-WebSocket-Extensions: permessage-deflate; server_max_window_bits=10\r\n')
+eq(res.headers['sec-websocket-extensions'], nil, 'small window declined')
+assert(c:write(masked(1, 'x', true, 4)))
+expect_close(c, 1002, 'RSV1 once deflate was declined')
+
 -- A client that vanishes mid-frame: the handler sees 1006.
 c = upgrade()
 assert(c:write(masked(2, ('z'):rep(1000)):sub(1, 500)))
