@@ -469,17 +469,22 @@ impl Deflate {
     /// One message compressed (sync flush, the empty block's tail cut).
     pub fn deflate(&self, data: &[u8]) -> Vec<u8> {
         let mut c = self.comp.borrow_mut();
-        let mut out = Vec::with_capacity(data.len() / 2 + 64);
+        // Room for the worst case (stored blocks) from the start: with
+        // little room left, the compressor may stop a flush short of its
+        // end with some of the buffer free (seen with stored blocks), and
+        // nothing would tell the loop below that more is to come.
+        let room = |n: usize| n + n / 8 + 1024;
+        let mut out = Vec::with_capacity(room(data.len()));
         let mut input = data;
         loop {
-            if out.capacity() - out.len() < 64 {
-                out.reserve(out.capacity().max(1024));
+            if out.capacity() - out.len() < room(input.len()) {
+                out.reserve(room(input.len()));
             }
             let before = c.total_in();
             // Errors are impossible on a compressor fed plain bytes.
             let _ = c.compress_vec(input, &mut out, FlushCompress::Sync);
             input = &input[(c.total_in() - before) as usize..];
-            if input.is_empty() && out.capacity() - out.len() >= 64 {
+            if input.is_empty() && out.capacity() - out.len() >= 1024 {
                 break;
             }
         }
