@@ -142,6 +142,7 @@ lua_tests! {
     websocket_chromium => "websocket/chromium.lua",
     websocket_hostile => "websocket/hostile.lua",
     websocket_python => "websocket/python.lua",
+    websocket_tls => "websocket/tls.lua",
 }
 
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
