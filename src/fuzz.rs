@@ -11,6 +11,7 @@ use crate::parsers::{Fmt, Format, Input, Scan};
 pub use crate::http::fuzz::{chunked_body, request_head, response_head};
 pub use crate::postgres::fuzz_message as postgres_message;
 pub use crate::redis::fuzz_reply as redis_reply;
+pub use crate::websocket::fuzz_frame as websocket_frame;
 
 /// Split points and a format from the first bytes of `data`, then the
 /// rest as input: read values one after another from the input fed whole

@@ -54,6 +54,7 @@ mod signal;
 pub mod supervisor;
 mod tls;
 mod utils;
+pub(crate) mod websocket;
 pub mod workers;
 
 pub use scheduler::Outcome;

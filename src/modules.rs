@@ -67,6 +67,8 @@ pub const BUILTINS: &[(&str, Opener)] = &[
     ),
     ("lem.redis", lua_file!("lua/lem/redis.lua")),
     ("lem.redis.core", Opener::Native(crate::redis::open)),
+    ("lem.websocket", lua_file!("lua/lem/websocket.lua")),
+    ("lem.websocket.core", Opener::Native(crate::websocket::open)),
     ("lem.hathaway", lua_file!("lua/lem/hathaway.lua")),
     ("lem.repl", lua_file!("lua/lem/repl.lua")),
     ("lem.repl.core", Opener::Native(crate::repl::open)),

@@ -57,6 +57,11 @@ fn redis_reply() {
     replay("redis_reply", lem::fuzz::redis_reply);
 }
 
+#[test]
+fn websocket_frame() {
+    replay("websocket_frame", lem::fuzz::websocket_frame);
+}
+
 /// Every target under fuzz/fuzz_targets/ has its replay here.
 #[test]
 fn every_target_replayed() {

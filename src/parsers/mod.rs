@@ -73,6 +73,12 @@ pub trait Format: Sync {
     /// # Safety
     /// `l` is the reading coroutine, with room for a few values.
     unsafe fn push(&self, l: *mut lua_State, input: &[u8], mark: usize) -> c_int;
+    /// [`scan`](Self::scan) told the stream's limit (`usize::MAX` for none):
+    /// a format whose head declares its size (a WebSocket frame) refuses a
+    /// value past the limit from the head, before its bytes arrive.
+    fn scan_within(&self, input: &[u8], eof: bool, _limit: usize) -> Scan {
+        self.scan(input, eof)
+    }
     /// What `read` returns when the buffer is full and `scan` still says
     /// [`Scan::Need`].
     fn limit_error(&self) -> &'static str {
@@ -176,7 +182,7 @@ impl Fmt {
                 consume: bytes.len(),
                 mark: bytes.len(),
             },
-            Fmt::Custom(f) => f.scan(bytes, eof),
+            Fmt::Custom(f) => f.scan_within(bytes, eof, window),
             _ => Scan::Need,
         }
     }

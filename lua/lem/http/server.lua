@@ -458,6 +458,18 @@ local function serve(self, client)
 		else
 			ok, herr = xpcall(handler, traceback, req, res)
 		end
+		local ws = res._websocket
+		if ws then
+			-- Upgraded by lem.websocket.accept: the connection was the
+			-- WebSocket's, and ends with the handler (1011 if it raised).
+			if not ok then
+				stderr:write('lem.http.server: handler error: ', tostring(herr), '\n')
+				debug(self, 'handler', herr)
+			end
+			ws:_finish(ok and 1000 or 1011)
+			client:close()
+			return
+		end
 		if ok and terr == 'timeout' then
 			-- Past srv.handler_timeout: a 503 if nothing was sent yet.
 			stderr:write('lem.http.server: handler timed out after ', tostring(self.handler_timeout), ' s: ',

@@ -113,6 +113,20 @@ local receivers = {
 	{ 'req', function() return assert(ctx.req) end },
 	{ 'res', function() return assert(ctx.res) end },
 	{ 'app', function() return require('lem.hathaway').new() end },
+	{ 'ws', function()
+		local websocket = require 'lem.websocket'
+		local server = require 'lem.http.server'
+		local sock = assert(lio.tcp.listen('127.0.0.1', 0))
+		local wsrv = assert(server.new(sock, function(req, res)
+			local ws = assert(websocket.accept(req, res, { protocols = { 'chat' } }))
+			ws:receive()
+		end))
+		utils.spawn(function() wsrv:run() end)
+		local ws = assert(websocket.connect(format('ws://127.0.0.1:%d/', select(2, sock:getsockname())), { protocols = { 'chat' } }))
+		ctx.closing[#ctx.closing + 1] = ws
+		ctx.closing[#ctx.closing + 1] = sock
+		return ws
+	end },
 }
 
 -- receiver name -> object, -> set of method names; class table -> receiver.
