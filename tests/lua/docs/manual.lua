@@ -65,9 +65,9 @@ local receivers = {
 	-- Made without certificates: its class is what counts.
 	{ 'tlsserver', function() return setmetatable({}, lio.tls.Server) end },
 	-- Made without a server: their classes are what counts.
-	{ 'db', function() return setmetatable({}, require('lem.postgres').Connection) end },
+	{ 'pg', function() return setmetatable({}, require('lem.postgres').Connection) end },
 	{ 'pool', function() return setmetatable({}, require('lem.postgres').Pool) end },
-	{ 'qdb', function() return setmetatable({}, require('lem.postgres.queued').Connection) end },
+	{ 'qpg', function() return setmetatable({}, require('lem.postgres.queued').Connection) end },
 	{ 'proc', function()
 		local p = assert(lio.spawn({ 'true' }, { stdin = 'pipe', stdout = 'pipe', stderr = 'pipe' }))
 		assert(p:wait())
