@@ -50,6 +50,7 @@ pub(crate) mod redis;
 mod repl;
 pub mod scheduler;
 mod signal;
+mod sqlite3;
 mod tls;
 mod utils;
 

@@ -61,6 +61,15 @@ pub const BUILTINS: &[(&str, Opener)] = &[
     ("lem.http.response", lua_file!("lua/lem/http/response.lua")),
     ("lem.redis", lua_file!("lua/lem/redis.lua")),
     ("lem.redis.core", Opener::Native(crate::redis::open)),
+    ("lem.sqlite3", lua_file!("lua/lem/sqlite3.lua")),
+    (
+        "lem.sqlite3.core",
+        Opener::Native(crate::sqlite3::open_module),
+    ),
+    (
+        "lem.sqlite3.queued",
+        lua_file!("lua/lem/sqlite3/queued.lua"),
+    ),
     ("lem.hathaway", lua_file!("lua/lem/hathaway.lua")),
     ("lem.repl", lua_file!("lua/lem/repl.lua")),
     ("lem.repl.core", Opener::Native(crate::repl::open)),
