@@ -19,6 +19,7 @@ use std::ffi::OsStr;
 use std::ffi::{c_char, c_int, CStr};
 use std::os::unix::ffi::OsStrExt;
 use std::rc::Rc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 
 use rusqlite::ffi as sq;
@@ -53,6 +54,60 @@ unsafe impl Send for RawStmt {}
 struct Conn {
     db: Option<rusqlite::Connection>,
     stmts: HashMap<u64, RawStmt>,
+    /// Read by the progress handler (so they live as long as `db`).
+    stop: Arc<Stop>,
+}
+
+/// When a running job stops: SQLite's progress handler asks every
+/// [`PROGRESS_OPS`] virtual machine instructions, and a job that has not
+/// started yet asks first. (`sqlite3_interrupt` alone is not enough: its
+/// flag is cleared when a statement starts on an idle connection, so a
+/// job that had not quite started when it was called would run in full.)
+#[derive(Default)]
+struct Stop {
+    /// The connection is being closed: every job stops.
+    closing: AtomicBool,
+    /// The job running now, and the last one whose caller went away (0:
+    /// none; jobs are numbered from 1).
+    running: AtomicU64,
+    abandoned: AtomicU64,
+}
+
+impl Stop {
+    fn now(&self) -> bool {
+        self.closing.load(Ordering::Relaxed)
+            || match self.abandoned.load(Ordering::Relaxed) {
+                0 => false,
+                id => id == self.running.load(Ordering::Relaxed),
+            }
+    }
+}
+
+const PROGRESS_OPS: c_int = 1000;
+
+unsafe extern "C" fn progress(p: *mut std::ffi::c_void) -> c_int {
+    // SAFETY: `p` is the connection's `Stop`, alive while it is open.
+    (*(p as *const Stop)).now() as c_int
+}
+
+impl Conn {
+    fn new(db: rusqlite::Connection) -> Conn {
+        let stop = Arc::new(Stop::default());
+        // SAFETY: `stop` is kept in the Conn, which closes `db` first.
+        unsafe {
+            sq::sqlite3_progress_handler(
+                db.handle(),
+                PROGRESS_OPS,
+                Some(progress),
+                Arc::as_ptr(&stop) as *mut _,
+            )
+        };
+        Conn {
+            db: Some(db),
+            stmts: HashMap::new(),
+            stop,
+        }
+    }
 }
 
 impl Conn {
@@ -138,6 +193,9 @@ fn prepare_one(
     db: *mut sq::sqlite3,
     sql: &[u8],
 ) -> Result<(Option<*mut sq::sqlite3_stmt>, usize), String> {
+    if sql.is_empty() {
+        return Ok((None, 0));
+    }
     let len = c_int::try_from(sql.len()).map_err(|_| "SQL text too long".to_string())?;
     let mut st = std::ptr::null_mut();
     let mut tail: *const c_char = std::ptr::null();
@@ -333,7 +391,9 @@ struct Shared {
     /// Calls wait their turn instead of failing with `'busy'`.
     queued: bool,
     closed: Cell<bool>,
-    interrupt: rusqlite::InterruptHandle,
+    stop: Arc<Stop>,
+    /// Numbers jobs for [`Stop`] (0 is never used).
+    next_job: Cell<u64>,
     next_id: Cell<u64>,
     /// The statements' own semaphores, closed with the connection so that
     /// nobody waits for a statement forever.
@@ -460,6 +520,9 @@ unsafe fn call_as<T: Send + 'static>(
     }
     let sem = sh.permit.clone();
     let conn = sh.conn.clone();
+    let stop = sh.stop.clone();
+    let job_id = sh.next_job.get();
+    sh.next_job.set(job_id + 1);
     let fut = async move {
         let _gate = match gate {
             Some(g) => match g.acquire_owned().await {
@@ -475,13 +538,36 @@ unsafe fn call_as<T: Send + 'static>(
                 Err(_) => return failed("closed".into()),
             },
         };
-        let r = pool::run(move || job(&mut lock(&conn))).await;
+        // A caller cancelled or timed out while its job runs interrupts
+        // the job: the connection is free again soon, not after the query.
+        let mut guard = Abandon(Some((stop, job_id)));
+        let r = pool::run(move || {
+            let mut c = lock(&conn);
+            c.stop.running.store(job_id, Ordering::Relaxed);
+            if c.stop.now() {
+                return Err("interrupted".into());
+            }
+            job(&mut c)
+        })
+        .await;
+        guard.0 = None;
         match r {
             Ok(v) => Resume::Push(Box::new(move |t| push(t, v))),
             Err(e) => failed(e),
         }
     };
     suspend_with(l, Commit::Future(Box::pin(fut)))
+}
+
+/// Stops a job when dropped (its caller went away) unless disarmed.
+struct Abandon(Option<(Arc<Stop>, u64)>);
+
+impl Drop for Abandon {
+    fn drop(&mut self) {
+        if let Some((stop, id)) = self.0.take() {
+            stop.abandoned.store(id, Ordering::Relaxed);
+        }
+    }
 }
 
 unsafe fn push_true(l: *mut lua_State) -> c_int {
@@ -664,16 +750,15 @@ unsafe extern "C-unwind" fn open(l: *mut lua_State) -> c_int {
         .await;
         match r {
             Ok(db) => Resume::Push(Box::new(move |t| {
-                let interrupt = db.get_interrupt_handle();
+                let conn = Conn::new(db);
+                let stop = conn.stop.clone();
                 let sh = Shared {
-                    conn: Arc::new(Mutex::new(Conn {
-                        db: Some(db),
-                        stmts: HashMap::new(),
-                    })),
+                    conn: Arc::new(Mutex::new(conn)),
                     permit: Arc::new(Semaphore::new(1)),
                     queued,
                     closed: Cell::new(false),
-                    interrupt,
+                    stop,
+                    next_job: Cell::new(1),
                     next_id: Cell::new(1),
                     stmt_gates: RefCell::new(Vec::new()),
                 };
@@ -697,9 +782,7 @@ unsafe extern "C-unwind" fn db_close(l: *mut lua_State) -> c_int {
         return lua::fail(l, "closed");
     }
     sh.closed.set(true);
-    if sh.permit.available_permits() == 0 {
-        sh.interrupt.interrupt();
-    }
+    sh.stop.closing.store(true, Ordering::Relaxed);
     sh.permit.close();
     for g in sh.stmt_gates.borrow_mut().drain(..) {
         if let Some(g) = g.upgrade() {
@@ -966,7 +1049,7 @@ unsafe extern "C-unwind" fn stmt_finalize(l: *mut lua_State) -> c_int {
     )
 }
 
-/// stmt:fetchall() -> rows | nil, err (the statement is reset after)
+/// stmt:fetchall() -> rows | nil, err (from the start; reset after)
 unsafe extern "C-unwind" fn stmt_fetchall(l: *mut lua_State) -> c_int {
     let s = check_stmt(l);
     let id = s.id;
@@ -976,8 +1059,10 @@ unsafe extern "C-unwind" fn stmt_fetchall(l: *mut lua_State) -> c_int {
         Some(s),
         move |c| {
             let st = c.stmt(id)?;
+            // SAFETY: a live statement; run from its start, left reset.
+            unsafe { sq::sqlite3_reset(st) };
             let r = step_rows(c.handle()?, st, usize::MAX);
-            // SAFETY: a live statement.
+            // SAFETY: as above.
             unsafe { sq::sqlite3_reset(st) };
             r
         },
@@ -985,7 +1070,7 @@ unsafe extern "C-unwind" fn stmt_fetchall(l: *mut lua_State) -> c_int {
     )
 }
 
-/// stmt:fetchone() -> row | true | nil, err (the statement is reset after)
+/// stmt:fetchone() -> row | true | nil, err (from the start; reset after)
 unsafe extern "C-unwind" fn stmt_fetchone(l: *mut lua_State) -> c_int {
     let s = check_stmt(l);
     let id = s.id;
@@ -995,8 +1080,10 @@ unsafe extern "C-unwind" fn stmt_fetchone(l: *mut lua_State) -> c_int {
         Some(s),
         move |c| {
             let st = c.stmt(id)?;
+            // SAFETY: a live statement; run from its start, left reset.
+            unsafe { sq::sqlite3_reset(st) };
             let r = step_rows(c.handle()?, st, 1);
-            // SAFETY: a live statement.
+            // SAFETY: as above.
             unsafe { sq::sqlite3_reset(st) };
             r
         },
@@ -1163,10 +1250,7 @@ mod tests {
     use super::*;
 
     fn mem() -> Conn {
-        Conn {
-            db: Some(rusqlite::Connection::open_in_memory().unwrap()),
-            stmts: HashMap::new(),
-        }
+        Conn::new(rusqlite::Connection::open_in_memory().unwrap())
     }
 
     #[test]
@@ -1233,5 +1317,18 @@ mod tests {
         c.stmts.insert(1, RawStmt(st.unwrap()));
         c.close().unwrap();
         assert_eq!(c.stmt(1).unwrap_err(), "closed");
+    }
+
+    #[test]
+    fn a_stopped_job_is_interrupted() {
+        let mut c = mem();
+        c.stop.running.store(7, Ordering::Relaxed);
+        c.stop.abandoned.store(7, Ordering::Relaxed);
+        let long = b"with recursive c(x) as (select 1 union all select x + 1 from c) select count(*) from c";
+        let e = run_once(&mut c, long, &Binds::None, 1).unwrap_err();
+        assert_eq!(e, "interrupted");
+        c.stop.running.store(8, Ordering::Relaxed);
+        let r = run_once(&mut c, b"select 1", &Binds::None, 1).unwrap();
+        assert_eq!(r.vals, vec![Val::Int(1)]);
     }
 }
