@@ -109,6 +109,11 @@ local receivers = {
 	{ 'req', function() return assert(ctx.req) end },
 	{ 'res', function() return assert(ctx.res) end },
 	{ 'app', function() return require('lem.hathaway').new() end },
+	{ 'db', function()
+		ctx.db = assert(require('lem.sqlite3').open(':memory:'))
+		return ctx.db
+	end },
+	{ 'stmt', function() return assert(ctx.db:prepare('select 1')) end },
 }
 
 -- receiver name -> object, -> set of method names; class table -> receiver.
