@@ -430,6 +430,8 @@ struct Stmt {
     hold: Rc<Hold>,
     /// Rows stepped ahead by the row iterator, and where it is in them.
     ahead: Rc<RefCell<(Rows, usize)>>,
+    /// Values bound but not yet given to SQLite (see `stmt_bind`).
+    pending: RefCell<Option<Binds>>,
 }
 
 impl Drop for Stmt {
@@ -518,6 +520,14 @@ unsafe fn call_as<T: Send + 'static>(
             Err(_) => return fail_as(l, iter, "busy"),
         }
     }
+    // Values bound since the last call go with this one; rows the
+    // iterator stepped ahead are stale after any other call.
+    let pending = stmt.and_then(|s| {
+        if !iter {
+            *s.ahead.borrow_mut() = (Rows::default(), 0);
+        }
+        s.pending.borrow_mut().take().map(|b| (s.id, b))
+    });
     let sem = sh.permit.clone();
     let conn = sh.conn.clone();
     let stop = sh.stop.clone();
@@ -546,6 +556,9 @@ unsafe fn call_as<T: Send + 'static>(
             c.stop.running.store(job_id, Ordering::Relaxed);
             if c.stop.now() {
                 return Err("interrupted".into());
+            }
+            if let Some((id, b)) = &pending {
+                bind(c.handle()?, c.stmt(*id)?, b)?;
             }
             job(&mut c)
         })
@@ -852,6 +865,7 @@ unsafe extern "C-unwind" fn db_prepare(l: *mut lua_State) -> c_int {
                     gate,
                     hold: Rc::new(Hold::default()),
                     ahead: Rc::new(RefCell::new((Rows::default(), 0))),
+                    pending: RefCell::new(None),
                 },
             );
             1
@@ -963,9 +977,25 @@ unsafe extern "C-unwind" fn stmt_bind(l: *mut lua_State) -> c_int {
         let p = ffi::lua_tostring(l, -1);
         lua::arg_error_ptr(l, s.nparams as c_int + 2, p);
     }
+    if s.finalized.get() || s.sh.closed.get() {
+        return lua::fail(l, "closed");
+    }
+    let me = scheduler::get().current();
+    let holder = s.hold.holder.get();
+    let held_by_other = holder.is_some() && holder != me;
+    if !s.sh.queued && (held_by_other || s.sh.permit.available_permits() == 0) {
+        return lua::fail(l, "busy");
+    }
     let binds = check_binds(l, 2);
+    if !held_by_other {
+        // The values go to SQLite with the statement's next call, which
+        // is then one trip to the pool instead of two.
+        *s.ahead.borrow_mut() = (Rows::default(), 0);
+        *s.pending.borrow_mut() = Some(binds);
+        return push_true(l);
+    }
+    // Queued, held by another coroutine: wait for it, then bind.
     let id = s.id;
-    s.ahead.borrow_mut().0.done = false;
     call(
         l,
         &s.sh,
