@@ -29,6 +29,23 @@ end
 assert(db:exec('commit'))
 report('insert (one transaction)', n, now() - t0)
 
+-- Inserts, 1,000 bindings a trip: stmt:execmany.
+assert(db:exec('create table w(id integer primary key, name text, v real)'))
+local insw = assert(db:prepare('insert into w values(?, ?, ?)'))
+t0 = now()
+assert(db:exec('begin'))
+local k = 1
+while k <= n do
+	local list = {}
+	for j = k, math.min(k + 999, n) do
+		list[#list + 1] = { j, 'name' .. j, j * 0.5 }
+	end
+	assert(insw:execmany(list))
+	k = k + 1000
+end
+assert(db:exec('commit'))
+report('insert (execmany, 1,000 a call)', n, now() - t0)
+
 -- Inserts, many rows a call: one exec of a multi-row INSERT per 500 rows.
 assert(db:exec('create table u(id integer primary key, name text, v real)'))
 t0 = now()

@@ -1005,6 +1005,121 @@ unsafe extern "C-unwind" fn stmt_bind(l: *mut lua_State) -> c_int {
     )
 }
 
+/// Binds from the table at `idx` (already checked): names and indices,
+/// or, without string keys, values by position (`1..n`, where `n` is the
+/// field `n` or the length).
+unsafe fn table_binds(l: *mut lua_State, idx: c_int) -> Binds {
+    let mut names = HashMap::new();
+    let mut index = HashMap::new();
+    ffi::lua_pushnil(l);
+    while ffi::lua_next(l, idx) != 0 {
+        let v = to_val(l, -1);
+        if ffi::lua_type(l, -2) == ffi::LUA_TSTRING {
+            let k = lua::to_bytes(l, -2).unwrap_or_default();
+            if k != b"n" {
+                names.insert(k.to_vec(), v);
+            }
+        } else {
+            let k = ffi::lua_tonumber(l, -2) as f64;
+            if k.fract() == 0.0 {
+                index.insert(k as i64, v);
+            }
+        }
+        ffi::lua_pop(l, 1);
+    }
+    if names.is_empty() {
+        let n = index.keys().copied().max().unwrap_or(0).max(0);
+        Binds::Pos(
+            (1..=n)
+                .map(|i| index.remove(&i).unwrap_or(Val::Null))
+                .collect(),
+        )
+    } else {
+        Binds::Table { names, index }
+    }
+}
+
+/// Raise unless every value of the table at `idx` can be bound.
+unsafe fn check_table(l: *mut lua_State, idx: c_int, arg: c_int) {
+    ffi::lua_pushnil(l);
+    while ffi::lua_next(l, idx) != 0 {
+        let kt = ffi::lua_type(l, -2);
+        if kt != ffi::LUA_TSTRING && kt != ffi::LUA_TNUMBER {
+            lua::arg_error(l, arg, c"table keys must be names or indices");
+        }
+        check_bindable(l, -1, arg);
+        ffi::lua_pop(l, 1);
+    }
+}
+
+/// stmt:execmany(list) -> count | nil, err, index
+///
+/// For each entry of `list` (a table of values, by position or by name):
+/// bind it and step the statement to its end, all in one pool job.
+unsafe extern "C-unwind" fn stmt_execmany(l: *mut lua_State) -> c_int {
+    let s = check_stmt(l);
+    lua::check_type(l, 2, ffi::LUA_TTABLE);
+    let n = ffi::lua_rawlen(l, 2) as i64;
+    ffi::luaL_checkstack(l, 4, std::ptr::null());
+    for i in 1..=n {
+        lua::push_index(l, 2, i as _);
+        if ffi::lua_type(l, -1) != ffi::LUA_TTABLE {
+            lua::arg_error(l, 2, c"a list of tables of values expected");
+        }
+        check_table(l, ffi::lua_gettop(l), 2);
+        ffi::lua_pop(l, 1);
+    }
+    let mut list = Vec::with_capacity(n as usize);
+    for i in 1..=n {
+        lua::push_index(l, 2, i as _);
+        list.push(table_binds(l, ffi::lua_gettop(l)));
+        ffi::lua_pop(l, 1);
+    }
+    let id = s.id;
+    call(
+        l,
+        &s.sh,
+        Some(s),
+        move |c| {
+            let db = c.handle()?;
+            let st = c.stmt(id)?;
+            for (i, b) in list.iter().enumerate() {
+                let r = bind(db, st, b).and_then(|()| {
+                    // SAFETY: a live statement of `db`.
+                    unsafe {
+                        loop {
+                            match sq::sqlite3_step(st) {
+                                sq::SQLITE_ROW => continue,
+                                sq::SQLITE_DONE => break Ok(()),
+                                _ => break Err(errmsg(db)),
+                            }
+                        }
+                    }
+                });
+                if let Err(e) = r {
+                    // SAFETY: as above.
+                    unsafe { sq::sqlite3_reset(st) };
+                    return Ok(Err((e, i + 1)));
+                }
+            }
+            // SAFETY: as above.
+            unsafe { sq::sqlite3_reset(st) };
+            Ok(Ok(list.len()))
+        },
+        |t, r| match r {
+            Ok(n) => {
+                ffi::lua_pushinteger(t, n as _);
+                1
+            }
+            Err((e, i)) => {
+                lua::fail(t, &e);
+                ffi::lua_pushinteger(t, i as _);
+                3
+            }
+        },
+    )
+}
+
 /// stmt:step() -> row | true | nil, err
 unsafe extern "C-unwind" fn stmt_step(l: *mut lua_State) -> c_int {
     let s = check_stmt(l);
@@ -1242,6 +1357,7 @@ const STMT_METHODS: &[Reg] = &[
     (c"finalize", stmt_finalize),
     (c"fetchall", stmt_fetchall),
     (c"fetchone", stmt_fetchone),
+    (c"execmany", stmt_execmany),
     (c"get", stmt_get),
     (c"put", stmt_put),
     (c"_next", stmt_next),

@@ -74,7 +74,7 @@ checkerr('3 values to bind to a statement with 2 parameters', ins.bind, ins, 1, 
 checkerr('cannot bind a table', ins.bind, ins, 'x', {})
 checkerr('cannot bind a function', ins.bind, ins, print)
 eq(ins:finalize(), true, 'finalize')
-local r1, r2 = ins:step()
+r1, r2 = ins:step()
 assert(r1 == nil and r2 == 'closed', 'step after finalize')
 r1, r2 = ins:finalize()
 assert(r1 == nil and r2 == 'closed', 'finalize twice')
@@ -89,6 +89,24 @@ eq(sel:reset(), true, 'reset')
 eq(sel:bind { b = false }, true, 'bind table with false')
 eq(sel:step(), { nil, 0, n = 5 }, 'missing names are NULL')
 sel:finalize()
+
+-- execmany: many bindings, one trip.
+local many = assert(db:prepare('insert into t(name, v) values(?, ?)'))
+eq(many:execmany { { 'm1', 1 }, { 'm2', n = 2 }, { 'm3', 3 } }, 3, 'execmany by position')
+eq(db:fetchall("select name, v from t where name like 'm%' order by name"),
+	{ { 'm1', 1, n = 2 }, { 'm2', n = 2 }, { 'm3', 3, n = 2 } }, 'execmany rows')
+local named = assert(db:prepare('insert into t(name, v) values(:name, :v)'))
+eq(named:execmany { { name = 'm4', v = 4 }, { name = 'm5' } }, 2, 'execmany by name')
+eq(named:execmany {}, 0, 'execmany of nothing')
+local r1, r2, r3 = many:execmany { { 'm6' }, { 'm1' }, { 'm7' } }
+assert(r1 == nil and r2 == 'UNIQUE constraint failed: t.name' and r3 == 2, 'execmany failure: ' .. tostring(r2))
+eq(db:fetchone("select count(*) from t where name in ('m6', 'm7')"), { 1, n = 1 }, 'entries before the failure ran')
+checkerr('a list of tables of values expected', many.execmany, many, { 1, 2 })
+checkerr('cannot bind a function', many.execmany, many, { { print } })
+checkerr('table expected', many.execmany, many)
+assert(db:exec("delete from t where name like 'm%'"))
+many:finalize()
+named:finalize()
 
 -- column_names, step over rows, reset, fetchall/fetchone on a statement.
 local q = assert(db:prepare('select id, name, v from t where id <= ? order by id'))
