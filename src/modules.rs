@@ -62,10 +62,7 @@ pub const BUILTINS: &[(&str, Opener)] = &[
     ("lem.redis", lua_file!("lua/lem/redis.lua")),
     ("lem.redis.core", Opener::Native(crate::redis::open)),
     ("lem.sqlite3", lua_file!("lua/lem/sqlite3.lua")),
-    (
-        "lem.sqlite3.core",
-        Opener::Native(crate::sqlite3::open_module),
-    ),
+    ("lem.sqlite3.core", Opener::Native(crate::sqlite3::open)),
     (
         "lem.sqlite3.queued",
         lua_file!("lua/lem/sqlite3/queued.lua"),

@@ -743,7 +743,7 @@ unsafe fn check_bytes<'a>(l: *mut lua_State, arg: c_int) -> &'a [u8] {
 }
 
 /// open(path, flags, queued) -> Connection | nil, err
-unsafe extern "C-unwind" fn open(l: *mut lua_State) -> c_int {
+unsafe extern "C-unwind" fn open_db(l: *mut lua_State) -> c_int {
     lua::check_lstring(l, 1, std::ptr::null_mut());
     let flags = lua::opt_integer(
         l,
@@ -1376,8 +1376,8 @@ const FLAGS: &[(&CStr, c_int)] = &[
 ];
 
 /// luaopen for `lem.sqlite3.core`.
-pub unsafe extern "C-unwind" fn open_module(l: *mut lua_State) -> c_int {
-    lua::new_lib(l, &[(c"open", open)]);
+pub unsafe extern "C-unwind" fn open(l: *mut lua_State) -> c_int {
+    lua::new_lib(l, &[(c"open", open_db)]);
     for (name, v) in FLAGS {
         ffi::lua_pushinteger(l, *v as _);
         ffi::lua_setfield(l, -2, name.as_ptr());
