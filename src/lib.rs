@@ -51,6 +51,7 @@ pub(crate) mod redis;
 mod repl;
 pub mod scheduler;
 mod signal;
+mod sqlite3;
 pub mod supervisor;
 mod tls;
 mod utils;

@@ -69,6 +69,12 @@ pub const BUILTINS: &[(&str, Opener)] = &[
     ("lem.redis.core", Opener::Native(crate::redis::open)),
     ("lem.websocket", lua_file!("lua/lem/websocket.lua")),
     ("lem.websocket.core", Opener::Native(crate::websocket::open)),
+    ("lem.sqlite3", lua_file!("lua/lem/sqlite3.lua")),
+    ("lem.sqlite3.core", Opener::Native(crate::sqlite3::open)),
+    (
+        "lem.sqlite3.queued",
+        lua_file!("lua/lem/sqlite3/queued.lua"),
+    ),
     ("lem.hathaway", lua_file!("lua/lem/hathaway.lua")),
     ("lem.repl", lua_file!("lua/lem/repl.lua")),
     ("lem.repl.core", Opener::Native(crate::repl::open)),

@@ -127,6 +127,11 @@ local receivers = {
 		ctx.closing[#ctx.closing + 1] = sock
 		return ws
 	end },
+	{ 'db', function()
+		ctx.db = assert(require('lem.sqlite3').open(':memory:'))
+		return ctx.db
+	end },
+	{ 'stmt', function() return assert(ctx.db:prepare('select 1')) end },
 }
 
 -- receiver name -> object, -> set of method names; class table -> receiver.
