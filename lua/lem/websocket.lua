@@ -600,6 +600,8 @@ function M.accept(req, res, opts)
 	-- lem.http.server leaves the connection alone from now on and calls
 	-- ws:_finish() when the handler returns.
 	res._websocket = ws
+	-- Not an ordinary response: the server's fast path leaves it alone.
+	res._streaming = 'websocket'
 	return ws
 end
 

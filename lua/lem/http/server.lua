@@ -414,6 +414,18 @@ end
 
 local service_unavailable = response.htmlerror(503, 'Service Unavailable')
 
+-- A handler upgraded the connection with lem.websocket.accept (which
+-- marks res as streaming, so no ordinary response is sent): the connection
+-- was the WebSocket's, and ends with the handler (1011 if it raised).
+local function upgraded(self, client, ws, ok, herr)
+	if not ok then
+		stderr:write('lem.http.server: handler error: ', tostring(herr), '\n')
+		debug(self, 'handler', herr)
+	end
+	ws:_finish(ok and 1000 or 1011)
+	client:close()
+end
+
 -- Serve one connection until it closes, fails or asks to close. The head
 -- is read, checked and turned into req and res in Rust (core.request), and
 -- an ordinary response goes out from Rust too (core.respond, which then
@@ -458,17 +470,9 @@ local function serve(self, client)
 		else
 			ok, herr = xpcall(handler, traceback, req, res)
 		end
-		local ws = res._websocket
-		if ws then
-			-- Upgraded by lem.websocket.accept: the connection was the
-			-- WebSocket's, and ends with the handler (1011 if it raised).
-			if not ok then
-				stderr:write('lem.http.server: handler error: ', tostring(herr), '\n')
-				debug(self, 'handler', herr)
-			end
-			ws:_finish(ok and 1000 or 1011)
-			client:close()
-			return
+		if not ok or terr == 'timeout' then
+			local ws = res._websocket
+			if ws then return upgraded(self, client, ws, ok, herr) end
 		end
 		if ok and terr == 'timeout' then
 			-- Past srv.handler_timeout: a 503 if nothing was sent yet.
@@ -519,7 +523,9 @@ local function serve(self, client)
 			local err = nres
 			if nreq == false and err == nil then
 				-- A streamed one (which may have decided to close), a
-				-- file, unusual values.
+				-- file, unusual values, a WebSocket.
+				local ws = res._websocket
+				if ws then return upgraded(self, client, ws, true) end
 				if res._close or draining() then
 					close = true
 				end
