@@ -114,6 +114,7 @@ lua_tests! {
     lfs_paths => "lfs/paths.lua",
     parsers_newreader => "parsers/newreader.lua",
     postgres_client => "postgres/client.lua",
+    postgres_hostile => "postgres/hostile.lua",
     process_io => "process/io.lua",
     process_popen => "process/popen.lua",
     process_spawn => "process/spawn.lua",

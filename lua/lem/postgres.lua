@@ -176,7 +176,9 @@ local function results(self)
 				for i = 1, #body do cur[n + i] = body[i] end
 			end
 		elseif t == 'T' then
-			cur = { [0] = names_of(body) }
+			local names, e = names_of(body)
+			if not names then return broken(self, e) end
+			cur = { [0] = names }
 		elseif t == 'C' then
 			if cur then
 				nout = nout + 1
