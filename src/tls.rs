@@ -195,25 +195,16 @@ unsafe fn opt_string(l: *mut lua_State, idx: c_int, key: &CStr) -> Option<String
     v
 }
 
-/// core.connect(host, port [, options]) -> Stream, alpn | nil, err
-unsafe extern "C-unwind" fn connect(l: *mut lua_State) -> c_int {
-    lua::check_lstring(l, 1, std::ptr::null_mut());
-    let port = crate::io::tcp::check_port(l, 2);
-    let has_opts = !lua::is_none_or_nil(l, 3);
-    if has_opts {
-        lua::check_type(l, 3, ffi::LUA_TTABLE);
-    }
-    crate::io::check_suspendable(l);
-    // No more raising below: owned values from here.
-    let host = String::from_utf8_lossy(lua::to_bytes(l, 1).unwrap_or_default()).into_owned();
+/// The client options table at `idx` (cafile, sni, insecure, alpn).
+unsafe fn client_options(l: *mut lua_State, idx: c_int, has_opts: bool) -> ClientOptions {
     let mut o = ClientOptions::default();
     if has_opts {
-        o.cafile = opt_string(l, 3, c"cafile");
-        o.sni = opt_string(l, 3, c"sni");
-        ffi::lua_getfield(l, 3, c"insecure".as_ptr());
+        o.cafile = opt_string(l, idx, c"cafile");
+        o.sni = opt_string(l, idx, c"sni");
+        ffi::lua_getfield(l, idx, c"insecure".as_ptr());
         o.insecure = ffi::lua_toboolean(l, -1) != 0;
         ffi::lua_pop(l, 1);
-        ffi::lua_getfield(l, 3, c"alpn".as_ptr());
+        ffi::lua_getfield(l, idx, c"alpn".as_ptr());
         if ffi::lua_type(l, -1) == ffi::LUA_TTABLE {
             let mut i = 1;
             while ffi::lua_rawgeti(l, -1, i) == ffi::LUA_TSTRING {
@@ -226,6 +217,21 @@ unsafe extern "C-unwind" fn connect(l: *mut lua_State) -> c_int {
         }
         ffi::lua_pop(l, 1);
     }
+    o
+}
+
+/// core.connect(host, port [, options]) -> Stream, alpn | nil, err
+unsafe extern "C-unwind" fn connect(l: *mut lua_State) -> c_int {
+    lua::check_lstring(l, 1, std::ptr::null_mut());
+    let port = crate::io::tcp::check_port(l, 2);
+    let has_opts = !lua::is_none_or_nil(l, 3);
+    if has_opts {
+        lua::check_type(l, 3, ffi::LUA_TTABLE);
+    }
+    crate::io::check_suspendable(l);
+    // No more raising below: owned values from here.
+    let host = String::from_utf8_lossy(lua::to_bytes(l, 1).unwrap_or_default()).into_owned();
+    let o = client_options(l, 3, has_opts);
     scheduler::get().prepare(Commit::Future(Box::pin(async move {
         let r = client_handshake(host, port, o).await;
         Resume::Push(Box::new(move |t| unsafe { push_result(t, r) }))
@@ -258,6 +264,16 @@ async fn client_handshake(
     let tcp = crate::io::dns::connect_any(addrs)
         .await
         .map_err(|_| format!("error connecting to '{host}:{port}'"))?;
+    handshake_on(tcp, cfg, name, &shown).await
+}
+
+/// The client's handshake on a connected socket.
+async fn handshake_on(
+    tcp: tokio::net::TcpStream,
+    cfg: ClientConfig,
+    name: ServerName<'static>,
+    shown: &str,
+) -> Result<Established, String> {
     let _ = tcp.set_nodelay(true);
     let hs = TlsConnector::from(Arc::new(cfg)).connect(name, tcp);
     let tls = match tokio::time::timeout(HANDSHAKE, hs).await {
@@ -351,7 +367,52 @@ async fn server_handshake(acceptor: TlsAcceptor, fd: OwnedFd) -> Result<Establis
 
 const CONTEXT_METHODS: &[Reg] = &[(c"wrap", context_wrap)];
 
-const FUNCS: &[Reg] = &[(c"connect", connect), (c"context", context)];
+/// core.upgrade(fd, host [, options]) -> Stream, alpn | nil, err: the
+/// client's handshake on a connected TCP socket (a duplicate of `fd` is
+/// taken; the caller closes its stream), for protocols that switch to TLS
+/// midway (PostgreSQL's SSLRequest, STARTTLS).
+unsafe extern "C-unwind" fn upgrade(l: *mut lua_State) -> c_int {
+    let fd = lua::check_integer(l, 1);
+    lua::check_lstring(l, 2, std::ptr::null_mut());
+    let has_opts = !lua::is_none_or_nil(l, 3);
+    if has_opts {
+        lua::check_type(l, 3, ffi::LUA_TTABLE);
+    }
+    crate::io::check_suspendable(l);
+    let host = String::from_utf8_lossy(lua::to_bytes(l, 2).unwrap_or_default()).into_owned();
+    let o = client_options(l, 3, has_opts);
+    let dup = libc::fcntl(fd as c_int, libc::F_DUPFD_CLOEXEC, 0);
+    if dup < 0 {
+        let e = io::Error::last_os_error();
+        return lua::fail(l, &crate::io::os_error_text(&e));
+    }
+    let owned = OwnedFd::from_raw_fd(dup);
+    scheduler::get().prepare(Commit::Future(Box::pin(async move {
+        let r = async {
+            let system = crate::pool::run(system_roots).await;
+            let cfg =
+                client_config(&o, system).map_err(|e| format!("tls error with '{host}': {e}"))?;
+            let name = o.sni.clone().unwrap_or_else(|| host.clone());
+            let name = ServerName::try_from(name)
+                .map_err(|_| format!("tls error with '{host}': invalid server name"))?;
+            let std = std::net::TcpStream::from(owned);
+            std.set_nonblocking(true)
+                .map_err(|e| crate::io::os_error_text(&e))?;
+            let tcp =
+                tokio::net::TcpStream::from_std(std).map_err(|e| crate::io::os_error_text(&e))?;
+            handshake_on(tcp, cfg, name, &host).await
+        }
+        .await;
+        Resume::Push(Box::new(move |t| unsafe { push_result(t, r) }))
+    })));
+    lua::suspend(l)
+}
+
+const FUNCS: &[Reg] = &[
+    (c"connect", connect),
+    (c"context", context),
+    (c"upgrade", upgrade),
+];
 
 /// luaopen for `lem.io.tls.core`.
 ///

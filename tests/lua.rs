@@ -115,6 +115,7 @@ lua_tests! {
     parsers_newreader => "parsers/newreader.lua",
     postgres_client => "postgres/client.lua",
     postgres_hostile => "postgres/hostile.lua",
+    postgres_tls => "postgres/tls.lua",
     process_io => "process/io.lua",
     process_popen => "process/popen.lua",
     process_spawn => "process/spawn.lua",

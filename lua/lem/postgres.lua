@@ -210,10 +210,39 @@ end
 
 -- connecting -------------------------------------------------------------
 
+local start_tls
+
 local function fail_open(self, err)
 	if self.stream then self.stream:close() end
 	self.closed = true
 	return nil, err
+end
+
+-- sslmode -> whether to ask for TLS.
+local tls_modes = {
+	disable = false, allow = false, prefer = true,
+	require = true, ['verify-ca'] = true, ['verify-full'] = true,
+}
+
+-- SSLRequest on a fresh TCP stream: the TLS stream, the same stream when
+-- the server says no and sslmode allows that, or nil, err.
+start_tls = function(stream, host, sslmode, rootcert)
+	local ok, err = stream:write(core.frame('', '\4\210\22\47'))
+	local answer
+	if ok then answer, err = stream:read(1) end
+	if not answer then
+		stream:close()
+		return nil, err
+	end
+	if answer ~= 'S' then
+		if sslmode == 'prefer' then return stream end
+		stream:close()
+		return nil, 'server does not support SSL, but SSL was required'
+	end
+	local verify = sslmode == 'verify-ca' or sslmode == 'verify-full'
+	local s, e = io.tls.upgrade(stream, host, { cafile = rootcert, insecure = not verify })
+	if not s then return nil, e end
+	return s
 end
 
 -- Connect and authenticate with self.opts: true | nil, err.
@@ -226,15 +255,20 @@ local function open(self)
 	local dbname = o.dbname or getenv('PGDATABASE') or user
 	local password = o.password or getenv('PGPASSWORD')
 	local sslmode = o.sslmode or getenv('PGSSLMODE') or 'prefer'
-	if sslmode ~= 'disable' and sslmode ~= 'allow' and sslmode ~= 'prefer' then
-		return nil, ("sslmode '%s' is not supported by lem.postgres yet (disable, allow or prefer)")
+	local tls = tls_modes[sslmode]
+	if tls == nil then
+		return nil, ("invalid sslmode '%s' (disable, allow, prefer, require, verify-ca or verify-full)")
 			:format(sslmode)
 	end
 	local stream, err
 	if host:sub(1, 1) == '/' or host:sub(1, 1) == '@' then
+		-- No TLS over a Unix socket, as with libpq.
 		stream, err = io.unix.connect(host .. '/.s.PGSQL.' .. port)
 	else
 		stream, err = io.tcp.connect(o.hostaddr or host, tonumber(port) or port)
+		if stream and tls then
+			stream, err = start_tls(stream, host, sslmode, o.sslrootcert or getenv('PGSSLROOTCERT'))
+		end
 	end
 	if not stream then return nil, err end
 	self.stream, self.closed, self.busy, self.copy = stream, false, false, nil

@@ -16,6 +16,18 @@ function M.connect(host, port, options)
 	return core.connect(host, port, options)
 end
 
+-- io.tls.upgrade(stream, host [, options]) -> Stream, alpn | nil, err:
+-- the client's handshake on a connected TCP stream, which is closed (the
+-- TLS Stream takes its socket over). For protocols that switch to TLS
+-- midway; nothing may be buffered on the stream.
+function M.upgrade(stream, host, options)
+	local fd = stream:fileno()
+	if not fd then return nil, 'closed' end
+	local s, alpn = core.upgrade(fd, host, options)
+	stream:close()
+	return s, alpn
+end
+
 local Server = {}
 Server.__index = Server
 M.Server = Server

@@ -143,8 +143,8 @@ ok, err = postgres.connect('host=127.0.0.1 port=1 user=x')
 assert(not ok and err:find('error connecting', 1, true), err)
 ok, err = postgres.connect("host='unterminated")
 assert(not ok and err:find('unterminated', 1, true), err)
-ok, err = postgres.connect('sslmode=require host=127.0.0.1')
-assert(not ok and err:find("sslmode 'require' is not supported", 1, true), err)
+ok, err = postgres.connect(('sslmode=require host=127.0.0.1 port=%d user=postgres'):format(srv.port))
+eq({ ok, err }, { nil, 'server does not support SSL, but SSL was required' }, 'require without TLS')
 checkerr('string expected', postgres.connect, nil)
 
 -- LISTEN / NOTIFY between two connections

@@ -34,7 +34,7 @@ local function fake(reply, query)
 		utils.newsleeper():sleep(0.05)
 		c:close()
 	end)
-	return ('host=127.0.0.1 port=%d user=x dbname=x'):format(port)
+	return ('host=127.0.0.1 port=%d user=x dbname=x sslmode=disable'):format(port)
 end
 
 local function refused(reply, expect, query)

@@ -30,8 +30,8 @@ local function bindir()
 	return d
 end
 
--- start() -> { port =, dir =, proc =, bin = }
-function S.start()
+-- start([extra settings]) -> { port =, dir =, proc =, bin = }
+function S.start(extra)
 	local bin = bindir()
 	local p = _G.io.popen('mktemp -d /tmp/lem-pg-XXXXXX')
 	local dir = p:read('*l')
@@ -49,7 +49,7 @@ host all lemmd5 127.0.0.1/32 md5
 host all lempw 127.0.0.1/32 password
 ]])
 	hba:close()
-	local s = { port = free_port(), dir = dir, bin = bin, root = root }
+	local s = { port = free_port(), dir = dir, bin = bin, root = root, extra = extra or {} }
 	S.launch(s)
 	return s
 end
@@ -60,6 +60,10 @@ function S.launch(s)
 	local argv = { s.bin .. '/postgres', '-D', dir .. '/data', '-k', dir, '-p', tostring(s.port),
 		'-c', 'listen_addresses=127.0.0.1', '-c', 'fsync=off', '-c', 'synchronous_commit=off',
 		'-c', 'full_page_writes=off', '-c', 'max_connections=200' }
+	for _, setting in ipairs(s.extra) do
+		argv[#argv + 1] = '-c'
+		argv[#argv + 1] = setting
+	end
 	if s.root then
 		for i, a in ipairs { 'runuser', '-u', 'nobody', '--' } do table.insert(argv, i, a) end
 	end

@@ -1,0 +1,80 @@
+-- lem.postgres over TLS (sslmode): a cluster with ssl=on and a certificate
+-- from a CA made here; require (no verification), verify-full with the CA
+-- (and refused without it, or for the wrong name), prefer, disable; and a
+-- server without TLS refusing require.
+dofile('support.lua')
+local support = dofile('support.lua')
+local postgres = require 'lem.postgres'
+local S = dofile('postgres/data/server.lua')
+
+-- Readable by the server, which runs as nobody when the tests run as root.
+local p = _G.io.popen('mktemp -d /tmp/lem-pgtls-XXXXXX')
+local dir = p:read('*l')
+p:close()
+assert(support.exec(([[
+cd %s && openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=lem-test-ca \
+  -keyout ca.key -out ca.pem >/dev/null 2>&1 &&
+printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\n' > ext.cnf &&
+openssl req -newkey rsa:2048 -nodes -subj /CN=localhost -keyout key.pem -out req.csr >/dev/null 2>&1 &&
+openssl x509 -req -in req.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 2 \
+  -extfile ext.cnf -out cert.pem >/dev/null 2>&1 &&
+chmod 600 key.pem && chmod 755 . && { [ "$(id -u)" != 0 ] || chown nobody key.pem cert.pem; }]]):format(dir)) == 0,
+	'openssl made the certificates')
+
+local srv = S.start { 'ssl=on', 'ssl_cert_file=' .. dir .. '/cert.pem', 'ssl_key_file=' .. dir .. '/key.pem' }
+local base = ('host=127.0.0.1 port=%d user=postgres dbname=postgres '):format(srv.port)
+local function ssl(db)
+	return db:exec('SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()')[1][1]
+end
+
+local db = assert(postgres.connect(base .. 'sslmode=require'))
+eq(ssl(db), 't', 'require: TLS')
+eq(db:exec('SELECT 1 + 1')[1][1], '2', 'queries over TLS')
+local big = string.rep('x', 4 * 1048576)
+eq(db:exec('SELECT length($1)', big)[1][1], tostring(#big), '4 MiB over TLS')
+db:close()
+db = assert(postgres.connect(base .. 'sslmode=verify-full sslrootcert=' .. dir .. '/ca.pem'))
+eq(ssl(db), 't', 'verify-full with the CA')
+db:close()
+local ok, err = postgres.connect(base .. 'sslmode=verify-full')
+assert(not ok and err:find('tls error', 1, true), 'verify-full without the CA: ' .. tostring(err))
+ok, err = postgres.connect(('host=localhost hostaddr=127.0.0.1 port=%d user=postgres sslmode=verify-full sslrootcert=%s')
+	:format(srv.port, dir .. '/ca.pem'))
+assert(ok, 'localhost is in the certificate: ' .. tostring(err))
+ok:close()
+db = assert(postgres.connect(base))
+eq(ssl(db), 't', 'prefer (the default) takes TLS when offered')
+db:close()
+db = assert(postgres.connect(base .. 'sslmode=disable'))
+eq(ssl(db), 'f', 'disable')
+db:close()
+ok, err = postgres.connect(base .. 'sslmode=sometimes')
+assert(not ok and err:find("invalid sslmode 'sometimes'", 1, true), err)
+S.stop(srv)
+
+local plain = S.start()
+base = ('host=127.0.0.1 port=%d user=postgres dbname=postgres '):format(plain.port)
+ok, err = postgres.connect(base .. 'sslmode=require')
+eq({ ok, err }, { nil, 'server does not support SSL, but SSL was required' }, 'require without TLS')
+db = assert(postgres.connect(base .. 'sslmode=prefer'))
+eq(ssl(db), 'f', 'prefer falls back')
+db:close()
+S.stop(plain)
+support.exec('rm -rf ' .. dir)
+
+-- io.tls.upgrade itself: a closed stream, and a peer that is no TLS server.
+local io = require 'lem.io'
+local utils = require 'lem.utils'
+local lsrv = assert(io.tcp.listen('127.0.0.1', 0))
+local _, lport = lsrv:getsockname()
+utils.spawn(function()
+	local c = lsrv:accept()
+	c:write('this is not TLS\r\n')
+	c:close()
+end)
+local s = assert(io.tcp.connect('127.0.0.1', lport))
+local t, e = io.tls.upgrade(s, 'localhost')
+assert(not t and e:find('tls error with', 1, true), tostring(e))
+assert(s:closed(), 'the plain stream is closed')
+eq({ io.tls.upgrade(s, 'localhost') }, { nil, 'closed' }, 'upgrade of a closed stream')
+lsrv:close()
