@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # lem.postgres against asyncpg (PyPI, on uvloop when it installs) and
-# psycopg on one throwaway cluster: `SELECT $1::int` round trips per second
+# psycopg, and a raw tokio-postgres loop (the floor, bench/pg_floor_tokio),
+# on one throwaway cluster: `SELECT $1::int` round trips per second
 # with 1 and 32 concurrent clients over a pool, and a 1,000,000-row SELECT
 # (time and peak RSS). Release build of the Lua 5.4 lem; one run, ratios
 # in bench/README.md "PostgreSQL".
@@ -92,3 +93,6 @@ url="postgresql://postgres@127.0.0.1:$port/postgres"
 /usr/bin/time -f 'lem peak RSS %M KiB' target/release/lem "$dir/bench.lua" "host=127.0.0.1 port=$port user=postgres dbname=postgres" "$N"
 /usr/bin/time -f 'asyncpg peak RSS %M KiB' "$venv/bin/python" "$dir/bench.py" "$url" "$N"
 "$venv/bin/python" "$dir/psy.py" "$url" "$N"
+floor=bench/pg_floor_tokio/target/release/pg_floor_tokio
+[ -x "$floor" ] || cargo build --release -q --manifest-path bench/pg_floor_tokio/Cargo.toml
+/usr/bin/time -f 'tokio-postgres peak RSS %M KiB' "$floor" "host=127.0.0.1 port=$port user=postgres dbname=postgres" "$N"
