@@ -15,26 +15,35 @@ for i = 1, 1000 do
 end
 local hosts = support.write_file('hosts', table.concat(lines, '\n') .. '\n')
 
--- A free port for dnsmasq.
-local probe = assert(io.udp.bind('127.0.0.1', 0))
-local _, port = probe:getsockname()
-probe:close()
-local proc = assert(io.spawn({ 'dnsmasq', '--keep-in-foreground', '--conf-file=/dev/null',
-	'--no-resolv', '--no-hosts', '--addn-hosts=' .. hosts, '--listen-address=127.0.0.1',
-	'--bind-interfaces', '--port=' .. port, '--local=/lemtest/', '--pid-file=',
-	'--user=root', '--cname=alias1.lemtest,alias2.lemtest', '--cname=alias2.lemtest,host.lemtest',
-	'--cache-size=0' }))
-
-local r = io.resolver { servers = { '127.0.0.1:' .. port }, timeout = 1 }
-eq(getmetatable(r), io.Resolver, 'class')
--- Wait until dnsmasq answers.
-local found
-for _ = 1, 100 do
-	found = r:resolve('host.lemtest')
+-- dnsmasq on a free port: a port free for UDP may still be taken for TCP
+-- (by another test's connections), and then dnsmasq exits at once: try
+-- another port.
+local proc, port, r, found
+for _ = 1, 10 do
+	local probe = assert(io.udp.bind('127.0.0.1', 0))
+	_, port = probe:getsockname()
+	probe:close()
+	proc = assert(io.spawn({ 'dnsmasq', '--keep-in-foreground', '--conf-file=/dev/null',
+		'--no-resolv', '--no-hosts', '--addn-hosts=' .. hosts, '--listen-address=127.0.0.1',
+		'--bind-interfaces', '--port=' .. port, '--local=/lemtest/', '--pid-file=',
+		'--user=root', '--cname=alias1.lemtest,alias2.lemtest', '--cname=alias2.lemtest,host.lemtest',
+		'--cache-size=0' }, { stderr = 'null' }))
+	local ended = false
+	utils.spawn(function() proc:wait() ended = true end)
+	r = io.resolver { servers = { '127.0.0.1:' .. port }, timeout = 0.2, attempts = 1 }
+	-- Wait until dnsmasq answers, or has ended.
+	for _ = 1, 100 do
+		found = r:resolve('host.lemtest')
+		if found or ended then break end
+		utils.newsleeper():sleep(0.05)
+	end
 	if found then break end
-	utils.newsleeper():sleep(0.05)
+	if not ended then proc:kill() end
+	proc = nil
 end
-assert(found, 'dnsmasq did not come up')
+assert(proc, 'dnsmasq did not come up')
+r = io.resolver { servers = { '127.0.0.1:' .. port }, timeout = 1 }
+eq(getmetatable(r), io.Resolver, 'class')
 
 local function sorted(t)
 	table.sort(t)
