@@ -155,6 +155,7 @@ lua_tests! {
     workers_output => "workers/output.lua",
     workers_shutdown => "workers/shutdown.lua",
     workers_supervise => "workers/supervise.lua",
+    workers_tls_udp => "workers/tls_udp.lua",
 }
 
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
