@@ -122,6 +122,7 @@ lua_tests! {
     process_wait => "process/wait.lua",
     queue_queue => "queue/queue.lua",
     redis_client => "redis/client.lua",
+    redis_hostile => "redis/hostile.lua",
     repl_console_lua => "repl/console_lua.lua",
     repl_pipe => "repl/pipe.lua",
     repl_tty => "repl/tty.lua",
