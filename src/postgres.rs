@@ -58,27 +58,48 @@ pub fn scan(input: &[u8]) -> Result<Option<usize>, &'static str> {
     Ok(Some(end))
 }
 
-/// The values of one `DataRow` body: `None` for NULL.
-pub fn row_values(body: &[u8]) -> Result<Vec<Option<&[u8]>>, &'static str> {
+/// Walk the values of one `DataRow` body in order (`None` for NULL),
+/// checking the lengths against the body; returns the column count.
+pub fn each_value<'a>(
+    body: &'a [u8],
+    mut f: impl FnMut(usize, Option<&'a [u8]>),
+) -> Result<usize, &'static str> {
     let bad = "postgres data row malformed";
     let n = u16::from_be_bytes(body.get(..2).ok_or(bad)?.try_into().unwrap()) as usize;
     let mut at = 2;
-    let mut out = Vec::with_capacity(n.min(body.len() / 4 + 1));
-    for _ in 0..n {
+    for i in 0..n {
         let len = i32::from_be_bytes(body.get(at..at + 4).ok_or(bad)?.try_into().unwrap());
         at += 4;
         if len < 0 {
-            out.push(None);
+            f(i, None);
         } else {
             let v = body.get(at..at + len as usize).ok_or(bad)?;
             at += len as usize;
-            out.push(Some(v));
+            f(i, Some(v));
         }
     }
     if at != body.len() {
         return Err(bad);
     }
+    Ok(n)
+}
+
+/// The values of one `DataRow` body: `None` for NULL.
+pub fn row_values(body: &[u8]) -> Result<Vec<Option<&[u8]>>, &'static str> {
+    let mut out = Vec::new();
+    each_value(body, |_, v| out.push(v))?;
     Ok(out)
+}
+
+/// Every message of `input` (complete ones, from its start): type and body.
+fn messages(input: &[u8]) -> impl Iterator<Item = (u8, &[u8])> {
+    let mut at = 0;
+    std::iter::from_fn(move || {
+        let end = message_end(input, at).ok().flatten()?;
+        let m = (input[at], &input[at + 5..end]);
+        at = end;
+        Some(m)
+    })
 }
 
 /// `read('PgMessage')`.
@@ -91,13 +112,10 @@ impl Format for Message {
                 // Check the rows now: a malformed one is refused before
                 // anything is pushed.
                 if input[0] == b'D' {
-                    let mut at = 0;
-                    while at < n {
-                        let end = message_end(input, at).ok().flatten().unwrap_or(n);
-                        if let Err(e) = row_values(&input[at + 5..end]) {
+                    for (_, body) in messages(&input[..n]) {
+                        if let Err(e) = each_value(body, |_, _| ()) {
                             return Scan::Invalid(e);
                         }
-                        at = end;
                     }
                 }
                 Scan::Ready {
@@ -116,26 +134,19 @@ impl Format for Message {
             return 2;
         }
         ffi::lua_createtable(l, 0, 0);
-        let mut at = 0;
-        let mut i = 0;
-        while at < input.len() {
-            let end = match message_end(input, at) {
-                Ok(Some(e)) => e,
-                _ => break,
-            };
-            let values = row_values(&input[at + 5..end]).unwrap_or_default();
-            ffi::lua_createtable(l, values.len() as c_int, 1);
-            for (j, v) in values.iter().enumerate() {
+        for (i, (_, body)) in messages(input).enumerate() {
+            ffi::lua_createtable(l, 0, 1);
+            // Checked by scan: it cannot fail here.
+            let n = each_value(body, |j, v| {
                 if let Some(v) = v {
                     lua::push_bytes(l, v);
                     ffi::lua_rawseti(l, -2, (j + 1) as _);
                 }
-            }
-            ffi::lua_pushinteger(l, values.len() as _);
+            })
+            .unwrap_or(0);
+            ffi::lua_pushinteger(l, n as _);
             ffi::lua_setfield(l, -2, c"n".as_ptr());
-            i += 1;
-            ffi::lua_rawseti(l, -2, i);
-            at = end;
+            ffi::lua_rawseti(l, -2, (i + 1) as _);
         }
         2
     }
@@ -163,6 +174,21 @@ fn cstr(out: &mut Vec<u8>, s: &[u8]) {
     out.push(0);
 }
 
+/// A count and length-prefixed values (-1 for NULL), as Bind's parameters
+/// and DataRow's columns are.
+fn put_values(b: &mut Vec<u8>, values: &[Option<&[u8]>]) {
+    b.extend_from_slice(&(values.len() as u16).to_be_bytes());
+    for v in values {
+        match v {
+            None => b.extend_from_slice(&(-1i32).to_be_bytes()),
+            Some(v) => {
+                b.extend_from_slice(&(v.len() as u32).to_be_bytes());
+                b.extend_from_slice(v);
+            }
+        }
+    }
+}
+
 /// Parse (when `sql` is given), Bind with text parameters, Describe the
 /// portal, Execute, Sync: one query of the extended protocol.
 pub fn extended(statement: &[u8], sql: Option<&[u8]>, params: &[Option<&[u8]>]) -> Vec<u8> {
@@ -179,16 +205,7 @@ pub fn extended(statement: &[u8], sql: Option<&[u8]>, params: &[Option<&[u8]>]) 
     cstr(&mut b, statement);
     // No parameter formats: all text; then the values.
     b.extend_from_slice(&0u16.to_be_bytes());
-    b.extend_from_slice(&(params.len() as u16).to_be_bytes());
-    for p in params {
-        match p {
-            None => b.extend_from_slice(&(-1i32).to_be_bytes()),
-            Some(v) => {
-                b.extend_from_slice(&(v.len() as u32).to_be_bytes());
-                b.extend_from_slice(v);
-            }
-        }
-    }
+    put_values(&mut b, params);
     // Results in text.
     b.extend_from_slice(&0u16.to_be_bytes());
     out.extend(frame(b'B', &b));
@@ -584,16 +601,8 @@ mod tests {
     #[test]
     fn data_rows_come_in_batches() {
         let row = |vals: &[Option<&[u8]>]| {
-            let mut b = (vals.len() as u16).to_be_bytes().to_vec();
-            for v in vals {
-                match v {
-                    None => b.extend_from_slice(&(-1i32).to_be_bytes()),
-                    Some(v) => {
-                        b.extend_from_slice(&(v.len() as u32).to_be_bytes());
-                        b.extend_from_slice(v);
-                    }
-                }
-            }
+            let mut b = Vec::new();
+            put_values(&mut b, vals);
             msg(b'D', &b)
         };
         let mut input = row(&[Some(b"1"), None]);
