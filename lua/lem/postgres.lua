@@ -29,7 +29,7 @@ M.Connection = Connection
 
 -- 'key=value key2 = 'quoted \' value'' -> table | nil, err
 local function parse_keywords(s)
-	local t, i, n = {}, 1, #s
+	local t, i = {}, 1
 	while true do
 		i = s:find('%S', i)
 		if not i then return t end
@@ -38,40 +38,32 @@ local function parse_keywords(s)
 			return nil, ("malformed conninfo at %q"):format(s:sub(i, i + 20))
 		end
 		i = after
-		local value
-		if s:sub(i, i) == "'" then
-			local buf = {}
-			i = i + 1
-			while true do
-				local c = s:sub(i, i)
-				if c == '' then return nil, 'unterminated quoted value in conninfo' end
-				if c == '\\' then
-					buf[#buf + 1] = s:sub(i + 1, i + 1)
-					i = i + 2
-				elseif c == "'" then
-					i = i + 1
-					break
-				else
-					buf[#buf + 1] = c
-					i = i + 1
-				end
+		-- A value: quoted ('...', ending at the closing quote) or bare
+		-- (ending at white space); a backslash takes the next character
+		-- as it is in both.
+		local quoted = s:sub(i, i) == "'"
+		if quoted then i = i + 1 end
+		local buf = {}
+		while true do
+			local c = s:sub(i, i)
+			if c == '' then
+				if quoted then return nil, 'unterminated quoted value in conninfo' end
+				break
 			end
-			value = table.concat(buf)
-		else
-			local buf = {}
-			while i <= n do
-				local c = s:sub(i, i)
-				if c:match('%s') then break end
-				if c == '\\' then
-					buf[#buf + 1] = s:sub(i + 1, i + 1)
-					i = i + 2
-				else
-					buf[#buf + 1] = c
-					i = i + 1
-				end
+			if c == '\\' then
+				buf[#buf + 1] = s:sub(i + 1, i + 1)
+				i = i + 2
+			elseif quoted and c == "'" then
+				i = i + 1
+				break
+			elseif not quoted and c:match('%s') then
+				break
+			else
+				buf[#buf + 1] = c
+				i = i + 1
 			end
-			value = table.concat(buf)
 		end
+		local value = table.concat(buf)
 		t[key] = value
 	end
 end

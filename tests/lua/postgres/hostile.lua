@@ -66,5 +66,14 @@ refused(msg('T', '\0\5id\0'), 'postgres row description malformed', true)
 refused(msg('T', '\0\0') .. msg('D', '\0\1\0\0\0\9ab'), 'postgres data row malformed', true)
 refused(msg('D', '\0\2\255\255\255\255'), 'postgres data row malformed', true)
 refused(msg('C', 'SELECT 1'), 'closed', true)
+-- conninfo parsing, without a server.
+eq(postgres.parse_conninfo([[host='a b\'c' port = 5 password=p\ q dbname=]]),
+	{ host = "a b'c", port = '5', password = 'p q', dbname = '' }, 'keywords, quotes and escapes')
+eq({ postgres.parse_conninfo("host='open") }, { nil, 'unterminated quoted value in conninfo' }, 'unterminated')
+assert(not postgres.parse_conninfo('=x'), 'no key')
+eq(postgres.parse_conninfo('postgresql://u:p%40w@[::1]:6/db?sslmode=require'),
+	{ user = 'u', password = 'p@w', host = '::1', port = '6', dbname = 'db', sslmode = 'require' }, 'a URL')
+eq(postgres.parse_conninfo('postgres://%2Ftmp%2Fpg/d'), { host = '/tmp/pg', dbname = 'd' }, 'a socket directory in a URL')
+
 -- The process goes on.
 eq(1 + 1, 2, 'still running')
