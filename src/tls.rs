@@ -195,6 +195,15 @@ unsafe fn opt_string(l: *mut lua_State, idx: c_int, key: &CStr) -> Option<String
     v
 }
 
+/// Whether there is an options table at `idx` (raises if it is not one).
+unsafe fn check_options(l: *mut lua_State, idx: c_int) -> bool {
+    let has = !lua::is_none_or_nil(l, idx);
+    if has {
+        lua::check_type(l, idx, ffi::LUA_TTABLE);
+    }
+    has
+}
+
 /// The client options table at `idx` (cafile, sni, insecure, alpn).
 unsafe fn client_options(l: *mut lua_State, idx: c_int, has_opts: bool) -> ClientOptions {
     let mut o = ClientOptions::default();
@@ -224,10 +233,7 @@ unsafe fn client_options(l: *mut lua_State, idx: c_int, has_opts: bool) -> Clien
 unsafe extern "C-unwind" fn connect(l: *mut lua_State) -> c_int {
     lua::check_lstring(l, 1, std::ptr::null_mut());
     let port = crate::io::tcp::check_port(l, 2);
-    let has_opts = !lua::is_none_or_nil(l, 3);
-    if has_opts {
-        lua::check_type(l, 3, ffi::LUA_TTABLE);
-    }
+    let has_opts = check_options(l, 3);
     crate::io::check_suspendable(l);
     // No more raising below: owned values from here.
     let host = String::from_utf8_lossy(lua::to_bytes(l, 1).unwrap_or_default()).into_owned();
@@ -249,11 +255,7 @@ async fn client_handshake(
     } else {
         format!("{host}:{port}")
     };
-    let system = crate::pool::run(system_roots).await;
-    let cfg = client_config(&o, system).map_err(|e| format!("tls error with '{shown}': {e}"))?;
-    let name = o.sni.clone().unwrap_or_else(|| host.clone());
-    let name = ServerName::try_from(name)
-        .map_err(|_| format!("tls error with '{shown}': invalid server name"))?;
+    let (cfg, name) = client_setup(&host, &o, &shown).await?;
     let ips = crate::io::dns::lookup(None, &host, libc::AF_UNSPEC)
         .await
         .map_err(|msg| format!("error looking up '{host}:{port}': {msg}"))?;
@@ -265,6 +267,41 @@ async fn client_handshake(
         .await
         .map_err(|_| format!("error connecting to '{host}:{port}'"))?;
     handshake_on(tcp, cfg, name, &shown).await
+}
+
+/// The client's settings, and the name to send and verify (`shown` names
+/// the peer in messages).
+async fn client_setup(
+    host: &str,
+    o: &ClientOptions,
+    shown: &str,
+) -> Result<(ClientConfig, ServerName<'static>), String> {
+    let system = crate::pool::run(system_roots).await;
+    let cfg = client_config(o, system).map_err(|e| format!("tls error with '{shown}': {e}"))?;
+    let name = o.sni.clone().unwrap_or_else(|| host.to_owned());
+    let name = ServerName::try_from(name)
+        .map_err(|_| format!("tls error with '{shown}': invalid server name"))?;
+    Ok((cfg, name))
+}
+
+/// A close-on-exec duplicate of a socket a Lua caller handed over (it
+/// closes its own).
+fn dup_socket(fd: i64) -> io::Result<OwnedFd> {
+    // SAFETY: fcntl on a descriptor number; a bad one fails with EBADF.
+    let dup = unsafe { libc::fcntl(fd as c_int, libc::F_DUPFD_CLOEXEC, 0) };
+    if dup < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: a fresh descriptor we own.
+    Ok(unsafe { OwnedFd::from_raw_fd(dup) })
+}
+
+/// A connected socket in tokio's hands, for a handshake.
+fn tokio_tcp(fd: OwnedFd) -> Result<tokio::net::TcpStream, String> {
+    let std = std::net::TcpStream::from(fd);
+    std.set_nonblocking(true)
+        .map_err(|e| crate::io::os_error_text(&e))?;
+    tokio::net::TcpStream::from_std(std).map_err(|e| crate::io::os_error_text(&e))
 }
 
 /// The client's handshake on a connected socket.
@@ -335,13 +372,10 @@ unsafe extern "C-unwind" fn context_wrap(l: *mut lua_State) -> c_int {
     let ctx: &Context = lua::check_object(l, 1, CONTEXT);
     let fd = lua::check_integer(l, 2);
     crate::io::check_suspendable(l);
-    let dup = libc::fcntl(fd as c_int, libc::F_DUPFD_CLOEXEC, 0);
-    if dup < 0 {
-        let e = io::Error::last_os_error();
-        let msg = crate::io::os_error_text(&e);
-        return lua::fail(l, &msg);
-    }
-    let owned = OwnedFd::from_raw_fd(dup);
+    let owned = match dup_socket(fd) {
+        Ok(fd) => fd,
+        Err(e) => return lua::fail(l, &crate::io::os_error_text(&e)),
+    };
     let acceptor = ctx.0.clone();
     scheduler::get().prepare(Commit::Future(Box::pin(async move {
         let r = server_handshake(acceptor, owned).await;
@@ -351,10 +385,7 @@ unsafe extern "C-unwind" fn context_wrap(l: *mut lua_State) -> c_int {
 }
 
 async fn server_handshake(acceptor: TlsAcceptor, fd: OwnedFd) -> Result<Established, String> {
-    let std = std::net::TcpStream::from(fd);
-    std.set_nonblocking(true)
-        .map_err(|e| crate::io::os_error_text(&e))?;
-    let tcp = tokio::net::TcpStream::from_std(std).map_err(|e| crate::io::os_error_text(&e))?;
+    let tcp = tokio_tcp(fd)?;
     let tls = match tokio::time::timeout(HANDSHAKE, acceptor.accept(tcp)).await {
         Err(_) => return Err("tls handshake: timeout".into()),
         Ok(Err(e)) => return Err(format!("tls handshake: {}", tls_reason(&e))),
@@ -374,33 +405,18 @@ const CONTEXT_METHODS: &[Reg] = &[(c"wrap", context_wrap)];
 unsafe extern "C-unwind" fn upgrade(l: *mut lua_State) -> c_int {
     let fd = lua::check_integer(l, 1);
     lua::check_lstring(l, 2, std::ptr::null_mut());
-    let has_opts = !lua::is_none_or_nil(l, 3);
-    if has_opts {
-        lua::check_type(l, 3, ffi::LUA_TTABLE);
-    }
+    let has_opts = check_options(l, 3);
     crate::io::check_suspendable(l);
     let host = String::from_utf8_lossy(lua::to_bytes(l, 2).unwrap_or_default()).into_owned();
     let o = client_options(l, 3, has_opts);
-    let dup = libc::fcntl(fd as c_int, libc::F_DUPFD_CLOEXEC, 0);
-    if dup < 0 {
-        let e = io::Error::last_os_error();
-        return lua::fail(l, &crate::io::os_error_text(&e));
-    }
-    let owned = OwnedFd::from_raw_fd(dup);
+    let owned = match dup_socket(fd) {
+        Ok(fd) => fd,
+        Err(e) => return lua::fail(l, &crate::io::os_error_text(&e)),
+    };
     scheduler::get().prepare(Commit::Future(Box::pin(async move {
         let r = async {
-            let system = crate::pool::run(system_roots).await;
-            let cfg =
-                client_config(&o, system).map_err(|e| format!("tls error with '{host}': {e}"))?;
-            let name = o.sni.clone().unwrap_or_else(|| host.clone());
-            let name = ServerName::try_from(name)
-                .map_err(|_| format!("tls error with '{host}': invalid server name"))?;
-            let std = std::net::TcpStream::from(owned);
-            std.set_nonblocking(true)
-                .map_err(|e| crate::io::os_error_text(&e))?;
-            let tcp =
-                tokio::net::TcpStream::from_std(std).map_err(|e| crate::io::os_error_text(&e))?;
-            handshake_on(tcp, cfg, name, &host).await
+            let (cfg, name) = client_setup(&host, &o, &host).await?;
+            handshake_on(tokio_tcp(owned)?, cfg, name, &host).await
         }
         .await;
         Resume::Push(Box::new(move |t| unsafe { push_result(t, r) }))
