@@ -3,7 +3,7 @@
 -- Load with `dofile('support.lua')` (the harness runs scripts in tests/lua/);
 -- it defines the globals checkerr, eq and tmpdir, as Lua's own testes define
 -- checkerr, and returns them in a table with the other helpers (exec,
--- shell_quote, write_file, lem, tcp_pair).
+-- shell_quote, write_file, lem, free_port, tcp_pair).
 
 local M = {}
 
@@ -167,6 +167,15 @@ function M.lem(args, input, env)
 	end
 	local code = M.exec(cmd)
 	return slurp(out), slurp(err), code
+end
+
+-- free_port() -> a TCP port on 127.0.0.1 that was free a moment ago, for
+-- a server the test starts as another process.
+function M.free_port()
+	local srv = assert(require('lem.io').tcp.listen4('127.0.0.1', 0))
+	local _, port = srv:getsockname()
+	srv:close()
+	return port
 end
 
 -- tcp_pair(server) -> a, b: a connected pair over the lem.io listening

@@ -8,11 +8,8 @@ local io = require 'lem.io'
 local dir = support.tmpdir()
 assert(support.exec(([[cd %s && openssl req -x509 -newkey rsa:2048 -nodes -days 2 \
   -subj /CN=localhost -keyout key.pem -out cert.pem >/dev/null 2>&1]]):format(dir)) == 0, 'openssl')
-local tport, uport
+local tport, uport = support.free_port(), nil
 do
-	local t = assert(io.tcp.listen('127.0.0.1', 0))
-	_, tport = t:getsockname()
-	t:close()
 	local u = assert(io.udp.bind('127.0.0.1', 0))
 	_, uport = u:getsockname()
 	u:close()

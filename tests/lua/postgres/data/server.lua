@@ -10,13 +10,6 @@ local support = dofile('support.lua')
 
 local S = {}
 
-local function free_port()
-	local srv = assert(io.tcp.listen4('127.0.0.1', 0))
-	local _, port = srv:getsockname()
-	srv:close()
-	return port
-end
-
 local function sh(cmd)
 	local code = support.exec(cmd)
 	assert(code == 0, 'failed (' .. tostring(code) .. '): ' .. cmd)
@@ -49,7 +42,7 @@ host all lemmd5 127.0.0.1/32 md5
 host all lempw 127.0.0.1/32 password
 ]])
 	hba:close()
-	local s = { port = free_port(), dir = dir, bin = bin, root = root, extra = extra or {} }
+	local s = { port = support.free_port(), dir = dir, bin = bin, root = root, extra = extra or {} }
 	S.launch(s)
 	return s
 end

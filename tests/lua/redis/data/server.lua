@@ -2,19 +2,13 @@
 -- Unix socket in tmpdir(), nothing saved, killed by stop().
 local io, utils = require 'lem.io', require 'lem.utils'
 local redis = require 'lem.redis'
+local support = dofile('support.lua')
 
 local S = {}
 
-local function free_port()
-	local srv = assert(io.tcp.listen4('127.0.0.1', 0))
-	local _, port = srv:getsockname()
-	srv:close()
-	return port
-end
-
 -- start([extra args]) -> { port =, sock =, proc = }
 function S.start(extra)
-	local port = free_port()
+	local port = support.free_port()
 	local sock = tmpdir() .. '/redis' .. port .. '.sock'
 	local argv = { 'redis-server', '--port', tostring(port), '--bind', '127.0.0.1',
 		'--unixsocket', sock, '--save', '', '--appendonly', 'no', '--dir', tmpdir() }
