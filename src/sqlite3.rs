@@ -873,14 +873,14 @@ unsafe extern "C-unwind" fn db_prepare(l: *mut lua_State) -> c_int {
     )
 }
 
-/// db:last_insert_rowid() -> integer
-unsafe extern "C-unwind" fn db_last_insert_rowid(l: *mut lua_State) -> c_int {
+/// A counter of the connection (0 once closed), read on the pool.
+unsafe fn db_counter(l: *mut lua_State, get: fn(&rusqlite::Connection) -> i64) -> c_int {
     let db = check_db(l);
     call(
         l,
         &db.0,
         None,
-        |c| Ok(c.db.as_ref().map_or(0, |d| d.last_insert_rowid())),
+        move |c| Ok(c.db.as_ref().map_or(0, get)),
         |t, n| {
             ffi::lua_pushinteger(t, n as _);
             1
@@ -888,19 +888,14 @@ unsafe extern "C-unwind" fn db_last_insert_rowid(l: *mut lua_State) -> c_int {
     )
 }
 
+/// db:last_insert_rowid() -> integer
+unsafe extern "C-unwind" fn db_last_insert_rowid(l: *mut lua_State) -> c_int {
+    db_counter(l, |d| d.last_insert_rowid())
+}
+
 /// db:changes() -> integer
 unsafe extern "C-unwind" fn db_changes(l: *mut lua_State) -> c_int {
-    let db = check_db(l);
-    call(
-        l,
-        &db.0,
-        None,
-        |c| Ok(c.db.as_ref().map_or(0, |d| d.changes())),
-        |t, n| {
-            ffi::lua_pushinteger(t, n as _);
-            1
-        },
-    )
+    db_counter(l, |d| d.changes() as i64)
 }
 
 /// db:autocommit() -> boolean
