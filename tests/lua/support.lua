@@ -3,7 +3,7 @@
 -- Load with `dofile('support.lua')` (the harness runs scripts in tests/lua/);
 -- it defines the globals checkerr, eq and tmpdir, as Lua's own testes define
 -- checkerr, and returns them in a table with the other helpers (exec,
--- shell_quote, write_file, lem, free_port, tcp_pair).
+-- shell_quote, write_file, lem, certs, free_port, tcp_pair).
 
 local M = {}
 
@@ -167,6 +167,22 @@ function M.lem(args, input, env)
 	end
 	local code = M.exec(cmd)
 	return slurp(out), slurp(err), code
+end
+
+-- certs([dir]) -> ca, cert, key: the paths of a CA made now and a
+-- certificate it signed for localhost and 127.0.0.1 (with its key), in dir
+-- (default tmpdir()), by openssl.
+function M.certs(dir)
+	dir = dir or M.tmpdir()
+	local code = M.exec(([[
+cd %s && openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=lem-test-ca \
+  -keyout ca.key -out ca.pem >/dev/null 2>&1 &&
+openssl req -newkey rsa:2048 -nodes -subj /CN=localhost -keyout key.pem -out req.csr >/dev/null 2>&1 &&
+printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\n' > ext.cnf &&
+openssl x509 -req -in req.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 2 \
+  -extfile ext.cnf -out cert.pem >/dev/null 2>&1]]):format(dir))
+	assert(code == 0, 'openssl could not make the test certificates')
+	return dir .. '/ca.pem', dir .. '/cert.pem', dir .. '/key.pem'
 end
 
 -- free_port() -> a TCP port on 127.0.0.1 that was free a moment ago, for

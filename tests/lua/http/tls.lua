@@ -7,15 +7,7 @@ local common = require 'common'
 local io = require 'lem.io'
 local client = require 'lem.http.client'
 
-local dir = tmpdir()
-local ca, cert, key = dir .. '/ca.pem', dir .. '/cert.pem', dir .. '/key.pem'
-eq(common.run(([[
-cd %s && openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=lem-test-ca \
-  -keyout ca.key -out ca.pem >/dev/null 2>&1 &&
-openssl req -newkey rsa:2048 -nodes -subj /CN=localhost -keyout key.pem -out req.csr >/dev/null 2>&1 &&
-printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\n' > ext.cnf &&
-openssl x509 -req -in req.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 2 \
-  -extfile ext.cnf -out cert.pem >/dev/null 2>&1 && echo made]]):format(dir)), 'made\n', 'certificates')
+local ca, cert, key = dofile('support.lua').certs()
 
 local port = common.spawn_app(('tls %s %s'):format(cert, key))
 local url = ('https://localhost:%d'):format(port)

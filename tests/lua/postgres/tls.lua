@@ -11,15 +11,9 @@ local S = dofile('postgres/data/server.lua')
 local p = _G.io.popen('mktemp -d /tmp/lem-pgtls-XXXXXX')
 local dir = p:read('*l')
 p:close()
-assert(support.exec(([[
-cd %s && openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=lem-test-ca \
-  -keyout ca.key -out ca.pem >/dev/null 2>&1 &&
-printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\n' > ext.cnf &&
-openssl req -newkey rsa:2048 -nodes -subj /CN=localhost -keyout key.pem -out req.csr >/dev/null 2>&1 &&
-openssl x509 -req -in req.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 2 \
-  -extfile ext.cnf -out cert.pem >/dev/null 2>&1 &&
-chmod 600 key.pem && chmod 755 . && { [ "$(id -u)" != 0 ] || chown nobody key.pem cert.pem; }]]):format(dir)) == 0,
-	'openssl made the certificates')
+local ca = support.certs(dir)
+assert(support.exec(('cd %s && chmod 600 key.pem && chmod 755 . && { [ "$(id -u)" != 0 ] || chown nobody key.pem cert.pem; }')
+	:format(dir)) == 0, 'the key is the server user\'s')
 
 local srv = S.start { 'ssl=on', 'ssl_cert_file=' .. dir .. '/cert.pem', 'ssl_key_file=' .. dir .. '/key.pem' }
 local base = ('host=127.0.0.1 port=%d user=postgres dbname=postgres '):format(srv.port)
@@ -33,13 +27,13 @@ eq(db:exec('SELECT 1 + 1')[1][1], '2', 'queries over TLS')
 local big = string.rep('x', 4 * 1048576)
 eq(db:exec('SELECT length($1)', big)[1][1], tostring(#big), '4 MiB over TLS')
 db:close()
-db = assert(postgres.connect(base .. 'sslmode=verify-full sslrootcert=' .. dir .. '/ca.pem'))
+db = assert(postgres.connect(base .. 'sslmode=verify-full sslrootcert=' .. ca))
 eq(ssl(db), 't', 'verify-full with the CA')
 db:close()
 local ok, err = postgres.connect(base .. 'sslmode=verify-full')
 assert(not ok and err:find('tls error', 1, true), 'verify-full without the CA: ' .. tostring(err))
 ok, err = postgres.connect(('host=localhost hostaddr=127.0.0.1 port=%d user=postgres sslmode=verify-full sslrootcert=%s')
-	:format(srv.port, dir .. '/ca.pem'))
+	:format(srv.port, ca))
 assert(ok, 'localhost is in the certificate: ' .. tostring(err))
 ok:close()
 db = assert(postgres.connect(base))

@@ -8,15 +8,7 @@ local utils = require 'lem.utils'
 local server = require 'lem.http.server'
 local websocket = require 'lem.websocket'
 
-local dir = tmpdir()
-local ca, cert, key = dir .. '/ca.pem', dir .. '/cert.pem', dir .. '/key.pem'
-assert(os.execute(([[
-cd %s && openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=lem-test-ca \
-  -keyout ca.key -out ca.pem >/dev/null 2>&1 &&
-openssl req -newkey rsa:2048 -nodes -subj /CN=localhost -keyout key.pem -out req.csr >/dev/null 2>&1 &&
-printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\n' > ext.cnf &&
-openssl x509 -req -in req.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 2 \
-  -extfile ext.cnf -out cert.pem >/dev/null 2>&1]]):format(dir)))
+local ca, cert, key = dofile('support.lua').certs()
 
 local function echo(req, res)
 	local ws = assert(websocket.accept(req, res))
@@ -54,7 +46,7 @@ srv:close()
 
 -- Over a Unix socket server: the client side is a raw Unix stream with a
 -- hand-made upgrade.
-local path = dir .. '/ws.sock'
+local path = tmpdir() .. '/ws.sock'
 local usock = assert(io.unix.listen(path))
 local usrv = server.new(usock, echo)
 utils.spawn(function() usrv:run() end)

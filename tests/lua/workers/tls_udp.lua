@@ -5,9 +5,7 @@ local support = dofile('support.lua')
 local utils = require 'lem.utils'
 local io = require 'lem.io'
 
-local dir = support.tmpdir()
-assert(support.exec(([[cd %s && openssl req -x509 -newkey rsa:2048 -nodes -days 2 \
-  -subj /CN=localhost -keyout key.pem -out cert.pem >/dev/null 2>&1]]):format(dir)) == 0, 'openssl')
+local _, cert, key = support.certs()
 local tport, uport = support.free_port(), nil
 do
 	local u = assert(io.udp.bind('127.0.0.1', 0))
@@ -18,7 +16,7 @@ local script = support.write_file('app.lua', ([[
 local utils = require 'lem.utils'
 local io = require 'lem.io'
 local id = utils.worker()
-local tls = assert(io.tls.listen('127.0.0.1', %d, { cert = '%s/cert.pem', key = '%s/key.pem' }))
+local tls = assert(io.tls.listen('127.0.0.1', %d, { cert = '%s', key = '%s' }))
 local udp = assert(io.udp.bind('127.0.0.1', %d, true))
 utils.spawn(function()
 	while true do
@@ -33,7 +31,7 @@ tls:autospawn(function(c)
 	c:write('tls ' .. id .. '\n')
 	c:close()
 end)
-]]):format(tport, dir, dir, uport))
+]]):format(tport, cert, key, uport))
 local p = assert(io.spawn({ arg[-1], '-w', '2', script }, { stdout = 'pipe' }))
 eq(p.stdout:read('*l'), 'ready', 'a worker started')
 eq(p.stdout:read('*l'), 'ready', 'both workers started')
