@@ -6,12 +6,12 @@
 //!
 //! Not a stable API: hidden from the docs, for lem's own tests.
 
-use crate::parsers::{Fmt, Format, Input, Scan};
+use crate::runtime::parsers::{Fmt, Format, Input, Scan};
 
-pub use crate::http::fuzz::{chunked_body, request_head, response_head};
-pub use crate::postgres::fuzz_message as postgres_message;
-pub use crate::redis::fuzz_reply as redis_reply;
-pub use crate::websocket::fuzz_frame as websocket_frame;
+pub use crate::protocols::http::fuzz::{chunked_body, request_head, response_head};
+pub use crate::protocols::postgres::fuzz_message as postgres_message;
+pub use crate::protocols::redis::fuzz_reply as redis_reply;
+pub use crate::protocols::websocket::fuzz_frame as websocket_frame;
 
 /// Split points and a format from the first bytes of `data`, then the
 /// rest as input: read values one after another from the input fed whole
@@ -30,9 +30,9 @@ pub fn read_formats(data: &[u8]) {
         2 => Fmt::Line(b'\n'),
         3 => Fmt::Line(*arg),
         4 => Fmt::All,
-        5 => Fmt::Custom(crate::http::fuzz::format(*arg)),
-        6 => Fmt::Custom(crate::http::fuzz::format(arg.wrapping_add(1))),
-        _ => Fmt::Custom(crate::http::fuzz::format(arg.wrapping_add(2))),
+        5 => Fmt::Custom(crate::protocols::http::fuzz::format(*arg)),
+        6 => Fmt::Custom(crate::protocols::http::fuzz::format(arg.wrapping_add(1))),
+        _ => Fmt::Custom(crate::protocols::http::fuzz::format(arg.wrapping_add(2))),
     };
     // A small limit too, so the limit's errors are reached.
     let limit = if arg & 0x80 != 0 { 64 } else { 1 << 20 };
@@ -93,7 +93,7 @@ fn read_all(fmt: Fmt, limit: usize, points: &[usize], input: &[u8]) -> Vec<Read>
             Some(Scan::Ready { consume, mark }) => {
                 assert!(consume <= buf.len() && mark <= consume, "{consume} {mark}");
                 if let Fmt::Custom(f) = fmt {
-                    if crate::http::fuzz::refuses(f, &buf.bytes()[mark..consume]) {
+                    if crate::protocols::http::fuzz::refuses(f, &buf.bytes()[mark..consume]) {
                         out.push(Read::Error("refused"));
                         return out;
                     }
@@ -111,7 +111,7 @@ fn read_all(fmt: Fmt, limit: usize, points: &[usize], input: &[u8]) -> Vec<Read>
                 // The server's format refuses a bare CR in scan when the
                 // head is not complete, in push when it is.
                 let refused = match fmt {
-                    Fmt::Custom(f) => crate::http::fuzz::is_server_head(f),
+                    Fmt::Custom(f) => crate::protocols::http::fuzz::is_server_head(f),
                     _ => false,
                 };
                 out.push(Read::Error(if refused && msg == "parse error" {

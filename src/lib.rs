@@ -36,29 +36,17 @@
 
 #[doc(hidden)]
 pub mod fuzz;
-mod http;
 pub mod io;
-mod lfs;
-pub mod lua;
-mod lua_alloc;
 pub mod modules;
 pub mod native;
-pub mod parsers;
-pub mod pool;
-pub(crate) mod postgres;
-mod process;
-pub(crate) mod redis;
-mod repl;
-pub mod scheduler;
-mod signal;
-mod sqlite3;
-pub mod supervisor;
-mod tls;
-mod utils;
-pub(crate) mod websocket;
+pub(crate) mod protocols;
+pub mod runtime;
+pub(crate) mod system;
 pub mod workers;
 
-pub use scheduler::Outcome;
+pub use runtime::{lua, parsers, pool, scheduler};
+
+pub use runtime::scheduler::Outcome;
 
 /// How the binary names itself in messages (`lem: msg`) until
 /// [`set_progname`] says otherwise.
@@ -117,7 +105,7 @@ impl Runtime {
         // blocks (Rust's system allocator).
         let mut cache = None;
         raw_exec(&lua, (), |l| {
-            cache = Some(unsafe { lua_alloc::install(l) });
+            cache = Some(unsafe { runtime::alloc::install(l) });
             0
         })?;
         // mlua drops app data after closing the state: the cache outlives

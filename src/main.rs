@@ -350,14 +350,14 @@ fn supervise(argv: &[String], cli: &Cli, workers: u32) -> Result<(), u8> {
         .map(|(_, a)| a.into())
         .collect();
     let grace = cli.grace.unwrap_or(10.0);
-    let cfg = lem::supervisor::Config {
+    let cfg = lem::workers::supervisor::Config {
         workers,
         grace: std::time::Duration::from_secs_f64(grace),
         exe,
         argv0: argv[0].clone().into(),
         args,
     };
-    match lem::supervisor::supervise(cfg) {
+    match lem::workers::supervisor::supervise(cfg) {
         0 => Ok(()),
         code => Err(code),
     }

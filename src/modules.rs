@@ -7,7 +7,7 @@
 
 use std::ffi::{c_int, CStr};
 
-use crate::lua::{self, ffi, lua_State, CFunction};
+use crate::runtime::lua::{self, ffi, lua_State, CFunction};
 
 /// How a built-in module is opened.
 pub enum Opener {
@@ -39,45 +39,72 @@ macro_rules! const_cstr {
 /// The built-in modules, in LEM-API.md's order.
 pub const BUILTINS: &[(&str, Opener)] = &[
     ("lem.utils", lua_file!("lua/lem/utils.lua")),
-    ("lem.utils.core", Opener::Native(crate::utils::open)),
+    (
+        "lem.utils.core",
+        Opener::Native(crate::runtime::utils::open),
+    ),
     ("lem.queue", lua_file!("lua/lem/queue.lua")),
     ("lem.io", lua_file!("lua/lem/io.lua")),
     ("lem.io.core", Opener::Native(crate::io::open)),
     ("lem.io.queue", lua_file!("lua/lem/io/queue.lua")),
     ("lem.io.tls", lua_file!("lua/lem/io/tls.lua")),
-    ("lem.io.tls.core", Opener::Native(crate::tls::open)),
+    ("lem.io.tls.core", Opener::Native(crate::io::tls::open)),
     ("lem.parsers", lua_file!("lua/lem/parsers.lua")),
-    ("lem.parsers.core", Opener::Native(crate::parsers::open)),
+    (
+        "lem.parsers.core",
+        Opener::Native(crate::runtime::parsers::open),
+    ),
     ("lem.lfs", lua_file!("lua/lem/lfs.lua")),
-    ("lem.lfs.core", Opener::Native(crate::lfs::open)),
+    ("lem.lfs.core", Opener::Native(crate::system::lfs::open)),
     ("lem.signal", lua_file!("lua/lem/signal.lua")),
-    ("lem.signal.core", Opener::Native(crate::signal::open)),
+    (
+        "lem.signal.core",
+        Opener::Native(crate::system::signal::open),
+    ),
     ("lem.process", lua_file!("lua/lem/process.lua")),
-    ("lem.process.core", Opener::Native(crate::process::open)),
+    (
+        "lem.process.core",
+        Opener::Native(crate::system::process::open),
+    ),
     ("lem.http", lua_file!("lua/lem/http.lua")),
-    ("lem.http.core", Opener::Native(crate::http::open)),
+    (
+        "lem.http.core",
+        Opener::Native(crate::protocols::http::open),
+    ),
     ("lem.http.server", lua_file!("lua/lem/http/server.lua")),
     ("lem.http.client", lua_file!("lua/lem/http/client.lua")),
     ("lem.http.response", lua_file!("lua/lem/http/response.lua")),
     ("lem.postgres", lua_file!("lua/lem/postgres.lua")),
-    ("lem.postgres.core", Opener::Native(crate::postgres::open)),
+    (
+        "lem.postgres.core",
+        Opener::Native(crate::protocols::postgres::open),
+    ),
     (
         "lem.postgres.queued",
         lua_file!("lua/lem/postgres/queued.lua"),
     ),
     ("lem.redis", lua_file!("lua/lem/redis.lua")),
-    ("lem.redis.core", Opener::Native(crate::redis::open)),
+    (
+        "lem.redis.core",
+        Opener::Native(crate::protocols::redis::open),
+    ),
     ("lem.websocket", lua_file!("lua/lem/websocket.lua")),
-    ("lem.websocket.core", Opener::Native(crate::websocket::open)),
+    (
+        "lem.websocket.core",
+        Opener::Native(crate::protocols::websocket::open),
+    ),
     ("lem.sqlite3", lua_file!("lua/lem/sqlite3.lua")),
-    ("lem.sqlite3.core", Opener::Native(crate::sqlite3::open)),
+    (
+        "lem.sqlite3.core",
+        Opener::Native(crate::protocols::sqlite3::open),
+    ),
     (
         "lem.sqlite3.queued",
         lua_file!("lua/lem/sqlite3/queued.lua"),
     ),
     ("lem.hathaway", lua_file!("lua/lem/hathaway.lua")),
     ("lem.repl", lua_file!("lua/lem/repl.lua")),
-    ("lem.repl.core", Opener::Native(crate::repl::open)),
+    ("lem.repl.core", Opener::Native(crate::system::repl::open)),
 ];
 
 /// The glue that lets suspending calls pass through user coroutines; run

@@ -51,9 +51,9 @@ use std::future::Future;
 
 use mlua::{FromLuaMulti, Function, IntoLua, IntoLuaMulti, LightUserData, Lua, MultiValue};
 
-use crate::lua::{self, ffi, lua_State};
 use crate::modules::REGISTERED;
-use crate::scheduler::{self, Commit, Resume};
+use crate::runtime::lua::{self, ffi, lua_State};
+use crate::runtime::scheduler::{self, Commit, Resume};
 
 /// Make `require(name)` return `value` (usually a module table; any value,
 /// a function included). Registered modules are found before
@@ -69,7 +69,7 @@ pub fn register_module(lua: &Lua, name: &str, value: impl IntoLua) -> mlua::Resu
 /// Run `f` on lem's blocking pool (sized by `utils.poolconfig`) and await
 /// its result without stalling the loop.
 pub async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
-    crate::pool::run(f).await
+    crate::runtime::pool::run(f).await
 }
 
 /// Start `f(args...)` in a new coroutine; it runs after the current one

@@ -24,8 +24,8 @@ use hickory_resolver::proto::xfer::Protocol;
 use hickory_resolver::TokioResolver;
 
 use super::tcp::check_family;
-use crate::lua::{self, ffi, lua_State};
-use crate::scheduler::{self, Commit, Resume};
+use crate::runtime::lua::{self, ffi, lua_State};
+use crate::runtime::scheduler::{self, Commit, Resume};
 
 pub(crate) static RESOLVER: &CStr = c"lem.Resolver";
 
@@ -296,7 +296,7 @@ unsafe extern "C-unwind" fn resolver_resolve(l: *mut lua_State) -> c_int {
 }
 
 /// The Resolver class's methods.
-pub(crate) const METHODS: &[crate::lua::Reg] = &[(c"resolve", resolver_resolve)];
+pub(crate) const METHODS: &[crate::runtime::lua::Reg] = &[(c"resolve", resolver_resolve)];
 
 #[cfg(test)]
 mod tests {

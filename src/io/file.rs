@@ -16,10 +16,10 @@ use std::time::Duration;
 
 use super::stream::push_stream;
 use super::{check_suspendable, fail_os, fd_kind, FdKind, Op};
-use crate::lua::{self, ffi, lua_State, Reg};
-use crate::parsers::{self, Fmt, Input};
-use crate::pool;
-use crate::scheduler::{self, Commit, Resume};
+use crate::runtime::lua::{self, ffi, lua_State, Reg};
+use crate::runtime::parsers::{self, Fmt, Input};
+use crate::runtime::pool;
+use crate::runtime::scheduler::{self, Commit, Resume};
 
 pub(crate) static FILE: &CStr = c"lem.File";
 

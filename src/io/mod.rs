@@ -10,7 +10,7 @@
 //! returns `nil, 'timeout'` and the object stays usable), and streams and
 //! files have `obj:setlimit(bytes)`: the most input a delimited format
 //! (`'*l'`, `'HTTPRequest'`...) buffers before `read` gives up with
-//! `nil, 'line too long'` (default [`crate::parsers::DEFAULT_LIMIT`], 1 MiB;
+//! `nil, 'line too long'` (default [`crate::runtime::parsers::DEFAULT_LIMIT`], 1 MiB;
 //! `read(n)` and `read('*a')` ask for their size themselves and are not held
 //! to it). A server's timeout applies to `accept`, not to `autospawn`.
 //! Also new: `server:getsockname()` (`ip, port`, or the Unix path: the port
@@ -22,15 +22,15 @@ use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::time::Duration;
 
-use crate::lua::{self, ffi, lua_State, Reg};
-use crate::scheduler::{self, Resume, Waiter};
+use crate::runtime::lua::{self, ffi, lua_State, Reg};
+use crate::runtime::scheduler::{self, Resume, Waiter};
 
 pub(crate) mod dns;
 pub mod file;
 pub mod server;
 pub mod stream;
 pub(crate) mod tcp;
-pub(crate) mod tls_io;
+pub(crate) mod tls;
 mod udp;
 pub(crate) mod unix;
 
@@ -90,7 +90,7 @@ pub(crate) unsafe fn check_suspendable(l: *mut lua_State) {
 /// # Safety
 /// `l` must be the running thread.
 pub(crate) unsafe fn can_suspend(l: *mut lua_State) -> bool {
-    crate::scheduler::get().current().is_some() && lua::is_yieldable(l)
+    crate::runtime::scheduler::get().current().is_some() && lua::is_yieldable(l)
 }
 
 /// Raise `attempt to suspend outside a lem coroutine`.
@@ -98,7 +98,7 @@ pub(crate) unsafe fn can_suspend(l: *mut lua_State) -> bool {
 /// # Safety
 /// Raises: nothing owned may be alive in the caller's frame.
 pub(crate) unsafe fn cannot_suspend(l: *mut lua_State) -> ! {
-    crate::scheduler::raise_outside(l)
+    crate::runtime::scheduler::raise_outside(l)
 }
 
 /// Read the optional timeout argument of `settimeout`: nil or a number of
@@ -313,7 +313,7 @@ unsafe extern "C-unwind" fn fromfd(l: *mut lua_State) -> c_int {
 
 /// io.setbudget(bytes | nil) -> true: the most input all streams and files
 /// buffer together (nil: the default, a quarter of RAM up to 256 MiB);
-/// see [`crate::parsers::budget`].
+/// see [`crate::runtime::parsers::budget`].
 unsafe extern "C-unwind" fn setbudget(l: *mut lua_State) -> c_int {
     let bytes = if lua::is_none_or_nil(l, 1) {
         None
@@ -324,14 +324,14 @@ unsafe extern "C-unwind" fn setbudget(l: *mut lua_State) -> c_int {
         }
         Some(usize::try_from(n).unwrap_or(usize::MAX))
     };
-    crate::parsers::budget::set(bytes);
+    crate::runtime::parsers::budget::set(bytes);
     ffi::lua_pushboolean(l, 1);
     1
 }
 
 /// io.budget() -> budget, buffered: the budget and the bytes buffered now.
 unsafe extern "C-unwind" fn budget(l: *mut lua_State) -> c_int {
-    let (budget, buffered) = crate::parsers::budget::get();
+    let (budget, buffered) = crate::runtime::parsers::budget::get();
     ffi::lua_pushinteger(l, budget as _);
     ffi::lua_pushinteger(l, buffered as _);
     2

@@ -20,8 +20,8 @@ use tokio::io::unix::AsyncFd;
 
 use super::stream::push_stream;
 use super::{check_suspendable, fail_os, set_cloexec, set_nonblocking, Op};
-use crate::lua::{self, ffi, lua_State, Reg};
-use crate::scheduler::{self, Commit, Resume};
+use crate::runtime::lua::{self, ffi, lua_State, Reg};
+use crate::runtime::scheduler::{self, Commit, Resume};
 
 pub(crate) static SERVER: &CStr = c"lem.Server";
 

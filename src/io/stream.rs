@@ -31,10 +31,10 @@ use tokio::time::{Instant, Sleep};
 use super::{
     can_suspend, cannot_suspend, fail_os, is_disconnect, set_cloexec, set_nonblocking, Op,
 };
-use crate::lua::{self, ffi, lua_State, Reg};
-use crate::parsers::Scan;
-use crate::parsers::{self, Fmt, Input};
-use crate::scheduler::{self, Commit, Pending, Resume, WaitHandle, Waiter};
+use crate::runtime::lua::{self, ffi, lua_State, Reg};
+use crate::runtime::parsers::Scan;
+use crate::runtime::parsers::{self, Fmt, Input};
+use crate::runtime::scheduler::{self, Commit, Pending, Resume, WaitHandle, Waiter};
 
 pub(crate) static STREAM: &CStr = c"lem.Stream";
 
@@ -45,7 +45,7 @@ pub(crate) enum Io {
     Async(AsyncFd<OwnedFd>),
     Direct(OwnedFd),
     /// A TCP socket with a TLS session over it (src/io/tls_io.rs).
-    Tls(Box<super::tls_io::Tls>),
+    Tls(Box<super::tls::stream::Tls>),
 }
 
 impl Io {
@@ -1194,7 +1194,7 @@ async fn sendfile_wait(
 /// are read (64 KiB at a time, as the kernel's sendfile would from the page
 /// cache) and written through the session, waiting for room between.
 async fn copy_to_tls(
-    t: &super::tls_io::Tls,
+    t: &super::tls::stream::Tls,
     src: &OwnedFd,
     size: u64,
     offset: i64,
@@ -1250,7 +1250,7 @@ pub(crate) unsafe fn push_tls_stream(
     if let Err(e) = set_nonblocking(fd.as_raw_fd(), true) {
         return fail_os(l, &e);
     }
-    match super::tls_io::Tls::new(fd, conn) {
+    match super::tls::stream::Tls::new(fd, conn) {
         Ok(t) => {
             push_io(l, Io::Tls(Box::new(t)), Kind::Tcp);
             1

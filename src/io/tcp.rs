@@ -13,8 +13,8 @@ use socket2::{Domain, SockAddr, Socket, Type};
 use super::os_error_text;
 use super::server::{push_server, Family};
 use super::stream::push_stream;
-use crate::lua::{self, ffi, lua_State};
-use crate::scheduler::{self, Commit, Resume};
+use crate::runtime::lua::{self, ffi, lua_State};
+use crate::runtime::scheduler::{self, Commit, Resume};
 
 /// A `sockaddr_storage` holding an IPv4 or IPv6 address, as std's type.
 pub(crate) fn sockaddr_to_std(ss: &libc::sockaddr_storage) -> Option<SocketAddr> {
@@ -316,14 +316,13 @@ pub(crate) unsafe extern "C-unwind" fn listen(l: *mut lua_State) -> c_int {
     let port = port.to_string();
     let fut = Box::pin(async move {
         let (h, p) = (host.clone(), port.clone());
-        let r =
-            crate::pool::run(
-                move || match crate::workers::listen_tcp(&h, &p, backlog, family) {
-                    Some(r) => r,
-                    None => bind_listeners(&h, &p, backlog, family, false),
-                },
-            )
-            .await;
+        let r = crate::runtime::pool::run(move || {
+            match crate::workers::listen_tcp(&h, &p, backlog, family) {
+                Some(r) => r,
+                None => bind_listeners(&h, &p, backlog, family, false),
+            }
+        })
+        .await;
         let r = r.map_err(|msg| {
             if msg.starts_with("error ") {
                 msg

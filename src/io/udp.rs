@@ -24,8 +24,8 @@ use tokio::io::Interest;
 
 use super::tcp::{check_port, sockaddr_to_std};
 use super::{check_suspendable, fail_os, os_error_text, Op};
-use crate::lua::{self, ffi, lua_State, Reg};
-use crate::scheduler::{self, Commit, Resume};
+use crate::runtime::lua::{self, ffi, lua_State, Reg};
+use crate::runtime::scheduler::{self, Commit, Resume};
 
 pub(crate) static DATAGRAM: &CStr = c"lem.Datagram";
 

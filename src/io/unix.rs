@@ -10,8 +10,8 @@ use socket2::{Domain, SockAddr, Socket, Type};
 use super::os_error_text;
 use super::server::{push_server, Family};
 use super::stream::push_stream;
-use crate::lua::{self, ffi, lua_State};
-use crate::scheduler::{self, Commit, Resume};
+use crate::runtime::lua::{self, ffi, lua_State};
+use crate::runtime::scheduler::{self, Commit, Resume};
 
 /// Room in `sockaddr_un.sun_path`, less the terminating NUL.
 const MAX_PATH: usize = 107;

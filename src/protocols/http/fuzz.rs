@@ -5,7 +5,7 @@
 use super::chunked::{self, CHUNK_END, CHUNK_SIZE, TRAILERS};
 use super::{server, with_fields, with_head, Head, Kind, REQUEST, RESPONSE};
 use crate::fuzz::{scan_prefixes, scan_prefixes_refused};
-use crate::parsers::{Format, Scan};
+use crate::runtime::parsers::{Format, Scan};
 
 /// The formats of this module, by number (wrapping).
 pub fn format(n: u8) -> &'static dyn Format {

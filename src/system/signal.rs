@@ -2,11 +2,11 @@
 //! a new coroutine. The Lua half (`lua/lem/signal.lua`) keeps the handler
 //! lists; this half installs and removes the OS handlers, turns deliveries
 //! into coroutines, and reaps lem's children on `SIGCHLD` (through
-//! [`crate::process`]). See LEM-API.md "lem.signal".
+//! [`crate::system::process`]). See LEM-API.md "lem.signal".
 //!
 //! An OS handler only writes the signal's number into a pipe (the one thing
 //! it may safely do); a task on the loop reads the pipe and spawns the Lua
-//! dispatcher. That task holds no [`Hold`](crate::scheduler::Hold): watching
+//! dispatcher. That task holds no [`Hold`](crate::runtime::scheduler::Hold): watching
 //! a signal does not keep the process alive.
 //!
 //! Signal dispositions are process-wide: one runtime per process watches
@@ -24,9 +24,9 @@ use tokio::io::unix::AsyncFd;
 use tokio::io::Interest;
 
 use crate::io::os_error_text;
-use crate::lua::{self, ffi, lua_State, Reg};
-use crate::process::{self, Event};
-use crate::scheduler;
+use crate::runtime::lua::{self, ffi, lua_State, Reg};
+use crate::runtime::scheduler;
+use crate::system::process::{self, Event};
 
 /// Signal names without `SIG`, canonical ones first: a number's name is the
 /// first entry that has it.

@@ -8,9 +8,9 @@ use std::cell::Cell;
 use std::ffi::{c_int, CStr};
 use std::time::{Duration, Instant};
 
-use crate::lua::{self, ffi, lua_State, Reg};
-use crate::pool;
-use crate::scheduler::{self, Commit, Waiter};
+use crate::runtime::lua::{self, ffi, lua_State, Reg};
+use crate::runtime::pool;
+use crate::runtime::scheduler::{self, Commit, Waiter};
 
 static SLEEPER: &CStr = c"lem.Sleeper";
 

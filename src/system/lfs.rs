@@ -16,9 +16,9 @@ use std::path::PathBuf;
 use std::rc::Rc;
 
 use crate::io::os_error_text;
-use crate::lua::{self, ffi, lua_State, Reg};
-use crate::pool;
-use crate::scheduler::{self, Commit, Resume, Waiter};
+use crate::runtime::lua::{self, ffi, lua_State, Reg};
+use crate::runtime::pool;
+use crate::runtime::scheduler::{self, Commit, Resume, Waiter};
 
 static DIR: &CStr = c"lem.lfs.Dir";
 

@@ -31,7 +31,7 @@ struct Fd(RawFd);
 
 impl Read for Fd {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        super::stream::read_fd(self.0, buf)
+        crate::io::stream::read_fd(self.0, buf)
     }
 }
 

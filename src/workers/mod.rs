@@ -33,6 +33,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
+pub mod supervisor;
+
 use rustix::net::{
     RecvAncillaryBuffer, RecvAncillaryMessage, RecvFlags, SendAncillaryBuffer, SendFlags,
 };
@@ -244,7 +246,7 @@ pub(crate) fn shutdown(grace: Duration) -> bool {
             crate::progname(),
             grace.as_secs_f64()
         );
-        crate::scheduler::get().request_exit(0);
+        crate::runtime::scheduler::get().request_exit(0);
     });
     true
 }

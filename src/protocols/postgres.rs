@@ -18,8 +18,8 @@ use base64::Engine;
 use md5::{Digest, Md5};
 use ring::{digest, hmac, pbkdf2, rand::SecureRandom};
 
-use crate::lua::{self, ffi, lua_State, Reg};
-use crate::parsers::{self, Format, Scan};
+use crate::runtime::lua::{self, ffi, lua_State, Reg};
+use crate::runtime::parsers::{self, Format, Scan};
 
 /// Largest backend message accepted (the server's own limit on a field is
 /// 1 GiB).

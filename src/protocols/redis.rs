@@ -8,8 +8,8 @@
 
 use std::ffi::{c_int, c_void};
 
-use crate::lua::{self, ffi, lua_State, Reg};
-use crate::parsers::{self, Format, Scan};
+use crate::runtime::lua::{self, ffi, lua_State, Reg};
+use crate::runtime::parsers::{self, Format, Scan};
 
 /// Largest bulk string accepted: redis's own `proto-max-bulk-len` default.
 pub const MAX_BULK: usize = 512 << 20;

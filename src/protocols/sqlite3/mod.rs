@@ -25,9 +25,9 @@ use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use rusqlite::ffi as sq;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
-use crate::lua::{self, ffi, lua_State, Reg};
-use crate::pool;
-use crate::scheduler::{self, Commit, Resume, TaskId};
+use crate::runtime::lua::{self, ffi, lua_State, Reg};
+use crate::runtime::pool;
+use crate::runtime::scheduler::{self, Commit, Resume, TaskId};
 
 static DB: &CStr = c"lem.sqlite3.Connection";
 static STMT: &CStr = c"lem.sqlite3.Statement";

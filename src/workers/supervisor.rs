@@ -593,7 +593,7 @@ fn describe(s: ExitStatus) -> String {
         return format!("exited with status {code}");
     }
     match s.signal() {
-        Some(sig) => match crate::signal::name(sig) {
+        Some(sig) => match crate::system::signal::name(sig) {
             Some(name) => format!("was killed by SIG{name}"),
             None => format!("was killed by signal {sig}"),
         },

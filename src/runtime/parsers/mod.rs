@@ -39,7 +39,7 @@
 
 use std::ffi::{c_int, c_void, CStr};
 
-use crate::lua::{self, ffi, lua_State, Reg};
+use crate::runtime::lua::{self, ffi, lua_State, Reg};
 
 /// Default bound on input buffered while a format looks for its end
 /// (`stream:setlimit` changes it per object): 1 MiB.

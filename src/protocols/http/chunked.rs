@@ -22,8 +22,8 @@ use super::{
     head_end_by_lines, head_end_by_search, is_tchar, parse_fields, HEAD_LIMIT, MAX_FIELDS,
 };
 use super::{PARSE_ERROR, SHORT};
-use crate::lua::{self, ffi, lua_State};
-use crate::parsers::{Format, Scan};
+use crate::runtime::lua::{self, ffi, lua_State};
+use crate::runtime::parsers::{Format, Scan};
 
 /// Longest chunk line, extensions and line end included.
 pub const CHUNK_LINE_LIMIT: usize = 4096;

@@ -17,8 +17,8 @@ use base64::Engine as _;
 use flate2::{Compress, Compression, Decompress, FlushCompress, FlushDecompress, Status};
 use sha1::{Digest, Sha1};
 
-use crate::lua::{self, ffi, lua_State, Reg};
-use crate::parsers::{self, Format, Scan};
+use crate::runtime::lua::{self, ffi, lua_State, Reg};
+use crate::runtime::parsers::{self, Format, Scan};
 
 /// RFC 6455 1.3: appended to the client's key before hashing.
 const GUID: &[u8] = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11";

@@ -20,7 +20,7 @@
 use std::ffi::c_void;
 use std::ptr;
 
-use crate::lua::{ffi, lua_State};
+use crate::runtime::lua::{ffi, lua_State};
 
 /// Size classes: the usable sizes of glibc's chunks (24, 40, 56, ...: a
 /// 16-byte grain less the 8-byte header), so a class wastes nothing that

@@ -424,7 +424,7 @@ mod tests {
             *self.waker.borrow_mut() = Some(cx.waker().clone());
             Poll::Pending
         }
-        unsafe fn push(&self, _: *mut crate::lua::lua_State) -> std::ffi::c_int {
+        unsafe fn push(&self, _: *mut crate::runtime::lua::lua_State) -> std::ffi::c_int {
             0
         }
     }

@@ -8,6 +8,8 @@
 //! method, read format and timeout works on TLS unchanged, with one
 //! descriptor per connection and no copy besides rustls's own.
 
+pub(crate) mod stream;
+
 use std::ffi::{c_int, CStr};
 use std::io;
 use std::os::fd::{FromRawFd, OwnedFd};
@@ -24,8 +26,8 @@ use tokio_rustls::rustls::{
 };
 use tokio_rustls::{TlsAcceptor, TlsConnector};
 
-use crate::lua::{self, ffi, lua_State, Reg};
-use crate::scheduler::{self, Commit, Resume};
+use crate::runtime::lua::{self, ffi, lua_State, Reg};
+use crate::runtime::scheduler::{self, Commit, Resume};
 
 static CONTEXT: &CStr = c"lem.TLSContext";
 
@@ -276,7 +278,7 @@ async fn client_setup(
     o: &ClientOptions,
     shown: &str,
 ) -> Result<(ClientConfig, ServerName<'static>), String> {
-    let system = crate::pool::run(system_roots).await;
+    let system = crate::runtime::pool::run(system_roots).await;
     let cfg = client_config(o, system).map_err(|e| format!("tls error with '{shown}': {e}"))?;
     let name = o.sni.clone().unwrap_or_else(|| host.to_owned());
     let name = ServerName::try_from(name)

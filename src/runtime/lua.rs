@@ -49,7 +49,7 @@ unsafe fn is_light(l: *mut lua_State, idx: c_int, p: *mut c_void) -> bool {
 }
 
 /// Suspend the running coroutine after a call to
-/// [`Scheduler::prepare`](crate::scheduler::Scheduler::prepare): yields the
+/// [`Scheduler::prepare`](crate::runtime::scheduler::Scheduler::prepare): yields the
 /// pending marker; whatever wakes the coroutine supplies the return values.
 ///
 /// Where Lua cannot yield, raises a clear error instead; the prepared
@@ -67,7 +67,7 @@ pub unsafe fn suspend(l: *mut lua_State) -> c_int {
         );
     }
     #[cfg(feature = "luajit")]
-    crate::scheduler::note_suspender(l);
+    crate::runtime::scheduler::note_suspender(l);
     let below = ffi::lua_gettop(l);
     ffi::lua_pushlightuserdata(l, pending());
     #[cfg(not(feature = "luajit"))]
@@ -87,7 +87,7 @@ static DOOM_TAG: u8 = 1;
 
 /// The light userdata a cancelled or timed-out coroutine is resumed with:
 /// the suspending call raises instead of returning
-/// ([`crate::scheduler::Resume::Doom`]).
+/// ([`crate::runtime::scheduler::Resume::Doom`]).
 #[inline]
 pub fn doom_marker() -> *mut c_void {
     &DOOM_TAG as *const u8 as *mut c_void
@@ -114,7 +114,7 @@ unsafe extern "C-unwind" fn resumed(
     let top = ffi::lua_gettop(l);
     if top > below as c_int && is_doom(l, top) {
         ffi::lua_settop(l, below as c_int);
-        crate::scheduler::raise_doom(l);
+        crate::runtime::scheduler::raise_doom(l);
     }
     top - below as c_int
 }

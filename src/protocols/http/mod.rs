@@ -24,8 +24,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use memchr::memmem;
 
-use crate::lua::{self, ffi, lua_State, Reg};
-use crate::parsers::{self, Format, Scan};
+use crate::runtime::lua::{self, ffi, lua_State, Reg};
+use crate::runtime::parsers::{self, Format, Scan};
 
 mod chunked;
 #[doc(hidden)]
@@ -478,7 +478,7 @@ fn imf_date(t: u64) -> Vec<u8> {
 /// The time in whole seconds since the Unix epoch.
 fn unix_now() -> u64 {
     // The loop time when on the loop: no clock read per response.
-    if let Some(s) = crate::scheduler::try_get() {
+    if let Some(s) = crate::runtime::scheduler::try_get() {
         return s.now() as u64;
     }
     SystemTime::now()

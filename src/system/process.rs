@@ -5,7 +5,7 @@
 //! stdlib's `io.popen` keep their own. Each child is in a table from its
 //! start until it ends (and, while a process object refers to it, until that
 //! object is collected, so a late `wait()` still gets the status). SIGCHLD
-//! is caught while any child runs ([`crate::signal`] reads the deliveries
+//! is caught while any child runs ([`crate::system::signal`] reads the deliveries
 //! and calls [`reap`]); every event goes to the `SIGCHLD` handlers, the end
 //! also to each coroutine in `wait()`.
 
@@ -22,9 +22,10 @@ use std::process::{Command, Stdio};
 use tokio::sync::oneshot;
 
 use crate::io::os_error_text;
-use crate::lua::{self, ffi, lua_State, Reg};
-use crate::scheduler::{self, Commit, Resume};
-use crate::{pool, signal};
+use crate::runtime::lua::{self, ffi, lua_State, Reg};
+use crate::runtime::pool;
+use crate::runtime::scheduler::{self, Commit, Resume};
+use crate::system::signal;
 
 static CHILD: &CStr = c"lem.process.Child";
 

@@ -17,8 +17,8 @@ use super::{build_head, find_head, integer, with_fields, with_head};
 use super::{Bad, Kind, Length, ResponseHead, Start};
 use super::{HEAD_LIMIT, NO_SPACE, PARSE_ERROR};
 use crate::io::stream::{self, Stream, Write, STREAM};
-use crate::lua::{self, ffi, lua_State};
-use crate::parsers::{Fmt, Format, Scan};
+use crate::runtime::lua::{self, ffi, lua_State};
+use crate::runtime::parsers::{Fmt, Format, Scan};
 
 /// Slots of the server's table (upvalue 1 of the functions here, filled
 /// by `core.setup`).

@@ -11,9 +11,9 @@ use std::sync::{Arc, Mutex};
 
 use rustyline::error::ReadlineError;
 
-use crate::lua::{self, ffi, lua_State, Reg};
-use crate::pool;
-use crate::scheduler::{self, Commit, Resume};
+use crate::runtime::lua::{self, ffi, lua_State, Reg};
+use crate::runtime::pool;
+use crate::runtime::scheduler::{self, Commit, Resume};
 
 /// What one read gave.
 enum Line {

@@ -31,7 +31,7 @@ use std::pin::Pin;
 use std::rc::Rc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use crate::lua::{self, ffi, lua_State};
+use crate::runtime::lua::{self, ffi, lua_State};
 
 mod timer;
 mod waits;
@@ -1198,7 +1198,7 @@ mod hook {
     use std::cell::Cell;
     use std::ffi::c_int;
 
-    use crate::lua::{ffi, lua_State};
+    use crate::runtime::lua::{ffi, lua_State};
 
     #[derive(Clone, Copy)]
     struct Armed {
