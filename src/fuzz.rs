@@ -6,12 +6,13 @@
 //!
 //! Not a stable API: hidden from the docs, for lem's own tests.
 
-use crate::runtime::parsers::{Fmt, Format, Input, Scan};
+use crate::runtime::parsers::{Fmt, Input, Scan};
 
 pub use crate::protocols::http::fuzz::{chunked_body, request_head, response_head};
 pub use crate::protocols::postgres::fuzz_message as postgres_message;
 pub use crate::protocols::redis::fuzz_reply as redis_reply;
 pub use crate::protocols::websocket::fuzz_frame as websocket_frame;
+pub use crate::runtime::parsers::fuzz::{scan_prefixes, scan_prefixes_refused};
 
 /// Split points and a format from the first bytes of `data`, then the
 /// rest as input: read values one after another from the input fed whole
@@ -130,34 +131,6 @@ fn read_all(fmt: Fmt, limit: usize, points: &[usize], input: &[u8]) -> Vec<Read>
                 Some((p, e)) => (upto, eof) = (p, e),
                 None => return out,
             },
-        }
-    }
-}
-
-/// `f.scan` of every prefix of `input` agrees with its scan of the whole:
-/// a prefix is `Need` until the value is complete, and the same value
-/// after.
-/// (Some 64 prefixes: every one of a long input would take too long.)
-pub fn scan_prefixes(f: &dyn Format, input: &[u8]) {
-    scan_prefixes_refused(f, input, false)
-}
-
-/// [`scan_prefixes`], where `refused` says the whole's value is refused
-/// once pushed (the server's format finds a head's end in `scan` and
-/// parses it in `push`): a prefix may then be `Invalid` already.
-pub fn scan_prefixes_refused(f: &dyn Format, input: &[u8], refused: bool) {
-    let whole = f.scan(input, false);
-    let step = (input.len() / 64).max(1);
-    let ends = (0..input.len()).step_by(step);
-    for n in ends.chain(input.len().saturating_sub(4)..input.len()) {
-        match (f.scan(&input[..n], false), whole) {
-            (Scan::Need, _) => {}
-            (Scan::Ready { consume, .. }, Scan::Ready { consume: c, .. }) if consume <= n => {
-                assert_eq!(consume, c);
-            }
-            (Scan::Invalid(_), Scan::Invalid(_)) => {}
-            (Scan::Invalid(_), Scan::Ready { .. }) if refused => {}
-            (p, w) => panic!("prefix of {n} bytes: {p:?}, whole: {w:?}"),
         }
     }
 }

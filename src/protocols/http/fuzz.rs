@@ -4,7 +4,7 @@
 
 use super::chunked::{self, CHUNK_END, CHUNK_SIZE, TRAILERS};
 use super::{server, with_fields, with_head, Head, Kind, REQUEST, RESPONSE};
-use crate::fuzz::{scan_prefixes, scan_prefixes_refused};
+use crate::runtime::parsers::fuzz::{scan_prefixes, scan_prefixes_refused};
 use crate::runtime::parsers::{Format, Scan};
 
 /// The formats of this module, by number (wrapping).

@@ -404,6 +404,9 @@ impl Drop for Input {
 /// holding anything) get no more: their reads fail as at their limit
 /// (bounded formats: the format's limit error, `read(n)` and `'*a'`:
 /// [`budget::OVER`]), so the biggest offenders are cut first and the others go on.
+#[doc(hidden)]
+pub mod fuzz;
+
 pub mod budget {
     use std::cell::Cell;
 
