@@ -131,6 +131,13 @@ impl Runtime {
         // SAFETY: `main` is the main thread of `lua`, which the runtime owns
         // and drops after the scheduler.
         let sched = Box::into_raw(unsafe { scheduler::Scheduler::install(main) });
+        // What a graceful stop closes: the runtime knows only the hooks.
+        runtime::lifecycle::on_drain(|| {
+            io::server::close_all();
+        });
+        runtime::lifecycle::on_drain(|| {
+            io::stream::close_idle();
+        });
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()

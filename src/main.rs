@@ -399,7 +399,7 @@ fn run(argv: &[String]) -> Result<(), u8> {
     if !cli.ignore_env {
         lua_init(&mut rt)?;
     }
-    if let Some(grace) = lem::workers::grace() {
+    if let Some(grace) = lem::runtime::lifecycle::grace() {
         // A worker stops gracefully on SIGTERM (from the supervisor) and
         // SIGINT.
         let code = "local grace = ...

@@ -25,6 +25,7 @@ use std::time::Duration;
 use crate::runtime::lua::{self, ffi, lua_State, Reg};
 use crate::runtime::scheduler::{self, Resume, Waiter};
 
+pub mod broker;
 pub(crate) mod dns;
 pub mod file;
 pub mod server;

@@ -234,10 +234,10 @@ unsafe extern "C-unwind" fn server_accept(l: *mut lua_State) -> c_int {
     if inner.fds.borrow().is_empty() {
         return lua::fail(l, "closed");
     }
-    if crate::workers::draining() {
+    if crate::runtime::lifecycle::draining() {
         return lua::fail(l, "interrupted");
     }
-    crate::workers::serving();
+    crate::io::broker::serving();
     // A client already waiting is served without suspending.
     let mut found = None;
     for a in inner.fds.borrow().iter() {
@@ -369,10 +369,10 @@ unsafe extern "C-unwind" fn server_autospawn(l: *mut lua_State) -> c_int {
         return lua::fail(l, "closed");
     }
     check_suspendable(l);
-    if crate::workers::draining() {
+    if crate::runtime::lifecycle::draining() {
         return lua::fail(l, "interrupted");
     }
-    crate::workers::serving();
+    crate::io::broker::serving();
     let t = ffi::lua_newthread(l);
     ffi::lua_pushvalue(l, 2);
     ffi::lua_xmove(l, t, 1);

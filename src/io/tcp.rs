@@ -317,7 +317,7 @@ pub(crate) unsafe extern "C-unwind" fn listen(l: *mut lua_State) -> c_int {
     let fut = Box::pin(async move {
         let (h, p) = (host.clone(), port.clone());
         let r = crate::runtime::pool::run(move || {
-            match crate::workers::listen_tcp(&h, &p, backlog, family) {
+            match crate::io::broker::listen_tcp(&h, &p, backlog, family) {
                 Some(r) => r,
                 None => bind_listeners(&h, &p, backlog, family, false),
             }

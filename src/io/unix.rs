@@ -99,7 +99,7 @@ pub(crate) unsafe extern "C-unwind" fn listen(l: *mut lua_State) -> c_int {
     let perm = check_perm(l, 2);
     let backlog = lua::opt_integer(l, 3, c_int::MAX as i64).clamp(0, c_int::MAX as i64) as c_int;
     let path = as_path(path);
-    let r = match crate::workers::listen_unix(&path, perm, backlog) {
+    let r = match crate::io::broker::listen_unix(&path, perm, backlog) {
         Some(r) => r,
         None => bind_listener(&path, perm, backlog).map_err(|e| os_error_text(&e)),
     };

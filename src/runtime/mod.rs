@@ -5,6 +5,7 @@
 //! sockets, protocols or processes; the layers above hook into it.
 
 pub(crate) mod alloc;
+pub mod lifecycle;
 pub mod lua;
 pub mod parsers;
 pub mod pool;

@@ -269,7 +269,7 @@ unsafe extern "C-unwind" fn catcher(l: *mut lua_State) -> c_int {
 /// worker() -> id, count: this worker's number and the worker count
 /// (`1, 1` without `lem -w`).
 unsafe extern "C-unwind" fn worker(l: *mut lua_State) -> c_int {
-    let (id, count) = crate::workers::identity();
+    let (id, count) = crate::runtime::lifecycle::identity();
     ffi::lua_pushinteger(l, id as ffi::lua_Integer);
     ffi::lua_pushinteger(l, count as ffi::lua_Integer);
     2
@@ -281,21 +281,21 @@ const GRACE: f64 = 10.0;
 /// shutdown([grace]) -> started: begin a graceful stop (false if one is
 /// under way).
 unsafe extern "C-unwind" fn shutdown(l: *mut lua_State) -> c_int {
-    let default = crate::workers::grace().unwrap_or(GRACE);
+    let default = crate::runtime::lifecycle::grace().unwrap_or(GRACE);
     let grace = lua::opt_number(l, 1, default);
     if grace.is_nan() || grace < 0.0 {
         lua::arg_error(l, 1, c"grace must be a non-negative number of seconds");
     }
     let grace =
         Duration::try_from_secs_f64(grace).unwrap_or(Duration::from_secs(100 * 365 * 86400));
-    let started = crate::workers::shutdown(grace);
+    let started = crate::runtime::lifecycle::shutdown(grace);
     ffi::lua_pushboolean(l, started as c_int);
     1
 }
 
 /// draining() -> bool: a graceful stop is under way.
 unsafe extern "C-unwind" fn draining(l: *mut lua_State) -> c_int {
-    ffi::lua_pushboolean(l, crate::workers::draining() as c_int);
+    ffi::lua_pushboolean(l, crate::runtime::lifecycle::draining() as c_int);
     1
 }
 

@@ -15,23 +15,18 @@
 //!   the supervisor keeps them, the replacement of a worker that died, or
 //!   the new worker of a reload, takes over the same socket with the
 //!   connections waiting in its queue: none is refused or reset.
-//! - The first time a worker accepts, it tells the supervisor it serves
-//!   ([`serving`]); a reload waits for that before it stops the old
-//!   workers.
-//! - [`shutdown`] stops a process gracefully: every listening server
-//!   closes (its `accept` or `autospawn` returns `nil, 'interrupted'`),
-//!   HTTP connections idle between requests close, responses in flight
-//!   say `Connection: close`, and the process ends when its work is done,
-//!   or after the grace period. A worker starts it on SIGTERM and SIGINT.
+//! - The first time a worker accepts, it tells the supervisor it serves;
+//!   a reload waits for that before it stops the old workers.
+//! - The worker is the process's socket broker (`crate::io::broker`) and
+//!   gives the runtime its identity (`crate::runtime::lifecycle`), whose
+//!   graceful stop a worker starts on SIGTERM and SIGINT.
 
-use std::cell::Cell;
 use std::io::{IoSlice, IoSliceMut};
 use std::mem::MaybeUninit;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Mutex, OnceLock};
-use std::time::Duration;
+use std::sync::Mutex;
 
 pub mod supervisor;
 
@@ -50,16 +45,11 @@ pub(crate) const MAX_MESSAGE: usize = 8 << 10;
 pub(crate) const MAX_FDS: usize = 2;
 
 struct Worker {
-    id: u32,
-    count: u32,
-    grace: f64,
     /// The control socket; one request at a time (listens run on pool
     /// threads).
     ctl: Mutex<OwnedFd>,
     announced: AtomicBool,
 }
-
-static WORKER: OnceLock<Worker> = OnceLock::new();
 
 /// Parse `id count grace fd`.
 fn parse_env(v: &str) -> Option<(u32, u32, f64, i32)> {
@@ -101,26 +91,12 @@ pub fn init_from_env() -> Option<(u32, u32)> {
     let ctl = unsafe { OwnedFd::from_raw_fd(fd) };
     crate::io::set_cloexec(ctl.as_raw_fd());
     let _ = crate::io::set_nonblocking(ctl.as_raw_fd(), false);
-    let w = Worker {
-        id,
-        count,
-        grace,
+    crate::runtime::lifecycle::set_identity(id, count, grace);
+    crate::io::broker::set(Box::new(Worker {
         ctl: Mutex::new(ctl),
         announced: AtomicBool::new(false),
-    };
-    WORKER.set(w).ok()?;
+    }));
     Some((id, count))
-}
-
-/// `(id, count)`: this worker's number and how many there are; `(1, 1)`
-/// outside `-w`.
-pub fn identity() -> (u32, u32) {
-    WORKER.get().map_or((1, 1), |w| (w.id, w.count))
-}
-
-/// The grace period of a worker's graceful stop (`--grace`).
-pub fn grace() -> Option<f64> {
-    WORKER.get().map(|w| w.grace)
 }
 
 /// Send one request to the supervisor and wait for the answer: the
@@ -166,89 +142,51 @@ fn message(fields: &[&[u8]]) -> Vec<u8> {
     fields.join(&b'\0')
 }
 
-/// In a worker: the listening TCP sockets for `io.tcp.listen`, from the
-/// supervisor (`None` outside `-w`). Blocks: run it on the pool.
-pub(crate) fn listen_tcp(
-    host: &str,
-    port: &str,
-    backlog: i32,
-    family: i32,
-) -> Option<Result<Vec<OwnedFd>, String>> {
-    let w = WORKER.get()?;
-    let (backlog, family) = (backlog.to_string(), family.to_string());
-    let msg = message(&[
-        b"tcp",
-        host.as_bytes(),
-        port.as_bytes(),
-        backlog.as_bytes(),
-        family.as_bytes(),
-    ]);
-    Some(request(w, &msg))
-}
-
-/// In a worker: the listening Unix socket for `io.unix.listen`, shared by
-/// all workers (`None` outside `-w`). The error is the OS's text.
-pub(crate) fn listen_unix(
-    path: &Path,
-    perm: Option<u32>,
-    backlog: i32,
-) -> Option<Result<OwnedFd, String>> {
-    use std::os::unix::ffi::OsStrExt;
-    let w = WORKER.get()?;
-    // The supervisor's directory is where the worker started; the script
-    // may have moved since.
-    let path = std::path::absolute(path).unwrap_or_else(|_| path.to_owned());
-    let perm = perm.map(|p| p.to_string()).unwrap_or_default();
-    let backlog = backlog.to_string();
-    let msg = message(&[
-        b"unix",
-        path.as_os_str().as_bytes(),
-        perm.as_bytes(),
-        backlog.as_bytes(),
-    ]);
-    Some(request(w, &msg).map(|mut fds| fds.swap_remove(0)))
-}
-
-/// In a worker: it accepts connections now (once; the supervisor's reload
-/// waits for it).
-pub(crate) fn serving() {
-    let Some(w) = WORKER.get() else { return };
-    if w.announced.swap(true, Ordering::Relaxed) {
-        return;
+impl crate::io::broker::Broker for Worker {
+    /// One socket per address for this worker number, with `SO_REUSEPORT`.
+    fn listen_tcp(
+        &self,
+        host: &str,
+        port: &str,
+        backlog: i32,
+        family: i32,
+    ) -> Result<Vec<OwnedFd>, String> {
+        let (backlog, family) = (backlog.to_string(), family.to_string());
+        let msg = message(&[
+            b"tcp",
+            host.as_bytes(),
+            port.as_bytes(),
+            backlog.as_bytes(),
+            family.as_bytes(),
+        ]);
+        request(self, &msg)
     }
-    let ctl = w.ctl.lock().unwrap_or_else(|e| e.into_inner());
-    let _ = rustix::net::send(&*ctl, b"serving", SendFlags::NOSIGNAL);
-}
 
-thread_local! {
-    static DRAINING: Cell<bool> = const { Cell::new(false) };
-}
-
-/// A graceful stop is under way: responses close their connections.
-pub(crate) fn draining() -> bool {
-    DRAINING.with(Cell::get)
-}
-
-/// Stop gracefully: close every listening server and every HTTP
-/// connection idle between requests, and end the process with status 0
-/// after `grace` if its work has not ended it by then. Returns false if a
-/// stop was under way already (the first grace stands).
-pub(crate) fn shutdown(grace: Duration) -> bool {
-    if DRAINING.with(|d| d.replace(true)) {
-        return false;
+    /// One socket shared by all workers.
+    fn listen_unix(&self, path: &Path, perm: Option<u32>, backlog: i32) -> Result<OwnedFd, String> {
+        use std::os::unix::ffi::OsStrExt;
+        // The supervisor's directory is where the worker started; the
+        // script may have moved since.
+        let path = std::path::absolute(path).unwrap_or_else(|_| path.to_owned());
+        let perm = perm.map(|p| p.to_string()).unwrap_or_default();
+        let backlog = backlog.to_string();
+        let msg = message(&[
+            b"unix",
+            path.as_os_str().as_bytes(),
+            perm.as_bytes(),
+            backlog.as_bytes(),
+        ]);
+        request(self, &msg).map(|mut fds| fds.swap_remove(0))
     }
-    crate::io::server::close_all();
-    crate::io::stream::close_idle();
-    tokio::task::spawn_local(async move {
-        tokio::time::sleep(grace).await;
-        eprintln!(
-            "{}: graceful stop: work left after the grace of {} s is cut off",
-            crate::progname(),
-            grace.as_secs_f64()
-        );
-        crate::runtime::scheduler::get().request_exit(0);
-    });
-    true
+
+    /// Tell the supervisor once: its reload waits for it.
+    fn serving(&self) {
+        if self.announced.swap(true, Ordering::Relaxed) {
+            return;
+        }
+        let ctl = self.ctl.lock().unwrap_or_else(|e| e.into_inner());
+        let _ = rustix::net::send(&*ctl, b"serving", SendFlags::NOSIGNAL);
+    }
 }
 
 #[cfg(test)]

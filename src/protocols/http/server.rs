@@ -555,7 +555,7 @@ unsafe extern "C-unwind" fn respond(l: *mut lua_State) -> c_int {
     let s = check_stream(l, 1);
     ffi::luaL_checktype(l, 2, ffi::LUA_TTABLE);
     ffi::luaL_checktype(l, 3, ffi::LUA_TTABLE);
-    let close = ffi::lua_toboolean(l, 4) != 0 || crate::workers::draining();
+    let close = ffi::lua_toboolean(l, 4) != 0 || crate::runtime::lifecycle::draining();
     let keepalive = ffi::lua_toboolean(l, 5) != 0;
     ffi::lua_settop(l, 3);
     let unusual = || {
