@@ -5,8 +5,8 @@
 //! stdlib's `io.popen` keep their own. Each child is in a table from its
 //! start until it ends (and, while a process object refers to it, until that
 //! object is collected, so a late `wait()` still gets the status). SIGCHLD
-//! is caught while any child runs ([`crate::system::signal`] reads the deliveries
-//! and calls [`reap`]); every event goes to the `SIGCHLD` handlers, the end
+//! is caught while any child runs ([`crate::system::signal`] reads the
+//! deliveries and calls [`reap_each`], which this file registers); every event goes to the `SIGCHLD` handlers, the end
 //! also to each coroutine in `wait()`.
 
 use std::cell::{Cell, RefCell};
@@ -43,6 +43,12 @@ pub(crate) enum Kind {
 pub(crate) struct Event {
     pub pid: libc::pid_t,
     pub kind: Kind,
+}
+
+impl signal::ChildEvent for Event {
+    unsafe fn push(&self, l: *mut lua_State) {
+        Event::push(self, l)
+    }
 }
 
 impl Event {
@@ -153,6 +159,13 @@ impl Pending {
 impl Drop for Pending {
     fn drop(&mut self) {
         deactivate();
+    }
+}
+
+/// [`reap`] for [`signal`]: each event in order.
+fn reap_each(f: &mut dyn FnMut(&dyn signal::ChildEvent)) {
+    for ev in reap() {
+        f(&ev);
     }
 }
 
@@ -304,7 +317,7 @@ unsafe fn start(
     push: impl FnOnce(*mut lua_State, Started) -> c_int + 'static,
 ) -> c_int {
     // SIGCHLD is caught before the child can end.
-    if let Err(e) = signal::watch_children(l) {
+    if let Err(e) = signal::watch_children(l, reap_each) {
         return lua::fail(l, &os_error_text(&e));
     }
     let pending = Pending::new();

@@ -1,8 +1,9 @@
 //! `lem.signal.core`: OS signals delivered to Lua handlers, each delivery in
 //! a new coroutine. The Lua half (`lua/lem/signal.lua`) keeps the handler
 //! lists; this half installs and removes the OS handlers, turns deliveries
-//! into coroutines, and reaps lem's children on `SIGCHLD` (through
-//! [`crate::system::process`]). See LEM-API.md "lem.signal".
+//! into coroutines, and on `SIGCHLD` calls the reaper that
+//! [`crate::system::process`] registers ([`watch_children`]), handing each
+//! child event it reports to the Lua handlers. See LEM-API.md "lem.signal".
 //!
 //! An OS handler only writes the signal's number into a pipe (the one thing
 //! it may safely do); a task on the loop reads the pipe and spawns the Lua
@@ -26,7 +27,6 @@ use tokio::io::Interest;
 use crate::io::os_error_text;
 use crate::runtime::lua::{self, ffi, lua_State, Reg};
 use crate::runtime::scheduler;
-use crate::system::process::{self, Event};
 
 /// Signal names without `SIG`, canonical ones first: a number's name is the
 /// first entry that has it.
@@ -213,6 +213,22 @@ impl Dispositions {
     }
 }
 
+/// A child's change of state, as `SIGCHLD` handlers get it.
+pub(crate) trait ChildEvent {
+    /// Push the event's table onto `l`.
+    ///
+    /// # Safety
+    /// `l` has room for a few values.
+    unsafe fn push(&self, l: *mut lua_State);
+}
+
+/// Reaps the children that ended or changed state, calling its argument
+/// for each event in order (children live in `lem.process`).
+pub(crate) type Reaper = fn(&mut dyn FnMut(&dyn ChildEvent));
+
+/// The reaper [`watch_children`] was given.
+static REAPER: OnceLock<Reaper> = OnceLock::new();
+
 /// Per Lua state: where deliveries become coroutines.
 struct Shared {
     /// A thread anchored in the registry, never run: the stack on which
@@ -309,18 +325,18 @@ impl Shared {
                 self.dispatch(sig, None);
             }
         }
-        if child {
-            let events = process::reap();
-            if dispositions().lua[libc::SIGCHLD as usize] {
-                for ev in &events {
+        if let (true, Some(reap)) = (child, REAPER.get()) {
+            let lua = dispositions().lua[libc::SIGCHLD as usize];
+            reap(&mut |ev| {
+                if lua {
                     self.dispatch(libc::SIGCHLD, Some(ev));
                 }
-            }
+            });
         }
     }
 
     /// Spawn `dispatch(sig [, event])`.
-    fn dispatch(&self, sig: c_int, ev: Option<&Event>) {
+    fn dispatch(&self, sig: c_int, ev: Option<&dyn ChildEvent>) {
         let r = self.dispatch.get();
         if r == ffi::LUA_NOREF {
             return;
@@ -345,11 +361,13 @@ impl Shared {
     }
 }
 
-/// Catch SIGCHLD (and read the pipe) while lem has children to reap.
+/// Catch SIGCHLD (and read the pipe) while lem has children to reap, and
+/// reap them with `reap` (the same function every time).
 ///
 /// # Safety
 /// `l` must be a thread of lem's state, on the loop's thread.
-pub(crate) unsafe fn watch_children(l: *mut lua_State) -> io::Result<()> {
+pub(crate) unsafe fn watch_children(l: *mut lua_State, reap: Reaper) -> io::Result<()> {
+    let _ = REAPER.set(reap);
     shared(l).start_reader()?;
     let mut d = dispositions();
     d.children = true;
