@@ -182,7 +182,7 @@ pub unsafe fn install(l: *mut lua_State) {
 
     if let Opener::Lua(chunk, src) = COROUTINE_GLUE {
         load_chunk(l, chunk, src);
-        ffi::lua_pushlightuserdata(l, lua::pending());
+        ffi::lua_pushlightuserdata(l, crate::runtime::scheduler::pending());
         ffi::lua_call(l, 1, 0);
     }
 }

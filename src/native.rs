@@ -102,7 +102,7 @@ where
             Resume::Push(Box::new(move |t| push_result(&lua, t, result)))
         });
         match scheduler::get().prepare(Commit::Future(wait)) {
-            Some(_) => Ok(LightUserData(lua::pending())),
+            Some(_) => Ok(LightUserData(crate::runtime::scheduler::pending())),
             None => Err(mlua::Error::runtime(
                 "attempt to suspend outside a lem coroutine",
             )),
@@ -135,9 +135,9 @@ unsafe extern "C-unwind" fn trampoline(l: *mut lua_State) -> c_int {
         ffi::lua_error(l)
     }
     let nres = ffi::lua_gettop(l);
-    if nres >= 1 && lua::is_pending(l, 1) {
+    if nres >= 1 && crate::runtime::scheduler::is_pending(l, 1) {
         ffi::lua_settop(l, 0);
-        return lua::suspend(l);
+        return crate::runtime::scheduler::suspend(l);
     }
     nres
 }

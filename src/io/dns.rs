@@ -189,7 +189,7 @@ unsafe fn suspend_lookup(
         }))
     });
     scheduler::get().prepare(Commit::Future(fut));
-    lua::suspend(l)
+    crate::runtime::scheduler::suspend(l)
 }
 
 unsafe fn check_host(l: *mut lua_State, arg: c_int) -> String {

@@ -118,7 +118,7 @@ unsafe fn suspend_on(
         });
         inner.op.begin(w, fut);
     })));
-    lua::suspend(l)
+    crate::runtime::scheduler::suspend(l)
 }
 
 /// Check the file is open and idle; `Err(n)` has pushed `nil, err`.
@@ -513,7 +513,7 @@ pub(crate) unsafe extern "C-unwind" fn open(l: *mut lua_State) -> c_int {
         }))
     });
     scheduler::get().prepare(Commit::Future(fut));
-    lua::suspend(l)
+    crate::runtime::scheduler::suspend(l)
 }
 
 /// io.streamfile(path) -> Stream | nil, err: the file's bytes through a
@@ -555,7 +555,7 @@ pub(crate) unsafe extern "C-unwind" fn streamfile(l: *mut lua_State) -> c_int {
         }))
     });
     scheduler::get().prepare(Commit::Future(fut));
-    lua::suspend(l)
+    crate::runtime::scheduler::suspend(l)
 }
 
 pub(crate) const METHODS: &[Reg] = &[

@@ -286,7 +286,7 @@ unsafe extern "C-unwind" fn server_accept(l: *mut lua_State) -> c_int {
         });
         inner.op.begin(w, fut);
     })));
-    lua::suspend(l)
+    crate::runtime::scheduler::suspend(l)
 }
 
 /// The handler of an autospawn, anchored in the registry: a thread whose
@@ -394,7 +394,7 @@ unsafe extern "C-unwind" fn server_autospawn(l: *mut lua_State) -> c_int {
         });
         inner.op.begin(w, fut);
     })));
-    lua::suspend(l)
+    crate::runtime::scheduler::suspend(l)
 }
 
 /// server:interrupt() -> true | nil, 'not busy'

@@ -669,7 +669,7 @@ unsafe fn read_any(l: *mut lua_State, s: &Stream, fmt: Fmt) -> c_int {
         deadline,
     }));
     scheduler::get().prepare(Commit::Wait(inner.clone()));
-    lua::suspend(l)
+    crate::runtime::scheduler::suspend(l)
 }
 
 /// Why a wait ended without its value.
@@ -876,7 +876,7 @@ impl Write {
         match self {
             Write::Sent => 1,
             Write::Failed(n) => n,
-            Write::Suspend => lua::suspend(l),
+            Write::Suspend => crate::runtime::scheduler::suspend(l),
             Write::Outside => cannot_suspend(l),
         }
     }
@@ -1142,7 +1142,7 @@ unsafe extern "C-unwind" fn stream_sendfile(l: *mut lua_State) -> c_int {
         let fut = Box::pin(sendfile_wait(inner.clone(), io, src, size as u64, offset));
         inner.wr.begin(w, fut);
     })));
-    lua::suspend(l)
+    crate::runtime::scheduler::suspend(l)
 }
 
 /// Copy `size` bytes of `src` from `offset` with the kernel's sendfile,

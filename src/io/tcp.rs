@@ -184,7 +184,7 @@ pub(crate) unsafe extern "C-unwind" fn connect(l: *mut lua_State) -> c_int {
         }))
     });
     scheduler::get().prepare(Commit::Future(fut));
-    lua::suspend(l)
+    crate::runtime::scheduler::suspend(l)
 }
 
 /// One bound, listening socket; `reuseport` sets `SO_REUSEPORT` (workers:
@@ -336,7 +336,7 @@ pub(crate) unsafe extern "C-unwind" fn listen(l: *mut lua_State) -> c_int {
         }))
     });
     scheduler::get().prepare(Commit::Future(fut));
-    lua::suspend(l)
+    crate::runtime::scheduler::suspend(l)
 }
 
 #[cfg(test)]

@@ -229,7 +229,7 @@ unsafe fn make(l: *mut lua_State, how: Make) -> c_int {
         }))
     });
     scheduler::get().prepare(Commit::Future(fut));
-    lua::suspend(l)
+    crate::runtime::scheduler::suspend(l)
 }
 
 /// io.udp.bind(host, port [, reuseport]) -> Datagram | nil, err
@@ -410,7 +410,7 @@ unsafe fn receive(l: *mut lua_State, with_addr: bool) -> c_int {
         });
         inner.rd.begin(w, fut);
     })));
-    lua::suspend(l)
+    crate::runtime::scheduler::suspend(l)
 }
 
 /// sock:recvfrom([maxsize]) -> data, host, port | nil, err
@@ -535,7 +535,7 @@ unsafe fn send(
         });
         inner.wr.begin(w, fut);
     })));
-    lua::suspend(l)
+    crate::runtime::scheduler::suspend(l)
 }
 
 unsafe fn check_data<'a>(l: *mut lua_State, arg: c_int) -> &'a [u8] {

@@ -74,7 +74,7 @@ pub(crate) unsafe extern "C-unwind" fn connect(l: *mut lua_State) -> c_int {
         }))
     });
     scheduler::get().prepare(Commit::Future(fut));
-    lua::suspend(l)
+    crate::runtime::scheduler::suspend(l)
 }
 
 /// A listening socket bound to `path`, with permissions `perm`.

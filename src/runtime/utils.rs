@@ -34,7 +34,7 @@ unsafe extern "C-unwind" fn spawn(l: *mut lua_State) -> c_int {
 /// utils.yield()
 unsafe extern "C-unwind" fn yield_(l: *mut lua_State) -> c_int {
     prepare(l, Commit::Yield);
-    lua::suspend(l)
+    crate::runtime::scheduler::suspend(l)
 }
 
 /// utils.newsleeper() -> sleeper
@@ -71,7 +71,7 @@ unsafe extern "C-unwind" fn sleeper_sleep(l: *mut lua_State) -> c_int {
         return lua::fail(l, "busy");
     }
     s.waiter.set(Some(prepare(l, Commit::Sleep(deadline))));
-    lua::suspend(l)
+    crate::runtime::scheduler::suspend(l)
 }
 
 /// sleeper:wakeup(...) -> true | nil, 'not sleeping'
@@ -101,7 +101,7 @@ unsafe extern "C-unwind" fn thisthread(l: *mut lua_State) -> c_int {
 /// utils.suspend() -> ... (the values given to utils.resume)
 unsafe extern "C-unwind" fn suspend(l: *mut lua_State) -> c_int {
     prepare(l, Commit::Suspend);
-    lua::suspend(l)
+    crate::runtime::scheduler::suspend(l)
 }
 
 /// utils.resume(co, ...) -> true | nil, 'not suspended'
@@ -150,7 +150,7 @@ unsafe extern "C-unwind" fn exit(l: *mut lua_State) -> c_int {
     sched.request_exit(code);
     if sched.current().is_some() && lua::is_yieldable(l) {
         prepare(l, Commit::Suspend);
-        return lua::suspend(l);
+        return crate::runtime::scheduler::suspend(l);
     }
     // Not yieldable (a sort comparator, say): unwind instead, so the caller
     // still does not continue; the loop exits before anyone sees the error.
@@ -329,7 +329,7 @@ pub unsafe extern "C-unwind" fn open(l: *mut lua_State) -> c_int {
     lua::new_class(l, SLEEPER, SLEEPER_METHODS, None);
     ffi::lua_pop(l, 1);
     lua::new_lib(l, FUNCS);
-    ffi::lua_pushlightuserdata(l, lua::doom_marker());
+    ffi::lua_pushlightuserdata(l, crate::runtime::scheduler::doom_marker());
     ffi::lua_setfield(l, -2, c"DOOM".as_ptr());
     1
 }

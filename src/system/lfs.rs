@@ -47,7 +47,7 @@ unsafe fn on_pool<T: Send + 'static>(
 /// commit, and everything it owns, is dropped before the raise).
 unsafe fn suspend_with(l: *mut lua_State, commit: Commit) -> c_int {
     scheduler::prepare_or_raise(l, commit);
-    lua::suspend(l)
+    crate::runtime::scheduler::suspend(l)
 }
 
 /// `true` or `nil, strerror`.
@@ -411,7 +411,7 @@ unsafe extern "C-unwind" fn dir_next(l: *mut lua_State) -> c_int {
     });
     let w = scheduler::prepare_or_raise(l, Commit::Future(fut));
     d.0.reader.set(Some(w));
-    lua::suspend(l)
+    crate::runtime::scheduler::suspend(l)
 }
 
 /// dir:close() -> true | nil, 'busy' | nil, 'closed'

@@ -354,7 +354,7 @@ unsafe fn start(
         }))
     });
     scheduler::prepare_or_raise(l, Commit::Future(fut));
-    lua::suspend(l)
+    crate::runtime::scheduler::suspend(l)
 }
 
 /// Push a Stream on `fd`, or nil (when there is none, or the loop cannot
@@ -580,7 +580,7 @@ unsafe extern "C-unwind" fn child_wait(l: *mut lua_State) -> c_int {
                 }
             });
             scheduler::prepare_or_raise(l, Commit::Future(fut));
-            lua::suspend(l)
+            crate::runtime::scheduler::suspend(l)
         }
     }
 }

@@ -90,7 +90,7 @@ unsafe extern "C-unwind" fn readline(l: *mut lua_State) -> c_int {
         }))
     });
     scheduler::prepare_or_raise(l, Commit::Future(fut));
-    lua::suspend(l)
+    crate::runtime::scheduler::suspend(l)
 }
 
 /// isatty() -> whether stdin and stdout are a terminal

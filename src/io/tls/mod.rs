@@ -244,7 +244,7 @@ unsafe extern "C-unwind" fn connect(l: *mut lua_State) -> c_int {
         let r = client_handshake(host, port, o).await;
         Resume::Push(Box::new(move |t| unsafe { push_result(t, r) }))
     })));
-    lua::suspend(l)
+    crate::runtime::scheduler::suspend(l)
 }
 
 async fn client_handshake(
@@ -383,7 +383,7 @@ unsafe extern "C-unwind" fn context_wrap(l: *mut lua_State) -> c_int {
         let r = server_handshake(acceptor, owned).await;
         Resume::Push(Box::new(move |t| unsafe { push_result(t, r) }))
     })));
-    lua::suspend(l)
+    crate::runtime::scheduler::suspend(l)
 }
 
 async fn server_handshake(acceptor: TlsAcceptor, fd: OwnedFd) -> Result<Established, String> {
@@ -423,7 +423,7 @@ unsafe extern "C-unwind" fn upgrade(l: *mut lua_State) -> c_int {
         .await;
         Resume::Push(Box::new(move |t| unsafe { push_result(t, r) }))
     })));
-    lua::suspend(l)
+    crate::runtime::scheduler::suspend(l)
 }
 
 const FUNCS: &[Reg] = &[

@@ -448,7 +448,7 @@ impl Drop for Stmt {
 /// dropping the commit).
 unsafe fn suspend_with(l: *mut lua_State, commit: Commit) -> c_int {
     scheduler::prepare_or_raise(l, commit);
-    lua::suspend(l)
+    crate::runtime::scheduler::suspend(l)
 }
 
 /// A failure's values: `nil, msg`.

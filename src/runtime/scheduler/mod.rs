@@ -10,7 +10,7 @@
 //!
 //! A suspending call is two steps:
 //! 1. the native function calls [`Scheduler::prepare`] with a [`Commit`]
-//!    saying what will wake the task, and returns [`lua::suspend`];
+//!    saying what will wake the task, and returns [`crate::runtime::scheduler::suspend`];
 //! 2. when the yield reaches the scheduler, the commit is applied: the task is
 //!    parked under a fresh sequence number and the waker registered.
 //!
@@ -33,8 +33,10 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use crate::runtime::lua::{self, ffi, lua_State};
 
+mod suspend;
 mod timer;
 mod waits;
+pub use suspend::{doom_marker, is_doom, is_pending, pending, suspend};
 pub use waits::WaitHandle;
 
 /// A task's index in the `threads` table.
@@ -124,7 +126,7 @@ struct Task {
     /// Parked by `utils.suspend()` (or a bare `coroutine.yield()`): the only
     /// parkings `utils.resume` may end.
     suspended: bool,
-    /// Parked by a native suspending call ([`lua::suspend`]), not a bare
+    /// Parked by a native suspending call ([`crate::runtime::scheduler::suspend`]), not a bare
     /// `coroutine.yield()`: on Lua 5.4 its continuation raises a doom.
     native: bool,
     /// [`CANCELLED`] and [`TIMED_OUT`]: every suspension raises.
@@ -474,7 +476,7 @@ impl Scheduler {
     }
 
     /// Say how the running task will be woken; the caller then returns
-    /// [`lua::suspend`]. Returns the waiter the wake-up must name.
+    /// [`crate::runtime::scheduler::suspend`]. Returns the waiter the wake-up must name.
     ///
     /// Returns `None` outside a task (then the caller raises).
     pub fn prepare(&self, commit: Commit) -> Option<Waiter> {
@@ -926,7 +928,7 @@ impl Scheduler {
                 Resume::Timeout => lua::fail(t, "timeout"),
                 Resume::Staged(n) => n,
                 Resume::Doom => {
-                    ffi::lua_pushlightuserdata(t, lua::doom_marker());
+                    ffi::lua_pushlightuserdata(t, crate::runtime::scheduler::doom_marker());
                     armed = self.arm_doom(id, t);
                     1
                 }
@@ -947,7 +949,7 @@ impl Scheduler {
             ffi::LUA_YIELD => {
                 // SAFETY: the yielded values are the top `nres` of t.
                 let pending = unsafe {
-                    let p = nres > 0 && lua::is_pending(t, -1);
+                    let p = nres > 0 && crate::runtime::scheduler::is_pending(t, -1);
                     ffi::lua_pop(t, nres);
                     p
                 };
@@ -1181,7 +1183,7 @@ pub unsafe fn raise_doom(l: *mut lua_State) -> ! {
 
 pub(crate) use hook::CATCHERS;
 
-/// LuaJIT: [`lua::suspend`] tells which thread suspends (a user coroutine's,
+/// LuaJIT: [`crate::runtime::scheduler::suspend`] tells which thread suspends (a user coroutine's,
 /// inside a task).
 #[cfg(feature = "luajit")]
 pub fn note_suspender(l: *mut lua_State) {
