@@ -44,26 +44,9 @@ pub mod runtime;
 pub(crate) mod system;
 pub mod workers;
 
-pub use runtime::{lua, parsers, pool, scheduler};
+pub use runtime::{lua, parsers, pool, progname, scheduler, set_progname, PROGNAME};
 
 pub use runtime::scheduler::Outcome;
-
-/// How the binary names itself in messages (`lem: msg`) until
-/// [`set_progname`] says otherwise.
-pub const PROGNAME: &str = "lem";
-
-static PROGNAME_SET: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-
-/// Name the program in messages as `lua` does: by its `argv[0]` (the first
-/// call wins).
-pub fn set_progname(name: &str) {
-    let _ = PROGNAME_SET.set(name.to_owned());
-}
-
-/// The name messages start with: [`set_progname`]'s, else [`PROGNAME`].
-pub fn progname() -> &'static str {
-    PROGNAME_SET.get().map_or(PROGNAME, String::as_str)
-}
 
 /// The version banner, as `lua -v` prints one.
 pub fn version() -> String {

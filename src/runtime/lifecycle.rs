@@ -77,7 +77,7 @@ pub fn shutdown(grace: Duration) -> bool {
         tokio::time::sleep(grace).await;
         eprintln!(
             "{}: graceful stop: work left after the grace of {} s is cut off",
-            crate::progname(),
+            crate::runtime::progname(),
             grace.as_secs_f64()
         );
         crate::runtime::scheduler::get().request_exit(0);

@@ -94,7 +94,7 @@ pub fn supervise(cfg: Config) -> u8 {
 }
 
 fn log(msg: &str) {
-    eprintln!("{}: {msg}", crate::progname());
+    eprintln!("{}: {msg}", crate::runtime::progname());
 }
 
 /// Where a worker asked to listen.

@@ -959,7 +959,7 @@ impl Scheduler {
             _ => {
                 // SAFETY: the error value is on top of the dead thread.
                 let report = unsafe { error_report(self.main, t) };
-                eprintln!("{}: {}", crate::progname(), report);
+                eprintln!("{}: {}", crate::runtime::progname(), report);
                 self.finish(id);
                 self.request_exit(1);
                 true
