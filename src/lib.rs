@@ -133,6 +133,14 @@ impl Runtime {
         })
     }
 
+    /// Cap the Lua heap at `bytes` (0: no cap): past it, allocations of a
+    /// running coroutine fail with `not enough memory`.
+    pub fn set_memory_limit(&self, bytes: usize) {
+        // SAFETY: the scheduler's main thread is the state's, whose
+        // allocator `new` installed.
+        unsafe { runtime::alloc::set_limit(self.scheduler().main_thread(), bytes) }
+    }
+
     /// The Lua state.
     pub fn lua(&self) -> &mlua::Lua {
         &self.lua

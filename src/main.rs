@@ -31,6 +31,9 @@ Available options are:
   -W        turn warnings on
   -w n      run 'script' in n worker processes ('auto': one per core)
   --grace s the graceful stop's grace in seconds (default 10)
+  --stall ms       report a coroutine that holds the loop over ms milliseconds
+  --stall-kill ms  the same, and raise 'timeout' in it
+  --max-memory n   cap the Lua heap at n bytes ('512m', '2g')
   --        stop handling options
   -         stop handling options and execute stdin
   --help    show this help and exit",
@@ -60,6 +63,10 @@ struct Cli {
     workers: Option<u32>,
     /// `--grace S`.
     grace: Option<f64>,
+    /// `--stall MS` / `--stall-kill MS`.
+    stall: Option<lem::scheduler::Stall>,
+    /// `--max-memory SIZE`, in bytes.
+    max_memory: Option<usize>,
     /// Indices in argv of `-w`, `--grace` and their values, which the
     /// workers' command line leaves out.
     supervisor_args: Vec<usize>,
@@ -77,6 +84,27 @@ fn parse_workers(v: &str) -> Result<u32, String> {
         Ok(n) if (1..=MAX_WORKERS).contains(&n) => Ok(n),
         _ => Err(format!(
             "bad worker count '{v}' (a number from 1 to {MAX_WORKERS}, or 'auto')"
+        )),
+    }
+}
+
+/// `--stall`'s and `--stall-kill`'s value: milliseconds, more than 0.
+fn parse_stall(v: &str, kill: bool) -> Result<lem::scheduler::Stall, String> {
+    match v.parse::<f64>() {
+        Ok(ms) if ms > 0.0 && ms.is_finite() => Ok(lem::scheduler::Stall {
+            after: std::time::Duration::from_secs_f64(ms / 1000.0),
+            kill,
+        }),
+        _ => Err(format!("bad stall limit '{v}' (milliseconds, more than 0)")),
+    }
+}
+
+/// `--max-memory`'s value.
+fn parse_memory(v: &str) -> Result<usize, String> {
+    match lem::runtime::parse_size(v) {
+        Some(n) if n > 0 => Ok(n),
+        _ => Err(format!(
+            "bad memory size '{v}' (bytes, or a number with k, m or g)"
         )),
     }
 }
@@ -100,6 +128,8 @@ fn parse(argv: &[String]) -> Result<Cli, String> {
         script: None,
         workers: None,
         grace: None,
+        stall: None,
+        max_memory: None,
         supervisor_args: Vec::new(),
     };
     let mut i = 1;
@@ -126,6 +156,29 @@ fn parse(argv: &[String]) -> Result<Cli, String> {
                 cli.version = true;
             }
             "-v" => cli.version = true,
+            _ if a.starts_with("--stall") || a.starts_with("--max-memory") => {
+                let (name, inline) = match a.split_once('=') {
+                    Some((n, v)) => (n, Some(v.to_owned())),
+                    None => (a, None),
+                };
+                if !matches!(name, "--stall" | "--stall-kill" | "--max-memory") {
+                    return Err(format!("unrecognized option '{a}'"));
+                }
+                let value = match inline {
+                    Some(v) => v,
+                    None => {
+                        i += 1;
+                        match argv.get(i) {
+                            Some(v) if !v.starts_with('-') => v.clone(),
+                            _ => return Err(format!("'{name}' needs argument")),
+                        }
+                    }
+                };
+                match name {
+                    "--max-memory" => cli.max_memory = Some(parse_memory(&value)?),
+                    _ => cli.stall = Some(parse_stall(&value, name == "--stall-kill")?),
+                }
+            }
             _ if a.starts_with("-w") || a.starts_with("--workers") || a.starts_with("--grace") => {
                 let (name, inline) = match a.split_once('=') {
                     Some((n, v)) if n.starts_with("--") => (n, Some(v.to_owned())),
@@ -396,6 +449,12 @@ fn run(argv: &[String]) -> Result<(), u8> {
         1
     })?;
     create_arg_table(rt.lua(), argv, cli.script).map_err(|_| 1u8)?;
+    if cli.stall.is_some() {
+        rt.scheduler().set_stall(cli.stall);
+    }
+    if let Some(bytes) = cli.max_memory {
+        rt.set_memory_limit(bytes);
+    }
     if !cli.ignore_env {
         lua_init(&mut rt)?;
     }

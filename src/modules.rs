@@ -183,6 +183,13 @@ pub unsafe fn install(l: *mut lua_State) {
     if let Opener::Lua(chunk, src) = COROUTINE_GLUE {
         load_chunk(l, chunk, src);
         ffi::lua_pushlightuserdata(l, crate::runtime::scheduler::pending());
-        ffi::lua_call(l, 1, 0);
+        // Lua 5.4: a resume that passes the guard's hook on (LuaJIT's
+        // hooks are global: the stock resume does).
+        #[cfg(not(feature = "luajit"))]
+        ffi::lua_pushcfunction(l, crate::runtime::scheduler::guarded_resume);
+        #[cfg(feature = "luajit")]
+        ffi::lua_pushnil(l);
+        ffi::lua_pushcfunction(l, crate::runtime::utils::doomtext);
+        ffi::lua_call(l, 3, 0);
     }
 }

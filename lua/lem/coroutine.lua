@@ -6,10 +6,14 @@
 -- on to its own coroutine (and so on up to the lem coroutine, which the
 -- scheduler parks), then resumes the inner coroutine with whatever woke
 -- the chain.
-local PENDING = ...
+-- The second argument, on Lua 5.4, is a resume that also passes the
+-- hook that guards a busy coroutine on to the one it resumes; the third
+-- says the running task's doom ('cancelled', 'timeout' or nil).
+local PENDING, guarded_resume, doomtext = ...
 
 local coroutine = coroutine
-local create, resume, yield, status = coroutine.create, coroutine.resume, coroutine.yield, coroutine.status
+local create, yield, status = coroutine.create, coroutine.yield, coroutine.status
+local resume = guarded_resume or coroutine.resume
 local error, select = error, select
 
 local function pass(co, ok, ...)
@@ -39,7 +43,8 @@ local function unwrap(co, ok, ...)
 		local closed, cerr = close(co)
 		if not closed then err = cerr end
 	end
-	if type(err) == 'string' and level > 0 then
+	-- A doom raised inside stays the bare word scripts compare.
+	if type(err) == 'string' and level > 0 and err ~= doomtext() then
 		error(err, level + 1)
 	end
 	error(err, 0)

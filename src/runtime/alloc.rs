@@ -16,6 +16,14 @@
 //! plain `malloc` blocks, so any block may be freed by either side: the
 //! blocks a state allocated before it got this allocator, and the cached
 //! ones when the cache is dropped.
+//!
+//! The cache also counts the bytes Lua holds, for the memory cap
+//! (`lem --max-memory`, `utils.memlimit`): past the limit an allocation
+//! that a running coroutine makes fails, so that coroutine gets Lua's
+//! `not enough memory` (after an emergency collection) and the process
+//! goes on. Allocations made outside a coroutine's run (the loop handing
+//! values to a parked task) are not refused: nothing would catch the
+//! error there.
 
 use std::ffi::c_void;
 use std::ptr;
@@ -65,6 +73,12 @@ struct Free {
 pub(crate) struct Cache {
     heads: [*mut Free; CLASSES],
     counts: [u32; CLASSES],
+    /// Bytes Lua holds through this cache (blocks it got before the cache
+    /// was installed and frees through it make this an underestimate, never
+    /// negative).
+    used: usize,
+    /// The memory cap in bytes (0: none).
+    limit: usize,
 }
 
 impl Cache {
@@ -72,6 +86,8 @@ impl Cache {
         Cache {
             heads: [ptr::null_mut(); CLASSES],
             counts: [0; CLASSES],
+            used: 0,
+            limit: 0,
         }
     }
 
@@ -143,6 +159,12 @@ unsafe extern "C" fn allocator(
     nsize: usize,
 ) -> *mut c_void {
     let cache = &mut *(ud as *mut Cache);
+    // With a null `ptr`, `osize` is a kind of object, not a size.
+    let old = if ptr.is_null() { 0 } else { osize };
+    if nsize > old && cache.limit != 0 && refused(cache, nsize - old) {
+        return ptr::null_mut();
+    }
+    cache.used = (cache.used + nsize).saturating_sub(old);
     if ptr.is_null() {
         return if nsize == 0 {
             ptr::null_mut()
@@ -171,6 +193,40 @@ unsafe extern "C" fn allocator(
         cache.release(ptr, osize);
     }
     p
+}
+
+/// Whether growing by `more` bytes passes the cap while a coroutine runs.
+#[cold]
+fn refused(cache: &Cache, more: usize) -> bool {
+    cache.used.saturating_add(more) > cache.limit
+        && crate::runtime::scheduler::try_get().is_some_and(|s| s.current().is_some())
+}
+
+/// The cache of `l`'s state.
+///
+/// # Safety
+/// `l`'s state allocates through [`install`]'s allocator.
+unsafe fn cache_of<'a>(l: *mut lua_State) -> &'a mut Cache {
+    let mut ud = ptr::null_mut();
+    ffi::lua_getallocf(l, &mut ud);
+    &mut *(ud as *mut Cache)
+}
+
+/// Set the memory cap of `l`'s state (0: none).
+///
+/// # Safety
+/// As [`cache_of`].
+pub(crate) unsafe fn set_limit(l: *mut lua_State, bytes: usize) {
+    cache_of(l).limit = bytes;
+}
+
+/// `(used, limit)` of `l`'s state, in bytes (limit 0: none).
+///
+/// # Safety
+/// As [`cache_of`].
+pub(crate) unsafe fn usage(l: *mut lua_State) -> (usize, usize) {
+    let c = cache_of(l);
+    (c.used, c.limit)
 }
 
 /// The cache a state allocates through; dropping it frees the cached

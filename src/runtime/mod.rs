@@ -28,3 +28,34 @@ pub fn set_progname(name: &str) {
 pub fn progname() -> &'static str {
     PROGNAME_SET.get().map_or(PROGNAME, String::as_str)
 }
+
+/// A size as the command line and `utils.memlimit` take it: bytes, or a
+/// number with `k`, `m` or `g` (binary multiples; `'512m'`, `'1.5g'`).
+pub fn parse_size(s: &str) -> Option<usize> {
+    let s = s.trim();
+    let (num, mult) = match s.as_bytes().last()?.to_ascii_lowercase() {
+        b'k' => (&s[..s.len() - 1], 1u64 << 10),
+        b'm' => (&s[..s.len() - 1], 1 << 20),
+        b'g' => (&s[..s.len() - 1], 1 << 30),
+        _ => (s, 1),
+    };
+    let n: f64 = num.parse().ok()?;
+    let bytes = n * mult as f64;
+    (bytes.is_finite() && bytes >= 0.0 && bytes < usize::MAX as f64).then_some(bytes as usize)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_size;
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_size("1024"), Some(1024));
+        assert_eq!(parse_size("4k"), Some(4096));
+        assert_eq!(parse_size("512m"), Some(512 << 20));
+        assert_eq!(parse_size("1.5G"), Some(3 << 29));
+        for bad in ["", "m", "-1k", "x", "1t", "nan", "inf"] {
+            assert_eq!(parse_size(bad), None, "{bad}");
+        }
+    }
+}

@@ -223,8 +223,11 @@ unsafe extern "C-unwind" fn deadline(l: *mut lua_State) -> c_int {
     }
     let after =
         Duration::try_from_secs_f64(t.max(0.0)).unwrap_or(Duration::from_secs(100 * 365 * 86400));
-    match scheduler::get().start_deadline(after) {
+    let sched = scheduler::get();
+    match sched.start_deadline(after) {
         Some(id) => {
+            // Code that never suspends is reached too.
+            sched.guard_now(l);
             ffi::lua_pushinteger(l, id as ffi::lua_Integer);
             1
         }
@@ -241,7 +244,7 @@ unsafe extern "C-unwind" fn undeadline(l: *mut lua_State) -> c_int {
 }
 
 /// doomtext() -> 'cancelled' | 'timeout' | nil: the running task's doom.
-unsafe extern "C-unwind" fn doomtext(l: *mut lua_State) -> c_int {
+pub(crate) unsafe extern "C-unwind" fn doomtext(l: *mut lua_State) -> c_int {
     match scheduler::get().current_doom() {
         0 => ffi::lua_pushnil(l),
         d => lua::push_str(l, scheduler::doom_text(d)),
@@ -299,6 +302,79 @@ unsafe extern "C-unwind" fn draining(l: *mut lua_State) -> c_int {
     1
 }
 
+/// stall(ms | nil [, 'kill']): report a coroutine that holds the loop
+/// longer than `ms` milliseconds without suspending (with `'kill'`, also
+/// raise `'timeout'` in it); nil turns it off.
+unsafe extern "C-unwind" fn stall(l: *mut lua_State) -> c_int {
+    let stall = if lua::is_none_or_nil(l, 1) {
+        None
+    } else {
+        let ms = lua::check_number(l, 1);
+        if ms.is_nan() || ms <= 0.0 {
+            lua::arg_error(l, 1, c"milliseconds must be a positive number");
+        }
+        let kill = match lua::to_bytes(l, 2) {
+            _ if lua::is_none_or_nil(l, 2) => false,
+            Some(b"kill") => true,
+            _ => lua::arg_error(l, 2, c"'kill' or nil expected"),
+        };
+        let after = Duration::try_from_secs_f64(ms / 1000.0)
+            .unwrap_or(Duration::from_secs(100 * 365 * 86400));
+        Some(scheduler::Stall { after, kill })
+    };
+    let sched = scheduler::get();
+    sched.set_stall(stall);
+    if stall.is_some() {
+        // The running coroutine is watched from now on too.
+        sched.guard_now(l);
+    }
+    0
+}
+
+/// memlimit(bytes | size | nil): cap the Lua heap (`'512m'`, `2^30`;
+/// nil or 0: no cap).
+unsafe extern "C-unwind" fn memlimit(l: *mut lua_State) -> c_int {
+    let bytes = if lua::is_none_or_nil(l, 1) {
+        0
+    } else if ffi::lua_type(l, 1) == ffi::LUA_TNUMBER {
+        let n = ffi::lua_tonumber(l, 1);
+        if n.is_nan() || n < 0.0 {
+            lua::arg_error(l, 1, c"size must be 0 or more bytes");
+        }
+        n.min(usize::MAX as f64) as usize
+    } else {
+        let size = lua::to_bytes(l, 1)
+            .and_then(|b| std::str::from_utf8(b).ok())
+            .and_then(crate::runtime::parse_size);
+        match size {
+            Some(n) => n,
+            None => lua::arg_error(l, 1, c"size expected (bytes, or a number with k, m or g)"),
+        }
+    };
+    crate::runtime::alloc::set_limit(scheduler::get().main_thread(), bytes);
+    0
+}
+
+/// memory() -> {lua =, buffers =, limit =}: bytes of Lua heap, bytes of
+/// input buffered under the `io.setbudget` budget, and the cap (nil if
+/// none).
+unsafe extern "C-unwind" fn memory(l: *mut lua_State) -> c_int {
+    let heap = ffi::lua_gc(l, ffi::LUA_GCCOUNT, 0) as usize * 1024
+        + ffi::lua_gc(l, ffi::LUA_GCCOUNTB, 0) as usize;
+    let (_, limit) = crate::runtime::alloc::usage(scheduler::get().main_thread());
+    let (_, buffered) = crate::runtime::parsers::budget::get();
+    ffi::lua_createtable(l, 0, 3);
+    ffi::lua_pushinteger(l, heap as ffi::lua_Integer);
+    ffi::lua_setfield(l, -2, c"lua".as_ptr());
+    ffi::lua_pushinteger(l, buffered as ffi::lua_Integer);
+    ffi::lua_setfield(l, -2, c"buffers".as_ptr());
+    if limit != 0 {
+        ffi::lua_pushinteger(l, limit as ffi::lua_Integer);
+        ffi::lua_setfield(l, -2, c"limit".as_ptr());
+    }
+    1
+}
+
 const FUNCS: &[Reg] = &[
     (c"spawn", spawn),
     (c"yield", yield_),
@@ -320,6 +396,9 @@ const FUNCS: &[Reg] = &[
     (c"worker", worker),
     (c"shutdown", shutdown),
     (c"draining", draining),
+    (c"stall", stall),
+    (c"memlimit", memlimit),
+    (c"memory", memory),
 ];
 
 const SLEEPER_METHODS: &[Reg] = &[(c"sleep", sleeper_sleep), (c"wakeup", sleeper_wakeup)];

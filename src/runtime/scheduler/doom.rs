@@ -22,6 +22,11 @@ impl Scheduler {
                 return false;
             };
             t.doom |= why;
+            if t.state == State::Running && !self.guard.on.get() {
+                // SAFETY: the running task's thread is alive; its code
+                // now runs guarded, to raise at its next check.
+                unsafe { self.guard_now(t.thread) };
+            }
             (t.state == State::Parked).then_some((
                 Waiter {
                     task: id,
@@ -274,7 +279,7 @@ pub(super) mod hook {
     pub(crate) const CATCHERS: &std::ffi::CStr = c"lem.doom.catchers";
 
     /// Whether the function running on `l` is one of [`CATCHERS`].
-    unsafe fn in_catcher(l: *mut lua_State) -> bool {
+    pub(in crate::runtime::scheduler) unsafe fn in_catcher(l: *mut lua_State) -> bool {
         let mut ar: ffi::lua_Debug = std::mem::zeroed();
         if ffi::lua_getstack(l, 0, &mut ar) == 0 || ffi::lua_checkstack(l, 3) == 0 {
             return false;

@@ -34,6 +34,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use crate::runtime::lua::{self, ffi, lua_State};
 
 mod doom;
+mod guard;
 mod report;
 mod run;
 mod suspend;
@@ -44,6 +45,9 @@ use doom::hook;
 pub use doom::note_suspender;
 pub(crate) use doom::CATCHERS;
 pub use doom::{doom_text, raise_doom};
+#[cfg(not(feature = "luajit"))]
+pub(crate) use guard::resume as guarded_resume;
+pub use guard::Stall;
 pub(crate) use report::{error_report, error_text};
 pub use suspend::{doom_marker, is_doom, is_pending, pending, suspend};
 pub use waits::WaitHandle;
@@ -300,6 +304,8 @@ pub struct Scheduler {
     instant: Cell<Instant>,
     /// Origin of timer deadlines.
     epoch: Instant,
+    /// The guards on code that never suspends.
+    guard: guard::Guard,
 }
 
 const NO_TASK: TaskId = 0;
@@ -365,6 +371,7 @@ impl Scheduler {
             now: Cell::new(wall_clock()),
             instant: Cell::new(Instant::now()),
             epoch: Instant::now(),
+            guard: guard::Guard::new(),
         });
         CURRENT.with(|c| c.set(&*s));
         s
@@ -416,6 +423,11 @@ impl Scheduler {
         // loop that sleeps.
         self.signal();
         id
+    }
+
+    /// The state's main thread.
+    pub fn main_thread(&self) -> *mut lua_State {
+        self.main
     }
 
     /// The running task, or `None` outside any task.

@@ -103,7 +103,7 @@ impl Scheduler {
     /// Run one task until it suspends, yields or ends. Returns `true` if it
     /// ended.
     pub(super) fn run_one(&'static self, id: TaskId, resume: Resume) -> bool {
-        let (t, resume) = {
+        let (t, resume, guarded) = {
             let mut tasks = self.tasks.borrow_mut();
             let task = &mut tasks[id as usize];
             debug_assert_eq!(task.state, State::Runnable);
@@ -119,12 +119,16 @@ impl Scheduler {
                 }
                 r => r,
             };
-            (task.thread, resume)
+            let guarded = self.wants_guard(id, task.doom);
+            (task.thread, resume, guarded)
         };
         self.current.set(id);
         self.commit.borrow_mut().take();
         // SAFETY: t is anchored in the threads table while the task lives.
         let (status, nres) = unsafe {
+            if guarded {
+                self.guard_start(t);
+            }
             let mut armed = false;
             let nargs = match resume {
                 Resume::Push(f) => f(t),
@@ -141,6 +145,9 @@ impl Scheduler {
             let status = ffi::lua_resume(t, self.main, nargs, &mut nres);
             if armed {
                 hook::disarm();
+            }
+            if self.guard.on.get() {
+                self.guard_end(t);
             }
             (status, nres)
         };
