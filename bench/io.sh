@@ -53,7 +53,7 @@ start() {
 	for _ in $(seq 1 100); do (exec 3<>/dev/tcp/127.0.0.1/$PORT) 2>/dev/null && return 0; sleep 0.05; done
 	echo "server $2 did not start" >&2; return 1
 }
-stop() { kill "$SP" 2>/dev/null; wait "$SP" 2>/dev/null; }
+stop() { kill "$SP" 2>/dev/null; wait "$SP" 2>/dev/null; SP=; }
 rss() { awk '/^VmRSS/{print $2}' /proc/$SP/status; }
 
 echo_bench() {
