@@ -7,7 +7,6 @@
 #   stable on a noisy machine).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-PEER=../shared/peer-bench
 
 cargo build --release -q
 cargo build --release -q --no-default-features --features luajit --target-dir target/jit
@@ -16,10 +15,10 @@ declare -A BIN=([lua54]=target/release/lem [luajit]=target/jit/release/lem)
 for build in lua54 luajit; do
 	lem=${BIN[$build]}
 	echo "== $build"
-	"$lem" "$PEER/lem_spawn_yield.lua" 1000000
-	/usr/bin/time -f "maxrss_kb=%M" "$lem" "$PEER/lem_sleep.lua" 100000 2>&1
+	"$lem" bench/spawn_yield.lua 1000000
+	/usr/bin/time -f "maxrss_kb=%M" "$lem" bench/sleep.lua 100000 2>&1
 	if [ "$build" = lua54 ]; then
-		/usr/bin/time -f "maxrss_kb=%M" "$lem" "$PEER/lem_sleep.lua" 1000000 2>&1
+		/usr/bin/time -f "maxrss_kb=%M" "$lem" bench/sleep.lua 1000000 2>&1
 	fi
 	for n in 10 100 1000 10000 100000; do
 		"$lem" bench/gc_parked.lua "$n" 1000000

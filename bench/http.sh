@@ -4,17 +4,17 @@
 # stat measures the server's CPU time per request alongside.
 # usage: bench/http.sh [runtime ...]
 #   runtimes: nginx limit lem-server lem-hathaway jit-server jit-hathaway (default: all)
-# env: LEM, LEM_JIT (release binaries; built here if missing), LIMIT (raw
-#      tokio floor from ../shared/peer-bench/limit; built if it builds),
+# env: LEM, LEM_JIT (release binaries; built here if missing), LIMIT (the
+#      raw tokio floor, bench/limit_tokio; built here if missing),
 #      NGXLUA (where nginx's lua module is unpacked), DUR (10), CONNS (64),
 #      RUNS (1), PORT (20500), OUT (/tmp/lem-http-bench)
 set -u
 HERE=$(cd "$(dirname "$0")" && pwd)
 ROOT=$(cd "$HERE/.." && pwd)
-PB=${PB:-$ROOT/../shared/peer-bench}
+PEERS_DIR=$HERE/peers
 LEM=${LEM:-$ROOT/target/release/lem}
 LEM_JIT=${LEM_JIT:-$ROOT/target/jit/release/lem}
-LIMIT=${LIMIT:-/tmp/limit/target/release/limit}
+LIMIT=${LIMIT:-$HERE/limit_tokio/target/release/limit_tokio}
 NGXLUA=${NGXLUA:-/tmp/ngxlua/root}
 OUT=${OUT:-/tmp/lem-http-bench}
 DUR=${DUR:-10}; CONNS=${CONNS:-64}; RUNS=${RUNS:-1}
@@ -28,7 +28,7 @@ installed() { [ "$(dpkg-query -W -f='${Status}' "$1" 2>/dev/null)" = 'install ok
 
 # wrk and nginx from Debian. The lua module is not installed but unpacked
 # into $NGXLUA: libnginx-mod-http-lua conflicts with libluajit-5.1-2, which
-# other peers need (../shared/peer-bench/README.md).
+# the LuaJIT peers of bench/io.sh (lua-luv, lua-cqueues) need.
 deps() {
 	local missing=()
 	for p in wrk nginx libpcre3; do installed $p || missing+=($p); done
@@ -47,10 +47,8 @@ deps() {
 	fi
 	[ -x "$LEM" ] || (cd "$ROOT" && cargo build --release -q)
 	[ -x "$LEM_JIT" ] || (cd "$ROOT" && cargo build --release -q --no-default-features --features luajit --target-dir target/jit)
-	if [ ! -x "$LIMIT" ]; then
-		mkdir -p /tmp/limit && cp -r "$PB/limit/Cargo.toml" "$PB/limit/Cargo.lock" "$PB/limit/src" /tmp/limit/ &&
-			(cd /tmp/limit && cargo build --release -q) || echo "limit does not build: skipped" >&2
-	fi
+	[ -x "$LIMIT" ] || cargo build --release -q --manifest-path "$HERE/limit_tokio/Cargo.toml" ||
+		echo "bench/limit_tokio does not build: limit skipped" >&2
 }
 
 # The hathaway hello: one exact route.
@@ -68,7 +66,7 @@ cmd() { # $1 runtime -> the server command for $PORT
 	case $1 in
 	nginx)
 		mkdir -p "$OUT/ngx/tmp"
-		sed -e "s#@NGXLUA@#$NGXLUA#g; s#@PORT@#$PORT#; s#@PREFIX@#$OUT/ngx#g" "$PB/nginx.conf.in" > "$OUT/ngx/nginx.conf"
+		sed -e "s#@NGXLUA@#$NGXLUA#g; s#@PORT@#$PORT#; s#@PREFIX@#$OUT/ngx#g" "$PEERS_DIR/nginx.conf.in" > "$OUT/ngx/nginx.conf"
 		echo "env LD_LIBRARY_PATH=$NGXLUA/usr/lib/x86_64-linux-gnu nginx -p $OUT/ngx -c $OUT/ngx/nginx.conf";;
 	limit) [ -x "$LIMIT" ] && echo "$LIMIT http $PORT";;
 	lem-server) echo "$LEM $ROOT/examples/hello.lua $PORT";;

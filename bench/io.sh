@@ -1,28 +1,48 @@
 #!/bin/bash
 # lem.io benchmarks against peers, in one run (see bench/README.md "lem.io").
 # Server on CPU 0, load on CPU 1.  usage: bench/io.sh [echo|bulk|idle|all]
-# env: LEM (our release binary), ECHOC, LIMIT (built from
-#      ../shared/peer-bench/{echo-client,limit}), LUAJIT, RUNS (3), DUR (10),
-#      IDLE_N (10000), PEERS ("limit luv cqueues")
+# env: LEM (our release binary), ECHOC, LIMIT (the load client and the raw
+#      tokio floor: bench/echo_client, bench/limit_tokio), LUAJIT, RUNS (3),
+#      DUR (10), IDLE_N (10000), PEERS ("limit luv cqueues")
+# Whatever is missing is built (lem, the two Rust tools) or installed from
+# Debian (luajit, lua-luv, lua-cqueues, bc) first; a peer that still cannot
+# run is left out.
 set -u
 HERE=$(cd "$(dirname "$0")" && pwd)
-PB=${PB:-$HERE/../../shared/peer-bench}
-LEM=${LEM:-$HERE/../target/release/lem}
-ECHOC=${ECHOC:-/tmp/echo-client/target/release/echo-client}
-LIMIT=${LIMIT:-/tmp/limit/target/release/limit}
+ROOT=$(cd "$HERE/.." && pwd)
+LEM=${LEM:-$ROOT/target/release/lem}
+ECHOC=${ECHOC:-$HERE/echo_client/target/release/echo_client}
+LIMIT=${LIMIT:-$HERE/limit_tokio/target/release/limit_tokio}
 LUAJIT=${LUAJIT:-luajit}
 RUNS=${RUNS:-3}; DUR=${DUR:-10}; IDLE_N=${IDLE_N:-10000}
 PEERS=${PEERS:-"limit luv cqueues"}
 PORT=${PORT:-19500}
 ulimit -n "$(ulimit -Hn)" 2>/dev/null
 
+deps() {
+	local missing=() p apt=(apt-get)
+	[ "$(id -u)" -ne 0 ] && apt=(sudo apt-get)
+	for p in luajit lua-luv lua-cqueues bc; do
+		[ "$(dpkg-query -W -f='${Status}' $p 2>/dev/null)" = 'install ok installed' ] || missing+=($p)
+	done
+	if [ ${#missing[@]} -gt 0 ]; then
+		echo "installing ${missing[*]}" >&2
+		DEBIAN_FRONTEND=noninteractive "${apt[@]}" install -y -qq --no-install-recommends "${missing[@]}" >/dev/null ||
+			echo "could not install ${missing[*]}: the peers that need them are left out" >&2
+	fi
+	[ -x "$LEM" ] || (cd "$ROOT" && cargo build --release -q) || return 1
+	[ -x "$ECHOC" ] || cargo build --release -q --manifest-path "$HERE/echo_client/Cargo.toml" || return 1
+	[ -x "$LIMIT" ] || cargo build --release -q --manifest-path "$HERE/limit_tokio/Cargo.toml" ||
+		echo "bench/limit_tokio does not build: limit left out" >&2
+}
+
 cmd() { # $1 kind (echo|bulk) $2 runtime
 	case "$1:$2" in
 	echo:lem) echo "$LEM $HERE/io_echo.lua $PORT";;
 	bulk:lem) echo "$LEM $HERE/io_bulk.lua $PORT";;
 	*:limit) echo "$LIMIT echo $PORT";;
-	*:luv) echo "$LUAJIT $PB/luv_echo.lua $PORT";;
-	*:cqueues) echo "$LUAJIT $PB/cqueues_echo.lua $PORT";;
+	*:luv) echo "$LUAJIT $HERE/peers/luv_echo.lua $PORT";;
+	*:cqueues) echo "$LUAJIT $HERE/peers/cqueues_echo.lua $PORT";;
 	esac
 }
 SP=
@@ -33,7 +53,7 @@ start() {
 	for _ in $(seq 1 100); do (exec 3<>/dev/tcp/127.0.0.1/$PORT) 2>/dev/null && return 0; sleep 0.05; done
 	echo "server $2 did not start" >&2; return 1
 }
-stop() { kill "$SP" 2>/dev/null; wait "$SP" 2>/dev/null; }
+stop() { kill "$SP" 2>/dev/null; wait "$SP" 2>/dev/null; SP=; }
 rss() { awk '/^VmRSS/{print $2}' /proc/$SP/status; }
 
 echo_bench() {
@@ -65,6 +85,7 @@ idle_bench() {
 		wait $cp; stop
 	done; done
 }
+deps || { echo "bench/io.sh: could not build what it needs" >&2; exit 1; }
 case ${1:-all} in
 	echo) echo_bench;; bulk) bulk_bench;; idle) idle_bench;;
 	all) echo_bench; bulk_bench; idle_bench;;

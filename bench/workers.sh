@@ -19,7 +19,7 @@ ngx_conf() { # $1 workers -> the nginx command line
 	sed -e "s#@NGXLUA@#$NGXLUA#g; s#@PORT@#$PORT#; s#@PREFIX@#$OUT/ngx$1#g" \
 		-e "s#^worker_processes 1;#worker_processes $1;#; s#^master_process off;#master_process on;#" \
 		-e "s#backlog=4096;#backlog=4096 reuseport;#" \
-		"$PB/nginx.conf.in" > "$OUT/ngx$1/nginx.conf"
+		"$PEERS_DIR/nginx.conf.in" > "$OUT/ngx$1/nginx.conf"
 	echo "env LD_LIBRARY_PATH=$NGXLUA/usr/lib/x86_64-linux-gnu nginx -p $OUT/ngx$1 -c $OUT/ngx$1/nginx.conf"
 }
 wcmd() {
