@@ -28,9 +28,8 @@ use std::time::Duration;
 use tokio::io::unix::{AsyncFd, AsyncFdReadyGuard};
 use tokio::time::{Instant, Sleep};
 
-use super::{
-    can_suspend, cannot_suspend, fail_os, is_disconnect, set_cloexec, set_nonblocking, Op,
-};
+use super::fd::{fail_os, is_disconnect, set_cloexec, set_nonblocking};
+use super::op::{can_suspend, cannot_suspend, setlimit, settimeout, Op, Settings};
 use crate::runtime::lua::{self, ffi, lua_State, Reg};
 use crate::runtime::parsers::Scan;
 use crate::runtime::parsers::{self, Fmt, Input};
@@ -568,7 +567,7 @@ fn fill_now(io: &Io, input: &mut Input, cleared: &Cell<bool>) -> io::Result<usiz
     }
 }
 
-impl super::Settings for Stream {
+impl Settings for Stream {
     const CLASS: &'static CStr = STREAM;
     fn timeout(&self) -> &Cell<Option<Duration>> {
         &self.0.timeout
@@ -1361,7 +1360,7 @@ pub(crate) const METHODS: &[Reg] = &[
     (c"uncork", stream_uncork),
     (c"getpeer", stream_getpeer),
     (c"sendfile", stream_sendfile),
-    (c"settimeout", super::settimeout::<Stream>),
-    (c"setlimit", super::setlimit::<Stream>),
+    (c"settimeout", settimeout::<Stream>),
+    (c"setlimit", setlimit::<Stream>),
     (c"fileno", stream_fileno),
 ];

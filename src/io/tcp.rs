@@ -10,7 +10,8 @@ use std::os::fd::{IntoRawFd, OwnedFd};
 
 use socket2::{Domain, SockAddr, Socket, Type};
 
-use super::os_error_text;
+use super::fd::os_error_text;
+use super::op::check_suspendable;
 use super::server::{push_server, Family};
 use super::stream::push_stream;
 use crate::runtime::lua::{self, ffi, lua_State};
@@ -160,7 +161,7 @@ pub(crate) unsafe extern "C-unwind" fn connect(l: *mut lua_State) -> c_int {
     let host = check_str(l, 1);
     let port = check_port(l, 2);
     let family = check_family(l, 3);
-    super::check_suspendable(l);
+    check_suspendable(l);
     let host = String::from_utf8_lossy(host).into_owned();
     let port = port.to_string();
     let fut = Box::pin(async move {
@@ -311,7 +312,7 @@ pub(crate) unsafe extern "C-unwind" fn listen(l: *mut lua_State) -> c_int {
         b.min(c_int::MAX as i64) as c_int
     };
     let family = check_family(l, 4);
-    super::check_suspendable(l);
+    check_suspendable(l);
     let host = String::from_utf8_lossy(host).into_owned();
     let port = port.to_string();
     let fut = Box::pin(async move {

@@ -22,8 +22,9 @@ use socket2::{Domain, SockAddr, SockRef, Socket, Type};
 use tokio::io::unix::AsyncFd;
 use tokio::io::Interest;
 
+use super::fd::{fail_os, os_error_text};
+use super::op::{can_suspend, cannot_suspend, check_suspendable, settimeout, Op, Settings};
 use super::tcp::{check_port, sockaddr_to_std};
-use super::{check_suspendable, fail_os, os_error_text, Op};
 use crate::runtime::lua::{self, ffi, lua_State, Reg};
 use crate::runtime::scheduler::{self, Commit, Resume};
 
@@ -52,7 +53,7 @@ pub(crate) struct Inner {
 /// The userdata: `lem.Datagram`.
 pub(crate) struct Datagram(Rc<Inner>);
 
-impl super::Settings for Datagram {
+impl Settings for Datagram {
     const CLASS: &'static CStr = DATAGRAM;
     fn timeout(&self) -> &Cell<Option<Duration>> {
         &self.0.timeout
@@ -355,7 +356,7 @@ unsafe fn receive(l: *mut lua_State, with_addr: bool) -> c_int {
     // call may suspend, the loop's readiness is asked first (as tokio's
     // own sockets do): no `recvfrom(2)` that is sure to say `EAGAIN` on a
     // socket known to be drained; the wait then looks again.
-    let direct = !super::can_suspend(l);
+    let direct = !can_suspend(l);
     let r = BUF.with(|b| {
         let mut b = b.borrow_mut();
         let got = if direct {
@@ -472,9 +473,9 @@ unsafe fn send(
             }
         }
     }
-    if !super::can_suspend(l) {
+    if !can_suspend(l) {
         drop((a, to, lookup));
-        super::cannot_suspend(l);
+        cannot_suspend(l);
     }
     let data = data.to_vec();
     let inner = inner.clone();
@@ -745,7 +746,7 @@ pub(crate) const METHODS: &[Reg] = &[
     (c"setoption", datagram_setoption),
     (c"join", datagram_join),
     (c"leave", datagram_leave),
-    (c"settimeout", super::settimeout::<Datagram>),
+    (c"settimeout", settimeout::<Datagram>),
     (c"getsockname", datagram_getsockname),
     (c"close", datagram_close),
     (c"closed", datagram_closed),
