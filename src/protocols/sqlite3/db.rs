@@ -13,7 +13,7 @@ use tokio::sync::Semaphore;
 use super::conn::{exec, lock, prepare_one, run_once, Conn, RawStmt};
 use super::stmt::STMT_METHODS;
 use super::values::{check_binds, push_first, push_rows, Rows};
-use super::{call, check_bytes, failed, push_true, suspend_with, Db, Hold, Shared, Stmt, DB, STMT};
+use super::{call, failed, push_true, suspend_with, Db, Hold, Shared, Stmt, DB, STMT};
 use crate::runtime::lua::{self, ffi, lua_State, Reg};
 use crate::runtime::pool;
 use crate::runtime::scheduler::{Commit, Resume};
@@ -34,7 +34,7 @@ pub(super) unsafe extern "C-unwind" fn open_db(l: *mut lua_State) -> c_int {
         lua::arg_error(l, 2, c"flags out of range");
     };
     let queued = ffi::lua_toboolean(l, 3) != 0;
-    let path = std::path::PathBuf::from(OsStr::from_bytes(check_bytes(l, 1)));
+    let path = std::path::PathBuf::from(OsStr::from_bytes(lua::check_bytes(l, 1)));
     let fut = async move {
         let r = pool::run(move || {
             let f = rusqlite::OpenFlags::from_bits_retain(flags);
@@ -95,7 +95,7 @@ unsafe extern "C-unwind" fn db_close(l: *mut lua_State) -> c_int {
 /// db:exec(sql) -> true | nil, err
 unsafe extern "C-unwind" fn db_exec(l: *mut lua_State) -> c_int {
     let db = check_db(l);
-    let sql = check_bytes(l, 2).to_vec();
+    let sql = lua::check_bytes(l, 2).to_vec();
     call(
         l,
         &db.0,
@@ -108,7 +108,7 @@ unsafe extern "C-unwind" fn db_exec(l: *mut lua_State) -> c_int {
 /// db:prepare(sql) -> Statement | nil, err
 unsafe extern "C-unwind" fn db_prepare(l: *mut lua_State) -> c_int {
     let db = check_db(l);
-    let sql = check_bytes(l, 2).to_vec();
+    let sql = lua::check_bytes(l, 2).to_vec();
     let sh = db.0.clone();
     let id = sh.next_id.get();
     sh.next_id.set(id + 1);
@@ -196,9 +196,9 @@ unsafe extern "C-unwind" fn db_autocommit(l: *mut lua_State) -> c_int {
 /// db:fetchall(sql, ...) -> rows | nil, err
 unsafe extern "C-unwind" fn db_fetchall(l: *mut lua_State) -> c_int {
     let db = check_db(l);
-    check_bytes(l, 2);
+    lua::check_bytes(l, 2);
     let binds = check_binds(l, 3);
-    let sql = check_bytes(l, 2).to_vec();
+    let sql = lua::check_bytes(l, 2).to_vec();
     call(
         l,
         &db.0,
@@ -211,9 +211,9 @@ unsafe extern "C-unwind" fn db_fetchall(l: *mut lua_State) -> c_int {
 /// db:fetchone(sql, ...) -> row | true | nil, err
 unsafe extern "C-unwind" fn db_fetchone(l: *mut lua_State) -> c_int {
     let db = check_db(l);
-    check_bytes(l, 2);
+    lua::check_bytes(l, 2);
     let binds = check_binds(l, 3);
-    let sql = check_bytes(l, 2).to_vec();
+    let sql = lua::check_bytes(l, 2).to_vec();
     call(
         l,
         &db.0,

@@ -252,13 +252,6 @@ unsafe fn push_true(l: *mut lua_State) -> c_int {
     1
 }
 
-/// Read argument `arg` as bytes (a string or number).
-unsafe fn check_bytes<'a>(l: *mut lua_State, arg: c_int) -> &'a [u8] {
-    let mut len = 0usize;
-    let p = lua::check_lstring(l, arg, &mut len);
-    std::slice::from_raw_parts(p as *const u8, len)
-}
-
 /// The flag constants, as SQLite numbers them.
 const FLAGS: &[(&CStr, c_int)] = &[
     (c"READONLY", sq::SQLITE_OPEN_READONLY),
