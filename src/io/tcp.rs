@@ -150,15 +150,9 @@ pub(crate) fn parse_port(s: &[u8]) -> Option<u16> {
     std::str::from_utf8(s).ok()?.parse().ok()
 }
 
-unsafe fn check_str<'a>(l: *mut lua_State, arg: c_int) -> &'a [u8] {
-    let mut len = 0;
-    let p = lua::check_lstring(l, arg, &mut len);
-    std::slice::from_raw_parts(p as *const u8, len)
-}
-
 /// core.tcp_connect(host, port [, family]) -> Stream | nil, err
 pub(crate) unsafe extern "C-unwind" fn connect(l: *mut lua_State) -> c_int {
-    let host = check_str(l, 1);
+    let host = lua::check_bytes(l, 1);
     let port = check_port(l, 2);
     let family = check_family(l, 3);
     check_suspendable(l);
@@ -299,7 +293,7 @@ pub(crate) fn bind_listeners(
 
 /// core.tcp_listen(host, port [, backlog [, family]]) -> Server | nil, err
 pub(crate) unsafe extern "C-unwind" fn listen(l: *mut lua_State) -> c_int {
-    let host = check_str(l, 1);
+    let host = lua::check_bytes(l, 1);
     let port = check_port(l, 2);
     let backlog = if lua::is_none_or_nil(l, 3) {
         // Linux caps it at net.core.somaxconn: "the system maximum".

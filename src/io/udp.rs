@@ -539,16 +539,10 @@ unsafe fn send(
     crate::runtime::scheduler::suspend(l)
 }
 
-unsafe fn check_data<'a>(l: *mut lua_State, arg: c_int) -> &'a [u8] {
-    let mut len = 0;
-    let p = lua::check_lstring(l, arg, &mut len);
-    std::slice::from_raw_parts(p as *const u8, len)
-}
-
 /// sock:sendto(data, host, port) -> true | nil, err
 unsafe extern "C-unwind" fn datagram_sendto(l: *mut lua_State) -> c_int {
     let s = check_datagram(l);
-    let data = check_data(l, 2);
+    let data = lua::check_bytes(l, 2);
     let mut len = 0;
     let host = lua::check_lstring(l, 3, &mut len);
     let port = check_port(l, 4);
@@ -566,7 +560,7 @@ unsafe extern "C-unwind" fn datagram_sendto(l: *mut lua_State) -> c_int {
 /// sock:send(data) -> true | nil, err (to the connected peer)
 unsafe extern "C-unwind" fn datagram_send(l: *mut lua_State) -> c_int {
     let s = check_datagram(l);
-    let data = check_data(l, 2);
+    let data = lua::check_bytes(l, 2);
     send(l, &s.0, data, None, None)
 }
 
