@@ -8,8 +8,8 @@
 local core = require 'lem.utils.core'
 
 local M = {}
-for _, name in ipairs { 'spawn', 'yield', 'newsleeper', 'thisthread', 'suspend',
-	'resume', 'now', 'updatenow', 'exit', 'poolconfig', 'worker', 'shutdown', 'draining' } do
+for _, name in ipairs { 'spawn', 'yield', 'newsleeper', 'newturn', 'thisthread',
+	'suspend', 'resume', 'now', 'updatenow', 'exit', 'poolconfig', 'worker', 'shutdown', 'draining' } do
 	M[name] = core[name]
 end
 

@@ -7,9 +7,6 @@ use std::rc::Rc;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 
-use rusqlite::ffi as sq;
-use tokio::sync::Semaphore;
-
 use super::conn::{exec, lock, prepare_one, run_once, Conn, RawStmt};
 use super::stmt::STMT_METHODS;
 use super::values::{check_binds, push_first, push_rows, Rows};
@@ -17,6 +14,8 @@ use super::{call, failed, push_true, suspend_with, Db, Hold, Shared, Stmt, DB, S
 use crate::runtime::lua::{self, ffi, lua_State, Reg};
 use crate::runtime::pool;
 use crate::runtime::scheduler::{Commit, Resume};
+use crate::runtime::turn::Turn;
+use rusqlite::ffi as sq;
 
 unsafe fn check_db<'a>(l: *mut lua_State) -> &'a Db {
     lua::check_object(l, 1, DB)
@@ -47,13 +46,13 @@ pub(super) unsafe extern "C-unwind" fn open_db(l: *mut lua_State) -> c_int {
                 let stop = conn.stop.clone();
                 let sh = Shared {
                     conn: Arc::new(Mutex::new(conn)),
-                    permit: Arc::new(Semaphore::new(1)),
+                    turn: Turn::new(),
                     queued,
                     closed: Cell::new(false),
                     stop,
                     next_job: Cell::new(1),
                     next_id: Cell::new(1),
-                    stmt_gates: RefCell::new(Vec::new()),
+                    stmt_turns: RefCell::new(Vec::new()),
                 };
                 lua::new_class(t, DB, DB_METHODS, Some(lua::gc::<Db>));
                 ffi::lua_pop(t, 1);
@@ -76,8 +75,8 @@ unsafe extern "C-unwind" fn db_close(l: *mut lua_State) -> c_int {
     }
     sh.closed.set(true);
     sh.stop.closing.store(true, Ordering::Relaxed);
-    sh.permit.close();
-    for g in sh.stmt_gates.borrow_mut().drain(..) {
+    sh.turn.close();
+    for g in sh.stmt_turns.borrow_mut().drain(..) {
         if let Some(g) = g.upgrade() {
             g.close();
         }
@@ -129,9 +128,9 @@ unsafe extern "C-unwind" fn db_prepare(l: *mut lua_State) -> c_int {
             }
         },
         move |t, nparams| {
-            let gate = Arc::new(Semaphore::new(1));
-            sh2.stmt_gates.borrow_mut().retain(|g| g.strong_count() > 0);
-            sh2.stmt_gates.borrow_mut().push(Arc::downgrade(&gate));
+            let turn = Turn::new();
+            sh2.stmt_turns.borrow_mut().retain(|g| !g.is_gone());
+            sh2.stmt_turns.borrow_mut().push(turn.downgrade());
             lua::new_class(t, STMT, STMT_METHODS, Some(lua::gc::<Stmt>));
             ffi::lua_pop(t, 1);
             lua::push_object(
@@ -142,7 +141,7 @@ unsafe extern "C-unwind" fn db_prepare(l: *mut lua_State) -> c_int {
                     id,
                     nparams,
                     finalized: Rc::new(Cell::new(false)),
-                    gate,
+                    turn,
                     hold: Rc::new(Hold::default()),
                     ahead: Rc::new(RefCell::new((Rows::default(), 0))),
                     pending: RefCell::new(None),

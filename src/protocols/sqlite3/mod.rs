@@ -6,9 +6,9 @@
 //!
 //! The connection (a `rusqlite::Connection`, SQLite bundled) and its
 //! prepared statements live behind one mutex that only pool jobs lock; the
-//! loop side hands out one permit at a time (a semaphore), so the second
-//! caller is told `'busy'` (or, queued, waits for the permit) before any
-//! job is queued. A cancelled caller drops its permit at once; its job
+//! loop side lets one caller at a time take its turn (a [`Turn`]), so the
+//! second caller is told `'busy'` (or, queued, waits its turn) before any
+//! job is queued. A cancelled caller gives its turn back at once; its job
 //! still finishes on the pool, and the next job waits for the mutex.
 //! Statements are raw `sqlite3_stmt` handles kept in the connection's map
 //! by id, finalized before the connection is closed.
@@ -23,14 +23,13 @@ use std::cell::{Cell, RefCell};
 use std::ffi::{c_int, CStr};
 use std::rc::Rc;
 use std::sync::atomic::Ordering;
-use std::sync::{Arc, Mutex, Weak};
-
-use rusqlite::ffi as sq;
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use std::sync::{Arc, Mutex};
 
 use crate::runtime::lua::{self, ffi, lua_State};
 use crate::runtime::pool;
 use crate::runtime::scheduler::{self, Commit, Resume, TaskId};
+use crate::runtime::turn::{Held, Turn, WeakTurn};
+use rusqlite::ffi as sq;
 
 mod conn;
 mod db;
@@ -50,8 +49,8 @@ static STMT: &CStr = c"lem.sqlite3.Statement";
 /// statements and the calls in flight.
 struct Shared {
     conn: Arc<Mutex<Conn>>,
-    /// One permit: the right to queue a job on the connection.
-    permit: Arc<Semaphore>,
+    /// The right to queue a job on the connection.
+    turn: Turn,
     /// Calls wait their turn instead of failing with `'busy'`.
     queued: bool,
     closed: Cell<bool>,
@@ -59,9 +58,9 @@ struct Shared {
     /// Numbers jobs for [`Stop`] (0 is never used).
     next_job: Cell<u64>,
     next_id: Cell<u64>,
-    /// The statements' own semaphores, closed with the connection so that
+    /// The statements' own turns, closed with the connection so that
     /// nobody waits for a statement forever.
-    stmt_gates: RefCell<Vec<Weak<Semaphore>>>,
+    stmt_turns: RefCell<Vec<WeakTurn>>,
 }
 
 impl Drop for Shared {
@@ -80,7 +79,7 @@ struct Db(Rc<Shared>);
 #[derive(Default)]
 struct Hold {
     holder: Cell<Option<TaskId>>,
-    permit: RefCell<Option<OwnedSemaphorePermit>>,
+    held: RefCell<Option<Held>>,
 }
 
 /// A Statement object.
@@ -89,8 +88,8 @@ struct Stmt {
     id: u64,
     nparams: usize,
     finalized: Rc<Cell<bool>>,
-    /// One permit: held by `get()`, or by a queued caller's call.
-    gate: Arc<Semaphore>,
+    /// Held by `get()`, or by a queued caller's call.
+    turn: Turn,
     hold: Rc<Hold>,
     /// Rows stepped ahead by the row iterator, and where it is in them.
     ahead: Rc<RefCell<(Rows, usize)>>,
@@ -174,14 +173,14 @@ unsafe fn call_as<T: Send + 'static>(
             if !sh.queued {
                 return fail_as(l, iter, "busy");
             }
-            gate = Some(s.gate.clone());
+            gate = Some(s.turn.clone());
         }
     }
-    let mut permit = None;
+    let mut held = None;
     if !sh.queued {
-        match sh.permit.clone().try_acquire_owned() {
-            Ok(p) => permit = Some(p),
-            Err(_) => return fail_as(l, iter, "busy"),
+        match sh.turn.try_take() {
+            Some(h) => held = Some(h),
+            None => return fail_as(l, iter, "busy"),
         }
     }
     // Values bound since the last call go with this one; rows the
@@ -192,24 +191,24 @@ unsafe fn call_as<T: Send + 'static>(
         }
         s.pending.borrow_mut().take().map(|b| (s.id, b))
     });
-    let sem = sh.permit.clone();
+    let turn = sh.turn.clone();
     let conn = sh.conn.clone();
     let stop = sh.stop.clone();
     let job_id = sh.next_job.get();
     sh.next_job.set(job_id + 1);
     let fut = async move {
         let _gate = match gate {
-            Some(g) => match g.acquire_owned().await {
-                Ok(p) => Some(p),
-                Err(_) => return failed("closed".into()),
+            Some(g) => match g.take().await {
+                Some(h) => Some(h),
+                None => return failed("closed".into()),
             },
             None => None,
         };
-        let _permit = match permit {
-            Some(p) => p,
-            None => match sem.acquire_owned().await {
-                Ok(p) => p,
-                Err(_) => return failed("closed".into()),
+        let _held = match held {
+            Some(h) => h,
+            None => match turn.take().await {
+                Some(h) => h,
+                None => return failed("closed".into()),
             },
         };
         // A caller cancelled or timed out while its job runs interrupts

@@ -41,7 +41,7 @@ unsafe extern "C-unwind" fn stmt_bind(l: *mut lua_State) -> c_int {
     let me = scheduler::get().current();
     let holder = s.hold.holder.get();
     let held_by_other = holder.is_some() && holder != me;
-    if !s.sh.queued && (held_by_other || s.sh.permit.available_permits() == 0) {
+    if !s.sh.queued && (held_by_other || s.sh.turn.is_held()) {
         return lua::fail(l, "busy");
     }
     let binds = check_binds(l, 2);
@@ -309,25 +309,25 @@ unsafe extern "C-unwind" fn stmt_get(l: *mut lua_State) -> c_int {
         return push_true(l);
     }
     if !s.sh.queued {
-        return match s.gate.clone().try_acquire_owned() {
-            Ok(p) => {
+        return match s.turn.try_take() {
+            Some(h) => {
                 s.hold.holder.set(me);
-                *s.hold.permit.borrow_mut() = Some(p);
+                *s.hold.held.borrow_mut() = Some(h);
                 push_true(l)
             }
-            Err(_) => lua::fail(l, "busy"),
+            None => lua::fail(l, "busy"),
         };
     }
-    let gate = s.gate.clone();
+    let turn = s.turn.clone();
     let hold = s.hold.clone();
     let fut = async move {
-        match gate.acquire_owned().await {
-            Ok(p) => {
+        match turn.take().await {
+            Some(h) => {
                 hold.holder.set(me);
-                *hold.permit.borrow_mut() = Some(p);
+                *hold.held.borrow_mut() = Some(h);
                 Resume::Push(Box::new(|t| push_true(t)))
             }
-            Err(_) => failed("closed".into()),
+            None => failed("closed".into()),
         }
     };
     suspend_with(l, Commit::Future(Box::pin(fut)))
@@ -345,7 +345,7 @@ unsafe extern "C-unwind" fn stmt_put(l: *mut lua_State) -> c_int {
         unreachable!()
     }
     s.hold.holder.set(None);
-    s.hold.permit.borrow_mut().take();
+    s.hold.held.borrow_mut().take();
     push_true(l)
 }
 
