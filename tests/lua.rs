@@ -149,6 +149,7 @@ lua_tests! {
     utils_task_points => "utils/task_points.lua",
     utils_task_unjoined => "utils/task_unjoined.lua",
     utils_timeout => "utils/timeout.lua",
+    utils_turn => "utils/turn.lua",
     websocket_chromium => "websocket/chromium.lua",
     websocket_hostile => "websocket/hostile.lua",
     websocket_python => "websocket/python.lua",

@@ -8,8 +8,8 @@
 local core = require 'lem.utils.core'
 
 local M = {}
-for _, name in ipairs { 'spawn', 'yield', 'newsleeper', 'thisthread', 'suspend',
-	'resume', 'now', 'updatenow', 'exit', 'poolconfig', 'worker', 'shutdown', 'draining',
+for _, name in ipairs { 'spawn', 'yield', 'newsleeper', 'newturn', 'thisthread',
+	'suspend', 'resume', 'now', 'updatenow', 'exit', 'poolconfig', 'worker', 'shutdown', 'draining',
 	'stall', 'memlimit', 'memory' } do
 	M[name] = core[name]
 end

@@ -23,6 +23,7 @@ use hickory_resolver::name_server::TokioConnectionProvider;
 use hickory_resolver::proto::xfer::Protocol;
 use hickory_resolver::TokioResolver;
 
+use super::op::check_suspendable;
 use super::tcp::check_family;
 use crate::runtime::lua::{self, ffi, lua_State};
 use crate::runtime::scheduler::{self, Commit, Resume};
@@ -202,7 +203,7 @@ unsafe fn check_host(l: *mut lua_State, arg: c_int) -> String {
 pub(crate) unsafe extern "C-unwind" fn resolve(l: *mut lua_State) -> c_int {
     let family = check_family(l, 2);
     lua::check_lstring(l, 1, std::ptr::null_mut());
-    super::check_suspendable(l);
+    check_suspendable(l);
     let host = check_host(l, 1);
     suspend_lookup(l, None, host, family)
 }
@@ -289,7 +290,7 @@ unsafe extern "C-unwind" fn resolver_resolve(l: *mut lua_State) -> c_int {
     lua::check_object::<Resolver>(l, 1, RESOLVER);
     let family = check_family(l, 3);
     lua::check_lstring(l, 2, std::ptr::null_mut());
-    super::check_suspendable(l);
+    check_suspendable(l);
     let host = check_host(l, 2);
     let r: &Resolver = lua::check_object(l, 1, RESOLVER);
     suspend_lookup(l, Some(r.0.clone()), host, family)

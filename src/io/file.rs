@@ -14,8 +14,11 @@ use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::fd::{fail_os, fd_kind, FdKind};
+use super::op::{
+    can_suspend, cannot_suspend, check_suspendable, setlimit, settimeout, Op, Settings,
+};
 use super::stream::push_stream;
-use super::{check_suspendable, fail_os, fd_kind, FdKind, Op};
 use crate::runtime::lua::{self, ffi, lua_State, Reg};
 use crate::runtime::parsers::{self, Fmt, Input};
 use crate::runtime::pool;
@@ -70,7 +73,7 @@ pub(crate) unsafe fn push_file(l: *mut lua_State, fd: OwnedFd) -> c_int {
     1
 }
 
-impl super::Settings for File {
+impl Settings for File {
     const CLASS: &'static CStr = FILE;
     fn timeout(&self) -> &Cell<Option<Duration>> {
         &self.0.timeout
@@ -160,9 +163,9 @@ unsafe fn file_read_fmt(l: *mut lua_State, f: &File, fmt: Fmt) -> c_int {
             return fmt.finish(l, &mut input, scan, false, limit, "eof");
         }
     }
-    if !super::can_suspend(l) {
+    if !can_suspend(l) {
         drop(fd);
-        super::cannot_suspend(l);
+        cannot_suspend(l);
     }
     let inner = f.0.clone();
     let job = async move {
@@ -567,8 +570,8 @@ pub(crate) const METHODS: &[Reg] = &[
     (c"size", file_size),
     (c"seek", file_seek),
     (c"lock", file_lock),
-    (c"settimeout", super::settimeout::<File>),
-    (c"setlimit", super::setlimit::<File>),
+    (c"settimeout", settimeout::<File>),
+    (c"setlimit", setlimit::<File>),
     (c"fileno", file_fileno),
 ];
 

@@ -18,8 +18,9 @@ use std::time::Duration;
 
 use tokio::io::unix::AsyncFd;
 
+use super::fd::{fail_os, set_cloexec, set_nonblocking};
+use super::op::{check_suspendable, settimeout, Op, Settings};
 use super::stream::push_stream;
-use super::{check_suspendable, fail_os, set_cloexec, set_nonblocking, Op};
 use crate::runtime::lua::{self, ffi, lua_State, Reg};
 use crate::runtime::scheduler::{self, Commit, Resume};
 
@@ -212,7 +213,7 @@ async fn accept_wait(fds: Vec<Rc<AsyncFd<OwnedFd>>>) -> io::Result<OwnedFd> {
 }
 
 /// `server:settimeout(seconds | nil)` applies to `accept`.
-impl super::Settings for Server {
+impl Settings for Server {
     const CLASS: &'static CStr = SERVER;
     fn timeout(&self) -> &Cell<Option<Duration>> {
         &self.0.timeout
@@ -476,6 +477,6 @@ pub(crate) const METHODS: &[Reg] = &[
     (c"close", server_close),
     (c"closed", server_closed),
     (c"busy", server_busy),
-    (c"settimeout", super::settimeout::<Server>),
+    (c"settimeout", settimeout::<Server>),
     (c"getsockname", server_getsockname),
 ];

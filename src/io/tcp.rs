@@ -10,7 +10,8 @@ use std::os::fd::{IntoRawFd, OwnedFd};
 
 use socket2::{Domain, SockAddr, Socket, Type};
 
-use super::os_error_text;
+use super::fd::os_error_text;
+use super::op::check_suspendable;
 use super::server::{push_server, Family};
 use super::stream::push_stream;
 use crate::runtime::lua::{self, ffi, lua_State};
@@ -149,18 +150,12 @@ pub(crate) fn parse_port(s: &[u8]) -> Option<u16> {
     std::str::from_utf8(s).ok()?.parse().ok()
 }
 
-unsafe fn check_str<'a>(l: *mut lua_State, arg: c_int) -> &'a [u8] {
-    let mut len = 0;
-    let p = lua::check_lstring(l, arg, &mut len);
-    std::slice::from_raw_parts(p as *const u8, len)
-}
-
 /// core.tcp_connect(host, port [, family]) -> Stream | nil, err
 pub(crate) unsafe extern "C-unwind" fn connect(l: *mut lua_State) -> c_int {
-    let host = check_str(l, 1);
+    let host = lua::check_bytes(l, 1);
     let port = check_port(l, 2);
     let family = check_family(l, 3);
-    super::check_suspendable(l);
+    check_suspendable(l);
     let host = String::from_utf8_lossy(host).into_owned();
     let port = port.to_string();
     let fut = Box::pin(async move {
@@ -298,7 +293,7 @@ pub(crate) fn bind_listeners(
 
 /// core.tcp_listen(host, port [, backlog [, family]]) -> Server | nil, err
 pub(crate) unsafe extern "C-unwind" fn listen(l: *mut lua_State) -> c_int {
-    let host = check_str(l, 1);
+    let host = lua::check_bytes(l, 1);
     let port = check_port(l, 2);
     let backlog = if lua::is_none_or_nil(l, 3) {
         // Linux caps it at net.core.somaxconn: "the system maximum".
@@ -311,7 +306,7 @@ pub(crate) unsafe extern "C-unwind" fn listen(l: *mut lua_State) -> c_int {
         b.min(c_int::MAX as i64) as c_int
     };
     let family = check_family(l, 4);
-    super::check_suspendable(l);
+    check_suspendable(l);
     let host = String::from_utf8_lossy(host).into_owned();
     let port = port.to_string();
     let fut = Box::pin(async move {

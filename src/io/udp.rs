@@ -22,8 +22,9 @@ use socket2::{Domain, SockAddr, SockRef, Socket, Type};
 use tokio::io::unix::AsyncFd;
 use tokio::io::Interest;
 
+use super::fd::{fail_os, os_error_text};
+use super::op::{can_suspend, cannot_suspend, check_suspendable, settimeout, Op, Settings};
 use super::tcp::{check_port, sockaddr_to_std};
-use super::{check_suspendable, fail_os, os_error_text, Op};
 use crate::runtime::lua::{self, ffi, lua_State, Reg};
 use crate::runtime::scheduler::{self, Commit, Resume};
 
@@ -52,7 +53,7 @@ pub(crate) struct Inner {
 /// The userdata: `lem.Datagram`.
 pub(crate) struct Datagram(Rc<Inner>);
 
-impl super::Settings for Datagram {
+impl Settings for Datagram {
     const CLASS: &'static CStr = DATAGRAM;
     fn timeout(&self) -> &Cell<Option<Duration>> {
         &self.0.timeout
@@ -355,7 +356,7 @@ unsafe fn receive(l: *mut lua_State, with_addr: bool) -> c_int {
     // call may suspend, the loop's readiness is asked first (as tokio's
     // own sockets do): no `recvfrom(2)` that is sure to say `EAGAIN` on a
     // socket known to be drained; the wait then looks again.
-    let direct = !super::can_suspend(l);
+    let direct = !can_suspend(l);
     let r = BUF.with(|b| {
         let mut b = b.borrow_mut();
         let got = if direct {
@@ -472,9 +473,9 @@ unsafe fn send(
             }
         }
     }
-    if !super::can_suspend(l) {
+    if !can_suspend(l) {
         drop((a, to, lookup));
-        super::cannot_suspend(l);
+        cannot_suspend(l);
     }
     let data = data.to_vec();
     let inner = inner.clone();
@@ -538,16 +539,10 @@ unsafe fn send(
     crate::runtime::scheduler::suspend(l)
 }
 
-unsafe fn check_data<'a>(l: *mut lua_State, arg: c_int) -> &'a [u8] {
-    let mut len = 0;
-    let p = lua::check_lstring(l, arg, &mut len);
-    std::slice::from_raw_parts(p as *const u8, len)
-}
-
 /// sock:sendto(data, host, port) -> true | nil, err
 unsafe extern "C-unwind" fn datagram_sendto(l: *mut lua_State) -> c_int {
     let s = check_datagram(l);
-    let data = check_data(l, 2);
+    let data = lua::check_bytes(l, 2);
     let mut len = 0;
     let host = lua::check_lstring(l, 3, &mut len);
     let port = check_port(l, 4);
@@ -565,7 +560,7 @@ unsafe extern "C-unwind" fn datagram_sendto(l: *mut lua_State) -> c_int {
 /// sock:send(data) -> true | nil, err (to the connected peer)
 unsafe extern "C-unwind" fn datagram_send(l: *mut lua_State) -> c_int {
     let s = check_datagram(l);
-    let data = check_data(l, 2);
+    let data = lua::check_bytes(l, 2);
     send(l, &s.0, data, None, None)
 }
 
@@ -745,7 +740,7 @@ pub(crate) const METHODS: &[Reg] = &[
     (c"setoption", datagram_setoption),
     (c"join", datagram_join),
     (c"leave", datagram_leave),
-    (c"settimeout", super::settimeout::<Datagram>),
+    (c"settimeout", settimeout::<Datagram>),
     (c"getsockname", datagram_getsockname),
     (c"close", datagram_close),
     (c"closed", datagram_closed),

@@ -7,7 +7,8 @@ use std::path::PathBuf;
 
 use socket2::{Domain, SockAddr, Socket, Type};
 
-use super::os_error_text;
+use super::fd::os_error_text;
+use super::op::check_suspendable;
 use super::server::{push_server, Family};
 use super::stream::push_stream;
 use crate::runtime::lua::{self, ffi, lua_State};
@@ -55,7 +56,7 @@ fn as_path(b: &[u8]) -> PathBuf {
 /// core.unix_connect(path) -> Stream | nil, err
 pub(crate) unsafe extern "C-unwind" fn connect(l: *mut lua_State) -> c_int {
     let path = check_path(l, 1);
-    super::check_suspendable(l);
+    check_suspendable(l);
     let path = as_path(path);
     let fut = Box::pin(async move {
         let r = tokio::net::UnixStream::connect(&path)

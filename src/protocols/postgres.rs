@@ -371,16 +371,10 @@ pub mod scram {
     }
 }
 
-unsafe fn bytes_arg<'a>(l: *mut lua_State, arg: c_int) -> &'a [u8] {
-    let mut len = 0;
-    let p = lua::check_lstring(l, arg, &mut len);
-    std::slice::from_raw_parts(p as *const u8, len)
-}
-
 /// frame(kind, body) -> message (`kind` `''` for the startup message).
 unsafe extern "C-unwind" fn l_frame(l: *mut lua_State) -> c_int {
-    let kind = bytes_arg(l, 1).first().copied().unwrap_or(0);
-    let body = bytes_arg(l, 2);
+    let kind = lua::check_bytes(l, 1).first().copied().unwrap_or(0);
+    let body = lua::check_bytes(l, 2);
     lua::push_bytes(l, &frame(kind, body));
     1
 }
@@ -404,11 +398,11 @@ unsafe extern "C-unwind" fn l_startup(l: *mut lua_State) -> c_int {
 /// extended(statement, sql | nil, n, ...) -> Parse? Bind Describe Execute
 /// Sync: the `n` parameters as text (numbers by their Lua text, nil NULL).
 unsafe extern "C-unwind" fn l_extended(l: *mut lua_State) -> c_int {
-    let statement = bytes_arg(l, 1);
+    let statement = lua::check_bytes(l, 1);
     let sql = if lua::is_none_or_nil(l, 2) {
         None
     } else {
-        Some(bytes_arg(l, 2))
+        Some(lua::check_bytes(l, 2))
     };
     let n = lua::check_integer(l, 3).max(0) as c_int;
     if n > u16::MAX as c_int {
@@ -439,7 +433,7 @@ unsafe extern "C-unwind" fn l_extended(l: *mut lua_State) -> c_int {
 
 /// names(body) -> {name, ...} of a RowDescription | nil, err
 unsafe extern "C-unwind" fn l_names(l: *mut lua_State) -> c_int {
-    match row_names(bytes_arg(l, 1)) {
+    match row_names(lua::check_bytes(l, 1)) {
         Ok(names) => {
             ffi::lua_createtable(l, names.len() as c_int, 0);
             for (i, n) in names.iter().enumerate() {
@@ -454,7 +448,7 @@ unsafe extern "C-unwind" fn l_names(l: *mut lua_State) -> c_int {
 
 /// error(body) -> text, sqlstate
 unsafe extern "C-unwind" fn l_error(l: *mut lua_State) -> c_int {
-    let (text, code) = error_text(bytes_arg(l, 1));
+    let (text, code) = error_text(lua::check_bytes(l, 1));
     lua::push_str(l, &text);
     lua::push_str(l, &code);
     2
@@ -462,7 +456,7 @@ unsafe extern "C-unwind" fn l_error(l: *mut lua_State) -> c_int {
 
 /// int32(body [, at]) -> the big-endian integer at byte `at` (0-based).
 unsafe extern "C-unwind" fn l_int32(l: *mut lua_State) -> c_int {
-    let body = bytes_arg(l, 1);
+    let body = lua::check_bytes(l, 1);
     let at = lua::opt_integer(l, 2, 0).max(0) as usize;
     match body.get(at..at + 4) {
         Some(b) => ffi::lua_pushinteger(l, i32::from_be_bytes(b.try_into().unwrap()) as _),
@@ -473,7 +467,7 @@ unsafe extern "C-unwind" fn l_int32(l: *mut lua_State) -> c_int {
 
 /// notification(body) -> channel, payload, pid
 unsafe extern "C-unwind" fn l_notification(l: *mut lua_State) -> c_int {
-    let body = bytes_arg(l, 1);
+    let body = lua::check_bytes(l, 1);
     let pid = body
         .get(..4)
         .map_or(0, |b| i32::from_be_bytes(b.try_into().unwrap()));
@@ -487,7 +481,11 @@ unsafe extern "C-unwind" fn l_notification(l: *mut lua_State) -> c_int {
 
 /// md5(user, password, salt) -> the MD5 password answer
 unsafe extern "C-unwind" fn l_md5(l: *mut lua_State) -> c_int {
-    let s = md5_password(bytes_arg(l, 1), bytes_arg(l, 2), bytes_arg(l, 3));
+    let s = md5_password(
+        lua::check_bytes(l, 1),
+        lua::check_bytes(l, 2),
+        lua::check_bytes(l, 3),
+    );
     lua::push_str(l, &s);
     1
 }
@@ -512,9 +510,9 @@ unsafe extern "C-unwind" fn l_scram_first(l: *mut lua_State) -> c_int {
 /// scram_final(password, nonce, server_first) -> client_final, signature |
 /// nil, err
 unsafe extern "C-unwind" fn l_scram_final(l: *mut lua_State) -> c_int {
-    let password = bytes_arg(l, 1);
-    let nonce = String::from_utf8_lossy(bytes_arg(l, 2)).into_owned();
-    let first = String::from_utf8_lossy(bytes_arg(l, 3)).into_owned();
+    let password = lua::check_bytes(l, 1);
+    let nonce = String::from_utf8_lossy(lua::check_bytes(l, 2)).into_owned();
+    let first = String::from_utf8_lossy(lua::check_bytes(l, 3)).into_owned();
     match scram::client_final(password, &nonce, &first) {
         Ok((msg, sig)) => {
             lua::push_str(l, &msg);
@@ -527,8 +525,8 @@ unsafe extern "C-unwind" fn l_scram_final(l: *mut lua_State) -> c_int {
 
 /// scram_verify(server_final, signature) -> bool
 unsafe extern "C-unwind" fn l_scram_verify(l: *mut lua_State) -> c_int {
-    let msg = String::from_utf8_lossy(bytes_arg(l, 1)).into_owned();
-    let ok = scram::verify_server_final(&msg, bytes_arg(l, 2));
+    let msg = String::from_utf8_lossy(lua::check_bytes(l, 1)).into_owned();
+    let ok = scram::verify_server_final(&msg, lua::check_bytes(l, 2));
     ffi::lua_pushboolean(l, ok as c_int);
     1
 }

@@ -276,6 +276,19 @@ pub unsafe fn check_lstring(l: *mut lua_State, arg: c_int, len: *mut usize) -> *
     p
 }
 
+/// `luaL_checklstring` as bytes: the string (or number, converted in its
+/// slot) at `arg`.
+///
+/// # Safety
+/// May raise; see the module's rule. The slice lives as long as the value
+/// stays on the stack.
+#[inline]
+pub unsafe fn check_bytes<'a>(l: *mut lua_State, arg: c_int) -> &'a [u8] {
+    let mut len = 0usize;
+    let p = check_lstring(l, arg, &mut len);
+    std::slice::from_raw_parts(p as *const u8, len)
+}
+
 /// `luaL_checktype`.
 ///
 /// # Safety

@@ -1,8 +1,9 @@
 //! The runtime, lem's bottom layer: the Lua state's C API helpers
 //! ([`lua`]), its allocator (`alloc.rs`), coroutines as tasks
 //! ([`scheduler`]), blocking work off the loop ([`pool`]), the read formats
-//! ([`parsers`]) and `lem.utils` (`utils.rs`). Nothing here knows about
-//! sockets, protocols or processes; the layers above hook into it.
+//! ([`parsers`]), waiting one's turn ([`turn`]) and `lem.utils`
+//! (`utils.rs`). Nothing here knows about sockets, protocols or processes;
+//! the layers above hook into it.
 
 pub(crate) mod alloc;
 pub mod lifecycle;
@@ -10,6 +11,7 @@ pub mod lua;
 pub mod parsers;
 pub mod pool;
 pub mod scheduler;
+pub mod turn;
 pub(crate) mod utils;
 
 /// How the binary names itself in messages (`lem: msg`) until

@@ -1,6 +1,7 @@
 //! `lem.utils.core`: the native half of `lem.utils` (spawning, yielding,
-//! sleepers, suspend/resume, loop time, exit, the pool's sizing, and what
-//! tasks and deadlines need from the scheduler). The Lua half,
+//! sleepers, turns (their class is in `turn.rs`), suspend/resume, loop
+//! time, exit, the pool's sizing, and what tasks and deadlines need from
+//! the scheduler). The Lua half,
 //! `lua/lem/utils.lua`, adds `utils.task` and `utils.timeout`. See LEM-API.md
 //! "lem.utils" and part two, "Tasks, cancellation, deadlines".
 
@@ -11,6 +12,7 @@ use std::time::{Duration, Instant};
 use crate::runtime::lua::{self, ffi, lua_State, Reg};
 use crate::runtime::pool;
 use crate::runtime::scheduler::{self, Commit, Waiter};
+use crate::runtime::turn;
 
 static SLEEPER: &CStr = c"lem.Sleeper";
 
@@ -379,6 +381,7 @@ const FUNCS: &[Reg] = &[
     (c"spawn", spawn),
     (c"yield", yield_),
     (c"newsleeper", newsleeper),
+    (c"newturn", turn::newturn),
     (c"thisthread", thisthread),
     (c"suspend", suspend),
     (c"resume", resume),
@@ -407,6 +410,7 @@ const SLEEPER_METHODS: &[Reg] = &[(c"sleep", sleeper_sleep), (c"wakeup", sleeper
 pub unsafe extern "C-unwind" fn open(l: *mut lua_State) -> c_int {
     lua::new_class(l, SLEEPER, SLEEPER_METHODS, None);
     ffi::lua_pop(l, 1);
+    turn::register(l);
     lua::new_lib(l, FUNCS);
     ffi::lua_pushlightuserdata(l, crate::runtime::scheduler::doom_marker());
     ffi::lua_setfield(l, -2, c"DOOM".as_ptr());

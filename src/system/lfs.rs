@@ -15,7 +15,7 @@ use std::os::unix::fs::{DirBuilderExt, MetadataExt};
 use std::path::PathBuf;
 use std::rc::Rc;
 
-use crate::io::os_error_text;
+use crate::io::fd::os_error_text;
 use crate::runtime::lua::{self, ffi, lua_State, Reg};
 use crate::runtime::pool;
 use crate::runtime::scheduler::{self, Commit, Resume, Waiter};

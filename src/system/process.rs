@@ -21,7 +21,7 @@ use std::process::{Command, Stdio};
 
 use tokio::sync::oneshot;
 
-use crate::io::os_error_text;
+use crate::io::fd::os_error_text;
 use crate::runtime::lua::{self, ffi, lua_State, Reg};
 use crate::runtime::pool;
 use crate::runtime::scheduler::{self, Commit, Resume};

@@ -24,7 +24,7 @@ use std::sync::{Mutex, OnceLock};
 use tokio::io::unix::AsyncFd;
 use tokio::io::Interest;
 
-use crate::io::os_error_text;
+use crate::io::fd::os_error_text;
 use crate::runtime::lua::{self, ffi, lua_State, Reg};
 use crate::runtime::scheduler;
 

@@ -89,8 +89,8 @@ pub fn init_from_env() -> Option<(u32, u32)> {
     }
     // SAFETY: the supervisor passed this descriptor for us to own.
     let ctl = unsafe { OwnedFd::from_raw_fd(fd) };
-    crate::io::set_cloexec(ctl.as_raw_fd());
-    let _ = crate::io::set_nonblocking(ctl.as_raw_fd(), false);
+    crate::io::fd::set_cloexec(ctl.as_raw_fd());
+    let _ = crate::io::fd::set_nonblocking(ctl.as_raw_fd(), false);
     crate::runtime::lifecycle::set_identity(id, count, grace);
     crate::io::broker::set(Box::new(Worker {
         ctl: Mutex::new(ctl),

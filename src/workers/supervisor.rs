@@ -172,7 +172,7 @@ impl Sockets {
                         Some(number(perm)? as u32)
                     };
                     let fd = crate::io::unix::bind_listener(&path, perm, number(backlog)?)
-                        .map_err(|e| crate::io::os_error_text(&e))?;
+                        .map_err(|e| crate::io::fd::os_error_text(&e))?;
                     slot.insert(vec![fd]);
                 }
                 (key, 0)
@@ -636,7 +636,7 @@ struct Control {
 
 impl Control {
     async fn run(self, sock: OwnedFd) {
-        if crate::io::set_nonblocking(sock.as_raw_fd(), true).is_err() {
+        if crate::io::fd::set_nonblocking(sock.as_raw_fd(), true).is_err() {
             return;
         }
         // SAFETY: the OwnedFd owns the descriptor for the AsyncFd's life.

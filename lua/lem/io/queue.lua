@@ -2,7 +2,7 @@
 -- LEM-API.md "lem.io.queue".
 local utils = require 'lem.utils'
 
-local thisthread, suspend, resume = utils.thisthread, utils.suspend, utils.resume
+local newturn = utils.newturn
 local setmetatable, type, error = setmetatable, type, error
 
 local M = {}
@@ -12,36 +12,22 @@ QStream.__index = QStream
 M.Stream = QStream -- LEM's name: scripts add methods to it
 M.QStream = QStream
 
--- wrap(stream): writes wait their turn (first come, first served) instead
--- of getting 'busy'. Waiting writers are kept in slots first..last.
+-- wrap(stream): writes wait their turn (first come, first served: a
+-- utils.newturn()) instead of getting 'busy'.
 function M.wrap(stream)
 	local t = type(stream)
 	if t ~= 'userdata' and t ~= 'table' then
 		error(("bad argument #1 to 'wrap' (stream expected, got %s)"):format(stream == nil and 'no value' or t), 2)
 	end
-	return setmetatable({ stream = stream, busy = false, first = 1, last = 0 }, QStream)
+	return setmetatable({ stream = stream, turn = newturn() }, QStream)
 end
 
 function QStream:write(...)
-	if self.busy then
-		local last = self.last + 1
-		self.last = last
-		self[last] = thisthread()
-		suspend()
-	end
-	self.busy = true
+	local turn = self.turn
+	turn:take()
 	local ok, err = self.stream:write(...)
-	-- Hand the stream to the next waiting writer, if any still waits.
-	while self.first <= self.last do
-		local i = self.first
-		local co = self[i]
-		self[i] = nil
-		self.first = i + 1
-		if resume(co) then
-			return ok, err
-		end
-	end
-	self.busy = false
+	-- The stream goes to the next waiting writer, if any.
+	turn:give()
 	return ok, err
 end
 

@@ -6,6 +6,7 @@
 local postgres = require 'lem.postgres'
 local utils = require 'lem.utils'
 
+local newturn = utils.newturn
 local setmetatable, select, pcall, error = setmetatable, select, pcall, error
 local unpack = table.unpack or unpack
 
@@ -19,29 +20,19 @@ M.Connection = Connection
 function M.connect(conninfo)
 	local db, err = postgres.connect(conninfo)
 	if not db then return nil, err end
-	return setmetatable({ db = db, locked = false, waiting = {} }, Connection)
+	return setmetatable({ db = db, turn = newturn() }, Connection)
 end
 
 -- db:lock() -> the raw connection, once every earlier caller unlocked it.
 function Connection:lock()
-	if self.locked then
-		local s = utils.newsleeper()
-		local waiting = self.waiting
-		waiting[#waiting + 1] = s
-		s:sleep()
-	end
-	self.locked = true
+	self.turn:take()
 	return self.db
 end
 
--- db:unlock(): the next caller in line gets the connection.
+-- db:unlock(): the next caller in line gets the connection (unlocking a
+-- connection nobody locked does nothing).
 function Connection:unlock()
-	local waiting = self.waiting
-	while #waiting > 0 do
-		-- The lock passes on as it is (locked stays true).
-		if table.remove(waiting, 1):wakeup() then return end
-	end
-	self.locked = false
+	self.turn:give()
 end
 
 local function pack(...)

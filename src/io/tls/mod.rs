@@ -26,6 +26,8 @@ use tokio_rustls::rustls::{
 };
 use tokio_rustls::{TlsAcceptor, TlsConnector};
 
+use crate::io::fd::os_error_text;
+use crate::io::op::check_suspendable;
 use crate::runtime::lua::{self, ffi, lua_State, Reg};
 use crate::runtime::scheduler::{self, Commit, Resume};
 
@@ -53,7 +55,7 @@ fn tls_reason(e: &io::Error) -> String {
             other => format!("invalid certificate: {other:?}"),
         },
         Some(other) => other.to_string(),
-        None => crate::io::os_error_text(e),
+        None => os_error_text(e),
     }
 }
 
@@ -94,8 +96,7 @@ impl ServerCertVerifier for NoVerify {
 }
 
 fn read_certs(path: &str) -> Result<Vec<CertificateDer<'static>>, String> {
-    let f = std::fs::File::open(path)
-        .map_err(|e| format!("{path}: {}", crate::io::os_error_text(&e)))?;
+    let f = std::fs::File::open(path).map_err(|e| format!("{path}: {}", os_error_text(&e)))?;
     let certs: Result<Vec<_>, _> = rustls_pemfile::certs(&mut io::BufReader::new(f)).collect();
     match certs {
         Ok(c) if !c.is_empty() => Ok(c),
@@ -183,7 +184,7 @@ unsafe fn push_result(t: *mut lua_State, r: Result<Established, String>) -> c_in
 fn into_fd(tcp: tokio::net::TcpStream) -> Result<OwnedFd, String> {
     tcp.into_std()
         .map(OwnedFd::from)
-        .map_err(|e| crate::io::os_error_text(&e))
+        .map_err(|e| os_error_text(&e))
 }
 
 unsafe fn opt_string(l: *mut lua_State, idx: c_int, key: &CStr) -> Option<String> {
@@ -236,7 +237,7 @@ unsafe extern "C-unwind" fn connect(l: *mut lua_State) -> c_int {
     lua::check_lstring(l, 1, std::ptr::null_mut());
     let port = crate::io::tcp::check_port(l, 2);
     let has_opts = check_options(l, 3);
-    crate::io::check_suspendable(l);
+    check_suspendable(l);
     // No more raising below: owned values from here.
     let host = String::from_utf8_lossy(lua::to_bytes(l, 1).unwrap_or_default()).into_owned();
     let o = client_options(l, 3, has_opts);
@@ -301,9 +302,8 @@ fn dup_socket(fd: i64) -> io::Result<OwnedFd> {
 /// A connected socket in tokio's hands, for a handshake.
 fn tokio_tcp(fd: OwnedFd) -> Result<tokio::net::TcpStream, String> {
     let std = std::net::TcpStream::from(fd);
-    std.set_nonblocking(true)
-        .map_err(|e| crate::io::os_error_text(&e))?;
-    tokio::net::TcpStream::from_std(std).map_err(|e| crate::io::os_error_text(&e))
+    std.set_nonblocking(true).map_err(|e| os_error_text(&e))?;
+    tokio::net::TcpStream::from_std(std).map_err(|e| os_error_text(&e))
 }
 
 /// The client's handshake on a connected socket.
@@ -343,8 +343,7 @@ unsafe extern "C-unwind" fn context(l: *mut lua_State) -> c_int {
         .collect();
     let r = (|| -> Result<ServerConfig, String> {
         let certs = read_certs(&cert)?;
-        let f = std::fs::File::open(&key)
-            .map_err(|e| format!("{key}: {}", crate::io::os_error_text(&e)))?;
+        let f = std::fs::File::open(&key).map_err(|e| format!("{key}: {}", os_error_text(&e)))?;
         let pk: PrivateKeyDer = rustls_pemfile::private_key(&mut io::BufReader::new(f))
             .map_err(|e| format!("{key}: {e}"))?
             .ok_or_else(|| format!("{key}: no private key found"))?;
@@ -373,10 +372,10 @@ unsafe extern "C-unwind" fn context(l: *mut lua_State) -> c_int {
 unsafe extern "C-unwind" fn context_wrap(l: *mut lua_State) -> c_int {
     let ctx: &Context = lua::check_object(l, 1, CONTEXT);
     let fd = lua::check_integer(l, 2);
-    crate::io::check_suspendable(l);
+    check_suspendable(l);
     let owned = match dup_socket(fd) {
         Ok(fd) => fd,
-        Err(e) => return lua::fail(l, &crate::io::os_error_text(&e)),
+        Err(e) => return lua::fail(l, &os_error_text(&e)),
     };
     let acceptor = ctx.0.clone();
     scheduler::get().prepare(Commit::Future(Box::pin(async move {
@@ -408,12 +407,12 @@ unsafe extern "C-unwind" fn upgrade(l: *mut lua_State) -> c_int {
     let fd = lua::check_integer(l, 1);
     lua::check_lstring(l, 2, std::ptr::null_mut());
     let has_opts = check_options(l, 3);
-    crate::io::check_suspendable(l);
+    check_suspendable(l);
     let host = String::from_utf8_lossy(lua::to_bytes(l, 2).unwrap_or_default()).into_owned();
     let o = client_options(l, 3, has_opts);
     let owned = match dup_socket(fd) {
         Ok(fd) => fd,
-        Err(e) => return lua::fail(l, &crate::io::os_error_text(&e)),
+        Err(e) => return lua::fail(l, &os_error_text(&e)),
     };
     scheduler::get().prepare(Commit::Future(Box::pin(async move {
         let r = async {

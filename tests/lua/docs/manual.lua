@@ -77,6 +77,7 @@ local receivers = {
 		return p
 	end },
 	{ 'sleeper', function() return utils.newsleeper() end },
+	{ 'turn', function() return utils.newturn() end },
 	{ 'task', function() return utils.task(function() end) end },
 	{ 'q', function() return require('lem.queue').new() end },
 	{ 'qstream', function() return require('lem.io.queue').wrap(ctx.stream) end },

@@ -1,0 +1,81 @@
+//! Idle reads: a server's connection waiting for its peer's next request
+//! ([`read_idle`]) is listed, so that a graceful stop ([`close_idle`]) can
+//! close those that have received nothing yet.
+
+use std::cell::RefCell;
+use std::ffi::c_int;
+use std::rc::{Rc, Weak};
+
+use super::read::read_any;
+use super::{Inner, Stream};
+use crate::runtime::lua::lua_State;
+use crate::runtime::parsers::Fmt;
+
+/// A stream's part in graceful stops: never read with [`read_idle`]
+/// (not in [`IDLE`]), or listed, its last read an ordinary or an idle one.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(super) enum Idle {
+    Unlisted,
+    Busy,
+    Waiting,
+}
+
+/// The streams that were read with [`read_idle`], for [`close_idle`];
+/// dead entries are swept when the list has doubled since the last sweep.
+struct IdleList {
+    streams: Vec<Weak<Inner>>,
+    swept_at: usize,
+}
+
+thread_local! {
+    static IDLE: RefCell<IdleList> = const {
+        RefCell::new(IdleList {
+            streams: Vec::new(),
+            swept_at: 0,
+        })
+    };
+}
+
+/// Read `fmt` as [`read`] does, as the wait of a server's connection for
+/// its peer's next request (an HTTP keep-alive connection between
+/// requests): a graceful stop ([`close_idle`]) closes the stream if the
+/// read waits with nothing received.
+pub(crate) unsafe fn read_idle(l: *mut lua_State, s: &Stream, fmt: Fmt) -> c_int {
+    let inner = &s.0;
+    if inner.idle.get() == Idle::Unlisted {
+        IDLE.with(|list| {
+            let mut list = list.borrow_mut();
+            if list.streams.len() >= 2 * list.swept_at.max(64) {
+                list.streams.retain(|w| w.strong_count() > 0);
+                list.swept_at = list.streams.len();
+            }
+            list.streams.push(Rc::downgrade(inner));
+        });
+    }
+    inner.idle.set(Idle::Waiting);
+    read_any(l, s, fmt)
+}
+
+/// Close every stream whose idle read ([`read_idle`]) waits with nothing
+/// received yet. Returns how many closed.
+pub(crate) fn close_idle() -> usize {
+    let streams: Vec<Rc<Inner>> = IDLE.with(|list| {
+        list.borrow()
+            .streams
+            .iter()
+            .filter_map(Weak::upgrade)
+            .collect()
+    });
+    let mut closed = 0;
+    for inner in streams {
+        let waiting = inner.idle.get() == Idle::Waiting
+            && inner.reading.get().is_some()
+            && inner.rd.is_active()
+            && inner.input.borrow().is_empty()
+            && !inner.io().is_some_and(|io| io.holds_input());
+        if waiting && inner.close() {
+            closed += 1;
+        }
+    }
+    closed
+}
