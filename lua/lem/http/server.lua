@@ -1,5 +1,5 @@
 -- lem.http.server: an HTTP/1.1 server on any lem Server (TCP, Unix, TLS).
--- The per-request hot path is in Rust (src/http/server.rs): reading and
+-- The per-request hot path is in Rust (src/protocols/http/server.rs): reading and
 -- checking the head (version, Connection, framing, Expect), building req
 -- and res, and sending an ordinary response. The keep-alive loop, bodies,
 -- streamed and file responses are here. See LEM-API.md "lem.http".
