@@ -1,7 +1,7 @@
 -- lem.websocket: RFC 6455 WebSockets over lem streams: accept(req, res)
 -- inside a lem.http.server or hathaway handler, connect(url) for ws:// and
 -- wss://. Frames are read by the 'WebSocketFrame' read format and built by
--- lem.websocket.core (src/websocket.rs); the handshakes, the joining of
+-- lem.websocket.core (src/protocols/websocket/); the handshakes, the joining of
 -- fragments, UTF-8 across fragments, ping answers and the closing
 -- handshake are here. See LEM-API.md "WebSocket" and docs/websocket.md.
 local io = require 'lem.io'
