@@ -8,6 +8,7 @@ local io = require 'lem.io'
 local utils = require 'lem.utils'
 local core = require 'lem.websocket.core'
 require 'lem.http'
+local response = require 'lem.http.response'
 
 local setmetatable, type, error, tostring, tonumber, pairs, ipairs, pcall = setmetatable, type, error, tostring, tonumber, pairs, ipairs, pcall
 local format, lower, find, gmatch, match, sub = string.format, string.lower, string.find, string.gmatch, string.match, string.sub
@@ -597,11 +598,11 @@ function M.accept(req, res, opts)
 	end
 	local ws = new(client, false, max, chosen, deflate)
 	ws.request = req
-	-- lem.http.server leaves the connection alone from now on and calls
-	-- ws:_finish() when the handler returns.
-	res._websocket = ws
-	-- Not an ordinary response: the server's fast path leaves it alone.
-	res._streaming = 'websocket'
+	-- The server leaves the connection alone from now on and, when the
+	-- handler has ended, lets the WebSocket finish (1011 if it raised).
+	response._upgrade(res, function(ok)
+		ws:_finish(ok and 1000 or 1011)
+	end)
 	return ws
 end
 

@@ -60,21 +60,40 @@ enum Key {
     Http10,
 }
 
+/// The private fields of `req` and `res` this half shares with the Lua
+/// halves (what each means: `lua/lem/http/response.lua`, where the Lua
+/// halves take their names from one table, `shared`; a test below checks
+/// that the two lists agree).
+mod private {
+    use std::ffi::CStr;
+
+    pub const FRAMING: &CStr = c"_framing";
+    pub const LENGTH: &CStr = c"_length";
+    pub const EXPECT: &CStr = c"_expect";
+    pub const HEAD: &CStr = c"_head";
+    pub const REQ: &CStr = c"_req";
+    pub const STREAMING: &CStr = c"_streaming";
+
+    /// All of them.
+    #[cfg(test)]
+    pub const ALL: [&CStr; 6] = [FRAMING, LENGTH, EXPECT, HEAD, REQ, STREAMING];
+}
+
 const KEYS: [&std::ffi::CStr; 19] = [
     c"method",
     c"uri",
     c"version",
     c"headers",
     c"path",
-    c"_framing",
-    c"_length",
-    c"_expect",
-    c"_req",
-    c"_streaming",
+    private::FRAMING,
+    private::LENGTH,
+    private::EXPECT,
+    private::REQ,
+    private::STREAMING,
     c"file",
     c"status",
     c"server_name",
-    c"_head",
+    private::HEAD,
     c"GET",
     c"POST",
     c"HEAD",
@@ -495,6 +514,45 @@ pub(super) unsafe fn register(l: *mut lua_State) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The names of the table `shared` in the Lua half that declares the
+    /// private fields.
+    fn declared_in_lua() -> Vec<String> {
+        let src = include_str!("../../../lua/lem/http/response.lua");
+        let open = "\nlocal shared = {\n";
+        let start = src.find(open).expect("no `local shared = {`") + open.len();
+        let body = &src[start..];
+        let body = &body[..body.find("\n}").expect("`shared` not closed")];
+        body.lines()
+            .filter_map(|line| {
+                let code = line.split("--").next()?;
+                let (_, v) = code.split_once('=')?;
+                Some(
+                    v.trim()
+                        .trim_end_matches(',')
+                        .trim_matches('\'')
+                        .to_string(),
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    fn the_lua_half_declares_the_same_private_fields() {
+        let mut lua = declared_in_lua();
+        let mut rust: Vec<String> = private::ALL
+            .iter()
+            .map(|c| c.to_str().unwrap().to_string())
+            .collect();
+        lua.sort();
+        rust.sort();
+        assert_eq!(lua, rust);
+        // And the keys use them, not names of their own.
+        for k in KEYS {
+            let k = k.to_str().unwrap();
+            assert!(!k.starts_with('_') || rust.iter().any(|r| r == k), "{k}");
+        }
+    }
 
     #[test]
     fn heads_are_found_not_checked() {
