@@ -155,6 +155,12 @@ unsafe fn get(l: *mut lua_State, t: c_int, k: Key) -> c_int {
     ffi::lua_rawget(l, t)
 }
 
+/// The index of the value on top of the stack (the one just pushed).
+#[inline]
+unsafe fn top(l: *mut lua_State) -> c_int {
+    ffi::lua_gettop(l)
+}
+
 /// core.setup(Request, Response, status_string, server): what the Rust
 /// half needs of the Lua half: the metatables of `req` and `res`, the
 /// status texts and the module (for `server_name`).
@@ -332,32 +338,43 @@ unsafe extern "C-unwind" fn request(l: *mut lua_State) -> c_int {
 /// never look at the headers; building the table for each request was a
 /// tenth of a hello world's work (one field), more with more fields.
 unsafe extern "C-unwind" fn request_index(l: *mut lua_State) -> c_int {
-    ffi::lua_settop(l, 2);
-    // 3: Request[k]
+    // The arguments: req and the key.
+    const REQ: c_int = 1;
+    const K: c_int = 2;
+    ffi::lua_settop(l, K);
+    // Request[k]
     lua::push_index(l, CONF, REQUEST);
-    ffi::lua_pushvalue(l, 2);
+    ffi::lua_pushvalue(l, K);
     ffi::lua_rawget(l, -2);
-    if ffi::lua_type(l, -1) != ffi::LUA_TNIL || ffi::lua_type(l, 1) != ffi::LUA_TTABLE {
+    if ffi::lua_type(l, -1) != ffi::LUA_TNIL || ffi::lua_type(l, REQ) != ffi::LUA_TTABLE {
         return 1;
     }
-    // 5: the key `headers`; 6: req._head
     push_key(l, Key::Headers);
-    if ffi::lua_rawequal(l, 2, 5) == 0 || get(l, 1, Key::Head) != ffi::LUA_TSTRING {
+    let headers_key = top(l);
+    if ffi::lua_rawequal(l, K, headers_key) == 0 || get(l, REQ, Key::Head) != ffi::LUA_TSTRING {
         ffi::lua_pushnil(l);
         return 1;
     }
-    let section = lua::to_bytes(l, 6).unwrap_or_default();
+    let section = lua::to_bytes(l, -1).unwrap_or_default();
     // The section was parsed when the request was read: it cannot fail.
     if with_fields(section, |fields| push_fields(l, fields)).is_err() {
         ffi::lua_createtable(l, 0, 0);
     }
+    let headers = top(l);
     // req.headers = headers; req._head = nil
-    ffi::lua_pushvalue(l, 5);
-    ffi::lua_pushvalue(l, 7);
-    ffi::lua_rawset(l, 1);
-    set(l, 1, Key::Head, || ffi::lua_pushnil(l));
+    ffi::lua_pushvalue(l, headers_key);
+    ffi::lua_pushvalue(l, headers);
+    ffi::lua_rawset(l, REQ);
+    set(l, REQ, Key::Head, || ffi::lua_pushnil(l));
     1
 }
+
+/// The arguments of [`respond`], by stack index.
+const CLIENT: c_int = 1;
+const REQ: c_int = 2;
+const RES: c_int = 3;
+const CLOSE: c_int = 4;
+const KEEPALIVE: c_int = 5;
 
 /// core.respond(client, req, res, close, keepalive) -> next request |
 /// true | false, err | false: send what a handler left in `res` as one
@@ -371,42 +388,44 @@ unsafe extern "C-unwind" fn request_index(l: *mut lua_State) -> c_int {
 /// number, body parts that are not strings): the Lua half sends those.
 /// During a graceful stop every response closes its connection.
 unsafe extern "C-unwind" fn respond(l: *mut lua_State) -> c_int {
-    let s = check_stream(l, 1);
-    ffi::luaL_checktype(l, 2, ffi::LUA_TTABLE);
-    ffi::luaL_checktype(l, 3, ffi::LUA_TTABLE);
-    let close = ffi::lua_toboolean(l, 4) != 0 || crate::runtime::lifecycle::draining();
-    let keepalive = ffi::lua_toboolean(l, 5) != 0;
-    ffi::lua_settop(l, 3);
+    let s = check_stream(l, CLIENT);
+    ffi::luaL_checktype(l, REQ, ffi::LUA_TTABLE);
+    ffi::luaL_checktype(l, RES, ffi::LUA_TTABLE);
+    let close = ffi::lua_toboolean(l, CLOSE) != 0 || crate::runtime::lifecycle::draining();
+    let keepalive = ffi::lua_toboolean(l, KEEPALIVE) != 0;
+    // What is looked at is pushed above the arguments and stays there (the
+    // byte slices below borrow its strings): each value that is used
+    // later is named by its index when it is pushed (`top`).
+    ffi::lua_settop(l, RES);
     let unusual = || {
         ffi::lua_pushboolean(l, 0);
         1
     };
-    // 4: _streaming, 5: file (both nil)
-    if get(l, 3, Key::Streaming) != ffi::LUA_TNIL || get(l, 3, Key::File) != ffi::LUA_TNIL {
+    if get(l, RES, Key::Streaming) != ffi::LUA_TNIL || get(l, RES, Key::File) != ffi::LUA_TNIL {
         return unusual();
     }
-    // 6: status
-    let status = match get(l, 3, Key::Status) {
+    let status = match get(l, RES, Key::Status) {
         ffi::LUA_TNIL => None,
         _ => match integer(l, -1) {
             Some(n) => Some(n),
             None => return unusual(),
         },
     };
-    // 7: headers
-    if get(l, 3, Key::Headers) != ffi::LUA_TTABLE {
+    if get(l, RES, Key::Headers) != ffi::LUA_TTABLE {
         return unusual();
     }
-    // 8: the body: the one string, or all of them joined.
-    let parts = ffi::lua_rawlen(l, 3);
+    let headers = top(l);
+    // The body: the one string (pushed), or all of them joined (and a nil
+    // pushed in its place).
+    let parts = ffi::lua_rawlen(l, RES);
     let mut joined = Vec::new();
     if parts == 1 {
-        if ffi::lua_rawgeti(l, 3, 1) != ffi::LUA_TSTRING {
+        if ffi::lua_rawgeti(l, RES, 1) != ffi::LUA_TSTRING {
             return unusual();
         }
     } else {
         for i in 1..=parts {
-            if ffi::lua_rawgeti(l, 3, i as _) != ffi::LUA_TSTRING {
+            if ffi::lua_rawgeti(l, RES, i as _) != ffi::LUA_TSTRING {
                 return unusual();
             }
             joined.extend_from_slice(lua::to_bytes(l, -1).unwrap_or_default());
@@ -415,26 +434,28 @@ unsafe extern "C-unwind" fn respond(l: *mut lua_State) -> c_int {
         ffi::lua_pushnil(l);
     }
     let body: &[u8] = if parts == 1 {
-        lua::to_bytes(l, 8).unwrap_or_default()
+        lua::to_bytes(l, top(l)).unwrap_or_default()
     } else {
         &joined
     };
     let status = status.unwrap_or(if body.is_empty() { 204 } else { 200 });
-    // 9: the status texts, 10: this one's
+    // The status texts, then this status's.
     if ffi::lua_rawgeti(l, CONF, STATUS) != ffi::LUA_TTABLE {
         return unusual();
     }
-    let text = match ffi::lua_rawgeti(l, 9, status as _) {
+    let texts = top(l);
+    let text = match ffi::lua_rawgeti(l, texts, status as _) {
         ffi::LUA_TNIL => &b"Unknown"[..],
-        ffi::LUA_TSTRING => lua::to_bytes(l, 10).unwrap_or_default(),
+        ffi::LUA_TSTRING => lua::to_bytes(l, -1).unwrap_or_default(),
         _ => return unusual(),
     };
-    // 11: the module, 12: its server_name
+    // The module, then its server_name.
     ffi::lua_rawgeti(l, CONF, MODULE);
-    if get(l, 11, Key::ServerName) != ffi::LUA_TSTRING {
+    let module = top(l);
+    if get(l, module, Key::ServerName) != ffi::LUA_TSTRING {
         return unusual();
     }
-    let server = lua::to_bytes(l, 12).unwrap_or_default();
+    let server = lua::to_bytes(l, -1).unwrap_or_default();
     let length = if status == 204 || status == 304 || status < 200 {
         Length::None
     } else {
@@ -446,7 +467,7 @@ unsafe extern "C-unwind" fn respond(l: *mut lua_State) -> c_int {
     let head = ResponseHead {
         status,
         text,
-        headers: 7,
+        headers,
         length,
         close,
         keepalive,
@@ -455,9 +476,9 @@ unsafe extern "C-unwind" fn respond(l: *mut lua_State) -> c_int {
     if !build_head(l, &mut out, head) {
         return unusual();
     }
-    // 13: the method (compared as Lua compares strings).
-    get(l, 2, Key::Method);
-    let head_only = ffi::lua_rawequal(l, 13, key_index(Key::HeadMethod)) != 0;
+    // The method, compared as Lua compares strings.
+    get(l, REQ, Key::Method);
+    let head_only = ffi::lua_rawequal(l, -1, key_index(Key::HeadMethod)) != 0;
     let with_body = !head_only && !matches!(length, Length::None);
     let w = stream::write(
         l,
