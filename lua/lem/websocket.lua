@@ -1,13 +1,14 @@
 -- lem.websocket: RFC 6455 WebSockets over lem streams: accept(req, res)
 -- inside a lem.http.server or hathaway handler, connect(url) for ws:// and
 -- wss://. Frames are read by the 'WebSocketFrame' read format and built by
--- lem.websocket.core (src/websocket.rs); the handshakes, the joining of
+-- lem.websocket.core (src/protocols/websocket/); the handshakes, the joining of
 -- fragments, UTF-8 across fragments, ping answers and the closing
 -- handshake are here. See LEM-API.md "WebSocket" and docs/websocket.md.
 local io = require 'lem.io'
 local utils = require 'lem.utils'
 local core = require 'lem.websocket.core'
 require 'lem.http'
+local response = require 'lem.http.response'
 
 local setmetatable, type, error, tostring, tonumber, pairs, ipairs, pcall = setmetatable, type, error, tostring, tonumber, pairs, ipairs, pcall
 local format, lower, find, gmatch, match, sub = string.format, string.lower, string.find, string.gmatch, string.match, string.sub
@@ -597,11 +598,11 @@ function M.accept(req, res, opts)
 	end
 	local ws = new(client, false, max, chosen, deflate)
 	ws.request = req
-	-- lem.http.server leaves the connection alone from now on and calls
-	-- ws:_finish() when the handler returns.
-	res._websocket = ws
-	-- Not an ordinary response: the server's fast path leaves it alone.
-	res._streaming = 'websocket'
+	-- The server leaves the connection alone from now on and, when the
+	-- handler has ended, lets the WebSocket finish (1011 if it raised).
+	response._upgrade(res, function(ok)
+		ws:_finish(ok and 1000 or 1011)
+	end)
 	return ws
 end
 

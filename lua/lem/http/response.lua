@@ -1,8 +1,43 @@
 -- lem.http.response: the response object handed to server handlers, the
 -- status texts and the ready error handlers. See LEM-API.md "lem.http".
-local setmetatable, format = setmetatable, string.format
+local setmetatable, format, pairs = setmetatable, string.format, pairs
 
 local M = {}
+
+-- The private fields of req and res: what the halves of the server (Rust
+-- and Lua) and the modules on it (lem.websocket) tell each other through a
+-- request or a response. A handler leaves them alone. Each is named here
+-- once; the Lua halves index with these names (req[P.framing]).
+--
+-- Those the Rust half reads or sets too. src/protocols/http/server.rs has
+-- the same list (PRIVATE), and a test there checks that the two agree.
+local shared = {
+	framing = '_framing',     -- req: how the body comes: 'length', 'chunked', nil (none)
+	length = '_length',       -- req: its Content-Length, with framing 'length'
+	expect = '_expect',       -- req: true until 100 Continue is sent
+	head = '_head',           -- req: the raw field section until req.headers is built
+	req = '_req',             -- res: its request
+	streaming = '_streaming', -- res: set, not an ordinary response (the Lua half sends it)
+}
+-- Those of the Lua halves alone.
+local own = {
+	body = '_body',         -- req: the body, once read
+	max = '_max',           -- req: the largest body the server takes
+	server = '_server',     -- req: the server (its timeouts), with a body
+	badchunk = '_badchunk', -- req: bad chunked framing was read (a 400 then)
+	stream = '_stream',     -- Request: what res:write calls
+	close = '_close',       -- res: a streamed body ends with the connection
+	opened = '_opened',     -- res: the File opened for res.file, closed after
+	upgrade = '_upgrade',   -- res: the hook of a connection taken over (M._upgrade)
+}
+local P = {}
+for k, v in pairs(shared) do
+	P[k] = v
+end
+for k, v in pairs(own) do
+	P[k] = v
+end
+M._private = P
 
 M.status_string = {
 	[100] = 'Continue',
@@ -60,7 +95,16 @@ M.Response = Response
 
 -- response.new(req) -> res
 function M.new(req)
-	return setmetatable({ headers = {}, _req = req }, Response)
+	return setmetatable({ headers = {}, [P.req] = req }, Response)
+end
+
+-- response._upgrade(res, hook): the connection leaves HTTP (lem.websocket's
+-- accept, once its 101 is sent). The server sends no response for res;
+-- when the handler has ended it calls hook(ok, err) (ok false when the
+-- handler raised err), then closes the connection.
+function M._upgrade(res, hook)
+	res[P.upgrade] = hook
+	res[P.streaming] = 'upgrade'
 end
 
 -- res:add(fmt, ...): append string.format(fmt, ...) to the body. On Lua
@@ -78,8 +122,8 @@ end
 -- original): the head goes out on the first call (chunked transfer coding
 -- for HTTP/1.1), each call sends its strings as they are.
 function Response:write(...)
-	local req = self._req
-	local stream = req and req._stream
+	local req = self[P.req]
+	local stream = req and req[P.stream]
 	if stream == nil then
 		return nil, 'not streaming'
 	end

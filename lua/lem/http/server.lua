@@ -1,5 +1,5 @@
 -- lem.http.server: an HTTP/1.1 server on any lem Server (TCP, Unix, TLS).
--- The per-request hot path is in Rust (src/http/server.rs): reading and
+-- The per-request hot path is in Rust (src/protocols/http/server.rs): reading and
 -- checking the head (version, Connection, framing, Expect), building req
 -- and res, and sending an ordinary response. The keep-alive loop, bodies,
 -- streamed and file responses are here. See LEM-API.md "lem.http".
@@ -29,6 +29,8 @@ local core_head, request, respond = core.head, core.request, core.respond
 local draining = require('lem.utils.core').draining
 local status_string = response.status_string
 local Response = response.Response
+-- The private fields of req and res (declared in lem.http.response).
+local P = response._private
 local stderr = _G.io.stderr
 
 local M = {}
@@ -81,8 +83,8 @@ M.Request = Request
 
 -- Send 100 Continue the first time the body is wanted.
 local function continue(self)
-	if self._expect then
-		self._expect = nil
+	if self[P.expect] then
+		self[P.expect] = nil
 		local ok, err = self.client:write('HTTP/1.1 100 Continue\r\n\r\n')
 		if not ok then
 			return nil, err
@@ -95,7 +97,7 @@ end
 -- body_timeout; bad framing marks the request for a 400 (the connection
 -- then closes).
 local function read_chunked(self, max)
-	local srv = self._server
+	local srv = self[P.server]
 	local deadline = srv.body_timeout
 	if deadline then
 		deadline = now() + deadline
@@ -105,29 +107,29 @@ local function read_chunked(self, max)
 		self.client:settimeout(srv.timeout)
 	end
 	if not body and err == 'parse error' then
-		self._badchunk = true
+		self[P.badchunk] = true
 	end
 	return body, err
 end
 
 -- req:body([maxsize]) -> string | nil, 'oversized' | nil, err
 function Request:body(maxsize)
-	local body = self._body
+	local body = self[P.body]
 	if body then
 		return body
 	end
-	local framing = self._framing
+	local framing = self[P.framing]
 	if framing == nil then
-		self._body = ''
+		self[P.body] = ''
 		return ''
 	end
-	local max = self._max
+	local max = self[P.max]
 	if maxsize and maxsize < max then
 		max = maxsize
 	end
 	local err
 	if framing == 'length' then
-		local len = self._length
+		local len = self[P.length]
 		if len > max then
 			return nil, 'oversized'
 		end
@@ -136,7 +138,7 @@ function Request:body(maxsize)
 			return nil, err
 		end
 		-- One read: body_timeout bounds all of it.
-		local client, srv = self.client, self._server
+		local client, srv = self.client, self[P.server]
 		client:settimeout(srv.body_timeout)
 		body, err = client:read(len)
 		client:settimeout(srv.timeout)
@@ -150,7 +152,7 @@ function Request:body(maxsize)
 	if not body then
 		return nil, err
 	end
-	self._body = body
+	self[P.body] = body
 	return body
 end
 
@@ -241,12 +243,12 @@ end
 -- res:write(...) while a handler streams: the head first (chunked for
 -- HTTP/1.1), then each call's strings as one chunk.
 local function stream(res, ...)
-	local req = res._req
+	local req = res[P.req]
 	local client = req.client
-	local state = res._streaming
+	local state = res[P.streaming]
 	if state == nil then
-		local close = req.version ~= '1.1' or res._close
-		res._close = close
+		local close = req.version ~= '1.1' or res[P.close]
+		res[P.close] = close
 		local status = res.status or 200
 		res.status = status
 		local h = head(res, status, not close and 'chunked' or nil, close, false)
@@ -257,9 +259,9 @@ local function stream(res, ...)
 		end
 		local pre = concat(parts)
 		state = close and 'raw' or 'chunked'
-		res._streaming = state
+		res[P.streaming] = state
 		if req.method == 'HEAD' then
-			res._streaming = 'head'
+			res[P.streaming] = 'head'
 			local ok, err = client:write(h)
 			if not ok then
 				return nil, err
@@ -273,7 +275,7 @@ local function stream(res, ...)
 		if not ok then
 			return nil, err
 		end
-		state = res._streaming
+		state = res[P.streaming]
 	end
 	if state == 'head' then
 		return true
@@ -308,15 +310,13 @@ local function sendbody(client, file, size)
 	end
 end
 
-local function newresponse(req)
-	return setmetatable({ headers = {}, _req = req }, Response)
-end
+local newresponse = response.new
 
 -- Send the response the handler built; returns true, or nil, err. One
 -- with a forged header field is replaced by a 500 (and logged).
 local function send(req, res, close, keepalive)
 	local client = req.client
-	local streaming = res._streaming
+	local streaming = res[P.streaming]
 	if not streaming then
 		local bad = forged(res.headers)
 		if bad then
@@ -337,7 +337,7 @@ local function send(req, res, close, keepalive)
 		if type(file) == 'string' then
 			file = io.open(file, 'r')
 			if file then
-				res._opened = file
+				res[P.opened] = file
 			end
 		end
 		if file then
@@ -376,15 +376,15 @@ local function send(req, res, close, keepalive)
 	else
 		ok, err = client:write(h)
 	end
-	if res._opened then
-		res._opened:close()
+	if res[P.opened] then
+		res[P.opened]:close()
 	end
 	return ok, err
 end
 
 -- res:write on a response to one of our requests finds this through
 -- res._req (a request of ours has it through its metatable).
-Request._stream = stream
+Request[P.stream] = stream
 
 core.setup(Request, Response, status_string, M)
 
@@ -414,15 +414,15 @@ end
 
 local service_unavailable = response.htmlerror(503, 'Service Unavailable')
 
--- A handler upgraded the connection with lem.websocket.accept (which
--- marks res as streaming, so no ordinary response is sent): the connection
--- was the WebSocket's, and ends with the handler (1011 if it raised).
-local function upgraded(self, client, ws, ok, herr)
+-- The connection was taken over (response._upgrade: lem.websocket's accept,
+-- which marks res as streaming, so no ordinary response is sent): it ends
+-- with the handler, after the hook.
+local function upgraded(self, client, hook, ok, herr)
 	if not ok then
 		stderr:write('lem.http.server: handler error: ', tostring(herr), '\n')
 		debug(self, 'handler', herr)
 	end
-	ws:_finish(ok and 1000 or 1011)
+	hook(ok, herr)
 	client:close()
 end
 
@@ -458,11 +458,11 @@ local function serve(self, client)
 		end
 		req.client = client
 		if framing then
-			if framing == 'length' and req._length > max_body then
+			if framing == 'length' and req[P.length] > max_body then
 				return refuse(client, response.payload_too_large)
 			end
-			req._max = max_body
-			req._server = self
+			req[P.max] = max_body
+			req[P.server] = self
 		end
 		local ok, herr, terr
 		if self.handler_timeout then
@@ -471,15 +471,15 @@ local function serve(self, client)
 			ok, herr = xpcall(handler, traceback, req, res)
 		end
 		if not ok or terr == 'timeout' then
-			local ws = res._websocket
-			if ws then return upgraded(self, client, ws, ok, herr) end
+			local hook = res[P.upgrade]
+			if hook then return upgraded(self, client, hook, ok, herr) end
 		end
 		if ok and terr == 'timeout' then
 			-- Past srv.handler_timeout: a 503 if nothing was sent yet.
 			stderr:write('lem.http.server: handler timed out after ', tostring(self.handler_timeout), ' s: ',
 				tostring(req.method), ' ', tostring(req.uri), '\n')
 			debug(self, 'handler', 'timeout')
-			if res._streaming or client:closed() then
+			if res[P.streaming] or client:closed() then
 				client:close()
 				return
 			end
@@ -489,7 +489,7 @@ local function serve(self, client)
 		elseif not ok then
 			stderr:write('lem.http.server: handler error: ', tostring(herr), '\n')
 			debug(self, 'handler', herr)
-			if res._streaming or client:closed() then
+			if res[P.streaming] or client:closed() then
 				client:close()
 				return
 			end
@@ -503,11 +503,11 @@ local function serve(self, client)
 			-- included, as in LEM); a body it did not read (or that broke
 			-- off) leaves the connection at an unknown place: close after
 			-- answering.
-			if req._badchunk and not res._streaming then
+			if req[P.badchunk] and not res[P.streaming] then
 				res = newresponse(req)
 				response.bad_request(req, res)
 			end
-			if not req._body then
+			if not req[P.body] then
 				close = true
 			end
 		end
@@ -523,10 +523,10 @@ local function serve(self, client)
 			local err = nres
 			if nreq == false and err == nil then
 				-- A streamed one (which may have decided to close), a
-				-- file, unusual values, a WebSocket.
-				local ws = res._websocket
-				if ws then return upgraded(self, client, ws, true) end
-				if res._close or draining() then
+				-- file, unusual values, a connection taken over.
+				local hook = res[P.upgrade]
+				if hook then return upgraded(self, client, hook, true) end
+				if res[P.close] or draining() then
 					close = true
 				end
 				ok, err = send(req, res, close, keepalive)

@@ -12,18 +12,19 @@
 //!   without folding), at most [`TRAILER_LIMIT`] bytes and [`MAX_FIELDS`]
 //!   fields; `true` (the fields are not kept).
 //!
-//! Each fails with `nil, 'parse error'`. A lone LF ends a line as CRLF
+//! And `core.charge()`: the bytes of a body gathered in pieces (a chunked
+//! one) counted against the input budget.
+//!
+//! Each format fails with `nil, 'parse error'`. A lone LF ends a line as CRLF
 //! does (as in heads); a CR anywhere else is an error as soon as it is
 //! seen.
 
-use std::ffi::c_int;
+use std::ffi::{c_int, CStr};
 
-use super::{
-    head_end_by_lines, head_end_by_search, is_tchar, parse_fields, HEAD_LIMIT, MAX_FIELDS,
-};
-use super::{PARSE_ERROR, SHORT};
-use crate::runtime::lua::{self, ffi, lua_State};
-use crate::runtime::parsers::{Format, Scan};
+use super::head::{head_end_by_lines, head_end_by_search, is_tchar, parse_fields};
+use super::head::{HEAD_LIMIT, MAX_FIELDS, PARSE_ERROR, SHORT};
+use crate::runtime::lua::{self, ffi, lua_State, Reg};
+use crate::runtime::parsers::{self, Format, Scan};
 
 /// Longest chunk line, extensions and line end included.
 pub const CHUNK_LINE_LIMIT: usize = 4096;
@@ -209,6 +210,39 @@ impl Format for Chunked {
         PARSE_ERROR
     }
 }
+
+static CHARGE: &CStr = c"lem.http.Charge";
+
+/// core.charge() -> charge: bytes of a body gathered in pieces, counted
+/// against the input budget (`parsers::budget::Charge`) until released
+/// or collected. `charge:add(n) -> true | false` (false: the budget is
+/// spent and this body holds its share), `charge:release()`.
+pub(super) unsafe extern "C-unwind" fn charge(l: *mut lua_State) -> c_int {
+    lua::new_class(
+        l,
+        CHARGE,
+        CHARGE_METHODS,
+        Some(lua::gc::<parsers::budget::Charge>),
+    );
+    ffi::lua_pop(l, 1);
+    lua::push_object(l, CHARGE, parsers::budget::Charge::default());
+    1
+}
+
+unsafe extern "C-unwind" fn charge_add(l: *mut lua_State) -> c_int {
+    let c: &parsers::budget::Charge = lua::check_object(l, 1, CHARGE);
+    let n = lua::check_integer(l, 2);
+    ffi::lua_pushboolean(l, c.add(n.max(0) as usize) as c_int);
+    1
+}
+
+unsafe extern "C-unwind" fn charge_release(l: *mut lua_State) -> c_int {
+    let c: &parsers::budget::Charge = lua::check_object(l, 1, CHARGE);
+    c.release();
+    0
+}
+
+const CHARGE_METHODS: &[Reg] = &[(c"add", charge_add), (c"release", charge_release)];
 
 #[cfg(test)]
 mod tests {

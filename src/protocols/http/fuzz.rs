@@ -3,7 +3,9 @@
 //! and chunked bodies through the three chunked formats.
 
 use super::chunked::{self, CHUNK_END, CHUNK_SIZE, TRAILERS};
-use super::{server, with_fields, with_head, Head, Kind, REQUEST, RESPONSE};
+use super::format::{Head, REQUEST, RESPONSE};
+use super::head::{with_fields, with_head, Kind};
+use super::server;
 use crate::runtime::parsers::fuzz::{scan_prefixes, scan_prefixes_refused};
 use crate::runtime::parsers::{Format, Scan};
 

@@ -8,14 +8,17 @@
 //! finds the end of the head (it runs after every fill of the buffer), and
 //! [`ServerHead::push`] parses it once, applies the server's rules (the
 //! version, `Connection`, the framing rules of RFC 9112 §6.3, `Expect`) and
-//! builds the tables.
+//! builds the tables. The rules themselves are pure Rust, in `rules.rs`.
 
 use std::ffi::c_int;
 
 use super::chunked::bare_cr;
-use super::{build_head, find_head, integer, with_fields, with_head};
-use super::{Bad, Kind, Length, ResponseHead, Start};
-use super::{HEAD_LIMIT, NO_SPACE, PARSE_ERROR};
+use super::format::push_fields;
+use super::head::{find_head, with_fields, with_head, Bad, Kind, Start};
+use super::head::{HEAD_LIMIT, NO_SPACE, PARSE_ERROR};
+use super::response::{build_head, integer, Length, ResponseHead};
+use super::rules::{absolute_path, decode_path, rules, Framing};
+use super::rules::{BAD_REQUEST, HEADERS_TOO_LARGE};
 use crate::io::stream::{self, Stream, Write, STREAM};
 use crate::runtime::lua::{self, ffi, lua_State};
 use crate::runtime::parsers::{Fmt, Format, Scan};
@@ -57,21 +60,40 @@ enum Key {
     Http10,
 }
 
+/// The private fields of `req` and `res` this half shares with the Lua
+/// halves (what each means: `lua/lem/http/response.lua`, where the Lua
+/// halves take their names from one table, `shared`; a test below checks
+/// that the two lists agree).
+mod private {
+    use std::ffi::CStr;
+
+    pub const FRAMING: &CStr = c"_framing";
+    pub const LENGTH: &CStr = c"_length";
+    pub const EXPECT: &CStr = c"_expect";
+    pub const HEAD: &CStr = c"_head";
+    pub const REQ: &CStr = c"_req";
+    pub const STREAMING: &CStr = c"_streaming";
+
+    /// All of them.
+    #[cfg(test)]
+    pub const ALL: [&CStr; 6] = [FRAMING, LENGTH, EXPECT, HEAD, REQ, STREAMING];
+}
+
 const KEYS: [&std::ffi::CStr; 19] = [
     c"method",
     c"uri",
     c"version",
     c"headers",
     c"path",
-    c"_framing",
-    c"_length",
-    c"_expect",
-    c"_req",
-    c"_streaming",
+    private::FRAMING,
+    private::LENGTH,
+    private::EXPECT,
+    private::REQ,
+    private::STREAMING,
     c"file",
     c"status",
     c"server_name",
-    c"_head",
+    private::HEAD,
     c"GET",
     c"POST",
     c"HEAD",
@@ -133,6 +155,12 @@ unsafe fn get(l: *mut lua_State, t: c_int, k: Key) -> c_int {
     ffi::lua_rawget(l, t)
 }
 
+/// The index of the value on top of the stack (the one just pushed).
+#[inline]
+unsafe fn top(l: *mut lua_State) -> c_int {
+    ffi::lua_gettop(l)
+}
+
 /// core.setup(Request, Response, status_string, server): what the Rust
 /// half needs of the Lua half: the metatables of `req` and `res`, the
 /// status texts and the module (for `server_name`).
@@ -149,13 +177,6 @@ unsafe extern "C-unwind" fn setup(l: *mut lua_State) -> c_int {
 struct ServerHead;
 
 static SERVER_HEAD: ServerHead = ServerHead;
-
-/// Why a request is refused before its handler runs: the status to answer.
-const BAD_REQUEST: i64 = 400;
-const HEADERS_TOO_LARGE: i64 = 431;
-const NOT_IMPLEMENTED: i64 = 501;
-const EXPECTATION_FAILED: i64 = 417;
-const VERSION_NOT_SUPPORTED: i64 = 505;
 
 impl Format for ServerHead {
     fn scan(&self, input: &[u8], _eof: bool) -> Scan {
@@ -217,202 +238,6 @@ unsafe fn refuse(l: *mut lua_State, status: i64) -> c_int {
     ffi::lua_pushnil(l);
     ffi::lua_pushinteger(l, status as _);
     2
-}
-
-/// Bytes without the white space Lua's `%s` matches at both ends.
-fn trim(v: &[u8]) -> &[u8] {
-    let space = |c: &u8| matches!(c, b' ' | b'\t' | b'\n' | 0x0b | 0x0c | b'\r');
-    let start = v.iter().position(|c| !space(c)).unwrap_or(v.len());
-    let end = v.iter().rposition(|c| !space(c)).map_or(start, |i| i + 1);
-    &v[start..end]
-}
-
-/// Whether `hay` contains `needle`, ignoring ASCII case.
-fn contains_nocase(hay: &[u8], needle: &[u8]) -> bool {
-    hay.windows(needle.len())
-        .any(|w| w.eq_ignore_ascii_case(needle))
-}
-
-/// The Content-Length field (repeats combined as `"5, 5"`): the length, or
-/// `None` when a part is not a number, the parts differ, or it is too long
-/// to be a length.
-fn content_length(v: &[u8]) -> Option<u64> {
-    let mut first: Option<&[u8]> = None;
-    for part in v.split(|&c| c == b',').filter(|p| !p.is_empty()) {
-        let d = trim(part);
-        if d.is_empty() || !d.iter().all(u8::is_ascii_digit) || first.is_some_and(|f| f != d) {
-            return None;
-        }
-        first = Some(d);
-    }
-    let d = first.filter(|d| d.len() <= 15)?;
-    Some(d.iter().fold(0, |n, &c| n * 10 + (c - b'0') as u64))
-}
-
-/// How a request's body is framed.
-enum Framing {
-    None,
-    Length(u64),
-    Chunked,
-}
-
-/// What the server's rules make of a request's fields.
-struct Rules {
-    close: bool,
-    keepalive: bool,
-    framing: Framing,
-    /// Send `100 Continue` before reading the body.
-    expect: bool,
-}
-
-/// Whether a Host value can be `uri-host [ ":" port ]` (RFC 9112 §3.2,
-/// RFC 3986 §3.2.2): the characters of a registered name or an IP
-/// literal, and none that would end an authority (space, `/`, `?`, `#`,
-/// `@`) or that no host has.
-fn valid_host(v: &[u8]) -> bool {
-    v.iter()
-        .all(|&c| c.is_ascii_alphanumeric() || b"-._~%!$&'()*+,;=:[]".contains(&c))
-}
-
-/// Apply the server's rules to a head: the connection's fate, the body's
-/// framing (RFC 9112 §6.3: Transfer-Encoding wins, but together with
-/// Content-Length, or in an HTTP/1.0 request, it is refused), `Expect`;
-/// `Err(status)` refuses the request.
-fn rules(version: &[u8], fields: &[httparse::Header]) -> Result<Rules, i64> {
-    let http10 = match version {
-        b"1.1" => false,
-        b"1.0" => true,
-        _ => return Err(VERSION_NOT_SUPPORTED),
-    };
-    // Repeated fields are one list (RFC 9110 §5.3): a close or an
-    // expectation in any of them counts; the framing fields are combined.
-    let (mut close, mut keepalive) = (false, false);
-    let mut expect = false;
-    let mut hosts = 0;
-    let mut te: Option<Vec<u8>> = None;
-    let mut cl: Option<Vec<u8>> = None;
-    for f in fields {
-        let name = f.name.as_bytes();
-        let combine = |slot: &mut Option<Vec<u8>>| match slot {
-            Some(v) => {
-                v.extend_from_slice(b", ");
-                v.extend_from_slice(f.value);
-            }
-            None => *slot = Some(f.value.to_vec()),
-        };
-        if name.eq_ignore_ascii_case(b"connection") {
-            if contains_nocase(f.value, b"close") {
-                close = true;
-            } else if contains_nocase(f.value, b"keep-alive") {
-                keepalive = true;
-            }
-        } else if name.eq_ignore_ascii_case(b"transfer-encoding") {
-            combine(&mut te);
-        } else if name.eq_ignore_ascii_case(b"content-length") {
-            combine(&mut cl);
-        } else if name.eq_ignore_ascii_case(b"expect") {
-            if !f.value.eq_ignore_ascii_case(b"100-continue") {
-                return Err(EXPECTATION_FAILED);
-            }
-            expect = true;
-        } else if name.eq_ignore_ascii_case(b"host") {
-            if !valid_host(f.value) {
-                return Err(BAD_REQUEST);
-            }
-            hosts += 1;
-        }
-    }
-    // RFC 9112 §3.2: an HTTP/1.1 request has exactly one Host, and no
-    // request more than one.
-    if hosts > 1 || (!http10 && hosts != 1) {
-        return Err(BAD_REQUEST);
-    }
-    // keep-alive only means something in HTTP/1.0; close wins.
-    keepalive &= http10 && !close;
-    if http10 && !keepalive {
-        close = true;
-    }
-    let framing = match (te, cl) {
-        (Some(te), cl) => {
-            if cl.is_some() || http10 {
-                return Err(BAD_REQUEST);
-            }
-            let te = trim(&te).to_ascii_lowercase();
-            if te == b"chunked" {
-                Framing::Chunked
-            } else if te.ends_with(b"chunked") {
-                return Err(NOT_IMPLEMENTED);
-            } else {
-                return Err(BAD_REQUEST);
-            }
-        }
-        (None, Some(cl)) => match content_length(&cl) {
-            None => return Err(BAD_REQUEST),
-            Some(0) => Framing::None,
-            Some(n) => Framing::Length(n),
-        },
-        (None, None) => Framing::None,
-    };
-    let expect = expect && !http10;
-    Ok(Rules {
-        close,
-        keepalive,
-        framing,
-        expect,
-    })
-}
-
-/// The path and query of a target in absolute form (RFC 9112 §3.2.2,
-/// `http://host/path?q`): what follows the authority (`"/"` when nothing
-/// or only a query does; the query is cut by [`decode_path`]). `None` for
-/// the other forms (a target that does not start with a scheme and `://`).
-fn absolute_path(uri: &[u8]) -> Option<&[u8]> {
-    let colon = memchr::memchr(b':', uri)?;
-    let (scheme, rest) = (&uri[..colon], &uri[colon + 1..]);
-    if scheme.is_empty()
-        || !scheme[0].is_ascii_alphabetic()
-        || !scheme
-            .iter()
-            .all(|&c| c.is_ascii_alphanumeric() || b"+-.".contains(&c))
-    {
-        return None;
-    }
-    let authority = rest.strip_prefix(b"//")?;
-    match authority
-        .iter()
-        .position(|&c| matches!(c, b'/' | b'?' | b'#'))
-    {
-        Some(i) if authority[i] == b'/' => Some(&authority[i..]),
-        _ => Some(b"/"),
-    }
-}
-
-/// `server.urldecode` of the path part of `uri` (before any `?`): `+` is a
-/// space, `%XX` a byte.
-fn decode_path(uri: &[u8]) -> Vec<u8> {
-    let path = &uri[..memchr::memchr(b'?', uri).unwrap_or(uri.len())];
-    let hex = |c: u8| (c as char).to_digit(16).map(|d| d as u8);
-    let mut out = Vec::with_capacity(path.len());
-    let mut i = 0;
-    while i < path.len() {
-        let c = path[i];
-        match c {
-            b'+' => out.push(b' '),
-            b'%' => match (
-                path.get(i + 1).and_then(|&c| hex(c)),
-                path.get(i + 2).and_then(|&c| hex(c)),
-            ) {
-                (Some(h), Some(l)) => {
-                    out.push(h << 4 | l);
-                    i += 2;
-                }
-                _ => out.push(c),
-            },
-            _ => out.push(c),
-        }
-        i += 1;
-    }
-    out
 }
 
 /// Push `req, res, close, keepalive, framing` for a parsed head (or
@@ -513,32 +338,43 @@ unsafe extern "C-unwind" fn request(l: *mut lua_State) -> c_int {
 /// never look at the headers; building the table for each request was a
 /// tenth of a hello world's work (one field), more with more fields.
 unsafe extern "C-unwind" fn request_index(l: *mut lua_State) -> c_int {
-    ffi::lua_settop(l, 2);
-    // 3: Request[k]
+    // The arguments: req and the key.
+    const REQ: c_int = 1;
+    const K: c_int = 2;
+    ffi::lua_settop(l, K);
+    // Request[k]
     lua::push_index(l, CONF, REQUEST);
-    ffi::lua_pushvalue(l, 2);
+    ffi::lua_pushvalue(l, K);
     ffi::lua_rawget(l, -2);
-    if ffi::lua_type(l, -1) != ffi::LUA_TNIL || ffi::lua_type(l, 1) != ffi::LUA_TTABLE {
+    if ffi::lua_type(l, -1) != ffi::LUA_TNIL || ffi::lua_type(l, REQ) != ffi::LUA_TTABLE {
         return 1;
     }
-    // 5: the key `headers`; 6: req._head
     push_key(l, Key::Headers);
-    if ffi::lua_rawequal(l, 2, 5) == 0 || get(l, 1, Key::Head) != ffi::LUA_TSTRING {
+    let headers_key = top(l);
+    if ffi::lua_rawequal(l, K, headers_key) == 0 || get(l, REQ, Key::Head) != ffi::LUA_TSTRING {
         ffi::lua_pushnil(l);
         return 1;
     }
-    let section = lua::to_bytes(l, 6).unwrap_or_default();
+    let section = lua::to_bytes(l, -1).unwrap_or_default();
     // The section was parsed when the request was read: it cannot fail.
-    if with_fields(section, |fields| super::push_fields(l, fields)).is_err() {
+    if with_fields(section, |fields| push_fields(l, fields)).is_err() {
         ffi::lua_createtable(l, 0, 0);
     }
+    let headers = top(l);
     // req.headers = headers; req._head = nil
-    ffi::lua_pushvalue(l, 5);
-    ffi::lua_pushvalue(l, 7);
-    ffi::lua_rawset(l, 1);
-    set(l, 1, Key::Head, || ffi::lua_pushnil(l));
+    ffi::lua_pushvalue(l, headers_key);
+    ffi::lua_pushvalue(l, headers);
+    ffi::lua_rawset(l, REQ);
+    set(l, REQ, Key::Head, || ffi::lua_pushnil(l));
     1
 }
+
+/// The arguments of [`respond`], by stack index.
+const CLIENT: c_int = 1;
+const REQ: c_int = 2;
+const RES: c_int = 3;
+const CLOSE: c_int = 4;
+const KEEPALIVE: c_int = 5;
 
 /// core.respond(client, req, res, close, keepalive) -> next request |
 /// true | false, err | false: send what a handler left in `res` as one
@@ -552,42 +388,44 @@ unsafe extern "C-unwind" fn request_index(l: *mut lua_State) -> c_int {
 /// number, body parts that are not strings): the Lua half sends those.
 /// During a graceful stop every response closes its connection.
 unsafe extern "C-unwind" fn respond(l: *mut lua_State) -> c_int {
-    let s = check_stream(l, 1);
-    ffi::luaL_checktype(l, 2, ffi::LUA_TTABLE);
-    ffi::luaL_checktype(l, 3, ffi::LUA_TTABLE);
-    let close = ffi::lua_toboolean(l, 4) != 0 || crate::runtime::lifecycle::draining();
-    let keepalive = ffi::lua_toboolean(l, 5) != 0;
-    ffi::lua_settop(l, 3);
+    let s = check_stream(l, CLIENT);
+    ffi::luaL_checktype(l, REQ, ffi::LUA_TTABLE);
+    ffi::luaL_checktype(l, RES, ffi::LUA_TTABLE);
+    let close = ffi::lua_toboolean(l, CLOSE) != 0 || crate::runtime::lifecycle::draining();
+    let keepalive = ffi::lua_toboolean(l, KEEPALIVE) != 0;
+    // What is looked at is pushed above the arguments and stays there (the
+    // byte slices below borrow its strings): each value that is used
+    // later is named by its index when it is pushed (`top`).
+    ffi::lua_settop(l, RES);
     let unusual = || {
         ffi::lua_pushboolean(l, 0);
         1
     };
-    // 4: _streaming, 5: file (both nil)
-    if get(l, 3, Key::Streaming) != ffi::LUA_TNIL || get(l, 3, Key::File) != ffi::LUA_TNIL {
+    if get(l, RES, Key::Streaming) != ffi::LUA_TNIL || get(l, RES, Key::File) != ffi::LUA_TNIL {
         return unusual();
     }
-    // 6: status
-    let status = match get(l, 3, Key::Status) {
+    let status = match get(l, RES, Key::Status) {
         ffi::LUA_TNIL => None,
         _ => match integer(l, -1) {
             Some(n) => Some(n),
             None => return unusual(),
         },
     };
-    // 7: headers
-    if get(l, 3, Key::Headers) != ffi::LUA_TTABLE {
+    if get(l, RES, Key::Headers) != ffi::LUA_TTABLE {
         return unusual();
     }
-    // 8: the body: the one string, or all of them joined.
-    let parts = ffi::lua_rawlen(l, 3);
+    let headers = top(l);
+    // The body: the one string (pushed), or all of them joined (and a nil
+    // pushed in its place).
+    let parts = ffi::lua_rawlen(l, RES);
     let mut joined = Vec::new();
     if parts == 1 {
-        if ffi::lua_rawgeti(l, 3, 1) != ffi::LUA_TSTRING {
+        if ffi::lua_rawgeti(l, RES, 1) != ffi::LUA_TSTRING {
             return unusual();
         }
     } else {
         for i in 1..=parts {
-            if ffi::lua_rawgeti(l, 3, i as _) != ffi::LUA_TSTRING {
+            if ffi::lua_rawgeti(l, RES, i as _) != ffi::LUA_TSTRING {
                 return unusual();
             }
             joined.extend_from_slice(lua::to_bytes(l, -1).unwrap_or_default());
@@ -596,26 +434,28 @@ unsafe extern "C-unwind" fn respond(l: *mut lua_State) -> c_int {
         ffi::lua_pushnil(l);
     }
     let body: &[u8] = if parts == 1 {
-        lua::to_bytes(l, 8).unwrap_or_default()
+        lua::to_bytes(l, top(l)).unwrap_or_default()
     } else {
         &joined
     };
     let status = status.unwrap_or(if body.is_empty() { 204 } else { 200 });
-    // 9: the status texts, 10: this one's
+    // The status texts, then this status's.
     if ffi::lua_rawgeti(l, CONF, STATUS) != ffi::LUA_TTABLE {
         return unusual();
     }
-    let text = match ffi::lua_rawgeti(l, 9, status as _) {
+    let texts = top(l);
+    let text = match ffi::lua_rawgeti(l, texts, status as _) {
         ffi::LUA_TNIL => &b"Unknown"[..],
-        ffi::LUA_TSTRING => lua::to_bytes(l, 10).unwrap_or_default(),
+        ffi::LUA_TSTRING => lua::to_bytes(l, -1).unwrap_or_default(),
         _ => return unusual(),
     };
-    // 11: the module, 12: its server_name
+    // The module, then its server_name.
     ffi::lua_rawgeti(l, CONF, MODULE);
-    if get(l, 11, Key::ServerName) != ffi::LUA_TSTRING {
+    let module = top(l);
+    if get(l, module, Key::ServerName) != ffi::LUA_TSTRING {
         return unusual();
     }
-    let server = lua::to_bytes(l, 12).unwrap_or_default();
+    let server = lua::to_bytes(l, -1).unwrap_or_default();
     let length = if status == 204 || status == 304 || status < 200 {
         Length::None
     } else {
@@ -627,7 +467,7 @@ unsafe extern "C-unwind" fn respond(l: *mut lua_State) -> c_int {
     let head = ResponseHead {
         status,
         text,
-        headers: 7,
+        headers,
         length,
         close,
         keepalive,
@@ -636,9 +476,9 @@ unsafe extern "C-unwind" fn respond(l: *mut lua_State) -> c_int {
     if !build_head(l, &mut out, head) {
         return unusual();
     }
-    // 13: the method (compared as Lua compares strings).
-    get(l, 2, Key::Method);
-    let head_only = ffi::lua_rawequal(l, 13, key_index(Key::HeadMethod)) != 0;
+    // The method, compared as Lua compares strings.
+    get(l, REQ, Key::Method);
+    let head_only = ffi::lua_rawequal(l, -1, key_index(Key::HeadMethod)) != 0;
     let with_body = !head_only && !matches!(length, Length::None);
     let w = stream::write(
         l,
@@ -696,107 +536,43 @@ pub(super) unsafe fn register(l: *mut lua_State) {
 mod tests {
     use super::*;
 
-    fn field<'a>(name: &'a str, value: &'a [u8]) -> httparse::Header<'a> {
-        httparse::Header { name, value }
+    /// The names of the table `shared` in the Lua half that declares the
+    /// private fields.
+    fn declared_in_lua() -> Vec<String> {
+        let src = include_str!("../../../lua/lem/http/response.lua");
+        let open = "\nlocal shared = {\n";
+        let start = src.find(open).expect("no `local shared = {`") + open.len();
+        let body = &src[start..];
+        let body = &body[..body.find("\n}").expect("`shared` not closed")];
+        body.lines()
+            .filter_map(|line| {
+                let code = line.split("--").next()?;
+                let (_, v) = code.split_once('=')?;
+                Some(
+                    v.trim()
+                        .trim_end_matches(',')
+                        .trim_matches('\'')
+                        .to_string(),
+                )
+            })
+            .collect()
     }
 
     #[test]
-    fn content_lengths() {
-        assert_eq!(content_length(b"5"), Some(5));
-        assert_eq!(content_length(b" 12 \t"), Some(12));
-        assert_eq!(content_length(b"5, 5"), Some(5));
-        assert_eq!(content_length(b"5,,5"), Some(5));
-        assert_eq!(content_length(b"5, 6"), None);
-        assert_eq!(content_length(b"05, 5"), None);
-        assert_eq!(content_length(b"5, "), None);
-        assert_eq!(content_length(b"-1"), None);
-        assert_eq!(content_length(b""), None);
-        assert_eq!(content_length(b"1234567890123456"), None);
-    }
-
-    #[test]
-    fn framing_and_connection_rules() {
-        let host = field("Host", b"x");
-        let r = rules(b"1.1", &[host]).unwrap();
-        assert!(!r.close && !r.keepalive && matches!(r.framing, Framing::None));
-        let r = rules(b"1.0", &[field("Connection", b"Keep-Alive")]).unwrap();
-        assert!(!r.close && r.keepalive);
-        assert!(rules(b"1.0", &[]).unwrap().close);
-        assert!(
-            rules(b"1.1", &[host, field("connection", b"x, CLOSE")])
-                .unwrap()
-                .close
-        );
-        let te = field("Transfer-Encoding", b" Chunked ");
-        assert!(matches!(
-            rules(b"1.1", &[host, te]).unwrap().framing,
-            Framing::Chunked
-        ));
-        let cl = field("Content-Length", b"3");
-        assert_eq!(rules(b"1.1", &[host, te, cl]).err(), Some(BAD_REQUEST));
-        assert_eq!(rules(b"1.0", &[te]).err(), Some(BAD_REQUEST));
-        let gz = field("transfer-encoding", b"gzip");
-        assert_eq!(rules(b"1.1", &[host, gz, te]).err(), Some(NOT_IMPLEMENTED));
-        assert_eq!(rules(b"1.1", &[host, te, gz]).err(), Some(BAD_REQUEST));
-        let cl2 = field("content-length", b"4");
-        assert_eq!(rules(b"1.1", &[host, cl, cl2]).err(), Some(BAD_REQUEST));
-        assert!(matches!(
-            rules(b"1.1", &[host, cl, cl]).unwrap().framing,
-            Framing::Length(3)
-        ));
-        assert_eq!(rules(b"2.0", &[]).err(), Some(VERSION_NOT_SUPPORTED));
-        let ex = field("Expect", b"100-Continue");
-        assert!(rules(b"1.1", &[host, ex]).unwrap().expect);
-        assert!(!rules(b"1.0", &[ex]).unwrap().expect);
-        let bad = field("Expect", b"fly");
-        assert_eq!(rules(b"1.1", &[host, bad]).err(), Some(EXPECTATION_FAILED));
-        // Exactly one Host in HTTP/1.1; none is fine in 1.0.
-        assert_eq!(rules(b"1.1", &[]).err(), Some(BAD_REQUEST));
-        assert_eq!(rules(b"1.1", &[host, host]).err(), Some(BAD_REQUEST));
-        assert!(rules(b"1.0", &[]).is_ok());
-        assert_eq!(rules(b"1.0", &[host, host]).err(), Some(BAD_REQUEST));
-        for bad in [&b"a b"[..], b"a/b", b"u@h", b"h?q", b"h#f", b"h\x01"] {
-            assert_eq!(
-                rules(b"1.1", &[field("Host", bad)]).err(),
-                Some(BAD_REQUEST)
-            );
+    fn the_lua_half_declares_the_same_private_fields() {
+        let mut lua = declared_in_lua();
+        let mut rust: Vec<String> = private::ALL
+            .iter()
+            .map(|c| c.to_str().unwrap().to_string())
+            .collect();
+        lua.sort();
+        rust.sort();
+        assert_eq!(lua, rust);
+        // And the keys use them, not names of their own.
+        for k in KEYS {
+            let k = k.to_str().unwrap();
+            assert!(!k.starts_with('_') || rust.iter().any(|r| r == k), "{k}");
         }
-        for ok in [
-            &b""[..],
-            b"example.org:8080",
-            b"[::1]:80",
-            b"xn--bcher-kva.example",
-        ] {
-            assert!(rules(b"1.1", &[field("Host", ok)]).is_ok());
-        }
-        // Repeated Connection and Expect fields are one list.
-        let close = field("Connection", b"close");
-        let ka = field("Connection", b"keep-alive");
-        assert!(rules(b"1.1", &[host, close, ka]).unwrap().close);
-        assert!(rules(b"1.0", &[ka, close]).unwrap().close);
-        let cont = field("Expect", b"100-continue");
-        assert_eq!(
-            rules(b"1.1", &[host, bad, cont]).err(),
-            Some(EXPECTATION_FAILED)
-        );
-    }
-
-    #[test]
-    fn paths_are_decoded() {
-        assert_eq!(decode_path(b"/a+b/%41%2b?x=%20"), b"/a b/A+".to_vec());
-        assert_eq!(decode_path(b"/%zz%4"), b"/%zz%4".to_vec());
-    }
-
-    #[test]
-    fn absolute_targets() {
-        assert_eq!(absolute_path(b"http://x/a/b?q"), Some(&b"/a/b?q"[..]));
-        assert_eq!(absolute_path(b"HTTPS://x:8080"), Some(&b"/"[..]));
-        assert_eq!(absolute_path(b"http://x?q=/"), Some(&b"/"[..]));
-        assert_eq!(absolute_path(b"http://x#f/"), Some(&b"/"[..]));
-        assert_eq!(absolute_path(b"*"), None);
-        assert_eq!(absolute_path(b"x:80"), None);
-        assert_eq!(absolute_path(b"1http://x/"), None);
-        assert_eq!(absolute_path(b"://x/"), None);
     }
 
     #[test]

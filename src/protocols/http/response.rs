@@ -1,0 +1,254 @@
+//! Building response heads: [`build_head`] for the server's hot path
+//! (`server.rs`) and `core.head` for the Lua half's other responses, and
+//! `res:add` (`core.add`).
+
+use std::ffi::c_int;
+
+use super::date::{with_date, with_date_server};
+use crate::runtime::lua::{self, ffi, lua_State};
+
+/// res:add(fmt, ...): append `string.format(fmt, ...)` to the response's
+/// body (its array part). A lone format with no `%` in it is the text
+/// itself, so it is appended without a call to `string.format` (upvalue 1).
+pub(super) unsafe extern "C-unwind" fn add(l: *mut lua_State) -> c_int {
+    ffi::luaL_checktype(l, 1, ffi::LUA_TTABLE);
+    let n = ffi::lua_gettop(l);
+    let verbatim = n == 2
+        && ffi::lua_type(l, 2) == ffi::LUA_TSTRING
+        && lua::to_bytes(l, 2).is_some_and(|s| !s.contains(&b'%'));
+    if !verbatim {
+        ffi::lua_pushvalue(l, ffi::lua_upvalueindex(1));
+        ffi::lua_insert(l, 2);
+        ffi::lua_call(l, n - 1, 1);
+    }
+    let len = ffi::lua_rawlen(l, 1);
+    ffi::lua_rawseti(l, 1, len as ffi::lua_Integer + 1);
+    0
+}
+
+/// What a response head says about the body's length.
+#[derive(Clone, Copy)]
+pub(super) enum Length {
+    None,
+    Bytes(i64),
+    Chunked,
+}
+
+/// core.head(status, text, headers, length, close, keepalive, server)
+/// -> head | nil: the response head `lua/lem/http/server.lua` builds
+/// (same fields, same order), or nil when a header name is not a string
+/// or a value neither string nor number (the Lua half then builds it, with
+/// `tostring` and its metamethods), or any argument is unusual (a status
+/// that is not an integer...). `length` is nil, a byte count or
+/// `'chunked'`.
+pub(super) unsafe extern "C-unwind" fn head(l: *mut lua_State) -> c_int {
+    ffi::luaL_checktype(l, 3, ffi::LUA_TTABLE);
+    let status = integer(l, 1);
+    let plain_args = status.is_some()
+        && ffi::lua_type(l, 2) == ffi::LUA_TSTRING
+        && ffi::lua_type(l, 7) == ffi::LUA_TSTRING;
+    let length = match ffi::lua_type(l, 4) {
+        ffi::LUA_TNONE | ffi::LUA_TNIL => Some(Length::None),
+        ffi::LUA_TSTRING => Some(Length::Chunked),
+        ffi::LUA_TNUMBER => integer(l, 4).map(Length::Bytes),
+        _ => None,
+    };
+    let (true, Some(status), Some(length)) = (plain_args, status, length) else {
+        ffi::lua_pushnil(l);
+        return 1;
+    };
+    let mut out = Vec::with_capacity(256);
+    let built = build_head(
+        l,
+        &mut out,
+        ResponseHead {
+            status,
+            text: lua::to_bytes(l, 2).unwrap_or_default(),
+            headers: 3,
+            length,
+            close: ffi::lua_toboolean(l, 5) != 0,
+            keepalive: ffi::lua_toboolean(l, 6) != 0,
+            server: lua::to_bytes(l, 7).unwrap_or_default(),
+        },
+    );
+    if built {
+        lua::push_bytes(l, &out);
+    } else {
+        ffi::lua_pushnil(l);
+    }
+    1
+}
+
+/// What a response head is made of.
+pub(super) struct ResponseHead<'a> {
+    pub(super) status: i64,
+    /// The reason phrase.
+    pub(super) text: &'a [u8],
+    /// Stack index of the headers table.
+    pub(super) headers: c_int,
+    pub(super) length: Length,
+    /// Say `Connection: close` (unless the headers have a Connection).
+    pub(super) close: bool,
+    /// Say `Connection: keep-alive` (HTTP/1.0 clients that asked).
+    pub(super) keepalive: bool,
+    /// The `Server` value (unless the headers have one).
+    pub(super) server: &'a [u8],
+}
+
+/// Append a response head to `out`: the status line, the handler's
+/// headers, then Content-Length / Transfer-Encoding, Date, Server and
+/// Connection where the handler did not set them. Returns false (with
+/// `out` holding a part of the head, to be dropped) when a header name is
+/// not a string or a value neither a string nor a number. Raises only when
+/// out of memory.
+pub(super) unsafe fn build_head(l: *mut lua_State, out: &mut Vec<u8>, h: ResponseHead) -> bool {
+    out.extend_from_slice(b"HTTP/1.1 ");
+    push_int(out, h.status);
+    out.push(b' ');
+    out.extend_from_slice(h.text);
+    out.extend_from_slice(b"\r\n");
+    let (mut haslength, mut hasdate, mut hasserver, mut hasconn) = (false, false, false, false);
+    ffi::lua_pushnil(l);
+    while ffi::lua_next(l, h.headers) != 0 {
+        // Only strings and numbers: converting them cannot raise (and
+        // to_bytes leaves a string key as it is, as lua_next needs).
+        let plain = ffi::lua_type(l, -2) == ffi::LUA_TSTRING
+            && matches!(ffi::lua_type(l, -1), ffi::LUA_TSTRING | ffi::LUA_TNUMBER);
+        if !plain {
+            ffi::lua_pop(l, 2);
+            return false;
+        }
+        let k = lua::to_bytes(l, -2).unwrap_or_default();
+        // A line end (or NUL) in a field would let a value that came from
+        // the request forge fields or a response of its own: the Lua half
+        // refuses such a head.
+        let v = lua::to_bytes(l, -1).unwrap_or_default();
+        if breaks_line(k) || breaks_line(v) {
+            ffi::lua_pop(l, 2);
+            return false;
+        }
+        if k.eq_ignore_ascii_case(b"content-length") {
+            haslength = true;
+        } else if k.eq_ignore_ascii_case(b"date") {
+            hasdate = true;
+        } else if k.eq_ignore_ascii_case(b"server") {
+            hasserver = true;
+        } else if k.eq_ignore_ascii_case(b"connection") {
+            hasconn = true;
+        }
+        out.extend_from_slice(k);
+        out.extend_from_slice(b": ");
+        // A number value was converted in place (allowed for values).
+        out.extend_from_slice(v);
+        out.extend_from_slice(b"\r\n");
+        ffi::lua_pop(l, 1);
+    }
+    match h.length {
+        Length::Chunked => out.extend_from_slice(b"Transfer-Encoding: chunked\r\n"),
+        Length::Bytes(n) if !haslength => {
+            out.extend_from_slice(b"Content-Length: ");
+            push_int(out, n);
+            out.extend_from_slice(b"\r\n");
+        }
+        _ => {}
+    }
+    match (hasdate, hasserver) {
+        (false, false) => with_date_server(h.server, |lines| out.extend_from_slice(lines)),
+        (false, true) => {
+            out.extend_from_slice(b"Date: ");
+            with_date(|d| out.extend_from_slice(d));
+            out.extend_from_slice(b"\r\n");
+        }
+        (true, false) => {
+            out.extend_from_slice(b"Server: ");
+            out.extend_from_slice(h.server);
+            out.extend_from_slice(b"\r\n");
+        }
+        (true, true) => {}
+    }
+    if !hasconn {
+        if h.close {
+            out.extend_from_slice(b"Connection: close\r\n");
+        } else if h.keepalive {
+            out.extend_from_slice(b"Connection: keep-alive\r\n");
+        }
+    }
+    out.extend_from_slice(b"\r\n");
+    true
+}
+
+/// Whether a response field's name or value holds a CR, LF or NUL. A
+/// plain loop: fields are short, and a vector search costs more to set up
+/// than it saves on them.
+fn breaks_line(s: &[u8]) -> bool {
+    s.iter()
+        .any(|&c| c <= b'\r' && matches!(c, b'\r' | b'\n' | 0))
+}
+
+/// The number at `idx` if it is an integer (LuaJIT's `lua_tointeger`
+/// truncates, so compare).
+pub(super) unsafe fn integer(l: *mut lua_State, idx: c_int) -> Option<i64> {
+    if ffi::lua_type(l, idx) != ffi::LUA_TNUMBER {
+        return None;
+    }
+    let f = ffi::lua_tonumber(l, idx) as f64;
+    let n = ffi::lua_tointeger(l, idx) as i64;
+    (n as f64 == f).then_some(n)
+}
+
+/// Append `n` in decimal.
+fn push_int(out: &mut Vec<u8>, n: i64) {
+    // A status code, or a small body's length: no loop, no copy call.
+    if (100..1000).contains(&n) {
+        let n = n as u16;
+        let digits = [
+            b'0' + (n / 100) as u8,
+            b'0' + (n / 10 % 10) as u8,
+            b'0' + (n % 10) as u8,
+        ];
+        out.extend_from_slice(&digits);
+        return;
+    }
+    let mut buf = [0u8; 20];
+    let mut i = buf.len();
+    let mut m = n.unsigned_abs();
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (m % 10) as u8;
+        m /= 10;
+        if m == 0 {
+            break;
+        }
+    }
+    if n < 0 {
+        out.push(b'-');
+    }
+    out.extend_from_slice(&buf[i..]);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn formats_integers() {
+        for n in [
+            0i64,
+            7,
+            14,
+            99,
+            100,
+            200,
+            999,
+            1000,
+            1234567890,
+            -5,
+            -100,
+            i64::MIN,
+        ] {
+            let mut v = Vec::new();
+            push_int(&mut v, n);
+            assert_eq!(v, n.to_string().into_bytes());
+        }
+    }
+}
