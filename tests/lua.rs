@@ -69,6 +69,7 @@ lua_tests! {
     hathaway_chromium => "hathaway/chromium.lua",
     hathaway_debug => "hathaway/debug.lua",
     hathaway_routes => "hathaway/routes.lua",
+    http_bad_response => "http/bad_response.lua",
     http_body_budget => "http/body_budget.lua",
     http_client => "http/client.lua",
     http_handler_timeout => "http/handler_timeout.lua",

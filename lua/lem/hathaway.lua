@@ -4,7 +4,8 @@
 local server = require 'lem.http.server'
 local response = require 'lem.http.response'
 
-local setmetatable, type, match, unpack = setmetatable, type, string.match, table.unpack or unpack
+local setmetatable, type, match, unpack, pcall = setmetatable, type, string.match, table.unpack or unpack, pcall
+local stderr = io.stderr
 
 local M = {}
 
@@ -77,7 +78,12 @@ function M.new()
 		local path, method = req.path, req.method
 		local debug = M.debug
 		if debug then
-			debug('info', method .. ' ' .. req.uri .. ' HTTP/' .. req.version)
+			-- A hook that raises is reported; the request is routed all the same.
+			local ok, err = pcall(debug, 'info', method .. ' ' .. req.uri .. ' HTTP/' .. req.version)
+			if not ok then
+				stderr:write('lem.hathaway: the debug hook raised: ',
+					type(err) == 'string' and err or '(a ' .. type(err) .. ')', '\n')
+			end
 		end
 		local route = exact[path]
 		if route then

@@ -15,10 +15,9 @@ local io = require 'lem.io'
 local http = require 'lem.http'
 local response = require 'lem.http.response'
 
-local type, tostring, tonumber, pairs, next, setmetatable, xpcall = type, tostring, tonumber, pairs, next, setmetatable, xpcall
+local type, tostring, tonumber, pairs, next, setmetatable, xpcall, pcall = type, tostring, tonumber, pairs, next, setmetatable, xpcall, pcall
+local getmetatable = getmetatable
 local format, gsub, lower, char, find = string.format, string.gsub, string.lower, string.char, string.find
-local ipairs = ipairs
-local line_breaks = { '\r', '\n', '\0' }
 local concat = table.concat
 local traceback = debug.traceback
 local date = http.date
@@ -50,11 +49,37 @@ M.body_timeout = 60
 M.max_body = 64 * 1024 * 1024
 M.server_name = 'lem'
 
+-- A value as a message can show it: tostring's, or its type when even
+-- that raises (an error value's __tostring may).
+local function describe(v)
+	if type(v) == 'string' then
+		return v
+	end
+	local ok, s = pcall(tostring, v)
+	if ok and type(s) == 'string' then
+		return s
+	end
+	return '(a ' .. type(v) .. ')'
+end
+
+-- The debug hook, if any, with (where, err). A hook that raises is
+-- reported on stderr; the connection goes on as it would have.
 local function debug(self, where, err)
 	local hook = self.debug or M.debug
 	if hook then
-		hook(where, err)
+		local ok, herr = pcall(hook, where, err)
+		if not ok then
+			stderr:write('lem.http.server: the debug hook raised: ', describe(herr), '\n')
+		end
 	end
+end
+
+-- A handler's mistake (an error it raised, or a response that cannot be
+-- sent): to stderr and the debug hook, as ('handler', err).
+local function failed(self, err)
+	err = describe(err)
+	stderr:write('lem.http.server: handler error: ', err, '\n')
+	debug(self, 'handler', err)
 end
 
 local function hexdigit(h)
@@ -156,32 +181,77 @@ function Request:body(maxsize)
 	return body
 end
 
--- The first header field whose name or value holds a CR, LF or NUL (a
--- value taken from the request could forge fields or a whole response
--- with them), or nil.
-local function forged(headers)
+-- Why a response cannot go out as the handler left it, or nil (and the
+-- Content-Length the handler set, as a number, if any). Checked before
+-- anything is sent: a status that is not an integer from 100 to 999, a
+-- headers value that is not a table, a field name that is not a token or
+-- a value with a CR, LF or NUL in it (a value taken from the request could
+-- forge fields or a whole response with them), a Content-Length that is
+-- not a decimal number, body parts that are not strings or numbers, a
+-- res.file that is neither a path nor a File. May raise (a value's
+-- __tostring, the headers' __pairs): the caller is protected.
+local function problem(res, status)
+	if type(status) ~= 'number' or status % 1 ~= 0 or status < 100 or status > 999 then
+		return format('res.status must be an integer from 100 to 999, not %s %s', type(status), describe(status))
+	end
+	local headers = res.headers
+	if type(headers) ~= 'table' then
+		return 'res.headers must be a table, not ' .. type(headers)
+	end
+	local length
 	for k, v in pairs(headers) do
-		k, v = tostring(k), tostring(v)
-		for _, c in ipairs(line_breaks) do
-			if find(k, c, 1, true) or find(v, c, 1, true) then
-				return k
+		if type(k) ~= 'string' or not find(k, "^[%w!#$%%&'*+%-.^_`|~]+$") then
+			return format('header field name %q is not a token', describe(k))
+		end
+		v = tostring(v)
+		if type(v) ~= 'string' then
+			return format('header field %q: tostring gave no string', k)
+		end
+		if find(v, '[\r\n%z]') then
+			return format('header field %q has a CR, LF or NUL in it', k)
+		end
+		if lower(k) == 'content-length' then
+			length = find(v, '^%d+$') and #v <= 15 and tonumber(v)
+			if not length then
+				return format('header field %q is not a decimal number: %q', k, v)
 			end
 		end
 	end
+	for i = 1, #res do
+		local t = type(res[i])
+		if t ~= 'string' and t ~= 'number' then
+			return format('res[%d] is a %s, not a string', i, t)
+		end
+	end
+	local file = res.file
+	if file ~= nil and type(file) ~= 'string' and getmetatable(file) ~= io.File then
+		return 'res.file must be a path or a File, not ' .. type(file)
+	end
+	return nil, length
 end
 
 -- Build the head of a response: in Rust (core.head) when the headers are
 -- plain strings and numbers, else here (tostring on each value). Raises
--- for a forged field (a streamed response's handler gets a 500).
-local function head(res, status, length, close, keepalive)
+-- when the response cannot be sent (problem(), or a Content-Length on a
+-- chunked body): a streamed response's handler then gets a 500.
+local function head(res, status, length, close, keepalive, head_only)
+	local bad, declared = problem(res, status)
+	if declared and not bad then
+		if length == 'chunked' then
+			bad = 'a Content-Length on a streamed (chunked) response'
+		elseif length and declared ~= length and not head_only then
+			-- Only the body's own: else a keep-alive client would read the
+			-- next response from the wrong place.
+			bad = format('Content-Length %d on a body of %d bytes', declared, length)
+		end
+	end
+	if bad then
+		error(bad, 0)
+	end
 	local text = status_string[status] or 'Unknown'
 	local h = core_head(status, text, res.headers, length, close, keepalive, M.server_name)
 	if h then
 		return h
-	end
-	local bad = forged(res.headers)
-	if bad then
-		error(format('header field %q has a CR, LF or NUL in it', bad), 2)
 	end
 	h = {
 		'HTTP/1.1 ', tostring(status), ' ', status_string[status] or 'Unknown', '\r\n',
@@ -312,24 +382,36 @@ end
 
 local newresponse = response.new
 
--- Send the response the handler built; returns true, or nil, err. One
--- with a forged header field is replaced by a 500 (and logged).
+-- Whether the File file can be sent as a body, as far as reading tells: a
+-- directory opens, and has a size, but cannot be read. Reads one byte and
+-- goes back.
+local function readable(file)
+	local pos = file:seek('cur')
+	if not pos then
+		return false
+	end
+	local data, err = file:read(1)
+	if not data and err ~= 'eof' then
+		return false
+	end
+	return file:seek('set', pos) ~= nil
+end
+
+-- Send the response the handler built; returns true, or nil, err. Raises,
+-- with nothing sent, when the response cannot be sent as it is (problem():
+-- the caller sends a 500 instead).
 local function send(req, res, close, keepalive)
 	local client = req.client
 	local streaming = res[P.streaming]
-	if not streaming then
-		local bad = forged(res.headers)
-		if bad then
-			stderr:write(format('lem.http.server: header field %q has a CR, LF or NUL in it: 500 sent\n', bad))
-			res = newresponse(req)
-			response.internal_server_error(req, res)
-		end
-	end
 	if streaming then
 		if streaming == 'chunked' then
 			return client:write('0\r\n\r\n')
 		end
 		return true
+	end
+	local bad = problem(res, res.status or 200)
+	if bad then
+		error(bad, 0)
 	end
 	local file = res.file
 	local body, size
@@ -342,11 +424,12 @@ local function send(req, res, close, keepalive)
 		end
 		if file then
 			size = file:size()
-			if not size then
+			if not size or (size > 0 and not readable(file)) then
 				file = nil
 			end
 		end
 		if not file then
+			-- Missing, or not a file (a directory): nothing to send.
 			response.not_found(req, res)
 		end
 	end
@@ -362,9 +445,10 @@ local function send(req, res, close, keepalive)
 	if status == 204 or status == 304 or status < 200 then
 		length = nil
 	end
-	local h = head(res, status, length, close, keepalive)
+	local head_only = req.method == 'HEAD'
+	local h = head(res, status, length, close, keepalive, head_only)
 	local ok, err
-	if req.method == 'HEAD' then
+	if head_only then
 		ok, err = client:write(h)
 	elseif file then
 		ok, err = client:write(h)
@@ -380,6 +464,23 @@ local function send(req, res, close, keepalive)
 		res[P.opened]:close()
 	end
 	return ok, err
+end
+
+-- send(), and when it raises (nothing was sent) a 500 in its place, the
+-- error to the debug hook.
+local function send_or_fail(self, req, res, close, keepalive)
+	local fine, ok, err = pcall(send, req, res, close, keepalive)
+	if fine then
+		return ok, err
+	end
+	failed(self, ok)
+	local opened = res[P.opened]
+	if opened then
+		pcall(opened.close, opened)
+	end
+	res = newresponse(req)
+	response.internal_server_error(req, res)
+	return send(req, res, true, keepalive)
 end
 
 -- res:write on a response to one of our requests finds this through
@@ -419,10 +520,12 @@ local service_unavailable = response.htmlerror(503, 'Service Unavailable')
 -- with the handler, after the hook.
 local function upgraded(self, client, hook, ok, herr)
 	if not ok then
-		stderr:write('lem.http.server: handler error: ', tostring(herr), '\n')
-		debug(self, 'handler', herr)
+		failed(self, herr)
 	end
-	hook(ok, herr)
+	local fine, err = pcall(hook, ok, herr)
+	if not fine then
+		failed(self, err)
+	end
 	client:close()
 end
 
@@ -487,8 +590,7 @@ local function serve(self, client)
 			service_unavailable(req, res)
 			close = true
 		elseif not ok then
-			stderr:write('lem.http.server: handler error: ', tostring(herr), '\n')
-			debug(self, 'handler', herr)
+			failed(self, herr)
 			if res[P.streaming] or client:closed() then
 				client:close()
 				return
@@ -529,7 +631,7 @@ local function serve(self, client)
 				if res[P.close] or draining() then
 					close = true
 				end
-				ok, err = send(req, res, close, keepalive)
+				ok, err = send_or_fail(self, req, res, close, keepalive)
 			else
 				ok = nreq
 			end

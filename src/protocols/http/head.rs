@@ -85,6 +85,29 @@ pub(super) fn is_tchar(c: u8) -> bool {
     c.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&c)
 }
 
+/// [`is_tchar`] for every byte, looked up: a response's field names are
+/// checked on every response.
+static TCHAR: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut c = 0;
+    while c < 256 {
+        let b = c as u8;
+        t[c] = b.is_ascii_alphanumeric()
+            || matches!(
+                b,
+                b'!' | b'#' | b'$' | b'%' | b'&' | b'\'' | b'*' | b'+' | b'-'
+            )
+            || matches!(b, b'.' | b'^' | b'_' | b'`' | b'|' | b'~');
+        c += 1;
+    }
+    t
+};
+
+/// Whether `s` is a token (RFC 9110 §5.6.2): what a field name must be.
+pub(super) fn is_token(s: &[u8]) -> bool {
+    !s.is_empty() && s.iter().all(|&c| TCHAR[c as usize])
+}
+
 /// `HTTP/d.d` -> `d.d`.
 fn version(v: &[u8]) -> Option<&[u8]> {
     match v {
@@ -226,6 +249,17 @@ pub(super) fn combined(name: &[u8]) -> bool {
 mod tests {
     use super::super::fold::{folded_by_lines, folded_by_search};
     use super::*;
+
+    #[test]
+    fn tokens() {
+        for c in 0..=255u8 {
+            assert_eq!(is_token(&[c]), is_tchar(c), "{c}");
+        }
+        assert!(is_token(b"X-Forwarded-For"));
+        for bad in [&b""[..], b"X A", b"X-A:", b"X\r\nA", b"\xc3\xa9"] {
+            assert!(!is_token(bad), "{bad:?}");
+        }
+    }
 
     #[test]
     fn finds_the_end_of_a_head() {

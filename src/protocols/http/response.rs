@@ -5,6 +5,7 @@
 use std::ffi::c_int;
 
 use super::date::{with_date, with_date_server};
+use super::head::is_token;
 use crate::runtime::lua::{self, ffi, lua_State};
 
 /// res:add(fmt, ...): append `string.format(fmt, ...)` to the response's
@@ -43,7 +44,7 @@ pub(super) enum Length {
 /// `'chunked'`.
 pub(super) unsafe extern "C-unwind" fn head(l: *mut lua_State) -> c_int {
     ffi::luaL_checktype(l, 3, ffi::LUA_TTABLE);
-    let status = integer(l, 1);
+    let status = integer(l, 1).filter(|&n| valid_status(n));
     let plain_args = status.is_some()
         && ffi::lua_type(l, 2) == ffi::LUA_TSTRING
         && ffi::lua_type(l, 7) == ffi::LUA_TSTRING;
@@ -119,15 +120,21 @@ pub(super) unsafe fn build_head(l: *mut lua_State, out: &mut Vec<u8>, h: Respons
             return false;
         }
         let k = lua::to_bytes(l, -2).unwrap_or_default();
-        // A line end (or NUL) in a field would let a value that came from
-        // the request forge fields or a response of its own: the Lua half
-        // refuses such a head.
+        // A name that is not a token, or a line end (or NUL) in a value,
+        // would let a value that came from the request forge fields or a
+        // response of its own: the Lua half refuses such a head.
         let v = lua::to_bytes(l, -1).unwrap_or_default();
-        if breaks_line(k) || breaks_line(v) {
+        if !is_token(k) || breaks_line(v) {
             ffi::lua_pop(l, 2);
             return false;
         }
         if k.eq_ignore_ascii_case(b"content-length") {
+            // The handler's own length: only as the body's own (the Lua
+            // half refuses any other, or says why a HEAD's may differ).
+            if !matches!(h.length, Length::Bytes(n) if decimal(v) == Some(n)) {
+                ffi::lua_pop(l, 2);
+                return false;
+            }
             haslength = true;
         } else if k.eq_ignore_ascii_case(b"date") {
             hasdate = true;
@@ -185,6 +192,20 @@ fn breaks_line(s: &[u8]) -> bool {
         .any(|&c| c <= b'\r' && matches!(c, b'\r' | b'\n' | 0))
 }
 
+/// The value of a string of decimal digits (at most 15 of them).
+fn decimal(v: &[u8]) -> Option<i64> {
+    if v.is_empty() || v.len() > 15 || !v.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    Some(v.iter().fold(0, |n, &d| n * 10 + (d - b'0') as i64))
+}
+
+/// Whether `n` can be a response's status: 100 to 999 (RFC 9110 §15:
+/// three digits).
+pub(super) fn valid_status(n: i64) -> bool {
+    (100..=999).contains(&n)
+}
+
 /// The number at `idx` if it is an integer (LuaJIT's `lua_tointeger`
 /// truncates, so compare).
 pub(super) unsafe fn integer(l: *mut lua_State, idx: c_int) -> Option<i64> {
@@ -229,6 +250,25 @@ fn push_int(out: &mut Vec<u8>, n: i64) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn decimals_and_statuses() {
+        assert_eq!(decimal(b"0"), Some(0));
+        assert_eq!(decimal(b"0012"), Some(12));
+        for bad in [
+            &b""[..],
+            b"-1",
+            b"1.5",
+            b" 1",
+            b"1e3",
+            b"0x10",
+            b"1234567890123456",
+        ] {
+            assert_eq!(decimal(bad), None, "{bad:?}");
+        }
+        assert!(valid_status(100) && valid_status(999));
+        assert!(!valid_status(99) && !valid_status(1000) && !valid_status(-1));
+    }
 
     #[test]
     fn formats_integers() {

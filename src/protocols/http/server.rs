@@ -16,7 +16,7 @@ use super::chunked::bare_cr;
 use super::format::push_fields;
 use super::head::{find_head, with_fields, with_head, Bad, Kind, Start};
 use super::head::{HEAD_LIMIT, NO_SPACE, PARSE_ERROR};
-use super::response::{build_head, integer, Length, ResponseHead};
+use super::response::{build_head, integer, valid_status, Length, ResponseHead};
 use super::rules::{absolute_path, decode_path, rules, Framing};
 use super::rules::{BAD_REQUEST, HEADERS_TOO_LARGE};
 use crate::io::stream::{self, Stream, Write, STREAM};
@@ -404,11 +404,13 @@ unsafe extern "C-unwind" fn respond(l: *mut lua_State) -> c_int {
     if get(l, RES, Key::Streaming) != ffi::LUA_TNIL || get(l, RES, Key::File) != ffi::LUA_TNIL {
         return unusual();
     }
+    // A status that is not an integer from 100 to 999 is the Lua half's
+    // to refuse.
     let status = match get(l, RES, Key::Status) {
         ffi::LUA_TNIL => None,
         _ => match integer(l, -1) {
-            Some(n) => Some(n),
-            None => return unusual(),
+            Some(n) if valid_status(n) => Some(n),
+            _ => return unusual(),
         },
     };
     if get(l, RES, Key::Headers) != ffi::LUA_TTABLE {
