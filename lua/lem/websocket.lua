@@ -13,7 +13,7 @@ local response = require 'lem.http.response'
 local setmetatable, type, error, tostring, tonumber, pairs, ipairs, pcall = setmetatable, type, error, tostring, tonumber, pairs, ipairs, pcall
 local format, lower, find, gmatch, match, sub = string.format, string.lower, string.find, string.gmatch, string.match, string.sub
 local concat = table.concat
-local thisthread, suspend, resume, now, spawn = utils.thisthread, utils.suspend, utils.resume, utils.now, utils.spawn
+local now, spawn, newturn = utils.now, utils.spawn, utils.newturn
 local frame, head, utf8, close_payload, parse_close = core.frame, core.head, core.utf8, core.close_payload, core.parse_close
 
 local M = {}
@@ -44,37 +44,24 @@ local function new(stream, client, max, protocol, deflate)
 		_deflate = deflate,
 		-- 'open', 'closing' (our close frame sent), 'closed'.
 		_state = 'open',
-		_first = 1,
-		_last = 0,
+		-- Writers go one at a time.
+		_turn = newturn(),
 	}, WebSocket)
 end
 
 -- Send bytes, whole, after the writers that came first (the reader's
--- pongs and close answers share the stream with the script's sends).
+-- pongs and close answers share the stream with the script's sends: they
+-- wait their turn, utils.newturn()).
 local function put(self, bytes, more)
-	if self._writing then
-		local last = self._last + 1
-		self._last = last
-		self[last] = thisthread()
-		suspend()
-	end
-	self._writing = true
+	local turn = self._turn
+	turn:take()
 	local ok, err
 	if more then
 		ok, err = self.stream:write(bytes, more)
 	else
 		ok, err = self.stream:write(bytes)
 	end
-	while self._first <= self._last do
-		local i = self._first
-		local co = self[i]
-		self[i] = nil
-		self._first = i + 1
-		if resume(co) then
-			return ok, err
-		end
-	end
-	self._writing = false
+	turn:give()
 	return ok, err
 end
 

@@ -2,7 +2,8 @@
 //! come first served. It is lem's one "wait your turn": a queued SQLite
 //! connection's calls and statements (src/protocols/sqlite3/) take it in
 //! Rust; Lua gets it as `utils.newturn()`, for a queued stream's writers
-//! (`lua/lem/io/queue.lua`) and a queued PostgreSQL connection's callers
+//! (`lua/lem/io/queue.lua`), a WebSocket's writers (`lua/lem/websocket.lua`)
+//! and a queued PostgreSQL connection's callers
 //! (`lua/lem/postgres/queued.lua`). See docs/utils.md.
 //!
 //! A waiter that goes away (cancelled, timed out: its wait's future is

@@ -8,7 +8,6 @@ use std::ffi::c_int;
 
 use flate2::{Compress, Compression, Decompress, FlushCompress, FlushDecompress, Status};
 
-use super::bytes_arg;
 use crate::runtime::lua::{self, ffi, lua_State, Reg};
 
 /// The state of permessage-deflate (RFC 7692) on one WebSocket: a raw
@@ -150,7 +149,7 @@ pub(super) unsafe extern "C-unwind" fn l_deflate(l: *mut lua_State) -> c_int {
 /// d:compress(data) -> bytes
 unsafe extern "C-unwind" fn deflate_compress(l: *mut lua_State) -> c_int {
     let d: &Deflate = lua::check_object(l, 1, DEFLATE);
-    let data = bytes_arg(l, 2);
+    let data = lua::check_bytes(l, 2);
     let out = d.deflate(data);
     lua::push_bytes(l, &out);
     1
@@ -159,7 +158,7 @@ unsafe extern "C-unwind" fn deflate_compress(l: *mut lua_State) -> c_int {
 /// d:decompress(data, fin, max) -> bytes | nil, 'too large' | nil, 'corrupt'
 unsafe extern "C-unwind" fn deflate_decompress(l: *mut lua_State) -> c_int {
     let d: &Deflate = lua::check_object(l, 1, DEFLATE);
-    let data = bytes_arg(l, 2);
+    let data = lua::check_bytes(l, 2);
     let fin = ffi::lua_toboolean(l, 3) != 0;
     let max = lua::check_integer(l, 4).max(0) as usize;
     match d.inflate(data, fin, max) {

@@ -94,15 +94,9 @@ fn random<const N: usize>() -> [u8; N] {
     })
 }
 
-pub(super) unsafe fn bytes_arg<'a>(l: *mut lua_State, arg: c_int) -> &'a [u8] {
-    let mut len = 0usize;
-    let p = lua::check_lstring(l, arg, &mut len);
-    std::slice::from_raw_parts(p as *const u8, len)
-}
-
 /// core.accept_key(key) -> accept | nil (not the base64 of 16 bytes)
 unsafe extern "C-unwind" fn l_accept_key(l: *mut lua_State) -> c_int {
-    let k = bytes_arg(l, 1);
+    let k = lua::check_bytes(l, 1);
     if !valid_key(k) {
         ffi::lua_pushnil(l);
         return 1;
@@ -125,7 +119,7 @@ unsafe extern "C-unwind" fn l_frame(l: *mut lua_State) -> c_int {
         lua::arg_error(l, 1, c"opcode out of range");
     }
     let fin = ffi::lua_toboolean(l, 2) != 0;
-    let d = bytes_arg(l, 3);
+    let d = lua::check_bytes(l, 3);
     let masked = ffi::lua_toboolean(l, 4) != 0;
     let rsv = lua::opt_integer(l, 5, 0);
     let f = build(op as u8, fin, rsv as u8, d, masked.then(random::<4>));
@@ -167,7 +161,7 @@ unsafe extern "C-unwind" fn l_head(l: *mut lua_State) -> c_int {
 /// core.utf8(data) -> n (bytes of an unfinished character at the end) |
 /// false (invalid)
 unsafe extern "C-unwind" fn l_utf8(l: *mut lua_State) -> c_int {
-    match utf8_tail(bytes_arg(l, 1)) {
+    match utf8_tail(lua::check_bytes(l, 1)) {
         Some(n) => ffi::lua_pushinteger(l, n as _),
         None => ffi::lua_pushboolean(l, 0),
     }
@@ -184,7 +178,7 @@ unsafe extern "C-unwind" fn l_close_payload(l: *mut lua_State) -> c_int {
     let reason = if lua::is_none_or_nil(l, 2) {
         &[][..]
     } else {
-        bytes_arg(l, 2)
+        lua::check_bytes(l, 2)
     };
     if !(0..=0xffff).contains(&code) || !valid_close_code(code as u16) {
         lua::arg_error(l, 1, c"invalid close code");
@@ -203,7 +197,7 @@ unsafe extern "C-unwind" fn l_close_payload(l: *mut lua_State) -> c_int {
 /// nil, close code to answer with (1002 bad code or length, 1007 reason
 /// not UTF-8)
 unsafe extern "C-unwind" fn l_parse_close(l: *mut lua_State) -> c_int {
-    let p = bytes_arg(l, 1);
+    let p = lua::check_bytes(l, 1);
     let bad = |code| {
         ffi::lua_pushnil(l);
         ffi::lua_pushinteger(l, code);
