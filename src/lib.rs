@@ -2,37 +2,50 @@
 //!
 //! One Lua state and one current-thread tokio loop; every piece of Lua code
 //! runs in a coroutine, and a call that would block suspends only its own
-//! coroutine. The Lua API is LEM's (`../shared/LEM-API.md`); this crate is
-//! the interpreter behind the `lem` binary and the library for writing
-//! native modules (see [`native`]).
+//! coroutine. The Lua API is LEM's, grown: the project's manual in `docs/`
+//! describes every module; `ARCHITECTURE.md` says how the pieces fit. This
+//! crate is the interpreter behind the `lem` binary and the library for
+//! writing native modules (see [`native`]).
 //!
 //! # Layout
 //!
-//! - `src/main.rs`: the `lua`-compatible command line.
-//! - [`Runtime`] (this file): the Lua state, the loop, and their life.
-//! - [`scheduler`]: coroutines as tasks, parking and waking, timers, when the
-//!   process ends.
-//! - [`pool`]: blocking work off the loop (`utils.poolconfig`).
-//! - [`modules`]: every built-in module once, and the `require` searcher.
-//! - [`lua`]: raw C API helpers for the native halves.
-//! - [`native`]: the documented API for native modules in Rust.
-//! - `src/utils.rs`: `lem.utils`; `src/repl.rs`: the console under
-//!   `lem.repl`.
-//! - [`io`]: `lem.io.core` (streams, files, servers, UDP sockets in
-//!   `udp.rs`, the TLS transport of streams in `tls_io.rs`); [`parsers`]:
-//!   `lem.parsers.core`, the read formats, how native modules add more, and
-//!   the input budget (`parsers::budget`).
-//! - `src/lfs.rs`: `lem.lfs.core`, filesystem calls on the pool;
-//!   `src/signal.rs`: `lem.signal.core`, OS signals to Lua handlers;
-//!   `src/process.rs`: `lem.process.core`, children for `io.spawn`/`io.popen`.
-//! - `src/http/`: `lem.http.core`, the HTTP read formats and helpers
-//!   (`chunked.rs`: the framing of chunked bodies), and (`server.rs`) the
-//!   server's per-request hot path;
-//!   `src/tls.rs`: `lem.io.tls.core`, TLS handshakes and servers (rustls).
-//! - `src/fuzz.rs`, `src/http/fuzz.rs`: the fuzz targets' entry points
-//!   (`fuzz/`), replayed by `tests/fuzz.rs`.
-//! - `lua/lem/`: the Lua halves (`queue`, `repl`, and the coroutine glue),
-//!   embedded at build time under chunk names that point at those files.
+//! The folders are the layers, lowest first; a layer uses the ones below
+//! it and never one above (the layers above hook into the runtime through
+//! [`runtime::lifecycle`] and the [`io::broker`] trait instead).
+//!
+//! - [`runtime`]: the Lua state's C API helpers ([`lua`]) and its
+//!   allocator (`alloc.rs`: the memory cap), coroutines as tasks
+//!   ([`scheduler`]: parking and waking, timers, cancels and deadlines,
+//!   the guard that reaches busy code, error reports, the loop), blocking
+//!   work off the loop ([`pool`]), the read formats and the input budget
+//!   ([`parsers`]), waiting one's turn ([`runtime::turn`]), the process's
+//!   identity and graceful stop ([`runtime::lifecycle`]) and `lem.utils`
+//!   (`utils.rs`).
+//! - [`io`]: `lem.io.core`: descriptors and suspended operations (`fd.rs`,
+//!   `op.rs`), streams (`stream/`: transport, reads, writes and sendfile,
+//!   idle reads, stdio), files, TCP, Unix sockets, UDP, DNS, servers, TLS
+//!   (`tls/`: handshakes and servers with rustls, and the TLS transport of
+//!   streams), and the socket broker a worker provides (`broker.rs`).
+//! - `src/system/`: the operating system's side: `lem.lfs.core`
+//!   (filesystem calls on the pool), `lem.signal.core` (OS signals to Lua
+//!   handlers, SIGCHLD to the reaper), `lem.process.core` (children for
+//!   `io.spawn`/`io.popen`), and the console under `lem.repl`.
+//! - `src/protocols/`: what speaks over streams: `http/` (the HTTP heads'
+//!   read formats, chunked bodies, response heads, the Date cache, the
+//!   server's rules for a request and its per-request hot path in
+//!   `server.rs`), `websocket/` (frames, permessage-deflate), `postgres.rs`,
+//!   `redis.rs`, `sqlite3/` (the connection under its mutex, values, the
+//!   objects' methods).
+//! - [`workers`]: `lem -w N`: the worker's side (brokered sockets,
+//!   draining) and the supervisor (`supervisor.rs`).
+//! - The root: [`Runtime`] (this file: the Lua state, the loop, their
+//!   life), [`modules`] (every built-in module once, and the `require`
+//!   searcher), [`native`] (the documented API for native modules in
+//!   Rust), `main.rs` (the `lua`-compatible command line) and `fuzz.rs`
+//!   (the fuzz targets' entry points, `fuzz/`, replayed by `tests/fuzz.rs`).
+//! - `lua/lem/`: the Lua halves, in the tree of their module names
+//!   (`lem.http.server` is `lua/lem/http/server.lua`), embedded at build
+//!   time under chunk names that point at those files.
 
 #[doc(hidden)]
 pub mod fuzz;

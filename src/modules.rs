@@ -36,7 +36,7 @@ macro_rules! const_cstr {
     };
 }
 
-/// The built-in modules, in LEM-API.md's order.
+/// The built-in modules, in the manual's order (docs/README.md).
 pub const BUILTINS: &[(&str, Opener)] = &[
     ("lem.utils", lua_file!("lua/lem/utils.lua")),
     (

@@ -1,5 +1,5 @@
--- lem.hathaway: routing on top of lem.http.server. See LEM-API.md
--- "lem.hathaway". Exact paths are one table lookup; patterns are tried in
+-- lem.hathaway: routing on top of lem.http.server. See
+-- docs/hathaway.md. Exact paths are one table lookup; patterns are tried in
 -- the order they were added, with their captures passed to the handler.
 local server = require 'lem.http.server'
 local response = require 'lem.http.response'

@@ -1,5 +1,5 @@
 -- lem.io: files, streams, TCP and Unix servers, UDP sockets (native half: src/io/,
--- lem.io.core). See LEM-API.md "lem.io".
+-- lem.io.core). See docs/io.md.
 local core = require 'lem.io.core'
 require 'lem.parsers'
 

@@ -1,7 +1,7 @@
 -- lem.lfs: LuaFileSystem on the event loop. The calls that touch the disk
 -- are in lem.lfs.core (src/lfs.rs) and run on the blocking pool; this half
 -- adds what is built from other objects: record locks on a lem.io File,
--- directory locks, setmode. See LEM-API.md "lem.lfs".
+-- directory locks, setmode. See docs/lfs.md.
 
 local core = require 'lem.lfs.core'
 

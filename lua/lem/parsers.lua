@@ -1,5 +1,5 @@
 -- lem.parsers: the read formats (native half: src/parsers/, lem.parsers.core).
--- See LEM-API.md "Read formats (lem.parsers)".
+-- See docs/parsers.md.
 local core = require 'lem.parsers.core'
 
 local type = type

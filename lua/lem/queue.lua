@@ -1,5 +1,5 @@
 -- lem.queue: a FIFO for passing values between coroutines.
--- See LEM-API.md "lem.queue".
+-- See docs/queue.md.
 local utils = require 'lem.utils'
 
 local thisthread, suspend, resume = utils.thisthread, utils.suspend, utils.resume

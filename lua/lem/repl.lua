@@ -1,6 +1,6 @@
 -- lem.repl: a read-eval-print loop on the event loop, over any two streams
 -- (a TCP client makes a remote console) or over the console itself.
--- See LEM-API.md "lem.repl"; the console's line reading is lem.repl.core.
+-- See docs/repl.md; the console's line reading is lem.repl.core.
 local core = require 'lem.repl.core'
 
 local load, loadstring, pcall, select, tostring = load, loadstring, pcall, select, tostring

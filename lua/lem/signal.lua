@@ -1,7 +1,7 @@
 -- lem.signal: Lua handlers for OS signals. The OS side (installing and
 -- removing handlers, turning deliveries into coroutines, reaping lem's
 -- children) is lem.signal.core (src/signal.rs); this half keeps the lists
--- of handlers. See LEM-API.md "lem.signal".
+-- of handlers. See docs/signal.md.
 
 local core = require 'lem.signal.core'
 local utils = require 'lem.utils'

@@ -3,7 +3,7 @@
 -- wss://. Frames are read by the 'WebSocketFrame' read format and built by
 -- lem.websocket.core (src/protocols/websocket/); the handshakes, the joining of
 -- fragments, UTF-8 across fragments, ping answers and the closing
--- handshake are here. See LEM-API.md "WebSocket" and docs/websocket.md.
+-- handshake are here. See docs/websocket.md.
 local io = require 'lem.io'
 local utils = require 'lem.utils'
 local core = require 'lem.websocket.core'

@@ -3,7 +3,7 @@
 //! over the same socket with its queue (`crate::workers`). The workers
 //! layer registers itself here at startup ([`set`]); `io.tcp.listen` and
 //! `io.unix.listen` ask it first and bind their own socket when there is
-//! no broker. Servers tell it when they first accept ([`serving`]).
+//! no broker. Servers tell it when they first accept (`serving`).
 
 use std::os::fd::OwnedFd;
 use std::path::Path;

@@ -1,6 +1,6 @@
 //! File: regular files and block devices; every operation that touches the
 //! disk runs on the pool (Lua half: `File.lines` in `lua/lem/io.lua`). Also
-//! `io.open` and `io.streamfile`. See LEM-API.md "lem.io".
+//! `io.open` and `io.streamfile`. See docs/io.md.
 //!
 //! Reads use the same formats and buffer as streams; the buffer reads
 //! ahead, so the descriptor's offset is past the unread bytes: `write`,

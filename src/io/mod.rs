@@ -3,7 +3,7 @@
 //! non-blocking on the loop; `stream.rs`), `File` (regular files: every
 //! operation on the pool; `file.rs`), `Server` (listening sockets;
 //! `server.rs`), `Datagram` (UDP sockets; `udp.rs`). See
-//! LEM-API.md "lem.io".
+//! docs/io.md.
 //!
 //! Beyond the original, every object that suspends has
 //! `obj:settimeout(seconds | nil)` (applied to each suspending call: it then

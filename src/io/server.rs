@@ -1,6 +1,6 @@
 //! Server: listening sockets (TCP, Unix; `'*'` is an IPv6 and an IPv4
 //! socket behaving as one). Made by `src/io/tcp.rs`, `src/io/unix.rs` and
-//! `io.fromfd`; see LEM-API.md "lem.io".
+//! `io.fromfd`; see docs/io.md.
 //!
 //! Accepting drains the queue: each wake-up accepts until the kernel says
 //! `EAGAIN`. Transient errors never end an accept loop: `ECONNABORTED` (and

@@ -1,6 +1,6 @@
 //! Datagram: UDP sockets (`io.udp.bind`, `io.udp.connect`; the Lua half
-//! names them in `lua/lem/io.lua`). See LEM-API.md part two, "Datagrams
-//! and names".
+//! names them in `lua/lem/io.lua`). See docs/io.md,
+//! "Datagrams".
 //!
 //! One receiver and one sender at a time (`'busy'` for a second). A call
 //! that can finish at once does so without suspending; otherwise it waits

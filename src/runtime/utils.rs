@@ -2,8 +2,8 @@
 //! sleepers, turns (their class is in `turn.rs`), suspend/resume, loop
 //! time, exit, the pool's sizing, and what tasks and deadlines need from
 //! the scheduler). The Lua half,
-//! `lua/lem/utils.lua`, adds `utils.task` and `utils.timeout`. See LEM-API.md
-//! "lem.utils" and part two, "Tasks, cancellation, deadlines".
+//! `lua/lem/utils.lua`, adds `utils.task` and `utils.timeout`. See
+//! docs/utils.md.
 
 use std::cell::Cell;
 use std::ffi::{c_int, CStr};

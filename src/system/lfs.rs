@@ -1,7 +1,7 @@
 //! `lem.lfs.core`: the filesystem calls of LuaFileSystem, each run on the
 //! blocking pool so that a slow disk suspends only the calling coroutine.
 //! The Lua half (`lua/lem/lfs.lua`) adds `lock`/`unlock` (on a File),
-//! `lock_dir` and `setmode`. See LEM-API.md "lem.lfs".
+//! `lock_dir` and `setmode`. See docs/lfs.md.
 //!
 //! Beyond the original: `readlink(path)`, and the `target` field of
 //! `symlinkattributes` for a symbolic link (as LuaFileSystem 1.8 has it).
@@ -75,7 +75,7 @@ fn c_path(p: &std::path::Path) -> io::Result<CString> {
     CString::new(p.as_os_str().as_bytes()).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))
 }
 
-/// Attribute names, in LEM-API.md's order; `target` only for links.
+/// Attribute names, in the manual's order (docs/lfs.md); `target` only for links.
 const ATTRS: &[&CStr] = &[
     c"dev",
     c"ino",

@@ -3,7 +3,7 @@
 //! lists; this half installs and removes the OS handlers, turns deliveries
 //! into coroutines, and on `SIGCHLD` calls the reaper that
 //! [`crate::system::process`] registers ([`watch_children`]), handing each
-//! child event it reports to the Lua handlers. See LEM-API.md "lem.signal".
+//! child event it reports to the Lua handlers. See docs/signal.md.
 //!
 //! An OS handler only writes the signal's number into a pipe (the one thing
 //! it may safely do); a task on the loop reads the pipe and spawns the Lua

@@ -1,7 +1,7 @@
 //! Workers and graceful stops.
 //!
 //! `lem -w N script.lua` runs the script in N worker processes under a
-//! supervisor ([`supervise`], in `supervisor.rs`). This half is the
+//! supervisor ([`supervisor::supervise`]). This half is the
 //! worker's side, and the graceful stop every lem process has:
 //!
 //! - A worker knows its number and the worker count from the environment
@@ -9,7 +9,7 @@
 //!   the supervisor.
 //! - Its listening sockets are made and kept by the supervisor: `io.tcp.listen`
 //!   and `io.unix.listen` ask for them over the control socket
-//!   ([`listen_tcp`], [`listen_unix`]) and get descriptors back. TCP
+//!   (the [`crate::io::broker::Broker`] it implements) and get descriptors back. TCP
 //!   sockets are one per worker number, with `SO_REUSEPORT`, so the kernel
 //!   spreads connections over the workers; a Unix socket is shared. Since
 //!   the supervisor keeps them, the replacement of a worker that died, or
@@ -77,7 +77,7 @@ fn is_control_socket(fd: i32) -> bool {
 }
 
 /// Become a worker if the supervisor started this process: read and
-/// remove [`ENV`] (so that processes the script starts are not workers
+/// remove `ENV` (so that processes the script starts are not workers
 /// too) and take the control socket. Call at startup, before any thread.
 /// Returns `(id, count)`. A malformed value is ignored.
 pub fn init_from_env() -> Option<(u32, u32)> {

@@ -1,8 +1,8 @@
 //! The supervisor of `lem -w N script.lua`: it runs no Lua, only the
-//! workers (see `workers.rs` for their side and LEM-API.md "Workers").
+//! workers (see `workers/mod.rs` for their side and docs/workers.md).
 //!
 //! - It starts N workers, each the same `lem` command without `-w`, with
-//!   [`crate::workers::ENV`] telling it its number and its control socket.
+//!   `LEM_WORKER` (`workers::ENV`) telling it its number and its control socket.
 //!   Workers run in their own process group (a terminal's Ctrl-C reaches
 //!   the supervisor only, which stops them in order) and get SIGTERM if
 //!   the supervisor dies.

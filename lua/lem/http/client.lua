@@ -1,6 +1,6 @@
 -- lem.http.client: an HTTP/1.1 client that keeps one connection alive per
 -- client object (http:// over lem.io.tcp, https:// over lem.io.tls).
--- See LEM-API.md "lem.http". Beyond the original: client:request(method,
+-- See docs/http-client.md. Beyond the original: client:request(method,
 -- url, headers, body), ports and IPv6 literals in URLs, a timeout
 -- (client.timeout, seconds), and res.fields keeping repeated fields.
 local io = require 'lem.io'

@@ -1,5 +1,5 @@
 -- lem.http.response: the response object handed to server handlers, the
--- status texts and the ready error handlers. See LEM-API.md "lem.http".
+-- status texts and the ready error handlers. See docs/http-response.md.
 local setmetatable, format, pairs = setmetatable, string.format, pairs
 
 local M = {}

@@ -2,7 +2,7 @@
 -- The per-request hot path is in Rust (src/protocols/http/server.rs): reading and
 -- checking the head (version, Connection, framing, Expect), building req
 -- and res, and sending an ordinary response. The keep-alive loop, bodies,
--- streamed and file responses are here. See LEM-API.md "lem.http".
+-- streamed and file responses are here. See docs/http-server.md.
 --
 -- Each response goes out in one write (head and body together), with a
 -- Date string formatted once a second. Beyond the original: chunked request

@@ -1,5 +1,5 @@
 -- lem.io.queue: many coroutines writing whole messages to one stream. See
--- LEM-API.md "lem.io.queue".
+-- docs/io-queue.md.
 local utils = require 'lem.utils'
 
 local newturn = utils.newturn

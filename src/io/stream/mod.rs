@@ -1,6 +1,6 @@
 //! Stream: sockets, pipes, ttys and fifos, non-blocking on the loop (Lua
-//! half: `Stream` methods added in `lua/lem/io.lua`). See LEM-API.md
-//! "lem.io" and "Read formats".
+//! half: `Stream` methods added in `lua/lem/io.lua`). See docs/io.md
+//! and docs/parsers.md.
 //!
 //! A read first works synchronously: if the buffer (or one non-blocking
 //! `read(2)`) satisfies the format, the value is returned without

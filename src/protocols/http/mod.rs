@@ -1,5 +1,5 @@
 //! `lem.http.core`: the Rust half of `lua/lem/http.lua` and
-//! `lua/lem/http/server.lua`. See LEM-API.md "lem.http ...". One concept a
+//! `lua/lem/http/server.lua`. See docs/http.md. One concept a
 //! file:
 //!
 //! - `head.rs`: finding and checking heads (start line, fields with

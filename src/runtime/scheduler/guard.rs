@@ -15,8 +15,10 @@
 //! thread left with the hook after its task stopped needing it removes
 //! it the next time it fires. On LuaJIT hooks are global, so one
 //! setting covers every coroutine; but compiled code never runs hooks, so
-//! the JIT compiler is off while a guarded task runs (what was compiled
-//! before still runs compiled; see docs/utils.md).
+//! the JIT compiler is off while a guarded task runs: with it off and a
+//! count hook set, traces compiled earlier are not entered either (a loop
+//! that ran hot before its deadline is reached: tests/lua/utils/busy.lua;
+//! see docs/utils.md).
 //!
 //! A hook set by the script (`debug.sethook`) wins: a thread that has one
 //! is not guarded.

@@ -1,5 +1,5 @@
--- No value a handler leaves in res brings the server down (LEM-API part
--- three, "Guards"): each bad response below gets a 500 with nothing of it
+-- No value a handler leaves in res brings the server down (docs/http-server.md,
+-- "Responses"): each bad response below gets a 500 with nothing of it
 -- sent (a directory as res.file: a 404), the error reaches the debug hook,
 -- a debug hook that raises is reported, and the server goes on serving.
 -- Run on lem.http.server, on hathaway, and on lem.http.server under -w 2.

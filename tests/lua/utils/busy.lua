@@ -1,5 +1,5 @@
--- Deadlines and cancels reach code that never suspends (LEM-API part
--- three, "Guards"): a busy loop under utils.timeout, inside pcall, inside a
+-- Deadlines and cancels reach code that never suspends (docs/utils.md,
+-- "Busy code"): a busy loop under utils.timeout, inside pcall, inside a
 -- coroutine.wrap generator made before the deadline, in a metamethod, with
 -- nested deadlines, a to-be-closed variable (5.4), and a cancelled task
 -- that caught its cancel and computes on. Others still run after.
@@ -32,6 +32,12 @@ eq({ utils.timeout(0.05, gen) }, { nil, 'timeout' }, 'generator made before')
 -- One made inside.
 eq({ utils.timeout(0.05, function() return coroutine.wrap(spin)() end) },
 	{ nil, 'timeout' }, 'generator made inside')
+
+-- A loop that ran hot before its deadline (on LuaJIT: compiled to a
+-- trace then) is reached too.
+local function count(n) local x = 0 for i = 1, n do x = x + i % 7 end return x end
+count(1e6)
+eq({ utils.timeout(0.05, count, 1e13) }, { nil, 'timeout' }, 'loop compiled before')
 
 -- A metamethod.
 local busy = setmetatable({}, { __index = function() spin() end })

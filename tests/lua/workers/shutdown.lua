@@ -1,5 +1,5 @@
 -- utils.shutdown in a single process, started from a SIGTERM handler as
--- LEM-API.md suggests: the server stops accepting (run returns nil,
+-- docs/utils.md suggests: the server stops accepting (run returns nil,
 -- 'interrupted'), a request in flight completes with Connection: close, a
 -- keep-alive connection idle between requests is closed, and the process
 -- ends by itself with status 0. Then the grace: work still running after
