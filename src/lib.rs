@@ -29,6 +29,9 @@
 //!   (`chunked.rs`: the framing of chunked bodies), and (`server.rs`) the
 //!   server's per-request hot path;
 //!   `src/tls.rs`: `lem.io.tls.core`, TLS handshakes and servers (rustls).
+//! - `src/shared/`: `lem.shared`, dictionaries and messages in memory
+//!   every worker of a `lem -w` maps (`region.rs`, `heap.rs`, `dict.rs`,
+//!   `bus.rs`).
 //! - `src/fuzz.rs`, `src/http/fuzz.rs`: the fuzz targets' entry points
 //!   (`fuzz/`), replayed by `tests/fuzz.rs`.
 //! - `lua/lem/`: the Lua halves (`queue`, `repl`, and the coroutine glue),
@@ -41,6 +44,7 @@ pub mod modules;
 pub mod native;
 pub(crate) mod protocols;
 pub mod runtime;
+pub(crate) mod shared;
 pub(crate) mod system;
 pub mod workers;
 

@@ -127,6 +127,8 @@ lua_tests! {
     repl_console_lua => "repl/console_lua.lua",
     repl_pipe => "repl/pipe.lua",
     repl_tty => "repl/tty.lua",
+    shared_dict => "shared/dict.lua",
+    shared_workers => "shared/workers.lua",
     signal_delivery => "signal/delivery.lua",
     signal_lookup => "signal/lookup.lua",
     signal_not_alive => "signal/not_alive.lua",
