@@ -127,6 +127,8 @@ lua_tests! {
     repl_console_lua => "repl/console_lua.lua",
     repl_pipe => "repl/pipe.lua",
     repl_tty => "repl/tty.lua",
+    shared_bus => "shared/bus.lua",
+    shared_bus_workers => "shared/bus_workers.lua",
     shared_dict => "shared/dict.lua",
     shared_workers => "shared/workers.lua",
     signal_delivery => "signal/delivery.lua",
