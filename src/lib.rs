@@ -36,6 +36,9 @@
 //!   `server.rs`), `websocket/` (frames, permessage-deflate), `postgres.rs`,
 //!   `redis.rs`, `sqlite3/` (the connection under its mutex, values, the
 //!   objects' methods).
+//! - `src/shared/`: `lem.shared`, dictionaries and messages in memory
+//!   every worker of a `lem -w` maps (`region.rs`, `heap.rs`, `dict.rs`,
+//!   `bus.rs`); beside `protocols/` and `system/`, above `io/`.
 //! - [`workers`]: `lem -w N`: the worker's side (brokered sockets,
 //!   draining) and the supervisor (`supervisor.rs`).
 //! - The root: [`Runtime`] (this file: the Lua state, the loop, their
@@ -54,6 +57,7 @@ pub mod modules;
 pub mod native;
 pub(crate) mod protocols;
 pub mod runtime;
+pub(crate) mod shared;
 pub(crate) mod system;
 pub mod workers;
 

@@ -4,6 +4,8 @@
 //! layer registers itself here at startup ([`set`]); `io.tcp.listen` and
 //! `io.unix.listen` ask it first and bind their own socket when there is
 //! no broker. Servers tell it when they first accept (`serving`).
+//! It also hands out `lem.shared`'s memory ([`shared_memory`]), which
+//! must outlive the workers as the sockets do.
 
 use std::os::fd::OwnedFd;
 use std::path::Path;
@@ -23,6 +25,9 @@ pub trait Broker: Send + Sync {
     ) -> Result<Vec<OwnedFd>, String>;
     /// The listening Unix socket at `path`, or the OS's error text.
     fn listen_unix(&self, path: &Path, perm: Option<u32>, backlog: i32) -> Result<OwnedFd, String>;
+    /// The shared memory `kind`/`name` (`lem.shared`), made with `size`
+    /// bytes (0: the default) if it does not exist yet, or an error text.
+    fn shared_memory(&self, kind: &str, name: &str, size: usize) -> Result<OwnedFd, String>;
     /// This process accepts connections now (called at every accept;
     /// the broker acts on the first).
     fn serving(&self);
@@ -53,6 +58,11 @@ pub(crate) fn listen_unix(
     backlog: i32,
 ) -> Option<Result<OwnedFd, String>> {
     Some(BROKER.get()?.listen_unix(path, perm, backlog))
+}
+
+/// [`Broker::shared_memory`], or `None` without a broker.
+pub fn shared_memory(kind: &str, name: &str, size: usize) -> Option<Result<OwnedFd, String>> {
+    Some(BROKER.get()?.shared_memory(kind, name, size))
 }
 
 /// [`Broker::serving`], if there is a broker.

@@ -179,6 +179,13 @@ impl crate::io::broker::Broker for Worker {
         request(self, &msg).map(|mut fds| fds.swap_remove(0))
     }
 
+    /// Memory the supervisor makes and keeps, so it outlives workers.
+    fn shared_memory(&self, kind: &str, name: &str, size: usize) -> Result<OwnedFd, String> {
+        let size = size.to_string();
+        let msg = message(&[b"shm", kind.as_bytes(), name.as_bytes(), size.as_bytes()]);
+        request(self, &msg).map(|mut fds| fds.swap_remove(0))
+    }
+
     /// Tell the supervisor once: its reload waits for it.
     fn serving(&self) {
         if self.announced.swap(true, Ordering::Relaxed) {

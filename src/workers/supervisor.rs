@@ -22,6 +22,8 @@
 //!   the sockets close, and the supervisor exits with status 0 when all
 //!   have ended. A worker still running one second after its grace is
 //!   killed; a second SIGTERM or SIGINT kills them all at once.
+//! - It makes `lem.shared`'s memory when a worker first asks and keeps
+//!   it, so the dictionaries and the message bus outlive every worker.
 //! - SIGHUP: a new set of workers starts from the script on disk; once
 //!   every one of them serves (or has run for a second without serving),
 //!   the old set gets SIGTERM. A new worker that ends before it serves
@@ -226,6 +228,7 @@ struct Child {
 struct Supervisor {
     cfg: Config,
     sockets: Rc<RefCell<Sockets>>,
+    memory: Rc<RefCell<crate::shared::Memory>>,
     children: HashMap<u64, Child>,
     next_uid: u64,
     /// The generation that serves, and the one a reload is starting.
@@ -246,6 +249,7 @@ impl Supervisor {
         Supervisor {
             cfg,
             sockets: Rc::default(),
+            memory: Rc::default(),
             children: HashMap::new(),
             next_uid: 1,
             current: 1,
@@ -367,6 +371,7 @@ impl Supervisor {
             gen,
             tx: self.tx.clone(),
             sockets: self.sockets.clone(),
+            memory: self.memory.clone(),
         };
         tokio::task::spawn_local(control.run(ours.into()));
         self.children.insert(
@@ -632,6 +637,8 @@ struct Control {
     gen: u64,
     tx: mpsc::UnboundedSender<Event>,
     sockets: Rc<RefCell<Sockets>>,
+    /// `lem.shared`'s memory, kept for the supervisor's life.
+    memory: Rc<RefCell<crate::shared::Memory>>,
 }
 
 impl Control {
@@ -671,6 +678,12 @@ impl Control {
             let msg = &buf[..n as usize];
             if msg == b"serving" {
                 let _ = self.tx.send(Event::Serving(self.uid));
+                continue;
+            }
+            if msg.starts_with(b"shm\0") {
+                let mut memory = self.memory.borrow_mut();
+                let answer = memory.request(msg).map(std::slice::from_ref);
+                let _ = answer_request(a.get_ref().as_fd(), answer);
                 continue;
             }
             let mut sockets = self.sockets.borrow_mut();

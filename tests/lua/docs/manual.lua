@@ -133,6 +133,12 @@ local receivers = {
 		return ctx.db
 	end },
 	{ 'stmt', function() return assert(ctx.db:prepare('select 1')) end },
+	{ 'd', function() return require('lem.shared').dict('manual', '8k') end },
+	{ 'sub', function()
+		local sub = require('lem.shared').subscribe('manual')
+		sub:close()
+		return sub
+	end },
 }
 
 -- receiver name -> object, -> set of method names; class table -> receiver.
