@@ -36,7 +36,7 @@ local function start(n, script, env)
 			for i = seen[which] + 1, #list do
 				seen[which] = i
 				local caps = { list[i]:match(pattern) }
-				if caps[1] then return table.unpack(caps) end
+				if caps[1] then return (table.unpack or unpack)(caps) end
 			end
 			assert(utils.updatenow() < deadline, 'no line like ' .. pattern .. ' on ' .. which
 				.. ':\n' .. table.concat(lines.out, '\n') .. '\n' .. table.concat(lines.err, '\n'))
