@@ -169,7 +169,10 @@ pub(crate) unsafe extern "C-unwind" fn connect(l: *mut lua_State) -> c_int {
                         .into_std()
                         .map(OwnedFd::from)
                         .map_err(|e| os_error_text(&e)),
-                    Err(_) => Err(format!("error connecting to '{host}:{port}'")),
+                    Err(e) => Err(format!(
+                        "error connecting to '{host}:{port}': {}",
+                        os_error_text(&e)
+                    )),
                 }
             }
         };

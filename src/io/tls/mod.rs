@@ -268,7 +268,12 @@ async fn client_handshake(
         .collect();
     let tcp = crate::io::dns::connect_any(addrs)
         .await
-        .map_err(|_| format!("error connecting to '{host}:{port}'"))?;
+        .map_err(|e| {
+            format!(
+                "error connecting to '{host}:{port}': {}",
+                crate::io::os_error_text(&e)
+            )
+        })?;
     handshake_on(tcp, cfg, name, &shown).await
 }
 

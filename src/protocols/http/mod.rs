@@ -11,6 +11,8 @@
 //!   hot path), `res:add`; `date.rs`: the `Date` field (`core.date`).
 //! - `server.rs`: the server's per-request hot path (`core.request`,
 //!   `core.respond`); `rules.rs`: what it checks in a request head.
+//! - `decode.rs`: content codings (gzip, deflate, br) for the client's
+//!   bodies (`core.decoder`).
 //! - `fuzz.rs`: the fuzz targets' entry points.
 //!
 //! A head is found in two steps, as every read format: `scan` looks for
@@ -31,6 +33,7 @@ use crate::runtime::parsers::{self, Format};
 
 mod chunked;
 mod date;
+mod decode;
 mod fold;
 mod format;
 #[doc(hidden)]
@@ -46,6 +49,7 @@ const FUNCS: &[Reg] = &[
     (c"date", date::date),
     (c"head", response::head),
     (c"charge", chunked::charge),
+    (c"decoder", decode::decoder),
 ];
 
 /// Names of the formats, as registered in `parsers.lookup`.
@@ -76,6 +80,7 @@ pub unsafe extern "C-unwind" fn open(l: *mut lua_State) -> c_int {
     ffi::lua_setfield(l, -4, c"add".as_ptr());
     ffi::lua_pop(l, 2);
     server::register(l);
+    decode::register(l);
     ffi::lua_pushinteger(l, HEAD_LIMIT as _);
     ffi::lua_setfield(l, -2, c"head_limit".as_ptr());
     1

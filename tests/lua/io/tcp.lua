@@ -4,12 +4,12 @@ dofile('support.lua')
 local io = require 'lem.io'
 local utils = require 'lem.utils'
 
--- Connection failures: the original's wording.
+-- Connection failures: the original's wording, and the reason.
 local free = assert(io.tcp.listen4('127.0.0.1', 0))
 local _, freeport = free:getsockname()
 free:close()
 eq({ io.tcp.connect('127.0.0.1', freeport) },
-	{ nil, ("error connecting to '127.0.0.1:%d'"):format(freeport) }, 'refused')
+	{ nil, ("error connecting to '127.0.0.1:%d': Connection refused"):format(freeport) }, 'refused')
 local r, err = io.tcp.connect('no-such-host.invalid', 80)
 assert(r == nil and err:find("^error looking up 'no%-such%-host%.invalid:80': "), err)
 checkerr("invalid family", io.tcp.connect, '127.0.0.1', 1, 'ipx')
