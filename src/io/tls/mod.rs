@@ -266,14 +266,12 @@ async fn client_handshake(
         .into_iter()
         .map(|ip| std::net::SocketAddr::new(ip, port))
         .collect();
-    let tcp = crate::io::dns::connect_any(addrs)
-        .await
-        .map_err(|e| {
-            format!(
-                "error connecting to '{host}:{port}': {}",
-                crate::io::os_error_text(&e)
-            )
-        })?;
+    let tcp = crate::io::dns::connect_any(addrs).await.map_err(|e| {
+        format!(
+            "error connecting to '{host}:{port}': {}",
+            crate::io::os_error_text(&e)
+        )
+    })?;
     handshake_on(tcp, cfg, name, &shown).await
 }
 

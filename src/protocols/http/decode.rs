@@ -345,7 +345,10 @@ mod tests {
             assert_eq!(decode(b"br", &br, step).unwrap(), b"hello\n");
         }
         assert_eq!(decode(b"br", &br[..5], 2), Err("truncated brotli data"));
-        assert_eq!(decode(b"br", b"\xff\xff\xff\xff", 2), Err("corrupt brotli data"));
+        assert_eq!(
+            decode(b"br", b"\xff\xff\xff\xff", 2),
+            Err("corrupt brotli data")
+        );
     }
 
     #[test]
@@ -367,17 +370,29 @@ mod tests {
             }
         }
         assert_eq!(total, 8 << 20);
-        assert_eq!(decode(b"gzip", &z[..z.len() - 3], 50), Err("truncated gzip data"));
+        assert_eq!(
+            decode(b"gzip", &z[..z.len() - 3], 50),
+            Err("truncated gzip data")
+        );
         let mut bad = gzip(b"some text here");
         let n = bad.len();
         bad[n - 6] ^= 1; // the CRC
         assert_eq!(decode(b"gzip", &bad, 4), Err("corrupt gzip data"));
-        assert_eq!(decode(b"gzip", b"not gzip at all", 4), Err("corrupt gzip data"));
-        assert_eq!(decode(b"deflate", b"\xff\xff\xff", 1), Err("corrupt deflate data"));
+        assert_eq!(
+            decode(b"gzip", b"not gzip at all", 4),
+            Err("corrupt gzip data")
+        );
+        assert_eq!(
+            decode(b"deflate", b"\xff\xff\xff", 1),
+            Err("corrupt deflate data")
+        );
         let mut zl = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::fast());
         zl.write_all(b"abcdefabcdefabcdef").unwrap();
         let zl = zl.finish().unwrap();
-        assert_eq!(decode(b"deflate", &zl[..zl.len() - 5], 1), Err("truncated deflate data"));
+        assert_eq!(
+            decode(b"deflate", &zl[..zl.len() - 5], 1),
+            Err("truncated deflate data")
+        );
         assert_eq!(decode(b"deflate", b"", 1), Err("truncated deflate data"));
     }
 }
