@@ -73,6 +73,7 @@ lua_tests! {
     http_body_budget => "http/body_budget.lua",
     http_client => "http/client.lua",
     http_client_grown => "http/client_grown.lua",
+    http_client_nginx => "http/client_nginx.lua",
     http_handler_timeout => "http/handler_timeout.lua",
     http_head => "http/head.lua",
     http_keepalive => "http/keepalive.lua",
