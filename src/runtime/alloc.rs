@@ -73,9 +73,8 @@ struct Free {
 pub(crate) struct Cache {
     heads: [*mut Free; CLASSES],
     counts: [u32; CLASSES],
-    /// Bytes Lua holds through this cache (blocks it got before the cache
-    /// was installed and frees through it make this an underestimate, never
-    /// negative).
+    /// Bytes Lua holds, counted while a cap is set (from Lua's own count
+    /// when the cap was set; never negative).
     used: usize,
     /// The memory cap in bytes (0: none).
     limit: usize,
@@ -160,11 +159,15 @@ unsafe extern "C" fn allocator(
 ) -> *mut c_void {
     let cache = &mut *(ud as *mut Cache);
     // With a null `ptr`, `osize` is a kind of object, not a size.
-    let old = if ptr.is_null() { 0 } else { osize };
-    if nsize > old && cache.limit != 0 && refused(cache, nsize - old) {
-        return ptr::null_mut();
+    // The bytes held are counted only under a cap (set_limit starts the
+    // count from Lua's own): without one this costs a single test.
+    if cache.limit != 0 {
+        let old = if ptr.is_null() { 0 } else { osize };
+        if nsize > old && refused(cache, nsize - old) {
+            return ptr::null_mut();
+        }
+        cache.used = (cache.used + nsize).saturating_sub(old);
     }
-    cache.used = (cache.used + nsize).saturating_sub(old);
     if ptr.is_null() {
         return if nsize == 0 {
             ptr::null_mut()
@@ -217,7 +220,13 @@ unsafe fn cache_of<'a>(l: *mut lua_State) -> &'a mut Cache {
 /// # Safety
 /// As [`cache_of`].
 pub(crate) unsafe fn set_limit(l: *mut lua_State, bytes: usize) {
-    cache_of(l).limit = bytes;
+    let c = cache_of(l);
+    if c.limit == 0 && bytes != 0 {
+        // Counting starts now, from what Lua holds.
+        c.used = ffi::lua_gc(l, ffi::LUA_GCCOUNT, 0) as usize * 1024
+            + ffi::lua_gc(l, ffi::LUA_GCCOUNTB, 0) as usize;
+    }
+    c.limit = bytes;
 }
 
 /// `(used, limit)` of `l`'s state, in bytes (limit 0: none).
