@@ -101,10 +101,10 @@ impl Runtime {
         // ours alone.
         let lua =
             unsafe { mlua::Lua::unsafe_new_with(mlua::StdLib::NONE, mlua::LuaOptions::new()) };
-        // SAFETY: the state is new and ours; mlua's allocator gives malloc
-        // blocks (Rust's system allocator).
         let mut cache = None;
         raw_exec(&lua, (), |l| {
+            // SAFETY: the state is new and ours; mlua's allocator gives
+            // malloc blocks (Rust's system allocator).
             cache = Some(unsafe { runtime::alloc::install(l) });
             0
         })?;
@@ -119,10 +119,12 @@ impl Runtime {
         #[cfg(not(feature = "luajit"))]
         install_warnings(&lua);
         #[cfg(not(feature = "luajit"))]
+        // SAFETY: raw_exec hands the closure the main thread, set up above.
         raw_exec(&lua, (), |l| unsafe {
             install_os_exit(l);
             0
         })?;
+        // SAFETY: raw_exec hands the closure the main thread, set up above.
         let main = raw_exec(&lua, (), |l| unsafe {
             modules::install(l);
             0
@@ -176,6 +178,8 @@ impl Runtime {
         args: impl mlua::IntoLuaMulti,
     ) -> mlua::Result<scheduler::TaskId> {
         let sched = self.scheduler();
+        // SAFETY: raw_exec hands the closure the main thread with the function
+        // and its arguments on its stack.
         raw_exec(&self.lua, (f, args), |l| unsafe {
             // The stack holds exactly the function and its arguments.
             sched.spawn(l, ffi::lua_gettop(l) - 1)
@@ -333,38 +337,47 @@ fn install_warnings(lua: &mlua::Lua) {
 /// `lua_close` only closes the main thread's.
 #[cfg(not(feature = "luajit"))]
 unsafe fn install_os_exit(l: *mut lua::lua_State) {
-    ffi::lua_getglobal(l, c"os".as_ptr());
-    ffi::lua_getfield(l, -1, c"exit".as_ptr());
-    ffi::lua_pushcclosure(l, os_exit, 1);
-    ffi::lua_setfield(l, -2, c"exit".as_ptr());
-    ffi::lua_pop(l, 1);
+    // SAFETY: `l` is a live thread of lem's state, the contract of every
+    // function that takes one (see the module doc of runtime/lua.rs).
+    unsafe {
+        ffi::lua_getglobal(l, c"os".as_ptr());
+        ffi::lua_getfield(l, -1, c"exit".as_ptr());
+        ffi::lua_pushcclosure(l, os_exit, 1);
+        ffi::lua_setfield(l, -2, c"exit".as_ptr());
+        ffi::lua_pop(l, 1);
+    }
 }
 
 /// `os.exit([code [, close]])`; the original is upvalue 1.
 #[cfg(not(feature = "luajit"))]
 unsafe extern "C-unwind" fn os_exit(l: *mut lua::lua_State) -> std::ffi::c_int {
-    let task =
-        scheduler::try_get().filter(|s| s.current().is_some() && s.task_of(l) == s.current());
-    if ffi::lua_toboolean(l, 2) == 0 || task.is_none() {
-        ffi::lua_pushvalue(l, ffi::lua_upvalueindex(1));
-        ffi::lua_insert(l, 1);
-        ffi::lua_call(l, ffi::lua_gettop(l) - 1, 0);
-        return 0;
-    }
-    // As loslib's os_exit; the thread's stack is gone after the reset, so
-    // the status is read first.
-    let status = if ffi::lua_type(l, 1) == ffi::LUA_TBOOLEAN {
-        if ffi::lua_toboolean(l, 1) != 0 {
-            libc::EXIT_SUCCESS
-        } else {
-            libc::EXIT_FAILURE
+    // SAFETY: Lua calls this C function on a thread of lem's state, so `l` is
+    // valid with LUA_MINSTACK free slots; it reads its own arguments (checked
+    // here) and the values it pushes (the rules of runtime/lua.rs).
+    unsafe {
+        let task =
+            scheduler::try_get().filter(|s| s.current().is_some() && s.task_of(l) == s.current());
+        if ffi::lua_toboolean(l, 2) == 0 || task.is_none() {
+            ffi::lua_pushvalue(l, ffi::lua_upvalueindex(1));
+            ffi::lua_insert(l, 1);
+            ffi::lua_call(l, ffi::lua_gettop(l) - 1, 0);
+            return 0;
         }
-    } else {
-        ffi::luaL_optinteger(l, 1, libc::EXIT_SUCCESS as ffi::lua_Integer) as std::ffi::c_int
-    };
-    ffi::lua_closethread(l, std::ptr::null_mut());
-    ffi::lua_close(l);
-    libc::exit(status)
+        // As loslib's os_exit; the thread's stack is gone after the reset, so
+        // the status is read first.
+        let status = if ffi::lua_type(l, 1) == ffi::LUA_TBOOLEAN {
+            if ffi::lua_toboolean(l, 1) != 0 {
+                libc::EXIT_SUCCESS
+            } else {
+                libc::EXIT_FAILURE
+            }
+        } else {
+            ffi::luaL_optinteger(l, 1, libc::EXIT_SUCCESS as ffi::lua_Integer) as std::ffi::c_int
+        };
+        ffi::lua_closethread(l, std::ptr::null_mut());
+        ffi::lua_close(l);
+        libc::exit(status)
+    }
 }
 
 /// Run `f` on the main thread in protected mode with `args` on the stack;
@@ -387,18 +400,23 @@ fn raw_exec<R: Copy + Default>(
 
 /// The main thread of the state `l` belongs to.
 unsafe fn main_thread(l: *mut lua::lua_State) -> *mut lua::lua_State {
-    #[cfg(not(feature = "luajit"))]
-    {
-        ffi::lua_rawgeti(l, ffi::LUA_REGISTRYINDEX, ffi::LUA_RIDX_MAINTHREAD);
-        let m = ffi::lua_tothread(l, -1);
-        ffi::lua_pop(l, 1);
-        m
-    }
-    #[cfg(feature = "luajit")]
-    {
-        // LuaJIT has no registry slot for it; mlua runs exec_raw on the main
-        // thread.
-        l
+    // SAFETY: `l` is a live thread of lem's state, the contract of every
+    // function that takes one (see the module doc of runtime/lua.rs).
+    #[cfg_attr(feature = "luajit", allow(unused_unsafe))]
+    unsafe {
+        #[cfg(not(feature = "luajit"))]
+        {
+            ffi::lua_rawgeti(l, ffi::LUA_REGISTRYINDEX, ffi::LUA_RIDX_MAINTHREAD);
+            let m = ffi::lua_tothread(l, -1);
+            ffi::lua_pop(l, 1);
+            m
+        }
+        #[cfg(feature = "luajit")]
+        {
+            // LuaJIT has no registry slot for it; mlua runs exec_raw on the main
+            // thread.
+            l
+        }
     }
 }
 

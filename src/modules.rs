@@ -117,42 +117,51 @@ pub const REGISTERED: &CStr = c"lem.modules";
 
 /// The `require` searcher: built-ins, then registered native modules.
 unsafe extern "C-unwind" fn searcher(l: *mut lua_State) -> c_int {
-    let name = lua::check_lstring(l, 1, std::ptr::null_mut());
-    let name = CStr::from_ptr(name).to_bytes();
-    for (n, opener) in BUILTINS {
-        if n.as_bytes() == name {
-            match opener {
-                Opener::Native(f) => ffi::lua_pushcfunction(l, *f),
-                Opener::Lua(chunk, src) => load_chunk(l, chunk, src),
+    // SAFETY: Lua calls this C function on a thread of lem's state, so `l` is
+    // valid with LUA_MINSTACK free slots; it reads its own arguments (checked
+    // here) and the values it pushes (the rules of runtime/lua.rs).
+    unsafe {
+        let name = lua::check_lstring(l, 1, std::ptr::null_mut());
+        let name = CStr::from_ptr(name).to_bytes();
+        for (n, opener) in BUILTINS {
+            if n.as_bytes() == name {
+                match opener {
+                    Opener::Native(f) => ffi::lua_pushcfunction(l, *f),
+                    Opener::Lua(chunk, src) => load_chunk(l, chunk, src),
+                }
+                lua::push_str(l, ":lem:");
+                return 2;
             }
+        }
+        ffi::lua_getfield(l, ffi::LUA_REGISTRYINDEX, REGISTERED.as_ptr());
+        ffi::lua_pushvalue(l, 1);
+        ffi::lua_rawget(l, -2);
+        if ffi::lua_type(l, -1) != ffi::LUA_TNIL {
             lua::push_str(l, ":lem:");
             return 2;
         }
+        // Nothing to add to `require`'s "module not found" message: the name
+        // is no built-in, and saying so would only make it differ from lua's.
+        0
     }
-    ffi::lua_getfield(l, ffi::LUA_REGISTRYINDEX, REGISTERED.as_ptr());
-    ffi::lua_pushvalue(l, 1);
-    ffi::lua_rawget(l, -2);
-    if ffi::lua_type(l, -1) != ffi::LUA_TNIL {
-        lua::push_str(l, ":lem:");
-        return 2;
-    }
-    // Nothing to add to `require`'s "module not found" message: the name
-    // is no built-in, and saying so would only make it differ from lua's.
-    0
 }
 
 /// Compile an embedded chunk, raising its (impossible outside development)
 /// syntax error.
 unsafe fn load_chunk(l: *mut lua_State, chunk: &CStr, src: &str) {
-    if ffi::luaL_loadbufferx(
-        l,
-        src.as_ptr() as *const _,
-        src.len(),
-        chunk.as_ptr(),
-        c"t".as_ptr(),
-    ) != ffi::LUA_OK
-    {
-        ffi::lua_error(l);
+    // SAFETY: `l` is a live thread of lem's state, the contract of every
+    // function that takes one (see the module doc of runtime/lua.rs).
+    unsafe {
+        if ffi::luaL_loadbufferx(
+            l,
+            src.as_ptr() as *const _,
+            src.len(),
+            chunk.as_ptr(),
+            c"t".as_ptr(),
+        ) != ffi::LUA_OK
+        {
+            ffi::lua_error(l);
+        }
     }
 }
 
@@ -162,35 +171,39 @@ unsafe fn load_chunk(l: *mut lua_State, chunk: &CStr, src: &str) {
 /// # Safety
 /// `l` must be a state with the standard libraries open.
 pub unsafe fn install(l: *mut lua_State) {
-    ffi::lua_createtable(l, 0, 0);
-    ffi::lua_setfield(l, ffi::LUA_REGISTRYINDEX, REGISTERED.as_ptr());
+    // SAFETY: `l` is a live thread of lem's state, the contract of every
+    // function that takes one (see the module doc of runtime/lua.rs).
+    unsafe {
+        ffi::lua_createtable(l, 0, 0);
+        ffi::lua_setfield(l, ffi::LUA_REGISTRYINDEX, REGISTERED.as_ptr());
 
-    ffi::lua_getglobal(l, c"package".as_ptr());
-    #[cfg(feature = "luajit")]
-    ffi::lua_getfield(l, -1, c"loaders".as_ptr());
-    #[cfg(not(feature = "luajit"))]
-    ffi::lua_getfield(l, -1, c"searchers".as_ptr());
-    let n = ffi::lua_rawlen(l, -1) as ffi::lua_Integer;
-    let mut i = n;
-    while i >= 2 {
-        ffi::lua_rawgeti(l, -1, i);
-        ffi::lua_rawseti(l, -2, i + 1);
-        i -= 1;
-    }
-    ffi::lua_pushcfunction(l, searcher);
-    ffi::lua_rawseti(l, -2, 2);
-    ffi::lua_pop(l, 2);
-
-    if let Opener::Lua(chunk, src) = COROUTINE_GLUE {
-        load_chunk(l, chunk, src);
-        ffi::lua_pushlightuserdata(l, crate::runtime::scheduler::pending());
-        // Lua 5.4: a resume that passes the guard's hook on (LuaJIT's
-        // hooks are global: the stock resume does).
-        #[cfg(not(feature = "luajit"))]
-        ffi::lua_pushcfunction(l, crate::runtime::scheduler::guarded_resume);
+        ffi::lua_getglobal(l, c"package".as_ptr());
         #[cfg(feature = "luajit")]
-        ffi::lua_pushnil(l);
-        ffi::lua_pushcfunction(l, crate::runtime::utils::doomtext);
-        ffi::lua_call(l, 3, 0);
+        ffi::lua_getfield(l, -1, c"loaders".as_ptr());
+        #[cfg(not(feature = "luajit"))]
+        ffi::lua_getfield(l, -1, c"searchers".as_ptr());
+        let n = ffi::lua_rawlen(l, -1) as ffi::lua_Integer;
+        let mut i = n;
+        while i >= 2 {
+            ffi::lua_rawgeti(l, -1, i);
+            ffi::lua_rawseti(l, -2, i + 1);
+            i -= 1;
+        }
+        ffi::lua_pushcfunction(l, searcher);
+        ffi::lua_rawseti(l, -2, 2);
+        ffi::lua_pop(l, 2);
+
+        if let Opener::Lua(chunk, src) = COROUTINE_GLUE {
+            load_chunk(l, chunk, src);
+            ffi::lua_pushlightuserdata(l, crate::runtime::scheduler::pending());
+            // Lua 5.4: a resume that passes the guard's hook on (LuaJIT's
+            // hooks are global: the stock resume does).
+            #[cfg(not(feature = "luajit"))]
+            ffi::lua_pushcfunction(l, crate::runtime::scheduler::guarded_resume);
+            #[cfg(feature = "luajit")]
+            ffi::lua_pushnil(l);
+            ffi::lua_pushcfunction(l, crate::runtime::utils::doomtext);
+            ffi::lua_call(l, 3, 0);
+        }
     }
 }

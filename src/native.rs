@@ -125,44 +125,53 @@ pub fn wrap_suspending(lua: &Lua, inner: Function) -> mlua::Result<Function> {
 }
 
 unsafe extern "C-unwind" fn trampoline(l: *mut lua_State) -> c_int {
-    let nargs = ffi::lua_gettop(l);
-    ffi::lua_pushvalue(l, ffi::lua_upvalueindex(1));
-    ffi::lua_insert(l, 1);
-    if ffi::lua_pcall(l, nargs, ffi::LUA_MULTRET, 0) != ffi::LUA_OK {
-        let msg = error_message(l);
-        lua::push_str(l, &msg);
-        drop(msg);
-        ffi::lua_error(l)
+    // SAFETY: Lua calls this C function on a thread of lem's state, so `l` is
+    // valid with LUA_MINSTACK free slots; it reads its own arguments (checked
+    // here) and the values it pushes (the rules of runtime/lua.rs).
+    unsafe {
+        let nargs = ffi::lua_gettop(l);
+        ffi::lua_pushvalue(l, ffi::lua_upvalueindex(1));
+        ffi::lua_insert(l, 1);
+        if ffi::lua_pcall(l, nargs, ffi::LUA_MULTRET, 0) != ffi::LUA_OK {
+            let msg = error_message(l);
+            lua::push_str(l, &msg);
+            drop(msg);
+            ffi::lua_error(l)
+        }
+        let nres = ffi::lua_gettop(l);
+        if nres >= 1 && crate::runtime::scheduler::is_pending(l, 1) {
+            ffi::lua_settop(l, 0);
+            return crate::runtime::scheduler::suspend(l);
+        }
+        nres
     }
-    let nres = ffi::lua_gettop(l);
-    if nres >= 1 && crate::runtime::scheduler::is_pending(l, 1) {
-        ffi::lua_settop(l, 0);
-        return crate::runtime::scheduler::suspend(l);
-    }
-    nres
 }
 
 /// The text of the error on top of `l` (popped): mlua's errors as Lua
 /// would word them, without mlua's traceback; other values as `lua.c`
 /// prints them.
 unsafe fn error_message(l: *mut lua_State) -> String {
-    if ffi::lua_type(l, -1) != ffi::LUA_TUSERDATA {
-        let msg = scheduler::error_text(l, -1);
-        ffi::lua_pop(l, 1);
-        return msg;
-    }
-    let lua = Lua::get_or_init_from_ptr(l);
-    let value = lua.exec_raw::<mlua::Value>((), |main| {
-        if main != l {
-            ffi::lua_xmove(l, main, 1);
-        }
-    });
-    match value {
-        Ok(mlua::Value::Error(e)) => lua_error_message(&e),
-        _ => {
+    // SAFETY: `l` is a live thread of lem's state, the contract of every
+    // function that takes one (see the module doc of runtime/lua.rs).
+    unsafe {
+        if ffi::lua_type(l, -1) != ffi::LUA_TUSERDATA {
             let msg = scheduler::error_text(l, -1);
             ffi::lua_pop(l, 1);
-            msg
+            return msg;
+        }
+        let lua = Lua::get_or_init_from_ptr(l);
+        let value = lua.exec_raw::<mlua::Value>((), |main| {
+            if main != l {
+                ffi::lua_xmove(l, main, 1);
+            }
+        });
+        match value {
+            Ok(mlua::Value::Error(e)) => lua_error_message(&e),
+            _ => {
+                let msg = scheduler::error_text(l, -1);
+                ffi::lua_pop(l, 1);
+                msg
+            }
         }
     }
 }

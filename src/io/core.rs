@@ -12,22 +12,27 @@ use crate::runtime::lua::{self, ffi, lua_State, Reg};
 
 /// io.fromfd(fd) -> File | Stream | Server | nil, err
 unsafe extern "C-unwind" fn fromfd(l: *mut lua_State) -> c_int {
-    let fd = lua::check_integer(l, 1);
-    if fd < 0 || fd > i32::MAX as i64 {
-        lua::arg_error(l, 1, c"invalid file descriptor");
-    }
-    let fd = fd as RawFd;
-    let kind = match fd_kind(fd) {
-        Ok(k) => k,
-        Err(e) => return fail_os(l, &e),
-    };
-    // SAFETY: the script hands the descriptor over to the new object.
-    let owned = OwnedFd::from_raw_fd(fd);
-    set_cloexec(owned.as_raw_fd());
-    match kind {
-        FdKind::File => file::push_file(l, owned),
-        FdKind::Listening => server::push_server(l, vec![owned], server::Family::Inherited),
-        FdKind::Stream => push_stream(l, owned),
+    // SAFETY: Lua calls this C function on a thread of lem's state, so `l` is
+    // valid with LUA_MINSTACK free slots; it reads its own arguments (checked
+    // here) and the values it pushes (the rules of runtime/lua.rs).
+    unsafe {
+        let fd = lua::check_integer(l, 1);
+        if fd < 0 || fd > i32::MAX as i64 {
+            lua::arg_error(l, 1, c"invalid file descriptor");
+        }
+        let fd = fd as RawFd;
+        let kind = match fd_kind(fd) {
+            Ok(k) => k,
+            Err(e) => return fail_os(l, &e),
+        };
+        // SAFETY: the script hands the descriptor over to the new object.
+        let owned = OwnedFd::from_raw_fd(fd);
+        set_cloexec(owned.as_raw_fd());
+        match kind {
+            FdKind::File => file::push_file(l, owned),
+            FdKind::Listening => server::push_server(l, vec![owned], server::Family::Inherited),
+            FdKind::Stream => push_stream(l, owned),
+        }
     }
 }
 
@@ -35,26 +40,36 @@ unsafe extern "C-unwind" fn fromfd(l: *mut lua_State) -> c_int {
 /// buffer together (nil: the default, a quarter of RAM up to 256 MiB);
 /// see [`crate::runtime::parsers::budget`].
 unsafe extern "C-unwind" fn setbudget(l: *mut lua_State) -> c_int {
-    let bytes = if lua::is_none_or_nil(l, 1) {
-        None
-    } else {
-        let n = lua::check_integer(l, 1);
-        if n <= 0 {
-            lua::arg_error(l, 1, c"budget must be a positive number of bytes");
-        }
-        Some(usize::try_from(n).unwrap_or(usize::MAX))
-    };
-    crate::runtime::parsers::budget::set(bytes);
-    ffi::lua_pushboolean(l, 1);
-    1
+    // SAFETY: Lua calls this C function on a thread of lem's state, so `l` is
+    // valid with LUA_MINSTACK free slots; it reads its own arguments (checked
+    // here) and the values it pushes (the rules of runtime/lua.rs).
+    unsafe {
+        let bytes = if lua::is_none_or_nil(l, 1) {
+            None
+        } else {
+            let n = lua::check_integer(l, 1);
+            if n <= 0 {
+                lua::arg_error(l, 1, c"budget must be a positive number of bytes");
+            }
+            Some(usize::try_from(n).unwrap_or(usize::MAX))
+        };
+        crate::runtime::parsers::budget::set(bytes);
+        ffi::lua_pushboolean(l, 1);
+        1
+    }
 }
 
 /// io.budget() -> budget, buffered: the budget and the bytes buffered now.
 unsafe extern "C-unwind" fn budget(l: *mut lua_State) -> c_int {
-    let (budget, buffered) = crate::runtime::parsers::budget::get();
-    ffi::lua_pushinteger(l, budget as _);
-    ffi::lua_pushinteger(l, buffered as _);
-    2
+    // SAFETY: Lua calls this C function on a thread of lem's state, so `l` is
+    // valid with LUA_MINSTACK free slots; it reads its own arguments (checked
+    // here) and the values it pushes (the rules of runtime/lua.rs).
+    unsafe {
+        let (budget, buffered) = crate::runtime::parsers::budget::get();
+        ffi::lua_pushinteger(l, budget as _);
+        ffi::lua_pushinteger(l, buffered as _);
+        2
+    }
 }
 
 const FUNCS: &[Reg] = &[
@@ -80,44 +95,49 @@ const FUNCS: &[Reg] = &[
 /// # Safety
 /// Called by `require`.
 pub unsafe extern "C-unwind" fn open(l: *mut lua_State) -> c_int {
-    ffi::lua_createtable(l, 0, FUNCS.len() as c_int + 4);
-    lua::set_funcs(l, FUNCS);
-    for (name, tname, methods, gc) in [
-        (
-            c"Stream",
-            stream::STREAM,
-            stream::METHODS,
-            lua::gc::<stream::Stream> as lua::CFunction,
-        ),
-        (
-            c"File",
-            file::FILE,
-            file::METHODS,
-            lua::gc::<file::File> as lua::CFunction,
-        ),
-        (
-            c"Server",
-            server::SERVER,
-            server::METHODS,
-            lua::gc::<server::Server> as lua::CFunction,
-        ),
-        (
-            c"Datagram",
-            udp::DATAGRAM,
-            udp::METHODS,
-            lua::gc::<udp::Datagram> as lua::CFunction,
-        ),
-        (
-            c"Resolver",
-            dns::RESOLVER,
-            dns::METHODS,
-            lua::gc::<dns::Resolver> as lua::CFunction,
-        ),
-    ] {
-        lua::new_class(l, tname, methods, Some(gc));
-        ffi::lua_setfield(l, -2, name.as_ptr());
+    // SAFETY: Lua calls this C function on a thread of lem's state, so `l` is
+    // valid with LUA_MINSTACK free slots; it reads its own arguments (checked
+    // here) and the values it pushes (the rules of runtime/lua.rs).
+    unsafe {
+        ffi::lua_createtable(l, 0, FUNCS.len() as c_int + 4);
+        lua::set_funcs(l, FUNCS);
+        for (name, tname, methods, gc) in [
+            (
+                c"Stream",
+                stream::STREAM,
+                stream::METHODS,
+                lua::gc::<stream::Stream> as lua::CFunction,
+            ),
+            (
+                c"File",
+                file::FILE,
+                file::METHODS,
+                lua::gc::<file::File> as lua::CFunction,
+            ),
+            (
+                c"Server",
+                server::SERVER,
+                server::METHODS,
+                lua::gc::<server::Server> as lua::CFunction,
+            ),
+            (
+                c"Datagram",
+                udp::DATAGRAM,
+                udp::METHODS,
+                lua::gc::<udp::Datagram> as lua::CFunction,
+            ),
+            (
+                c"Resolver",
+                dns::RESOLVER,
+                dns::METHODS,
+                lua::gc::<dns::Resolver> as lua::CFunction,
+            ),
+        ] {
+            lua::new_class(l, tname, methods, Some(gc));
+            ffi::lua_setfield(l, -2, name.as_ptr());
+        }
+        1
     }
-    1
 }
 
 /// Put fds 0–2 back in blocking mode if lem made them non-blocking, so the

@@ -175,37 +175,50 @@ unsafe fn suspend_lookup(
     host: String,
     family: c_int,
 ) -> c_int {
-    let fut = Box::pin(async move {
-        let found = lookup(r, &host, family).await;
-        Resume::Push(Box::new(move |t| match found {
-            Ok(addrs) => {
-                ffi::lua_createtable(t, addrs.len() as c_int, 0);
-                for (i, a) in addrs.iter().enumerate() {
-                    lua::push_str(t, &a.to_string());
-                    ffi::lua_rawseti(t, -2, (i + 1) as _);
+    // SAFETY: `l` is a live thread of lem's state, the contract of every
+    // function that takes one (see the module doc of runtime/lua.rs).
+    unsafe {
+        let fut = Box::pin(async move {
+            let found = lookup(r, &host, family).await;
+            Resume::Push(Box::new(move |t| match found {
+                Ok(addrs) => {
+                    ffi::lua_createtable(t, addrs.len() as c_int, 0);
+                    for (i, a) in addrs.iter().enumerate() {
+                        lua::push_str(t, &a.to_string());
+                        ffi::lua_rawseti(t, -2, (i + 1) as _);
+                    }
+                    1
                 }
-                1
-            }
-            Err(msg) => lua::fail(t, &format!("error looking up '{host}': {msg}")),
-        }))
-    });
-    scheduler::get().prepare(Commit::Future(fut));
-    crate::runtime::scheduler::suspend(l)
+                Err(msg) => lua::fail(t, &format!("error looking up '{host}': {msg}")),
+            }))
+        });
+        scheduler::get().prepare(Commit::Future(fut));
+        crate::runtime::scheduler::suspend(l)
+    }
 }
 
 unsafe fn check_host(l: *mut lua_State, arg: c_int) -> String {
-    let mut len = 0;
-    let p = lua::check_lstring(l, arg, &mut len);
-    String::from_utf8_lossy(std::slice::from_raw_parts(p as *const u8, len)).into_owned()
+    // SAFETY: `l` is a live thread of lem's state, the contract of every
+    // function that takes one (see the module doc of runtime/lua.rs).
+    unsafe {
+        let mut len = 0;
+        let p = lua::check_lstring(l, arg, &mut len);
+        String::from_utf8_lossy(std::slice::from_raw_parts(p as *const u8, len)).into_owned()
+    }
 }
 
 /// core.resolve(host [, family]) -> {addr, ...} | nil, err
 pub(crate) unsafe extern "C-unwind" fn resolve(l: *mut lua_State) -> c_int {
-    let family = check_family(l, 2);
-    lua::check_lstring(l, 1, std::ptr::null_mut());
-    check_suspendable(l);
-    let host = check_host(l, 1);
-    suspend_lookup(l, None, host, family)
+    // SAFETY: Lua calls this C function on a thread of lem's state, so `l` is
+    // valid with LUA_MINSTACK free slots; it reads its own arguments (checked
+    // here) and the values it pushes (the rules of runtime/lua.rs).
+    unsafe {
+        let family = check_family(l, 2);
+        lua::check_lstring(l, 1, std::ptr::null_mut());
+        check_suspendable(l);
+        let host = check_host(l, 1);
+        suspend_lookup(l, None, host, family)
+    }
 }
 
 /// One `servers` entry: `'ip'`, `'ip:port'` or `'[ipv6]:port'`.
@@ -218,82 +231,92 @@ fn parse_server(s: &str) -> Option<SocketAddr> {
 
 /// core.resolver{servers = {...} [, timeout =, attempts =]} -> Resolver
 pub(crate) unsafe extern "C-unwind" fn new_resolver(l: *mut lua_State) -> c_int {
-    lua::check_type(l, 1, ffi::LUA_TTABLE);
-    let mut servers = Vec::new();
-    if ffi::lua_getfield(l, 1, c"servers".as_ptr()) != ffi::LUA_TTABLE {
-        lua::arg_error(l, 1, c"servers must be an array of 'ip[:port]' strings");
-    }
-    let n = ffi::lua_rawlen(l, -1) as usize;
-    for i in 1..=n {
-        lua::push_index(l, -1, i as _);
-        let mut len = 0;
-        let p = ffi::lua_tolstring(l, -1, &mut len);
-        let parsed = (!p.is_null())
-            .then(|| std::str::from_utf8(std::slice::from_raw_parts(p as *const u8, len)).ok())
-            .flatten()
-            .and_then(parse_server);
+    // SAFETY: Lua calls this C function on a thread of lem's state, so `l` is
+    // valid with LUA_MINSTACK free slots; it reads its own arguments (checked
+    // here) and the values it pushes (the rules of runtime/lua.rs).
+    unsafe {
+        lua::check_type(l, 1, ffi::LUA_TTABLE);
+        let mut servers = Vec::new();
+        if ffi::lua_getfield(l, 1, c"servers".as_ptr()) != ffi::LUA_TTABLE {
+            lua::arg_error(l, 1, c"servers must be an array of 'ip[:port]' strings");
+        }
+        let n = ffi::lua_rawlen(l, -1) as usize;
+        for i in 1..=n {
+            lua::push_index(l, -1, i as _);
+            let mut len = 0;
+            let p = ffi::lua_tolstring(l, -1, &mut len);
+            let parsed = (!p.is_null())
+                .then(|| std::str::from_utf8(std::slice::from_raw_parts(p as *const u8, len)).ok())
+                .flatten()
+                .and_then(parse_server);
+            ffi::lua_pop(l, 1);
+            match parsed {
+                Some(a) => servers.push(a),
+                None => lua::arg_error(l, 1, c"servers must be an array of 'ip[:port]' strings"),
+            }
+        }
         ffi::lua_pop(l, 1);
-        match parsed {
-            Some(a) => servers.push(a),
-            None => lua::arg_error(l, 1, c"servers must be an array of 'ip[:port]' strings"),
+        if servers.is_empty() {
+            lua::arg_error(l, 1, c"servers must name at least one server");
         }
-    }
-    ffi::lua_pop(l, 1);
-    if servers.is_empty() {
-        lua::arg_error(l, 1, c"servers must name at least one server");
-    }
-    let mut timeout = Duration::from_secs(5);
-    if ffi::lua_getfield(l, 1, c"timeout".as_ptr()) != ffi::LUA_TNIL {
-        let t = ffi::lua_tonumberx(l, -1, std::ptr::null_mut());
-        match Duration::try_from_secs_f64(t) {
-            Ok(d) if d > Duration::ZERO => timeout = d,
-            _ => lua::arg_error(l, 1, c"timeout must be a positive number of seconds"),
+        let mut timeout = Duration::from_secs(5);
+        if ffi::lua_getfield(l, 1, c"timeout".as_ptr()) != ffi::LUA_TNIL {
+            let t = ffi::lua_tonumberx(l, -1, std::ptr::null_mut());
+            match Duration::try_from_secs_f64(t) {
+                Ok(d) if d > Duration::ZERO => timeout = d,
+                _ => lua::arg_error(l, 1, c"timeout must be a positive number of seconds"),
+            }
         }
-    }
-    ffi::lua_pop(l, 1);
-    let mut attempts = 2usize;
-    if ffi::lua_getfield(l, 1, c"attempts".as_ptr()) != ffi::LUA_TNIL {
-        let a = ffi::lua_tonumberx(l, -1, std::ptr::null_mut());
-        if !(1.0..=100.0).contains(&a) {
-            lua::arg_error(l, 1, c"attempts must be a number from 1 to 100");
+        ffi::lua_pop(l, 1);
+        let mut attempts = 2usize;
+        if ffi::lua_getfield(l, 1, c"attempts".as_ptr()) != ffi::LUA_TNIL {
+            let a = ffi::lua_tonumberx(l, -1, std::ptr::null_mut());
+            if !(1.0..=100.0).contains(&a) {
+                lua::arg_error(l, 1, c"attempts must be a number from 1 to 100");
+            }
+            attempts = a as usize;
         }
-        attempts = a as usize;
+        ffi::lua_pop(l, 1);
+        let group: NameServerConfigGroup = servers
+            .iter()
+            .flat_map(|a| {
+                [
+                    NameServerConfig::new(*a, Protocol::Udp),
+                    NameServerConfig::new(*a, Protocol::Tcp),
+                ]
+            })
+            .collect::<Vec<_>>()
+            .into();
+        let config = ResolverConfig::from_parts(None, vec![], group);
+        let mut opts = ResolverOpts::default();
+        opts.timeout = timeout;
+        // hickory counts retries after the first try.
+        opts.attempts = attempts.saturating_sub(1);
+        opts.ip_strategy = LookupIpStrategy::Ipv4AndIpv6;
+        opts.use_hosts_file = ResolveHosts::Never;
+        opts.ndots = 0;
+        let r = TokioResolver::builder_with_config(config, TokioConnectionProvider::default())
+            .with_options(opts)
+            .build();
+        lua::push_object(l, RESOLVER, Resolver(Rc::new(r)));
+        1
     }
-    ffi::lua_pop(l, 1);
-    let group: NameServerConfigGroup = servers
-        .iter()
-        .flat_map(|a| {
-            [
-                NameServerConfig::new(*a, Protocol::Udp),
-                NameServerConfig::new(*a, Protocol::Tcp),
-            ]
-        })
-        .collect::<Vec<_>>()
-        .into();
-    let config = ResolverConfig::from_parts(None, vec![], group);
-    let mut opts = ResolverOpts::default();
-    opts.timeout = timeout;
-    // hickory counts retries after the first try.
-    opts.attempts = attempts.saturating_sub(1);
-    opts.ip_strategy = LookupIpStrategy::Ipv4AndIpv6;
-    opts.use_hosts_file = ResolveHosts::Never;
-    opts.ndots = 0;
-    let r = TokioResolver::builder_with_config(config, TokioConnectionProvider::default())
-        .with_options(opts)
-        .build();
-    lua::push_object(l, RESOLVER, Resolver(Rc::new(r)));
-    1
 }
 
 /// r:resolve(host [, family]) -> {addr, ...} | nil, err
 unsafe extern "C-unwind" fn resolver_resolve(l: *mut lua_State) -> c_int {
-    lua::check_object::<Resolver>(l, 1, RESOLVER);
-    let family = check_family(l, 3);
-    lua::check_lstring(l, 2, std::ptr::null_mut());
-    check_suspendable(l);
-    let host = check_host(l, 2);
-    let r: &Resolver = lua::check_object(l, 1, RESOLVER);
-    suspend_lookup(l, Some(r.0.clone()), host, family)
+    // SAFETY: Lua calls this C function on a thread of lem's state, so `l` is
+    // valid with LUA_MINSTACK free slots; it reads its own arguments (checked
+    // here) and the values it pushes (the rules of runtime/lua.rs).
+    unsafe {
+        lua::check_object::<Resolver>(l, 1, RESOLVER);
+        let family = check_family(l, 3);
+        lua::check_lstring(l, 2, std::ptr::null_mut());
+        check_suspendable(l);
+        let host = check_host(l, 2);
+        let r: &Resolver = lua::check_object(l, 1, RESOLVER);
+        suspend_lookup(l, Some(r.0.clone()), host, family)
+    }
 }
 
 /// The Resolver class's methods.

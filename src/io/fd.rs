@@ -38,8 +38,12 @@ pub fn strerror(code: i32) -> String {
 /// # Safety
 /// `l` needs two free slots.
 pub(crate) unsafe fn fail_os(l: *mut lua_State, e: &io::Error) -> c_int {
-    let msg = os_error_text(e);
-    lua::fail(l, &msg)
+    // SAFETY: `l` is a live thread of lem's state, the contract of every
+    // function that takes one (see the module doc of runtime/lua.rs).
+    unsafe {
+        let msg = os_error_text(e);
+        lua::fail(l, &msg)
+    }
 }
 
 /// Whether an error means the peer went away (a write or read on it then
@@ -93,6 +97,7 @@ pub(crate) enum FdKind {
 pub(crate) fn fd_kind(fd: RawFd) -> io::Result<FdKind> {
     // SAFETY: fstat into a zeroed struct.
     let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    // SAFETY: `st` is a valid out-pointer; a bad fd is an error return.
     if unsafe { libc::fstat(fd, &mut st) } < 0 {
         return Err(io::Error::last_os_error());
     }

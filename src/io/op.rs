@@ -15,8 +15,12 @@ use crate::runtime::scheduler::{self, Resume, Waiter};
 /// # Safety
 /// May raise: call before creating owned values.
 pub(crate) unsafe fn check_suspendable(l: *mut lua_State) {
-    if !can_suspend(l) {
-        cannot_suspend(l);
+    // SAFETY: `l` is a live thread of lem's state, the contract of every
+    // function that takes one (see the module doc of runtime/lua.rs).
+    unsafe {
+        if !can_suspend(l) {
+            cannot_suspend(l);
+        }
     }
 }
 
@@ -25,7 +29,9 @@ pub(crate) unsafe fn check_suspendable(l: *mut lua_State) {
 /// # Safety
 /// `l` must be the running thread.
 pub(crate) unsafe fn can_suspend(l: *mut lua_State) -> bool {
-    crate::runtime::scheduler::get().current().is_some() && lua::is_yieldable(l)
+    // SAFETY: `l` is a live thread of lem's state, the contract of every
+    // function that takes one (see the module doc of runtime/lua.rs).
+    unsafe { crate::runtime::scheduler::get().current().is_some() && lua::is_yieldable(l) }
 }
 
 /// Raise `attempt to suspend outside a lem coroutine`.
@@ -33,7 +39,9 @@ pub(crate) unsafe fn can_suspend(l: *mut lua_State) -> bool {
 /// # Safety
 /// Raises: nothing owned may be alive in the caller's frame.
 pub(crate) unsafe fn cannot_suspend(l: *mut lua_State) -> ! {
-    crate::runtime::scheduler::raise_outside(l)
+    // SAFETY: `l` is a live thread of lem's state, the contract of every
+    // function that takes one (see the module doc of runtime/lua.rs).
+    unsafe { crate::runtime::scheduler::raise_outside(l) }
 }
 
 /// Read the optional timeout argument of `settimeout`: nil or a number of
@@ -43,14 +51,18 @@ pub(crate) unsafe fn cannot_suspend(l: *mut lua_State) -> ! {
 /// # Safety
 /// May raise.
 unsafe fn check_timeout(l: *mut lua_State, arg: c_int) -> Option<Duration> {
-    if lua::is_none_or_nil(l, arg) {
-        return None;
+    // SAFETY: `l` is a live thread of lem's state, the contract of every
+    // function that takes one (see the module doc of runtime/lua.rs).
+    unsafe {
+        if lua::is_none_or_nil(l, arg) {
+            return None;
+        }
+        let t = lua::check_number(l, arg);
+        if t.is_nan() || t < 0.0 {
+            lua::arg_error(l, arg, c"timeout must be a number of seconds");
+        }
+        Some(Duration::try_from_secs_f64(t).unwrap_or(Duration::from_secs(100 * 365 * 86400)))
     }
-    let t = lua::check_number(l, arg);
-    if t.is_nan() || t < 0.0 {
-        lua::arg_error(l, arg, c"timeout must be a number of seconds");
-    }
-    Some(Duration::try_from_secs_f64(t).unwrap_or(Duration::from_secs(100 * 365 * 86400)))
 }
 
 /// One suspended operation on an object (a stream has one per direction):
@@ -112,6 +124,8 @@ impl Op {
         if let Some(w) = self.waiter.take() {
             scheduler::get().wake(
                 w,
+                // SAFETY: the scheduler calls a Resume::Push closure with the resumed
+                // thread `t`, with room for the values it pushes.
                 Resume::Push(Box::new(move |t| unsafe { lua::fail(t, msg) })),
             );
         }
@@ -134,21 +148,31 @@ pub(crate) trait Settings {
 
 /// obj:settimeout(seconds | nil) -> true
 pub(crate) unsafe extern "C-unwind" fn settimeout<T: Settings>(l: *mut lua_State) -> c_int {
-    let o: &T = lua::check_object(l, 1, T::CLASS);
-    o.timeout().set(check_timeout(l, 2));
-    ffi::lua_pushboolean(l, 1);
-    1
+    // SAFETY: Lua calls this C function on a thread of lem's state, so `l` is
+    // valid with LUA_MINSTACK free slots; it reads its own arguments (checked
+    // here) and the values it pushes (the rules of runtime/lua.rs).
+    unsafe {
+        let o: &T = lua::check_object(l, 1, T::CLASS);
+        o.timeout().set(check_timeout(l, 2));
+        ffi::lua_pushboolean(l, 1);
+        1
+    }
 }
 
 /// obj:setlimit(bytes) -> true: the most input a delimited format may
 /// buffer before `read` returns `nil, 'line too long'`.
 pub(crate) unsafe extern "C-unwind" fn setlimit<T: Settings>(l: *mut lua_State) -> c_int {
-    let o: &T = lua::check_object(l, 1, T::CLASS);
-    let n = lua::check_integer(l, 2);
-    if n < 1 {
-        lua::arg_error(l, 2, c"limit must be positive");
+    // SAFETY: Lua calls this C function on a thread of lem's state, so `l` is
+    // valid with LUA_MINSTACK free slots; it reads its own arguments (checked
+    // here) and the values it pushes (the rules of runtime/lua.rs).
+    unsafe {
+        let o: &T = lua::check_object(l, 1, T::CLASS);
+        let n = lua::check_integer(l, 2);
+        if n < 1 {
+            lua::arg_error(l, 2, c"limit must be positive");
+        }
+        o.limit().set(n as usize);
+        ffi::lua_pushboolean(l, 1);
+        1
     }
-    o.limit().set(n as usize);
-    ffi::lua_pushboolean(l, 1);
-    1
 }

@@ -56,38 +56,42 @@ pub(crate) struct Server(Rc<Inner>);
 /// # Safety
 /// `l` must be a thread of lem's state with two free slots.
 pub(crate) unsafe fn push_server(l: *mut lua_State, fds: Vec<OwnedFd>, family: Family) -> c_int {
-    let mut watched = Vec::with_capacity(fds.len());
-    for fd in fds {
-        set_cloexec(fd.as_raw_fd());
-        if let Err(e) = set_nonblocking(fd.as_raw_fd(), true) {
-            drop(watched);
-            return fail_os(l, &e);
-        }
-        // SAFETY: the OwnedFd owns the descriptor for the AsyncFd's life.
-        match unsafe { AsyncFd::register(fd) }.map_err(|e| e.into_parts()) {
-            Ok(a) => watched.push(Rc::new(a)),
-            Err((_, e)) => {
+    // SAFETY: `l` is a live thread of lem's state, the contract of every
+    // function that takes one (see the module doc of runtime/lua.rs).
+    unsafe {
+        let mut watched = Vec::with_capacity(fds.len());
+        for fd in fds {
+            set_cloexec(fd.as_raw_fd());
+            if let Err(e) = set_nonblocking(fd.as_raw_fd(), true) {
                 drop(watched);
                 return fail_os(l, &e);
             }
+            // SAFETY: the OwnedFd owns the descriptor for the AsyncFd's life.
+            match { AsyncFd::register(fd) }.map_err(|e| e.into_parts()) {
+                Ok(a) => watched.push(Rc::new(a)),
+                Err((_, e)) => {
+                    drop(watched);
+                    return fail_os(l, &e);
+                }
+            }
         }
+        lua::new_class(l, SERVER, METHODS, Some(lua::gc::<Server>));
+        ffi::lua_pop(l, 1);
+        let inner = Inner {
+            fds: RefCell::new(watched),
+            op: Op::default(),
+            timeout: Cell::new(None),
+            family,
+        };
+        let inner = Rc::new(inner);
+        OPEN.with(|open| {
+            let mut open = open.borrow_mut();
+            open.retain(|w| w.upgrade().is_some_and(|s| !s.fds.borrow().is_empty()));
+            open.push(Rc::downgrade(&inner));
+        });
+        lua::push_object(l, SERVER, Server(inner));
+        1
     }
-    lua::new_class(l, SERVER, METHODS, Some(lua::gc::<Server>));
-    ffi::lua_pop(l, 1);
-    let inner = Inner {
-        fds: RefCell::new(watched),
-        op: Op::default(),
-        timeout: Cell::new(None),
-        family,
-    };
-    let inner = Rc::new(inner);
-    OPEN.with(|open| {
-        let mut open = open.borrow_mut();
-        open.retain(|w| w.upgrade().is_some_and(|s| !s.fds.borrow().is_empty()));
-        open.push(Rc::downgrade(&inner));
-    });
-    lua::push_object(l, SERVER, Server(inner));
-    1
 }
 
 thread_local! {
@@ -222,72 +226,79 @@ impl Settings for Server {
 
 #[inline]
 unsafe fn check_server<'a>(l: *mut lua_State) -> &'a Server {
-    lua::check_object(l, 1, SERVER)
+    // SAFETY: `l` is a live thread of lem's state, the contract of every
+    // function that takes one (see the module doc of runtime/lua.rs).
+    unsafe { lua::check_object(l, 1, SERVER) }
 }
 
 /// server:accept() -> Stream | nil, err
 unsafe extern "C-unwind" fn server_accept(l: *mut lua_State) -> c_int {
-    let s = check_server(l);
-    let inner = &s.0;
-    if inner.op.is_active() {
-        return lua::fail(l, "busy");
-    }
-    if inner.fds.borrow().is_empty() {
-        return lua::fail(l, "closed");
-    }
-    if crate::runtime::lifecycle::draining() {
-        return lua::fail(l, "interrupted");
-    }
-    crate::io::broker::serving();
-    // A client already waiting is served without suspending.
-    let mut found = None;
-    for a in inner.fds.borrow().iter() {
-        loop {
-            match accept_one(a.as_raw_fd()) {
-                Accepted::Client(c) => {
-                    found = Some(c);
-                    break;
+    // SAFETY: Lua calls this C function on a thread of lem's state, so `l` is
+    // valid with LUA_MINSTACK free slots; it reads its own arguments (checked
+    // here) and the values it pushes (the rules of runtime/lua.rs).
+    unsafe {
+        let s = check_server(l);
+        let inner = &s.0;
+        if inner.op.is_active() {
+            return lua::fail(l, "busy");
+        }
+        if inner.fds.borrow().is_empty() {
+            return lua::fail(l, "closed");
+        }
+        if crate::runtime::lifecycle::draining() {
+            return lua::fail(l, "interrupted");
+        }
+        crate::io::broker::serving();
+        // A client already waiting is served without suspending.
+        let mut found = None;
+        for a in inner.fds.borrow().iter() {
+            loop {
+                match accept_one(a.as_raw_fd()) {
+                    Accepted::Client(c) => {
+                        found = Some(c);
+                        break;
+                    }
+                    Accepted::Skip => continue,
+                    _ => break,
                 }
-                Accepted::Skip => continue,
-                _ => break,
+            }
+            if found.is_some() {
+                break;
             }
         }
-        if found.is_some() {
-            break;
+        if let Some(c) = found {
+            return push_stream(l, c);
         }
+        check_suspendable(l);
+        let inner = inner.clone();
+        scheduler::get().prepare(Commit::Custom(Box::new(move |w| {
+            let fds = inner.fds.borrow().clone();
+            let timeout = inner.timeout.get();
+            let me = inner.clone();
+            let fut = Box::pin(async move {
+                let r = match timeout {
+                    None => accept_wait(fds).await.map_err(Some),
+                    Some(d) => match tokio::time::timeout(d, accept_wait(fds)).await {
+                        Ok(r) => r.map_err(Some),
+                        Err(_) => Err(None),
+                    },
+                };
+                Resume::Push(Box::new(move |t| {
+                    me.op.end();
+                    if me.fds.borrow().is_empty() {
+                        return lua::fail(t, "closed");
+                    }
+                    match r {
+                        Ok(c) => push_stream(t, c),
+                        Err(None) => lua::fail(t, "timeout"),
+                        Err(Some(e)) => fail_os(t, &e),
+                    }
+                }))
+            });
+            inner.op.begin(w, fut);
+        })));
+        crate::runtime::scheduler::suspend(l)
     }
-    if let Some(c) = found {
-        return push_stream(l, c);
-    }
-    check_suspendable(l);
-    let inner = inner.clone();
-    scheduler::get().prepare(Commit::Custom(Box::new(move |w| {
-        let fds = inner.fds.borrow().clone();
-        let timeout = inner.timeout.get();
-        let me = inner.clone();
-        let fut = Box::pin(async move {
-            let r = match timeout {
-                None => accept_wait(fds).await.map_err(Some),
-                Some(d) => match tokio::time::timeout(d, accept_wait(fds)).await {
-                    Ok(r) => r.map_err(Some),
-                    Err(_) => Err(None),
-                },
-            };
-            Resume::Push(Box::new(move |t| unsafe {
-                me.op.end();
-                if me.fds.borrow().is_empty() {
-                    return lua::fail(t, "closed");
-                }
-                match r {
-                    Ok(c) => push_stream(t, c),
-                    Err(None) => lua::fail(t, "timeout"),
-                    Err(Some(e)) => fail_os(t, &e),
-                }
-            }))
-        });
-        inner.op.begin(w, fut);
-    })));
-    crate::runtime::scheduler::suspend(l)
 }
 
 /// The handler of an autospawn, anchored in the registry: a thread whose
@@ -309,14 +320,19 @@ impl Drop for Spawner {
 /// Start `handler(stream)` for a client, in protected mode so that a memory
 /// error cannot unwind into the loop. Arguments: handler, fd.
 unsafe extern "C-unwind" fn spawn_client(l: *mut lua_State) -> c_int {
-    let fd = ffi::lua_tointeger(l, 2) as RawFd;
-    ffi::lua_settop(l, 1);
-    // SAFETY: the accepted descriptor is handed over to the stream.
-    if push_stream(l, OwnedFd::from_raw_fd(fd)) != 1 {
-        return 0;
+    // SAFETY: Lua calls this C function on a thread of lem's state, so `l` is
+    // valid with LUA_MINSTACK free slots; it reads its own arguments (checked
+    // here) and the values it pushes (the rules of runtime/lua.rs).
+    unsafe {
+        let fd = ffi::lua_tointeger(l, 2) as RawFd;
+        ffi::lua_settop(l, 1);
+        // SAFETY: the accepted descriptor is handed over to the stream.
+        if push_stream(l, OwnedFd::from_raw_fd(fd)) != 1 {
+            return 0;
+        }
+        scheduler::get().spawn(l, 1);
+        0
     }
-    scheduler::get().spawn(l, 1);
-    0
 }
 
 impl Spawner {
@@ -360,113 +376,143 @@ async fn autospawn_loop(fds: Vec<Rc<AsyncFd<OwnedFd>>>, spawner: Spawner) -> io:
 
 /// server:autospawn(handler) -> nil, 'interrupted' | nil, err
 unsafe extern "C-unwind" fn server_autospawn(l: *mut lua_State) -> c_int {
-    let s = check_server(l);
-    lua::check_type(l, 2, ffi::LUA_TFUNCTION);
-    let inner = &s.0;
-    if inner.op.is_active() {
-        return lua::fail(l, "busy");
+    // SAFETY: Lua calls this C function on a thread of lem's state, so `l` is
+    // valid with LUA_MINSTACK free slots; it reads its own arguments (checked
+    // here) and the values it pushes (the rules of runtime/lua.rs).
+    unsafe {
+        let s = check_server(l);
+        lua::check_type(l, 2, ffi::LUA_TFUNCTION);
+        let inner = &s.0;
+        if inner.op.is_active() {
+            return lua::fail(l, "busy");
+        }
+        if inner.fds.borrow().is_empty() {
+            return lua::fail(l, "closed");
+        }
+        check_suspendable(l);
+        if crate::runtime::lifecycle::draining() {
+            return lua::fail(l, "interrupted");
+        }
+        crate::io::broker::serving();
+        let t = ffi::lua_newthread(l);
+        ffi::lua_pushvalue(l, 2);
+        ffi::lua_xmove(l, t, 1);
+        let reference = ffi::luaL_ref(l, ffi::LUA_REGISTRYINDEX);
+        let spawner = Spawner {
+            thread: t,
+            reference,
+        };
+        let inner = inner.clone();
+        scheduler::get().prepare(Commit::Custom(Box::new(move |w| {
+            let fds = inner.fds.borrow().clone();
+            let me = inner.clone();
+            let fut = Box::pin(async move {
+                let e = autospawn_loop(fds, spawner).await;
+                Resume::Push(Box::new(move |t| {
+                    me.op.end();
+                    fail_os(t, &e)
+                }))
+            });
+            inner.op.begin(w, fut);
+        })));
+        crate::runtime::scheduler::suspend(l)
     }
-    if inner.fds.borrow().is_empty() {
-        return lua::fail(l, "closed");
-    }
-    check_suspendable(l);
-    if crate::runtime::lifecycle::draining() {
-        return lua::fail(l, "interrupted");
-    }
-    crate::io::broker::serving();
-    let t = ffi::lua_newthread(l);
-    ffi::lua_pushvalue(l, 2);
-    ffi::lua_xmove(l, t, 1);
-    let reference = ffi::luaL_ref(l, ffi::LUA_REGISTRYINDEX);
-    let spawner = Spawner {
-        thread: t,
-        reference,
-    };
-    let inner = inner.clone();
-    scheduler::get().prepare(Commit::Custom(Box::new(move |w| {
-        let fds = inner.fds.borrow().clone();
-        let me = inner.clone();
-        let fut = Box::pin(async move {
-            let e = autospawn_loop(fds, spawner).await;
-            Resume::Push(Box::new(move |t| unsafe {
-                me.op.end();
-                fail_os(t, &e)
-            }))
-        });
-        inner.op.begin(w, fut);
-    })));
-    crate::runtime::scheduler::suspend(l)
 }
 
 /// server:interrupt() -> true | nil, 'not busy'
 unsafe extern "C-unwind" fn server_interrupt(l: *mut lua_State) -> c_int {
-    let s = check_server(l);
-    if s.0.op.cancel("interrupted") {
-        ffi::lua_pushboolean(l, 1);
-        1
-    } else {
-        lua::fail(l, "not busy")
+    // SAFETY: Lua calls this C function on a thread of lem's state, so `l` is
+    // valid with LUA_MINSTACK free slots; it reads its own arguments (checked
+    // here) and the values it pushes (the rules of runtime/lua.rs).
+    unsafe {
+        let s = check_server(l);
+        if s.0.op.cancel("interrupted") {
+            ffi::lua_pushboolean(l, 1);
+            1
+        } else {
+            lua::fail(l, "not busy")
+        }
     }
 }
 
 /// server:close() -> true | nil, 'closed'
 unsafe extern "C-unwind" fn server_close(l: *mut lua_State) -> c_int {
-    let s = check_server(l);
-    if !s.0.close() {
-        return lua::fail(l, "closed");
+    // SAFETY: Lua calls this C function on a thread of lem's state, so `l` is
+    // valid with LUA_MINSTACK free slots; it reads its own arguments (checked
+    // here) and the values it pushes (the rules of runtime/lua.rs).
+    unsafe {
+        let s = check_server(l);
+        if !s.0.close() {
+            return lua::fail(l, "closed");
+        }
+        ffi::lua_pushboolean(l, 1);
+        1
     }
-    ffi::lua_pushboolean(l, 1);
-    1
 }
 
 /// server:closed() -> boolean
 unsafe extern "C-unwind" fn server_closed(l: *mut lua_State) -> c_int {
-    let s = check_server(l);
-    ffi::lua_pushboolean(l, s.0.fds.borrow().is_empty() as c_int);
-    1
+    // SAFETY: Lua calls this C function on a thread of lem's state, so `l` is
+    // valid with LUA_MINSTACK free slots; it reads its own arguments (checked
+    // here) and the values it pushes (the rules of runtime/lua.rs).
+    unsafe {
+        let s = check_server(l);
+        ffi::lua_pushboolean(l, s.0.fds.borrow().is_empty() as c_int);
+        1
+    }
 }
 
 /// server:busy() -> boolean
 unsafe extern "C-unwind" fn server_busy(l: *mut lua_State) -> c_int {
-    let s = check_server(l);
-    ffi::lua_pushboolean(l, s.0.op.is_active() as c_int);
-    1
+    // SAFETY: Lua calls this C function on a thread of lem's state, so `l` is
+    // valid with LUA_MINSTACK free slots; it reads its own arguments (checked
+    // here) and the values it pushes (the rules of runtime/lua.rs).
+    unsafe {
+        let s = check_server(l);
+        ffi::lua_pushboolean(l, s.0.op.is_active() as c_int);
+        1
+    }
 }
 
 /// server:getsockname() -> ip, port (TCP; the first socket's) | path (Unix)
 /// | nil, err. Beyond the original: tells the port a `'0'` listen got.
 unsafe extern "C-unwind" fn server_getsockname(l: *mut lua_State) -> c_int {
-    let s = check_server(l);
-    let fd = match s.0.fds.borrow().first() {
-        Some(a) => a.as_raw_fd(),
-        None => return lua::fail(l, "closed"),
-    };
-    let mut ss: libc::sockaddr_storage = std::mem::zeroed();
-    let mut len = std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
-    if libc::getsockname(fd, &mut ss as *mut _ as *mut libc::sockaddr, &mut len) < 0 {
-        return fail_os(l, &io::Error::last_os_error());
-    }
-    if ss.ss_family as c_int == libc::AF_UNIX {
-        let un = &*(&ss as *const _ as *const libc::sockaddr_un);
-        let path: Vec<u8> = un
-            .sun_path
-            .iter()
-            .take_while(|&&c| c != 0)
-            .map(|&c| c as u8)
-            .collect();
-        lua::push_bytes(l, &path);
-        drop(path);
-        return 1;
-    }
-    match super::tcp::sockaddr_to_std(&ss) {
-        Some(a) => {
-            let ip = a.ip().to_string();
-            lua::push_str(l, &ip);
-            drop(ip);
-            ffi::lua_pushinteger(l, a.port() as _);
-            2
+    // SAFETY: Lua calls this C function on a thread of lem's state, so `l` is
+    // valid with LUA_MINSTACK free slots; it reads its own arguments (checked
+    // here) and the values it pushes (the rules of runtime/lua.rs).
+    unsafe {
+        let s = check_server(l);
+        let fd = match s.0.fds.borrow().first() {
+            Some(a) => a.as_raw_fd(),
+            None => return lua::fail(l, "closed"),
+        };
+        let mut ss: libc::sockaddr_storage = std::mem::zeroed();
+        let mut len = std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+        if libc::getsockname(fd, &mut ss as *mut _ as *mut libc::sockaddr, &mut len) < 0 {
+            return fail_os(l, &io::Error::last_os_error());
         }
-        None => lua::fail(l, "Address family not supported by protocol"),
+        if ss.ss_family as c_int == libc::AF_UNIX {
+            let un = &*(&ss as *const _ as *const libc::sockaddr_un);
+            let path: Vec<u8> = un
+                .sun_path
+                .iter()
+                .take_while(|&&c| c != 0)
+                .map(|&c| c as u8)
+                .collect();
+            lua::push_bytes(l, &path);
+            drop(path);
+            return 1;
+        }
+        match super::tcp::sockaddr_to_std(&ss) {
+            Some(a) => {
+                let ip = a.ip().to_string();
+                lua::push_str(l, &ip);
+                drop(ip);
+                ffi::lua_pushinteger(l, a.port() as _);
+                2
+            }
+            None => lua::fail(l, "Address family not supported by protocol"),
+        }
     }
 }
 

@@ -112,15 +112,19 @@ pub(crate) fn resolve(
 
 /// The `family` argument: `'any'` (default), `'ipv4'`, `'ipv6'`.
 pub(crate) unsafe fn check_family(l: *mut lua_State, arg: c_int) -> c_int {
-    if lua::is_none_or_nil(l, arg) {
-        return libc::AF_UNSPEC;
-    }
-    let s = lua::check_lstring(l, arg, std::ptr::null_mut());
-    match CStr::from_ptr(s).to_bytes() {
-        b"any" => libc::AF_UNSPEC,
-        b"ipv4" => libc::AF_INET,
-        b"ipv6" => libc::AF_INET6,
-        _ => lua::arg_error(l, arg, c"invalid family"),
+    // SAFETY: `l` is a live thread of lem's state, the contract of every
+    // function that takes one (see the module doc of runtime/lua.rs).
+    unsafe {
+        if lua::is_none_or_nil(l, arg) {
+            return libc::AF_UNSPEC;
+        }
+        let s = lua::check_lstring(l, arg, std::ptr::null_mut());
+        match CStr::from_ptr(s).to_bytes() {
+            b"any" => libc::AF_UNSPEC,
+            b"ipv4" => libc::AF_INET,
+            b"ipv6" => libc::AF_INET6,
+            _ => lua::arg_error(l, arg, c"invalid family"),
+        }
     }
 }
 
@@ -128,17 +132,21 @@ pub(crate) unsafe fn check_family(l: *mut lua_State, arg: c_int) -> c_int {
 /// with such a value. Anything else (99999 must not wrap around to 34463,
 /// a service name is not a port) raises `invalid port`.
 pub(crate) unsafe fn check_port(l: *mut lua_State, arg: c_int) -> u16 {
-    let port = if ffi::lua_type(l, arg) == ffi::LUA_TSTRING {
-        let mut len = 0;
-        let p = lua::check_lstring(l, arg, &mut len);
-        parse_port(std::slice::from_raw_parts(p as *const u8, len))
-    } else {
-        let n = lua::check_number(l, arg);
-        (n.fract() == 0.0 && (0.0..=65535.0).contains(&n)).then_some(n as u16)
-    };
-    match port {
-        Some(p) => p,
-        None => lua::arg_error(l, arg, c"invalid port"),
+    // SAFETY: `l` is a live thread of lem's state, the contract of every
+    // function that takes one (see the module doc of runtime/lua.rs).
+    unsafe {
+        let port = if ffi::lua_type(l, arg) == ffi::LUA_TSTRING {
+            let mut len = 0;
+            let p = lua::check_lstring(l, arg, &mut len);
+            parse_port(std::slice::from_raw_parts(p as *const u8, len))
+        } else {
+            let n = lua::check_number(l, arg);
+            (n.fract() == 0.0 && (0.0..=65535.0).contains(&n)).then_some(n as u16)
+        };
+        match port {
+            Some(p) => p,
+            None => lua::arg_error(l, arg, c"invalid port"),
+        }
     }
 }
 
@@ -152,37 +160,42 @@ pub(crate) fn parse_port(s: &[u8]) -> Option<u16> {
 
 /// core.tcp_connect(host, port [, family]) -> Stream | nil, err
 pub(crate) unsafe extern "C-unwind" fn connect(l: *mut lua_State) -> c_int {
-    let host = lua::check_bytes(l, 1);
-    let port = check_port(l, 2);
-    let family = check_family(l, 3);
-    check_suspendable(l);
-    let host = String::from_utf8_lossy(host).into_owned();
-    let port = port.to_string();
-    let fut = Box::pin(async move {
-        let r = match super::dns::lookup(None, &host, family).await {
-            Err(msg) => Err(format!("error looking up '{host}:{port}': {msg}")),
-            Ok(ips) => {
-                let n: u16 = port.parse().unwrap_or(0);
-                let addrs = ips.into_iter().map(|ip| SocketAddr::new(ip, n)).collect();
-                match super::dns::connect_any(addrs).await {
-                    Ok(s) => s
-                        .into_std()
-                        .map(OwnedFd::from)
-                        .map_err(|e| os_error_text(&e)),
-                    Err(e) => Err(format!(
-                        "error connecting to '{host}:{port}': {}",
-                        os_error_text(&e)
-                    )),
+    // SAFETY: Lua calls this C function on a thread of lem's state, so `l` is
+    // valid with LUA_MINSTACK free slots; it reads its own arguments (checked
+    // here) and the values it pushes (the rules of runtime/lua.rs).
+    unsafe {
+        let host = lua::check_bytes(l, 1);
+        let port = check_port(l, 2);
+        let family = check_family(l, 3);
+        check_suspendable(l);
+        let host = String::from_utf8_lossy(host).into_owned();
+        let port = port.to_string();
+        let fut = Box::pin(async move {
+            let r = match super::dns::lookup(None, &host, family).await {
+                Err(msg) => Err(format!("error looking up '{host}:{port}': {msg}")),
+                Ok(ips) => {
+                    let n: u16 = port.parse().unwrap_or(0);
+                    let addrs = ips.into_iter().map(|ip| SocketAddr::new(ip, n)).collect();
+                    match super::dns::connect_any(addrs).await {
+                        Ok(s) => s
+                            .into_std()
+                            .map(OwnedFd::from)
+                            .map_err(|e| os_error_text(&e)),
+                        Err(e) => Err(format!(
+                            "error connecting to '{host}:{port}': {}",
+                            os_error_text(&e)
+                        )),
+                    }
                 }
-            }
-        };
-        Resume::Push(Box::new(move |t| match r {
-            Ok(fd) => push_stream(t, fd),
-            Err(msg) => lua::fail(t, &msg),
-        }))
-    });
-    scheduler::get().prepare(Commit::Future(fut));
-    crate::runtime::scheduler::suspend(l)
+            };
+            Resume::Push(Box::new(move |t| match r {
+                Ok(fd) => push_stream(t, fd),
+                Err(msg) => lua::fail(t, &msg),
+            }))
+        });
+        scheduler::get().prepare(Commit::Future(fut));
+        crate::runtime::scheduler::suspend(l)
+    }
 }
 
 /// One bound, listening socket; `reuseport` sets `SO_REUSEPORT` (workers:
@@ -296,45 +309,50 @@ pub(crate) fn bind_listeners(
 
 /// core.tcp_listen(host, port [, backlog [, family]]) -> Server | nil, err
 pub(crate) unsafe extern "C-unwind" fn listen(l: *mut lua_State) -> c_int {
-    let host = lua::check_bytes(l, 1);
-    let port = check_port(l, 2);
-    let backlog = if lua::is_none_or_nil(l, 3) {
-        // Linux caps it at net.core.somaxconn: "the system maximum".
-        c_int::MAX
-    } else {
-        let b = lua::check_integer(l, 3);
-        if b < 0 {
-            lua::arg_error(l, 3, c"backlog must not be negative");
-        }
-        b.min(c_int::MAX as i64) as c_int
-    };
-    let family = check_family(l, 4);
-    check_suspendable(l);
-    let host = String::from_utf8_lossy(host).into_owned();
-    let port = port.to_string();
-    let fut = Box::pin(async move {
-        let (h, p) = (host.clone(), port.clone());
-        let r = crate::runtime::pool::run(move || {
-            match crate::io::broker::listen_tcp(&h, &p, backlog, family) {
-                Some(r) => r,
-                None => bind_listeners(&h, &p, backlog, family, false),
+    // SAFETY: Lua calls this C function on a thread of lem's state, so `l` is
+    // valid with LUA_MINSTACK free slots; it reads its own arguments (checked
+    // here) and the values it pushes (the rules of runtime/lua.rs).
+    unsafe {
+        let host = lua::check_bytes(l, 1);
+        let port = check_port(l, 2);
+        let backlog = if lua::is_none_or_nil(l, 3) {
+            // Linux caps it at net.core.somaxconn: "the system maximum".
+            c_int::MAX
+        } else {
+            let b = lua::check_integer(l, 3);
+            if b < 0 {
+                lua::arg_error(l, 3, c"backlog must not be negative");
             }
-        })
-        .await;
-        let r = r.map_err(|msg| {
-            if msg.starts_with("error ") {
-                msg
-            } else {
-                format!("error looking up '{host}:{port}': {msg}")
-            }
+            b.min(c_int::MAX as i64) as c_int
+        };
+        let family = check_family(l, 4);
+        check_suspendable(l);
+        let host = String::from_utf8_lossy(host).into_owned();
+        let port = port.to_string();
+        let fut = Box::pin(async move {
+            let (h, p) = (host.clone(), port.clone());
+            let r = crate::runtime::pool::run(move || {
+                match crate::io::broker::listen_tcp(&h, &p, backlog, family) {
+                    Some(r) => r,
+                    None => bind_listeners(&h, &p, backlog, family, false),
+                }
+            })
+            .await;
+            let r = r.map_err(|msg| {
+                if msg.starts_with("error ") {
+                    msg
+                } else {
+                    format!("error looking up '{host}:{port}': {msg}")
+                }
+            });
+            Resume::Push(Box::new(move |t| match r {
+                Ok(fds) => push_server(t, fds, Family::Tcp),
+                Err(msg) => lua::fail(t, &msg),
+            }))
         });
-        Resume::Push(Box::new(move |t| match r {
-            Ok(fds) => push_server(t, fds, Family::Tcp),
-            Err(msg) => lua::fail(t, &msg),
-        }))
-    });
-    scheduler::get().prepare(Commit::Future(fut));
-    crate::runtime::scheduler::suspend(l)
+        scheduler::get().prepare(Commit::Future(fut));
+        crate::runtime::scheduler::suspend(l)
+    }
 }
 
 #[cfg(test)]

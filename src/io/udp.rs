@@ -83,24 +83,26 @@ impl Inner {
 /// # Safety
 /// `l` must be a thread of lem's state with two free slots.
 unsafe fn push_datagram(l: *mut lua_State, s: Socket, v6: bool) -> c_int {
-    // SAFETY: into_raw_fd hands us sole ownership.
-    let fd = OwnedFd::from_raw_fd(s.into_raw_fd());
-    // SAFETY: the OwnedFd owns the descriptor for the AsyncFd's life.
-    let a = match unsafe { AsyncFd::register(fd) }.map_err(|e| e.into_parts()) {
-        Ok(a) => a,
-        Err((_, e)) => return fail_os(l, &e),
-    };
-    lua::new_class(l, DATAGRAM, METHODS, Some(lua::gc::<Datagram>));
-    ffi::lua_pop(l, 1);
-    let inner = Inner {
-        fd: RefCell::new(Some(Rc::new(a))),
-        v6,
-        rd: Op::default(),
-        wr: Op::default(),
-        timeout: Cell::new(None),
-    };
-    lua::push_object(l, DATAGRAM, Datagram(Rc::new(inner)));
-    1
+    unsafe {
+        // SAFETY: into_raw_fd hands us sole ownership.
+        let fd = OwnedFd::from_raw_fd(s.into_raw_fd());
+        // SAFETY: the OwnedFd owns the descriptor for the AsyncFd's life.
+        let a = match { AsyncFd::register(fd) }.map_err(|e| e.into_parts()) {
+            Ok(a) => a,
+            Err((_, e)) => return fail_os(l, &e),
+        };
+        lua::new_class(l, DATAGRAM, METHODS, Some(lua::gc::<Datagram>));
+        ffi::lua_pop(l, 1);
+        let inner = Inner {
+            fd: RefCell::new(Some(Rc::new(a))),
+            v6,
+            rd: Op::default(),
+            wr: Op::default(),
+            timeout: Cell::new(None),
+        };
+        lua::push_object(l, DATAGRAM, Datagram(Rc::new(inner)));
+        1
+    }
 }
 
 /// An IP literal (`'::1'`, `'[::1]'`, `'127.0.0.1'`), or `None` for a name.
@@ -142,9 +144,13 @@ fn connect_to(a: SocketAddr) -> io::Result<Socket> {
 }
 
 unsafe fn check_str(l: *mut lua_State, arg: c_int) -> String {
-    let mut len = 0;
-    let p = lua::check_lstring(l, arg, &mut len);
-    String::from_utf8_lossy(std::slice::from_raw_parts(p as *const u8, len)).into_owned()
+    // SAFETY: `l` is a live thread of lem's state, the contract of every
+    // function that takes one (see the module doc of runtime/lua.rs).
+    unsafe {
+        let mut len = 0;
+        let p = lua::check_lstring(l, arg, &mut len);
+        String::from_utf8_lossy(std::slice::from_raw_parts(p as *const u8, len)).into_owned()
+    }
 }
 
 /// What bind or connect does with the addresses of its host.
@@ -188,65 +194,79 @@ impl Make {
 /// port): at once for an IP literal (or `'*'`), else after a lookup on the
 /// pool.
 unsafe fn make(l: *mut lua_State, how: Make) -> c_int {
-    let port = check_port(l, 2);
-    let host = check_str(l, 1);
-    let what = format!("{host}:{port}");
-    let wildcard = matches!(how, Make::Bind { .. }) && host == "*";
-    let addrs = if wildcard {
-        // IPv6 taking IPv4 too; IPv4 alone where there is no IPv6.
-        Some(vec![
-            SocketAddr::new(Ipv6Addr::UNSPECIFIED.into(), port),
-            SocketAddr::new(Ipv4Addr::UNSPECIFIED.into(), port),
-        ])
-    } else {
-        literal(&host).map(|ip| vec![SocketAddr::new(ip, port)])
-    };
-    if let Some(addrs) = addrs {
-        return match how.make(&addrs, wildcard, &what) {
-            Ok((s, v6)) => push_datagram(l, s, v6),
-            Err(msg) => lua::fail(l, &msg),
-        };
-    }
-    // `check_suspendable` may raise: nothing owned may be alive.
-    drop((host, what));
-    check_suspendable(l);
-    let host = check_str(l, 1);
-    let fut = Box::pin(async move {
-        let found = super::dns::lookup(None, &host, libc::AF_UNSPEC)
-            .await
-            .map(|ips| {
-                ips.into_iter()
-                    .map(|ip| SocketAddr::new(ip, port))
-                    .collect::<Vec<_>>()
-            });
+    // SAFETY: `l` is a live thread of lem's state, the contract of every
+    // function that takes one (see the module doc of runtime/lua.rs).
+    unsafe {
+        let port = check_port(l, 2);
+        let host = check_str(l, 1);
         let what = format!("{host}:{port}");
-        let r = match found {
-            Err(msg) => Err(format!("error looking up '{what}': {msg}")),
-            Ok(addrs) => how.make(&addrs, false, &what),
+        let wildcard = matches!(how, Make::Bind { .. }) && host == "*";
+        let addrs = if wildcard {
+            // IPv6 taking IPv4 too; IPv4 alone where there is no IPv6.
+            Some(vec![
+                SocketAddr::new(Ipv6Addr::UNSPECIFIED.into(), port),
+                SocketAddr::new(Ipv4Addr::UNSPECIFIED.into(), port),
+            ])
+        } else {
+            literal(&host).map(|ip| vec![SocketAddr::new(ip, port)])
         };
-        Resume::Push(Box::new(move |t| match r {
-            Ok((s, v6)) => push_datagram(t, s, v6),
-            Err(msg) => lua::fail(t, &msg),
-        }))
-    });
-    scheduler::get().prepare(Commit::Future(fut));
-    crate::runtime::scheduler::suspend(l)
+        if let Some(addrs) = addrs {
+            return match how.make(&addrs, wildcard, &what) {
+                Ok((s, v6)) => push_datagram(l, s, v6),
+                Err(msg) => lua::fail(l, &msg),
+            };
+        }
+        // `check_suspendable` may raise: nothing owned may be alive.
+        drop((host, what));
+        check_suspendable(l);
+        let host = check_str(l, 1);
+        let fut = Box::pin(async move {
+            let found = super::dns::lookup(None, &host, libc::AF_UNSPEC)
+                .await
+                .map(|ips| {
+                    ips.into_iter()
+                        .map(|ip| SocketAddr::new(ip, port))
+                        .collect::<Vec<_>>()
+                });
+            let what = format!("{host}:{port}");
+            let r = match found {
+                Err(msg) => Err(format!("error looking up '{what}': {msg}")),
+                Ok(addrs) => how.make(&addrs, false, &what),
+            };
+            Resume::Push(Box::new(move |t| match r {
+                Ok((s, v6)) => push_datagram(t, s, v6),
+                Err(msg) => lua::fail(t, &msg),
+            }))
+        });
+        scheduler::get().prepare(Commit::Future(fut));
+        crate::runtime::scheduler::suspend(l)
+    }
 }
 
 /// io.udp.bind(host, port [, reuseport]) -> Datagram | nil, err
 pub(crate) unsafe extern "C-unwind" fn bind(l: *mut lua_State) -> c_int {
-    let reuseport = ffi::lua_toboolean(l, 3) != 0;
-    make(l, Make::Bind { reuseport })
+    // SAFETY: Lua calls this C function on a thread of lem's state, so `l` is
+    // valid with LUA_MINSTACK free slots; it reads its own arguments (checked
+    // here) and the values it pushes (the rules of runtime/lua.rs).
+    unsafe {
+        let reuseport = ffi::lua_toboolean(l, 3) != 0;
+        make(l, Make::Bind { reuseport })
+    }
 }
 
 /// io.udp.connect(host, port) -> Datagram | nil, err
 pub(crate) unsafe extern "C-unwind" fn connect(l: *mut lua_State) -> c_int {
-    make(l, Make::Connect)
+    // SAFETY: Lua calls this C function on a thread of lem's state, so `l` is
+    // valid with LUA_MINSTACK free slots; it reads its own arguments (checked
+    // here) and the values it pushes (the rules of runtime/lua.rs).
+    unsafe { make(l, Make::Connect) }
 }
 
 #[inline]
 unsafe fn check_datagram<'a>(l: *mut lua_State) -> &'a Datagram {
-    lua::check_object(l, 1, DATAGRAM)
+    // SAFETY: `l` is a live thread of lem's state, the contract of every
+    // function that takes one (see the module doc of runtime/lua.rs).
+    unsafe { lua::check_object(l, 1, DATAGRAM) }
 }
 
 /// `recvfrom(2)` into `buf`: the length (cut to the buffer) and the sender.
@@ -277,32 +297,40 @@ unsafe fn push_received(
     from: Option<SocketAddr>,
     with_addr: bool,
 ) -> c_int {
-    lua::push_bytes(l, data);
-    if !with_addr {
-        return 1;
-    }
-    match from {
-        Some(a) => {
-            let ip = a.ip().to_canonical().to_string();
-            lua::push_str(l, &ip);
-            drop(ip);
-            ffi::lua_pushinteger(l, a.port() as _);
+    // SAFETY: `l` is a live thread of lem's state, the contract of every
+    // function that takes one (see the module doc of runtime/lua.rs).
+    unsafe {
+        lua::push_bytes(l, data);
+        if !with_addr {
+            return 1;
         }
-        None => {
-            ffi::lua_pushnil(l);
-            ffi::lua_pushnil(l);
+        match from {
+            Some(a) => {
+                let ip = a.ip().to_canonical().to_string();
+                lua::push_str(l, &ip);
+                drop(ip);
+                ffi::lua_pushinteger(l, a.port() as _);
+            }
+            None => {
+                ffi::lua_pushnil(l);
+                ffi::lua_pushnil(l);
+            }
         }
+        3
     }
-    3
 }
 
 /// The optional `maxsize` argument: 1 to 65535.
 unsafe fn check_maxsize(l: *mut lua_State, arg: c_int) -> usize {
-    let n = lua::opt_integer(l, arg, MAX_DATAGRAM as i64);
-    if !(1..=MAX_DATAGRAM as i64).contains(&n) {
-        lua::arg_error(l, arg, c"maxsize must be between 1 and 65535");
+    // SAFETY: `l` is a live thread of lem's state, the contract of every
+    // function that takes one (see the module doc of runtime/lua.rs).
+    unsafe {
+        let n = lua::opt_integer(l, arg, MAX_DATAGRAM as i64);
+        if !(1..=MAX_DATAGRAM as i64).contains(&n) {
+            lua::arg_error(l, arg, c"maxsize must be between 1 and 65535");
+        }
+        n as usize
     }
-    n as usize
 }
 
 /// Why a wait ended without its value.
@@ -343,85 +371,92 @@ async fn recv_wait(a: &AsyncFd<OwnedFd>, max: usize) -> io::Result<(Vec<u8>, Opt
 /// sock:recvfrom([maxsize]) -> data, host, port | nil, err, and
 /// sock:recv([maxsize]) -> data | nil, err.
 unsafe fn receive(l: *mut lua_State, with_addr: bool) -> c_int {
-    let s = check_datagram(l);
-    let max = check_maxsize(l, 2);
-    let inner = &s.0;
-    if inner.rd.is_active() {
-        return lua::fail(l, "busy");
-    }
-    let Some(a) = inner.fd() else {
-        return lua::fail(l, "closed");
-    };
-    // A datagram already there is taken without suspending. Where the
-    // call may suspend, the loop's readiness is asked first (as tokio's
-    // own sockets do): no `recvfrom(2)` that is sure to say `EAGAIN` on a
-    // socket known to be drained; the wait then looks again.
-    let direct = !can_suspend(l);
-    let r = BUF.with(|b| {
-        let mut b = b.borrow_mut();
-        let got = if direct {
-            recv_from(a.as_raw_fd(), &mut b[..max])
-        } else {
-            a.try_io(Interest::READABLE, |fd| {
-                recv_from(fd.as_raw_fd(), &mut b[..max])
-            })
-        };
-        match got {
-            Ok((n, from)) => Ok(unsafe { push_received(l, &b[..n], from, with_addr) }),
-            Err(e) => Err(e),
+    // SAFETY: `l` is a live thread of lem's state, the contract of every
+    // function that takes one (see the module doc of runtime/lua.rs).
+    unsafe {
+        let s = check_datagram(l);
+        let max = check_maxsize(l, 2);
+        let inner = &s.0;
+        if inner.rd.is_active() {
+            return lua::fail(l, "busy");
         }
-    });
-    match r {
-        Ok(n) => return n,
-        Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-        Err(e) => {
-            drop(a);
-            return fail_os(l, &e);
-        }
-    }
-    drop(a);
-    check_suspendable(l);
-    let inner = inner.clone();
-    scheduler::get().prepare(Commit::Custom(Box::new(move |w| {
         let Some(a) = inner.fd() else {
-            // Closed between the call and its commit: cannot happen (the
-            // commit follows the yield at once); wake with 'closed'.
-            scheduler::get().wake(
-                w,
-                Resume::Push(Box::new(|t| unsafe { lua::fail(t, "closed") })),
-            );
-            return;
+            return lua::fail(l, "closed");
         };
-        let timeout = inner.timeout.get();
-        let me = inner.clone();
-        let fut = Box::pin(async move {
-            let r = bounded(timeout, recv_wait(&a, max)).await;
-            drop(a);
-            Resume::Push(Box::new(move |t| unsafe {
-                me.rd.end();
-                if me.fd.borrow().is_none() {
-                    return lua::fail(t, "closed");
-                }
-                match r {
-                    Ok((data, from)) => push_received(t, &data, from, with_addr),
-                    Err(Stop::Timeout) => lua::fail(t, "timeout"),
-                    Err(Stop::Error(e)) => fail_os(t, &e),
-                }
-            }))
+        // A datagram already there is taken without suspending. Where the
+        // call may suspend, the loop's readiness is asked first (as tokio's
+        // own sockets do): no `recvfrom(2)` that is sure to say `EAGAIN` on a
+        // socket known to be drained; the wait then looks again.
+        let direct = !can_suspend(l);
+        let r = BUF.with(|b| {
+            let mut b = b.borrow_mut();
+            let got = if direct {
+                recv_from(a.as_raw_fd(), &mut b[..max])
+            } else {
+                a.try_io(Interest::READABLE, |fd| {
+                    recv_from(fd.as_raw_fd(), &mut b[..max])
+                })
+            };
+            match got {
+                Ok((n, from)) => Ok(push_received(l, &b[..n], from, with_addr)),
+                Err(e) => Err(e),
+            }
         });
-        inner.rd.begin(w, fut);
-    })));
-    crate::runtime::scheduler::suspend(l)
+        match r {
+            Ok(n) => return n,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+            Err(e) => {
+                drop(a);
+                return fail_os(l, &e);
+            }
+        }
+        drop(a);
+        check_suspendable(l);
+        let inner = inner.clone();
+        scheduler::get().prepare(Commit::Custom(Box::new(move |w| {
+            let Some(a) = inner.fd() else {
+                // Closed between the call and its commit: cannot happen (the
+                // commit follows the yield at once); wake with 'closed'.
+                scheduler::get().wake(w, Resume::Push(Box::new(|t| lua::fail(t, "closed"))));
+                return;
+            };
+            let timeout = inner.timeout.get();
+            let me = inner.clone();
+            let fut = Box::pin(async move {
+                let r = bounded(timeout, recv_wait(&a, max)).await;
+                drop(a);
+                Resume::Push(Box::new(move |t| {
+                    me.rd.end();
+                    if me.fd.borrow().is_none() {
+                        return lua::fail(t, "closed");
+                    }
+                    match r {
+                        Ok((data, from)) => push_received(t, &data, from, with_addr),
+                        Err(Stop::Timeout) => lua::fail(t, "timeout"),
+                        Err(Stop::Error(e)) => fail_os(t, &e),
+                    }
+                }))
+            });
+            inner.rd.begin(w, fut);
+        })));
+        crate::runtime::scheduler::suspend(l)
+    }
 }
 
 /// sock:recvfrom([maxsize]) -> data, host, port | nil, err
 unsafe extern "C-unwind" fn datagram_recvfrom(l: *mut lua_State) -> c_int {
-    receive(l, true)
+    // SAFETY: Lua calls this C function on a thread of lem's state, so `l` is
+    // valid with LUA_MINSTACK free slots; it reads its own arguments (checked
+    // here) and the values it pushes (the rules of runtime/lua.rs).
+    unsafe { receive(l, true) }
 }
 
 /// sock:recv([maxsize]) -> data | nil, err
 unsafe extern "C-unwind" fn datagram_recv(l: *mut lua_State) -> c_int {
-    receive(l, false)
+    // SAFETY: Lua calls this C function on a thread of lem's state, so `l` is
+    // valid with LUA_MINSTACK free slots; it reads its own arguments (checked
+    // here) and the values it pushes (the rules of runtime/lua.rs).
+    unsafe { receive(l, false) }
 }
 
 /// One `sendto(2)` (`send(2)` without an address).
@@ -453,150 +488,173 @@ unsafe fn send(
     to: Option<SocketAddr>,
     lookup: Option<(String, u16)>,
 ) -> c_int {
-    if inner.wr.is_active() {
-        return lua::fail(l, "busy");
-    }
-    let Some(a) = inner.fd() else {
-        return lua::fail(l, "closed");
-    };
-    let to = to.map(|t| SockAddr::from(inner.target(t)));
-    if lookup.is_none() {
-        match send_one(&a, data, to.as_ref()) {
-            Ok(_) => {
-                ffi::lua_pushboolean(l, 1);
-                return 1;
-            }
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-            Err(e) => {
-                drop((a, to));
-                return fail_os(l, &e);
+    // SAFETY: `l` is a live thread of lem's state, the contract of every
+    // function that takes one (see the module doc of runtime/lua.rs).
+    unsafe {
+        if inner.wr.is_active() {
+            return lua::fail(l, "busy");
+        }
+        let Some(a) = inner.fd() else {
+            return lua::fail(l, "closed");
+        };
+        let to = to.map(|t| SockAddr::from(inner.target(t)));
+        if lookup.is_none() {
+            match send_one(&a, data, to.as_ref()) {
+                Ok(_) => {
+                    ffi::lua_pushboolean(l, 1);
+                    return 1;
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                Err(e) => {
+                    drop((a, to));
+                    return fail_os(l, &e);
+                }
             }
         }
-    }
-    if !can_suspend(l) {
-        drop((a, to, lookup));
-        cannot_suspend(l);
-    }
-    let data = data.to_vec();
-    let inner = inner.clone();
-    scheduler::get().prepare(Commit::Custom(Box::new(move |w| {
-        let timeout = inner.timeout.get();
-        let me = inner.clone();
-        let fut = Box::pin(async move {
-            let work = async {
-                let to = match lookup {
-                    None => to,
-                    Some((host, port)) => {
-                        let found =
-                            super::dns::lookup(None, &host, libc::AF_UNSPEC)
-                                .await
-                                .map(|ips| {
-                                    ips.into_iter()
-                                        .map(|ip| SocketAddr::new(ip, port))
-                                        .collect::<Vec<_>>()
-                                });
-                        let addr = found
-                            .ok()
-                            .and_then(|v| {
-                                // One the socket can reach: its own family,
-                                // or IPv4 from IPv6.
-                                v.iter()
-                                    .find(|x| x.is_ipv6() == me.v6)
-                                    .or_else(|| v.iter().find(|x| me.v6 && x.is_ipv4()))
-                                    .copied()
-                            })
-                            .map(|x| SockAddr::from(me.target(x)));
-                        match addr {
-                            Some(x) => Some(x),
-                            None => {
-                                return Err(io::Error::other(format!(
-                                    "error looking up '{host}:{port}'"
-                                )))
+        if !can_suspend(l) {
+            drop((a, to, lookup));
+            cannot_suspend(l);
+        }
+        let data = data.to_vec();
+        let inner = inner.clone();
+        scheduler::get().prepare(Commit::Custom(Box::new(move |w| {
+            let timeout = inner.timeout.get();
+            let me = inner.clone();
+            let fut = Box::pin(async move {
+                let work = async {
+                    let to = match lookup {
+                        None => to,
+                        Some((host, port)) => {
+                            let found =
+                                super::dns::lookup(None, &host, libc::AF_UNSPEC)
+                                    .await
+                                    .map(|ips| {
+                                        ips.into_iter()
+                                            .map(|ip| SocketAddr::new(ip, port))
+                                            .collect::<Vec<_>>()
+                                    });
+                            let addr = found
+                                .ok()
+                                .and_then(|v| {
+                                    // One the socket can reach: its own family,
+                                    // or IPv4 from IPv6.
+                                    v.iter()
+                                        .find(|x| x.is_ipv6() == me.v6)
+                                        .or_else(|| v.iter().find(|x| me.v6 && x.is_ipv4()))
+                                        .copied()
+                                })
+                                .map(|x| SockAddr::from(me.target(x)));
+                            match addr {
+                                Some(x) => Some(x),
+                                None => {
+                                    return Err(io::Error::other(format!(
+                                        "error looking up '{host}:{port}'"
+                                    )))
+                                }
                             }
                         }
-                    }
+                    };
+                    send_wait(&a, &data, to.as_ref()).await
                 };
-                send_wait(&a, &data, to.as_ref()).await
-            };
-            let r = bounded(timeout, work).await;
-            Resume::Push(Box::new(move |t| unsafe {
-                me.wr.end();
-                if me.fd.borrow().is_none() {
-                    return lua::fail(t, "closed");
-                }
-                match r {
-                    Ok(()) => {
-                        ffi::lua_pushboolean(t, 1);
-                        1
+                let r = bounded(timeout, work).await;
+                Resume::Push(Box::new(move |t| {
+                    me.wr.end();
+                    if me.fd.borrow().is_none() {
+                        return lua::fail(t, "closed");
                     }
-                    Err(Stop::Timeout) => lua::fail(t, "timeout"),
-                    Err(Stop::Error(e)) => fail_os(t, &e),
-                }
-            }))
-        });
-        inner.wr.begin(w, fut);
-    })));
-    crate::runtime::scheduler::suspend(l)
+                    match r {
+                        Ok(()) => {
+                            ffi::lua_pushboolean(t, 1);
+                            1
+                        }
+                        Err(Stop::Timeout) => lua::fail(t, "timeout"),
+                        Err(Stop::Error(e)) => fail_os(t, &e),
+                    }
+                }))
+            });
+            inner.wr.begin(w, fut);
+        })));
+        crate::runtime::scheduler::suspend(l)
+    }
 }
 
 /// sock:sendto(data, host, port) -> true | nil, err
 unsafe extern "C-unwind" fn datagram_sendto(l: *mut lua_State) -> c_int {
-    let s = check_datagram(l);
-    let data = lua::check_bytes(l, 2);
-    let mut len = 0;
-    let host = lua::check_lstring(l, 3, &mut len);
-    let port = check_port(l, 4);
-    let host = std::slice::from_raw_parts(host as *const u8, len);
-    let ip = std::str::from_utf8(host).ok().and_then(literal);
-    match ip {
-        Some(ip) => send(l, &s.0, data, Some(SocketAddr::new(ip, port)), None),
-        None => {
-            let host = String::from_utf8_lossy(host).into_owned();
-            send(l, &s.0, data, None, Some((host, port)))
+    // SAFETY: Lua calls this C function on a thread of lem's state, so `l` is
+    // valid with LUA_MINSTACK free slots; it reads its own arguments (checked
+    // here) and the values it pushes (the rules of runtime/lua.rs).
+    unsafe {
+        let s = check_datagram(l);
+        let data = lua::check_bytes(l, 2);
+        let mut len = 0;
+        let host = lua::check_lstring(l, 3, &mut len);
+        let port = check_port(l, 4);
+        let host = std::slice::from_raw_parts(host as *const u8, len);
+        let ip = std::str::from_utf8(host).ok().and_then(literal);
+        match ip {
+            Some(ip) => send(l, &s.0, data, Some(SocketAddr::new(ip, port)), None),
+            None => {
+                let host = String::from_utf8_lossy(host).into_owned();
+                send(l, &s.0, data, None, Some((host, port)))
+            }
         }
     }
 }
 
 /// sock:send(data) -> true | nil, err (to the connected peer)
 unsafe extern "C-unwind" fn datagram_send(l: *mut lua_State) -> c_int {
-    let s = check_datagram(l);
-    let data = lua::check_bytes(l, 2);
-    send(l, &s.0, data, None, None)
+    // SAFETY: Lua calls this C function on a thread of lem's state, so `l` is
+    // valid with LUA_MINSTACK free slots; it reads its own arguments (checked
+    // here) and the values it pushes (the rules of runtime/lua.rs).
+    unsafe {
+        let s = check_datagram(l);
+        let data = lua::check_bytes(l, 2);
+        send(l, &s.0, data, None, None)
+    }
 }
 
 /// `true`, or `nil, err` for a failed socket option.
 unsafe fn option_result(l: *mut lua_State, r: io::Result<()>) -> c_int {
-    match r {
-        Ok(()) => {
-            ffi::lua_pushboolean(l, 1);
-            1
+    // SAFETY: `l` is a live thread of lem's state, the contract of every
+    // function that takes one (see the module doc of runtime/lua.rs).
+    unsafe {
+        match r {
+            Ok(()) => {
+                ffi::lua_pushboolean(l, 1);
+                1
+            }
+            Err(e) => fail_os(l, &e),
         }
-        Err(e) => fail_os(l, &e),
     }
 }
 
 /// sock:setoption('broadcast' | 'reuseport', bool) -> true | nil, err
 unsafe extern "C-unwind" fn datagram_setoption(l: *mut lua_State) -> c_int {
-    let s = check_datagram(l);
-    const NAMES: [*const std::ffi::c_char; 3] = [
-        c"broadcast".as_ptr(),
-        c"reuseport".as_ptr(),
-        std::ptr::null(),
-    ];
-    let which = lua::check_option(l, 2, std::ptr::null(), NAMES.as_ptr());
-    lua::check_type(l, 3, ffi::LUA_TBOOLEAN);
-    let on = ffi::lua_toboolean(l, 3) != 0;
-    let Some(a) = s.0.fd() else {
-        return lua::fail(l, "closed");
-    };
-    let sock = SockRef::from(a.get_ref());
-    let r = if which == 0 {
-        sock.set_broadcast(on)
-    } else {
-        sock.set_reuse_port(on)
-    };
-    drop(a);
-    option_result(l, r)
+    // SAFETY: Lua calls this C function on a thread of lem's state, so `l` is
+    // valid with LUA_MINSTACK free slots; it reads its own arguments (checked
+    // here) and the values it pushes (the rules of runtime/lua.rs).
+    unsafe {
+        let s = check_datagram(l);
+        const NAMES: [*const std::ffi::c_char; 3] = [
+            c"broadcast".as_ptr(),
+            c"reuseport".as_ptr(),
+            std::ptr::null(),
+        ];
+        let which = lua::check_option(l, 2, std::ptr::null(), NAMES.as_ptr());
+        lua::check_type(l, 3, ffi::LUA_TBOOLEAN);
+        let on = ffi::lua_toboolean(l, 3) != 0;
+        let Some(a) = s.0.fd() else {
+            return lua::fail(l, "closed");
+        };
+        let sock = SockRef::from(a.get_ref());
+        let r = if which == 0 {
+            sock.set_broadcast(on)
+        } else {
+            sock.set_reuse_port(on)
+        };
+        drop(a);
+        option_result(l, r)
+    }
 }
 
 /// The group of `join`/`leave` and the interface: for IPv4 the address
@@ -608,127 +666,161 @@ enum Membership {
 }
 
 unsafe fn check_membership(l: *mut lua_State) -> Membership {
-    let mut len = 0;
-    let g = lua::check_lstring(l, 2, &mut len);
-    let g = std::slice::from_raw_parts(g as *const u8, len);
-    let group = std::str::from_utf8(g).ok().and_then(literal);
-    match group {
-        Some(IpAddr::V4(g)) => {
-            let iface = if lua::is_none_or_nil(l, 3) {
-                Some(Ipv4Addr::UNSPECIFIED)
-            } else {
-                let mut len = 0;
-                let p = lua::check_lstring(l, 3, &mut len);
-                let b = std::slice::from_raw_parts(p as *const u8, len);
-                std::str::from_utf8(b).ok().and_then(|s| s.parse().ok())
-            };
-            match iface {
-                Some(i) => Membership::V4(g, i),
-                None => lua::arg_error(l, 3, c"invalid interface address"),
+    // SAFETY: `l` is a live thread of lem's state, the contract of every
+    // function that takes one (see the module doc of runtime/lua.rs).
+    unsafe {
+        let mut len = 0;
+        let g = lua::check_lstring(l, 2, &mut len);
+        let g = std::slice::from_raw_parts(g as *const u8, len);
+        let group = std::str::from_utf8(g).ok().and_then(literal);
+        match group {
+            Some(IpAddr::V4(g)) => {
+                let iface = if lua::is_none_or_nil(l, 3) {
+                    Some(Ipv4Addr::UNSPECIFIED)
+                } else {
+                    let mut len = 0;
+                    let p = lua::check_lstring(l, 3, &mut len);
+                    let b = std::slice::from_raw_parts(p as *const u8, len);
+                    std::str::from_utf8(b).ok().and_then(|s| s.parse().ok())
+                };
+                match iface {
+                    Some(i) => Membership::V4(g, i),
+                    None => lua::arg_error(l, 3, c"invalid interface address"),
+                }
             }
+            Some(IpAddr::V6(g)) => {
+                let index = if lua::is_none_or_nil(l, 3) {
+                    0
+                } else if ffi::lua_type(l, 3) == ffi::LUA_TNUMBER {
+                    let n = lua::check_integer(l, 3);
+                    if !(0..=u32::MAX as i64).contains(&n) {
+                        lua::arg_error(l, 3, c"invalid interface");
+                    }
+                    n as u32
+                } else {
+                    let p = lua::check_lstring(l, 3, std::ptr::null_mut());
+                    let i = libc::if_nametoindex(p);
+                    if i == 0 {
+                        lua::arg_error(l, 3, c"invalid interface");
+                    }
+                    i
+                };
+                Membership::V6(g, index)
+            }
+            None => lua::arg_error(l, 2, c"invalid group address"),
         }
-        Some(IpAddr::V6(g)) => {
-            let index = if lua::is_none_or_nil(l, 3) {
-                0
-            } else if ffi::lua_type(l, 3) == ffi::LUA_TNUMBER {
-                let n = lua::check_integer(l, 3);
-                if !(0..=u32::MAX as i64).contains(&n) {
-                    lua::arg_error(l, 3, c"invalid interface");
-                }
-                n as u32
-            } else {
-                let p = lua::check_lstring(l, 3, std::ptr::null_mut());
-                let i = libc::if_nametoindex(p);
-                if i == 0 {
-                    lua::arg_error(l, 3, c"invalid interface");
-                }
-                i
-            };
-            Membership::V6(g, index)
-        }
-        None => lua::arg_error(l, 2, c"invalid group address"),
     }
 }
 
 unsafe fn membership(l: *mut lua_State, join: bool) -> c_int {
-    let s = check_datagram(l);
-    let m = check_membership(l);
-    let Some(a) = s.0.fd() else {
-        return lua::fail(l, "closed");
-    };
-    let sock = SockRef::from(a.get_ref());
-    let r = match (m, join) {
-        (Membership::V4(g, i), true) => sock.join_multicast_v4(&g, &i),
-        (Membership::V4(g, i), false) => sock.leave_multicast_v4(&g, &i),
-        (Membership::V6(g, i), true) => sock.join_multicast_v6(&g, i),
-        (Membership::V6(g, i), false) => sock.leave_multicast_v6(&g, i),
-    };
-    drop(a);
-    option_result(l, r)
+    // SAFETY: `l` is a live thread of lem's state, the contract of every
+    // function that takes one (see the module doc of runtime/lua.rs).
+    unsafe {
+        let s = check_datagram(l);
+        let m = check_membership(l);
+        let Some(a) = s.0.fd() else {
+            return lua::fail(l, "closed");
+        };
+        let sock = SockRef::from(a.get_ref());
+        let r = match (m, join) {
+            (Membership::V4(g, i), true) => sock.join_multicast_v4(&g, &i),
+            (Membership::V4(g, i), false) => sock.leave_multicast_v4(&g, &i),
+            (Membership::V6(g, i), true) => sock.join_multicast_v6(&g, i),
+            (Membership::V6(g, i), false) => sock.leave_multicast_v6(&g, i),
+        };
+        drop(a);
+        option_result(l, r)
+    }
 }
 
 /// sock:join(group [, iface]) -> true | nil, err
 unsafe extern "C-unwind" fn datagram_join(l: *mut lua_State) -> c_int {
-    membership(l, true)
+    // SAFETY: Lua calls this C function on a thread of lem's state, so `l` is
+    // valid with LUA_MINSTACK free slots; it reads its own arguments (checked
+    // here) and the values it pushes (the rules of runtime/lua.rs).
+    unsafe { membership(l, true) }
 }
 
 /// sock:leave(group [, iface]) -> true | nil, err
 unsafe extern "C-unwind" fn datagram_leave(l: *mut lua_State) -> c_int {
-    membership(l, false)
+    // SAFETY: Lua calls this C function on a thread of lem's state, so `l` is
+    // valid with LUA_MINSTACK free slots; it reads its own arguments (checked
+    // here) and the values it pushes (the rules of runtime/lua.rs).
+    unsafe { membership(l, false) }
 }
 
 /// sock:getsockname() -> ip, port | nil, err
 unsafe extern "C-unwind" fn datagram_getsockname(l: *mut lua_State) -> c_int {
-    let s = check_datagram(l);
-    let Some(a) = s.0.fd() else {
-        return lua::fail(l, "closed");
-    };
-    let r = SockRef::from(a.get_ref()).local_addr();
-    drop(a);
-    match r.map(|x| x.as_socket()) {
-        Ok(Some(x)) => {
-            let ip = x.ip().to_string();
-            lua::push_str(l, &ip);
-            drop(ip);
-            ffi::lua_pushinteger(l, x.port() as _);
-            2
+    // SAFETY: Lua calls this C function on a thread of lem's state, so `l` is
+    // valid with LUA_MINSTACK free slots; it reads its own arguments (checked
+    // here) and the values it pushes (the rules of runtime/lua.rs).
+    unsafe {
+        let s = check_datagram(l);
+        let Some(a) = s.0.fd() else {
+            return lua::fail(l, "closed");
+        };
+        let r = SockRef::from(a.get_ref()).local_addr();
+        drop(a);
+        match r.map(|x| x.as_socket()) {
+            Ok(Some(x)) => {
+                let ip = x.ip().to_string();
+                lua::push_str(l, &ip);
+                drop(ip);
+                ffi::lua_pushinteger(l, x.port() as _);
+                2
+            }
+            Ok(None) => lua::fail(l, "Address family not supported by protocol"),
+            Err(e) => fail_os(l, &e),
         }
-        Ok(None) => lua::fail(l, "Address family not supported by protocol"),
-        Err(e) => fail_os(l, &e),
     }
 }
 
 /// sock:close() -> true | nil, 'closed': waiters get `nil, 'closed'`.
 unsafe extern "C-unwind" fn datagram_close(l: *mut lua_State) -> c_int {
-    let s = check_datagram(l);
-    let fd = s.0.fd.borrow_mut().take();
-    if fd.is_none() {
-        return lua::fail(l, "closed");
+    // SAFETY: Lua calls this C function on a thread of lem's state, so `l` is
+    // valid with LUA_MINSTACK free slots; it reads its own arguments (checked
+    // here) and the values it pushes (the rules of runtime/lua.rs).
+    unsafe {
+        let s = check_datagram(l);
+        let fd = s.0.fd.borrow_mut().take();
+        if fd.is_none() {
+            return lua::fail(l, "closed");
+        }
+        s.0.rd.cancel("closed");
+        s.0.wr.cancel("closed");
+        drop(fd);
+        ffi::lua_pushboolean(l, 1);
+        1
     }
-    s.0.rd.cancel("closed");
-    s.0.wr.cancel("closed");
-    drop(fd);
-    ffi::lua_pushboolean(l, 1);
-    1
 }
 
 /// sock:closed() -> boolean
 unsafe extern "C-unwind" fn datagram_closed(l: *mut lua_State) -> c_int {
-    let s = check_datagram(l);
-    ffi::lua_pushboolean(l, s.0.fd.borrow().is_none() as c_int);
-    1
+    // SAFETY: Lua calls this C function on a thread of lem's state, so `l` is
+    // valid with LUA_MINSTACK free slots; it reads its own arguments (checked
+    // here) and the values it pushes (the rules of runtime/lua.rs).
+    unsafe {
+        let s = check_datagram(l);
+        ffi::lua_pushboolean(l, s.0.fd.borrow().is_none() as c_int);
+        1
+    }
 }
 
 /// sock:fileno() -> fd | nil, 'closed'
 unsafe extern "C-unwind" fn datagram_fileno(l: *mut lua_State) -> c_int {
-    let s = check_datagram(l);
-    let fd = s.0.fd.borrow().as_ref().map(|a| a.as_raw_fd());
-    match fd {
-        Some(fd) => {
-            ffi::lua_pushinteger(l, fd as _);
-            1
+    // SAFETY: Lua calls this C function on a thread of lem's state, so `l` is
+    // valid with LUA_MINSTACK free slots; it reads its own arguments (checked
+    // here) and the values it pushes (the rules of runtime/lua.rs).
+    unsafe {
+        let s = check_datagram(l);
+        let fd = s.0.fd.borrow().as_ref().map(|a| a.as_raw_fd());
+        match fd {
+            Some(fd) => {
+                ffi::lua_pushinteger(l, fd as _);
+                1
+            }
+            None => lua::fail(l, "closed"),
         }
-        None => lua::fail(l, "closed"),
     }
 }
 

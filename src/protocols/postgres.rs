@@ -128,27 +128,31 @@ impl Format for Message {
         }
     }
     unsafe fn push(&self, l: *mut lua_State, input: &[u8], _mark: usize) -> c_int {
-        lua::push_bytes(l, &input[..1]);
-        if input[0] != b'D' {
-            lua::push_bytes(l, &input[5..]);
-            return 2;
+        // SAFETY: `l` is a live thread of lem's state, the contract of every
+        // function that takes one (see the module doc of runtime/lua.rs).
+        unsafe {
+            lua::push_bytes(l, &input[..1]);
+            if input[0] != b'D' {
+                lua::push_bytes(l, &input[5..]);
+                return 2;
+            }
+            ffi::lua_createtable(l, 0, 0);
+            for (i, (_, body)) in messages(input).enumerate() {
+                ffi::lua_createtable(l, 0, 1);
+                // Checked by scan: it cannot fail here.
+                let n = each_value(body, |j, v| {
+                    if let Some(v) = v {
+                        lua::push_bytes(l, v);
+                        ffi::lua_rawseti(l, -2, (j + 1) as _);
+                    }
+                })
+                .unwrap_or(0);
+                ffi::lua_pushinteger(l, n as _);
+                ffi::lua_setfield(l, -2, c"n".as_ptr());
+                ffi::lua_rawseti(l, -2, (i + 1) as _);
+            }
+            2
         }
-        ffi::lua_createtable(l, 0, 0);
-        for (i, (_, body)) in messages(input).enumerate() {
-            ffi::lua_createtable(l, 0, 1);
-            // Checked by scan: it cannot fail here.
-            let n = each_value(body, |j, v| {
-                if let Some(v) = v {
-                    lua::push_bytes(l, v);
-                    ffi::lua_rawseti(l, -2, (j + 1) as _);
-                }
-            })
-            .unwrap_or(0);
-            ffi::lua_pushinteger(l, n as _);
-            ffi::lua_setfield(l, -2, c"n".as_ptr());
-            ffi::lua_rawseti(l, -2, (i + 1) as _);
-        }
-        2
     }
     fn limit_error(&self) -> &'static str {
         "postgres message too large"
@@ -373,162 +377,217 @@ pub mod scram {
 
 /// frame(kind, body) -> message (`kind` `''` for the startup message).
 unsafe extern "C-unwind" fn l_frame(l: *mut lua_State) -> c_int {
-    let kind = lua::check_bytes(l, 1).first().copied().unwrap_or(0);
-    let body = lua::check_bytes(l, 2);
-    lua::push_bytes(l, &frame(kind, body));
-    1
+    // SAFETY: Lua calls this C function on a thread of lem's state, so `l` is
+    // valid with LUA_MINSTACK free slots; it reads its own arguments (checked
+    // here) and the values it pushes (the rules of runtime/lua.rs).
+    unsafe {
+        let kind = lua::check_bytes(l, 1).first().copied().unwrap_or(0);
+        let body = lua::check_bytes(l, 2);
+        lua::push_bytes(l, &frame(kind, body));
+        1
+    }
 }
 
 /// startup({k, v, ...}) -> the startup message (protocol 3.0).
 unsafe extern "C-unwind" fn l_startup(l: *mut lua_State) -> c_int {
-    lua::check_type(l, 1, ffi::LUA_TTABLE);
-    let mut body = 196608u32.to_be_bytes().to_vec();
-    let n = ffi::lua_rawlen(l, 1);
-    for i in 1..=n {
-        ffi::lua_rawgeti(l, 1, i as _);
-        let s = lua::to_bytes(l, -1).unwrap_or_default();
-        cstr(&mut body, s);
-        ffi::lua_pop(l, 1);
+    // SAFETY: Lua calls this C function on a thread of lem's state, so `l` is
+    // valid with LUA_MINSTACK free slots; it reads its own arguments (checked
+    // here) and the values it pushes (the rules of runtime/lua.rs).
+    unsafe {
+        lua::check_type(l, 1, ffi::LUA_TTABLE);
+        let mut body = 196608u32.to_be_bytes().to_vec();
+        let n = ffi::lua_rawlen(l, 1);
+        for i in 1..=n {
+            ffi::lua_rawgeti(l, 1, i as _);
+            let s = lua::to_bytes(l, -1).unwrap_or_default();
+            cstr(&mut body, s);
+            ffi::lua_pop(l, 1);
+        }
+        body.push(0);
+        lua::push_bytes(l, &frame(0, &body));
+        1
     }
-    body.push(0);
-    lua::push_bytes(l, &frame(0, &body));
-    1
 }
 
 /// extended(statement, sql | nil, n, ...) -> Parse? Bind Describe Execute
 /// Sync: the `n` parameters as text (numbers by their Lua text, nil NULL).
 unsafe extern "C-unwind" fn l_extended(l: *mut lua_State) -> c_int {
-    let statement = lua::check_bytes(l, 1);
-    let sql = if lua::is_none_or_nil(l, 2) {
-        None
-    } else {
-        Some(lua::check_bytes(l, 2))
-    };
-    let n = lua::check_integer(l, 3).max(0) as c_int;
-    if n > u16::MAX as c_int {
-        lua::arg_error(l, 3, c"too many parameters (at most 65535)");
-    }
-    let mut params = Vec::with_capacity(n as usize);
-    for i in 0..n {
-        let idx = 4 + i;
-        match ffi::lua_type(l, idx) {
-            ffi::LUA_TNIL | ffi::LUA_TNONE => params.push(None),
-            ffi::LUA_TSTRING | ffi::LUA_TNUMBER => {
-                let mut len = 0;
-                let p = ffi::lua_tolstring(l, idx, &mut len);
-                params.push(Some(std::slice::from_raw_parts(p as *const u8, len)));
-            }
-            ffi::LUA_TBOOLEAN => params.push(Some(if ffi::lua_toboolean(l, idx) != 0 {
-                &b"t"[..]
-            } else {
-                &b"f"[..]
-            })),
-            _ => lua::arg_error(l, idx, c"string, number, boolean or nil expected"),
+    // SAFETY: Lua calls this C function on a thread of lem's state, so `l` is
+    // valid with LUA_MINSTACK free slots; it reads its own arguments (checked
+    // here) and the values it pushes (the rules of runtime/lua.rs).
+    unsafe {
+        let statement = lua::check_bytes(l, 1);
+        let sql = if lua::is_none_or_nil(l, 2) {
+            None
+        } else {
+            Some(lua::check_bytes(l, 2))
+        };
+        let n = lua::check_integer(l, 3).max(0) as c_int;
+        if n > u16::MAX as c_int {
+            lua::arg_error(l, 3, c"too many parameters (at most 65535)");
         }
+        let mut params = Vec::with_capacity(n as usize);
+        for i in 0..n {
+            let idx = 4 + i;
+            match ffi::lua_type(l, idx) {
+                ffi::LUA_TNIL | ffi::LUA_TNONE => params.push(None),
+                ffi::LUA_TSTRING | ffi::LUA_TNUMBER => {
+                    let mut len = 0;
+                    let p = ffi::lua_tolstring(l, idx, &mut len);
+                    params.push(Some(std::slice::from_raw_parts(p as *const u8, len)));
+                }
+                ffi::LUA_TBOOLEAN => params.push(Some(if ffi::lua_toboolean(l, idx) != 0 {
+                    &b"t"[..]
+                } else {
+                    &b"f"[..]
+                })),
+                _ => lua::arg_error(l, idx, c"string, number, boolean or nil expected"),
+            }
+        }
+        let out = extended(statement, sql, &params);
+        lua::push_bytes(l, &out);
+        1
     }
-    let out = extended(statement, sql, &params);
-    lua::push_bytes(l, &out);
-    1
 }
 
 /// names(body) -> {name, ...} of a RowDescription | nil, err
 unsafe extern "C-unwind" fn l_names(l: *mut lua_State) -> c_int {
-    match row_names(lua::check_bytes(l, 1)) {
-        Ok(names) => {
-            ffi::lua_createtable(l, names.len() as c_int, 0);
-            for (i, n) in names.iter().enumerate() {
-                lua::push_bytes(l, n);
-                ffi::lua_rawseti(l, -2, (i + 1) as _);
+    // SAFETY: Lua calls this C function on a thread of lem's state, so `l` is
+    // valid with LUA_MINSTACK free slots; it reads its own arguments (checked
+    // here) and the values it pushes (the rules of runtime/lua.rs).
+    unsafe {
+        match row_names(lua::check_bytes(l, 1)) {
+            Ok(names) => {
+                ffi::lua_createtable(l, names.len() as c_int, 0);
+                for (i, n) in names.iter().enumerate() {
+                    lua::push_bytes(l, n);
+                    ffi::lua_rawseti(l, -2, (i + 1) as _);
+                }
+                1
             }
-            1
+            Err(e) => lua::fail(l, e),
         }
-        Err(e) => lua::fail(l, e),
     }
 }
 
 /// error(body) -> text, sqlstate
 unsafe extern "C-unwind" fn l_error(l: *mut lua_State) -> c_int {
-    let (text, code) = error_text(lua::check_bytes(l, 1));
-    lua::push_str(l, &text);
-    lua::push_str(l, &code);
-    2
+    // SAFETY: Lua calls this C function on a thread of lem's state, so `l` is
+    // valid with LUA_MINSTACK free slots; it reads its own arguments (checked
+    // here) and the values it pushes (the rules of runtime/lua.rs).
+    unsafe {
+        let (text, code) = error_text(lua::check_bytes(l, 1));
+        lua::push_str(l, &text);
+        lua::push_str(l, &code);
+        2
+    }
 }
 
 /// int32(body [, at]) -> the big-endian integer at byte `at` (0-based).
 unsafe extern "C-unwind" fn l_int32(l: *mut lua_State) -> c_int {
-    let body = lua::check_bytes(l, 1);
-    let at = lua::opt_integer(l, 2, 0).max(0) as usize;
-    match body.get(at..at + 4) {
-        Some(b) => ffi::lua_pushinteger(l, i32::from_be_bytes(b.try_into().unwrap()) as _),
-        None => ffi::lua_pushnil(l),
+    // SAFETY: Lua calls this C function on a thread of lem's state, so `l` is
+    // valid with LUA_MINSTACK free slots; it reads its own arguments (checked
+    // here) and the values it pushes (the rules of runtime/lua.rs).
+    unsafe {
+        let body = lua::check_bytes(l, 1);
+        let at = lua::opt_integer(l, 2, 0).max(0) as usize;
+        match body.get(at..at + 4) {
+            Some(b) => ffi::lua_pushinteger(l, i32::from_be_bytes(b.try_into().unwrap()) as _),
+            None => ffi::lua_pushnil(l),
+        }
+        1
     }
-    1
 }
 
 /// notification(body) -> channel, payload, pid
 unsafe extern "C-unwind" fn l_notification(l: *mut lua_State) -> c_int {
-    let body = lua::check_bytes(l, 1);
-    let pid = body
-        .get(..4)
-        .map_or(0, |b| i32::from_be_bytes(b.try_into().unwrap()));
-    let rest = body.get(4..).unwrap_or_default();
-    let mut parts = rest.split(|&b| b == 0);
-    lua::push_bytes(l, parts.next().unwrap_or_default());
-    lua::push_bytes(l, parts.next().unwrap_or_default());
-    ffi::lua_pushinteger(l, pid as _);
-    3
+    // SAFETY: Lua calls this C function on a thread of lem's state, so `l` is
+    // valid with LUA_MINSTACK free slots; it reads its own arguments (checked
+    // here) and the values it pushes (the rules of runtime/lua.rs).
+    unsafe {
+        let body = lua::check_bytes(l, 1);
+        let pid = body
+            .get(..4)
+            .map_or(0, |b| i32::from_be_bytes(b.try_into().unwrap()));
+        let rest = body.get(4..).unwrap_or_default();
+        let mut parts = rest.split(|&b| b == 0);
+        lua::push_bytes(l, parts.next().unwrap_or_default());
+        lua::push_bytes(l, parts.next().unwrap_or_default());
+        ffi::lua_pushinteger(l, pid as _);
+        3
+    }
 }
 
 /// md5(user, password, salt) -> the MD5 password answer
 unsafe extern "C-unwind" fn l_md5(l: *mut lua_State) -> c_int {
-    let s = md5_password(
-        lua::check_bytes(l, 1),
-        lua::check_bytes(l, 2),
-        lua::check_bytes(l, 3),
-    );
-    lua::push_str(l, &s);
-    1
+    // SAFETY: Lua calls this C function on a thread of lem's state, so `l` is
+    // valid with LUA_MINSTACK free slots; it reads its own arguments (checked
+    // here) and the values it pushes (the rules of runtime/lua.rs).
+    unsafe {
+        let s = md5_password(
+            lua::check_bytes(l, 1),
+            lua::check_bytes(l, 2),
+            lua::check_bytes(l, 3),
+        );
+        lua::push_str(l, &s);
+        1
+    }
 }
 
 /// scram_first() -> the SASLInitialResponse body, our nonce
 unsafe extern "C-unwind" fn l_scram_first(l: *mut lua_State) -> c_int {
-    let mut raw = [0u8; 18];
-    if ring::rand::SystemRandom::new().fill(&mut raw).is_err() {
-        return lua::fail(l, "no random numbers for SCRAM");
+    // SAFETY: Lua calls this C function on a thread of lem's state, so `l` is
+    // valid with LUA_MINSTACK free slots; it reads its own arguments (checked
+    // here) and the values it pushes (the rules of runtime/lua.rs).
+    unsafe {
+        let mut raw = [0u8; 18];
+        if ring::rand::SystemRandom::new().fill(&mut raw).is_err() {
+            return lua::fail(l, "no random numbers for SCRAM");
+        }
+        let nonce = base64::engine::general_purpose::STANDARD.encode(raw);
+        let first = format!("n,,{}", scram::client_first_bare(&nonce));
+        let mut body = Vec::new();
+        cstr(&mut body, b"SCRAM-SHA-256");
+        body.extend_from_slice(&(first.len() as u32).to_be_bytes());
+        body.extend_from_slice(first.as_bytes());
+        lua::push_bytes(l, &body);
+        lua::push_str(l, &nonce);
+        2
     }
-    let nonce = base64::engine::general_purpose::STANDARD.encode(raw);
-    let first = format!("n,,{}", scram::client_first_bare(&nonce));
-    let mut body = Vec::new();
-    cstr(&mut body, b"SCRAM-SHA-256");
-    body.extend_from_slice(&(first.len() as u32).to_be_bytes());
-    body.extend_from_slice(first.as_bytes());
-    lua::push_bytes(l, &body);
-    lua::push_str(l, &nonce);
-    2
 }
 
 /// scram_final(password, nonce, server_first) -> client_final, signature |
 /// nil, err
 unsafe extern "C-unwind" fn l_scram_final(l: *mut lua_State) -> c_int {
-    let password = lua::check_bytes(l, 1);
-    let nonce = String::from_utf8_lossy(lua::check_bytes(l, 2)).into_owned();
-    let first = String::from_utf8_lossy(lua::check_bytes(l, 3)).into_owned();
-    match scram::client_final(password, &nonce, &first) {
-        Ok((msg, sig)) => {
-            lua::push_str(l, &msg);
-            lua::push_bytes(l, &sig);
-            2
+    // SAFETY: Lua calls this C function on a thread of lem's state, so `l` is
+    // valid with LUA_MINSTACK free slots; it reads its own arguments (checked
+    // here) and the values it pushes (the rules of runtime/lua.rs).
+    unsafe {
+        let password = lua::check_bytes(l, 1);
+        let nonce = String::from_utf8_lossy(lua::check_bytes(l, 2)).into_owned();
+        let first = String::from_utf8_lossy(lua::check_bytes(l, 3)).into_owned();
+        match scram::client_final(password, &nonce, &first) {
+            Ok((msg, sig)) => {
+                lua::push_str(l, &msg);
+                lua::push_bytes(l, &sig);
+                2
+            }
+            Err(e) => lua::fail(l, &e),
         }
-        Err(e) => lua::fail(l, &e),
     }
 }
 
 /// scram_verify(server_final, signature) -> bool
 unsafe extern "C-unwind" fn l_scram_verify(l: *mut lua_State) -> c_int {
-    let msg = String::from_utf8_lossy(lua::check_bytes(l, 1)).into_owned();
-    let ok = scram::verify_server_final(&msg, lua::check_bytes(l, 2));
-    ffi::lua_pushboolean(l, ok as c_int);
-    1
+    // SAFETY: Lua calls this C function on a thread of lem's state, so `l` is
+    // valid with LUA_MINSTACK free slots; it reads its own arguments (checked
+    // here) and the values it pushes (the rules of runtime/lua.rs).
+    unsafe {
+        let msg = String::from_utf8_lossy(lua::check_bytes(l, 1)).into_owned();
+        let ok = scram::verify_server_final(&msg, lua::check_bytes(l, 2));
+        ffi::lua_pushboolean(l, ok as c_int);
+        1
+    }
 }
 
 const FUNCS: &[Reg] = &[
@@ -547,12 +606,17 @@ const FUNCS: &[Reg] = &[
 
 /// `require 'lem.postgres.core'`.
 pub unsafe extern "C-unwind" fn open(l: *mut lua_State) -> c_int {
-    parsers::register(l, c"PgMessage", &MESSAGE);
-    ffi::lua_createtable(l, 0, FUNCS.len() as c_int + 1);
-    lua::set_funcs(l, FUNCS);
-    ffi::lua_pushinteger(l, MAX_MESSAGE as _);
-    ffi::lua_setfield(l, -2, c"max_message".as_ptr());
-    1
+    // SAFETY: Lua calls this C function on a thread of lem's state, so `l` is
+    // valid with LUA_MINSTACK free slots; it reads its own arguments (checked
+    // here) and the values it pushes (the rules of runtime/lua.rs).
+    unsafe {
+        parsers::register(l, c"PgMessage", &MESSAGE);
+        ffi::lua_createtable(l, 0, FUNCS.len() as c_int + 1);
+        lua::set_funcs(l, FUNCS);
+        ffi::lua_pushinteger(l, MAX_MESSAGE as _);
+        ffi::lua_setfield(l, -2, c"max_message".as_ptr());
+        1
+    }
 }
 
 /// The fuzz entry point: scanning and decoding never panic, and a message

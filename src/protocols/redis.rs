@@ -142,47 +142,51 @@ pub fn scan(input: &[u8]) -> Result<Option<usize>, &'static str> {
 /// replies inside arrays are tables `{err = msg}`; `top` error replies
 /// push `nil, msg, 'redis'` instead (3 values).
 unsafe fn push_value(l: *mut lua_State, input: &[u8], at: &mut usize, top: bool) -> c_int {
-    let kind = input[*at];
-    let end = *at + 1 + memchr::memchr(b'\r', &input[*at + 1..]).unwrap_or(0);
-    let head = &input[*at + 1..end];
-    *at = end + 2;
-    match kind {
-        b'+' => lua::push_bytes(l, head),
-        b'-' if top => {
-            ffi::lua_pushnil(l);
-            lua::push_bytes(l, head);
-            lua::push_str(l, "redis");
-            return 3;
-        }
-        b'-' => {
-            ffi::lua_createtable(l, 0, 1);
-            lua::push_bytes(l, head);
-            ffi::lua_setfield(l, -2, c"err".as_ptr());
-        }
-        b':' => ffi::lua_pushinteger(l, int(head).unwrap_or(0) as _),
-        b'$' => match int(head).unwrap_or(-1) {
-            n if n < 0 => ffi::lua_pushlightuserdata(l, null_ptr()),
-            n => {
-                let n = n as usize;
-                lua::push_bytes(l, &input[*at..*at + n]);
-                *at += n + 2;
+    // SAFETY: `l` is a live thread of lem's state, the contract of every
+    // function that takes one (see the module doc of runtime/lua.rs).
+    unsafe {
+        let kind = input[*at];
+        let end = *at + 1 + memchr::memchr(b'\r', &input[*at + 1..]).unwrap_or(0);
+        let head = &input[*at + 1..end];
+        *at = end + 2;
+        match kind {
+            b'+' => lua::push_bytes(l, head),
+            b'-' if top => {
+                ffi::lua_pushnil(l);
+                lua::push_bytes(l, head);
+                lua::push_str(l, "redis");
+                return 3;
             }
-        },
-        _ => match int(head).unwrap_or(-1) {
-            n if n < 0 => ffi::lua_pushlightuserdata(l, null_ptr()),
-            n => {
-                ffi::luaL_checkstack(l, 4, c"redis reply".as_ptr());
-                // Bounded by the buffered bytes: scan saw every element.
-                let pre = (n as usize).min(input.len() / 3);
-                ffi::lua_createtable(l, pre as c_int, 0);
-                for i in 1..=n {
-                    push_value(l, input, at, false);
-                    ffi::lua_rawseti(l, -2, i as _);
+            b'-' => {
+                ffi::lua_createtable(l, 0, 1);
+                lua::push_bytes(l, head);
+                ffi::lua_setfield(l, -2, c"err".as_ptr());
+            }
+            b':' => ffi::lua_pushinteger(l, int(head).unwrap_or(0) as _),
+            b'$' => match int(head).unwrap_or(-1) {
+                n if n < 0 => ffi::lua_pushlightuserdata(l, null_ptr()),
+                n => {
+                    let n = n as usize;
+                    lua::push_bytes(l, &input[*at..*at + n]);
+                    *at += n + 2;
                 }
-            }
-        },
+            },
+            _ => match int(head).unwrap_or(-1) {
+                n if n < 0 => ffi::lua_pushlightuserdata(l, null_ptr()),
+                n => {
+                    ffi::luaL_checkstack(l, 4, c"redis reply".as_ptr());
+                    // Bounded by the buffered bytes: scan saw every element.
+                    let pre = (n as usize).min(input.len() / 3);
+                    ffi::lua_createtable(l, pre as c_int, 0);
+                    for i in 1..=n {
+                        push_value(l, input, at, false);
+                        ffi::lua_rawseti(l, -2, i as _);
+                    }
+                }
+            },
+        }
+        1
     }
-    1
 }
 
 /// `read('RedisReply')`.
@@ -200,8 +204,12 @@ impl Format for Reply {
         }
     }
     unsafe fn push(&self, l: *mut lua_State, input: &[u8], _mark: usize) -> c_int {
-        let mut at = 0;
-        push_value(l, input, &mut at, true)
+        // SAFETY: `l` is a live thread of lem's state, the contract of every
+        // function that takes one (see the module doc of runtime/lua.rs).
+        unsafe {
+            let mut at = 0;
+            push_value(l, input, &mut at, true)
+        }
     }
     fn limit_error(&self) -> &'static str {
         "redis reply too large"
@@ -212,19 +220,23 @@ static REPLY: Reply = Reply;
 
 /// Append one argument of a command at `idx` (a string or a number).
 unsafe fn put_arg(l: *mut lua_State, idx: c_int, out: &mut Vec<u8>) -> bool {
-    let bytes = match ffi::lua_type(l, idx) {
-        ffi::LUA_TSTRING | ffi::LUA_TNUMBER => lua::to_bytes(l, idx),
-        _ => None,
-    };
-    let Some(b) = bytes else {
-        return false;
-    };
-    out.push(b'$');
-    out.extend_from_slice(b.len().to_string().as_bytes());
-    out.extend_from_slice(b"\r\n");
-    out.extend_from_slice(b);
-    out.extend_from_slice(b"\r\n");
-    true
+    // SAFETY: `l` is a live thread of lem's state, the contract of every
+    // function that takes one (see the module doc of runtime/lua.rs).
+    unsafe {
+        let bytes = match ffi::lua_type(l, idx) {
+            ffi::LUA_TSTRING | ffi::LUA_TNUMBER => lua::to_bytes(l, idx),
+            _ => None,
+        };
+        let Some(b) = bytes else {
+            return false;
+        };
+        out.push(b'$');
+        out.extend_from_slice(b.len().to_string().as_bytes());
+        out.extend_from_slice(b"\r\n");
+        out.extend_from_slice(b);
+        out.extend_from_slice(b"\r\n");
+        true
+    }
 }
 
 /// Encode the command made of stack values `from..=to` onto `out`.
@@ -234,86 +246,105 @@ unsafe fn put_command(
     to: c_int,
     out: &mut Vec<u8>,
 ) -> Result<(), c_int> {
-    if to < from {
-        return Err(0);
-    }
-    out.push(b'*');
-    out.extend_from_slice(((to - from + 1) as usize).to_string().as_bytes());
-    out.extend_from_slice(b"\r\n");
-    for i in from..=to {
-        // lua_tolstring turns a number into a string in place: copy first.
-        ffi::lua_pushvalue(l, i);
-        let ok = put_arg(l, -1, out);
-        ffi::lua_pop(l, 1);
-        if !ok {
-            return Err(i);
+    // SAFETY: `l` is a live thread of lem's state, the contract of every
+    // function that takes one (see the module doc of runtime/lua.rs).
+    unsafe {
+        if to < from {
+            return Err(0);
         }
+        out.push(b'*');
+        out.extend_from_slice(((to - from + 1) as usize).to_string().as_bytes());
+        out.extend_from_slice(b"\r\n");
+        for i in from..=to {
+            // lua_tolstring turns a number into a string in place: copy first.
+            ffi::lua_pushvalue(l, i);
+            let ok = put_arg(l, -1, out);
+            ffi::lua_pop(l, 1);
+            if !ok {
+                return Err(i);
+            }
+        }
+        Ok(())
     }
-    Ok(())
 }
 
 /// `core.encode(cmd, ...)` → the command as RESP bytes.
 unsafe extern "C-unwind" fn encode(l: *mut lua_State) -> c_int {
-    let top = ffi::lua_gettop(l);
-    let mut out = Vec::new();
-    match put_command(l, 1, top, &mut out) {
-        Ok(()) => {
-            lua::push_bytes(l, &out);
-            1
+    // SAFETY: Lua calls this C function on a thread of lem's state, so `l` is
+    // valid with LUA_MINSTACK free slots; it reads its own arguments (checked
+    // here) and the values it pushes (the rules of runtime/lua.rs).
+    unsafe {
+        let top = ffi::lua_gettop(l);
+        let mut out = Vec::new();
+        match put_command(l, 1, top, &mut out) {
+            Ok(()) => {
+                lua::push_bytes(l, &out);
+                1
+            }
+            Err(0) => lua::arg_error(l, 1, c"command expected"),
+            Err(i) => lua::arg_error(l, i, c"string or number expected"),
         }
-        Err(0) => lua::arg_error(l, 1, c"command expected"),
-        Err(i) => lua::arg_error(l, i, c"string or number expected"),
     }
 }
 
 /// `core.encodeall({ {cmd, ...}, ... })` → all the commands as one string.
 unsafe extern "C-unwind" fn encodeall(l: *mut lua_State) -> c_int {
-    lua::check_type(l, 1, ffi::LUA_TTABLE);
-    let n = ffi::lua_rawlen(l, 1) as ffi::lua_Integer;
-    let mut out = Vec::new();
-    let mut bad = None;
-    for i in 1..=n {
-        lua::push_index(l, 1, i);
-        if ffi::lua_type(l, -1) != ffi::LUA_TTABLE {
-            bad = Some(i);
-            ffi::lua_pop(l, 1);
-            break;
+    // SAFETY: Lua calls this C function on a thread of lem's state, so `l` is
+    // valid with LUA_MINSTACK free slots; it reads its own arguments (checked
+    // here) and the values it pushes (the rules of runtime/lua.rs).
+    unsafe {
+        lua::check_type(l, 1, ffi::LUA_TTABLE);
+        let n = ffi::lua_rawlen(l, 1) as ffi::lua_Integer;
+        let mut out = Vec::new();
+        let mut bad = None;
+        for i in 1..=n {
+            lua::push_index(l, 1, i);
+            if ffi::lua_type(l, -1) != ffi::LUA_TTABLE {
+                bad = Some(i);
+                ffi::lua_pop(l, 1);
+                break;
+            }
+            let base = ffi::lua_gettop(l);
+            let m = ffi::lua_rawlen(l, base) as ffi::lua_Integer;
+            ffi::luaL_checkstack(l, m as c_int + 2, c"redis pipeline".as_ptr());
+            for j in 1..=m {
+                lua::push_index(l, base, j);
+            }
+            let r = put_command(l, base + 1, base + m as c_int, &mut out);
+            ffi::lua_settop(l, base - 1);
+            if r.is_err() {
+                bad = Some(i);
+                break;
+            }
         }
-        let base = ffi::lua_gettop(l);
-        let m = ffi::lua_rawlen(l, base) as ffi::lua_Integer;
-        ffi::luaL_checkstack(l, m as c_int + 2, c"redis pipeline".as_ptr());
-        for j in 1..=m {
-            lua::push_index(l, base, j);
+        if let Some(i) = bad {
+            drop(out);
+            let msg = format!("command {i} is not an array of strings or numbers\0");
+            lua::push_str(l, &msg[..msg.len() - 1]);
+            ffi::lua_error(l);
         }
-        let r = put_command(l, base + 1, base + m as c_int, &mut out);
-        ffi::lua_settop(l, base - 1);
-        if r.is_err() {
-            bad = Some(i);
-            break;
-        }
+        lua::push_bytes(l, &out);
+        1
     }
-    if let Some(i) = bad {
-        drop(out);
-        let msg = format!("command {i} is not an array of strings or numbers\0");
-        lua::push_str(l, &msg[..msg.len() - 1]);
-        ffi::lua_error(l);
-    }
-    lua::push_bytes(l, &out);
-    1
 }
 
 const FUNCS: &[Reg] = &[(c"encode", encode), (c"encodeall", encodeall)];
 
 /// `require 'lem.redis.core'`.
 pub unsafe extern "C-unwind" fn open(l: *mut lua_State) -> c_int {
-    parsers::register(l, c"RedisReply", &REPLY);
-    ffi::lua_createtable(l, 0, FUNCS.len() as c_int + 4);
-    lua::set_funcs(l, FUNCS);
-    ffi::lua_pushlightuserdata(l, null_ptr());
-    ffi::lua_setfield(l, -2, c"null".as_ptr());
-    ffi::lua_pushinteger(l, MAX_BULK as _);
-    ffi::lua_setfield(l, -2, c"max_bulk".as_ptr());
-    1
+    // SAFETY: Lua calls this C function on a thread of lem's state, so `l` is
+    // valid with LUA_MINSTACK free slots; it reads its own arguments (checked
+    // here) and the values it pushes (the rules of runtime/lua.rs).
+    unsafe {
+        parsers::register(l, c"RedisReply", &REPLY);
+        ffi::lua_createtable(l, 0, FUNCS.len() as c_int + 4);
+        lua::set_funcs(l, FUNCS);
+        ffi::lua_pushlightuserdata(l, null_ptr());
+        ffi::lua_setfield(l, -2, c"null".as_ptr());
+        ffi::lua_pushinteger(l, MAX_BULK as _);
+        ffi::lua_setfield(l, -2, c"max_bulk".as_ptr());
+        1
+    }
 }
 
 /// The fuzz entry point: scan must never panic, and a reply it accepts

@@ -93,33 +93,41 @@ impl Cache {
     /// A block of at least `size` bytes, or null.
     #[inline]
     unsafe fn alloc(&mut self, size: usize) -> *mut c_void {
-        if size > MAX_SMALL {
-            return libc::malloc(size);
+        // SAFETY: malloc is sound for any size; a cached block is one that
+        // `release` put on its class's list, no longer in use by Lua.
+        unsafe {
+            if size > MAX_SMALL {
+                return libc::malloc(size);
+            }
+            let c = class(size);
+            let head = self.heads[c];
+            if head.is_null() {
+                return libc::malloc(class_size(c));
+            }
+            self.heads[c] = (*head).next;
+            self.counts[c] -= 1;
+            head.cast()
         }
-        let c = class(size);
-        let head = self.heads[c];
-        if head.is_null() {
-            return libc::malloc(class_size(c));
-        }
-        self.heads[c] = (*head).next;
-        self.counts[c] -= 1;
-        head.cast()
     }
 
     /// Free a block Lua knows as `size` bytes.
     #[inline]
     unsafe fn release(&mut self, p: *mut c_void, size: usize) {
-        if size <= MAX_SMALL {
-            let c = class(size);
-            if self.counts[c] < KEEP[c] && holds_class(p, c) {
-                let block: *mut Free = p.cast();
-                (*block).next = self.heads[c];
-                self.heads[c] = block;
-                self.counts[c] += 1;
-                return;
+        // SAFETY: Lua frees only blocks it got from `alloc` with their size: a
+        // small one goes back on its class's list, which only this cache reads.
+        unsafe {
+            if size <= MAX_SMALL {
+                let c = class(size);
+                if self.counts[c] < KEEP[c] && holds_class(p, c) {
+                    let block: *mut Free = p.cast();
+                    (*block).next = self.heads[c];
+                    self.heads[c] = block;
+                    self.counts[c] += 1;
+                    return;
+                }
             }
+            libc::free(p);
         }
-        libc::free(p);
     }
 }
 
@@ -145,8 +153,11 @@ impl Drop for Cache {
 /// allocated at its exact size, smaller than its class.
 #[inline]
 unsafe fn holds_class(p: *mut c_void, c: usize) -> bool {
-    cfg!(all(target_os = "linux", target_env = "gnu"))
-        || libc::malloc_usable_size(p) >= class_size(c)
+    // SAFETY: `p` is a live block from malloc (the caller's contract).
+    unsafe {
+        cfg!(all(target_os = "linux", target_env = "gnu"))
+            || libc::malloc_usable_size(p) >= class_size(c)
+    }
 }
 
 /// The `lua_Alloc` function; `ud` is the state's [`Cache`]. With a null
@@ -157,45 +168,50 @@ unsafe extern "C" fn allocator(
     osize: usize,
     nsize: usize,
 ) -> *mut c_void {
-    let cache = &mut *(ud as *mut Cache);
-    // With a null `ptr`, `osize` is a kind of object, not a size.
-    // The bytes held are counted only under a cap (set_limit starts the
-    // count from Lua's own): without one this costs a single test.
-    if cache.limit != 0 {
-        let old = if ptr.is_null() { 0 } else { osize };
-        if nsize > old && refused(cache, nsize - old) {
+    // SAFETY: Lua calls this C function on a thread of lem's state, so `l` is
+    // valid with LUA_MINSTACK free slots; it reads its own arguments (checked
+    // here) and the values it pushes (the rules of runtime/lua.rs).
+    unsafe {
+        let cache = &mut *(ud as *mut Cache);
+        // With a null `ptr`, `osize` is a kind of object, not a size.
+        // The bytes held are counted only under a cap (set_limit starts the
+        // count from Lua's own): without one this costs a single test.
+        if cache.limit != 0 {
+            let old = if ptr.is_null() { 0 } else { osize };
+            if nsize > old && refused(cache, nsize - old) {
+                return ptr::null_mut();
+            }
+            cache.used = (cache.used + nsize).saturating_sub(old);
+        }
+        if ptr.is_null() {
+            return if nsize == 0 {
+                ptr::null_mut()
+            } else {
+                cache.alloc(nsize)
+            };
+        }
+        if nsize == 0 {
+            cache.release(ptr, osize);
             return ptr::null_mut();
         }
-        cache.used = (cache.used + nsize).saturating_sub(old);
+        if osize > MAX_SMALL && nsize > MAX_SMALL {
+            return libc::realloc(ptr, nsize);
+        }
+        // Within its class, a block stays where it is (if it holds the class).
+        if osize <= MAX_SMALL
+            && nsize <= MAX_SMALL
+            && class(nsize) == class(osize)
+            && holds_class(ptr, class(nsize))
+        {
+            return ptr;
+        }
+        let p = cache.alloc(nsize);
+        if !p.is_null() {
+            ptr::copy_nonoverlapping(ptr as *const u8, p as *mut u8, osize.min(nsize));
+            cache.release(ptr, osize);
+        }
+        p
     }
-    if ptr.is_null() {
-        return if nsize == 0 {
-            ptr::null_mut()
-        } else {
-            cache.alloc(nsize)
-        };
-    }
-    if nsize == 0 {
-        cache.release(ptr, osize);
-        return ptr::null_mut();
-    }
-    if osize > MAX_SMALL && nsize > MAX_SMALL {
-        return libc::realloc(ptr, nsize);
-    }
-    // Within its class, a block stays where it is (if it holds the class).
-    if osize <= MAX_SMALL
-        && nsize <= MAX_SMALL
-        && class(nsize) == class(osize)
-        && holds_class(ptr, class(nsize))
-    {
-        return ptr;
-    }
-    let p = cache.alloc(nsize);
-    if !p.is_null() {
-        ptr::copy_nonoverlapping(ptr as *const u8, p as *mut u8, osize.min(nsize));
-        cache.release(ptr, osize);
-    }
-    p
 }
 
 /// Whether growing by `more` bytes passes the cap while a coroutine runs.
@@ -210,9 +226,13 @@ fn refused(cache: &Cache, more: usize) -> bool {
 /// # Safety
 /// `l`'s state allocates through [`install`]'s allocator.
 unsafe fn cache_of<'a>(l: *mut lua_State) -> &'a mut Cache {
-    let mut ud = ptr::null_mut();
-    ffi::lua_getallocf(l, &mut ud);
-    &mut *(ud as *mut Cache)
+    // SAFETY: `l` is a live thread of lem's state, the contract of every
+    // function that takes one (see the module doc of runtime/lua.rs).
+    unsafe {
+        let mut ud = ptr::null_mut();
+        ffi::lua_getallocf(l, &mut ud);
+        &mut *(ud as *mut Cache)
+    }
 }
 
 /// Set the memory cap of `l`'s state (0: none).
@@ -220,13 +240,17 @@ unsafe fn cache_of<'a>(l: *mut lua_State) -> &'a mut Cache {
 /// # Safety
 /// As [`cache_of`].
 pub(crate) unsafe fn set_limit(l: *mut lua_State, bytes: usize) {
-    let c = cache_of(l);
-    if c.limit == 0 && bytes != 0 {
-        // Counting starts now, from what Lua holds.
-        c.used = ffi::lua_gc(l, ffi::LUA_GCCOUNT, 0) as usize * 1024
-            + ffi::lua_gc(l, ffi::LUA_GCCOUNTB, 0) as usize;
+    // SAFETY: `l` is a live thread of lem's state, the contract of every
+    // function that takes one (see the module doc of runtime/lua.rs).
+    unsafe {
+        let c = cache_of(l);
+        if c.limit == 0 && bytes != 0 {
+            // Counting starts now, from what Lua holds.
+            c.used = ffi::lua_gc(l, ffi::LUA_GCCOUNT, 0) as usize * 1024
+                + ffi::lua_gc(l, ffi::LUA_GCCOUNTB, 0) as usize;
+        }
+        c.limit = bytes;
     }
-    c.limit = bytes;
 }
 
 /// `(used, limit)` of `l`'s state, in bytes (limit 0: none).
@@ -234,8 +258,12 @@ pub(crate) unsafe fn set_limit(l: *mut lua_State, bytes: usize) {
 /// # Safety
 /// As [`cache_of`].
 pub(crate) unsafe fn usage(l: *mut lua_State) -> (usize, usize) {
-    let c = cache_of(l);
-    (c.used, c.limit)
+    // SAFETY: `l` is a live thread of lem's state, the contract of every
+    // function that takes one (see the module doc of runtime/lua.rs).
+    unsafe {
+        let c = cache_of(l);
+        (c.used, c.limit)
+    }
 }
 
 /// The cache a state allocates through; dropping it frees the cached
@@ -258,9 +286,13 @@ impl Drop for Installed {
 /// does, through Rust's system allocator); nothing else may be allocating
 /// in it meanwhile.
 pub(crate) unsafe fn install(l: *mut lua_State) -> Installed {
-    let cache = Box::into_raw(Box::new(Cache::new()));
-    ffi::lua_setallocf(l, allocator, cache.cast());
-    Installed(cache)
+    // SAFETY: `l` is a live thread of lem's state, the contract of every
+    // function that takes one (see the module doc of runtime/lua.rs).
+    unsafe {
+        let cache = Box::into_raw(Box::new(Cache::new()));
+        ffi::lua_setallocf(l, allocator, cache.cast());
+        Installed(cache)
+    }
 }
 
 #[cfg(test)]

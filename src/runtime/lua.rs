@@ -9,6 +9,13 @@
 //! Rule for every function here that can raise (`luaL_arg*`, `luaL_check*`):
 //! a Lua error is a `longjmp`, so no Rust value that owns memory may be alive
 //! in the calling frame when it happens. Check arguments first, then work.
+//!
+//! The contract of every function in lem that takes `l: *mut lua_State`
+//! (or `t`, a resumed thread): `l` is a live thread of lem's state, used
+//! on the loop's thread, with room on its stack for what the function
+//! pushes (Lua gives a C function LUA_MINSTACK slots); stack indices it
+//! reads are its arguments, which it checks, or values it pushed. Their
+//! `unsafe` blocks cite this paragraph.
 
 use std::ffi::{c_char, c_int, c_void, CStr};
 
@@ -27,7 +34,11 @@ pub type Reg = (&'static CStr, CFunction);
 /// `l` must be a valid Lua state with a free stack slot.
 #[inline]
 pub unsafe fn push_str(l: *mut lua_State, s: &str) {
-    ffi::lua_pushlstring(l, s.as_ptr() as *const c_char, s.len());
+    // SAFETY: `l` is a live thread of lem's state, the contract of every
+    // function that takes one (see the module doc of runtime/lua.rs).
+    unsafe {
+        ffi::lua_pushlstring(l, s.as_ptr() as *const c_char, s.len());
+    }
 }
 
 /// Push bytes as a Lua string.
@@ -36,7 +47,11 @@ pub unsafe fn push_str(l: *mut lua_State, s: &str) {
 /// `l` must be a valid Lua state with a free stack slot.
 #[inline]
 pub unsafe fn push_bytes(l: *mut lua_State, s: &[u8]) {
-    ffi::lua_pushlstring(l, s.as_ptr() as *const c_char, s.len());
+    // SAFETY: `l` is a live thread of lem's state, the contract of every
+    // function that takes one (see the module doc of runtime/lua.rs).
+    unsafe {
+        ffi::lua_pushlstring(l, s.as_ptr() as *const c_char, s.len());
+    }
 }
 
 /// Push `t[n]` of the table at `idx`, raw, without asking its type (mlua's
@@ -46,10 +61,14 @@ pub unsafe fn push_bytes(l: *mut lua_State, s: &[u8]) {
 /// `idx` must be a table on `l`, with a free stack slot.
 #[inline]
 pub unsafe fn push_index(l: *mut lua_State, idx: c_int, n: ffi::lua_Integer) {
-    #[cfg(feature = "luajit")]
-    ffi::lua_rawgeti_(l, idx, n as c_int);
-    #[cfg(not(feature = "luajit"))]
-    ffi::lua_rawgeti(l, idx, n);
+    // SAFETY: `l` is a live thread of lem's state, the contract of every
+    // function that takes one (see the module doc of runtime/lua.rs).
+    unsafe {
+        #[cfg(feature = "luajit")]
+        ffi::lua_rawgeti_(l, idx, n as c_int);
+        #[cfg(not(feature = "luajit"))]
+        ffi::lua_rawgeti(l, idx, n);
+    }
 }
 
 /// `return nil, msg`: LEM's failure convention in one call.
@@ -58,9 +77,13 @@ pub unsafe fn push_index(l: *mut lua_State, idx: c_int, n: ffi::lua_Integer) {
 /// `l` must be a valid Lua state with two free stack slots.
 #[inline]
 pub unsafe fn fail(l: *mut lua_State, msg: &str) -> c_int {
-    ffi::lua_pushnil(l);
-    push_str(l, msg);
-    2
+    // SAFETY: `l` is a live thread of lem's state, the contract of every
+    // function that takes one (see the module doc of runtime/lua.rs).
+    unsafe {
+        ffi::lua_pushnil(l);
+        push_str(l, msg);
+        2
+    }
 }
 
 /// Raise `bad argument #arg to 'fn' (msg)`, worded as `luaL_argerror`
@@ -77,7 +100,9 @@ pub unsafe fn fail(l: *mut lua_State, msg: &str) -> c_int {
 /// # Safety
 /// Raises a Lua error: see the module's rule about owned values.
 pub unsafe fn arg_error(l: *mut lua_State, arg: c_int, msg: &CStr) -> ! {
-    raise_arg(l, arg, msg.to_bytes())
+    // SAFETY: `l` is a live thread of lem's state, the contract of every
+    // function that takes one (see the module doc of runtime/lua.rs).
+    unsafe { raise_arg(l, arg, msg.to_bytes()) }
 }
 
 /// [`arg_error`] with a message that is a C string (one Lua made, such as
@@ -86,74 +111,84 @@ pub unsafe fn arg_error(l: *mut lua_State, arg: c_int, msg: &CStr) -> ! {
 /// # Safety
 /// `msg` must be a valid C string; raises.
 pub unsafe fn arg_error_ptr(l: *mut lua_State, arg: c_int, msg: *const c_char) -> ! {
-    raise_arg(l, arg, CStr::from_ptr(msg).to_bytes())
+    // SAFETY: `l` is a live thread of lem's state, the contract of every
+    // function that takes one (see the module doc of runtime/lua.rs).
+    unsafe { raise_arg(l, arg, CStr::from_ptr(msg).to_bytes()) }
 }
 
 unsafe fn raise_arg(l: *mut lua_State, arg: c_int, msg: &[u8]) -> ! {
-    // Build the whole message, push it, and drop every Rust value before
-    // raising.
-    {
-        let mut arg = arg;
-        let mut ar: ffi::lua_Debug = std::mem::zeroed();
-        let mut name: Vec<u8> = b"?".to_vec();
-        let mut method = false;
-        if ffi::lua_getstack(l, 0, &mut ar) != 0 {
-            ffi::lua_getinfo(l, c"nf".as_ptr(), &mut ar);
-            method = !ar.namewhat.is_null() && CStr::from_ptr(ar.namewhat) == c"method";
-            // The registered name first: a Lua half calls
-            // `core.tcp_listen` for the script's `io.tcp.listen`.
-            if let Some(n) = ffi::lua_tocfunction(l, -1).and_then(registered_name) {
-                name = n.to_bytes().to_vec();
-            } else if !ar.name.is_null() {
-                name = CStr::from_ptr(ar.name).to_bytes().to_vec();
+    // SAFETY: `l` is a live thread of lem's state, the contract of every
+    // function that takes one (see the module doc of runtime/lua.rs).
+    unsafe {
+        // Build the whole message, push it, and drop every Rust value before
+        // raising.
+        {
+            let mut arg = arg;
+            let mut ar: ffi::lua_Debug = std::mem::zeroed();
+            let mut name: Vec<u8> = b"?".to_vec();
+            let mut method = false;
+            if ffi::lua_getstack(l, 0, &mut ar) != 0 {
+                ffi::lua_getinfo(l, c"nf".as_ptr(), &mut ar);
+                method = !ar.namewhat.is_null() && CStr::from_ptr(ar.namewhat) == c"method";
+                // The registered name first: a Lua half calls
+                // `core.tcp_listen` for the script's `io.tcp.listen`.
+                if let Some(n) = ffi::lua_tocfunction(l, -1).and_then(registered_name) {
+                    name = n.to_bytes().to_vec();
+                } else if !ar.name.is_null() {
+                    name = CStr::from_ptr(ar.name).to_bytes().to_vec();
+                }
+                ffi::lua_pop(l, 1);
             }
-            ffi::lua_pop(l, 1);
+            let mut text = script_where(l).into_bytes();
+            if method {
+                arg -= 1;
+            }
+            if method && arg == 0 {
+                text.extend_from_slice(b"calling '");
+                text.extend_from_slice(&name);
+                text.extend_from_slice(b"' on bad self (");
+            } else {
+                text.extend_from_slice(format!("bad argument #{arg} to '").as_bytes());
+                text.extend_from_slice(&name);
+                text.extend_from_slice(b"' (");
+            }
+            text.extend_from_slice(msg);
+            text.push(b')');
+            push_bytes(l, &text);
         }
-        let mut text = script_where(l).into_bytes();
-        if method {
-            arg -= 1;
-        }
-        if method && arg == 0 {
-            text.extend_from_slice(b"calling '");
-            text.extend_from_slice(&name);
-            text.extend_from_slice(b"' on bad self (");
-        } else {
-            text.extend_from_slice(format!("bad argument #{arg} to '").as_bytes());
-            text.extend_from_slice(&name);
-            text.extend_from_slice(b"' (");
-        }
-        text.extend_from_slice(msg);
-        text.push(b')');
-        push_bytes(l, &text);
+        ffi::lua_error(l)
     }
-    ffi::lua_error(l)
 }
 
 /// `file:line: ` of the first frame above the running C function that is
 /// not in lem's own Lua halves; empty when that frame is a C function (a
 /// script's `pcall`) or there is none, as Lua words it.
 unsafe fn script_where(l: *mut lua_State) -> String {
-    let mut level = 1;
-    loop {
-        let mut ar: ffi::lua_Debug = std::mem::zeroed();
-        if ffi::lua_getstack(l, level, &mut ar) == 0 {
-            return String::new();
+    // SAFETY: `l` is a live thread of lem's state, the contract of every
+    // function that takes one (see the module doc of runtime/lua.rs).
+    unsafe {
+        let mut level = 1;
+        loop {
+            let mut ar: ffi::lua_Debug = std::mem::zeroed();
+            if ffi::lua_getstack(l, level, &mut ar) == 0 {
+                return String::new();
+            }
+            ffi::lua_getinfo(l, c"Sl".as_ptr(), &mut ar);
+            let source = if ar.source.is_null() {
+                &b""[..]
+            } else {
+                CStr::from_ptr(ar.source).to_bytes()
+            };
+            if source.starts_with(b"@lua/lem/") {
+                level += 1;
+                continue;
+            }
+            if ar.currentline <= 0 {
+                return String::new();
+            }
+            let short = CStr::from_ptr(ar.short_src.as_ptr()).to_string_lossy();
+            return format!("{short}:{}: ", ar.currentline);
         }
-        ffi::lua_getinfo(l, c"Sl".as_ptr(), &mut ar);
-        let source = if ar.source.is_null() {
-            &b""[..]
-        } else {
-            CStr::from_ptr(ar.source).to_bytes()
-        };
-        if source.starts_with(b"@lua/lem/") {
-            level += 1;
-            continue;
-        }
-        if ar.currentline <= 0 {
-            return String::new();
-        }
-        let short = CStr::from_ptr(ar.short_src.as_ptr()).to_string_lossy();
-        return format!("{short}:{}: ", ar.currentline);
     }
 }
 
@@ -173,25 +208,29 @@ fn registered_name(f: CFunction) -> Option<&'static CStr> {
 /// # Safety
 /// Raises.
 pub unsafe fn type_error(l: *mut lua_State, arg: c_int, expected: &str) -> ! {
-    {
-        let got = if ffi::luaL_getmetafield(l, arg, c"__name".as_ptr()) != ffi::LUA_TNIL {
-            let s = to_bytes(l, -1).map(|b| String::from_utf8_lossy(b).into_owned());
-            ffi::lua_pop(l, 1);
-            s.unwrap_or_else(|| "userdata".to_owned())
-        } else if ffi::lua_type(l, arg) == ffi::LUA_TLIGHTUSERDATA {
-            "light userdata".to_owned()
-        } else if ffi::lua_type(l, arg) == ffi::LUA_TNONE {
-            "no value".to_owned()
-        } else {
-            CStr::from_ptr(ffi::lua_typename(l, ffi::lua_type(l, arg)))
-                .to_string_lossy()
-                .into_owned()
-        };
-        push_str(l, &format!("{expected} expected, got {got}"));
+    // SAFETY: `l` is a live thread of lem's state, the contract of every
+    // function that takes one (see the module doc of runtime/lua.rs).
+    unsafe {
+        {
+            let got = if ffi::luaL_getmetafield(l, arg, c"__name".as_ptr()) != ffi::LUA_TNIL {
+                let s = to_bytes(l, -1).map(|b| String::from_utf8_lossy(b).into_owned());
+                ffi::lua_pop(l, 1);
+                s.unwrap_or_else(|| "userdata".to_owned())
+            } else if ffi::lua_type(l, arg) == ffi::LUA_TLIGHTUSERDATA {
+                "light userdata".to_owned()
+            } else if ffi::lua_type(l, arg) == ffi::LUA_TNONE {
+                "no value".to_owned()
+            } else {
+                CStr::from_ptr(ffi::lua_typename(l, ffi::lua_type(l, arg)))
+                    .to_string_lossy()
+                    .into_owned()
+            };
+            push_str(l, &format!("{expected} expected, got {got}"));
+        }
+        // The message stays on the stack (a Lua string) while raising.
+        let p = ffi::lua_tostring(l, -1);
+        arg_error_ptr(l, arg, p)
     }
-    // The message stays on the stack (a Lua string) while raising.
-    let p = ffi::lua_tostring(l, -1);
-    arg_error_ptr(l, arg, p)
 }
 
 /// `luaL_checknumber`, with [`arg_error`]'s naming.
@@ -200,10 +239,14 @@ pub unsafe fn type_error(l: *mut lua_State, arg: c_int, expected: &str) -> ! {
 /// May raise; see the module's rule.
 #[inline]
 pub unsafe fn check_number(l: *mut lua_State, arg: c_int) -> f64 {
-    if ffi::lua_isnumber(l, arg) == 0 {
-        type_error(l, arg, "number");
+    // SAFETY: `l` is a live thread of lem's state, the contract of every
+    // function that takes one (see the module doc of runtime/lua.rs).
+    unsafe {
+        if ffi::lua_isnumber(l, arg) == 0 {
+            type_error(l, arg, "number");
+        }
+        ffi::lua_tonumber(l, arg) as f64
     }
-    ffi::lua_tonumber(l, arg) as f64
 }
 
 /// `luaL_optnumber`.
@@ -212,10 +255,14 @@ pub unsafe fn check_number(l: *mut lua_State, arg: c_int) -> f64 {
 /// May raise; see the module's rule.
 #[inline]
 pub unsafe fn opt_number(l: *mut lua_State, arg: c_int, default: f64) -> f64 {
-    if is_none_or_nil(l, arg) {
-        default
-    } else {
-        check_number(l, arg)
+    // SAFETY: `l` is a live thread of lem's state, the contract of every
+    // function that takes one (see the module doc of runtime/lua.rs).
+    unsafe {
+        if is_none_or_nil(l, arg) {
+            default
+        } else {
+            check_number(l, arg)
+        }
     }
 }
 
@@ -226,26 +273,30 @@ pub unsafe fn opt_number(l: *mut lua_State, arg: c_int, default: f64) -> f64 {
 /// May raise; see the module's rule.
 #[inline]
 pub unsafe fn check_integer(l: *mut lua_State, arg: c_int) -> i64 {
-    if ffi::lua_isnumber(l, arg) == 0 {
-        type_error(l, arg, "number");
-    }
-    #[cfg(not(feature = "luajit"))]
-    {
-        let mut isnum = 0;
-        let n = ffi::lua_tointegerx(l, arg, &mut isnum);
-        if isnum == 0 {
-            arg_error(l, arg, c"number has no integer representation");
+    // SAFETY: `l` is a live thread of lem's state, the contract of every
+    // function that takes one (see the module doc of runtime/lua.rs).
+    unsafe {
+        if ffi::lua_isnumber(l, arg) == 0 {
+            type_error(l, arg, "number");
         }
-        n as i64
-    }
-    #[cfg(feature = "luajit")]
-    {
-        let n = ffi::lua_tonumber(l, arg) as f64;
-        // -2^63 <= n < 2^63, and whole.
-        if !((i64::MIN as f64)..-(i64::MIN as f64)).contains(&n) || n.fract() != 0.0 {
-            arg_error(l, arg, c"number has no integer representation");
+        #[cfg(not(feature = "luajit"))]
+        {
+            let mut isnum = 0;
+            let n = ffi::lua_tointegerx(l, arg, &mut isnum);
+            if isnum == 0 {
+                arg_error(l, arg, c"number has no integer representation");
+            }
+            n as i64
         }
-        n as i64
+        #[cfg(feature = "luajit")]
+        {
+            let n = ffi::lua_tonumber(l, arg) as f64;
+            // -2^63 <= n < 2^63, and whole.
+            if !((i64::MIN as f64)..-(i64::MIN as f64)).contains(&n) || n.fract() != 0.0 {
+                arg_error(l, arg, c"number has no integer representation");
+            }
+            n as i64
+        }
     }
 }
 
@@ -256,10 +307,14 @@ pub unsafe fn check_integer(l: *mut lua_State, arg: c_int) -> i64 {
 /// May raise; see the module's rule.
 #[inline]
 pub unsafe fn opt_integer(l: *mut lua_State, arg: c_int, default: i64) -> i64 {
-    if is_none_or_nil(l, arg) {
-        default
-    } else {
-        check_integer(l, arg)
+    // SAFETY: `l` is a live thread of lem's state, the contract of every
+    // function that takes one (see the module doc of runtime/lua.rs).
+    unsafe {
+        if is_none_or_nil(l, arg) {
+            default
+        } else {
+            check_integer(l, arg)
+        }
     }
 }
 
@@ -269,11 +324,15 @@ pub unsafe fn opt_integer(l: *mut lua_State, arg: c_int, default: i64) -> i64 {
 /// May raise; see the module's rule.
 #[inline]
 pub unsafe fn check_lstring(l: *mut lua_State, arg: c_int, len: *mut usize) -> *const c_char {
-    let p = ffi::lua_tolstring(l, arg, len);
-    if p.is_null() {
-        type_error(l, arg, "string");
+    // SAFETY: `l` is a live thread of lem's state, the contract of every
+    // function that takes one (see the module doc of runtime/lua.rs).
+    unsafe {
+        let p = ffi::lua_tolstring(l, arg, len);
+        if p.is_null() {
+            type_error(l, arg, "string");
+        }
+        p
     }
-    p
 }
 
 /// `luaL_checklstring` as bytes: the string (or number, converted in its
@@ -284,9 +343,13 @@ pub unsafe fn check_lstring(l: *mut lua_State, arg: c_int, len: *mut usize) -> *
 /// stays on the stack.
 #[inline]
 pub unsafe fn check_bytes<'a>(l: *mut lua_State, arg: c_int) -> &'a [u8] {
-    let mut len = 0usize;
-    let p = check_lstring(l, arg, &mut len);
-    std::slice::from_raw_parts(p as *const u8, len)
+    // SAFETY: `l` is a live thread of lem's state, the contract of every
+    // function that takes one (see the module doc of runtime/lua.rs).
+    unsafe {
+        let mut len = 0usize;
+        let p = check_lstring(l, arg, &mut len);
+        std::slice::from_raw_parts(p as *const u8, len)
+    }
 }
 
 /// `luaL_checktype`.
@@ -295,9 +358,13 @@ pub unsafe fn check_bytes<'a>(l: *mut lua_State, arg: c_int) -> &'a [u8] {
 /// May raise; see the module's rule.
 #[inline]
 pub unsafe fn check_type(l: *mut lua_State, arg: c_int, t: c_int) {
-    if ffi::lua_type(l, arg) != t {
-        let name = CStr::from_ptr(ffi::lua_typename(l, t));
-        type_error(l, arg, &name.to_string_lossy());
+    // SAFETY: `l` is a live thread of lem's state, the contract of every
+    // function that takes one (see the module doc of runtime/lua.rs).
+    unsafe {
+        if ffi::lua_type(l, arg) != t {
+            let name = CStr::from_ptr(ffi::lua_typename(l, t));
+            type_error(l, arg, &name.to_string_lossy());
+        }
     }
 }
 
@@ -307,8 +374,12 @@ pub unsafe fn check_type(l: *mut lua_State, arg: c_int, t: c_int) {
 /// May raise; see the module's rule.
 #[inline]
 pub unsafe fn check_any(l: *mut lua_State, arg: c_int) {
-    if ffi::lua_type(l, arg) == ffi::LUA_TNONE {
-        arg_error(l, arg, c"value expected");
+    // SAFETY: `l` is a live thread of lem's state, the contract of every
+    // function that takes one (see the module doc of runtime/lua.rs).
+    unsafe {
+        if ffi::lua_type(l, arg) == ffi::LUA_TNONE {
+            arg_error(l, arg, c"value expected");
+        }
     }
 }
 
@@ -324,20 +395,24 @@ pub unsafe fn check_option(
     def: *const c_char,
     lst: *const *const c_char,
 ) -> c_int {
-    let name = if !def.is_null() && is_none_or_nil(l, arg) {
-        def
-    } else {
-        check_lstring(l, arg, std::ptr::null_mut())
-    };
-    let mut i = 0;
-    while !(*lst.add(i)).is_null() {
-        if CStr::from_ptr(*lst.add(i)) == CStr::from_ptr(name) {
-            return i as c_int;
+    // SAFETY: `l` is a live thread of lem's state, the contract of every
+    // function that takes one (see the module doc of runtime/lua.rs).
+    unsafe {
+        let name = if !def.is_null() && is_none_or_nil(l, arg) {
+            def
+        } else {
+            check_lstring(l, arg, std::ptr::null_mut())
+        };
+        let mut i = 0;
+        while !(*lst.add(i)).is_null() {
+            if CStr::from_ptr(*lst.add(i)) == CStr::from_ptr(name) {
+                return i as c_int;
+            }
+            i += 1;
         }
-        i += 1;
+        let msg = ffi::lua_pushfstring(l, c"invalid option '%s'".as_ptr(), name);
+        arg_error_ptr(l, arg, msg)
     }
-    let msg = ffi::lua_pushfstring(l, c"invalid option '%s'".as_ptr(), name);
-    arg_error_ptr(l, arg, msg)
 }
 
 /// Whether argument `arg` is absent or nil.
@@ -346,7 +421,9 @@ pub unsafe fn check_option(
 /// `l` must be a valid Lua state.
 #[inline]
 pub unsafe fn is_none_or_nil(l: *mut lua_State, arg: c_int) -> bool {
-    ffi::lua_type(l, arg) <= ffi::LUA_TNIL
+    // SAFETY: `l` is a live thread of lem's state, the contract of every
+    // function that takes one (see the module doc of runtime/lua.rs).
+    unsafe { ffi::lua_type(l, arg) <= ffi::LUA_TNIL }
 }
 
 /// Borrow the string at `idx` (which must be a string) as bytes.
@@ -354,12 +431,16 @@ pub unsafe fn is_none_or_nil(l: *mut lua_State, arg: c_int) -> bool {
 /// # Safety
 /// The slice lives as long as the value stays on the stack.
 pub unsafe fn to_bytes<'a>(l: *mut lua_State, idx: c_int) -> Option<&'a [u8]> {
-    let mut len = 0usize;
-    let p = ffi::lua_tolstring(l, idx, &mut len);
-    if p.is_null() {
-        None
-    } else {
-        Some(std::slice::from_raw_parts(p as *const u8, len))
+    // SAFETY: `l` is a live thread of lem's state, the contract of every
+    // function that takes one (see the module doc of runtime/lua.rs).
+    unsafe {
+        let mut len = 0usize;
+        let p = ffi::lua_tolstring(l, idx, &mut len);
+        if p.is_null() {
+            None
+        } else {
+            Some(std::slice::from_raw_parts(p as *const u8, len))
+        }
     }
 }
 
@@ -368,12 +449,17 @@ pub unsafe fn to_bytes<'a>(l: *mut lua_State, idx: c_int) -> Option<&'a [u8]> {
 /// # Safety
 /// May raise (a `__tostring` that errors); pushes nothing.
 pub unsafe fn display(l: *mut lua_State, idx: c_int) -> String {
-    let idx = ffi::lua_absindex(l, idx);
-    let mut len = 0usize;
-    let p = ffi::luaL_tolstring(l, idx, &mut len);
-    let s = String::from_utf8_lossy(std::slice::from_raw_parts(p as *const u8, len)).into_owned();
-    ffi::lua_pop(l, 1);
-    s
+    // SAFETY: `l` is a live thread of lem's state, the contract of every
+    // function that takes one (see the module doc of runtime/lua.rs).
+    unsafe {
+        let idx = ffi::lua_absindex(l, idx);
+        let mut len = 0usize;
+        let p = ffi::luaL_tolstring(l, idx, &mut len);
+        let s =
+            String::from_utf8_lossy(std::slice::from_raw_parts(p as *const u8, len)).into_owned();
+        ffi::lua_pop(l, 1);
+        s
+    }
 }
 
 /// Create (once) the metatable `tname` of a class and leave on the stack
@@ -387,30 +473,34 @@ pub unsafe fn display(l: *mut lua_State, idx: c_int) -> String {
 /// # Safety
 /// `l` must be a valid Lua state.
 pub unsafe fn new_class(l: *mut lua_State, tname: &CStr, methods: &[Reg], gc: Option<CFunction>) {
-    // Callers such as a woken task's push closure count on one slot.
-    ffi::luaL_checkstack(l, 4, std::ptr::null());
-    if ffi::luaL_newmetatable(l, tname.as_ptr()) == 0 {
-        ffi::lua_getfield(l, -1, c"__index".as_ptr());
+    // SAFETY: `l` is a live thread of lem's state, the contract of every
+    // function that takes one (see the module doc of runtime/lua.rs).
+    unsafe {
+        // Callers such as a woken task's push closure count on one slot.
+        ffi::luaL_checkstack(l, 4, std::ptr::null());
+        if ffi::luaL_newmetatable(l, tname.as_ptr()) == 0 {
+            ffi::lua_getfield(l, -1, c"__index".as_ptr());
+            ffi::lua_remove(l, -2);
+            return;
+        }
+        // Also under the name's address, for check_object's fast path.
+        ffi::lua_pushlightuserdata(l, tname.as_ptr() as *mut c_void);
+        ffi::lua_pushvalue(l, -2);
+        ffi::lua_rawset(l, ffi::LUA_REGISTRYINDEX);
+        if let Some(gc) = gc {
+            ffi::lua_pushcfunction(l, gc);
+            ffi::lua_setfield(l, -2, c"__gc".as_ptr());
+        }
+        ffi::lua_createtable(l, 0, methods.len() as c_int + 1);
+        set_funcs(l, methods);
+        ffi::lua_pushvalue(l, -1);
+        ffi::lua_setfield(l, -2, c"__index".as_ptr());
+        ffi::lua_pushvalue(l, -1);
+        ffi::lua_setfield(l, -3, c"__index".as_ptr());
+        ffi::lua_pushvalue(l, -1);
+        ffi::lua_setfield(l, -3, c"__metatable".as_ptr());
         ffi::lua_remove(l, -2);
-        return;
     }
-    // Also under the name's address, for check_object's fast path.
-    ffi::lua_pushlightuserdata(l, tname.as_ptr() as *mut c_void);
-    ffi::lua_pushvalue(l, -2);
-    ffi::lua_rawset(l, ffi::LUA_REGISTRYINDEX);
-    if let Some(gc) = gc {
-        ffi::lua_pushcfunction(l, gc);
-        ffi::lua_setfield(l, -2, c"__gc".as_ptr());
-    }
-    ffi::lua_createtable(l, 0, methods.len() as c_int + 1);
-    set_funcs(l, methods);
-    ffi::lua_pushvalue(l, -1);
-    ffi::lua_setfield(l, -2, c"__index".as_ptr());
-    ffi::lua_pushvalue(l, -1);
-    ffi::lua_setfield(l, -3, c"__index".as_ptr());
-    ffi::lua_pushvalue(l, -1);
-    ffi::lua_setfield(l, -3, c"__metatable".as_ptr());
-    ffi::lua_remove(l, -2);
 }
 
 /// Push the real metatable of class `tname` (made by [`new_class`]).
@@ -418,9 +508,13 @@ pub unsafe fn new_class(l: *mut lua_State, tname: &CStr, methods: &[Reg], gc: Op
 /// # Safety
 /// `l` must be a valid Lua state.
 pub unsafe fn push_metatable(l: *mut lua_State, tname: &CStr) {
-    ffi::luaL_checkstack(l, 2, std::ptr::null());
-    ffi::lua_pushlightuserdata(l, tname.as_ptr() as *mut c_void);
-    ffi::lua_rawget(l, ffi::LUA_REGISTRYINDEX);
+    // SAFETY: `l` is a live thread of lem's state, the contract of every
+    // function that takes one (see the module doc of runtime/lua.rs).
+    unsafe {
+        ffi::luaL_checkstack(l, 2, std::ptr::null());
+        ffi::lua_pushlightuserdata(l, tname.as_ptr() as *mut c_void);
+        ffi::lua_rawget(l, ffi::LUA_REGISTRYINDEX);
+    }
 }
 
 /// Push a new table holding `funcs`: a native module's exports.
@@ -428,8 +522,12 @@ pub unsafe fn push_metatable(l: *mut lua_State, tname: &CStr) {
 /// # Safety
 /// `l` must be a valid Lua state.
 pub unsafe fn new_lib(l: *mut lua_State, funcs: &[Reg]) {
-    ffi::lua_createtable(l, 0, funcs.len() as c_int);
-    set_funcs(l, funcs);
+    // SAFETY: `l` is a live thread of lem's state, the contract of every
+    // function that takes one (see the module doc of runtime/lua.rs).
+    unsafe {
+        ffi::lua_createtable(l, 0, funcs.len() as c_int);
+        set_funcs(l, funcs);
+    }
 }
 
 /// Set each function of `funcs` into the table on top of the stack.
@@ -437,21 +535,25 @@ pub unsafe fn new_lib(l: *mut lua_State, funcs: &[Reg]) {
 /// # Safety
 /// The value on top of the stack must be a table.
 pub unsafe fn set_funcs(l: *mut lua_State, funcs: &[Reg]) {
-    NAMES.with(|n| {
-        let mut n = n.borrow_mut();
+    // SAFETY: `l` is a live thread of lem's state, the contract of every
+    // function that takes one (see the module doc of runtime/lua.rs).
+    unsafe {
+        NAMES.with(|n| {
+            let mut n = n.borrow_mut();
+            for (name, f) in funcs {
+                // `tcp_listen` is `io.tcp.listen` to a script.
+                let bytes = name.to_bytes_with_nul();
+                let short = match bytes.iter().rposition(|&b| b == b'_') {
+                    Some(i) => CStr::from_bytes_with_nul(&bytes[i + 1..]).unwrap_or(name),
+                    None => name,
+                };
+                n.entry(*f as usize).or_insert(short);
+            }
+        });
         for (name, f) in funcs {
-            // `tcp_listen` is `io.tcp.listen` to a script.
-            let bytes = name.to_bytes_with_nul();
-            let short = match bytes.iter().rposition(|&b| b == b'_') {
-                Some(i) => CStr::from_bytes_with_nul(&bytes[i + 1..]).unwrap_or(name),
-                None => name,
-            };
-            n.entry(*f as usize).or_insert(short);
+            ffi::lua_pushcfunction(l, *f);
+            ffi::lua_setfield(l, -2, name.as_ptr());
         }
-    });
-    for (name, f) in funcs {
-        ffi::lua_pushcfunction(l, *f);
-        ffi::lua_setfield(l, -2, name.as_ptr());
     }
 }
 
@@ -462,11 +564,15 @@ pub unsafe fn set_funcs(l: *mut lua_State, funcs: &[Reg]) {
 /// `T` must not need dropping unless the class has a `__gc` of
 /// [`gc::<T>`](gc).
 pub unsafe fn push_object<T>(l: *mut lua_State, tname: &CStr, value: T) -> *mut T {
-    let p = ffi::lua_newuserdata(l, std::mem::size_of::<T>()) as *mut T;
-    debug_assert_eq!(p as usize % std::mem::align_of::<T>(), 0);
-    p.write(value);
-    ffi::luaL_setmetatable(l, tname.as_ptr());
-    p
+    // SAFETY: `l` is a live thread of lem's state, the contract of every
+    // function that takes one (see the module doc of runtime/lua.rs).
+    unsafe {
+        let p = ffi::lua_newuserdata(l, std::mem::size_of::<T>()) as *mut T;
+        debug_assert_eq!(p as usize % std::mem::align_of::<T>(), 0);
+        p.write(value);
+        ffi::luaL_setmetatable(l, tname.as_ptr());
+        p
+    }
 }
 
 /// `luaL_checkudata` typed as `T`. The metatable is first looked up by the
@@ -479,25 +585,29 @@ pub unsafe fn push_object<T>(l: *mut lua_State, tname: &CStr, value: T) -> *mut 
 /// `tname` objects must have been made by [`push_object::<T>`](push_object).
 #[inline]
 pub unsafe fn check_object<'a, T>(l: *mut lua_State, arg: c_int, tname: &CStr) -> &'a T {
-    let p = ffi::lua_touserdata(l, arg);
-    if !p.is_null() && ffi::lua_getmetatable(l, arg) != 0 {
-        ffi::lua_pushlightuserdata(l, tname.as_ptr() as *mut c_void);
-        ffi::lua_rawget(l, ffi::LUA_REGISTRYINDEX);
-        let same = ffi::lua_rawequal(l, -1, -2) != 0;
-        ffi::lua_pop(l, 2);
-        if same {
-            return &*(p as *const T);
+    // SAFETY: `l` is a live thread of lem's state, the contract of every
+    // function that takes one (see the module doc of runtime/lua.rs).
+    unsafe {
+        let p = ffi::lua_touserdata(l, arg);
+        if !p.is_null() && ffi::lua_getmetatable(l, arg) != 0 {
+            ffi::lua_pushlightuserdata(l, tname.as_ptr() as *mut c_void);
+            ffi::lua_rawget(l, ffi::LUA_REGISTRYINDEX);
+            let same = ffi::lua_rawequal(l, -1, -2) != 0;
+            ffi::lua_pop(l, 2);
+            if same {
+                return &*(p as *const T);
+            }
         }
-    }
-    if !p.is_null() && ffi::lua_getmetatable(l, arg) != 0 {
-        ffi::lua_getfield(l, ffi::LUA_REGISTRYINDEX, tname.as_ptr());
-        let same = ffi::lua_rawequal(l, -1, -2) != 0;
-        ffi::lua_pop(l, 2);
-        if same {
-            return &*(p as *const T);
+        if !p.is_null() && ffi::lua_getmetatable(l, arg) != 0 {
+            ffi::lua_getfield(l, ffi::LUA_REGISTRYINDEX, tname.as_ptr());
+            let same = ffi::lua_rawequal(l, -1, -2) != 0;
+            ffi::lua_pop(l, 2);
+            if same {
+                return &*(p as *const T);
+            }
         }
+        type_error(l, arg, &tname.to_string_lossy())
     }
-    type_error(l, arg, &tname.to_string_lossy())
 }
 
 /// A `__gc` metamethod that drops the `T` inside the userdata.
@@ -505,11 +615,16 @@ pub unsafe fn check_object<'a, T>(l: *mut lua_State, arg: c_int, tname: &CStr) -
 /// # Safety
 /// Installed only on classes whose objects hold a `T`.
 pub unsafe extern "C-unwind" fn gc<T>(l: *mut lua_State) -> c_int {
-    let p = ffi::lua_touserdata(l, 1) as *mut T;
-    if !p.is_null() {
-        std::ptr::drop_in_place(p);
+    // SAFETY: Lua calls this C function on a thread of lem's state, so `l` is
+    // valid with LUA_MINSTACK free slots; it reads its own arguments (checked
+    // here) and the values it pushes (the rules of runtime/lua.rs).
+    unsafe {
+        let p = ffi::lua_touserdata(l, 1) as *mut T;
+        if !p.is_null() {
+            std::ptr::drop_in_place(p);
+        }
+        0
     }
-    0
 }
 
 #[cfg(feature = "luajit")]
@@ -522,12 +637,16 @@ extern "C-unwind" {
 /// # Safety
 /// `l` must be a valid Lua state.
 pub unsafe fn is_yieldable(l: *mut lua_State) -> bool {
-    #[cfg(feature = "luajit")]
-    {
-        lua_isyieldable(l) != 0
-    }
-    #[cfg(not(feature = "luajit"))]
-    {
-        ffi::lua_isyieldable(l) != 0
+    // SAFETY: `l` is a live thread of lem's state, the contract of every
+    // function that takes one (see the module doc of runtime/lua.rs).
+    unsafe {
+        #[cfg(feature = "luajit")]
+        {
+            lua_isyieldable(l) != 0
+        }
+        #[cfg(not(feature = "luajit"))]
+        {
+            ffi::lua_isyieldable(l) != 0
+        }
     }
 }

@@ -104,55 +104,70 @@ struct TurnObject {
 
 /// utils.newturn() -> turn
 pub(crate) unsafe extern "C-unwind" fn newturn(l: *mut lua_State) -> c_int {
-    lua::push_object(
-        l,
-        TURN,
-        TurnObject {
-            turn: Turn::new(),
-            held: Rc::default(),
-        },
-    );
-    1
+    // SAFETY: Lua calls this C function on a thread of lem's state, so `l` is
+    // valid with LUA_MINSTACK free slots; it reads its own arguments (checked
+    // here) and the values it pushes (the rules of runtime/lua.rs).
+    unsafe {
+        lua::push_object(
+            l,
+            TURN,
+            TurnObject {
+                turn: Turn::new(),
+                held: Rc::default(),
+            },
+        );
+        1
+    }
 }
 
 /// turn:take() -> true: at once when nobody holds the turn or waits for
 /// it, else once those who came first have given it back.
 unsafe extern "C-unwind" fn turn_take(l: *mut lua_State) -> c_int {
-    let t: &TurnObject = lua::check_object(l, 1, TURN);
-    if let Some(h) = t.turn.try_take() {
-        *t.held.borrow_mut() = Some(h);
-        ffi::lua_pushboolean(l, 1);
-        return 1;
+    // SAFETY: Lua calls this C function on a thread of lem's state, so `l` is
+    // valid with LUA_MINSTACK free slots; it reads its own arguments (checked
+    // here) and the values it pushes (the rules of runtime/lua.rs).
+    unsafe {
+        let t: &TurnObject = lua::check_object(l, 1, TURN);
+        if let Some(h) = t.turn.try_take() {
+            *t.held.borrow_mut() = Some(h);
+            ffi::lua_pushboolean(l, 1);
+            return 1;
+        }
+        let take = t.turn.take();
+        let held = t.held.clone();
+        let fut = async move {
+            // Lua's turns are never closed: `take` ends with the turn. Were the
+            // coroutine cancelled before it resumes, the closure is dropped
+            // with the turn in it, which passes the turn on.
+            let h = take.await;
+            Resume::Push(Box::new(move |co| {
+                *held.borrow_mut() = h;
+                // SAFETY: `co` is the resumed coroutine, with room for a value.
+                ffi::lua_pushboolean(co, 1);
+                1
+            }))
+        };
+        scheduler::prepare_or_raise(l, Commit::Future(Box::pin(fut)));
+        scheduler::suspend(l)
     }
-    let take = t.turn.take();
-    let held = t.held.clone();
-    let fut = async move {
-        // Lua's turns are never closed: `take` ends with the turn. Were the
-        // coroutine cancelled before it resumes, the closure is dropped
-        // with the turn in it, which passes the turn on.
-        let h = take.await;
-        Resume::Push(Box::new(move |co| {
-            *held.borrow_mut() = h;
-            // SAFETY: `co` is the resumed coroutine, with room for a value.
-            unsafe { ffi::lua_pushboolean(co, 1) };
-            1
-        }))
-    };
-    scheduler::prepare_or_raise(l, Commit::Future(Box::pin(fut)));
-    scheduler::suspend(l)
 }
 
 /// turn:give() -> true | nil, 'not taken': the turn goes to the first
 /// coroutine waiting for it, if any.
 unsafe extern "C-unwind" fn turn_give(l: *mut lua_State) -> c_int {
-    let t: &TurnObject = lua::check_object(l, 1, TURN);
-    let h = t.held.borrow_mut().take();
-    if h.is_none() {
-        return lua::fail(l, "not taken");
+    // SAFETY: Lua calls this C function on a thread of lem's state, so `l` is
+    // valid with LUA_MINSTACK free slots; it reads its own arguments (checked
+    // here) and the values it pushes (the rules of runtime/lua.rs).
+    unsafe {
+        let t: &TurnObject = lua::check_object(l, 1, TURN);
+        let h = t.held.borrow_mut().take();
+        if h.is_none() {
+            return lua::fail(l, "not taken");
+        }
+        drop(h);
+        ffi::lua_pushboolean(l, 1);
+        1
     }
-    drop(h);
-    ffi::lua_pushboolean(l, 1);
-    1
 }
 
 pub(crate) const METHODS: &[Reg] = &[(c"take", turn_take), (c"give", turn_give)];
@@ -162,6 +177,10 @@ pub(crate) const METHODS: &[Reg] = &[(c"take", turn_take), (c"give", turn_give)]
 /// # Safety
 /// `l` must be a valid Lua state with room for a few values.
 pub(crate) unsafe fn register(l: *mut lua_State) {
-    lua::new_class(l, TURN, METHODS, Some(lua::gc::<TurnObject>));
-    ffi::lua_pop(l, 1);
+    // SAFETY: `l` is a live thread of lem's state, the contract of every
+    // function that takes one (see the module doc of runtime/lua.rs).
+    unsafe {
+        lua::new_class(l, TURN, METHODS, Some(lua::gc::<TurnObject>));
+        ffi::lua_pop(l, 1);
+    }
 }

@@ -356,108 +356,128 @@ fn listen(bus: &'static Bus) -> io::Result<()> {
 const SUBSCRIPTION: &CStr = c"lem.shared.Subscription";
 
 unsafe fn raise(l: *mut lua_State, e: String) -> ! {
-    lua::push_str(l, &e);
-    drop(e);
-    ffi::lua_error(l)
+    // SAFETY: `l` is a live thread of lem's state, the contract of every
+    // function that takes one (see the module doc of runtime/lua.rs).
+    unsafe {
+        lua::push_str(l, &e);
+        drop(e);
+        ffi::lua_error(l)
+    }
 }
 
 /// shared.publish(channel, message) -> true
 pub(super) unsafe extern "C-unwind" fn publish(l: *mut lua_State) -> c_int {
-    let chan = check_channel(l);
-    let msg = lua::check_bytes(l, 2);
-    if msg.len() > MAX_MESSAGE - 64 - chan.len() {
-        lua::arg_error(l, 2, c"message longer than 1 MiB");
+    // SAFETY: Lua calls this C function on a thread of lem's state, so `l` is
+    // valid with LUA_MINSTACK free slots; it reads its own arguments (checked
+    // here) and the values it pushes (the rules of runtime/lua.rs).
+    unsafe {
+        let chan = check_channel(l);
+        let msg = lua::check_bytes(l, 2);
+        if msg.len() > MAX_MESSAGE - 64 - chan.len() {
+            lua::arg_error(l, 2, c"message longer than 1 MiB");
+        }
+        let bus = match bus() {
+            Ok(b) => b,
+            Err(e) => raise(l, e),
+        };
+        bus.publish(chan, &frame(msg));
+        ffi::lua_pushboolean(l, 1);
+        1
     }
-    let bus = match bus() {
-        Ok(b) => b,
-        Err(e) => raise(l, e),
-    };
-    bus.publish(chan, &frame(msg));
-    ffi::lua_pushboolean(l, 1);
-    1
 }
 
 unsafe fn check_channel<'a>(l: *mut lua_State) -> &'a [u8] {
-    let c = lua::check_bytes(l, 1);
-    if c.is_empty() || c.len() > 255 {
-        lua::arg_error(l, 1, c"channel must be 1 to 255 bytes");
+    // SAFETY: `l` is a live thread of lem's state, the contract of every
+    // function that takes one (see the module doc of runtime/lua.rs).
+    unsafe {
+        let c = lua::check_bytes(l, 1);
+        if c.is_empty() || c.len() > 255 {
+            lua::arg_error(l, 1, c"channel must be 1 to 255 bytes");
+        }
+        c
     }
-    c
 }
 
 /// shared.subscribe(channel [, {queue = n}]) -> Subscription
 pub(super) unsafe extern "C-unwind" fn subscribe(l: *mut lua_State) -> c_int {
-    let chan = check_channel(l).to_vec();
-    let mut cap = DEFAULT_QUEUE;
-    if !lua::is_none_or_nil(l, 2) {
-        lua::check_type(l, 2, ffi::LUA_TTABLE);
-        ffi::lua_pushnil(l);
-        while ffi::lua_next(l, 2) != 0 {
-            let known = ffi::lua_type(l, -2) == ffi::LUA_TSTRING
-                && lua::to_bytes(l, -2) == Some(&b"queue"[..]);
-            if !known {
-                let k = lua::display(l, -2);
-                ffi::lua_pop(l, 2);
-                lua::push_str(l, &format!("unknown option '{k}'"));
-                drop(k);
-                lua::arg_error_ptr(l, 2, ffi::lua_tostring(l, -1));
+    // SAFETY: Lua calls this C function on a thread of lem's state, so `l` is
+    // valid with LUA_MINSTACK free slots; it reads its own arguments (checked
+    // here) and the values it pushes (the rules of runtime/lua.rs).
+    unsafe {
+        let chan = check_channel(l).to_vec();
+        let mut cap = DEFAULT_QUEUE;
+        if !lua::is_none_or_nil(l, 2) {
+            lua::check_type(l, 2, ffi::LUA_TTABLE);
+            ffi::lua_pushnil(l);
+            while ffi::lua_next(l, 2) != 0 {
+                let known = ffi::lua_type(l, -2) == ffi::LUA_TSTRING
+                    && lua::to_bytes(l, -2) == Some(&b"queue"[..]);
+                if !known {
+                    let k = lua::display(l, -2);
+                    ffi::lua_pop(l, 2);
+                    lua::push_str(l, &format!("unknown option '{k}'"));
+                    drop(k);
+                    lua::arg_error_ptr(l, 2, ffi::lua_tostring(l, -1));
+                }
+                let n = if ffi::lua_type(l, -1) == ffi::LUA_TNUMBER {
+                    ffi::lua_tonumber(l, -1)
+                } else {
+                    -1.0
+                };
+                if !(1.0..=1e9).contains(&n) {
+                    lua::arg_error(l, 2, c"queue must be a number from 1");
+                }
+                cap = n as usize;
+                ffi::lua_pop(l, 1);
             }
-            let n = if ffi::lua_type(l, -1) == ffi::LUA_TNUMBER {
-                ffi::lua_tonumber(l, -1)
-            } else {
-                -1.0
-            };
-            if !(1.0..=1e9).contains(&n) {
-                lua::arg_error(l, 2, c"queue must be a number from 1");
+        }
+        let bus = match bus() {
+            Ok(b) => b,
+            Err(e) => raise(l, e),
+        };
+        let first = LOCAL.with(|local| local.borrow().is_none());
+        if first {
+            if let Err(e) = listen(bus) {
+                raise(l, format!("cannot subscribe: {e}"));
             }
-            cap = n as usize;
-            ffi::lua_pop(l, 1);
+            let cursor = bus.cursor();
+            LOCAL.with(|local| {
+                *local.borrow_mut() = Some(Local {
+                    cursor,
+                    subs: HashMap::new(),
+                })
+            });
+        } else {
+            // Messages before this subscription are not its.
+            pump();
         }
-    }
-    let bus = match bus() {
-        Ok(b) => b,
-        Err(e) => raise(l, e),
-    };
-    let first = LOCAL.with(|local| local.borrow().is_none());
-    if first {
-        if let Err(e) = listen(bus) {
-            raise(l, format!("cannot subscribe: {e}"));
-        }
-        let cursor = bus.cursor();
-        LOCAL.with(|local| {
-            *local.borrow_mut() = Some(Local {
-                cursor,
-                subs: HashMap::new(),
-            })
+        let sub = Rc::new(Sub {
+            channel: chan.clone(),
+            queue: RefCell::default(),
+            cap,
+            dropped: Cell::new(0),
+            closed: Cell::new(false),
+            receiving: Cell::new(false),
+            notify: tokio::sync::Notify::new(),
         });
-    } else {
-        // Messages before this subscription are not its.
-        pump();
+        LOCAL.with(|local| {
+            if let Some(local) = local.borrow_mut().as_mut() {
+                local
+                    .subs
+                    .entry(chan)
+                    .or_default()
+                    .push(Rc::downgrade(&sub));
+            }
+        });
+        lua::push_object(l, SUBSCRIPTION, sub);
+        1
     }
-    let sub = Rc::new(Sub {
-        channel: chan.clone(),
-        queue: RefCell::default(),
-        cap,
-        dropped: Cell::new(0),
-        closed: Cell::new(false),
-        receiving: Cell::new(false),
-        notify: tokio::sync::Notify::new(),
-    });
-    LOCAL.with(|local| {
-        if let Some(local) = local.borrow_mut().as_mut() {
-            local
-                .subs
-                .entry(chan)
-                .or_default()
-                .push(Rc::downgrade(&sub));
-        }
-    });
-    lua::push_object(l, SUBSCRIPTION, sub);
-    1
 }
 
 unsafe fn check_sub<'a>(l: *mut lua_State) -> &'a Rc<Sub> {
-    lua::check_object::<Rc<Sub>>(l, 1, SUBSCRIPTION)
+    // SAFETY: `l` is a live thread of lem's state, the contract of every
+    // function that takes one (see the module doc of runtime/lua.rs).
+    unsafe { lua::check_object::<Rc<Sub>>(l, 1, SUBSCRIPTION) }
 }
 
 /// Clears `receiving` however the wait ends.
@@ -471,73 +491,89 @@ impl Drop for Receiving {
 
 /// Push what a receive gives: the next message, or why there is none.
 unsafe fn push_received(l: *mut lua_State, sub: &Sub) -> c_int {
-    let m = sub.queue.borrow_mut().pop_front();
-    match m {
-        Some(m) => {
-            let m = unframe(m);
-            lua::push_bytes(l, &m);
-            1
+    // SAFETY: `l` is a live thread of lem's state, the contract of every
+    // function that takes one (see the module doc of runtime/lua.rs).
+    unsafe {
+        let m = sub.queue.borrow_mut().pop_front();
+        match m {
+            Some(m) => {
+                let m = unframe(m);
+                lua::push_bytes(l, &m);
+                1
+            }
+            None if sub.closed.get() => lua::fail(l, "closed"),
+            None => lua::fail(l, "timeout"),
         }
-        None if sub.closed.get() => lua::fail(l, "closed"),
-        None => lua::fail(l, "timeout"),
     }
 }
 
 /// sub:receive([timeout]) -> message | nil, 'timeout' | nil, 'closed'
 unsafe extern "C-unwind" fn sub_receive(l: *mut lua_State) -> c_int {
-    let sub = check_sub(l);
-    let timeout = if lua::is_none_or_nil(l, 2) {
-        None
-    } else {
-        let t = lua::check_number(l, 2);
-        if t.is_nan() || t < 0.0 {
-            lua::arg_error(l, 2, c"timeout must not be negative");
-        }
-        Some(Duration::try_from_secs_f64(t).unwrap_or(Duration::from_secs(100 * 365 * 86400)))
-    };
-    if sub.receiving.get() {
-        return lua::fail(l, "busy");
-    }
-    if sub.queue.borrow().is_empty() && !sub.closed.get() {
-        pump();
-    }
-    if !sub.queue.borrow().is_empty() || sub.closed.get() || timeout == Some(Duration::ZERO) {
-        return push_received(l, sub);
-    }
-    sub.receiving.set(true);
-    let guard = Receiving(sub.clone());
-    let deadline = timeout.map(|t| tokio::time::Instant::now() + t);
-    let fut = async move {
-        let sub = guard.0.clone();
-        loop {
-            if !sub.queue.borrow().is_empty() || sub.closed.get() {
-                break;
+    // SAFETY: Lua calls this C function on a thread of lem's state, so `l` is
+    // valid with LUA_MINSTACK free slots; it reads its own arguments (checked
+    // here) and the values it pushes (the rules of runtime/lua.rs).
+    unsafe {
+        let sub = check_sub(l);
+        let timeout = if lua::is_none_or_nil(l, 2) {
+            None
+        } else {
+            let t = lua::check_number(l, 2);
+            if t.is_nan() || t < 0.0 {
+                lua::arg_error(l, 2, c"timeout must not be negative");
             }
-            let n = sub.notify.notified();
-            match deadline {
-                Some(d) => {
-                    if tokio::time::timeout_at(d, n).await.is_err() {
-                        break;
-                    }
+            Some(Duration::try_from_secs_f64(t).unwrap_or(Duration::from_secs(100 * 365 * 86400)))
+        };
+        if sub.receiving.get() {
+            return lua::fail(l, "busy");
+        }
+        if sub.queue.borrow().is_empty() && !sub.closed.get() {
+            pump();
+        }
+        if !sub.queue.borrow().is_empty() || sub.closed.get() || timeout == Some(Duration::ZERO) {
+            return push_received(l, sub);
+        }
+        sub.receiving.set(true);
+        let guard = Receiving(sub.clone());
+        let deadline = timeout.map(|t| tokio::time::Instant::now() + t);
+        let fut = async move {
+            let sub = guard.0.clone();
+            loop {
+                if !sub.queue.borrow().is_empty() || sub.closed.get() {
+                    break;
                 }
-                None => n.await,
+                let n = sub.notify.notified();
+                match deadline {
+                    Some(d) => {
+                        if tokio::time::timeout_at(d, n).await.is_err() {
+                            break;
+                        }
+                    }
+                    None => n.await,
+                }
             }
-        }
-        drop(guard);
-        Resume::Push(Box::new(move |co| {
-            // SAFETY: `co` is the resumed coroutine, with room for two values.
-            unsafe { push_received(co, &sub) }
-        }))
-    };
-    scheduler::prepare_or_raise(l, Commit::Future(Box::pin(fut)));
-    scheduler::suspend(l)
+            drop(guard);
+            Resume::Push(Box::new(move |co| {
+                // SAFETY: `co` is the resumed coroutine, with room for two values.
+                {
+                    push_received(co, &sub)
+                }
+            }))
+        };
+        scheduler::prepare_or_raise(l, Commit::Future(Box::pin(fut)));
+        scheduler::suspend(l)
+    }
 }
 
 /// sub:dropped() -> count
 unsafe extern "C-unwind" fn sub_dropped(l: *mut lua_State) -> c_int {
-    let sub = check_sub(l);
-    ffi::lua_pushinteger(l, sub.dropped.get() as _);
-    1
+    // SAFETY: Lua calls this C function on a thread of lem's state, so `l` is
+    // valid with LUA_MINSTACK free slots; it reads its own arguments (checked
+    // here) and the values it pushes (the rules of runtime/lua.rs).
+    unsafe {
+        let sub = check_sub(l);
+        ffi::lua_pushinteger(l, sub.dropped.get() as _);
+        1
+    }
 }
 
 fn close(sub: &Rc<Sub>) {
@@ -557,18 +593,28 @@ fn close(sub: &Rc<Sub>) {
 
 /// sub:close() -> true
 unsafe extern "C-unwind" fn sub_close(l: *mut lua_State) -> c_int {
-    close(check_sub(l));
-    ffi::lua_pushboolean(l, 1);
-    1
+    // SAFETY: Lua calls this C function on a thread of lem's state, so `l` is
+    // valid with LUA_MINSTACK free slots; it reads its own arguments (checked
+    // here) and the values it pushes (the rules of runtime/lua.rs).
+    unsafe {
+        close(check_sub(l));
+        ffi::lua_pushboolean(l, 1);
+        1
+    }
 }
 
 unsafe extern "C-unwind" fn sub_gc(l: *mut lua_State) -> c_int {
-    let p = ffi::lua_touserdata(l, 1) as *mut Rc<Sub>;
-    if !p.is_null() {
-        close(&*p);
-        std::ptr::drop_in_place(p);
+    // SAFETY: Lua calls this C function on a thread of lem's state, so `l` is
+    // valid with LUA_MINSTACK free slots; it reads its own arguments (checked
+    // here) and the values it pushes (the rules of runtime/lua.rs).
+    unsafe {
+        let p = ffi::lua_touserdata(l, 1) as *mut Rc<Sub>;
+        if !p.is_null() {
+            close(&*p);
+            std::ptr::drop_in_place(p);
+        }
+        0
     }
-    0
 }
 
 const SUB_METHODS: &[Reg] = &[
@@ -582,6 +628,10 @@ const SUB_METHODS: &[Reg] = &[
 /// # Safety
 /// `l` is lem's state, with room for a few values.
 pub(super) unsafe fn register(l: *mut lua_State) {
-    lua::new_class(l, SUBSCRIPTION, SUB_METHODS, Some(sub_gc));
-    ffi::lua_pop(l, 1);
+    // SAFETY: `l` is a live thread of lem's state, the contract of every
+    // function that takes one (see the module doc of runtime/lua.rs).
+    unsafe {
+        lua::new_class(l, SUBSCRIPTION, SUB_METHODS, Some(sub_gc));
+        ffi::lua_pop(l, 1);
+    }
 }

@@ -179,17 +179,21 @@ fn align(n: u32, to: u32) -> u32 {
 /// # Safety
 /// `base` is a dictionary's region, under its lock (or new).
 unsafe fn reset(base: *mut u8) {
-    let h = base as *mut Header;
-    let buckets = (*h).buckets;
-    let nbuckets = (*h).nbuckets;
-    std::ptr::write_bytes(base.add(buckets as usize) as *mut u32, 0, nbuckets as usize);
-    (*h).lru_head = 0;
-    (*h).lru_tail = 0;
-    (*h).count = 0;
-    let start = align(buckets + 4 * nbuckets, 64);
-    let len = ((*h).size as u32).saturating_sub(start);
-    (*h).heap.init(base, start, len);
-    (*h).dirty = 0;
+    // SAFETY: the callers keep the contract in this function's `# Safety`
+    // section, which is all the calls below rely on.
+    unsafe {
+        let h = base as *mut Header;
+        let buckets = (*h).buckets;
+        let nbuckets = (*h).nbuckets;
+        std::ptr::write_bytes(base.add(buckets as usize) as *mut u32, 0, nbuckets as usize);
+        (*h).lru_head = 0;
+        (*h).lru_tail = 0;
+        (*h).count = 0;
+        let start = align(buckets + 4 * nbuckets, 64);
+        let len = ((*h).size as u32).saturating_sub(start);
+        (*h).heap.init(base, start, len);
+        (*h).dirty = 0;
+    }
 }
 
 impl Dict {

@@ -60,23 +60,27 @@ impl Heap {
     /// # Safety
     /// The span lies inside the region; nobody else uses it.
     pub unsafe fn init(&mut self, base: *mut u8, start: u32, len: u32) {
-        self.start = start;
-        self.len = len & !((1 << MIN_ORDER) - 1);
-        self.free_bytes = 0;
-        self.free = [0; ORDERS];
-        let mut at = 0u32;
-        while at < self.len {
-            let mut order = (ORDERS - 1) as u32;
-            while order > MIN_ORDER
-                && (at % (1u32 << order) != 0 || at as u64 + (1u64 << order) > self.len as u64)
-            {
-                order -= 1;
+        // SAFETY: the callers keep the contract in this function's `# Safety`
+        // section, which is all the calls below rely on.
+        unsafe {
+            self.start = start;
+            self.len = len & !((1 << MIN_ORDER) - 1);
+            self.free_bytes = 0;
+            self.free = [0; ORDERS];
+            let mut at = 0u32;
+            while at < self.len {
+                let mut order = (ORDERS - 1) as u32;
+                while order > MIN_ORDER
+                    && (at % (1u32 << order) != 0 || at as u64 + (1u64 << order) > self.len as u64)
+                {
+                    order -= 1;
+                }
+                if at as u64 + (1u64 << order) > self.len as u64 {
+                    break;
+                }
+                self.push(base, start + at, order);
+                at += 1 << order;
             }
-            if at as u64 + (1u64 << order) > self.len as u64 {
-                break;
-            }
-            self.push(base, start + at, order);
-            at += 1 << order;
         }
     }
 
@@ -90,36 +94,45 @@ impl Heap {
     }
 
     unsafe fn free_at(base: *mut u8, off: u32) -> *mut Free {
-        base.add(off as usize) as *mut Free
+        // SAFETY: `off` is inside the region at `base` (the caller's contract).
+        unsafe { base.add(off as usize) as *mut Free }
     }
 
     unsafe fn push(&mut self, base: *mut u8, off: u32, order: u32) {
-        let f = Self::free_at(base, off);
-        let head = self.free[order as usize];
-        (*f).order = order as u8;
-        (*f).used = 0;
-        (*f).next = head;
-        (*f).prev = 0;
-        if head != 0 {
-            (*Self::free_at(base, head)).prev = off;
+        // SAFETY: `off` is a block inside the region at `base` that the caller
+        // hands back, so its header is ours to write.
+        unsafe {
+            let f = Self::free_at(base, off);
+            let head = self.free[order as usize];
+            (*f).order = order as u8;
+            (*f).used = 0;
+            (*f).next = head;
+            (*f).prev = 0;
+            if head != 0 {
+                (*Self::free_at(base, head)).prev = off;
+            }
+            self.free[order as usize] = off;
+            self.free_bytes += 1 << order;
         }
-        self.free[order as usize] = off;
-        self.free_bytes += 1 << order;
     }
 
     unsafe fn unlink(&mut self, base: *mut u8, off: u32) {
-        let f = Self::free_at(base, off);
-        let order = (*f).order as usize;
-        let (next, prev) = ((*f).next, (*f).prev);
-        if prev != 0 {
-            (*Self::free_at(base, prev)).next = next;
-        } else {
-            self.free[order] = next;
+        // SAFETY: `off` is a free block inside the region at `base` (the caller's
+        // contract), so its header is valid to read and relink.
+        unsafe {
+            let f = Self::free_at(base, off);
+            let order = (*f).order as usize;
+            let (next, prev) = ((*f).next, (*f).prev);
+            if prev != 0 {
+                (*Self::free_at(base, prev)).next = next;
+            } else {
+                self.free[order] = next;
+            }
+            if next != 0 {
+                (*Self::free_at(base, next)).prev = prev;
+            }
+            self.free_bytes -= 1 << order;
         }
-        if next != 0 {
-            (*Self::free_at(base, next)).prev = prev;
-        }
-        self.free_bytes -= 1 << order;
     }
 
     /// A used block of `order`, or `None` when no free block is that big.
@@ -127,23 +140,27 @@ impl Heap {
     /// # Safety
     /// The heap is this region's, under its lock.
     pub unsafe fn alloc(&mut self, base: *mut u8, order: u32) -> Option<u32> {
-        let mut k = order as usize;
-        while k < ORDERS && self.free[k] == 0 {
-            k += 1;
+        // SAFETY: the callers keep the contract in this function's `# Safety`
+        // section, which is all the calls below rely on.
+        unsafe {
+            let mut k = order as usize;
+            while k < ORDERS && self.free[k] == 0 {
+                k += 1;
+            }
+            if k >= ORDERS {
+                return None;
+            }
+            let off = self.free[k];
+            self.unlink(base, off);
+            while k > order as usize {
+                k -= 1;
+                self.push(base, off + (1 << k), k as u32);
+            }
+            let b = base.add(off as usize) as *mut Block;
+            (*b).order = order as u8;
+            (*b).used = 1;
+            Some(off)
         }
-        if k >= ORDERS {
-            return None;
-        }
-        let off = self.free[k];
-        self.unlink(base, off);
-        while k > order as usize {
-            k -= 1;
-            self.push(base, off + (1 << k), k as u32);
-        }
-        let b = base.add(off as usize) as *mut Block;
-        (*b).order = order as u8;
-        (*b).used = 1;
-        Some(off)
     }
 
     /// Give back the used block at `off`.
@@ -151,23 +168,27 @@ impl Heap {
     /// # Safety
     /// `off` came from [`Heap::alloc`] and was not freed since.
     pub unsafe fn free(&mut self, base: *mut u8, mut off: u32) {
-        let mut order = (*(base.add(off as usize) as *const Block)).order as u32;
-        while (order as usize) < ORDERS - 1 {
-            let rel = off - self.start;
-            let buddy_rel = rel ^ (1 << order);
-            if buddy_rel as u64 + (1u64 << order) > self.len as u64 {
-                break;
+        // SAFETY: the callers keep the contract in this function's `# Safety`
+        // section, which is all the calls below rely on.
+        unsafe {
+            let mut order = (*(base.add(off as usize) as *const Block)).order as u32;
+            while (order as usize) < ORDERS - 1 {
+                let rel = off - self.start;
+                let buddy_rel = rel ^ (1 << order);
+                if buddy_rel as u64 + (1u64 << order) > self.len as u64 {
+                    break;
+                }
+                let buddy = self.start + buddy_rel;
+                let b = base.add(buddy as usize) as *const Block;
+                if (*b).used != 0 || (*b).order as u32 != order {
+                    break;
+                }
+                self.unlink(base, buddy);
+                off = off.min(buddy);
+                order += 1;
             }
-            let buddy = self.start + buddy_rel;
-            let b = base.add(buddy as usize) as *const Block;
-            if (*b).used != 0 || (*b).order as u32 != order {
-                break;
-            }
-            self.unlink(base, buddy);
-            off = off.min(buddy);
-            order += 1;
+            self.push(base, off, order);
         }
-        self.push(base, off, order);
     }
 }
 
@@ -184,6 +205,7 @@ mod tests {
             free: [0; ORDERS],
         };
         // Offset 0 is never a block: start at 64.
+        // SAFETY: the buffer is len + 64 bytes and outlives `h` (returned with it).
         unsafe { h.init(mem.as_ptr() as *mut u8, 64, len) };
         (mem, h)
     }
@@ -204,6 +226,7 @@ mod tests {
         let base = mem.as_ptr() as *mut u8;
         assert_eq!(h.free_bytes, len as u64);
         let mut got = Vec::new();
+        // SAFETY: `base` is the test's own buffer, which `h` was set up on.
         unsafe {
             while let Some(off) = h.alloc(base, 6) {
                 assert!(off >= 64 && off + 64 <= 64 + len);

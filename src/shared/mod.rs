@@ -101,404 +101,538 @@ thread_local! {
 
 /// shared.dict(name [, size]) -> Dict
 unsafe extern "C-unwind" fn dict_open(l: *mut lua_State) -> c_int {
-    let name = lua::check_bytes(l, 1);
-    if name.is_empty() || name.len() > 255 || name.contains(&0) {
-        lua::arg_error(l, 1, c"name must be 1 to 255 bytes without NUL");
-    }
-    let size = match ffi::lua_type(l, 2) {
-        ffi::LUA_TNONE | ffi::LUA_TNIL => 0,
-        ffi::LUA_TNUMBER => {
-            let n = lua::check_number(l, 2);
-            if n.is_finite() && n >= 0.0 {
-                n as usize
-            } else {
-                usize::MAX
+    // SAFETY: Lua calls this C function on a thread of lem's state, so `l` is
+    // valid with LUA_MINSTACK free slots; it reads its own arguments (checked
+    // here) and the values it pushes (the rules of runtime/lua.rs).
+    unsafe {
+        let name = lua::check_bytes(l, 1);
+        if name.is_empty() || name.len() > 255 || name.contains(&0) {
+            lua::arg_error(l, 1, c"name must be 1 to 255 bytes without NUL");
+        }
+        let size = match ffi::lua_type(l, 2) {
+            ffi::LUA_TNONE | ffi::LUA_TNIL => 0,
+            ffi::LUA_TNUMBER => {
+                let n = lua::check_number(l, 2);
+                if n.is_finite() && n >= 0.0 {
+                    n as usize
+                } else {
+                    usize::MAX
+                }
             }
+            ffi::LUA_TSTRING => std::str::from_utf8(lua::check_bytes(l, 2))
+                .ok()
+                .and_then(crate::runtime::parse_size)
+                .unwrap_or(usize::MAX),
+            _ => lua::type_error(l, 2, "number or string"),
+        };
+        if size != 0 && !(dict::MIN_SIZE..=dict::MAX_SIZE).contains(&size) {
+            lua::arg_error(l, 2, c"size must be from 8k to 4g");
         }
-        ffi::LUA_TSTRING => std::str::from_utf8(lua::check_bytes(l, 2))
-            .ok()
-            .and_then(crate::runtime::parse_size)
-            .unwrap_or(usize::MAX),
-        _ => lua::type_error(l, 2, "number or string"),
-    };
-    if size != 0 && !(dict::MIN_SIZE..=dict::MAX_SIZE).contains(&size) {
-        lua::arg_error(l, 2, c"size must be from 8k to 4g");
-    }
-    let size = size.next_multiple_of(4096);
-    let name = String::from_utf8_lossy(name).into_owned();
-    let got = {
-        let mut dicts = DICTS.lock().unwrap_or_else(|e| e.into_inner());
-        let dicts = dicts.get_or_insert_with(HashMap::new);
-        match dicts.get(&name) {
-            Some(d) if size != 0 && d.capacity() != size => Err(format!(
-                "shared dict '{name}' exists with size {}, not {size}",
-                d.capacity()
-            )),
-            Some(d) => Ok(d.clone()),
-            None => memory("dict", &name, size).and_then(|fd| {
-                let d = Arc::new(Dict::open(&fd, &name).map_err(|e| e.to_string())?);
-                dicts.insert(name.clone(), d.clone());
-                Ok(d)
-            }),
-        }
-    };
-    match got {
-        Ok(d) => {
-            lua::push_object(l, DICT, d);
-            1
-        }
-        Err(e) => {
-            lua::push_str(l, &e);
-            drop(e);
-            ffi::lua_error(l)
+        let size = size.next_multiple_of(4096);
+        let name = String::from_utf8_lossy(name).into_owned();
+        let got = {
+            let mut dicts = DICTS.lock().unwrap_or_else(|e| e.into_inner());
+            let dicts = dicts.get_or_insert_with(HashMap::new);
+            match dicts.get(&name) {
+                Some(d) if size != 0 && d.capacity() != size => Err(format!(
+                    "shared dict '{name}' exists with size {}, not {size}",
+                    d.capacity()
+                )),
+                Some(d) => Ok(d.clone()),
+                None => memory("dict", &name, size).and_then(|fd| {
+                    let d = Arc::new(Dict::open(&fd, &name).map_err(|e| e.to_string())?);
+                    dicts.insert(name.clone(), d.clone());
+                    Ok(d)
+                }),
+            }
+        };
+        match got {
+            Ok(d) => {
+                lua::push_object(l, DICT, d);
+                1
+            }
+            Err(e) => {
+                lua::push_str(l, &e);
+                drop(e);
+                ffi::lua_error(l)
+            }
         }
     }
 }
 
 unsafe fn check_dict<'a>(l: *mut lua_State) -> &'a Dict {
-    lua::check_object::<Arc<Dict>>(l, 1, DICT)
+    // SAFETY: `l` is a live thread of lem's state, the contract of every
+    // function that takes one (see the module doc of runtime/lua.rs).
+    unsafe { lua::check_object::<Arc<Dict>>(l, 1, DICT) }
 }
 
 /// Argument 2, a key.
 unsafe fn check_key<'a>(l: *mut lua_State) -> &'a [u8] {
-    let k = lua::check_bytes(l, 2);
-    if k.is_empty() {
-        lua::arg_error(l, 2, c"key must not be empty");
+    // SAFETY: `l` is a live thread of lem's state, the contract of every
+    // function that takes one (see the module doc of runtime/lua.rs).
+    unsafe {
+        let k = lua::check_bytes(l, 2);
+        if k.is_empty() {
+            lua::arg_error(l, 2, c"key must not be empty");
+        }
+        if k.len() > dict::MAX_KEY {
+            lua::arg_error(l, 2, c"key longer than 65535 bytes");
+        }
+        k
     }
-    if k.len() > dict::MAX_KEY {
-        lua::arg_error(l, 2, c"key longer than 65535 bytes");
-    }
-    k
 }
 
 /// A number's value: integers stay integers (on LuaJIT, a whole number
 /// that a double holds exactly is one).
 unsafe fn number(l: *mut lua_State, idx: c_int) -> Value<'static> {
-    #[cfg(not(feature = "luajit"))]
-    if ffi::lua_isinteger(l, idx) != 0 {
-        return Value::Int(ffi::lua_tointeger(l, idx));
+    // SAFETY: `l` is a live thread of lem's state, the contract of every
+    // function that takes one (see the module doc of runtime/lua.rs).
+    unsafe {
+        #[cfg(not(feature = "luajit"))]
+        if ffi::lua_isinteger(l, idx) != 0 {
+            return Value::Int(ffi::lua_tointeger(l, idx));
+        }
+        let n = ffi::lua_tonumber(l, idx);
+        #[cfg(feature = "luajit")]
+        if n.fract() == 0.0 && n.abs() < 9_007_199_254_740_992.0 {
+            return Value::Int(n as i64);
+        }
+        Value::Num(n)
     }
-    let n = ffi::lua_tonumber(l, idx);
-    #[cfg(feature = "luajit")]
-    if n.fract() == 0.0 && n.abs() < 9_007_199_254_740_992.0 {
-        return Value::Int(n as i64);
-    }
-    Value::Num(n)
 }
 
 /// Argument `idx`, a value: nil is `None`.
 unsafe fn check_value<'a>(l: *mut lua_State, idx: c_int, lists: bool) -> Option<Value<'a>> {
-    match ffi::lua_type(l, idx) {
-        ffi::LUA_TNIL | ffi::LUA_TNONE if !lists => None,
-        ffi::LUA_TSTRING => Some(Value::Str(lua::check_bytes(l, idx))),
-        ffi::LUA_TNUMBER => Some(number(l, idx)),
-        ffi::LUA_TBOOLEAN if !lists => Some(Value::Bool(ffi::lua_toboolean(l, idx) != 0)),
-        _ if lists => lua::type_error(l, idx, "string or number"),
-        _ => lua::type_error(l, idx, "string, number, boolean or nil"),
+    // SAFETY: `l` is a live thread of lem's state, the contract of every
+    // function that takes one (see the module doc of runtime/lua.rs).
+    unsafe {
+        match ffi::lua_type(l, idx) {
+            ffi::LUA_TNIL | ffi::LUA_TNONE if !lists => None,
+            ffi::LUA_TSTRING => Some(Value::Str(lua::check_bytes(l, idx))),
+            ffi::LUA_TNUMBER => Some(number(l, idx)),
+            ffi::LUA_TBOOLEAN if !lists => Some(Value::Bool(ffi::lua_toboolean(l, idx) != 0)),
+            _ if lists => lua::type_error(l, idx, "string or number"),
+            _ => lua::type_error(l, idx, "string, number, boolean or nil"),
+        }
     }
 }
 
 /// Argument `idx`, seconds to live (nil or 0: for ever), in ms.
 unsafe fn check_ttl(l: *mut lua_State, idx: c_int) -> u64 {
-    let t = lua::opt_number(l, idx, 0.0);
-    if t.is_nan() || t < 0.0 {
-        lua::arg_error(l, idx, c"ttl must be a number of seconds, 0 or more");
-    }
-    if t == 0.0 {
-        0
-    } else {
-        ((t * 1000.0).ceil() as u64).max(1)
+    // SAFETY: `l` is a live thread of lem's state, the contract of every
+    // function that takes one (see the module doc of runtime/lua.rs).
+    unsafe {
+        let t = lua::opt_number(l, idx, 0.0);
+        if t.is_nan() || t < 0.0 {
+            lua::arg_error(l, idx, c"ttl must be a number of seconds, 0 or more");
+        }
+        if t == 0.0 {
+            0
+        } else {
+            ((t * 1000.0).ceil() as u64).max(1)
+        }
     }
 }
 
 unsafe fn push_int(l: *mut lua_State, i: i64) {
-    #[cfg(feature = "luajit")]
-    ffi::lua_pushnumber(l, i as f64);
-    #[cfg(not(feature = "luajit"))]
-    ffi::lua_pushinteger(l, i);
+    // SAFETY: `l` is a live thread of lem's state, the contract of every
+    // function that takes one (see the module doc of runtime/lua.rs).
+    unsafe {
+        #[cfg(feature = "luajit")]
+        ffi::lua_pushnumber(l, i as f64);
+        #[cfg(not(feature = "luajit"))]
+        ffi::lua_pushinteger(l, i);
+    }
 }
 
 /// Push a value that came out; a string from [`OUT`].
 unsafe fn push_got(l: *mut lua_State, g: Got, out: Vec<u8>) {
-    match g {
-        Got::Str => {
-            lua::push_bytes(l, &out);
-            OUT.set(out);
+    // SAFETY: `l` is a live thread of lem's state, the contract of every
+    // function that takes one (see the module doc of runtime/lua.rs).
+    unsafe {
+        match g {
+            Got::Str => {
+                lua::push_bytes(l, &out);
+                OUT.set(out);
+            }
+            Got::Int(i) => push_int(l, i),
+            Got::Num(n) => ffi::lua_pushnumber(l, n),
+            Got::Bool(b) => ffi::lua_pushboolean(l, b as c_int),
+            Got::List => ffi::lua_pushnil(l),
         }
-        Got::Int(i) => push_int(l, i),
-        Got::Num(n) => ffi::lua_pushnumber(l, n),
-        Got::Bool(b) => ffi::lua_pushboolean(l, b as c_int),
-        Got::List => ffi::lua_pushnil(l),
     }
 }
 
 unsafe fn push_value(l: *mut lua_State, v: Value) {
-    match v {
-        Value::Str(s) => lua::push_bytes(l, s),
-        Value::Int(i) => push_int(l, i),
-        Value::Num(n) => ffi::lua_pushnumber(l, n),
-        Value::Bool(b) => ffi::lua_pushboolean(l, b as c_int),
+    // SAFETY: `l` is a live thread of lem's state, the contract of every
+    // function that takes one (see the module doc of runtime/lua.rs).
+    unsafe {
+        match v {
+            Value::Str(s) => lua::push_bytes(l, s),
+            Value::Int(i) => push_int(l, i),
+            Value::Num(n) => ffi::lua_pushnumber(l, n),
+            Value::Bool(b) => ffi::lua_pushboolean(l, b as c_int),
+        }
     }
 }
 
 unsafe fn fail(l: *mut lua_State, e: Error) -> c_int {
-    lua::fail(l, e.text())
+    // SAFETY: `l` is a live thread of lem's state, the contract of every
+    // function that takes one (see the module doc of runtime/lua.rs).
+    unsafe { lua::fail(l, e.text()) }
 }
 
 /// d:get(key) -> value [, flags] | nil
 unsafe extern "C-unwind" fn dict_get(l: *mut lua_State) -> c_int {
-    get(l, false)
+    // SAFETY: Lua calls this C function on a thread of lem's state, so `l` is
+    // valid with LUA_MINSTACK free slots; it reads its own arguments (checked
+    // here) and the values it pushes (the rules of runtime/lua.rs).
+    unsafe { get(l, false) }
 }
 
 /// d:get_stale(key) -> value, flags | nil, stale | nil
 unsafe extern "C-unwind" fn dict_get_stale(l: *mut lua_State) -> c_int {
-    get(l, true)
+    // SAFETY: Lua calls this C function on a thread of lem's state, so `l` is
+    // valid with LUA_MINSTACK free slots; it reads its own arguments (checked
+    // here) and the values it pushes (the rules of runtime/lua.rs).
+    unsafe { get(l, true) }
 }
 
 unsafe fn get(l: *mut lua_State, stale: bool) -> c_int {
-    let d = check_dict(l);
-    let key = check_key(l);
-    let mut out = OUT.take();
-    let Some((g, flags, expired)) = d.get(key, stale, &mut out) else {
-        OUT.set(out);
-        ffi::lua_pushnil(l);
-        return 1;
-    };
-    if g == Got::List {
-        OUT.set(out);
-        return lua::fail(l, "value is a list");
-    }
-    push_got(l, g, out);
-    if stale {
+    // SAFETY: `l` is a live thread of lem's state, the contract of every
+    // function that takes one (see the module doc of runtime/lua.rs).
+    unsafe {
+        let d = check_dict(l);
+        let key = check_key(l);
+        let mut out = OUT.take();
+        let Some((g, flags, expired)) = d.get(key, stale, &mut out) else {
+            OUT.set(out);
+            ffi::lua_pushnil(l);
+            return 1;
+        };
+        if g == Got::List {
+            OUT.set(out);
+            return lua::fail(l, "value is a list");
+        }
+        push_got(l, g, out);
+        if stale {
+            if flags != 0 {
+                ffi::lua_pushinteger(l, flags as _);
+            } else {
+                ffi::lua_pushnil(l);
+            }
+            ffi::lua_pushboolean(l, expired as c_int);
+            return 3;
+        }
         if flags != 0 {
             ffi::lua_pushinteger(l, flags as _);
-        } else {
-            ffi::lua_pushnil(l);
+            return 2;
         }
-        ffi::lua_pushboolean(l, expired as c_int);
-        return 3;
+        1
     }
-    if flags != 0 {
-        ffi::lua_pushinteger(l, flags as _);
-        return 2;
-    }
-    1
 }
 
 unsafe fn set(l: *mut lua_State, mode: Mode) -> c_int {
-    let d = check_dict(l);
-    let key = check_key(l);
-    let value = check_value(l, 3, false);
-    if value.is_none() && mode != Mode::Set {
-        lua::type_error(l, 3, "string, number or boolean");
-    }
-    let ttl = check_ttl(l, 4);
-    let flags = lua::opt_integer(l, 5, 0);
-    if !(0..=u32::MAX as i64).contains(&flags) {
-        lua::arg_error(l, 5, c"flags must be from 0 to 2^32-1");
-    }
-    match d.set(mode, key, value, ttl, flags as u32) {
-        Ok(forcible) => {
-            ffi::lua_pushboolean(l, 1);
-            if forcible {
-                lua::push_str(l, "forcible");
-                return 2;
-            }
-            1
+    // SAFETY: `l` is a live thread of lem's state, the contract of every
+    // function that takes one (see the module doc of runtime/lua.rs).
+    unsafe {
+        let d = check_dict(l);
+        let key = check_key(l);
+        let value = check_value(l, 3, false);
+        if value.is_none() && mode != Mode::Set {
+            lua::type_error(l, 3, "string, number or boolean");
         }
-        Err(e) => fail(l, e),
+        let ttl = check_ttl(l, 4);
+        let flags = lua::opt_integer(l, 5, 0);
+        if !(0..=u32::MAX as i64).contains(&flags) {
+            lua::arg_error(l, 5, c"flags must be from 0 to 2^32-1");
+        }
+        match d.set(mode, key, value, ttl, flags as u32) {
+            Ok(forcible) => {
+                ffi::lua_pushboolean(l, 1);
+                if forcible {
+                    lua::push_str(l, "forcible");
+                    return 2;
+                }
+                1
+            }
+            Err(e) => fail(l, e),
+        }
     }
 }
 
 /// d:set(key, value [, ttl [, flags]]) -> true [, 'forcible'] | nil, err
 unsafe extern "C-unwind" fn dict_set(l: *mut lua_State) -> c_int {
-    set(l, Mode::Set)
+    // SAFETY: Lua calls this C function on a thread of lem's state, so `l` is
+    // valid with LUA_MINSTACK free slots; it reads its own arguments (checked
+    // here) and the values it pushes (the rules of runtime/lua.rs).
+    unsafe { set(l, Mode::Set) }
 }
 
 /// d:add(key, value [, ttl [, flags]]) -> true [, 'forcible'] | nil, err
 unsafe extern "C-unwind" fn dict_add(l: *mut lua_State) -> c_int {
-    set(l, Mode::Add)
+    // SAFETY: Lua calls this C function on a thread of lem's state, so `l` is
+    // valid with LUA_MINSTACK free slots; it reads its own arguments (checked
+    // here) and the values it pushes (the rules of runtime/lua.rs).
+    unsafe { set(l, Mode::Add) }
 }
 
 /// d:replace(key, value [, ttl [, flags]]) -> true [, 'forcible'] | nil, err
 unsafe extern "C-unwind" fn dict_replace(l: *mut lua_State) -> c_int {
-    set(l, Mode::Replace)
+    // SAFETY: Lua calls this C function on a thread of lem's state, so `l` is
+    // valid with LUA_MINSTACK free slots; it reads its own arguments (checked
+    // here) and the values it pushes (the rules of runtime/lua.rs).
+    unsafe { set(l, Mode::Replace) }
 }
 
 /// d:incr(key, n [, init [, ttl]]) -> number | nil, err
 unsafe extern "C-unwind" fn dict_incr(l: *mut lua_State) -> c_int {
-    let d = check_dict(l);
-    let key = check_key(l);
-    lua::check_number(l, 3);
-    let by = number(l, 3);
-    let init = if lua::is_none_or_nil(l, 4) {
-        None
-    } else {
-        lua::check_number(l, 4);
-        Some(number(l, 4))
-    };
-    let ttl = check_ttl(l, 5);
-    match d.incr(key, by, init, ttl) {
-        Ok((v, _)) => {
-            push_value(l, v);
-            1
+    // SAFETY: Lua calls this C function on a thread of lem's state, so `l` is
+    // valid with LUA_MINSTACK free slots; it reads its own arguments (checked
+    // here) and the values it pushes (the rules of runtime/lua.rs).
+    unsafe {
+        let d = check_dict(l);
+        let key = check_key(l);
+        lua::check_number(l, 3);
+        let by = number(l, 3);
+        let init = if lua::is_none_or_nil(l, 4) {
+            None
+        } else {
+            lua::check_number(l, 4);
+            Some(number(l, 4))
+        };
+        let ttl = check_ttl(l, 5);
+        match d.incr(key, by, init, ttl) {
+            Ok((v, _)) => {
+                push_value(l, v);
+                1
+            }
+            Err(e) => fail(l, e),
         }
-        Err(e) => fail(l, e),
     }
 }
 
 /// d:delete(key) -> true
 unsafe extern "C-unwind" fn dict_delete(l: *mut lua_State) -> c_int {
-    let d = check_dict(l);
-    let key = check_key(l);
-    let _ = d.set(Mode::Set, key, None, 0, 0);
-    ffi::lua_pushboolean(l, 1);
-    1
+    // SAFETY: Lua calls this C function on a thread of lem's state, so `l` is
+    // valid with LUA_MINSTACK free slots; it reads its own arguments (checked
+    // here) and the values it pushes (the rules of runtime/lua.rs).
+    unsafe {
+        let d = check_dict(l);
+        let key = check_key(l);
+        let _ = d.set(Mode::Set, key, None, 0, 0);
+        ffi::lua_pushboolean(l, 1);
+        1
+    }
 }
 
 /// d:ttl(key) -> seconds (0: for ever) | nil, 'not found'
 unsafe extern "C-unwind" fn dict_ttl(l: *mut lua_State) -> c_int {
-    let d = check_dict(l);
-    let key = check_key(l);
-    match d.ttl(key) {
-        Ok(ms) => {
-            ffi::lua_pushnumber(l, ms as f64 / 1000.0);
-            1
+    // SAFETY: Lua calls this C function on a thread of lem's state, so `l` is
+    // valid with LUA_MINSTACK free slots; it reads its own arguments (checked
+    // here) and the values it pushes (the rules of runtime/lua.rs).
+    unsafe {
+        let d = check_dict(l);
+        let key = check_key(l);
+        match d.ttl(key) {
+            Ok(ms) => {
+                ffi::lua_pushnumber(l, ms as f64 / 1000.0);
+                1
+            }
+            Err(e) => fail(l, e),
         }
-        Err(e) => fail(l, e),
     }
 }
 
 /// d:expire(key, ttl) -> true | nil, 'not found'
 unsafe extern "C-unwind" fn dict_expire(l: *mut lua_State) -> c_int {
-    let d = check_dict(l);
-    let key = check_key(l);
-    lua::check_number(l, 3);
-    let ttl = check_ttl(l, 3);
-    match d.expire(key, ttl) {
-        Ok(()) => {
-            ffi::lua_pushboolean(l, 1);
-            1
+    // SAFETY: Lua calls this C function on a thread of lem's state, so `l` is
+    // valid with LUA_MINSTACK free slots; it reads its own arguments (checked
+    // here) and the values it pushes (the rules of runtime/lua.rs).
+    unsafe {
+        let d = check_dict(l);
+        let key = check_key(l);
+        lua::check_number(l, 3);
+        let ttl = check_ttl(l, 3);
+        match d.expire(key, ttl) {
+            Ok(()) => {
+                ffi::lua_pushboolean(l, 1);
+                1
+            }
+            Err(e) => fail(l, e),
         }
-        Err(e) => fail(l, e),
     }
 }
 
 unsafe fn push(l: *mut lua_State, left: bool) -> c_int {
-    let d = check_dict(l);
-    let key = check_key(l);
-    let Some(v) = check_value(l, 3, true) else {
-        unreachable!("check_value with lists raises on nil")
-    };
-    match d.push(key, v, left) {
-        Ok(n) => {
-            ffi::lua_pushinteger(l, n as _);
-            1
+    // SAFETY: `l` is a live thread of lem's state, the contract of every
+    // function that takes one (see the module doc of runtime/lua.rs).
+    unsafe {
+        let d = check_dict(l);
+        let key = check_key(l);
+        let Some(v) = check_value(l, 3, true) else {
+            unreachable!("check_value with lists raises on nil")
+        };
+        match d.push(key, v, left) {
+            Ok(n) => {
+                ffi::lua_pushinteger(l, n as _);
+                1
+            }
+            Err(e) => fail(l, e),
         }
-        Err(e) => fail(l, e),
     }
 }
 
 /// d:lpush(key, value) -> length | nil, err
 unsafe extern "C-unwind" fn dict_lpush(l: *mut lua_State) -> c_int {
-    push(l, true)
+    // SAFETY: Lua calls this C function on a thread of lem's state, so `l` is
+    // valid with LUA_MINSTACK free slots; it reads its own arguments (checked
+    // here) and the values it pushes (the rules of runtime/lua.rs).
+    unsafe { push(l, true) }
 }
 
 /// d:rpush(key, value) -> length | nil, err
 unsafe extern "C-unwind" fn dict_rpush(l: *mut lua_State) -> c_int {
-    push(l, false)
+    // SAFETY: Lua calls this C function on a thread of lem's state, so `l` is
+    // valid with LUA_MINSTACK free slots; it reads its own arguments (checked
+    // here) and the values it pushes (the rules of runtime/lua.rs).
+    unsafe { push(l, false) }
 }
 
 unsafe fn pop(l: *mut lua_State, left: bool) -> c_int {
-    let d = check_dict(l);
-    let key = check_key(l);
-    let mut out = OUT.take();
-    match d.pop(key, left, &mut out) {
-        Ok(Some(g)) => {
-            push_got(l, g, out);
-            1
-        }
-        Ok(None) => {
-            OUT.set(out);
-            ffi::lua_pushnil(l);
-            1
-        }
-        Err(e) => {
-            OUT.set(out);
-            fail(l, e)
+    // SAFETY: `l` is a live thread of lem's state, the contract of every
+    // function that takes one (see the module doc of runtime/lua.rs).
+    unsafe {
+        let d = check_dict(l);
+        let key = check_key(l);
+        let mut out = OUT.take();
+        match d.pop(key, left, &mut out) {
+            Ok(Some(g)) => {
+                push_got(l, g, out);
+                1
+            }
+            Ok(None) => {
+                OUT.set(out);
+                ffi::lua_pushnil(l);
+                1
+            }
+            Err(e) => {
+                OUT.set(out);
+                fail(l, e)
+            }
         }
     }
 }
 
 /// d:lpop(key) -> value | nil [, err]
 unsafe extern "C-unwind" fn dict_lpop(l: *mut lua_State) -> c_int {
-    pop(l, true)
+    // SAFETY: Lua calls this C function on a thread of lem's state, so `l` is
+    // valid with LUA_MINSTACK free slots; it reads its own arguments (checked
+    // here) and the values it pushes (the rules of runtime/lua.rs).
+    unsafe { pop(l, true) }
 }
 
 /// d:rpop(key) -> value | nil [, err]
 unsafe extern "C-unwind" fn dict_rpop(l: *mut lua_State) -> c_int {
-    pop(l, false)
+    // SAFETY: Lua calls this C function on a thread of lem's state, so `l` is
+    // valid with LUA_MINSTACK free slots; it reads its own arguments (checked
+    // here) and the values it pushes (the rules of runtime/lua.rs).
+    unsafe { pop(l, false) }
 }
 
 /// d:llen(key) -> length | nil, err
 unsafe extern "C-unwind" fn dict_llen(l: *mut lua_State) -> c_int {
-    let d = check_dict(l);
-    let key = check_key(l);
-    match d.llen(key) {
-        Ok(n) => {
-            ffi::lua_pushinteger(l, n as _);
-            1
+    // SAFETY: Lua calls this C function on a thread of lem's state, so `l` is
+    // valid with LUA_MINSTACK free slots; it reads its own arguments (checked
+    // here) and the values it pushes (the rules of runtime/lua.rs).
+    unsafe {
+        let d = check_dict(l);
+        let key = check_key(l);
+        match d.llen(key) {
+            Ok(n) => {
+                ffi::lua_pushinteger(l, n as _);
+                1
+            }
+            Err(e) => fail(l, e),
         }
-        Err(e) => fail(l, e),
     }
 }
 
 /// Argument 2, a count (nil: `default`; 0: all).
 unsafe fn check_max(l: *mut lua_State, default: i64) -> usize {
-    let n = lua::opt_integer(l, 2, default);
-    if n < 0 {
-        lua::arg_error(l, 2, c"count must not be negative");
+    // SAFETY: `l` is a live thread of lem's state, the contract of every
+    // function that takes one (see the module doc of runtime/lua.rs).
+    unsafe {
+        let n = lua::opt_integer(l, 2, default);
+        if n < 0 {
+            lua::arg_error(l, 2, c"count must not be negative");
+        }
+        n as usize
     }
-    n as usize
 }
 
 /// d:keys([max]) -> {key...} (max: 1024 by default, 0 for all)
 unsafe extern "C-unwind" fn dict_keys(l: *mut lua_State) -> c_int {
-    let d = check_dict(l);
-    let max = check_max(l, 1024);
-    let keys = d.keys(max);
-    ffi::lua_createtable(l, keys.len().min(1 << 20) as c_int, 0);
-    for (i, k) in keys.iter().enumerate() {
-        lua::push_bytes(l, k);
-        ffi::lua_rawseti(l, -2, (i + 1) as _);
+    // SAFETY: Lua calls this C function on a thread of lem's state, so `l` is
+    // valid with LUA_MINSTACK free slots; it reads its own arguments (checked
+    // here) and the values it pushes (the rules of runtime/lua.rs).
+    unsafe {
+        let d = check_dict(l);
+        let max = check_max(l, 1024);
+        let keys = d.keys(max);
+        ffi::lua_createtable(l, keys.len().min(1 << 20) as c_int, 0);
+        for (i, k) in keys.iter().enumerate() {
+            lua::push_bytes(l, k);
+            ffi::lua_rawseti(l, -2, (i + 1) as _);
+        }
+        1
     }
-    1
 }
 
 /// d:flush_all()
 unsafe extern "C-unwind" fn dict_flush_all(l: *mut lua_State) -> c_int {
-    check_dict(l).flush_all();
-    0
+    // SAFETY: Lua calls this C function on a thread of lem's state, so `l` is
+    // valid with LUA_MINSTACK free slots; it reads its own arguments (checked
+    // here) and the values it pushes (the rules of runtime/lua.rs).
+    unsafe {
+        check_dict(l).flush_all();
+        0
+    }
 }
 
 /// d:flush_expired([max]) -> count
 unsafe extern "C-unwind" fn dict_flush_expired(l: *mut lua_State) -> c_int {
-    let d = check_dict(l);
-    let max = check_max(l, 0);
-    ffi::lua_pushinteger(l, d.flush_expired(max) as _);
-    1
+    // SAFETY: Lua calls this C function on a thread of lem's state, so `l` is
+    // valid with LUA_MINSTACK free slots; it reads its own arguments (checked
+    // here) and the values it pushes (the rules of runtime/lua.rs).
+    unsafe {
+        let d = check_dict(l);
+        let max = check_max(l, 0);
+        ffi::lua_pushinteger(l, d.flush_expired(max) as _);
+        1
+    }
 }
 
 /// d:capacity() -> bytes
 unsafe extern "C-unwind" fn dict_capacity(l: *mut lua_State) -> c_int {
-    ffi::lua_pushinteger(l, check_dict(l).capacity() as _);
-    1
+    // SAFETY: Lua calls this C function on a thread of lem's state, so `l` is
+    // valid with LUA_MINSTACK free slots; it reads its own arguments (checked
+    // here) and the values it pushes (the rules of runtime/lua.rs).
+    unsafe {
+        ffi::lua_pushinteger(l, check_dict(l).capacity() as _);
+        1
+    }
 }
 
 /// d:free_space() -> bytes
 unsafe extern "C-unwind" fn dict_free_space(l: *mut lua_State) -> c_int {
-    ffi::lua_pushinteger(l, check_dict(l).free_space() as _);
-    1
+    // SAFETY: Lua calls this C function on a thread of lem's state, so `l` is
+    // valid with LUA_MINSTACK free slots; it reads its own arguments (checked
+    // here) and the values it pushes (the rules of runtime/lua.rs).
+    unsafe {
+        ffi::lua_pushinteger(l, check_dict(l).free_space() as _);
+        1
+    }
 }
 
 const DICT_METHODS: &[Reg] = &[
@@ -534,9 +668,14 @@ const FUNCS: &[Reg] = &[
 /// # Safety
 /// Called by `require` on lem's state.
 pub unsafe extern "C-unwind" fn open(l: *mut lua_State) -> c_int {
-    lua::new_class(l, DICT, DICT_METHODS, Some(lua::gc::<Arc<Dict>>));
-    ffi::lua_pop(l, 1);
-    bus::register(l);
-    lua::new_lib(l, FUNCS);
-    1
+    // SAFETY: Lua calls this C function on a thread of lem's state, so `l` is
+    // valid with LUA_MINSTACK free slots; it reads its own arguments (checked
+    // here) and the values it pushes (the rules of runtime/lua.rs).
+    unsafe {
+        lua::new_class(l, DICT, DICT_METHODS, Some(lua::gc::<Arc<Dict>>));
+        ffi::lua_pop(l, 1);
+        bus::register(l);
+        lua::new_lib(l, FUNCS);
+        1
+    }
 }

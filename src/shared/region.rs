@@ -17,6 +17,7 @@ pub struct Region {
 // SAFETY: the mapping is plain shared memory; every access to what it
 // holds goes through the region's mutex (or atomics).
 unsafe impl Send for Region {}
+// SAFETY: as for Send: shared access is what the mutex is for.
 unsafe impl Sync for Region {}
 
 impl Region {
@@ -40,6 +41,7 @@ impl Region {
     pub fn map(fd: &OwnedFd) -> io::Result<Region> {
         // SAFETY: fstat into a zeroed struct.
         let mut st: libc::stat = unsafe { std::mem::zeroed() };
+        // SAFETY: `st` is a valid out-pointer; a bad fd is an error return.
         if unsafe { libc::fstat(fd.as_raw_fd(), &mut st) } != 0 {
             return Err(io::Error::last_os_error());
         }
@@ -88,25 +90,29 @@ impl Drop for Region {
 /// # Safety
 /// `m` points into a region, and no process uses it yet.
 pub unsafe fn init_mutex(m: *mut libc::pthread_mutex_t) -> io::Result<()> {
-    let mut attr: libc::pthread_mutexattr_t = std::mem::zeroed();
-    let check = |r: libc::c_int| match r {
-        0 => Ok(()),
-        e => Err(io::Error::from_raw_os_error(e)),
-    };
-    check(libc::pthread_mutexattr_init(&mut attr))?;
-    let r = check(libc::pthread_mutexattr_setpshared(
-        &mut attr,
-        libc::PTHREAD_PROCESS_SHARED,
-    ))
-    .and_then(|_| {
-        check(libc::pthread_mutexattr_setrobust(
+    // SAFETY: the callers keep the contract in this function's `# Safety`
+    // section, which is all the calls below rely on.
+    unsafe {
+        let mut attr: libc::pthread_mutexattr_t = std::mem::zeroed();
+        let check = |r: libc::c_int| match r {
+            0 => Ok(()),
+            e => Err(io::Error::from_raw_os_error(e)),
+        };
+        check(libc::pthread_mutexattr_init(&mut attr))?;
+        let r = check(libc::pthread_mutexattr_setpshared(
             &mut attr,
-            libc::PTHREAD_MUTEX_ROBUST,
+            libc::PTHREAD_PROCESS_SHARED,
         ))
-    })
-    .and_then(|_| check(libc::pthread_mutex_init(m, &attr)));
-    libc::pthread_mutexattr_destroy(&mut attr);
-    r
+        .and_then(|_| {
+            check(libc::pthread_mutexattr_setrobust(
+                &mut attr,
+                libc::PTHREAD_MUTEX_ROBUST,
+            ))
+        })
+        .and_then(|_| check(libc::pthread_mutex_init(m, &attr)));
+        libc::pthread_mutexattr_destroy(&mut attr);
+        r
+    }
 }
 
 /// How a lock was taken.
@@ -124,21 +130,29 @@ pub enum Locked {
 /// # Safety
 /// `m` was made by [`init_mutex`]; the calling thread does not hold it.
 pub unsafe fn lock(m: *mut libc::pthread_mutex_t) -> Locked {
-    match libc::pthread_mutex_lock(m) {
-        libc::EOWNERDEAD => {
-            libc::pthread_mutex_consistent(m);
-            Locked::OwnerDied
+    // SAFETY: the callers keep the contract in this function's `# Safety`
+    // section, which is all the calls below rely on.
+    unsafe {
+        match libc::pthread_mutex_lock(m) {
+            libc::EOWNERDEAD => {
+                libc::pthread_mutex_consistent(m);
+                Locked::OwnerDied
+            }
+            // Other errors (ENOTRECOVERABLE) cannot happen: every holder that
+            // takes over a dead one's lock makes it consistent at once.
+            _ => Locked::Clean,
         }
-        // Other errors (ENOTRECOVERABLE) cannot happen: every holder that
-        // takes over a dead one's lock makes it consistent at once.
-        _ => Locked::Clean,
     }
 }
 
 /// # Safety
 /// The calling thread holds `m`.
 pub unsafe fn unlock(m: *mut libc::pthread_mutex_t) {
-    libc::pthread_mutex_unlock(m);
+    // SAFETY: the callers keep the contract in this function's `# Safety`
+    // section, which is all the calls below rely on.
+    unsafe {
+        libc::pthread_mutex_unlock(m);
+    }
 }
 
 /// `CLOCK_MONOTONIC` in milliseconds: the same clock in every process of

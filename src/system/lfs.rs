@@ -36,37 +36,53 @@ unsafe fn on_pool<T: Send + 'static>(
     job: impl FnOnce() -> T + Send + 'static,
     push: impl FnOnce(*mut lua_State, T) -> c_int + 'static,
 ) -> c_int {
-    let fut = Box::pin(async move {
-        let r = pool::run(job).await;
-        Resume::Push(Box::new(move |t| push(t, r)))
-    });
-    suspend_with(l, Commit::Future(fut))
+    // SAFETY: `l` is a live thread of lem's state, the contract of every
+    // function that takes one (see the module doc of runtime/lua.rs).
+    unsafe {
+        let fut = Box::pin(async move {
+            let r = pool::run(job).await;
+            Resume::Push(Box::new(move |t| push(t, r)))
+        });
+        suspend_with(l, Commit::Future(fut))
+    }
 }
 
 /// Prepare `commit` and suspend, or raise outside a lem coroutine (the
 /// commit, and everything it owns, is dropped before the raise).
 unsafe fn suspend_with(l: *mut lua_State, commit: Commit) -> c_int {
-    scheduler::prepare_or_raise(l, commit);
-    crate::runtime::scheduler::suspend(l)
+    // SAFETY: `l` is a live thread of lem's state, the contract of every
+    // function that takes one (see the module doc of runtime/lua.rs).
+    unsafe {
+        scheduler::prepare_or_raise(l, commit);
+        crate::runtime::scheduler::suspend(l)
+    }
 }
 
 /// `true` or `nil, strerror`.
 unsafe fn push_unit(l: *mut lua_State, r: io::Result<()>) -> c_int {
-    match r {
-        Ok(()) => {
-            ffi::lua_pushboolean(l, 1);
-            1
+    // SAFETY: `l` is a live thread of lem's state, the contract of every
+    // function that takes one (see the module doc of runtime/lua.rs).
+    unsafe {
+        match r {
+            Ok(()) => {
+                ffi::lua_pushboolean(l, 1);
+                1
+            }
+            Err(e) => lua::fail(l, &os_error_text(&e)),
         }
-        Err(e) => lua::fail(l, &os_error_text(&e)),
     }
 }
 
 /// `luaL_checklstring` as an owned path. Call after every other check.
 unsafe fn check_path(l: *mut lua_State, arg: c_int) -> PathBuf {
-    let mut len = 0usize;
-    let p = lua::check_lstring(l, arg, &mut len);
-    let bytes = std::slice::from_raw_parts(p as *const u8, len);
-    PathBuf::from(OsStr::from_bytes(bytes))
+    // SAFETY: `l` is a live thread of lem's state, the contract of every
+    // function that takes one (see the module doc of runtime/lua.rs).
+    unsafe {
+        let mut len = 0usize;
+        let p = lua::check_lstring(l, arg, &mut len);
+        let bytes = std::slice::from_raw_parts(p as *const u8, len);
+        PathBuf::from(OsStr::from_bytes(bytes))
+    }
 }
 
 /// A path for a libc call; an embedded NUL is `EINVAL`, as the kernel
@@ -104,39 +120,47 @@ struct Attrs {
 impl Attrs {
     /// Push attribute number `i` of [`ATTRS`] (nil for a missing `target`).
     unsafe fn push(&self, l: *mut lua_State, i: usize) {
-        let m = &self.meta;
-        let int = |v: i64| ffi::lua_pushinteger(l, v as ffi::lua_Integer);
-        match i {
-            0 => int(m.dev() as i64),
-            1 => int(m.ino() as i64),
-            2 => lua::push_str(l, mode_name(m.mode())),
-            3 => lua::push_bytes(l, &permissions(m.mode())),
-            4 => int(m.nlink() as i64),
-            5 => int(m.uid() as i64),
-            6 => int(m.gid() as i64),
-            7 => int(m.rdev() as i64),
-            8 => int(m.size() as i64),
-            9 => int(m.blksize() as i64),
-            10 => int(m.blocks() as i64),
-            11 => int(m.atime()),
-            12 => int(m.mtime()),
-            13 => int(m.ctime()),
-            _ => match &self.target {
-                Some(t) => lua::push_bytes(l, t),
-                None => ffi::lua_pushnil(l),
-            },
+        // SAFETY: `l` is a live thread of lem's state, the contract of every
+        // function that takes one (see the module doc of runtime/lua.rs).
+        unsafe {
+            let m = &self.meta;
+            let int = |v: i64| ffi::lua_pushinteger(l, v as ffi::lua_Integer);
+            match i {
+                0 => int(m.dev() as i64),
+                1 => int(m.ino() as i64),
+                2 => lua::push_str(l, mode_name(m.mode())),
+                3 => lua::push_bytes(l, &permissions(m.mode())),
+                4 => int(m.nlink() as i64),
+                5 => int(m.uid() as i64),
+                6 => int(m.gid() as i64),
+                7 => int(m.rdev() as i64),
+                8 => int(m.size() as i64),
+                9 => int(m.blksize() as i64),
+                10 => int(m.blocks() as i64),
+                11 => int(m.atime()),
+                12 => int(m.mtime()),
+                13 => int(m.ctime()),
+                _ => match &self.target {
+                    Some(t) => lua::push_bytes(l, t),
+                    None => ffi::lua_pushnil(l),
+                },
+            }
         }
     }
 
     /// Set every attribute into the table at `idx`.
     unsafe fn fill(&self, l: *mut lua_State, idx: c_int) {
-        let idx = ffi::lua_absindex(l, idx);
-        for (i, name) in ATTRS.iter().enumerate() {
-            if i == TARGET && self.target.is_none() {
-                continue;
+        // SAFETY: `l` is a live thread of lem's state, the contract of every
+        // function that takes one (see the module doc of runtime/lua.rs).
+        unsafe {
+            let idx = ffi::lua_absindex(l, idx);
+            for (i, name) in ATTRS.iter().enumerate() {
+                if i == TARGET && self.target.is_none() {
+                    continue;
+                }
+                self.push(l, i);
+                ffi::lua_setfield(l, idx, name.as_ptr());
             }
-            self.push(l, i);
-            ffi::lua_setfield(l, idx, name.as_ptr());
         }
     }
 }
@@ -177,80 +201,90 @@ enum Want {
 
 /// Shared by `attributes` and `symlinkattributes`.
 unsafe fn attributes_impl(l: *mut lua_State, link: bool) -> c_int {
-    lua::check_lstring(l, 1, std::ptr::null_mut());
-    let mut want = match ffi::lua_type(l, 2) {
-        ffi::LUA_TNONE | ffi::LUA_TNIL => Want::All,
-        ffi::LUA_TTABLE => Want::Into(ffi::LUA_NOREF),
-        ffi::LUA_TSTRING => {
-            let name = CStr::from_ptr(ffi::lua_tostring(l, 2));
-            match ATTRS.iter().position(|a| *a == name) {
-                Some(i) => Want::One(i),
-                None if name == c"*" => Want::All,
-                None => {
-                    let msg = ffi::lua_pushfstring(
-                        l,
-                        c"invalid attribute name '%s'".as_ptr(),
-                        name.as_ptr(),
-                    );
-                    lua::arg_error_ptr(l, 2, msg)
+    // SAFETY: `l` is a live thread of lem's state, the contract of every
+    // function that takes one (see the module doc of runtime/lua.rs).
+    unsafe {
+        lua::check_lstring(l, 1, std::ptr::null_mut());
+        let mut want = match ffi::lua_type(l, 2) {
+            ffi::LUA_TNONE | ffi::LUA_TNIL => Want::All,
+            ffi::LUA_TTABLE => Want::Into(ffi::LUA_NOREF),
+            ffi::LUA_TSTRING => {
+                let name = CStr::from_ptr(ffi::lua_tostring(l, 2));
+                match ATTRS.iter().position(|a| *a == name) {
+                    Some(i) => Want::One(i),
+                    None if name == c"*" => Want::All,
+                    None => {
+                        let msg = ffi::lua_pushfstring(
+                            l,
+                            c"invalid attribute name '%s'".as_ptr(),
+                            name.as_ptr(),
+                        );
+                        lua::arg_error_ptr(l, 2, msg)
+                    }
                 }
             }
+            _ => lua::arg_error(l, 2, c"string or table expected"),
+        };
+        if let Want::Into(_) = want {
+            // The resumed thread cannot count on its arguments' stack slots
+            // (LuaJIT drops them at the yield): hold the table by reference.
+            ffi::lua_pushvalue(l, 2);
+            want = Want::Into(ffi::luaL_ref(l, ffi::LUA_REGISTRYINDEX));
         }
-        _ => lua::arg_error(l, 2, c"string or table expected"),
-    };
-    if let Want::Into(_) = want {
-        // The resumed thread cannot count on its arguments' stack slots
-        // (LuaJIT drops them at the yield): hold the table by reference.
-        ffi::lua_pushvalue(l, 2);
-        want = Want::Into(ffi::luaL_ref(l, ffi::LUA_REGISTRYINDEX));
+        let path = check_path(l, 1);
+        on_pool(
+            l,
+            move || -> io::Result<Attrs> {
+                let meta = if link {
+                    std::fs::symlink_metadata(&path)?
+                } else {
+                    std::fs::metadata(&path)?
+                };
+                let target = if link && meta.file_type().is_symlink() {
+                    Some(std::fs::read_link(&path)?.into_os_string().into_vec())
+                } else {
+                    None
+                };
+                Ok(Attrs { meta, target })
+            },
+            move |t, r| {
+                match want {
+                    Want::All => ffi::lua_createtable(t, 0, ATTRS.len() as c_int),
+                    Want::One(_) => {}
+                    Want::Into(r) => {
+                        ffi::lua_rawgeti(t, ffi::LUA_REGISTRYINDEX, r as _);
+                        ffi::luaL_unref(t, ffi::LUA_REGISTRYINDEX, r);
+                    }
+                }
+                match (r, want) {
+                    (Ok(a), Want::One(i)) => a.push(t, i),
+                    (Ok(a), _) => a.fill(t, -1),
+                    (Err(e), Want::One(_)) => return lua::fail(t, &os_error_text(&e)),
+                    (Err(e), _) => {
+                        ffi::lua_pop(t, 1);
+                        return lua::fail(t, &os_error_text(&e));
+                    }
+                }
+                1
+            },
+        )
     }
-    let path = check_path(l, 1);
-    on_pool(
-        l,
-        move || -> io::Result<Attrs> {
-            let meta = if link {
-                std::fs::symlink_metadata(&path)?
-            } else {
-                std::fs::metadata(&path)?
-            };
-            let target = if link && meta.file_type().is_symlink() {
-                Some(std::fs::read_link(&path)?.into_os_string().into_vec())
-            } else {
-                None
-            };
-            Ok(Attrs { meta, target })
-        },
-        move |t, r| {
-            match want {
-                Want::All => ffi::lua_createtable(t, 0, ATTRS.len() as c_int),
-                Want::One(_) => {}
-                Want::Into(r) => {
-                    ffi::lua_rawgeti(t, ffi::LUA_REGISTRYINDEX, r as _);
-                    ffi::luaL_unref(t, ffi::LUA_REGISTRYINDEX, r);
-                }
-            }
-            match (r, want) {
-                (Ok(a), Want::One(i)) => a.push(t, i),
-                (Ok(a), _) => a.fill(t, -1),
-                (Err(e), Want::One(_)) => return lua::fail(t, &os_error_text(&e)),
-                (Err(e), _) => {
-                    ffi::lua_pop(t, 1);
-                    return lua::fail(t, &os_error_text(&e));
-                }
-            }
-            1
-        },
-    )
 }
 
 /// lfs.attributes(path [, name | table]) -> table | value | nil, err
 unsafe extern "C-unwind" fn attributes(l: *mut lua_State) -> c_int {
-    attributes_impl(l, false)
+    // SAFETY: Lua calls this C function on a thread of lem's state, so `l` is
+    // valid with LUA_MINSTACK free slots; it reads its own arguments (checked
+    // here) and the values it pushes (the rules of runtime/lua.rs).
+    unsafe { attributes_impl(l, false) }
 }
 
 /// lfs.symlinkattributes(path [, name | table]) -> table | value | nil, err
 unsafe extern "C-unwind" fn symlinkattributes(l: *mut lua_State) -> c_int {
-    attributes_impl(l, true)
+    // SAFETY: Lua calls this C function on a thread of lem's state, so `l` is
+    // valid with LUA_MINSTACK free slots; it reads its own arguments (checked
+    // here) and the values it pushes (the rules of runtime/lua.rs).
+    unsafe { attributes_impl(l, true) }
 }
 
 /// A directory stream, moved to the pool for each batch of reads.
@@ -328,11 +362,15 @@ impl DirInner {
 
     /// Return the next buffered name, or nil at the end.
     unsafe fn push_next(&self, l: *mut lua_State) -> c_int {
-        match self.names.borrow_mut().pop_front() {
-            Some(name) => lua::push_bytes(l, &name),
-            None => ffi::lua_pushnil(l),
+        // SAFETY: `l` is a live thread of lem's state, the contract of every
+        // function that takes one (see the module doc of runtime/lua.rs).
+        unsafe {
+            match self.names.borrow_mut().pop_front() {
+                Some(name) => lua::push_bytes(l, &name),
+                None => ffi::lua_pushnil(l),
+            }
+            1
         }
-        1
     }
 }
 
@@ -340,95 +378,110 @@ impl DirInner {
 ///
 /// `for name in lfs.dir(path)` lists every entry, `.` and `..` included.
 unsafe extern "C-unwind" fn dir(l: *mut lua_State) -> c_int {
-    let path = check_path(l, 1);
-    on_pool(
-        l,
-        move || DirHandle::open(&path),
-        |t, r| match r {
-            Ok(h) => {
-                ffi::lua_pushcfunction(t, dir_next);
-                lua::push_object(
-                    t,
-                    DIR,
-                    Dir(Rc::new(DirInner {
-                        handle: Cell::new(Some(h)),
-                        names: RefCell::new(VecDeque::new()),
-                        done: Cell::new(false),
-                        reader: Cell::new(None),
-                    })),
-                );
-                2
-            }
-            Err(e) => lua::fail(t, &os_error_text(&e)),
-        },
-    )
+    // SAFETY: Lua calls this C function on a thread of lem's state, so `l` is
+    // valid with LUA_MINSTACK free slots; it reads its own arguments (checked
+    // here) and the values it pushes (the rules of runtime/lua.rs).
+    unsafe {
+        let path = check_path(l, 1);
+        on_pool(
+            l,
+            move || DirHandle::open(&path),
+            |t, r| match r {
+                Ok(h) => {
+                    ffi::lua_pushcfunction(t, dir_next);
+                    lua::push_object(
+                        t,
+                        DIR,
+                        Dir(Rc::new(DirInner {
+                            handle: Cell::new(Some(h)),
+                            names: RefCell::new(VecDeque::new()),
+                            done: Cell::new(false),
+                            reader: Cell::new(None),
+                        })),
+                    );
+                    2
+                }
+                Err(e) => lua::fail(t, &os_error_text(&e)),
+            },
+        )
+    }
 }
 
 /// dir:next() -> name | nil (at the end) | nil, err
 unsafe extern "C-unwind" fn dir_next(l: *mut lua_State) -> c_int {
-    let d: &Dir = lua::check_object(l, 1, DIR);
-    let inner = &d.0;
-    if inner.busy() {
-        return lua::fail(l, "busy");
-    }
-    if !inner.names.borrow().is_empty() {
-        return inner.push_next(l);
-    }
-    let Some(mut h) = inner.handle.take() else {
-        // LEM: the end closes the stream; reading on says so.
-        return if inner.done.get() {
-            lua::fail(l, "closed")
-        } else {
-            inner.push_next(l)
+    // SAFETY: Lua calls this C function on a thread of lem's state, so `l` is
+    // valid with LUA_MINSTACK free slots; it reads its own arguments (checked
+    // here) and the values it pushes (the rules of runtime/lua.rs).
+    unsafe {
+        let d: &Dir = lua::check_object(l, 1, DIR);
+        let inner = &d.0;
+        if inner.busy() {
+            return lua::fail(l, "busy");
+        }
+        if !inner.names.borrow().is_empty() {
+            return inner.push_next(l);
+        }
+        let Some(mut h) = inner.handle.take() else {
+            // LEM: the end closes the stream; reading on says so.
+            return if inner.done.get() {
+                lua::fail(l, "closed")
+            } else {
+                inner.push_next(l)
+            };
         };
-    };
-    let inner = inner.clone();
-    let fut = Box::pin(async move {
-        let (h, r) = pool::run(move || {
-            let r = h.read_batch();
-            (h, r)
-        })
-        .await;
-        Resume::Push(Box::new(move |t| match r {
-            Ok(names) if names.len() == DIR_BATCH => {
-                inner.names.borrow_mut().extend(names);
-                inner.handle.set(Some(h));
-                inner.push_next(t)
-            }
-            Ok(names) => {
-                // The end: close now (a free and a close(2), no pool trip).
-                inner.names.borrow_mut().extend(names);
-                inner.done.set(true);
-                drop(h);
-                inner.push_next(t)
-            }
-            Err(e) => {
-                inner.done.set(true);
-                drop(h);
-                lua::fail(t, &os_error_text(&e))
-            }
-        }))
-    });
-    let w = scheduler::prepare_or_raise(l, Commit::Future(fut));
-    d.0.reader.set(Some(w));
-    crate::runtime::scheduler::suspend(l)
+        let inner = inner.clone();
+        let fut = Box::pin(async move {
+            let (h, r) = pool::run(move || {
+                let r = h.read_batch();
+                (h, r)
+            })
+            .await;
+            Resume::Push(Box::new(move |t| match r {
+                Ok(names) if names.len() == DIR_BATCH => {
+                    inner.names.borrow_mut().extend(names);
+                    inner.handle.set(Some(h));
+                    inner.push_next(t)
+                }
+                Ok(names) => {
+                    // The end: close now (a free and a close(2), no pool trip).
+                    inner.names.borrow_mut().extend(names);
+                    inner.done.set(true);
+                    drop(h);
+                    inner.push_next(t)
+                }
+                Err(e) => {
+                    inner.done.set(true);
+                    drop(h);
+                    lua::fail(t, &os_error_text(&e))
+                }
+            }))
+        });
+        let w = scheduler::prepare_or_raise(l, Commit::Future(fut));
+        d.0.reader.set(Some(w));
+        crate::runtime::scheduler::suspend(l)
+    }
 }
 
 /// dir:close() -> true | nil, 'busy' | nil, 'closed'
 unsafe extern "C-unwind" fn dir_close(l: *mut lua_State) -> c_int {
-    let d: &Dir = lua::check_object(l, 1, DIR);
-    let inner = &d.0;
-    if inner.busy() {
-        return lua::fail(l, "busy");
+    // SAFETY: Lua calls this C function on a thread of lem's state, so `l` is
+    // valid with LUA_MINSTACK free slots; it reads its own arguments (checked
+    // here) and the values it pushes (the rules of runtime/lua.rs).
+    unsafe {
+        let d: &Dir = lua::check_object(l, 1, DIR);
+        let inner = &d.0;
+        if inner.busy() {
+            return lua::fail(l, "busy");
+        }
+        if inner.done.get() && inner.names.borrow().is_empty() {
+            return lua::fail(l, "closed");
+        }
+        inner.done.set(true);
+        inner.names.borrow_mut().clear();
+        drop(inner.handle.take());
+        ffi::lua_pushboolean(l, 1);
+        1
     }
-    if inner.done.get() && inner.names.borrow().is_empty() {
-        return lua::fail(l, "closed");
-    }
-    inner.done.set(true);
-    inner.names.borrow_mut().clear();
-    drop(inner.handle.take());
-    ffi::lua_pushboolean(l, 1);
-    1
 }
 
 /// A call taking one path and returning `true | nil, err`.
@@ -436,8 +489,12 @@ macro_rules! path_op {
     ($(#[$doc:meta])* $name:ident, |$p:ident| $body:expr) => {
         $(#[$doc])*
         unsafe extern "C-unwind" fn $name(l: *mut lua_State) -> c_int {
-            let $p = check_path(l, 1);
-            on_pool(l, move || $body, |t, r| push_unit(t, r))
+            // SAFETY: Lua calls this C function on a thread of lem's
+            // state; it reads only its argument, checked here.
+            unsafe {
+                let $p = check_path(l, 1);
+                on_pool(l, move || $body, |t, r| push_unit(t, r))
+            }
         }
     };
 }
@@ -467,35 +524,45 @@ path_op!(
 
 /// lfs.rename(old, new) -> true | nil, err
 unsafe extern "C-unwind" fn rename(l: *mut lua_State) -> c_int {
-    lua::check_lstring(l, 1, std::ptr::null_mut());
-    lua::check_lstring(l, 2, std::ptr::null_mut());
-    let (old, new) = (check_path(l, 1), check_path(l, 2));
-    on_pool(
-        l,
-        move || std::fs::rename(&old, &new),
-        |t, r| push_unit(t, r),
-    )
+    // SAFETY: Lua calls this C function on a thread of lem's state, so `l` is
+    // valid with LUA_MINSTACK free slots; it reads its own arguments (checked
+    // here) and the values it pushes (the rules of runtime/lua.rs).
+    unsafe {
+        lua::check_lstring(l, 1, std::ptr::null_mut());
+        lua::check_lstring(l, 2, std::ptr::null_mut());
+        let (old, new) = (check_path(l, 1), check_path(l, 2));
+        on_pool(
+            l,
+            move || std::fs::rename(&old, &new),
+            |t, r| push_unit(t, r),
+        )
+    }
 }
 
 /// lfs.link(old, new [, symlink]) -> true | nil, err
 ///
 /// Makes `new` a hard link to `old`, or a symbolic link holding `old`.
 unsafe extern "C-unwind" fn link(l: *mut lua_State) -> c_int {
-    lua::check_lstring(l, 1, std::ptr::null_mut());
-    lua::check_lstring(l, 2, std::ptr::null_mut());
-    let symbolic = ffi::lua_toboolean(l, 3) != 0;
-    let (old, new) = (check_path(l, 1), check_path(l, 2));
-    on_pool(
-        l,
-        move || {
-            if symbolic {
-                std::os::unix::fs::symlink(&old, &new)
-            } else {
-                std::fs::hard_link(&old, &new)
-            }
-        },
-        |t, r| push_unit(t, r),
-    )
+    // SAFETY: Lua calls this C function on a thread of lem's state, so `l` is
+    // valid with LUA_MINSTACK free slots; it reads its own arguments (checked
+    // here) and the values it pushes (the rules of runtime/lua.rs).
+    unsafe {
+        lua::check_lstring(l, 1, std::ptr::null_mut());
+        lua::check_lstring(l, 2, std::ptr::null_mut());
+        let symbolic = ffi::lua_toboolean(l, 3) != 0;
+        let (old, new) = (check_path(l, 1), check_path(l, 2));
+        on_pool(
+            l,
+            move || {
+                if symbolic {
+                    std::os::unix::fs::symlink(&old, &new)
+                } else {
+                    std::fs::hard_link(&old, &new)
+                }
+            },
+            |t, r| push_unit(t, r),
+        )
+    }
 }
 
 /// A time argument as a `timespec` (fractions of a second kept).
@@ -511,56 +578,71 @@ fn timespec(t: f64) -> libc::timespec {
 ///
 /// No times: now. Only `atime`: both times are `atime`. The file must exist.
 unsafe extern "C-unwind" fn touch(l: *mut lua_State) -> c_int {
-    lua::check_lstring(l, 1, std::ptr::null_mut());
-    let times = if lua::is_none_or_nil(l, 2) && lua::is_none_or_nil(l, 3) {
-        None
-    } else {
-        let atime = lua::check_number(l, 2);
-        let mtime = lua::opt_number(l, 3, atime);
-        Some([timespec(atime), timespec(mtime)])
-    };
-    let path = check_path(l, 1);
-    on_pool(
-        l,
-        move || {
-            let c = c_path(&path)?;
-            let ts = times.as_ref().map_or(std::ptr::null(), |t| t.as_ptr());
-            // SAFETY: c is a C string; ts is null or two timespecs.
-            if unsafe { libc::utimensat(libc::AT_FDCWD, c.as_ptr(), ts, 0) } == 0 {
-                Ok(())
-            } else {
-                Err(io::Error::last_os_error())
-            }
-        },
-        |t, r| push_unit(t, r),
-    )
+    // SAFETY: Lua calls this C function on a thread of lem's state, so `l` is
+    // valid with LUA_MINSTACK free slots; it reads its own arguments (checked
+    // here) and the values it pushes (the rules of runtime/lua.rs).
+    unsafe {
+        lua::check_lstring(l, 1, std::ptr::null_mut());
+        let times = if lua::is_none_or_nil(l, 2) && lua::is_none_or_nil(l, 3) {
+            None
+        } else {
+            let atime = lua::check_number(l, 2);
+            let mtime = lua::opt_number(l, 3, atime);
+            Some([timespec(atime), timespec(mtime)])
+        };
+        let path = check_path(l, 1);
+        on_pool(
+            l,
+            move || {
+                let c = c_path(&path)?;
+                let ts = times.as_ref().map_or(std::ptr::null(), |t| t.as_ptr());
+                // SAFETY: c is a C string; ts is null or two timespecs.
+                if { libc::utimensat(libc::AT_FDCWD, c.as_ptr(), ts, 0) } == 0 {
+                    Ok(())
+                } else {
+                    Err(io::Error::last_os_error())
+                }
+            },
+            |t, r| push_unit(t, r),
+        )
+    }
 }
 
 /// lfs.currentdir() -> path | nil, err
 unsafe extern "C-unwind" fn currentdir(l: *mut lua_State) -> c_int {
-    on_pool(l, std::env::current_dir, |t, r| match r {
-        Ok(p) => {
-            lua::push_bytes(t, p.as_os_str().as_bytes());
-            1
-        }
-        Err(e) => lua::fail(t, &os_error_text(&e)),
-    })
-}
-
-/// lfs.readlink(path) -> target | nil, err
-unsafe extern "C-unwind" fn readlink(l: *mut lua_State) -> c_int {
-    let path = check_path(l, 1);
-    on_pool(
-        l,
-        move || std::fs::read_link(&path),
-        |t, r| match r {
+    // SAFETY: Lua calls this C function on a thread of lem's state, so `l` is
+    // valid with LUA_MINSTACK free slots; it reads its own arguments (checked
+    // here) and the values it pushes (the rules of runtime/lua.rs).
+    unsafe {
+        on_pool(l, std::env::current_dir, |t, r| match r {
             Ok(p) => {
                 lua::push_bytes(t, p.as_os_str().as_bytes());
                 1
             }
             Err(e) => lua::fail(t, &os_error_text(&e)),
-        },
-    )
+        })
+    }
+}
+
+/// lfs.readlink(path) -> target | nil, err
+unsafe extern "C-unwind" fn readlink(l: *mut lua_State) -> c_int {
+    // SAFETY: Lua calls this C function on a thread of lem's state, so `l` is
+    // valid with LUA_MINSTACK free slots; it reads its own arguments (checked
+    // here) and the values it pushes (the rules of runtime/lua.rs).
+    unsafe {
+        let path = check_path(l, 1);
+        on_pool(
+            l,
+            move || std::fs::read_link(&path),
+            |t, r| match r {
+                Ok(p) => {
+                    lua::push_bytes(t, p.as_os_str().as_bytes());
+                    1
+                }
+                Err(e) => lua::fail(t, &os_error_text(&e)),
+            },
+        )
+    }
 }
 
 const FUNCS: &[Reg] = &[
@@ -582,10 +664,15 @@ const DIR_METHODS: &[Reg] = &[(c"next", dir_next), (c"close", dir_close)];
 
 /// luaopen for `lem.lfs.core`.
 pub unsafe extern "C-unwind" fn open(l: *mut lua_State) -> c_int {
-    lua::new_class(l, DIR, DIR_METHODS, Some(lua::gc::<Dir>));
-    ffi::lua_pop(l, 1);
-    lua::new_lib(l, FUNCS);
-    1
+    // SAFETY: Lua calls this C function on a thread of lem's state, so `l` is
+    // valid with LUA_MINSTACK free slots; it reads its own arguments (checked
+    // here) and the values it pushes (the rules of runtime/lua.rs).
+    unsafe {
+        lua::new_class(l, DIR, DIR_METHODS, Some(lua::gc::<Dir>));
+        ffi::lua_pop(l, 1);
+        lua::new_lib(l, FUNCS);
+        1
+    }
 }
 
 #[cfg(test)]

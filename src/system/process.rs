@@ -47,7 +47,9 @@ pub(crate) struct Event {
 
 impl signal::ChildEvent for Event {
     unsafe fn push(&self, l: *mut lua_State) {
-        Event::push(self, l)
+        // SAFETY: `l` is a live thread of lem's state, the contract of every
+        // function that takes one (see the module doc of runtime/lua.rs).
+        unsafe { Event::push(self, l) }
     }
 }
 
@@ -82,32 +84,36 @@ impl Event {
     /// # Safety
     /// `l` needs three free slots.
     pub(crate) unsafe fn push(&self, l: *mut lua_State) {
-        ffi::lua_createtable(l, 0, 5);
-        let int = |v: c_int, k: &CStr| {
-            ffi::lua_pushinteger(l, v as _);
-            ffi::lua_setfield(l, -2, k.as_ptr());
-        };
-        int(self.pid, c"pid");
-        int(self.pid, c"rpid");
-        let ty = match self.kind {
-            Kind::Exited(status) => {
-                int(status, c"status");
-                "exited"
-            }
-            Kind::Signaled { signal, core } => {
-                int(signal, c"signal");
-                ffi::lua_pushboolean(l, core as c_int);
-                ffi::lua_setfield(l, -2, c"coredumped".as_ptr());
-                "signaled"
-            }
-            Kind::Stopped(signal) => {
-                int(signal, c"signal");
-                "stopped"
-            }
-            Kind::Continued => "continued",
-        };
-        lua::push_str(l, ty);
-        ffi::lua_setfield(l, -2, c"type".as_ptr());
+        // SAFETY: `l` is a live thread of lem's state, the contract of every
+        // function that takes one (see the module doc of runtime/lua.rs).
+        unsafe {
+            ffi::lua_createtable(l, 0, 5);
+            let int = |v: c_int, k: &CStr| {
+                ffi::lua_pushinteger(l, v as _);
+                ffi::lua_setfield(l, -2, k.as_ptr());
+            };
+            int(self.pid, c"pid");
+            int(self.pid, c"rpid");
+            let ty = match self.kind {
+                Kind::Exited(status) => {
+                    int(status, c"status");
+                    "exited"
+                }
+                Kind::Signaled { signal, core } => {
+                    int(signal, c"signal");
+                    ffi::lua_pushboolean(l, core as c_int);
+                    ffi::lua_setfield(l, -2, c"coredumped".as_ptr());
+                    "signaled"
+                }
+                Kind::Stopped(signal) => {
+                    int(signal, c"signal");
+                    "stopped"
+                }
+                Kind::Continued => "continued",
+            };
+            lua::push_str(l, ty);
+            ffi::lua_setfield(l, -2, c"type".as_ptr());
+        }
     }
 }
 
@@ -316,101 +322,120 @@ unsafe fn start(
     owned: bool,
     push: impl FnOnce(*mut lua_State, Started) -> c_int + 'static,
 ) -> c_int {
-    // SIGCHLD is caught before the child can end.
-    if let Err(e) = signal::watch_children(l, reap_each) {
-        return lua::fail(l, &os_error_text(&e));
-    }
-    let pending = Pending::new();
-    let program = spec.argv[0].clone();
-    let fut = Box::pin(async move {
-        let r = pool::run(move || spec.start()).await;
-        if let Ok((pid, _)) = &r {
-            pending.started();
-            CHILDREN.with(|c| {
-                c.borrow_mut().insert(
-                    *pid,
-                    Child {
-                        end: None,
-                        waiters: Vec::new(),
-                        owned,
-                    },
-                )
-            });
-            // It may have ended before it was in the table.
-            signal::poke_children();
-        } else {
-            drop(pending);
+    // SAFETY: `l` is a live thread of lem's state, the contract of every
+    // function that takes one (see the module doc of runtime/lua.rs).
+    unsafe {
+        // SIGCHLD is caught before the child can end.
+        if let Err(e) = signal::watch_children(l, reap_each) {
+            return lua::fail(l, &os_error_text(&e));
         }
-        Resume::Push(Box::new(move |t| match r {
-            Ok(started) => push(t, started),
-            Err(e) => {
-                let msg = format!(
-                    "cannot run '{}': {}",
-                    program.to_string_lossy(),
-                    os_error_text(&e)
-                );
-                lua::fail(t, &msg)
+        let pending = Pending::new();
+        let program = spec.argv[0].clone();
+        let fut = Box::pin(async move {
+            let r = pool::run(move || spec.start()).await;
+            if let Ok((pid, _)) = &r {
+                pending.started();
+                CHILDREN.with(|c| {
+                    c.borrow_mut().insert(
+                        *pid,
+                        Child {
+                            end: None,
+                            waiters: Vec::new(),
+                            owned,
+                        },
+                    )
+                });
+                // It may have ended before it was in the table.
+                signal::poke_children();
+            } else {
+                drop(pending);
             }
-        }))
-    });
-    scheduler::prepare_or_raise(l, Commit::Future(fut));
-    crate::runtime::scheduler::suspend(l)
+            Resume::Push(Box::new(move |t| match r {
+                Ok(started) => push(t, started),
+                Err(e) => {
+                    let msg = format!(
+                        "cannot run '{}': {}",
+                        program.to_string_lossy(),
+                        os_error_text(&e)
+                    );
+                    lua::fail(t, &msg)
+                }
+            }))
+        });
+        scheduler::prepare_or_raise(l, Commit::Future(fut));
+        crate::runtime::scheduler::suspend(l)
+    }
 }
 
 /// Push a Stream on `fd`, or nil (when there is none, or the loop cannot
 /// watch it).
 unsafe fn push_stream(l: *mut lua_State, fd: Option<OwnedFd>) {
-    match fd {
-        Some(fd) => {
-            if crate::io::push_stream(l, fd) == 2 {
-                ffi::lua_pop(l, 2);
-                ffi::lua_pushnil(l);
+    // SAFETY: `l` is a live thread of lem's state, the contract of every
+    // function that takes one (see the module doc of runtime/lua.rs).
+    unsafe {
+        match fd {
+            Some(fd) => {
+                if crate::io::push_stream(l, fd) == 2 {
+                    ffi::lua_pop(l, 2);
+                    ffi::lua_pushnil(l);
+                }
             }
+            None => ffi::lua_pushnil(l),
         }
-        None => ffi::lua_pushnil(l),
     }
 }
 
 /// Check that `argv` at `arg` is a table of strings; raise otherwise.
 unsafe fn check_argv(l: *mut lua_State, arg: c_int) -> usize {
-    lua::check_type(l, arg, ffi::LUA_TTABLE);
-    let n = ffi::lua_rawlen(l, arg) as usize;
-    if n == 0 {
-        lua::arg_error(l, arg, c"argv is empty: no program to run");
-    }
-    for i in 1..=n {
-        ffi::lua_rawgeti(l, arg, i as _);
-        if ffi::lua_type(l, -1) != ffi::LUA_TSTRING {
-            let msg = ffi::lua_pushfstring(
-                l,
-                c"argv[%d] is a %s, not a string".as_ptr(),
-                i as c_int,
-                ffi::luaL_typename(l, -1),
-            );
-            lua::arg_error_ptr(l, arg, msg);
+    // SAFETY: `l` is a live thread of lem's state, the contract of every
+    // function that takes one (see the module doc of runtime/lua.rs).
+    unsafe {
+        lua::check_type(l, arg, ffi::LUA_TTABLE);
+        let n = ffi::lua_rawlen(l, arg) as usize;
+        if n == 0 {
+            lua::arg_error(l, arg, c"argv is empty: no program to run");
         }
-        ffi::lua_pop(l, 1);
+        for i in 1..=n {
+            ffi::lua_rawgeti(l, arg, i as _);
+            if ffi::lua_type(l, -1) != ffi::LUA_TSTRING {
+                let msg = ffi::lua_pushfstring(
+                    l,
+                    c"argv[%d] is a %s, not a string".as_ptr(),
+                    i as c_int,
+                    ffi::luaL_typename(l, -1),
+                );
+                lua::arg_error_ptr(l, arg, msg);
+            }
+            ffi::lua_pop(l, 1);
+        }
+        n
     }
-    n
 }
 
 /// Check that the environment at `arg` is nil or a table of strings.
 unsafe fn check_env(l: *mut lua_State, arg: c_int) {
-    if lua::is_none_or_nil(l, arg) {
-        return;
-    }
-    lua::check_type(l, arg, ffi::LUA_TTABLE);
-    ffi::lua_pushnil(l);
-    while ffi::lua_next(l, arg) != 0 {
-        if ffi::lua_type(l, -2) != ffi::LUA_TSTRING || ffi::lua_type(l, -1) != ffi::LUA_TSTRING {
-            lua::arg_error(l, arg, c"env must map strings to strings");
+    // SAFETY: `l` is a live thread of lem's state, the contract of every
+    // function that takes one (see the module doc of runtime/lua.rs).
+    unsafe {
+        if lua::is_none_or_nil(l, arg) {
+            return;
         }
-        ffi::lua_pop(l, 1);
+        lua::check_type(l, arg, ffi::LUA_TTABLE);
+        ffi::lua_pushnil(l);
+        while ffi::lua_next(l, arg) != 0 {
+            if ffi::lua_type(l, -2) != ffi::LUA_TSTRING || ffi::lua_type(l, -1) != ffi::LUA_TSTRING
+            {
+                lua::arg_error(l, arg, c"env must map strings to strings");
+            }
+            ffi::lua_pop(l, 1);
+        }
     }
 }
 
 unsafe fn string_at(l: *mut lua_State, idx: c_int) -> OsString {
-    OsStr::from_bytes(lua::to_bytes(l, idx).unwrap_or_default()).to_owned()
+    // SAFETY: `l` is a live thread of lem's state, the contract of every
+    // function that takes one (see the module doc of runtime/lua.rs).
+    unsafe { OsStr::from_bytes(lua::to_bytes(l, idx).unwrap_or_default()).to_owned() }
 }
 
 /// core.spawn(argv [, env [, cwd [, stdin [, stdout [, stderr]]]]])
@@ -419,59 +444,64 @@ unsafe fn string_at(l: *mut lua_State, idx: c_int) -> OsString {
 /// `env` replaces the whole environment; the stdio modes are `'inherit'`
 /// (default), `'null'` or `'pipe'` (a Stream is returned for it).
 unsafe extern "C-unwind" fn spawn(l: *mut lua_State) -> c_int {
-    let n = check_argv(l, 1);
-    check_env(l, 2);
-    if !lua::is_none_or_nil(l, 3) {
-        lua::check_lstring(l, 3, std::ptr::null_mut());
-    }
-    let mut stdio = [Mode::Inherit; 3];
-    for (i, m) in stdio.iter_mut().enumerate() {
-        let arg = 4 + i as c_int;
-        let opts = [
-            MODES[0].as_ptr(),
-            MODES[1].as_ptr(),
-            MODES[2].as_ptr(),
-            std::ptr::null(),
-        ];
-        *m = match lua::check_option(l, arg, c"inherit".as_ptr(), opts.as_ptr()) {
-            0 => Mode::Inherit,
-            1 => Mode::Null,
-            _ => Mode::Pipe,
-        };
-    }
-    // Every check done: collect.
-    let mut argv = Vec::with_capacity(n);
-    for i in 1..=n {
-        ffi::lua_rawgeti(l, 1, i as _);
-        argv.push(string_at(l, -1));
-        ffi::lua_pop(l, 1);
-    }
-    let env = if lua::is_none_or_nil(l, 2) {
-        None
-    } else {
-        let mut env = Vec::new();
-        ffi::lua_pushnil(l);
-        while ffi::lua_next(l, 2) != 0 {
-            env.push((string_at(l, -2), string_at(l, -1)));
+    // SAFETY: Lua calls this C function on a thread of lem's state, so `l` is
+    // valid with LUA_MINSTACK free slots; it reads its own arguments (checked
+    // here) and the values it pushes (the rules of runtime/lua.rs).
+    unsafe {
+        let n = check_argv(l, 1);
+        check_env(l, 2);
+        if !lua::is_none_or_nil(l, 3) {
+            lua::check_lstring(l, 3, std::ptr::null_mut());
+        }
+        let mut stdio = [Mode::Inherit; 3];
+        for (i, m) in stdio.iter_mut().enumerate() {
+            let arg = 4 + i as c_int;
+            let opts = [
+                MODES[0].as_ptr(),
+                MODES[1].as_ptr(),
+                MODES[2].as_ptr(),
+                std::ptr::null(),
+            ];
+            *m = match lua::check_option(l, arg, c"inherit".as_ptr(), opts.as_ptr()) {
+                0 => Mode::Inherit,
+                1 => Mode::Null,
+                _ => Mode::Pipe,
+            };
+        }
+        // Every check done: collect.
+        let mut argv = Vec::with_capacity(n);
+        for i in 1..=n {
+            ffi::lua_rawgeti(l, 1, i as _);
+            argv.push(string_at(l, -1));
             ffi::lua_pop(l, 1);
         }
-        Some(env)
-    };
-    let cwd = (!lua::is_none_or_nil(l, 3)).then(|| PathBuf::from(string_at(l, 3)));
-    let spec = Spec {
-        argv,
-        env,
-        cwd,
-        stdio,
-    };
-    start(l, spec, true, |t, (pid, [i, o, e])| {
-        lua::push_object(t, CHILD, ChildRef { pid });
-        ffi::lua_pushinteger(t, pid as _);
-        push_stream(t, i);
-        push_stream(t, o);
-        push_stream(t, e);
-        5
-    })
+        let env = if lua::is_none_or_nil(l, 2) {
+            None
+        } else {
+            let mut env = Vec::new();
+            ffi::lua_pushnil(l);
+            while ffi::lua_next(l, 2) != 0 {
+                env.push((string_at(l, -2), string_at(l, -1)));
+                ffi::lua_pop(l, 1);
+            }
+            Some(env)
+        };
+        let cwd = (!lua::is_none_or_nil(l, 3)).then(|| PathBuf::from(string_at(l, 3)));
+        let spec = Spec {
+            argv,
+            env,
+            cwd,
+            stdio,
+        };
+        start(l, spec, true, |t, (pid, [i, o, e])| {
+            lua::push_object(t, CHILD, ChildRef { pid });
+            ffi::lua_pushinteger(t, pid as _);
+            push_stream(t, i);
+            push_stream(t, o);
+            push_stream(t, e);
+            5
+        })
+    }
 }
 
 /// core.popen(cmd [, mode]) -> stream, pid | nil, err
@@ -479,36 +509,44 @@ unsafe extern "C-unwind" fn spawn(l: *mut lua_State) -> c_int {
 /// `/bin/sh -c cmd`; mode `'r'` (default: its stdout), `'w'` (its stdin),
 /// `'rw'` (both, over one socket pair).
 unsafe extern "C-unwind" fn popen(l: *mut lua_State) -> c_int {
-    lua::check_lstring(l, 1, std::ptr::null_mut());
-    let mode = if lua::is_none_or_nil(l, 2) {
-        b"r".as_slice()
-    } else {
-        lua::check_lstring(l, 2, std::ptr::null_mut());
-        lua::to_bytes(l, 2).unwrap_or_default()
-    };
-    let stdio = match mode {
-        b"r" => [Mode::Inherit, Mode::Pipe, Mode::Inherit],
-        b"w" => [Mode::Pipe, Mode::Inherit, Mode::Inherit],
-        b"rw" => [Mode::Duplex, Mode::Duplex, Mode::Inherit],
-        // LEM's text: `invalid option 'x'`.
-        _ => {
-            let msg =
-                ffi::lua_pushfstring(l, c"invalid option '%s'".as_ptr(), ffi::lua_tostring(l, 2));
-            lua::arg_error_ptr(l, 2, msg)
-        }
-    };
-    let spec = Spec {
-        argv: vec!["/bin/sh".into(), "-c".into(), string_at(l, 1)],
-        env: None,
-        cwd: None,
-        stdio,
-    };
-    start(l, spec, false, |t, (pid, fds)| {
-        let [i, o, _] = fds;
-        push_stream(t, i.or(o));
-        ffi::lua_pushinteger(t, pid as _);
-        2
-    })
+    // SAFETY: Lua calls this C function on a thread of lem's state, so `l` is
+    // valid with LUA_MINSTACK free slots; it reads its own arguments (checked
+    // here) and the values it pushes (the rules of runtime/lua.rs).
+    unsafe {
+        lua::check_lstring(l, 1, std::ptr::null_mut());
+        let mode = if lua::is_none_or_nil(l, 2) {
+            b"r".as_slice()
+        } else {
+            lua::check_lstring(l, 2, std::ptr::null_mut());
+            lua::to_bytes(l, 2).unwrap_or_default()
+        };
+        let stdio = match mode {
+            b"r" => [Mode::Inherit, Mode::Pipe, Mode::Inherit],
+            b"w" => [Mode::Pipe, Mode::Inherit, Mode::Inherit],
+            b"rw" => [Mode::Duplex, Mode::Duplex, Mode::Inherit],
+            // LEM's text: `invalid option 'x'`.
+            _ => {
+                let msg = ffi::lua_pushfstring(
+                    l,
+                    c"invalid option '%s'".as_ptr(),
+                    ffi::lua_tostring(l, 2),
+                );
+                lua::arg_error_ptr(l, 2, msg)
+            }
+        };
+        let spec = Spec {
+            argv: vec!["/bin/sh".into(), "-c".into(), string_at(l, 1)],
+            env: None,
+            cwd: None,
+            stdio,
+        };
+        start(l, spec, false, |t, (pid, fds)| {
+            let [i, o, _] = fds;
+            push_stream(t, i.or(o));
+            ffi::lua_pushinteger(t, pid as _);
+            2
+        })
+    }
 }
 
 /// The Lua handle of a child started by `spawn`.
@@ -539,48 +577,53 @@ impl Drop for ChildRef {
 /// `status`, or `'signaled'` with `signal` and `coredumped`), at once if it
 /// already has. Several coroutines may wait on one child.
 unsafe extern "C-unwind" fn child_wait(l: *mut lua_State) -> c_int {
-    let c: &ChildRef = lua::check_object(l, 1, CHILD);
-    let pid = c.pid;
-    let state = CHILDREN.with(|c| {
-        let mut c = c.borrow_mut();
-        match c.get_mut(&pid) {
-            None => None,
-            Some(ch) => match ch.end {
-                Some(ev) => Some(Ok(ev)),
-                None => {
-                    let (tx, rx) = oneshot::channel();
-                    ch.waiters.push(tx);
-                    Some(Err(rx))
-                }
-            },
-        }
-    });
-    match state {
-        None => lua::fail(
-            l,
-            &os_error_text(&io::Error::from_raw_os_error(libc::ECHILD)),
-        ),
-        Some(Ok(ev)) => {
-            ev.push(l);
-            1
-        }
-        Some(Err(rx)) => {
-            let fut = Box::pin(async move {
-                match rx.await {
-                    Ok(ev) => Resume::Push(Box::new(move |t| {
-                        ev.push(t);
-                        1
-                    })),
-                    Err(_) => Resume::Push(Box::new(|t| {
-                        lua::fail(
-                            t,
-                            &os_error_text(&io::Error::from_raw_os_error(libc::ECHILD)),
-                        )
-                    })),
-                }
-            });
-            scheduler::prepare_or_raise(l, Commit::Future(fut));
-            crate::runtime::scheduler::suspend(l)
+    // SAFETY: Lua calls this C function on a thread of lem's state, so `l` is
+    // valid with LUA_MINSTACK free slots; it reads its own arguments (checked
+    // here) and the values it pushes (the rules of runtime/lua.rs).
+    unsafe {
+        let c: &ChildRef = lua::check_object(l, 1, CHILD);
+        let pid = c.pid;
+        let state = CHILDREN.with(|c| {
+            let mut c = c.borrow_mut();
+            match c.get_mut(&pid) {
+                None => None,
+                Some(ch) => match ch.end {
+                    Some(ev) => Some(Ok(ev)),
+                    None => {
+                        let (tx, rx) = oneshot::channel();
+                        ch.waiters.push(tx);
+                        Some(Err(rx))
+                    }
+                },
+            }
+        });
+        match state {
+            None => lua::fail(
+                l,
+                &os_error_text(&io::Error::from_raw_os_error(libc::ECHILD)),
+            ),
+            Some(Ok(ev)) => {
+                ev.push(l);
+                1
+            }
+            Some(Err(rx)) => {
+                let fut = Box::pin(async move {
+                    match rx.await {
+                        Ok(ev) => Resume::Push(Box::new(move |t| {
+                            ev.push(t);
+                            1
+                        })),
+                        Err(_) => Resume::Push(Box::new(|t| {
+                            lua::fail(
+                                t,
+                                &os_error_text(&io::Error::from_raw_os_error(libc::ECHILD)),
+                            )
+                        })),
+                    }
+                });
+                scheduler::prepare_or_raise(l, Commit::Future(fut));
+                crate::runtime::scheduler::suspend(l)
+            }
         }
     }
 }
@@ -590,33 +633,44 @@ unsafe extern "C-unwind" fn child_wait(l: *mut lua_State) -> c_int {
 /// `nil, 'No such process'` once the child has been reaped: its pid may
 /// belong to someone else by then.
 unsafe extern "C-unwind" fn child_kill(l: *mut lua_State) -> c_int {
-    let c: &ChildRef = lua::check_object(l, 1, CHILD);
-    let sig = lua::check_integer(l, 2);
-    if !(0..65).contains(&sig) {
-        lua::arg_error(l, 2, c"invalid signal number");
-    }
-    let running = CHILDREN.with(|ch| ch.borrow().get(&c.pid).is_some_and(|ch| ch.end.is_none()));
-    let r = if !running {
-        Err(io::Error::from_raw_os_error(libc::ESRCH))
-    } else if libc::kill(c.pid, sig as c_int) == 0 {
-        Ok(())
-    } else {
-        Err(io::Error::last_os_error())
-    };
-    match r {
-        Ok(()) => {
-            ffi::lua_pushboolean(l, 1);
-            1
+    // SAFETY: Lua calls this C function on a thread of lem's state, so `l` is
+    // valid with LUA_MINSTACK free slots; it reads its own arguments (checked
+    // here) and the values it pushes (the rules of runtime/lua.rs).
+    unsafe {
+        let c: &ChildRef = lua::check_object(l, 1, CHILD);
+        let sig = lua::check_integer(l, 2);
+        if !(0..65).contains(&sig) {
+            lua::arg_error(l, 2, c"invalid signal number");
         }
-        Err(e) => lua::fail(l, &os_error_text(&e)),
+        let running =
+            CHILDREN.with(|ch| ch.borrow().get(&c.pid).is_some_and(|ch| ch.end.is_none()));
+        let r = if !running {
+            Err(io::Error::from_raw_os_error(libc::ESRCH))
+        } else if libc::kill(c.pid, sig as c_int) == 0 {
+            Ok(())
+        } else {
+            Err(io::Error::last_os_error())
+        };
+        match r {
+            Ok(()) => {
+                ffi::lua_pushboolean(l, 1);
+                1
+            }
+            Err(e) => lua::fail(l, &os_error_text(&e)),
+        }
     }
 }
 
 /// child:pid() -> pid
 unsafe extern "C-unwind" fn child_pid(l: *mut lua_State) -> c_int {
-    let c: &ChildRef = lua::check_object(l, 1, CHILD);
-    ffi::lua_pushinteger(l, c.pid as _);
-    1
+    // SAFETY: Lua calls this C function on a thread of lem's state, so `l` is
+    // valid with LUA_MINSTACK free slots; it reads its own arguments (checked
+    // here) and the values it pushes (the rules of runtime/lua.rs).
+    unsafe {
+        let c: &ChildRef = lua::check_object(l, 1, CHILD);
+        ffi::lua_pushinteger(l, c.pid as _);
+        1
+    }
 }
 
 const FUNCS: &[Reg] = &[(c"spawn", spawn), (c"popen", popen)];
@@ -629,10 +683,15 @@ const CHILD_METHODS: &[Reg] = &[
 
 /// luaopen for `lem.process.core`.
 pub unsafe extern "C-unwind" fn open(l: *mut lua_State) -> c_int {
-    lua::new_class(l, CHILD, CHILD_METHODS, Some(lua::gc::<ChildRef>));
-    ffi::lua_pop(l, 1);
-    lua::new_lib(l, FUNCS);
-    1
+    // SAFETY: Lua calls this C function on a thread of lem's state, so `l` is
+    // valid with LUA_MINSTACK free slots; it reads its own arguments (checked
+    // here) and the values it pushes (the rules of runtime/lua.rs).
+    unsafe {
+        lua::new_class(l, CHILD, CHILD_METHODS, Some(lua::gc::<ChildRef>));
+        ffi::lua_pop(l, 1);
+        lua::new_lib(l, FUNCS);
+        1
+    }
 }
 
 #[cfg(test)]

@@ -69,13 +69,16 @@ fn read_line(editor: Option<Arc<Mutex<Editor>>>, prompt: String) -> Line {
 
 /// readline(prompt) -> line | nil (end of input) | nil, 'interrupted' | nil, err
 unsafe extern "C-unwind" fn readline(l: *mut lua_State) -> c_int {
-    let prompt = lua::to_bytes(l, 1).map(|b| String::from_utf8_lossy(b).into_owned());
-    let prompt = prompt.unwrap_or_default();
-    let ed = editor();
-    let fut = Box::pin(async move {
-        let line = pool::run(move || read_line(ed, prompt)).await;
-        Resume::Push(Box::new(move |t| unsafe {
-            match line {
+    // SAFETY: Lua calls this C function on a thread of lem's state, so `l` is
+    // valid with LUA_MINSTACK free slots; it reads its own arguments (checked
+    // here) and the values it pushes (the rules of runtime/lua.rs).
+    unsafe {
+        let prompt = lua::to_bytes(l, 1).map(|b| String::from_utf8_lossy(b).into_owned());
+        let prompt = prompt.unwrap_or_default();
+        let ed = editor();
+        let fut = Box::pin(async move {
+            let line = pool::run(move || read_line(ed, prompt)).await;
+            Resume::Push(Box::new(move |t| match line {
                 Line::Text(s) => {
                     lua::push_str(t, &s);
                     1
@@ -86,23 +89,33 @@ unsafe extern "C-unwind" fn readline(l: *mut lua_State) -> c_int {
                 }
                 Line::Interrupted => lua::fail(t, "interrupted"),
                 Line::Failed(e) => lua::fail(t, &e),
-            }
-        }))
-    });
-    scheduler::prepare_or_raise(l, Commit::Future(fut));
-    crate::runtime::scheduler::suspend(l)
+            }))
+        });
+        scheduler::prepare_or_raise(l, Commit::Future(fut));
+        crate::runtime::scheduler::suspend(l)
+    }
 }
 
 /// isatty() -> whether stdin and stdout are a terminal
 unsafe extern "C-unwind" fn isatty(l: *mut lua_State) -> c_int {
-    ffi::lua_pushboolean(l, editor().is_some() as c_int);
-    1
+    // SAFETY: Lua calls this C function on a thread of lem's state, so `l` is
+    // valid with LUA_MINSTACK free slots; it reads its own arguments (checked
+    // here) and the values it pushes (the rules of runtime/lua.rs).
+    unsafe {
+        ffi::lua_pushboolean(l, editor().is_some() as c_int);
+        1
+    }
 }
 
 const FUNCS: &[Reg] = &[(c"readline", readline), (c"isatty", isatty)];
 
 /// luaopen for `lem.repl.core`.
 pub unsafe extern "C-unwind" fn open(l: *mut lua_State) -> c_int {
-    lua::new_lib(l, FUNCS);
-    1
+    // SAFETY: Lua calls this C function on a thread of lem's state, so `l` is
+    // valid with LUA_MINSTACK free slots; it reads its own arguments (checked
+    // here) and the values it pushes (the rules of runtime/lua.rs).
+    unsafe {
+        lua::new_lib(l, FUNCS);
+        1
+    }
 }

@@ -245,30 +245,34 @@ const SHARED: &CStr = c"lem.signal.shared";
 
 /// This state's [`Shared`], made on first use.
 unsafe fn shared(l: *mut lua_State) -> Rc<Shared> {
-    if ffi::lua_getfield(l, ffi::LUA_REGISTRYINDEX, SHARED.as_ptr()) == ffi::LUA_TUSERDATA {
-        let s = (*(ffi::lua_touserdata(l, -1) as *const Rc<Shared>)).clone();
+    // SAFETY: `l` is a live thread of lem's state, the contract of every
+    // function that takes one (see the module doc of runtime/lua.rs).
+    unsafe {
+        if ffi::lua_getfield(l, ffi::LUA_REGISTRYINDEX, SHARED.as_ptr()) == ffi::LUA_TUSERDATA {
+            let s = (*(ffi::lua_touserdata(l, -1) as *const Rc<Shared>)).clone();
+            ffi::lua_pop(l, 1);
+            return s;
+        }
         ffi::lua_pop(l, 1);
-        return s;
+        let thread = ffi::lua_newthread(l);
+        let s = Rc::new(Shared {
+            thread,
+            dispatch: Cell::new(ffi::LUA_NOREF),
+            reading: Cell::new(false),
+        });
+        let p = ffi::lua_newuserdata(l, std::mem::size_of::<Rc<Shared>>()) as *mut Rc<Shared>;
+        p.write(s.clone());
+        // The userdata's metatable drops the Rc and anchors the thread.
+        ffi::lua_createtable(l, 0, 2);
+        ffi::lua_pushcfunction(l, lua::gc::<Rc<Shared>>);
+        ffi::lua_setfield(l, -2, c"__gc".as_ptr());
+        ffi::lua_pushvalue(l, -3);
+        ffi::lua_setfield(l, -2, c"thread".as_ptr());
+        ffi::lua_setmetatable(l, -2);
+        ffi::lua_setfield(l, ffi::LUA_REGISTRYINDEX, SHARED.as_ptr());
+        ffi::lua_pop(l, 1);
+        s
     }
-    ffi::lua_pop(l, 1);
-    let thread = ffi::lua_newthread(l);
-    let s = Rc::new(Shared {
-        thread,
-        dispatch: Cell::new(ffi::LUA_NOREF),
-        reading: Cell::new(false),
-    });
-    let p = ffi::lua_newuserdata(l, std::mem::size_of::<Rc<Shared>>()) as *mut Rc<Shared>;
-    p.write(s.clone());
-    // The userdata's metatable drops the Rc and anchors the thread.
-    ffi::lua_createtable(l, 0, 2);
-    ffi::lua_pushcfunction(l, lua::gc::<Rc<Shared>>);
-    ffi::lua_setfield(l, -2, c"__gc".as_ptr());
-    ffi::lua_pushvalue(l, -3);
-    ffi::lua_setfield(l, -2, c"thread".as_ptr());
-    ffi::lua_setmetatable(l, -2);
-    ffi::lua_setfield(l, ffi::LUA_REGISTRYINDEX, SHARED.as_ptr());
-    ffi::lua_pop(l, 1);
-    s
 }
 
 /// The descriptor the reader watches (the pipe outlives every reader).
@@ -367,11 +371,15 @@ impl Shared {
 /// # Safety
 /// `l` must be a thread of lem's state, on the loop's thread.
 pub(crate) unsafe fn watch_children(l: *mut lua_State, reap: Reaper) -> io::Result<()> {
-    let _ = REAPER.set(reap);
-    shared(l).start_reader()?;
-    let mut d = dispositions();
-    d.children = true;
-    d.update(libc::SIGCHLD)
+    // SAFETY: `l` is a live thread of lem's state, the contract of every
+    // function that takes one (see the module doc of runtime/lua.rs).
+    unsafe {
+        let _ = REAPER.set(reap);
+        shared(l).start_reader()?;
+        let mut d = dispositions();
+        d.children = true;
+        d.update(libc::SIGCHLD)
+    }
 }
 
 /// No child left to reap: SIGCHLD gets its old action back unless Lua
@@ -398,101 +406,130 @@ pub(crate) fn poke_children() {
 
 /// Check argument `arg` is a known signal number; raise otherwise.
 unsafe fn check_signum(l: *mut lua_State, arg: c_int) -> c_int {
-    let n = lua::check_integer(l, arg);
-    if n <= 0 || n >= NSIG as i64 {
-        lua::arg_error(l, arg, c"invalid signal number");
+    // SAFETY: `l` is a live thread of lem's state, the contract of every
+    // function that takes one (see the module doc of runtime/lua.rs).
+    unsafe {
+        let n = lua::check_integer(l, arg);
+        if n <= 0 || n >= NSIG as i64 {
+            lua::arg_error(l, arg, c"invalid signal number");
+        }
+        n as c_int
     }
-    n as c_int
 }
 
 /// core.lookup(name | number) -> number | 'SIGNAME' | nil
 unsafe extern "C-unwind" fn lookup(l: *mut lua_State) -> c_int {
-    match ffi::lua_type(l, 1) {
-        ffi::LUA_TSTRING => match lua::to_bytes(l, 1).and_then(number) {
-            Some(n) => ffi::lua_pushinteger(l, n as _),
-            None => ffi::lua_pushnil(l),
-        },
-        ffi::LUA_TNUMBER => {
-            let n = ffi::lua_tonumber(l, 1);
-            match (n.fract() == 0.0 && n.abs() < 1e9)
-                .then(|| name(n as c_int))
-                .flatten()
-            {
-                Some(s) => {
-                    lua::push_str(l, "SIG");
-                    lua::push_str(l, s);
-                    ffi::lua_concat(l, 2);
-                }
+    // SAFETY: Lua calls this C function on a thread of lem's state, so `l` is
+    // valid with LUA_MINSTACK free slots; it reads its own arguments (checked
+    // here) and the values it pushes (the rules of runtime/lua.rs).
+    unsafe {
+        match ffi::lua_type(l, 1) {
+            ffi::LUA_TSTRING => match lua::to_bytes(l, 1).and_then(number) {
+                Some(n) => ffi::lua_pushinteger(l, n as _),
                 None => ffi::lua_pushnil(l),
+            },
+            ffi::LUA_TNUMBER => {
+                let n = ffi::lua_tonumber(l, 1);
+                match (n.fract() == 0.0 && n.abs() < 1e9)
+                    .then(|| name(n as c_int))
+                    .flatten()
+                {
+                    Some(s) => {
+                        lua::push_str(l, "SIG");
+                        lua::push_str(l, s);
+                        ffi::lua_concat(l, 2);
+                    }
+                    None => ffi::lua_pushnil(l),
+                }
             }
+            _ => lua::arg_error(l, 1, c"string or number expected"),
         }
-        _ => lua::arg_error(l, 1, c"string or number expected"),
+        1
     }
-    1
 }
 
 /// core.sethandler(dispatch): the function every delivery is spawned with.
 unsafe extern "C-unwind" fn sethandler(l: *mut lua_State) -> c_int {
-    lua::check_type(l, 1, ffi::LUA_TFUNCTION);
-    let s = shared(l);
-    ffi::lua_settop(l, 1);
-    ffi::luaL_unref(l, ffi::LUA_REGISTRYINDEX, s.dispatch.get());
-    s.dispatch.set(ffi::luaL_ref(l, ffi::LUA_REGISTRYINDEX));
-    0
+    // SAFETY: Lua calls this C function on a thread of lem's state, so `l` is
+    // valid with LUA_MINSTACK free slots; it reads its own arguments (checked
+    // here) and the values it pushes (the rules of runtime/lua.rs).
+    unsafe {
+        lua::check_type(l, 1, ffi::LUA_TFUNCTION);
+        let s = shared(l);
+        ffi::lua_settop(l, 1);
+        ffi::luaL_unref(l, ffi::LUA_REGISTRYINDEX, s.dispatch.get());
+        s.dispatch.set(ffi::luaL_ref(l, ffi::LUA_REGISTRYINDEX));
+        0
+    }
 }
 
 /// core.watch(signum) -> true | nil, err
 unsafe extern "C-unwind" fn watch(l: *mut lua_State) -> c_int {
-    let sig = check_signum(l, 1);
-    let r = shared(l).start_reader().and_then(|()| {
-        let mut d = dispositions();
-        d.lua[sig as usize] = true;
-        d.to_default[sig as usize] = true;
-        let r = d.update(sig);
-        if r.is_err() {
-            d.lua[sig as usize] = false;
+    // SAFETY: Lua calls this C function on a thread of lem's state, so `l` is
+    // valid with LUA_MINSTACK free slots; it reads its own arguments (checked
+    // here) and the values it pushes (the rules of runtime/lua.rs).
+    unsafe {
+        let sig = check_signum(l, 1);
+        let r = shared(l).start_reader().and_then(|()| {
+            let mut d = dispositions();
+            d.lua[sig as usize] = true;
+            d.to_default[sig as usize] = true;
+            let r = d.update(sig);
+            if r.is_err() {
+                d.lua[sig as usize] = false;
+            }
+            r
+        });
+        match r {
+            Ok(()) => {
+                ffi::lua_pushboolean(l, 1);
+                1
+            }
+            Err(e) => lua::fail(l, &os_error_text(&e)),
         }
-        r
-    });
-    match r {
-        Ok(()) => {
-            ffi::lua_pushboolean(l, 1);
-            1
-        }
-        Err(e) => lua::fail(l, &os_error_text(&e)),
     }
 }
 
 /// core.unwatch(signum) -> true | nil, err: the signal's default action
 /// comes back (unless lem still reaps children on SIGCHLD).
 unsafe extern "C-unwind" fn unwatch(l: *mut lua_State) -> c_int {
-    let sig = check_signum(l, 1);
-    let r = {
-        let mut d = dispositions();
-        d.lua[sig as usize] = false;
-        d.update(sig)
-    };
-    match r {
-        Ok(()) => {
-            ffi::lua_pushboolean(l, 1);
-            1
+    // SAFETY: Lua calls this C function on a thread of lem's state, so `l` is
+    // valid with LUA_MINSTACK free slots; it reads its own arguments (checked
+    // here) and the values it pushes (the rules of runtime/lua.rs).
+    unsafe {
+        let sig = check_signum(l, 1);
+        let r = {
+            let mut d = dispositions();
+            d.lua[sig as usize] = false;
+            d.update(sig)
+        };
+        match r {
+            Ok(()) => {
+                ffi::lua_pushboolean(l, 1);
+                1
+            }
+            Err(e) => lua::fail(l, &os_error_text(&e)),
         }
-        Err(e) => lua::fail(l, &os_error_text(&e)),
     }
 }
 
 /// core.kill(pid, signum) -> true | nil, err
 unsafe extern "C-unwind" fn kill(l: *mut lua_State) -> c_int {
-    let pid = lua::check_integer(l, 1);
-    let sig = lua::check_integer(l, 2);
-    if sig < 0 || sig >= NSIG as i64 {
-        lua::arg_error(l, 2, c"invalid signal number");
-    }
-    if libc::kill(pid as libc::pid_t, sig as c_int) == 0 {
-        ffi::lua_pushboolean(l, 1);
-        1
-    } else {
-        lua::fail(l, &os_error_text(&io::Error::last_os_error()))
+    // SAFETY: Lua calls this C function on a thread of lem's state, so `l` is
+    // valid with LUA_MINSTACK free slots; it reads its own arguments (checked
+    // here) and the values it pushes (the rules of runtime/lua.rs).
+    unsafe {
+        let pid = lua::check_integer(l, 1);
+        let sig = lua::check_integer(l, 2);
+        if sig < 0 || sig >= NSIG as i64 {
+            lua::arg_error(l, 2, c"invalid signal number");
+        }
+        if libc::kill(pid as libc::pid_t, sig as c_int) == 0 {
+            ffi::lua_pushboolean(l, 1);
+            1
+        } else {
+            lua::fail(l, &os_error_text(&io::Error::last_os_error()))
+        }
     }
 }
 
@@ -506,8 +543,13 @@ const FUNCS: &[Reg] = &[
 
 /// luaopen for `lem.signal.core`.
 pub unsafe extern "C-unwind" fn open(l: *mut lua_State) -> c_int {
-    lua::new_lib(l, FUNCS);
-    1
+    // SAFETY: Lua calls this C function on a thread of lem's state, so `l` is
+    // valid with LUA_MINSTACK free slots; it reads its own arguments (checked
+    // here) and the values it pushes (the rules of runtime/lua.rs).
+    unsafe {
+        lua::new_lib(l, FUNCS);
+        1
+    }
 }
 
 #[cfg(test)]

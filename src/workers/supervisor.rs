@@ -330,8 +330,10 @@ impl Supervisor {
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .process_group(0);
-        // SAFETY: fcntl, prctl and getppid are async-signal-safe.
+        // SAFETY: getpid has no preconditions.
         let parent = unsafe { libc::getpid() };
+        // SAFETY: the closure runs between fork and exec and calls only
+        // async-signal-safe functions (fcntl, prctl, getppid, kill).
         unsafe {
             cmd.pre_exec(move || {
                 if libc::fcntl(fd, libc::F_SETFD, 0) != 0

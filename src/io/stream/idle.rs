@@ -41,19 +41,23 @@ thread_local! {
 /// requests): a graceful stop ([`close_idle`]) closes the stream if the
 /// read waits with nothing received.
 pub(crate) unsafe fn read_idle(l: *mut lua_State, s: &Stream, fmt: Fmt) -> c_int {
-    let inner = &s.0;
-    if inner.idle.get() == Idle::Unlisted {
-        IDLE.with(|list| {
-            let mut list = list.borrow_mut();
-            if list.streams.len() >= 2 * list.swept_at.max(64) {
-                list.streams.retain(|w| w.strong_count() > 0);
-                list.swept_at = list.streams.len();
-            }
-            list.streams.push(Rc::downgrade(inner));
-        });
+    // SAFETY: `l` is a live thread of lem's state, the contract of every
+    // function that takes one (see the module doc of runtime/lua.rs).
+    unsafe {
+        let inner = &s.0;
+        if inner.idle.get() == Idle::Unlisted {
+            IDLE.with(|list| {
+                let mut list = list.borrow_mut();
+                if list.streams.len() >= 2 * list.swept_at.max(64) {
+                    list.streams.retain(|w| w.strong_count() > 0);
+                    list.swept_at = list.streams.len();
+                }
+                list.streams.push(Rc::downgrade(inner));
+            });
+        }
+        inner.idle.set(Idle::Waiting);
+        read_any(l, s, fmt)
     }
-    inner.idle.set(Idle::Waiting);
-    read_any(l, s, fmt)
 }
 
 /// Close every stream whose idle read ([`read_idle`]) waits with nothing

@@ -156,56 +156,68 @@ impl Inner {
 /// `l` must be a thread of lem's Lua state, on the loop's thread, with two
 /// free stack slots.
 pub unsafe fn push_stream(l: *mut lua_State, fd: OwnedFd) -> c_int {
-    let kind = socket_kind(fd.as_raw_fd());
-    if kind == Kind::Tcp {
-        let on: c_int = 1;
-        libc::setsockopt(
-            fd.as_raw_fd(),
-            libc::IPPROTO_TCP,
-            libc::TCP_NODELAY,
-            &on as *const c_int as *const _,
-            std::mem::size_of::<c_int>() as _,
-        );
-    }
-    match Io::new(fd) {
-        Ok(io) => {
-            push_io(l, io, kind);
-            1
+    // SAFETY: `l` is a live thread of lem's state, the contract of every
+    // function that takes one (see the module doc of runtime/lua.rs).
+    unsafe {
+        let kind = socket_kind(fd.as_raw_fd());
+        if kind == Kind::Tcp {
+            let on: c_int = 1;
+            libc::setsockopt(
+                fd.as_raw_fd(),
+                libc::IPPROTO_TCP,
+                libc::TCP_NODELAY,
+                &on as *const c_int as *const _,
+                std::mem::size_of::<c_int>() as _,
+            );
         }
-        Err(e) => fail_os(l, &e),
+        match Io::new(fd) {
+            Ok(io) => {
+                push_io(l, io, kind);
+                1
+            }
+            Err(e) => fail_os(l, &e),
+        }
     }
 }
 
 /// Push the real metatable of Streams (made on first use), not the class
 /// table `io.Stream` that `getmetatable` gives.
 pub(crate) unsafe fn push_class(l: *mut lua_State) {
-    lua::new_class(l, STREAM, METHODS, Some(lua::gc::<Stream>));
-    ffi::lua_pop(l, 1);
-    lua::push_metatable(l, STREAM);
+    // SAFETY: `l` is a live thread of lem's state, the contract of every
+    // function that takes one (see the module doc of runtime/lua.rs).
+    unsafe {
+        lua::new_class(l, STREAM, METHODS, Some(lua::gc::<Stream>));
+        ffi::lua_pop(l, 1);
+        lua::push_metatable(l, STREAM);
+    }
 }
 
 /// Push a Stream on an already prepared descriptor.
 pub(crate) unsafe fn push_io(l: *mut lua_State, io: Io, kind: Kind) {
-    lua::new_class(l, STREAM, METHODS, Some(lua::gc::<Stream>));
-    ffi::lua_pop(l, 1);
-    let inner = Inner {
-        io: RefCell::new(Some(Rc::new(io))),
-        kind,
-        input: RefCell::new(Input::default()),
-        eof: Cell::new(false),
-        ended: Cell::new(false),
-        std: Cell::new(None),
-        rd: Op::default(),
-        wr: Op::default(),
-        timeout: Cell::new(None),
-        limit: Cell::new(parsers::DEFAULT_LIMIT),
-        read_timer: Cell::new(None),
-        drained: Cell::new(false),
-        reading: Cell::new(None),
-        read_done: Cell::new(None),
-        idle: Cell::new(Idle::Unlisted),
-    };
-    lua::push_object(l, STREAM, Stream(Rc::new(inner)));
+    // SAFETY: `l` is a live thread of lem's state, the contract of every
+    // function that takes one (see the module doc of runtime/lua.rs).
+    unsafe {
+        lua::new_class(l, STREAM, METHODS, Some(lua::gc::<Stream>));
+        ffi::lua_pop(l, 1);
+        let inner = Inner {
+            io: RefCell::new(Some(Rc::new(io))),
+            kind,
+            input: RefCell::new(Input::default()),
+            eof: Cell::new(false),
+            ended: Cell::new(false),
+            std: Cell::new(None),
+            rd: Op::default(),
+            wr: Op::default(),
+            timeout: Cell::new(None),
+            limit: Cell::new(parsers::DEFAULT_LIMIT),
+            read_timer: Cell::new(None),
+            drained: Cell::new(false),
+            reading: Cell::new(None),
+            read_done: Cell::new(None),
+            idle: Cell::new(Idle::Unlisted),
+        };
+        lua::push_object(l, STREAM, Stream(Rc::new(inner)));
+    }
 }
 
 impl Settings for Stream {
@@ -220,7 +232,9 @@ impl Settings for Stream {
 
 #[inline]
 unsafe fn check_stream<'a>(l: *mut lua_State) -> &'a Stream {
-    lua::check_object(l, 1, STREAM)
+    // SAFETY: `l` is a live thread of lem's state, the contract of every
+    // function that takes one (see the module doc of runtime/lua.rs).
+    unsafe { lua::check_object(l, 1, STREAM) }
 }
 
 /// Why a wait ended without its value.
@@ -231,98 +245,123 @@ enum Stop {
 
 /// stream:close() -> true | nil, 'closed'
 unsafe extern "C-unwind" fn stream_close(l: *mut lua_State) -> c_int {
-    let s = check_stream(l);
-    if s.0.close() {
-        ffi::lua_pushboolean(l, 1);
-        1
-    } else {
-        lua::fail(l, "closed")
+    // SAFETY: Lua calls this C function on a thread of lem's state, so `l` is
+    // valid with LUA_MINSTACK free slots; it reads its own arguments (checked
+    // here) and the values it pushes (the rules of runtime/lua.rs).
+    unsafe {
+        let s = check_stream(l);
+        if s.0.close() {
+            ffi::lua_pushboolean(l, 1);
+            1
+        } else {
+            lua::fail(l, "closed")
+        }
     }
 }
 
 /// stream:closed() -> boolean
 unsafe extern "C-unwind" fn stream_closed(l: *mut lua_State) -> c_int {
-    let s = check_stream(l);
-    ffi::lua_pushboolean(l, s.0.io.borrow().is_none() as c_int);
-    1
+    // SAFETY: Lua calls this C function on a thread of lem's state, so `l` is
+    // valid with LUA_MINSTACK free slots; it reads its own arguments (checked
+    // here) and the values it pushes (the rules of runtime/lua.rs).
+    unsafe {
+        let s = check_stream(l);
+        ffi::lua_pushboolean(l, s.0.io.borrow().is_none() as c_int);
+        1
+    }
 }
 
 unsafe fn cork(l: *mut lua_State, on: c_int) -> c_int {
-    let s = check_stream(l);
-    let Some(io) = s.0.io() else {
-        return lua::fail(l, "closed");
-    };
-    if s.0.kind != Kind::Tcp {
-        return lua::fail(l, "Operation not supported");
+    // SAFETY: `l` is a live thread of lem's state, the contract of every
+    // function that takes one (see the module doc of runtime/lua.rs).
+    unsafe {
+        let s = check_stream(l);
+        let Some(io) = s.0.io() else {
+            return lua::fail(l, "closed");
+        };
+        if s.0.kind != Kind::Tcp {
+            return lua::fail(l, "Operation not supported");
+        }
+        let r = libc::setsockopt(
+            io.raw(),
+            libc::IPPROTO_TCP,
+            libc::TCP_CORK,
+            &on as *const c_int as *const _,
+            std::mem::size_of::<c_int>() as _,
+        );
+        drop(io);
+        if r < 0 {
+            return fail_os(l, &io::Error::last_os_error());
+        }
+        ffi::lua_pushboolean(l, 1);
+        1
     }
-    let r = libc::setsockopt(
-        io.raw(),
-        libc::IPPROTO_TCP,
-        libc::TCP_CORK,
-        &on as *const c_int as *const _,
-        std::mem::size_of::<c_int>() as _,
-    );
-    drop(io);
-    if r < 0 {
-        return fail_os(l, &io::Error::last_os_error());
-    }
-    ffi::lua_pushboolean(l, 1);
-    1
 }
 
 /// stream:cork() -> true | nil, err
 unsafe extern "C-unwind" fn stream_cork(l: *mut lua_State) -> c_int {
-    cork(l, 1)
+    // SAFETY: Lua calls this C function on a thread of lem's state, so `l` is
+    // valid with LUA_MINSTACK free slots; it reads its own arguments (checked
+    // here) and the values it pushes (the rules of runtime/lua.rs).
+    unsafe { cork(l, 1) }
 }
 
 /// stream:uncork() -> true | nil, err
 unsafe extern "C-unwind" fn stream_uncork(l: *mut lua_State) -> c_int {
-    cork(l, 0)
+    // SAFETY: Lua calls this C function on a thread of lem's state, so `l` is
+    // valid with LUA_MINSTACK free slots; it reads its own arguments (checked
+    // here) and the values it pushes (the rules of runtime/lua.rs).
+    unsafe { cork(l, 0) }
 }
 
 /// stream:getpeer() -> ip, port | '*unix', uid, gid | nil, err
 unsafe extern "C-unwind" fn stream_getpeer(l: *mut lua_State) -> c_int {
-    let s = check_stream(l);
-    let Some(io) = s.0.io() else {
-        return lua::fail(l, "closed");
-    };
-    let fd = io.raw();
-    drop(io);
-    let mut ss: libc::sockaddr_storage = std::mem::zeroed();
-    let mut len = std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
-    if libc::getpeername(fd, &mut ss as *mut _ as *mut libc::sockaddr, &mut len) < 0 {
-        return fail_os(l, &io::Error::last_os_error());
-    }
-    match ss.ss_family as c_int {
-        libc::AF_UNIX => {
-            let mut cred: libc::ucred = std::mem::zeroed();
-            let mut clen = std::mem::size_of::<libc::ucred>() as libc::socklen_t;
-            if libc::getsockopt(
-                fd,
-                libc::SOL_SOCKET,
-                libc::SO_PEERCRED,
-                &mut cred as *mut _ as *mut _,
-                &mut clen,
-            ) < 0
-            {
-                return fail_os(l, &io::Error::last_os_error());
-            }
-            lua::push_str(l, "*unix");
-            ffi::lua_pushinteger(l, cred.uid as _);
-            ffi::lua_pushinteger(l, cred.gid as _);
-            3
+    // SAFETY: Lua calls this C function on a thread of lem's state, so `l` is
+    // valid with LUA_MINSTACK free slots; it reads its own arguments (checked
+    // here) and the values it pushes (the rules of runtime/lua.rs).
+    unsafe {
+        let s = check_stream(l);
+        let Some(io) = s.0.io() else {
+            return lua::fail(l, "closed");
+        };
+        let fd = io.raw();
+        drop(io);
+        let mut ss: libc::sockaddr_storage = std::mem::zeroed();
+        let mut len = std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+        if libc::getpeername(fd, &mut ss as *mut _ as *mut libc::sockaddr, &mut len) < 0 {
+            return fail_os(l, &io::Error::last_os_error());
         }
-        libc::AF_INET | libc::AF_INET6 => match super::tcp::sockaddr_to_std(&ss) {
-            Some(addr) => {
-                let ip = addr.ip().to_string();
-                lua::push_str(l, &ip);
-                drop(ip);
-                ffi::lua_pushinteger(l, addr.port() as _);
-                2
+        match ss.ss_family as c_int {
+            libc::AF_UNIX => {
+                let mut cred: libc::ucred = std::mem::zeroed();
+                let mut clen = std::mem::size_of::<libc::ucred>() as libc::socklen_t;
+                if libc::getsockopt(
+                    fd,
+                    libc::SOL_SOCKET,
+                    libc::SO_PEERCRED,
+                    &mut cred as *mut _ as *mut _,
+                    &mut clen,
+                ) < 0
+                {
+                    return fail_os(l, &io::Error::last_os_error());
+                }
+                lua::push_str(l, "*unix");
+                ffi::lua_pushinteger(l, cred.uid as _);
+                ffi::lua_pushinteger(l, cred.gid as _);
+                3
             }
-            None => lua::fail(l, "Address family not supported by protocol"),
-        },
-        _ => lua::fail(l, "Address family not supported by protocol"),
+            libc::AF_INET | libc::AF_INET6 => match super::tcp::sockaddr_to_std(&ss) {
+                Some(addr) => {
+                    let ip = addr.ip().to_string();
+                    lua::push_str(l, &ip);
+                    drop(ip);
+                    ffi::lua_pushinteger(l, addr.port() as _);
+                    2
+                }
+                None => lua::fail(l, "Address family not supported by protocol"),
+            },
+            _ => lua::fail(l, "Address family not supported by protocol"),
+        }
     }
 }
 
@@ -336,29 +375,38 @@ pub(crate) unsafe fn push_tls_stream(
     fd: OwnedFd,
     conn: tokio_rustls::rustls::Connection,
 ) -> c_int {
-    set_cloexec(fd.as_raw_fd());
-    if let Err(e) = set_nonblocking(fd.as_raw_fd(), true) {
-        return fail_os(l, &e);
-    }
-    match super::tls::stream::Tls::new(fd, conn) {
-        Ok(t) => {
-            push_io(l, Io::Tls(Box::new(t)), Kind::Tcp);
-            1
+    // SAFETY: `l` is a live thread of lem's state, the contract of every
+    // function that takes one (see the module doc of runtime/lua.rs).
+    unsafe {
+        set_cloexec(fd.as_raw_fd());
+        if let Err(e) = set_nonblocking(fd.as_raw_fd(), true) {
+            return fail_os(l, &e);
         }
-        Err(e) => fail_os(l, &e),
+        match super::tls::stream::Tls::new(fd, conn) {
+            Ok(t) => {
+                push_io(l, Io::Tls(Box::new(t)), Kind::Tcp);
+                1
+            }
+            Err(e) => fail_os(l, &e),
+        }
     }
 }
 
 /// stream:fileno() -> fd | nil, 'closed' (for tests and fd passing)
 unsafe extern "C-unwind" fn stream_fileno(l: *mut lua_State) -> c_int {
-    let s = check_stream(l);
-    match s.0.io() {
-        Some(io) => {
-            let fd = s.0.std.get().map_or(io.raw(), |(fd, _)| fd);
-            ffi::lua_pushinteger(l, fd as _);
-            1
+    // SAFETY: Lua calls this C function on a thread of lem's state, so `l` is
+    // valid with LUA_MINSTACK free slots; it reads its own arguments (checked
+    // here) and the values it pushes (the rules of runtime/lua.rs).
+    unsafe {
+        let s = check_stream(l);
+        match s.0.io() {
+            Some(io) => {
+                let fd = s.0.std.get().map_or(io.raw(), |(fd, _)| fd);
+                ffi::lua_pushinteger(l, fd as _);
+                1
+            }
+            None => lua::fail(l, "closed"),
         }
-        None => lua::fail(l, "closed"),
     }
 }
 

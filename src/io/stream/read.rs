@@ -55,31 +55,35 @@ impl Pending for Inner {
     }
 
     unsafe fn push(&self, t: *mut lua_State) -> c_int {
-        self.rd.end();
-        let done = self.read_done.take();
-        let Some(ReadDone { r, fmt, limit }) =
-            done.filter(|_| self.io.borrow().is_some() || self.ended.get())
-        else {
-            return lua::fail(t, "closed");
-        };
-        match r {
-            Ok(scan) => {
-                let eof = self.eof.get();
-                let mut input = self.input.borrow_mut();
-                let n = match scan {
-                    Some(scan) => fmt.finish(t, &mut input, scan, eof, limit, "closed"),
-                    None => fmt.finish_now(t, &mut input, eof, limit, "closed"),
-                };
-                drop(input);
-                if eof {
-                    // The end closes the stream (the read's values are
-                    // pushed already).
-                    self.end_input();
+        // SAFETY: `t` is a live thread of lem's state, the contract of every
+        // function that takes one (see the module doc of runtime/lua.rs).
+        unsafe {
+            self.rd.end();
+            let done = self.read_done.take();
+            let Some(ReadDone { r, fmt, limit }) =
+                done.filter(|_| self.io.borrow().is_some() || self.ended.get())
+            else {
+                return lua::fail(t, "closed");
+            };
+            match r {
+                Ok(scan) => {
+                    let eof = self.eof.get();
+                    let mut input = self.input.borrow_mut();
+                    let n = match scan {
+                        Some(scan) => fmt.finish(t, &mut input, scan, eof, limit, "closed"),
+                        None => fmt.finish_now(t, &mut input, eof, limit, "closed"),
+                    };
+                    drop(input);
+                    if eof {
+                        // The end closes the stream (the read's values are
+                        // pushed already).
+                        self.end_input();
+                    }
+                    n
                 }
-                n
+                Err(Stop::Timeout) => lua::fail(t, "timeout"),
+                Err(Stop::Error(e)) => fail_os(t, &e),
             }
-            Err(Stop::Timeout) => lua::fail(t, "timeout"),
-            Err(Stop::Error(e)) => fail_os(t, &e),
         }
     }
 }
@@ -195,91 +199,109 @@ fn fill_now(io: &Io, input: &mut Input, cleared: &Cell<bool>) -> io::Result<usiz
 
 /// stream:read([fmt, ...]) -> data | nil, err
 pub(super) unsafe extern "C-unwind" fn stream_read(l: *mut lua_State) -> c_int {
-    let s = check_stream(l);
-    let fmt = parsers::check_format(l, 2);
-    read(l, s, fmt)
+    // SAFETY: Lua calls this C function on a thread of lem's state, so `l` is
+    // valid with LUA_MINSTACK free slots; it reads its own arguments (checked
+    // here) and the values it pushes (the rules of runtime/lua.rs).
+    unsafe {
+        let s = check_stream(l);
+        let fmt = parsers::check_format(l, 2);
+        read(l, s, fmt)
+    }
 }
 
 /// stream:readp(parser, ...) -> data | nil, err: `read` with a
 /// `parsers.lookup` value (for `parsers.newreader`).
 pub(super) unsafe extern "C-unwind" fn stream_readp(l: *mut lua_State) -> c_int {
-    let s = check_stream(l);
-    lua::check_any(l, 2);
-    let fmt = parsers::check_format(l, 2);
-    read(l, s, fmt)
+    // SAFETY: Lua calls this C function on a thread of lem's state, so `l` is
+    // valid with LUA_MINSTACK free slots; it reads its own arguments (checked
+    // here) and the values it pushes (the rules of runtime/lua.rs).
+    unsafe {
+        let s = check_stream(l);
+        lua::check_any(l, 2);
+        let fmt = parsers::check_format(l, 2);
+        read(l, s, fmt)
+    }
 }
 
 /// Read `fmt` from `s`: at once when the buffer or the kernel has it, else
 /// suspend until it is complete (`'busy'` to another reader meanwhile).
 pub(crate) unsafe fn read(l: *mut lua_State, s: &Stream, fmt: Fmt) -> c_int {
-    let inner = &s.0;
-    if inner.idle.get() == Idle::Waiting && !inner.rd.is_active() {
-        inner.idle.set(Idle::Busy);
+    // SAFETY: `l` is a live thread of lem's state, the contract of every
+    // function that takes one (see the module doc of runtime/lua.rs).
+    unsafe {
+        let inner = &s.0;
+        if inner.idle.get() == Idle::Waiting && !inner.rd.is_active() {
+            inner.idle.set(Idle::Busy);
+        }
+        read_any(l, s, fmt)
     }
-    read_any(l, s, fmt)
 }
 
 /// [`read`] and [`read_idle`].
 pub(super) unsafe fn read_any(l: *mut lua_State, s: &Stream, fmt: Fmt) -> c_int {
-    let inner = &s.0;
-    if inner.rd.is_active() {
-        return lua::fail(l, "busy");
-    }
-    let limit = inner.limit.get();
-    let Some(io) = inner.io() else {
-        if inner.ended.get() && !inner.input.borrow().is_empty() {
-            // What came before the end is still read.
+    // SAFETY: `l` is a live thread of lem's state, the contract of every
+    // function that takes one (see the module doc of runtime/lua.rs).
+    unsafe {
+        let inner = &s.0;
+        if inner.rd.is_active() {
+            return lua::fail(l, "busy");
+        }
+        let limit = inner.limit.get();
+        let Some(io) = inner.io() else {
+            if inner.ended.get() && !inner.input.borrow().is_empty() {
+                // What came before the end is still read.
+                let mut input = inner.input.borrow_mut();
+                return fmt.finish_now(l, &mut input, true, limit, "closed");
+            }
+            return lua::fail(l, "closed");
+        };
+        // Serve what is possible now: buffered input, then what the kernel has.
+        loop {
             let mut input = inner.input.borrow_mut();
-            return fmt.finish_now(l, &mut input, true, limit, "closed");
-        }
-        return lua::fail(l, "closed");
-    };
-    // Serve what is possible now: buffered input, then what the kernel has.
-    loop {
-        let mut input = inner.input.borrow_mut();
-        let eof = inner.eof.get();
-        if let Some(scan) = fmt.look(&input, eof, limit) {
-            let n = fmt.finish(l, &mut input, scan, eof, limit, "closed");
-            if eof {
-                drop((input, io));
-                inner.end_input();
+            let eof = inner.eof.get();
+            if let Some(scan) = fmt.look(&input, eof, limit) {
+                let n = fmt.finish(l, &mut input, scan, eof, limit, "closed");
+                if eof {
+                    drop((input, io));
+                    inner.end_input();
+                }
+                return n;
             }
-            return n;
-        }
-        // After a drain, wait at once: the wait's first look at the
-        // readiness finds any event that came since. (A read that cannot
-        // suspend still asks now.)
-        if inner.drained.get() && can_suspend(l) {
-            break;
-        }
-        match fill_now(&io, &mut input, &inner.drained) {
-            Ok(0) => inner.eof.set(true),
-            Ok(_) => {}
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-            Err(e) => {
-                drop(input);
-                drop(io);
-                return fail_os(l, &e);
+            // After a drain, wait at once: the wait's first look at the
+            // readiness finds any event that came since. (A read that cannot
+            // suspend still asks now.)
+            if inner.drained.get() && can_suspend(l) {
+                break;
+            }
+            match fill_now(&io, &mut input, &inner.drained) {
+                Ok(0) => inner.eof.set(true),
+                Ok(_) => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) => {
+                    drop(input);
+                    drop(io);
+                    return fail_os(l, &e);
+                }
             }
         }
-    }
-    if !can_suspend(l) {
+        if !can_suspend(l) {
+            drop(io);
+            cannot_suspend(l);
+        }
         drop(io);
-        cannot_suspend(l);
+        // From the loop time, as the original's libev timers.
+        let deadline = inner
+            .timeout
+            .get()
+            .map(|d| Instant::from_std(scheduler::get().now_instant()) + d);
+        inner.reading.set(Some(Reading {
+            fmt,
+            limit,
+            deadline,
+        }));
+        scheduler::get().prepare(Commit::Wait(inner.clone()));
+        crate::runtime::scheduler::suspend(l)
     }
-    drop(io);
-    // From the loop time, as the original's libev timers.
-    let deadline = inner
-        .timeout
-        .get()
-        .map(|d| Instant::from_std(scheduler::get().now_instant()) + d);
-    inner.reading.set(Some(Reading {
-        fmt,
-        limit,
-        deadline,
-    }));
-    scheduler::get().prepare(Commit::Wait(inner.clone()));
-    crate::runtime::scheduler::suspend(l)
 }
 
 impl Inner {

@@ -34,33 +34,38 @@ pub(super) static STDIO_NONBLOCK: AtomicU8 = AtomicU8::new(0);
 /// Anything else (a socket, which cannot be opened again) is fd N itself,
 /// made non-blocking and restored at exit; a regular file never waits.
 pub(crate) unsafe extern "C-unwind" fn stdio(l: *mut lua_State) -> c_int {
-    let fd = lua::check_integer(l, 1);
-    if !(0..=2).contains(&fd) {
-        lua::arg_error(l, 1, c"not a standard descriptor");
-    }
-    let fd = fd as RawFd;
-    if let Some(own) = reopen_std(fd) {
-        let n = push_stream(l, own);
+    // SAFETY: Lua calls this C function on a thread of lem's state, so `l` is
+    // valid with LUA_MINSTACK free slots; it reads its own arguments (checked
+    // here) and the values it pushes (the rules of runtime/lua.rs).
+    unsafe {
+        let fd = lua::check_integer(l, 1);
+        if !(0..=2).contains(&fd) {
+            lua::arg_error(l, 1, c"not a standard descriptor");
+        }
+        let fd = fd as RawFd;
+        if let Some(own) = reopen_std(fd) {
+            let n = push_stream(l, own);
+            if n == 1 {
+                let s = &*(ffi::lua_touserdata(l, -1) as *const Stream);
+                s.0.std.set(Some((fd, true)));
+            }
+            return n;
+        }
+        let flags = libc::fcntl(fd, libc::F_GETFL);
+        if flags < 0 {
+            return fail_os(l, &io::Error::last_os_error());
+        }
+        if flags & libc::O_NONBLOCK == 0 {
+            STDIO_NONBLOCK.fetch_or(1 << fd, Ordering::SeqCst);
+        }
+        // SAFETY: the standard descriptor is handed to the stream, as LEM did.
+        let n = push_stream(l, OwnedFd::from_raw_fd(fd));
         if n == 1 {
             let s = &*(ffi::lua_touserdata(l, -1) as *const Stream);
-            s.0.std.set(Some((fd, true)));
+            s.0.std.set(Some((fd, false)));
         }
-        return n;
+        n
     }
-    let flags = libc::fcntl(fd, libc::F_GETFL);
-    if flags < 0 {
-        return fail_os(l, &io::Error::last_os_error());
-    }
-    if flags & libc::O_NONBLOCK == 0 {
-        STDIO_NONBLOCK.fetch_or(1 << fd, Ordering::SeqCst);
-    }
-    // SAFETY: the standard descriptor is handed to the stream, as LEM did.
-    let n = push_stream(l, OwnedFd::from_raw_fd(fd));
-    if n == 1 {
-        let s = &*(ffi::lua_touserdata(l, -1) as *const Stream);
-        s.0.std.set(Some((fd, false)));
-    }
-    n
 }
 
 /// A descriptor of its own on what standard descriptor `fd` is, if that is

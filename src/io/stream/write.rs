@@ -80,31 +80,36 @@ pub(super) fn writev_all(fd: RawFd, bufs: &[&[u8]], mut skip: usize) -> (usize, 
 
 /// stream:write(s1, s2, ...) -> true | nil, err
 pub(super) unsafe extern "C-unwind" fn stream_write(l: *mut lua_State) -> c_int {
-    let s = check_stream(l);
-    let n = ffi::lua_gettop(l);
-    for i in 2..=n {
-        lua::check_lstring(l, i, std::ptr::null_mut());
-    }
-    // The strings stay on the stack (so alive) for this whole call.
-    let mut parts: [&[u8]; 16] = [&[]; 16];
-    let mut more: Vec<&[u8]> = Vec::new();
-    let count = (n - 1).max(0) as usize;
-    for i in 0..count {
-        let b = lua::to_bytes(l, i as c_int + 2).unwrap_or_default();
-        if count <= parts.len() {
-            parts[i] = b;
-        } else {
-            more.push(b);
+    // SAFETY: Lua calls this C function on a thread of lem's state, so `l` is
+    // valid with LUA_MINSTACK free slots; it reads its own arguments (checked
+    // here) and the values it pushes (the rules of runtime/lua.rs).
+    unsafe {
+        let s = check_stream(l);
+        let n = ffi::lua_gettop(l);
+        for i in 2..=n {
+            lua::check_lstring(l, i, std::ptr::null_mut());
         }
+        // The strings stay on the stack (so alive) for this whole call.
+        let mut parts: [&[u8]; 16] = [&[]; 16];
+        let mut more: Vec<&[u8]> = Vec::new();
+        let count = (n - 1).max(0) as usize;
+        for i in 0..count {
+            let b = lua::to_bytes(l, i as c_int + 2).unwrap_or_default();
+            if count <= parts.len() {
+                parts[i] = b;
+            } else {
+                more.push(b);
+            }
+        }
+        let bufs: &[&[u8]] = if count <= parts.len() {
+            &parts[..count]
+        } else {
+            &more
+        };
+        let r = write(l, s, bufs, Failure::Nil);
+        drop(more);
+        r.finish(l)
     }
-    let bufs: &[&[u8]] = if count <= parts.len() {
-        &parts[..count]
-    } else {
-        &more
-    };
-    let r = write(l, s, bufs, Failure::Nil);
-    drop(more);
-    r.finish(l)
 }
 
 /// How [`write`] reports a failure: `nil, err`, as stream methods do, or
@@ -118,11 +123,15 @@ pub(crate) enum Failure {
 impl Failure {
     /// Apply to the `n` values just pushed (a failure is two).
     unsafe fn apply(self, l: *mut lua_State, n: c_int) -> c_int {
-        if self == Failure::False && n == 2 && ffi::lua_type(l, -2) == ffi::LUA_TNIL {
-            ffi::lua_pushboolean(l, 0);
-            ffi::lua_replace(l, -3);
+        // SAFETY: `l` is a live thread of lem's state, the contract of every
+        // function that takes one (see the module doc of runtime/lua.rs).
+        unsafe {
+            if self == Failure::False && n == 2 && ffi::lua_type(l, -2) == ffi::LUA_TNIL {
+                ffi::lua_pushboolean(l, 0);
+                ffi::lua_replace(l, -3);
+            }
+            n
         }
-        n
     }
 }
 
@@ -143,11 +152,15 @@ impl Write {
     /// raise). Call with nothing left on the Rust stack that needs
     /// dropping.
     pub(crate) unsafe fn finish(self, l: *mut lua_State) -> c_int {
-        match self {
-            Write::Sent => 1,
-            Write::Failed(n) => n,
-            Write::Suspend => crate::runtime::scheduler::suspend(l),
-            Write::Outside => cannot_suspend(l),
+        // SAFETY: `l` is a live thread of lem's state, the contract of every
+        // function that takes one (see the module doc of runtime/lua.rs).
+        unsafe {
+            match self {
+                Write::Sent => 1,
+                Write::Failed(n) => n,
+                Write::Suspend => crate::runtime::scheduler::suspend(l),
+                Write::Outside => cannot_suspend(l),
+            }
         }
     }
 }
@@ -162,55 +175,59 @@ pub(crate) unsafe fn write(
     bufs: &[&[u8]],
     failure: Failure,
 ) -> Write {
-    let inner = &s.0;
-    if inner.wr.is_active() {
-        return Write::Failed(failure.apply(l, lua::fail(l, "busy")));
-    }
-    let Some(io) = inner.io() else {
-        return Write::Failed(failure.apply(l, lua::fail(l, "closed")));
-    };
-    if inner.std.get().is_some() {
-        // What `print` buffered comes first.
-        flush_c_stdio();
-    }
-    let (done, err) = io.write(bufs, 0);
-    match err {
-        None => {
-            ffi::lua_pushboolean(l, 1);
-            return Write::Sent;
+    // SAFETY: `l` is a live thread of lem's state, the contract of every
+    // function that takes one (see the module doc of runtime/lua.rs).
+    unsafe {
+        let inner = &s.0;
+        if inner.wr.is_active() {
+            return Write::Failed(failure.apply(l, lua::fail(l, "busy")));
         }
-        Some(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-        Some(e) => {
-            drop(io);
-            let n = if is_disconnect(&e) {
-                lua::fail(l, "closed")
+        let Some(io) = inner.io() else {
+            return Write::Failed(failure.apply(l, lua::fail(l, "closed")));
+        };
+        if inner.std.get().is_some() {
+            // What `print` buffered comes first.
+            flush_c_stdio();
+        }
+        let (done, err) = io.write(bufs, 0);
+        match err {
+            None => {
+                ffi::lua_pushboolean(l, 1);
+                return Write::Sent;
+            }
+            Some(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+            Some(e) => {
+                drop(io);
+                let n = if is_disconnect(&e) {
+                    lua::fail(l, "closed")
+                } else {
+                    fail_os(l, &e)
+                };
+                return Write::Failed(failure.apply(l, n));
+            }
+        }
+        // The kernel is full: keep the rest and write it from the loop.
+        let total: usize = bufs.iter().map(|b| b.len()).sum();
+        let mut rest = Vec::with_capacity(total - done);
+        let mut skip = done;
+        for b in bufs {
+            if skip >= b.len() {
+                skip -= b.len();
             } else {
-                fail_os(l, &e)
-            };
-            return Write::Failed(failure.apply(l, n));
+                rest.extend_from_slice(&b[skip..]);
+                skip = 0;
+            }
         }
-    }
-    // The kernel is full: keep the rest and write it from the loop.
-    let total: usize = bufs.iter().map(|b| b.len()).sum();
-    let mut rest = Vec::with_capacity(total - done);
-    let mut skip = done;
-    for b in bufs {
-        if skip >= b.len() {
-            skip -= b.len();
-        } else {
-            rest.extend_from_slice(&b[skip..]);
-            skip = 0;
+        if !can_suspend(l) {
+            return Write::Outside;
         }
+        let inner = inner.clone();
+        scheduler::get().prepare(Commit::Custom(Box::new(move |w| {
+            let fut = Box::pin(write_wait(inner.clone(), io, rest, failure));
+            inner.wr.begin(w, fut);
+        })));
+        Write::Suspend
     }
-    if !can_suspend(l) {
-        return Write::Outside;
-    }
-    let inner = inner.clone();
-    scheduler::get().prepare(Commit::Custom(Box::new(move |w| {
-        let fut = Box::pin(write_wait(inner.clone(), io, rest, failure));
-        inner.wr.begin(w, fut);
-    })));
-    Write::Suspend
 }
 
 /// Wait until the socket takes all of `data`; resume with `true`.
@@ -240,6 +257,8 @@ async fn write_wait(inner: Rc<Inner>, io: Rc<Io>, data: Vec<u8>, failure: Failur
     };
     let r = bounded(inner.timeout.get(), work).await;
     drop(io);
+    // SAFETY: the scheduler calls a Resume::Push closure with the resumed
+    // thread `t`, with room for the values it pushes.
     Resume::Push(Box::new(move |t| unsafe {
         failure.apply(t, write_result(t, &inner, r))
     }))
@@ -249,15 +268,19 @@ unsafe fn write_result<T>(t: *mut lua_State, inner: &Inner, r: Result<T, Stop>) 
 where
     T: PushValue,
 {
-    inner.wr.end();
-    if inner.io.borrow().is_none() {
-        return lua::fail(t, "closed");
-    }
-    match r {
-        Ok(v) => v.push(t),
-        Err(Stop::Timeout) => lua::fail(t, "timeout"),
-        Err(Stop::Error(e)) if is_disconnect(&e) => lua::fail(t, "closed"),
-        Err(Stop::Error(e)) => fail_os(t, &e),
+    // SAFETY: `t` is a live thread of lem's state, the contract of every
+    // function that takes one (see the module doc of runtime/lua.rs).
+    unsafe {
+        inner.wr.end();
+        if inner.io.borrow().is_none() {
+            return lua::fail(t, "closed");
+        }
+        match r {
+            Ok(v) => v.push(t),
+            Err(Stop::Timeout) => lua::fail(t, "timeout"),
+            Err(Stop::Error(e)) if is_disconnect(&e) => lua::fail(t, "closed"),
+            Err(Stop::Error(e)) => fail_os(t, &e),
+        }
     }
 }
 
@@ -268,54 +291,67 @@ trait PushValue {
 
 impl PushValue for () {
     unsafe fn push(self, l: *mut lua_State) -> c_int {
-        ffi::lua_pushboolean(l, 1);
-        1
+        // SAFETY: `l` is a live thread of lem's state, the contract of every
+        // function that takes one (see the module doc of runtime/lua.rs).
+        unsafe {
+            ffi::lua_pushboolean(l, 1);
+            1
+        }
     }
 }
 
 impl PushValue for u64 {
     unsafe fn push(self, l: *mut lua_State) -> c_int {
-        ffi::lua_pushinteger(l, self as _);
-        1
+        // SAFETY: `l` is a live thread of lem's state, the contract of every
+        // function that takes one (see the module doc of runtime/lua.rs).
+        unsafe {
+            ffi::lua_pushinteger(l, self as _);
+            1
+        }
     }
 }
 
 /// stream:sendfile(file, size [, offset]) -> bytes | nil, err
 pub(super) unsafe extern "C-unwind" fn stream_sendfile(l: *mut lua_State) -> c_int {
-    let s = check_stream(l);
-    let f: &crate::io::file::File = lua::check_object(l, 2, crate::io::file::FILE);
-    let size = lua::check_integer(l, 3);
-    if size < 0 {
-        lua::arg_error(l, 3, c"size must not be negative");
+    // SAFETY: Lua calls this C function on a thread of lem's state, so `l` is
+    // valid with LUA_MINSTACK free slots; it reads its own arguments (checked
+    // here) and the values it pushes (the rules of runtime/lua.rs).
+    unsafe {
+        let s = check_stream(l);
+        let f: &crate::io::file::File = lua::check_object(l, 2, crate::io::file::FILE);
+        let size = lua::check_integer(l, 3);
+        if size < 0 {
+            lua::arg_error(l, 3, c"size must not be negative");
+        }
+        let offset = lua::opt_integer(l, 4, 0);
+        if offset < 0 {
+            lua::arg_error(l, 4, c"offset must not be negative");
+        }
+        let inner = &s.0;
+        if inner.wr.is_active() {
+            return lua::fail(l, "busy");
+        }
+        let Some(io) = inner.io() else {
+            return lua::fail(l, "closed");
+        };
+        let Some(src) = f.fd() else {
+            drop(io);
+            return lua::fail(l, "closed");
+        };
+        if !can_suspend(l) {
+            drop((io, src));
+            cannot_suspend(l);
+        }
+        if inner.std.get().is_some() {
+            flush_c_stdio();
+        }
+        let inner = inner.clone();
+        scheduler::get().prepare(Commit::Custom(Box::new(move |w| {
+            let fut = Box::pin(sendfile_wait(inner.clone(), io, src, size as u64, offset));
+            inner.wr.begin(w, fut);
+        })));
+        crate::runtime::scheduler::suspend(l)
     }
-    let offset = lua::opt_integer(l, 4, 0);
-    if offset < 0 {
-        lua::arg_error(l, 4, c"offset must not be negative");
-    }
-    let inner = &s.0;
-    if inner.wr.is_active() {
-        return lua::fail(l, "busy");
-    }
-    let Some(io) = inner.io() else {
-        return lua::fail(l, "closed");
-    };
-    let Some(src) = f.fd() else {
-        drop(io);
-        return lua::fail(l, "closed");
-    };
-    if !can_suspend(l) {
-        drop((io, src));
-        cannot_suspend(l);
-    }
-    if inner.std.get().is_some() {
-        flush_c_stdio();
-    }
-    let inner = inner.clone();
-    scheduler::get().prepare(Commit::Custom(Box::new(move |w| {
-        let fut = Box::pin(sendfile_wait(inner.clone(), io, src, size as u64, offset));
-        inner.wr.begin(w, fut);
-    })));
-    crate::runtime::scheduler::suspend(l)
 }
 
 /// Copy `size` bytes of `src` from `offset` with the kernel's sendfile,
@@ -330,6 +366,8 @@ async fn sendfile_wait(
     if let Io::Tls(t) = &*io {
         let r = bounded(inner.timeout.get(), copy_to_tls(t, &src, size, offset)).await;
         drop(io);
+        // SAFETY: the scheduler calls a Resume::Push closure with the resumed
+        // thread `t`, with room for the values it pushes.
         return Resume::Push(Box::new(move |t| unsafe { write_result(t, &inner, r) }));
     }
     let work = async {
@@ -360,6 +398,8 @@ async fn sendfile_wait(
     };
     let r = bounded(inner.timeout.get(), work).await;
     drop(io);
+    // SAFETY: the scheduler calls a Resume::Push closure with the resumed
+    // thread `t`, with room for the values it pushes.
     Resume::Push(Box::new(move |t| unsafe { write_result(t, &inner, r) }))
 }
 

@@ -164,19 +164,23 @@ type Established = (OwnedFd, rustls::Connection, Option<Vec<u8>>);
 
 /// Push the connection as a Stream (with the negotiated ALPN protocol).
 unsafe fn push_result(t: *mut lua_State, r: Result<Established, String>) -> c_int {
-    match r {
-        Ok((fd, conn, alpn)) => {
-            let n = crate::io::stream::push_tls_stream(t, fd, conn);
-            if n != 1 {
-                return n;
+    // SAFETY: `t` is a live thread of lem's state, the contract of every
+    // function that takes one (see the module doc of runtime/lua.rs).
+    unsafe {
+        match r {
+            Ok((fd, conn, alpn)) => {
+                let n = crate::io::stream::push_tls_stream(t, fd, conn);
+                if n != 1 {
+                    return n;
+                }
+                match alpn {
+                    Some(p) => lua::push_bytes(t, &p),
+                    None => ffi::lua_pushnil(t),
+                }
+                2
             }
-            match alpn {
-                Some(p) => lua::push_bytes(t, &p),
-                None => ffi::lua_pushnil(t),
-            }
-            2
+            Err(msg) => lua::fail(t, &msg),
         }
-        Err(msg) => lua::fail(t, &msg),
     }
 }
 
@@ -188,64 +192,81 @@ fn into_fd(tcp: tokio::net::TcpStream) -> Result<OwnedFd, String> {
 }
 
 unsafe fn opt_string(l: *mut lua_State, idx: c_int, key: &CStr) -> Option<String> {
-    ffi::lua_getfield(l, idx, key.as_ptr());
-    let v = if ffi::lua_type(l, -1) == ffi::LUA_TSTRING {
-        lua::to_bytes(l, -1).map(|b| String::from_utf8_lossy(b).into_owned())
-    } else {
-        None
-    };
-    ffi::lua_pop(l, 1);
-    v
+    // SAFETY: `l` is a live thread of lem's state, the contract of every
+    // function that takes one (see the module doc of runtime/lua.rs).
+    unsafe {
+        ffi::lua_getfield(l, idx, key.as_ptr());
+        let v = if ffi::lua_type(l, -1) == ffi::LUA_TSTRING {
+            lua::to_bytes(l, -1).map(|b| String::from_utf8_lossy(b).into_owned())
+        } else {
+            None
+        };
+        ffi::lua_pop(l, 1);
+        v
+    }
 }
 
 /// Whether there is an options table at `idx` (raises if it is not one).
 unsafe fn check_options(l: *mut lua_State, idx: c_int) -> bool {
-    let has = !lua::is_none_or_nil(l, idx);
-    if has {
-        lua::check_type(l, idx, ffi::LUA_TTABLE);
+    // SAFETY: `l` is a live thread of lem's state, the contract of every
+    // function that takes one (see the module doc of runtime/lua.rs).
+    unsafe {
+        let has = !lua::is_none_or_nil(l, idx);
+        if has {
+            lua::check_type(l, idx, ffi::LUA_TTABLE);
+        }
+        has
     }
-    has
 }
 
 /// The client options table at `idx` (cafile, sni, insecure, alpn).
 unsafe fn client_options(l: *mut lua_State, idx: c_int, has_opts: bool) -> ClientOptions {
-    let mut o = ClientOptions::default();
-    if has_opts {
-        o.cafile = opt_string(l, idx, c"cafile");
-        o.sni = opt_string(l, idx, c"sni");
-        ffi::lua_getfield(l, idx, c"insecure".as_ptr());
-        o.insecure = ffi::lua_toboolean(l, -1) != 0;
-        ffi::lua_pop(l, 1);
-        ffi::lua_getfield(l, idx, c"alpn".as_ptr());
-        if ffi::lua_type(l, -1) == ffi::LUA_TTABLE {
-            let mut i = 1;
-            while ffi::lua_rawgeti(l, -1, i) == ffi::LUA_TSTRING {
-                o.alpn
-                    .push(lua::to_bytes(l, -1).unwrap_or_default().to_vec());
+    // SAFETY: `l` is a live thread of lem's state, the contract of every
+    // function that takes one (see the module doc of runtime/lua.rs).
+    unsafe {
+        let mut o = ClientOptions::default();
+        if has_opts {
+            o.cafile = opt_string(l, idx, c"cafile");
+            o.sni = opt_string(l, idx, c"sni");
+            ffi::lua_getfield(l, idx, c"insecure".as_ptr());
+            o.insecure = ffi::lua_toboolean(l, -1) != 0;
+            ffi::lua_pop(l, 1);
+            ffi::lua_getfield(l, idx, c"alpn".as_ptr());
+            if ffi::lua_type(l, -1) == ffi::LUA_TTABLE {
+                let mut i = 1;
+                while ffi::lua_rawgeti(l, -1, i) == ffi::LUA_TSTRING {
+                    o.alpn
+                        .push(lua::to_bytes(l, -1).unwrap_or_default().to_vec());
+                    ffi::lua_pop(l, 1);
+                    i += 1;
+                }
                 ffi::lua_pop(l, 1);
-                i += 1;
             }
             ffi::lua_pop(l, 1);
         }
-        ffi::lua_pop(l, 1);
+        o
     }
-    o
 }
 
 /// core.connect(host, port [, options]) -> Stream, alpn | nil, err
 unsafe extern "C-unwind" fn connect(l: *mut lua_State) -> c_int {
-    lua::check_lstring(l, 1, std::ptr::null_mut());
-    let port = crate::io::tcp::check_port(l, 2);
-    let has_opts = check_options(l, 3);
-    check_suspendable(l);
-    // No more raising below: owned values from here.
-    let host = String::from_utf8_lossy(lua::to_bytes(l, 1).unwrap_or_default()).into_owned();
-    let o = client_options(l, 3, has_opts);
-    scheduler::get().prepare(Commit::Future(Box::pin(async move {
-        let r = client_handshake(host, port, o).await;
-        Resume::Push(Box::new(move |t| unsafe { push_result(t, r) }))
-    })));
-    crate::runtime::scheduler::suspend(l)
+    // SAFETY: Lua calls this C function on a thread of lem's state, so `l` is
+    // valid with LUA_MINSTACK free slots; it reads its own arguments (checked
+    // here) and the values it pushes (the rules of runtime/lua.rs).
+    unsafe {
+        lua::check_lstring(l, 1, std::ptr::null_mut());
+        let port = crate::io::tcp::check_port(l, 2);
+        let has_opts = check_options(l, 3);
+        check_suspendable(l);
+        // No more raising below: owned values from here.
+        let host = String::from_utf8_lossy(lua::to_bytes(l, 1).unwrap_or_default()).into_owned();
+        let o = client_options(l, 3, has_opts);
+        scheduler::get().prepare(Commit::Future(Box::pin(async move {
+            let r = client_handshake(host, port, o).await;
+            Resume::Push(Box::new(move |t| push_result(t, r)))
+        })));
+        crate::runtime::scheduler::suspend(l)
+    }
 }
 
 async fn client_handshake(
@@ -333,59 +354,70 @@ struct Context(TlsAcceptor);
 
 /// core.context(certfile, keyfile [, alpn...]) -> context | nil, err
 unsafe extern "C-unwind" fn context(l: *mut lua_State) -> c_int {
-    lua::check_lstring(l, 1, std::ptr::null_mut());
-    lua::check_lstring(l, 2, std::ptr::null_mut());
-    let n = ffi::lua_gettop(l);
-    for i in 3..=n {
-        lua::check_lstring(l, i, std::ptr::null_mut());
-    }
-    let cert = String::from_utf8_lossy(lua::to_bytes(l, 1).unwrap_or_default()).into_owned();
-    let key = String::from_utf8_lossy(lua::to_bytes(l, 2).unwrap_or_default()).into_owned();
-    let alpn: Vec<Vec<u8>> = (3..=n)
-        .map(|i| lua::to_bytes(l, i).unwrap_or_default().to_vec())
-        .collect();
-    let r = (|| -> Result<ServerConfig, String> {
-        let certs = read_certs(&cert)?;
-        let f = std::fs::File::open(&key).map_err(|e| format!("{key}: {}", os_error_text(&e)))?;
-        let pk: PrivateKeyDer = rustls_pemfile::private_key(&mut io::BufReader::new(f))
-            .map_err(|e| format!("{key}: {e}"))?
-            .ok_or_else(|| format!("{key}: no private key found"))?;
-        let mut cfg = ServerConfig::builder_with_provider(provider())
-            .with_safe_default_protocol_versions()
-            .map_err(|e| e.to_string())?
-            .with_no_client_auth()
-            .with_single_cert(certs, pk)
-            .map_err(|e| e.to_string())?;
-        cfg.alpn_protocols = alpn;
-        Ok(cfg)
-    })();
-    match r {
-        Ok(cfg) => {
-            lua::new_class(l, CONTEXT, CONTEXT_METHODS, Some(lua::gc::<Context>));
-            ffi::lua_pop(l, 1);
-            lua::push_object(l, CONTEXT, Context(TlsAcceptor::from(Arc::new(cfg))));
-            1
+    // SAFETY: Lua calls this C function on a thread of lem's state, so `l` is
+    // valid with LUA_MINSTACK free slots; it reads its own arguments (checked
+    // here) and the values it pushes (the rules of runtime/lua.rs).
+    unsafe {
+        lua::check_lstring(l, 1, std::ptr::null_mut());
+        lua::check_lstring(l, 2, std::ptr::null_mut());
+        let n = ffi::lua_gettop(l);
+        for i in 3..=n {
+            lua::check_lstring(l, i, std::ptr::null_mut());
         }
-        Err(msg) => lua::fail(l, &msg),
+        let cert = String::from_utf8_lossy(lua::to_bytes(l, 1).unwrap_or_default()).into_owned();
+        let key = String::from_utf8_lossy(lua::to_bytes(l, 2).unwrap_or_default()).into_owned();
+        let alpn: Vec<Vec<u8>> = (3..=n)
+            .map(|i| lua::to_bytes(l, i).unwrap_or_default().to_vec())
+            .collect();
+        let r = (|| -> Result<ServerConfig, String> {
+            let certs = read_certs(&cert)?;
+            let f =
+                std::fs::File::open(&key).map_err(|e| format!("{key}: {}", os_error_text(&e)))?;
+            let pk: PrivateKeyDer = rustls_pemfile::private_key(&mut io::BufReader::new(f))
+                .map_err(|e| format!("{key}: {e}"))?
+                .ok_or_else(|| format!("{key}: no private key found"))?;
+            let mut cfg = ServerConfig::builder_with_provider(provider())
+                .with_safe_default_protocol_versions()
+                .map_err(|e| e.to_string())?
+                .with_no_client_auth()
+                .with_single_cert(certs, pk)
+                .map_err(|e| e.to_string())?;
+            cfg.alpn_protocols = alpn;
+            Ok(cfg)
+        })();
+        match r {
+            Ok(cfg) => {
+                lua::new_class(l, CONTEXT, CONTEXT_METHODS, Some(lua::gc::<Context>));
+                ffi::lua_pop(l, 1);
+                lua::push_object(l, CONTEXT, Context(TlsAcceptor::from(Arc::new(cfg))));
+                1
+            }
+            Err(msg) => lua::fail(l, &msg),
+        }
     }
 }
 
 /// ctx:wrap(fd) -> Stream, alpn | nil, err: a server-side handshake on a
 /// duplicate of the accepted socket `fd` (the caller closes its own).
 unsafe extern "C-unwind" fn context_wrap(l: *mut lua_State) -> c_int {
-    let ctx: &Context = lua::check_object(l, 1, CONTEXT);
-    let fd = lua::check_integer(l, 2);
-    check_suspendable(l);
-    let owned = match dup_socket(fd) {
-        Ok(fd) => fd,
-        Err(e) => return lua::fail(l, &os_error_text(&e)),
-    };
-    let acceptor = ctx.0.clone();
-    scheduler::get().prepare(Commit::Future(Box::pin(async move {
-        let r = server_handshake(acceptor, owned).await;
-        Resume::Push(Box::new(move |t| unsafe { push_result(t, r) }))
-    })));
-    crate::runtime::scheduler::suspend(l)
+    // SAFETY: Lua calls this C function on a thread of lem's state, so `l` is
+    // valid with LUA_MINSTACK free slots; it reads its own arguments (checked
+    // here) and the values it pushes (the rules of runtime/lua.rs).
+    unsafe {
+        let ctx: &Context = lua::check_object(l, 1, CONTEXT);
+        let fd = lua::check_integer(l, 2);
+        check_suspendable(l);
+        let owned = match dup_socket(fd) {
+            Ok(fd) => fd,
+            Err(e) => return lua::fail(l, &os_error_text(&e)),
+        };
+        let acceptor = ctx.0.clone();
+        scheduler::get().prepare(Commit::Future(Box::pin(async move {
+            let r = server_handshake(acceptor, owned).await;
+            Resume::Push(Box::new(move |t| push_result(t, r)))
+        })));
+        crate::runtime::scheduler::suspend(l)
+    }
 }
 
 async fn server_handshake(acceptor: TlsAcceptor, fd: OwnedFd) -> Result<Established, String> {
@@ -407,25 +439,30 @@ const CONTEXT_METHODS: &[Reg] = &[(c"wrap", context_wrap)];
 /// taken; the caller closes its stream), for protocols that switch to TLS
 /// midway (PostgreSQL's SSLRequest, STARTTLS).
 unsafe extern "C-unwind" fn upgrade(l: *mut lua_State) -> c_int {
-    let fd = lua::check_integer(l, 1);
-    lua::check_lstring(l, 2, std::ptr::null_mut());
-    let has_opts = check_options(l, 3);
-    check_suspendable(l);
-    let host = String::from_utf8_lossy(lua::to_bytes(l, 2).unwrap_or_default()).into_owned();
-    let o = client_options(l, 3, has_opts);
-    let owned = match dup_socket(fd) {
-        Ok(fd) => fd,
-        Err(e) => return lua::fail(l, &os_error_text(&e)),
-    };
-    scheduler::get().prepare(Commit::Future(Box::pin(async move {
-        let r = async {
-            let (cfg, name) = client_setup(&host, &o, &host).await?;
-            handshake_on(tokio_tcp(owned)?, cfg, name, &host).await
-        }
-        .await;
-        Resume::Push(Box::new(move |t| unsafe { push_result(t, r) }))
-    })));
-    crate::runtime::scheduler::suspend(l)
+    // SAFETY: Lua calls this C function on a thread of lem's state, so `l` is
+    // valid with LUA_MINSTACK free slots; it reads its own arguments (checked
+    // here) and the values it pushes (the rules of runtime/lua.rs).
+    unsafe {
+        let fd = lua::check_integer(l, 1);
+        lua::check_lstring(l, 2, std::ptr::null_mut());
+        let has_opts = check_options(l, 3);
+        check_suspendable(l);
+        let host = String::from_utf8_lossy(lua::to_bytes(l, 2).unwrap_or_default()).into_owned();
+        let o = client_options(l, 3, has_opts);
+        let owned = match dup_socket(fd) {
+            Ok(fd) => fd,
+            Err(e) => return lua::fail(l, &os_error_text(&e)),
+        };
+        scheduler::get().prepare(Commit::Future(Box::pin(async move {
+            let r = async {
+                let (cfg, name) = client_setup(&host, &o, &host).await?;
+                handshake_on(tokio_tcp(owned)?, cfg, name, &host).await
+            }
+            .await;
+            Resume::Push(Box::new(move |t| push_result(t, r)))
+        })));
+        crate::runtime::scheduler::suspend(l)
+    }
 }
 
 const FUNCS: &[Reg] = &[
@@ -439,6 +476,11 @@ const FUNCS: &[Reg] = &[
 /// # Safety
 /// Called by `require`.
 pub unsafe extern "C-unwind" fn open(l: *mut lua_State) -> c_int {
-    lua::new_lib(l, FUNCS);
-    1
+    // SAFETY: Lua calls this C function on a thread of lem's state, so `l` is
+    // valid with LUA_MINSTACK free slots; it reads its own arguments (checked
+    // here) and the values it pushes (the rules of runtime/lua.rs).
+    unsafe {
+        lua::new_lib(l, FUNCS);
+        1
+    }
 }

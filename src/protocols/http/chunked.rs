@@ -195,15 +195,19 @@ impl Format for Chunked {
     }
 
     unsafe fn push(&self, l: *mut lua_State, input: &[u8], mark: usize) -> c_int {
-        match self.0 {
-            Part::Size => match chunk_size(&input[..mark]) {
-                Some(size) => ffi::lua_pushinteger(l, size as _),
-                // scan checked the line.
-                None => return lua::fail(l, PARSE_ERROR),
-            },
-            Part::End | Part::Trailers => ffi::lua_pushboolean(l, 1),
+        // SAFETY: `l` is a live thread of lem's state, the contract of every
+        // function that takes one (see the module doc of runtime/lua.rs).
+        unsafe {
+            match self.0 {
+                Part::Size => match chunk_size(&input[..mark]) {
+                    Some(size) => ffi::lua_pushinteger(l, size as _),
+                    // scan checked the line.
+                    None => return lua::fail(l, PARSE_ERROR),
+                },
+                Part::End | Part::Trailers => ffi::lua_pushboolean(l, 1),
+            }
+            1
         }
-        1
     }
 
     fn limit_error(&self) -> &'static str {
@@ -218,28 +222,43 @@ static CHARGE: &CStr = c"lem.http.Charge";
 /// or collected. `charge:add(n) -> true | false` (false: the budget is
 /// spent and this body holds its share), `charge:release()`.
 pub(super) unsafe extern "C-unwind" fn charge(l: *mut lua_State) -> c_int {
-    lua::new_class(
-        l,
-        CHARGE,
-        CHARGE_METHODS,
-        Some(lua::gc::<parsers::budget::Charge>),
-    );
-    ffi::lua_pop(l, 1);
-    lua::push_object(l, CHARGE, parsers::budget::Charge::default());
-    1
+    // SAFETY: Lua calls this C function on a thread of lem's state, so `l` is
+    // valid with LUA_MINSTACK free slots; it reads its own arguments (checked
+    // here) and the values it pushes (the rules of runtime/lua.rs).
+    unsafe {
+        lua::new_class(
+            l,
+            CHARGE,
+            CHARGE_METHODS,
+            Some(lua::gc::<parsers::budget::Charge>),
+        );
+        ffi::lua_pop(l, 1);
+        lua::push_object(l, CHARGE, parsers::budget::Charge::default());
+        1
+    }
 }
 
 unsafe extern "C-unwind" fn charge_add(l: *mut lua_State) -> c_int {
-    let c: &parsers::budget::Charge = lua::check_object(l, 1, CHARGE);
-    let n = lua::check_integer(l, 2);
-    ffi::lua_pushboolean(l, c.add(n.max(0) as usize) as c_int);
-    1
+    // SAFETY: Lua calls this C function on a thread of lem's state, so `l` is
+    // valid with LUA_MINSTACK free slots; it reads its own arguments (checked
+    // here) and the values it pushes (the rules of runtime/lua.rs).
+    unsafe {
+        let c: &parsers::budget::Charge = lua::check_object(l, 1, CHARGE);
+        let n = lua::check_integer(l, 2);
+        ffi::lua_pushboolean(l, c.add(n.max(0) as usize) as c_int);
+        1
+    }
 }
 
 unsafe extern "C-unwind" fn charge_release(l: *mut lua_State) -> c_int {
-    let c: &parsers::budget::Charge = lua::check_object(l, 1, CHARGE);
-    c.release();
-    0
+    // SAFETY: Lua calls this C function on a thread of lem's state, so `l` is
+    // valid with LUA_MINSTACK free slots; it reads its own arguments (checked
+    // here) and the values it pushes (the rules of runtime/lua.rs).
+    unsafe {
+        let c: &parsers::budget::Charge = lua::check_object(l, 1, CHARGE);
+        c.release();
+        0
+    }
 }
 
 const CHARGE_METHODS: &[Reg] = &[(c"add", charge_add), (c"release", charge_release)];

@@ -104,8 +104,13 @@ pub(super) fn with_date_server<R>(server: &[u8], f: impl FnOnce(&[u8]) -> R) -> 
 
 /// core.date() -> the `Date` header value for now, formatted once a second.
 pub(super) unsafe extern "C-unwind" fn date(l: *mut lua_State) -> c_int {
-    with_date(|d| lua::push_bytes(l, d));
-    1
+    // SAFETY: Lua calls this C function on a thread of lem's state, so `l` is
+    // valid with LUA_MINSTACK free slots; it reads its own arguments (checked
+    // here) and the values it pushes (the rules of runtime/lua.rs).
+    unsafe {
+        with_date(|d| lua::push_bytes(l, d));
+        1
+    }
 }
 
 #[cfg(test)]

@@ -235,40 +235,60 @@ fn unbrotli(s: &mut Brotli, i: &mut Input, mut out: Vec<u8>) -> Pull {
 
 /// core.decoder(coding) -> Decoder | nil (a coding it does not know)
 pub(super) unsafe extern "C-unwind" fn decoder(l: *mut lua_State) -> c_int {
-    match Decoder::new(lua::check_bytes(l, 1)) {
-        Some(d) => {
-            lua::push_object(l, DECODER, d);
-            1
+    // SAFETY: Lua calls this C function on a thread of lem's state, so `l` is
+    // valid with LUA_MINSTACK free slots; it reads its own arguments (checked
+    // here) and the values it pushes (the rules of runtime/lua.rs).
+    unsafe {
+        match Decoder::new(lua::check_bytes(l, 1)) {
+            Some(d) => {
+                lua::push_object(l, DECODER, d);
+                1
+            }
+            None => 0,
         }
-        None => 0,
     }
 }
 
 /// d:push(data): more of the coded body.
 unsafe extern "C-unwind" fn decoder_push(l: *mut lua_State) -> c_int {
-    let d: &Decoder = lua::check_object(l, 1, DECODER);
-    d.push(lua::check_bytes(l, 2));
-    0
+    // SAFETY: Lua calls this C function on a thread of lem's state, so `l` is
+    // valid with LUA_MINSTACK free slots; it reads its own arguments (checked
+    // here) and the values it pushes (the rules of runtime/lua.rs).
+    unsafe {
+        let d: &Decoder = lua::check_object(l, 1, DECODER);
+        d.push(lua::check_bytes(l, 2));
+        0
+    }
 }
 
 /// d:finish(): the coded body is complete.
 unsafe extern "C-unwind" fn decoder_finish(l: *mut lua_State) -> c_int {
-    let d: &Decoder = lua::check_object(l, 1, DECODER);
-    d.finish();
-    0
+    // SAFETY: Lua calls this C function on a thread of lem's state, so `l` is
+    // valid with LUA_MINSTACK free slots; it reads its own arguments (checked
+    // here) and the values it pushes (the rules of runtime/lua.rs).
+    unsafe {
+        let d: &Decoder = lua::check_object(l, 1, DECODER);
+        d.finish();
+        0
+    }
 }
 
 /// d:pull([max]) -> bytes | true (push more) | false (the end) | nil, err
 unsafe extern "C-unwind" fn decoder_pull(l: *mut lua_State) -> c_int {
-    let d: &Decoder = lua::check_object(l, 1, DECODER);
-    let max = lua::opt_integer(l, 2, PIECE as i64).clamp(1, PIECE as i64) as usize;
-    match d.pull(max) {
-        Pull::Data(v) => lua::push_bytes(l, &v),
-        Pull::NeedInput => ffi::lua_pushboolean(l, 1),
-        Pull::End => ffi::lua_pushboolean(l, 0),
-        Pull::Corrupt(e) => return lua::fail(l, e),
+    // SAFETY: Lua calls this C function on a thread of lem's state, so `l` is
+    // valid with LUA_MINSTACK free slots; it reads its own arguments (checked
+    // here) and the values it pushes (the rules of runtime/lua.rs).
+    unsafe {
+        let d: &Decoder = lua::check_object(l, 1, DECODER);
+        let max = lua::opt_integer(l, 2, PIECE as i64).clamp(1, PIECE as i64) as usize;
+        match d.pull(max) {
+            Pull::Data(v) => lua::push_bytes(l, &v),
+            Pull::NeedInput => ffi::lua_pushboolean(l, 1),
+            Pull::End => ffi::lua_pushboolean(l, 0),
+            Pull::Corrupt(e) => return lua::fail(l, e),
+        }
+        1
     }
-    1
 }
 
 const METHODS: &[Reg] = &[
@@ -279,8 +299,12 @@ const METHODS: &[Reg] = &[
 
 /// Make the class of Decoders (before any `core.decoder`).
 pub(super) unsafe fn register(l: *mut lua_State) {
-    lua::new_class(l, DECODER, METHODS, Some(lua::gc::<Decoder>));
-    ffi::lua_pop(l, 1);
+    // SAFETY: `l` is a live thread of lem's state, the contract of every
+    // function that takes one (see the module doc of runtime/lua.rs).
+    unsafe {
+        lua::new_class(l, DECODER, METHODS, Some(lua::gc::<Decoder>));
+        ffi::lua_pop(l, 1);
+    }
 }
 
 #[cfg(test)]

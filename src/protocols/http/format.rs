@@ -39,14 +39,18 @@ impl Format for Head {
     }
 
     unsafe fn push(&self, l: *mut lua_State, input: &[u8], mark: usize) -> c_int {
-        // `input` ends where scan found the head's end.
-        let kind = self.0;
-        let r = with_head(kind, &input[mark..], |start, fields, _| {
-            push_head(l, kind, start, fields);
-        });
-        match r {
-            Ok(()) => 1,
-            Err(_) => lua::fail(l, PARSE_ERROR),
+        // SAFETY: `l` is a live thread of lem's state, the contract of every
+        // function that takes one (see the module doc of runtime/lua.rs).
+        unsafe {
+            // `input` ends where scan found the head's end.
+            let kind = self.0;
+            let r = with_head(kind, &input[mark..], |start, fields, _| {
+                push_head(l, kind, start, fields);
+            });
+            match r {
+                Ok(()) => 1,
+                Err(_) => lua::fail(l, PARSE_ERROR),
+            }
         }
     }
 
@@ -57,34 +61,38 @@ impl Format for Head {
 
 /// Push the head's table. Nothing here raises but out of memory.
 unsafe fn push_head(l: *mut lua_State, kind: Kind, start: &Start, fields: &[httparse::Header]) {
-    ffi::lua_createtable(l, 0, 5);
-    match kind {
-        Kind::Request => push_request_line(l, start),
-        Kind::Response => {
-            lua::push_bytes(l, start.a);
-            ffi::lua_setfield(l, -2, c"version".as_ptr());
-            let code = start.b.iter().fold(0, |n, &d| n * 10 + (d - b'0') as i64);
-            ffi::lua_pushinteger(l, code as _);
-            ffi::lua_setfield(l, -2, c"status".as_ptr());
-            lua::push_bytes(l, start.c);
-            ffi::lua_setfield(l, -2, c"text".as_ptr());
+    // SAFETY: `l` is a live thread of lem's state, the contract of every
+    // function that takes one (see the module doc of runtime/lua.rs).
+    unsafe {
+        ffi::lua_createtable(l, 0, 5);
+        match kind {
+            Kind::Request => push_request_line(l, start),
+            Kind::Response => {
+                lua::push_bytes(l, start.a);
+                ffi::lua_setfield(l, -2, c"version".as_ptr());
+                let code = start.b.iter().fold(0, |n, &d| n * 10 + (d - b'0') as i64);
+                ffi::lua_pushinteger(l, code as _);
+                ffi::lua_setfield(l, -2, c"status".as_ptr());
+                lua::push_bytes(l, start.c);
+                ffi::lua_setfield(l, -2, c"text".as_ptr());
+            }
         }
-    }
-    push_fields(l, fields);
-    ffi::lua_setfield(l, -2, c"headers".as_ptr());
-    if kind == Kind::Response {
-        // Every field in order, repeated ones too: {{name, value}, ...}.
-        let mut name = [0u8; MAX_NAME];
-        ffi::lua_createtable(l, fields.len() as c_int, 0);
-        for (i, f) in fields.iter().enumerate() {
-            ffi::lua_createtable(l, 2, 0);
-            lua::push_bytes(l, lower(&mut name, f.name));
-            ffi::lua_rawseti(l, -2, 1);
-            lua::push_bytes(l, f.value);
-            ffi::lua_rawseti(l, -2, 2);
-            ffi::lua_rawseti(l, -2, (i + 1) as _);
+        push_fields(l, fields);
+        ffi::lua_setfield(l, -2, c"headers".as_ptr());
+        if kind == Kind::Response {
+            // Every field in order, repeated ones too: {{name, value}, ...}.
+            let mut name = [0u8; MAX_NAME];
+            ffi::lua_createtable(l, fields.len() as c_int, 0);
+            for (i, f) in fields.iter().enumerate() {
+                ffi::lua_createtable(l, 2, 0);
+                lua::push_bytes(l, lower(&mut name, f.name));
+                ffi::lua_rawseti(l, -2, 1);
+                lua::push_bytes(l, f.value);
+                ffi::lua_rawseti(l, -2, 2);
+                ffi::lua_rawseti(l, -2, (i + 1) as _);
+            }
+            ffi::lua_setfield(l, -2, c"fields".as_ptr());
         }
-        ffi::lua_setfield(l, -2, c"fields".as_ptr());
     }
 }
 
@@ -98,36 +106,44 @@ fn lower<'b>(buf: &'b mut [u8; MAX_NAME], name: &str) -> &'b [u8] {
 
 /// Set a request's `method`, `uri` and `version` in the table on top.
 unsafe fn push_request_line(l: *mut lua_State, start: &Start) {
-    lua::push_bytes(l, start.a);
-    ffi::lua_setfield(l, -2, c"method".as_ptr());
-    lua::push_bytes(l, start.b);
-    ffi::lua_setfield(l, -2, c"uri".as_ptr());
-    lua::push_bytes(l, start.c);
-    ffi::lua_setfield(l, -2, c"version".as_ptr());
+    // SAFETY: `l` is a live thread of lem's state, the contract of every
+    // function that takes one (see the module doc of runtime/lua.rs).
+    unsafe {
+        lua::push_bytes(l, start.a);
+        ffi::lua_setfield(l, -2, c"method".as_ptr());
+        lua::push_bytes(l, start.b);
+        ffi::lua_setfield(l, -2, c"uri".as_ptr());
+        lua::push_bytes(l, start.c);
+        ffi::lua_setfield(l, -2, c"version".as_ptr());
+    }
 }
 
 /// Push the `headers` table: lower-cased names, the last value of a
 /// repeated field (the framing fields combined, see the module's notes).
 pub(super) unsafe fn push_fields(l: *mut lua_State, fields: &[httparse::Header]) {
-    ffi::lua_createtable(l, 0, fields.len() as c_int);
-    let mut name = [0u8; MAX_NAME];
-    for f in fields {
-        let key = lower(&mut name, f.name);
-        lua::push_bytes(l, key);
-        if combined(key) {
-            ffi::lua_pushvalue(l, -1);
-            if ffi::lua_rawget(l, -3) != ffi::LUA_TNIL {
-                lua::push_str(l, ", ");
-                lua::push_bytes(l, f.value);
-                ffi::lua_concat(l, 3);
+    // SAFETY: `l` is a live thread of lem's state, the contract of every
+    // function that takes one (see the module doc of runtime/lua.rs).
+    unsafe {
+        ffi::lua_createtable(l, 0, fields.len() as c_int);
+        let mut name = [0u8; MAX_NAME];
+        for f in fields {
+            let key = lower(&mut name, f.name);
+            lua::push_bytes(l, key);
+            if combined(key) {
+                ffi::lua_pushvalue(l, -1);
+                if ffi::lua_rawget(l, -3) != ffi::LUA_TNIL {
+                    lua::push_str(l, ", ");
+                    lua::push_bytes(l, f.value);
+                    ffi::lua_concat(l, 3);
+                } else {
+                    ffi::lua_pop(l, 1);
+                    lua::push_bytes(l, f.value);
+                }
             } else {
-                ffi::lua_pop(l, 1);
                 lua::push_bytes(l, f.value);
             }
-        } else {
-            lua::push_bytes(l, f.value);
+            ffi::lua_rawset(l, -3);
         }
-        ffi::lua_rawset(l, -3);
     }
 }
 

@@ -67,21 +67,26 @@ const FORMATS: [(&CStr, &dyn Format); 5] = [
 /// # Safety
 /// Called by `require`.
 pub unsafe extern "C-unwind" fn open(l: *mut lua_State) -> c_int {
-    for (name, f) in FORMATS {
-        parsers::register(l, name, f);
+    // SAFETY: Lua calls this C function on a thread of lem's state, so `l` is
+    // valid with LUA_MINSTACK free slots; it reads its own arguments (checked
+    // here) and the values it pushes (the rules of runtime/lua.rs).
+    unsafe {
+        for (name, f) in FORMATS {
+            parsers::register(l, name, f);
+        }
+        ffi::lua_createtable(l, 0, FUNCS.len() as c_int + 4);
+        lua::set_funcs(l, FUNCS);
+        // add's upvalue: string.format as it is now (the Lua half kept a local).
+        ffi::luaL_getsubtable(l, ffi::LUA_REGISTRYINDEX, ffi::LUA_LOADED_TABLE);
+        ffi::lua_getfield(l, -1, c"string".as_ptr());
+        ffi::lua_getfield(l, -1, c"format".as_ptr());
+        ffi::lua_pushcclosure(l, response::add, 1);
+        ffi::lua_setfield(l, -4, c"add".as_ptr());
+        ffi::lua_pop(l, 2);
+        server::register(l);
+        decode::register(l);
+        ffi::lua_pushinteger(l, HEAD_LIMIT as _);
+        ffi::lua_setfield(l, -2, c"head_limit".as_ptr());
+        1
     }
-    ffi::lua_createtable(l, 0, FUNCS.len() as c_int + 4);
-    lua::set_funcs(l, FUNCS);
-    // add's upvalue: string.format as it is now (the Lua half kept a local).
-    ffi::luaL_getsubtable(l, ffi::LUA_REGISTRYINDEX, ffi::LUA_LOADED_TABLE);
-    ffi::lua_getfield(l, -1, c"string".as_ptr());
-    ffi::lua_getfield(l, -1, c"format".as_ptr());
-    ffi::lua_pushcclosure(l, response::add, 1);
-    ffi::lua_setfield(l, -4, c"add".as_ptr());
-    ffi::lua_pop(l, 2);
-    server::register(l);
-    decode::register(l);
-    ffi::lua_pushinteger(l, HEAD_LIMIT as _);
-    ffi::lua_setfield(l, -2, c"head_limit".as_ptr());
-    1
 }

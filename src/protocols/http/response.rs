@@ -12,19 +12,24 @@ use crate::runtime::lua::{self, ffi, lua_State};
 /// body (its array part). A lone format with no `%` in it is the text
 /// itself, so it is appended without a call to `string.format` (upvalue 1).
 pub(super) unsafe extern "C-unwind" fn add(l: *mut lua_State) -> c_int {
-    ffi::luaL_checktype(l, 1, ffi::LUA_TTABLE);
-    let n = ffi::lua_gettop(l);
-    let verbatim = n == 2
-        && ffi::lua_type(l, 2) == ffi::LUA_TSTRING
-        && lua::to_bytes(l, 2).is_some_and(|s| !s.contains(&b'%'));
-    if !verbatim {
-        ffi::lua_pushvalue(l, ffi::lua_upvalueindex(1));
-        ffi::lua_insert(l, 2);
-        ffi::lua_call(l, n - 1, 1);
+    // SAFETY: Lua calls this C function on a thread of lem's state, so `l` is
+    // valid with LUA_MINSTACK free slots; it reads its own arguments (checked
+    // here) and the values it pushes (the rules of runtime/lua.rs).
+    unsafe {
+        ffi::luaL_checktype(l, 1, ffi::LUA_TTABLE);
+        let n = ffi::lua_gettop(l);
+        let verbatim = n == 2
+            && ffi::lua_type(l, 2) == ffi::LUA_TSTRING
+            && lua::to_bytes(l, 2).is_some_and(|s| !s.contains(&b'%'));
+        if !verbatim {
+            ffi::lua_pushvalue(l, ffi::lua_upvalueindex(1));
+            ffi::lua_insert(l, 2);
+            ffi::lua_call(l, n - 1, 1);
+        }
+        let len = ffi::lua_rawlen(l, 1);
+        ffi::lua_rawseti(l, 1, len as ffi::lua_Integer + 1);
+        0
     }
-    let len = ffi::lua_rawlen(l, 1);
-    ffi::lua_rawseti(l, 1, len as ffi::lua_Integer + 1);
-    0
 }
 
 /// What a response head says about the body's length.
@@ -43,41 +48,46 @@ pub(super) enum Length {
 /// that is not an integer...). `length` is nil, a byte count or
 /// `'chunked'`.
 pub(super) unsafe extern "C-unwind" fn head(l: *mut lua_State) -> c_int {
-    ffi::luaL_checktype(l, 3, ffi::LUA_TTABLE);
-    let status = integer(l, 1).filter(|&n| valid_status(n));
-    let plain_args = status.is_some()
-        && ffi::lua_type(l, 2) == ffi::LUA_TSTRING
-        && ffi::lua_type(l, 7) == ffi::LUA_TSTRING;
-    let length = match ffi::lua_type(l, 4) {
-        ffi::LUA_TNONE | ffi::LUA_TNIL => Some(Length::None),
-        ffi::LUA_TSTRING => Some(Length::Chunked),
-        ffi::LUA_TNUMBER => integer(l, 4).map(Length::Bytes),
-        _ => None,
-    };
-    let (true, Some(status), Some(length)) = (plain_args, status, length) else {
-        ffi::lua_pushnil(l);
-        return 1;
-    };
-    let mut out = Vec::with_capacity(256);
-    let built = build_head(
-        l,
-        &mut out,
-        ResponseHead {
-            status,
-            text: lua::to_bytes(l, 2).unwrap_or_default(),
-            headers: 3,
-            length,
-            close: ffi::lua_toboolean(l, 5) != 0,
-            keepalive: ffi::lua_toboolean(l, 6) != 0,
-            server: lua::to_bytes(l, 7).unwrap_or_default(),
-        },
-    );
-    if built {
-        lua::push_bytes(l, &out);
-    } else {
-        ffi::lua_pushnil(l);
+    // SAFETY: Lua calls this C function on a thread of lem's state, so `l` is
+    // valid with LUA_MINSTACK free slots; it reads its own arguments (checked
+    // here) and the values it pushes (the rules of runtime/lua.rs).
+    unsafe {
+        ffi::luaL_checktype(l, 3, ffi::LUA_TTABLE);
+        let status = integer(l, 1).filter(|&n| valid_status(n));
+        let plain_args = status.is_some()
+            && ffi::lua_type(l, 2) == ffi::LUA_TSTRING
+            && ffi::lua_type(l, 7) == ffi::LUA_TSTRING;
+        let length = match ffi::lua_type(l, 4) {
+            ffi::LUA_TNONE | ffi::LUA_TNIL => Some(Length::None),
+            ffi::LUA_TSTRING => Some(Length::Chunked),
+            ffi::LUA_TNUMBER => integer(l, 4).map(Length::Bytes),
+            _ => None,
+        };
+        let (true, Some(status), Some(length)) = (plain_args, status, length) else {
+            ffi::lua_pushnil(l);
+            return 1;
+        };
+        let mut out = Vec::with_capacity(256);
+        let built = build_head(
+            l,
+            &mut out,
+            ResponseHead {
+                status,
+                text: lua::to_bytes(l, 2).unwrap_or_default(),
+                headers: 3,
+                length,
+                close: ffi::lua_toboolean(l, 5) != 0,
+                keepalive: ffi::lua_toboolean(l, 6) != 0,
+                server: lua::to_bytes(l, 7).unwrap_or_default(),
+            },
+        );
+        if built {
+            lua::push_bytes(l, &out);
+        } else {
+            ffi::lua_pushnil(l);
+        }
+        1
     }
-    1
 }
 
 /// What a response head is made of.
@@ -103,85 +113,89 @@ pub(super) struct ResponseHead<'a> {
 /// not a string or a value neither a string nor a number. Raises only when
 /// out of memory.
 pub(super) unsafe fn build_head(l: *mut lua_State, out: &mut Vec<u8>, h: ResponseHead) -> bool {
-    out.extend_from_slice(b"HTTP/1.1 ");
-    push_int(out, h.status);
-    out.push(b' ');
-    out.extend_from_slice(h.text);
-    out.extend_from_slice(b"\r\n");
-    let (mut haslength, mut hasdate, mut hasserver, mut hasconn) = (false, false, false, false);
-    ffi::lua_pushnil(l);
-    while ffi::lua_next(l, h.headers) != 0 {
-        // Only strings and numbers: converting them cannot raise (and
-        // to_bytes leaves a string key as it is, as lua_next needs).
-        let plain = ffi::lua_type(l, -2) == ffi::LUA_TSTRING
-            && matches!(ffi::lua_type(l, -1), ffi::LUA_TSTRING | ffi::LUA_TNUMBER);
-        if !plain {
-            ffi::lua_pop(l, 2);
-            return false;
-        }
-        let k = lua::to_bytes(l, -2).unwrap_or_default();
-        // A name that is not a token, or a line end (or NUL) in a value,
-        // would let a value that came from the request forge fields or a
-        // response of its own: the Lua half refuses such a head.
-        let v = lua::to_bytes(l, -1).unwrap_or_default();
-        if !is_token(k) || breaks_line(v) {
-            ffi::lua_pop(l, 2);
-            return false;
-        }
-        if k.eq_ignore_ascii_case(b"content-length") {
-            // The handler's own length: only as the body's own (the Lua
-            // half refuses any other, or says why a HEAD's may differ).
-            if !matches!(h.length, Length::Bytes(n) if decimal(v) == Some(n)) {
+    // SAFETY: `l` is a live thread of lem's state, the contract of every
+    // function that takes one (see the module doc of runtime/lua.rs).
+    unsafe {
+        out.extend_from_slice(b"HTTP/1.1 ");
+        push_int(out, h.status);
+        out.push(b' ');
+        out.extend_from_slice(h.text);
+        out.extend_from_slice(b"\r\n");
+        let (mut haslength, mut hasdate, mut hasserver, mut hasconn) = (false, false, false, false);
+        ffi::lua_pushnil(l);
+        while ffi::lua_next(l, h.headers) != 0 {
+            // Only strings and numbers: converting them cannot raise (and
+            // to_bytes leaves a string key as it is, as lua_next needs).
+            let plain = ffi::lua_type(l, -2) == ffi::LUA_TSTRING
+                && matches!(ffi::lua_type(l, -1), ffi::LUA_TSTRING | ffi::LUA_TNUMBER);
+            if !plain {
                 ffi::lua_pop(l, 2);
                 return false;
             }
-            haslength = true;
-        } else if k.eq_ignore_ascii_case(b"date") {
-            hasdate = true;
-        } else if k.eq_ignore_ascii_case(b"server") {
-            hasserver = true;
-        } else if k.eq_ignore_ascii_case(b"connection") {
-            hasconn = true;
+            let k = lua::to_bytes(l, -2).unwrap_or_default();
+            // A name that is not a token, or a line end (or NUL) in a value,
+            // would let a value that came from the request forge fields or a
+            // response of its own: the Lua half refuses such a head.
+            let v = lua::to_bytes(l, -1).unwrap_or_default();
+            if !is_token(k) || breaks_line(v) {
+                ffi::lua_pop(l, 2);
+                return false;
+            }
+            if k.eq_ignore_ascii_case(b"content-length") {
+                // The handler's own length: only as the body's own (the Lua
+                // half refuses any other, or says why a HEAD's may differ).
+                if !matches!(h.length, Length::Bytes(n) if decimal(v) == Some(n)) {
+                    ffi::lua_pop(l, 2);
+                    return false;
+                }
+                haslength = true;
+            } else if k.eq_ignore_ascii_case(b"date") {
+                hasdate = true;
+            } else if k.eq_ignore_ascii_case(b"server") {
+                hasserver = true;
+            } else if k.eq_ignore_ascii_case(b"connection") {
+                hasconn = true;
+            }
+            out.extend_from_slice(k);
+            out.extend_from_slice(b": ");
+            // A number value was converted in place (allowed for values).
+            out.extend_from_slice(v);
+            out.extend_from_slice(b"\r\n");
+            ffi::lua_pop(l, 1);
         }
-        out.extend_from_slice(k);
-        out.extend_from_slice(b": ");
-        // A number value was converted in place (allowed for values).
-        out.extend_from_slice(v);
+        match h.length {
+            Length::Chunked => out.extend_from_slice(b"Transfer-Encoding: chunked\r\n"),
+            Length::Bytes(n) if !haslength => {
+                out.extend_from_slice(b"Content-Length: ");
+                push_int(out, n);
+                out.extend_from_slice(b"\r\n");
+            }
+            _ => {}
+        }
+        match (hasdate, hasserver) {
+            (false, false) => with_date_server(h.server, |lines| out.extend_from_slice(lines)),
+            (false, true) => {
+                out.extend_from_slice(b"Date: ");
+                with_date(|d| out.extend_from_slice(d));
+                out.extend_from_slice(b"\r\n");
+            }
+            (true, false) => {
+                out.extend_from_slice(b"Server: ");
+                out.extend_from_slice(h.server);
+                out.extend_from_slice(b"\r\n");
+            }
+            (true, true) => {}
+        }
+        if !hasconn {
+            if h.close {
+                out.extend_from_slice(b"Connection: close\r\n");
+            } else if h.keepalive {
+                out.extend_from_slice(b"Connection: keep-alive\r\n");
+            }
+        }
         out.extend_from_slice(b"\r\n");
-        ffi::lua_pop(l, 1);
+        true
     }
-    match h.length {
-        Length::Chunked => out.extend_from_slice(b"Transfer-Encoding: chunked\r\n"),
-        Length::Bytes(n) if !haslength => {
-            out.extend_from_slice(b"Content-Length: ");
-            push_int(out, n);
-            out.extend_from_slice(b"\r\n");
-        }
-        _ => {}
-    }
-    match (hasdate, hasserver) {
-        (false, false) => with_date_server(h.server, |lines| out.extend_from_slice(lines)),
-        (false, true) => {
-            out.extend_from_slice(b"Date: ");
-            with_date(|d| out.extend_from_slice(d));
-            out.extend_from_slice(b"\r\n");
-        }
-        (true, false) => {
-            out.extend_from_slice(b"Server: ");
-            out.extend_from_slice(h.server);
-            out.extend_from_slice(b"\r\n");
-        }
-        (true, true) => {}
-    }
-    if !hasconn {
-        if h.close {
-            out.extend_from_slice(b"Connection: close\r\n");
-        } else if h.keepalive {
-            out.extend_from_slice(b"Connection: keep-alive\r\n");
-        }
-    }
-    out.extend_from_slice(b"\r\n");
-    true
 }
 
 /// Whether a response field's name or value holds a CR, LF or NUL. A
@@ -209,12 +223,16 @@ pub(super) fn valid_status(n: i64) -> bool {
 /// The number at `idx` if it is an integer (LuaJIT's `lua_tointeger`
 /// truncates, so compare).
 pub(super) unsafe fn integer(l: *mut lua_State, idx: c_int) -> Option<i64> {
-    if ffi::lua_type(l, idx) != ffi::LUA_TNUMBER {
-        return None;
+    // SAFETY: `l` is a live thread of lem's state, the contract of every
+    // function that takes one (see the module doc of runtime/lua.rs).
+    unsafe {
+        if ffi::lua_type(l, idx) != ffi::LUA_TNUMBER {
+            return None;
+        }
+        let f = ffi::lua_tonumber(l, idx) as f64;
+        let n = ffi::lua_tointeger(l, idx) as i64;
+        (n as f64 == f).then_some(n)
     }
-    let f = ffi::lua_tonumber(l, idx) as f64;
-    let n = ffi::lua_tointeger(l, idx) as i64;
-    (n as f64 == f).then_some(n)
 }
 
 /// Append `n` in decimal.

@@ -114,15 +114,19 @@ const STREAM_MT: c_int = ffi::lua_upvalueindex(KEY_UPVALUE + KEYS.len() as c_int
 /// upvalue (`check_object` looks it up in the registry); anything else
 /// takes `check_object`'s way, and its error.
 unsafe fn check_stream<'a>(l: *mut lua_State, arg: c_int) -> &'a Stream {
-    let p = ffi::lua_touserdata(l, arg);
-    if !p.is_null() && ffi::lua_getmetatable(l, arg) != 0 {
-        let same = ffi::lua_rawequal(l, -1, STREAM_MT) != 0;
-        ffi::lua_pop(l, 1);
-        if same {
-            return &*(p as *const Stream);
+    // SAFETY: `l` is a live thread of lem's state, the contract of every
+    // function that takes one (see the module doc of runtime/lua.rs).
+    unsafe {
+        let p = ffi::lua_touserdata(l, arg);
+        if !p.is_null() && ffi::lua_getmetatable(l, arg) != 0 {
+            let same = ffi::lua_rawequal(l, -1, STREAM_MT) != 0;
+            ffi::lua_pop(l, 1);
+            if same {
+                return &*(p as *const Stream);
+            }
         }
+        lua::check_object(l, arg, STREAM)
     }
-    lua::check_object(l, arg, STREAM)
 }
 
 /// Push the string `k`. Every function here has the keys as upvalues,
@@ -131,7 +135,11 @@ unsafe fn check_stream<'a>(l: *mut lua_State, arg: c_int) -> &'a Stream {
 /// call, on Lua 5.4 and on LuaJIT alike.
 #[inline]
 unsafe fn push_key(l: *mut lua_State, k: Key) {
-    ffi::lua_pushvalue(l, key_index(k));
+    // SAFETY: `l` is a live thread of lem's state, the contract of every
+    // function that takes one (see the module doc of runtime/lua.rs).
+    unsafe {
+        ffi::lua_pushvalue(l, key_index(k));
+    }
 }
 
 /// The pseudo-index of the key `k`.
@@ -143,34 +151,49 @@ const fn key_index(k: Key) -> c_int {
 /// `t[k] = v` for the value `value` pushes, without metamethods.
 #[inline]
 unsafe fn set(l: *mut lua_State, t: c_int, k: Key, value: impl FnOnce()) {
-    push_key(l, k);
-    value();
-    ffi::lua_rawset(l, t);
+    // SAFETY: `l` is a live thread of lem's state, the contract of every
+    // function that takes one (see the module doc of runtime/lua.rs).
+    unsafe {
+        push_key(l, k);
+        value();
+        ffi::lua_rawset(l, t);
+    }
 }
 
 /// Push `t[k]`, without metamethods; returns its type.
 #[inline]
 unsafe fn get(l: *mut lua_State, t: c_int, k: Key) -> c_int {
-    push_key(l, k);
-    ffi::lua_rawget(l, t)
+    // SAFETY: `l` is a live thread of lem's state, the contract of every
+    // function that takes one (see the module doc of runtime/lua.rs).
+    unsafe {
+        push_key(l, k);
+        ffi::lua_rawget(l, t)
+    }
 }
 
 /// The index of the value on top of the stack (the one just pushed).
 #[inline]
 unsafe fn top(l: *mut lua_State) -> c_int {
-    ffi::lua_gettop(l)
+    // SAFETY: `l` is a live thread of lem's state, the contract of every
+    // function that takes one (see the module doc of runtime/lua.rs).
+    unsafe { ffi::lua_gettop(l) }
 }
 
 /// core.setup(Request, Response, status_string, server): what the Rust
 /// half needs of the Lua half: the metatables of `req` and `res`, the
 /// status texts and the module (for `server_name`).
 unsafe extern "C-unwind" fn setup(l: *mut lua_State) -> c_int {
-    for i in 1..=4 {
-        ffi::luaL_checktype(l, i, ffi::LUA_TTABLE);
-        ffi::lua_pushvalue(l, i);
-        ffi::lua_rawseti(l, CONF, i as _);
+    // SAFETY: Lua calls this C function on a thread of lem's state, so `l` is
+    // valid with LUA_MINSTACK free slots; it reads its own arguments (checked
+    // here) and the values it pushes (the rules of runtime/lua.rs).
+    unsafe {
+        for i in 1..=4 {
+            ffi::luaL_checktype(l, i, ffi::LUA_TTABLE);
+            ffi::lua_pushvalue(l, i);
+            ffi::lua_rawseti(l, CONF, i as _);
+        }
+        0
     }
-    0
 }
 
 /// The head of a request to a server.
@@ -198,13 +221,17 @@ impl Format for ServerHead {
     }
 
     unsafe fn push(&self, l: *mut lua_State, input: &[u8], mark: usize) -> c_int {
-        // `input` ends where scan found the head's end.
-        match with_head(Kind::Request, &input[mark..], |start, fields, section| {
-            push_request(l, start, fields, section)
-        }) {
-            Ok(n) => n,
-            Err(Bad::Parse) => refuse(l, BAD_REQUEST),
-            Err(Bad::TooBig) => refuse(l, HEADERS_TOO_LARGE),
+        // SAFETY: `l` is a live thread of lem's state, the contract of every
+        // function that takes one (see the module doc of runtime/lua.rs).
+        unsafe {
+            // `input` ends where scan found the head's end.
+            match with_head(Kind::Request, &input[mark..], |start, fields, section| {
+                push_request(l, start, fields, section)
+            }) {
+                Ok(n) => n,
+                Err(Bad::Parse) => refuse(l, BAD_REQUEST),
+                Err(Bad::TooBig) => refuse(l, HEADERS_TOO_LARGE),
+            }
         }
     }
 
@@ -235,9 +262,13 @@ pub(super) fn check_request(head: &[u8]) -> bool {
 
 /// `return nil, status`.
 unsafe fn refuse(l: *mut lua_State, status: i64) -> c_int {
-    ffi::lua_pushnil(l);
-    ffi::lua_pushinteger(l, status as _);
-    2
+    // SAFETY: `l` is a live thread of lem's state, the contract of every
+    // function that takes one (see the module doc of runtime/lua.rs).
+    unsafe {
+        ffi::lua_pushnil(l);
+        ffi::lua_pushinteger(l, status as _);
+        2
+    }
 }
 
 /// Push `req, res, close, keepalive, framing` for a parsed head (or
@@ -250,72 +281,76 @@ unsafe fn push_request(
     fields: &[httparse::Header],
     section: &[u8],
 ) -> c_int {
-    let rules = match rules(start.c, fields) {
-        Ok(r) => r,
-        Err(status) => return refuse(l, status),
-    };
-    ffi::lua_createtable(l, 0, 8);
-    let req = ffi::lua_gettop(l);
-    set(l, req, Key::Method, || match start.a {
-        b"GET" => push_key(l, Key::Get),
-        b"POST" => push_key(l, Key::Post),
-        b"HEAD" => push_key(l, Key::HeadMethod),
-        other => lua::push_bytes(l, other),
-    });
-    set(l, req, Key::Uri, || lua::push_bytes(l, start.b));
-    // rules() let only these two through.
-    set(l, req, Key::Version, || match start.c {
-        b"1.1" => push_key(l, Key::Http11),
-        _ => push_key(l, Key::Http10),
-    });
-    set(l, req, Key::Head, || lua::push_bytes(l, section));
-    set(l, req, Key::Path, || {
-        // Origin form (`/path?q`) first: it is nearly every request.
-        let path = match start.b.first() {
-            Some(b'/') => None,
-            _ => absolute_path(start.b),
+    // SAFETY: `l` is a live thread of lem's state, the contract of every
+    // function that takes one (see the module doc of runtime/lua.rs).
+    unsafe {
+        let rules = match rules(start.c, fields) {
+            Ok(r) => r,
+            Err(status) => return refuse(l, status),
         };
-        match path {
-            Some(path) => lua::push_bytes(l, &decode_path(path)),
-            None if start.b.iter().any(|c| matches!(c, b'?' | b'%' | b'+')) => {
-                lua::push_bytes(l, &decode_path(start.b))
+        ffi::lua_createtable(l, 0, 8);
+        let req = ffi::lua_gettop(l);
+        set(l, req, Key::Method, || match start.a {
+            b"GET" => push_key(l, Key::Get),
+            b"POST" => push_key(l, Key::Post),
+            b"HEAD" => push_key(l, Key::HeadMethod),
+            other => lua::push_bytes(l, other),
+        });
+        set(l, req, Key::Uri, || lua::push_bytes(l, start.b));
+        // rules() let only these two through.
+        set(l, req, Key::Version, || match start.c {
+            b"1.1" => push_key(l, Key::Http11),
+            _ => push_key(l, Key::Http10),
+        });
+        set(l, req, Key::Head, || lua::push_bytes(l, section));
+        set(l, req, Key::Path, || {
+            // Origin form (`/path?q`) first: it is nearly every request.
+            let path = match start.b.first() {
+                Some(b'/') => None,
+                _ => absolute_path(start.b),
+            };
+            match path {
+                Some(path) => lua::push_bytes(l, &decode_path(path)),
+                None if start.b.iter().any(|c| matches!(c, b'?' | b'%' | b'+')) => {
+                    lua::push_bytes(l, &decode_path(start.b))
+                }
+                None => {
+                    get(l, req, Key::Uri);
+                }
             }
-            None => {
-                get(l, req, Key::Uri);
+        });
+        match rules.framing {
+            Framing::None => {}
+            Framing::Length(n) => {
+                set(l, req, Key::Framing, || lua::push_str(l, "length"));
+                set(l, req, Key::Length, || ffi::lua_pushinteger(l, n as _));
+            }
+            Framing::Chunked => {
+                set(l, req, Key::Framing, || lua::push_str(l, "chunked"));
             }
         }
-    });
-    match rules.framing {
-        Framing::None => {}
-        Framing::Length(n) => {
-            set(l, req, Key::Framing, || lua::push_str(l, "length"));
-            set(l, req, Key::Length, || ffi::lua_pushinteger(l, n as _));
+        if rules.expect {
+            set(l, req, Key::Expect, || ffi::lua_pushboolean(l, 1));
         }
-        Framing::Chunked => {
-            set(l, req, Key::Framing, || lua::push_str(l, "chunked"));
+        lua::push_index(l, CONF, REQUEST);
+        ffi::lua_setmetatable(l, req);
+        // res = {headers = {}, _req = req}, with room for the body's first
+        // part, status and file
+        ffi::lua_createtable(l, 1, 4);
+        let res = req + 1;
+        set(l, res, Key::Headers, || ffi::lua_createtable(l, 0, 2));
+        set(l, res, Key::Req, || ffi::lua_pushvalue(l, req));
+        lua::push_index(l, CONF, RESPONSE);
+        ffi::lua_setmetatable(l, res);
+        ffi::lua_pushboolean(l, rules.close as c_int);
+        ffi::lua_pushboolean(l, rules.keepalive as c_int);
+        if matches!(rules.framing, Framing::None) {
+            ffi::lua_pushnil(l);
+        } else {
+            get(l, req, Key::Framing);
         }
+        5
     }
-    if rules.expect {
-        set(l, req, Key::Expect, || ffi::lua_pushboolean(l, 1));
-    }
-    lua::push_index(l, CONF, REQUEST);
-    ffi::lua_setmetatable(l, req);
-    // res = {headers = {}, _req = req}, with room for the body's first
-    // part, status and file
-    ffi::lua_createtable(l, 1, 4);
-    let res = req + 1;
-    set(l, res, Key::Headers, || ffi::lua_createtable(l, 0, 2));
-    set(l, res, Key::Req, || ffi::lua_pushvalue(l, req));
-    lua::push_index(l, CONF, RESPONSE);
-    ffi::lua_setmetatable(l, res);
-    ffi::lua_pushboolean(l, rules.close as c_int);
-    ffi::lua_pushboolean(l, rules.keepalive as c_int);
-    if matches!(rules.framing, Framing::None) {
-        ffi::lua_pushnil(l);
-    } else {
-        get(l, req, Key::Framing);
-    }
-    5
 }
 
 /// core.request(client) -> req, res, close, keepalive, framing | nil,
@@ -325,11 +360,16 @@ unsafe fn push_request(
 /// (`'closed'`, `'timeout'`...). `idle`: the connection waits between
 /// requests, which a graceful stop may cut short.
 unsafe extern "C-unwind" fn request(l: *mut lua_State) -> c_int {
-    let s = check_stream(l, 1);
-    if ffi::lua_toboolean(l, 2) != 0 {
-        return stream::read_idle(l, s, Fmt::Custom(&SERVER_HEAD));
+    // SAFETY: Lua calls this C function on a thread of lem's state, so `l` is
+    // valid with LUA_MINSTACK free slots; it reads its own arguments (checked
+    // here) and the values it pushes (the rules of runtime/lua.rs).
+    unsafe {
+        let s = check_stream(l, 1);
+        if ffi::lua_toboolean(l, 2) != 0 {
+            return stream::read_idle(l, s, Fmt::Custom(&SERVER_HEAD));
+        }
+        stream::read(l, s, Fmt::Custom(&SERVER_HEAD))
     }
-    stream::read(l, s, Fmt::Custom(&SERVER_HEAD))
 }
 
 /// `Request.__index(req, k)`: the methods of `Request`, and `req.headers`,
@@ -338,35 +378,40 @@ unsafe extern "C-unwind" fn request(l: *mut lua_State) -> c_int {
 /// never look at the headers; building the table for each request was a
 /// tenth of a hello world's work (one field), more with more fields.
 unsafe extern "C-unwind" fn request_index(l: *mut lua_State) -> c_int {
-    // The arguments: req and the key.
-    const REQ: c_int = 1;
-    const K: c_int = 2;
-    ffi::lua_settop(l, K);
-    // Request[k]
-    lua::push_index(l, CONF, REQUEST);
-    ffi::lua_pushvalue(l, K);
-    ffi::lua_rawget(l, -2);
-    if ffi::lua_type(l, -1) != ffi::LUA_TNIL || ffi::lua_type(l, REQ) != ffi::LUA_TTABLE {
-        return 1;
+    // SAFETY: Lua calls this C function on a thread of lem's state, so `l` is
+    // valid with LUA_MINSTACK free slots; it reads its own arguments (checked
+    // here) and the values it pushes (the rules of runtime/lua.rs).
+    unsafe {
+        // The arguments: req and the key.
+        const REQ: c_int = 1;
+        const K: c_int = 2;
+        ffi::lua_settop(l, K);
+        // Request[k]
+        lua::push_index(l, CONF, REQUEST);
+        ffi::lua_pushvalue(l, K);
+        ffi::lua_rawget(l, -2);
+        if ffi::lua_type(l, -1) != ffi::LUA_TNIL || ffi::lua_type(l, REQ) != ffi::LUA_TTABLE {
+            return 1;
+        }
+        push_key(l, Key::Headers);
+        let headers_key = top(l);
+        if ffi::lua_rawequal(l, K, headers_key) == 0 || get(l, REQ, Key::Head) != ffi::LUA_TSTRING {
+            ffi::lua_pushnil(l);
+            return 1;
+        }
+        let section = lua::to_bytes(l, -1).unwrap_or_default();
+        // The section was parsed when the request was read: it cannot fail.
+        if with_fields(section, |fields| push_fields(l, fields)).is_err() {
+            ffi::lua_createtable(l, 0, 0);
+        }
+        let headers = top(l);
+        // req.headers = headers; req._head = nil
+        ffi::lua_pushvalue(l, headers_key);
+        ffi::lua_pushvalue(l, headers);
+        ffi::lua_rawset(l, REQ);
+        set(l, REQ, Key::Head, || ffi::lua_pushnil(l));
+        1
     }
-    push_key(l, Key::Headers);
-    let headers_key = top(l);
-    if ffi::lua_rawequal(l, K, headers_key) == 0 || get(l, REQ, Key::Head) != ffi::LUA_TSTRING {
-        ffi::lua_pushnil(l);
-        return 1;
-    }
-    let section = lua::to_bytes(l, -1).unwrap_or_default();
-    // The section was parsed when the request was read: it cannot fail.
-    if with_fields(section, |fields| push_fields(l, fields)).is_err() {
-        ffi::lua_createtable(l, 0, 0);
-    }
-    let headers = top(l);
-    // req.headers = headers; req._head = nil
-    ffi::lua_pushvalue(l, headers_key);
-    ffi::lua_pushvalue(l, headers);
-    ffi::lua_rawset(l, REQ);
-    set(l, REQ, Key::Head, || ffi::lua_pushnil(l));
-    1
 }
 
 /// The arguments of [`respond`], by stack index.
@@ -388,117 +433,122 @@ const KEEPALIVE: c_int = 5;
 /// number, body parts that are not strings): the Lua half sends those.
 /// During a graceful stop every response closes its connection.
 unsafe extern "C-unwind" fn respond(l: *mut lua_State) -> c_int {
-    let s = check_stream(l, CLIENT);
-    ffi::luaL_checktype(l, REQ, ffi::LUA_TTABLE);
-    ffi::luaL_checktype(l, RES, ffi::LUA_TTABLE);
-    let close = ffi::lua_toboolean(l, CLOSE) != 0 || crate::runtime::lifecycle::draining();
-    let keepalive = ffi::lua_toboolean(l, KEEPALIVE) != 0;
-    // What is looked at is pushed above the arguments and stays there (the
-    // byte slices below borrow its strings): each value that is used
-    // later is named by its index when it is pushed (`top`).
-    ffi::lua_settop(l, RES);
-    let unusual = || {
-        ffi::lua_pushboolean(l, 0);
-        1
-    };
-    if get(l, RES, Key::Streaming) != ffi::LUA_TNIL || get(l, RES, Key::File) != ffi::LUA_TNIL {
-        return unusual();
-    }
-    // A status that is not an integer from 100 to 999 is the Lua half's
-    // to refuse.
-    let status = match get(l, RES, Key::Status) {
-        ffi::LUA_TNIL => None,
-        _ => match integer(l, -1) {
-            Some(n) if valid_status(n) => Some(n),
-            _ => return unusual(),
-        },
-    };
-    if get(l, RES, Key::Headers) != ffi::LUA_TTABLE {
-        return unusual();
-    }
-    let headers = top(l);
-    // The body: the one string (pushed), or all of them joined (and a nil
-    // pushed in its place).
-    let parts = ffi::lua_rawlen(l, RES);
-    let mut joined = Vec::new();
-    if parts == 1 {
-        if ffi::lua_rawgeti(l, RES, 1) != ffi::LUA_TSTRING {
+    // SAFETY: Lua calls this C function on a thread of lem's state, so `l` is
+    // valid with LUA_MINSTACK free slots; it reads its own arguments (checked
+    // here) and the values it pushes (the rules of runtime/lua.rs).
+    unsafe {
+        let s = check_stream(l, CLIENT);
+        ffi::luaL_checktype(l, REQ, ffi::LUA_TTABLE);
+        ffi::luaL_checktype(l, RES, ffi::LUA_TTABLE);
+        let close = ffi::lua_toboolean(l, CLOSE) != 0 || crate::runtime::lifecycle::draining();
+        let keepalive = ffi::lua_toboolean(l, KEEPALIVE) != 0;
+        // What is looked at is pushed above the arguments and stays there (the
+        // byte slices below borrow its strings): each value that is used
+        // later is named by its index when it is pushed (`top`).
+        ffi::lua_settop(l, RES);
+        let unusual = || {
+            ffi::lua_pushboolean(l, 0);
+            1
+        };
+        if get(l, RES, Key::Streaming) != ffi::LUA_TNIL || get(l, RES, Key::File) != ffi::LUA_TNIL {
             return unusual();
         }
-    } else {
-        for i in 1..=parts {
-            if ffi::lua_rawgeti(l, RES, i as _) != ffi::LUA_TSTRING {
+        // A status that is not an integer from 100 to 999 is the Lua half's
+        // to refuse.
+        let status = match get(l, RES, Key::Status) {
+            ffi::LUA_TNIL => None,
+            _ => match integer(l, -1) {
+                Some(n) if valid_status(n) => Some(n),
+                _ => return unusual(),
+            },
+        };
+        if get(l, RES, Key::Headers) != ffi::LUA_TTABLE {
+            return unusual();
+        }
+        let headers = top(l);
+        // The body: the one string (pushed), or all of them joined (and a nil
+        // pushed in its place).
+        let parts = ffi::lua_rawlen(l, RES);
+        let mut joined = Vec::new();
+        if parts == 1 {
+            if ffi::lua_rawgeti(l, RES, 1) != ffi::LUA_TSTRING {
                 return unusual();
             }
-            joined.extend_from_slice(lua::to_bytes(l, -1).unwrap_or_default());
-            ffi::lua_pop(l, 1);
+        } else {
+            for i in 1..=parts {
+                if ffi::lua_rawgeti(l, RES, i as _) != ffi::LUA_TSTRING {
+                    return unusual();
+                }
+                joined.extend_from_slice(lua::to_bytes(l, -1).unwrap_or_default());
+                ffi::lua_pop(l, 1);
+            }
+            ffi::lua_pushnil(l);
         }
-        ffi::lua_pushnil(l);
+        let body: &[u8] = if parts == 1 {
+            lua::to_bytes(l, top(l)).unwrap_or_default()
+        } else {
+            &joined
+        };
+        let status = status.unwrap_or(if body.is_empty() { 204 } else { 200 });
+        // The status texts, then this status's.
+        if ffi::lua_rawgeti(l, CONF, STATUS) != ffi::LUA_TTABLE {
+            return unusual();
+        }
+        let texts = top(l);
+        let text = match ffi::lua_rawgeti(l, texts, status as _) {
+            ffi::LUA_TNIL => &b"Unknown"[..],
+            ffi::LUA_TSTRING => lua::to_bytes(l, -1).unwrap_or_default(),
+            _ => return unusual(),
+        };
+        // The module, then its server_name.
+        ffi::lua_rawgeti(l, CONF, MODULE);
+        let module = top(l);
+        if get(l, module, Key::ServerName) != ffi::LUA_TSTRING {
+            return unusual();
+        }
+        let server = lua::to_bytes(l, -1).unwrap_or_default();
+        let length = if status == 204 || status == 304 || status < 200 {
+            Length::None
+        } else {
+            Length::Bytes(body.len() as i64)
+        };
+        let mut out = HEAD_BUF.take();
+        out.clear();
+        out.reserve(256);
+        let head = ResponseHead {
+            status,
+            text,
+            headers,
+            length,
+            close,
+            keepalive,
+            server,
+        };
+        if !build_head(l, &mut out, head) {
+            return unusual();
+        }
+        // The method, compared as Lua compares strings.
+        get(l, REQ, Key::Method);
+        let head_only = ffi::lua_rawequal(l, -1, key_index(Key::HeadMethod)) != 0;
+        let with_body = !head_only && !matches!(length, Length::None);
+        let w = stream::write(
+            l,
+            s,
+            &[&out, if with_body { body } else { &[] }],
+            stream::Failure::False,
+        );
+        // What the socket did not take was copied: the buffer is free again.
+        if out.capacity() <= HEAD_BUF_MAX {
+            HEAD_BUF.set(out);
+        }
+        drop(joined);
+        // Sent whole on a connection that stays: the next request is read in
+        // this same call.
+        if !close && matches!(w, Write::Sent) {
+            return stream::read_idle(l, s, Fmt::Custom(&SERVER_HEAD));
+        }
+        w.finish(l)
     }
-    let body: &[u8] = if parts == 1 {
-        lua::to_bytes(l, top(l)).unwrap_or_default()
-    } else {
-        &joined
-    };
-    let status = status.unwrap_or(if body.is_empty() { 204 } else { 200 });
-    // The status texts, then this status's.
-    if ffi::lua_rawgeti(l, CONF, STATUS) != ffi::LUA_TTABLE {
-        return unusual();
-    }
-    let texts = top(l);
-    let text = match ffi::lua_rawgeti(l, texts, status as _) {
-        ffi::LUA_TNIL => &b"Unknown"[..],
-        ffi::LUA_TSTRING => lua::to_bytes(l, -1).unwrap_or_default(),
-        _ => return unusual(),
-    };
-    // The module, then its server_name.
-    ffi::lua_rawgeti(l, CONF, MODULE);
-    let module = top(l);
-    if get(l, module, Key::ServerName) != ffi::LUA_TSTRING {
-        return unusual();
-    }
-    let server = lua::to_bytes(l, -1).unwrap_or_default();
-    let length = if status == 204 || status == 304 || status < 200 {
-        Length::None
-    } else {
-        Length::Bytes(body.len() as i64)
-    };
-    let mut out = HEAD_BUF.take();
-    out.clear();
-    out.reserve(256);
-    let head = ResponseHead {
-        status,
-        text,
-        headers,
-        length,
-        close,
-        keepalive,
-        server,
-    };
-    if !build_head(l, &mut out, head) {
-        return unusual();
-    }
-    // The method, compared as Lua compares strings.
-    get(l, REQ, Key::Method);
-    let head_only = ffi::lua_rawequal(l, -1, key_index(Key::HeadMethod)) != 0;
-    let with_body = !head_only && !matches!(length, Length::None);
-    let w = stream::write(
-        l,
-        s,
-        &[&out, if with_body { body } else { &[] }],
-        stream::Failure::False,
-    );
-    // What the socket did not take was copied: the buffer is free again.
-    if out.capacity() <= HEAD_BUF_MAX {
-        HEAD_BUF.set(out);
-    }
-    drop(joined);
-    // Sent whole on a connection that stays: the next request is read in
-    // this same call.
-    if !close && matches!(w, Write::Sent) {
-        return stream::read_idle(l, s, Fmt::Custom(&SERVER_HEAD));
-    }
-    w.finish(l)
 }
 
 thread_local! {
@@ -513,25 +563,29 @@ const HEAD_BUF_MAX: usize = 16 << 10;
 /// share their upvalues: the server's table (filled by `core.setup`), the
 /// keys and the metatable of Streams.
 pub(super) unsafe fn register(l: *mut lua_State) {
-    let funcs: [(&std::ffi::CStr, ffi::lua_CFunction); 4] = [
-        (c"setup", setup),
-        (c"request", request),
-        (c"respond", respond),
-        (c"request_index", request_index),
-    ];
-    ffi::luaL_checkstack(l, KEYS.len() as c_int + 3, std::ptr::null());
-    ffi::lua_createtable(l, MODULE as c_int, 0);
-    let conf = ffi::lua_gettop(l);
-    for (name, f) in funcs {
-        ffi::lua_pushvalue(l, conf);
-        for k in KEYS {
-            ffi::lua_pushstring(l, k.as_ptr());
+    // SAFETY: `l` is a live thread of lem's state, the contract of every
+    // function that takes one (see the module doc of runtime/lua.rs).
+    unsafe {
+        let funcs: [(&std::ffi::CStr, ffi::lua_CFunction); 4] = [
+            (c"setup", setup),
+            (c"request", request),
+            (c"respond", respond),
+            (c"request_index", request_index),
+        ];
+        ffi::luaL_checkstack(l, KEYS.len() as c_int + 3, std::ptr::null());
+        ffi::lua_createtable(l, MODULE as c_int, 0);
+        let conf = ffi::lua_gettop(l);
+        for (name, f) in funcs {
+            ffi::lua_pushvalue(l, conf);
+            for k in KEYS {
+                ffi::lua_pushstring(l, k.as_ptr());
+            }
+            stream::push_class(l);
+            ffi::lua_pushcclosure(l, f, 2 + KEYS.len() as c_int);
+            ffi::lua_setfield(l, conf - 1, name.as_ptr());
         }
-        stream::push_class(l);
-        ffi::lua_pushcclosure(l, f, 2 + KEYS.len() as c_int);
-        ffi::lua_setfield(l, conf - 1, name.as_ptr());
+        ffi::lua_pop(l, 1);
     }
-    ffi::lua_pop(l, 1);
 }
 
 #[cfg(test)]

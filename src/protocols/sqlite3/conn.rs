@@ -54,8 +54,10 @@ impl Stop {
 const PROGRESS_OPS: c_int = 1000;
 
 unsafe extern "C" fn progress(p: *mut std::ffi::c_void) -> c_int {
-    // SAFETY: `p` is the connection's `Stop`, alive while it is open.
-    (*(p as *const Stop)).now() as c_int
+    unsafe {
+        // SAFETY: `p` is the connection's `Stop`, alive while it is open.
+        (*(p as *const Stop)).now() as c_int
+    }
 }
 
 impl Conn {
@@ -329,6 +331,7 @@ mod tests {
             let (st, _) = prepare_one(db, b"select count(*) from t").unwrap();
             let st = st.unwrap();
             let r = step_rows(db, st, 10).unwrap();
+            // SAFETY: `st` came from prepare_one and is finalized once.
             unsafe { sq::sqlite3_finalize(st) };
             r
         };

@@ -110,12 +110,18 @@ impl Drop for Stmt {
 /// Prepare `commit` and suspend (raises outside a lem coroutine, after
 /// dropping the commit).
 unsafe fn suspend_with(l: *mut lua_State, commit: Commit) -> c_int {
-    scheduler::prepare_or_raise(l, commit);
-    crate::runtime::scheduler::suspend(l)
+    // SAFETY: `l` is a live thread of lem's state, the contract of every
+    // function that takes one (see the module doc of runtime/lua.rs).
+    unsafe {
+        scheduler::prepare_or_raise(l, commit);
+        crate::runtime::scheduler::suspend(l)
+    }
 }
 
 /// A failure's values: `nil, msg`.
 fn failed(msg: String) -> Resume {
+    // SAFETY: the scheduler calls a Resume::Push closure with the resumed
+    // thread `t`, with room for the values it pushes.
     Resume::Push(Box::new(move |t| unsafe { lua::fail(t, &msg) }))
 }
 
@@ -133,17 +139,23 @@ unsafe fn call<T: Send + 'static>(
     job: impl FnOnce(&mut Conn) -> Result<T, String> + Send + 'static,
     push: impl FnOnce(*mut lua_State, T) -> c_int + 'static,
 ) -> c_int {
-    call_as(l, sh, stmt, false, job, push)
+    // SAFETY: `l` is a live thread of lem's state, the contract of every
+    // function that takes one (see the module doc of runtime/lua.rs).
+    unsafe { call_as(l, sh, stmt, false, job, push) }
 }
 
 /// `nil, msg`, or with `iter`, `false, msg` (the row iterator's failure).
 unsafe fn fail_as(l: *mut lua_State, iter: bool, msg: &str) -> c_int {
-    if iter {
-        ffi::lua_pushboolean(l, 0);
-        lua::push_str(l, msg);
-        2
-    } else {
-        lua::fail(l, msg)
+    // SAFETY: `l` is a live thread of lem's state, the contract of every
+    // function that takes one (see the module doc of runtime/lua.rs).
+    unsafe {
+        if iter {
+            ffi::lua_pushboolean(l, 0);
+            lua::push_str(l, msg);
+            2
+        } else {
+            lua::fail(l, msg)
+        }
     }
 }
 
@@ -159,80 +171,84 @@ unsafe fn call_as<T: Send + 'static>(
     job: impl FnOnce(&mut Conn) -> Result<T, String> + Send + 'static,
     push: impl FnOnce(*mut lua_State, T) -> c_int + 'static,
 ) -> c_int {
-    let failed = move |msg: String| -> Resume {
-        Resume::Push(Box::new(move |t| unsafe { fail_as(t, iter, &msg) }))
-    };
-    if sh.closed.get() || stmt.is_some_and(|s| s.finalized.get()) {
-        return fail_as(l, iter, "closed");
-    }
-    let me = scheduler::get().current();
-    let mut gate = None;
-    if let Some(s) = stmt {
-        let holder = s.hold.holder.get();
-        if holder.is_some() && holder != me {
-            if !sh.queued {
-                return fail_as(l, iter, "busy");
-            }
-            gate = Some(s.turn.clone());
-        }
-    }
-    let mut held = None;
-    if !sh.queued {
-        match sh.turn.try_take() {
-            Some(h) => held = Some(h),
-            None => return fail_as(l, iter, "busy"),
-        }
-    }
-    // Values bound since the last call go with this one; rows the
-    // iterator stepped ahead are stale after any other call.
-    let pending = stmt.and_then(|s| {
-        if !iter {
-            *s.ahead.borrow_mut() = (Rows::default(), 0);
-        }
-        s.pending.borrow_mut().take().map(|b| (s.id, b))
-    });
-    let turn = sh.turn.clone();
-    let conn = sh.conn.clone();
-    let stop = sh.stop.clone();
-    let job_id = sh.next_job.get();
-    sh.next_job.set(job_id + 1);
-    let fut = async move {
-        let _gate = match gate {
-            Some(g) => match g.take().await {
-                Some(h) => Some(h),
-                None => return failed("closed".into()),
-            },
-            None => None,
+    // SAFETY: `l` is a live thread of lem's state, the contract of every
+    // function that takes one (see the module doc of runtime/lua.rs).
+    unsafe {
+        let failed = move |msg: String| -> Resume {
+            Resume::Push(Box::new(move |t| fail_as(t, iter, &msg)))
         };
-        let _held = match held {
-            Some(h) => h,
-            None => match turn.take().await {
+        if sh.closed.get() || stmt.is_some_and(|s| s.finalized.get()) {
+            return fail_as(l, iter, "closed");
+        }
+        let me = scheduler::get().current();
+        let mut gate = None;
+        if let Some(s) = stmt {
+            let holder = s.hold.holder.get();
+            if holder.is_some() && holder != me {
+                if !sh.queued {
+                    return fail_as(l, iter, "busy");
+                }
+                gate = Some(s.turn.clone());
+            }
+        }
+        let mut held = None;
+        if !sh.queued {
+            match sh.turn.try_take() {
+                Some(h) => held = Some(h),
+                None => return fail_as(l, iter, "busy"),
+            }
+        }
+        // Values bound since the last call go with this one; rows the
+        // iterator stepped ahead are stale after any other call.
+        let pending = stmt.and_then(|s| {
+            if !iter {
+                *s.ahead.borrow_mut() = (Rows::default(), 0);
+            }
+            s.pending.borrow_mut().take().map(|b| (s.id, b))
+        });
+        let turn = sh.turn.clone();
+        let conn = sh.conn.clone();
+        let stop = sh.stop.clone();
+        let job_id = sh.next_job.get();
+        sh.next_job.set(job_id + 1);
+        let fut = async move {
+            let _gate = match gate {
+                Some(g) => match g.take().await {
+                    Some(h) => Some(h),
+                    None => return failed("closed".into()),
+                },
+                None => None,
+            };
+            let _held = match held {
                 Some(h) => h,
-                None => return failed("closed".into()),
-            },
+                None => match turn.take().await {
+                    Some(h) => h,
+                    None => return failed("closed".into()),
+                },
+            };
+            // A caller cancelled or timed out while its job runs interrupts
+            // the job: the connection is free again soon, not after the query.
+            let mut guard = Abandon(Some((stop, job_id)));
+            let r = pool::run(move || {
+                let mut c = lock(&conn);
+                c.stop.running.store(job_id, Ordering::Relaxed);
+                if c.stop.now() {
+                    return Err("interrupted".into());
+                }
+                if let Some((id, b)) = &pending {
+                    bind(c.handle()?, c.stmt(*id)?, b)?;
+                }
+                job(&mut c)
+            })
+            .await;
+            guard.0 = None;
+            match r {
+                Ok(v) => Resume::Push(Box::new(move |t| push(t, v))),
+                Err(e) => failed(e),
+            }
         };
-        // A caller cancelled or timed out while its job runs interrupts
-        // the job: the connection is free again soon, not after the query.
-        let mut guard = Abandon(Some((stop, job_id)));
-        let r = pool::run(move || {
-            let mut c = lock(&conn);
-            c.stop.running.store(job_id, Ordering::Relaxed);
-            if c.stop.now() {
-                return Err("interrupted".into());
-            }
-            if let Some((id, b)) = &pending {
-                bind(c.handle()?, c.stmt(*id)?, b)?;
-            }
-            job(&mut c)
-        })
-        .await;
-        guard.0 = None;
-        match r {
-            Ok(v) => Resume::Push(Box::new(move |t| push(t, v))),
-            Err(e) => failed(e),
-        }
-    };
-    suspend_with(l, Commit::Future(Box::pin(fut)))
+        suspend_with(l, Commit::Future(Box::pin(fut)))
+    }
 }
 
 /// Stops a job when dropped (its caller went away) unless disarmed.
@@ -247,8 +263,12 @@ impl Drop for Abandon {
 }
 
 unsafe fn push_true(l: *mut lua_State) -> c_int {
-    ffi::lua_pushboolean(l, 1);
-    1
+    // SAFETY: `l` is a live thread of lem's state, the contract of every
+    // function that takes one (see the module doc of runtime/lua.rs).
+    unsafe {
+        ffi::lua_pushboolean(l, 1);
+        1
+    }
 }
 
 /// The flag constants, as SQLite numbers them.
@@ -265,16 +285,21 @@ const FLAGS: &[(&CStr, c_int)] = &[
 
 /// luaopen for `lem.sqlite3.core`.
 pub unsafe extern "C-unwind" fn open(l: *mut lua_State) -> c_int {
-    lua::new_lib(l, &[(c"open", open_db)]);
-    for (name, v) in FLAGS {
-        ffi::lua_pushinteger(l, *v as _);
-        ffi::lua_setfield(l, -2, name.as_ptr());
+    // SAFETY: Lua calls this C function on a thread of lem's state, so `l` is
+    // valid with LUA_MINSTACK free slots; it reads its own arguments (checked
+    // here) and the values it pushes (the rules of runtime/lua.rs).
+    unsafe {
+        lua::new_lib(l, &[(c"open", open_db)]);
+        for (name, v) in FLAGS {
+            ffi::lua_pushinteger(l, *v as _);
+            ffi::lua_setfield(l, -2, name.as_ptr());
+        }
+        lua::new_class(l, DB, DB_METHODS, Some(lua::gc::<Db>));
+        ffi::lua_setfield(l, -2, c"Connection".as_ptr());
+        lua::new_class(l, STMT, STMT_METHODS, Some(lua::gc::<Stmt>));
+        ffi::lua_setfield(l, -2, c"Statement".as_ptr());
+        lua::push_str(l, rusqlite::version());
+        ffi::lua_setfield(l, -2, c"version".as_ptr());
+        1
     }
-    lua::new_class(l, DB, DB_METHODS, Some(lua::gc::<Db>));
-    ffi::lua_setfield(l, -2, c"Connection".as_ptr());
-    lua::new_class(l, STMT, STMT_METHODS, Some(lua::gc::<Stmt>));
-    ffi::lua_setfield(l, -2, c"Statement".as_ptr());
-    lua::push_str(l, rusqlite::version());
-    ffi::lua_setfield(l, -2, c"version".as_ptr());
-    1
 }

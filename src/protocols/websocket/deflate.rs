@@ -140,34 +140,49 @@ fn inflate_into(
 
 /// core.deflate(reset_out, reset_in) -> a Deflate state
 pub(super) unsafe extern "C-unwind" fn l_deflate(l: *mut lua_State) -> c_int {
-    let reset_out = ffi::lua_toboolean(l, 1) != 0;
-    let reset_in = ffi::lua_toboolean(l, 2) != 0;
-    lua::push_object(l, DEFLATE, Deflate::new(reset_out, reset_in));
-    1
+    // SAFETY: Lua calls this C function on a thread of lem's state, so `l` is
+    // valid with LUA_MINSTACK free slots; it reads its own arguments (checked
+    // here) and the values it pushes (the rules of runtime/lua.rs).
+    unsafe {
+        let reset_out = ffi::lua_toboolean(l, 1) != 0;
+        let reset_in = ffi::lua_toboolean(l, 2) != 0;
+        lua::push_object(l, DEFLATE, Deflate::new(reset_out, reset_in));
+        1
+    }
 }
 
 /// d:compress(data) -> bytes
 unsafe extern "C-unwind" fn deflate_compress(l: *mut lua_State) -> c_int {
-    let d: &Deflate = lua::check_object(l, 1, DEFLATE);
-    let data = lua::check_bytes(l, 2);
-    let out = d.deflate(data);
-    lua::push_bytes(l, &out);
-    1
+    // SAFETY: Lua calls this C function on a thread of lem's state, so `l` is
+    // valid with LUA_MINSTACK free slots; it reads its own arguments (checked
+    // here) and the values it pushes (the rules of runtime/lua.rs).
+    unsafe {
+        let d: &Deflate = lua::check_object(l, 1, DEFLATE);
+        let data = lua::check_bytes(l, 2);
+        let out = d.deflate(data);
+        lua::push_bytes(l, &out);
+        1
+    }
 }
 
 /// d:decompress(data, fin, max) -> bytes | nil, 'too large' | nil, 'corrupt'
 unsafe extern "C-unwind" fn deflate_decompress(l: *mut lua_State) -> c_int {
-    let d: &Deflate = lua::check_object(l, 1, DEFLATE);
-    let data = lua::check_bytes(l, 2);
-    let fin = ffi::lua_toboolean(l, 3) != 0;
-    let max = lua::check_integer(l, 4).max(0) as usize;
-    match d.inflate(data, fin, max) {
-        Ok(v) => {
-            lua::push_bytes(l, &v);
-            1
+    // SAFETY: Lua calls this C function on a thread of lem's state, so `l` is
+    // valid with LUA_MINSTACK free slots; it reads its own arguments (checked
+    // here) and the values it pushes (the rules of runtime/lua.rs).
+    unsafe {
+        let d: &Deflate = lua::check_object(l, 1, DEFLATE);
+        let data = lua::check_bytes(l, 2);
+        let fin = ffi::lua_toboolean(l, 3) != 0;
+        let max = lua::check_integer(l, 4).max(0) as usize;
+        match d.inflate(data, fin, max) {
+            Ok(v) => {
+                lua::push_bytes(l, &v);
+                1
+            }
+            Err(InflateError::TooLarge) => lua::fail(l, "too large"),
+            Err(InflateError::Corrupt) => lua::fail(l, "corrupt"),
         }
-        Err(InflateError::TooLarge) => lua::fail(l, "too large"),
-        Err(InflateError::Corrupt) => lua::fail(l, "corrupt"),
     }
 }
 
@@ -178,8 +193,12 @@ const DEFLATE_METHODS: &[Reg] = &[
 
 /// Make the class of Deflate states (before any `core.deflate`).
 pub(super) unsafe fn register(l: *mut lua_State) {
-    lua::new_class(l, DEFLATE, DEFLATE_METHODS, Some(lua::gc::<Deflate>));
-    ffi::lua_pop(l, 1);
+    // SAFETY: `l` is a live thread of lem's state, the contract of every
+    // function that takes one (see the module doc of runtime/lua.rs).
+    unsafe {
+        lua::new_class(l, DEFLATE, DEFLATE_METHODS, Some(lua::gc::<Deflate>));
+        ffi::lua_pop(l, 1);
+    }
 }
 
 #[cfg(test)]

@@ -162,43 +162,47 @@ impl Format for Frame {
         }
     }
     unsafe fn push(&self, l: *mut lua_State, input: &[u8], _mark: usize) -> c_int {
-        // Scanned whole just before: the head is there and complete.
-        let Ok(Some(h)) = scan_head(input, usize::MAX) else {
-            return lua::fail(l, "websocket frame lost");
-        };
-        ffi::lua_pushboolean(l, h.fin as c_int);
-        ffi::lua_pushinteger(l, h.rsv as _);
-        ffi::lua_pushinteger(l, h.opcode as _);
-        ffi::lua_pushboolean(l, h.mask.is_some() as c_int);
-        let body = &input[h.len..];
-        let tail = match h.mask {
-            // Small payloads are unmasked on the stack: no allocation
-            // besides the Lua string.
-            Some(k) if body.len() <= SMALL => {
-                let mut buf = [0u8; SMALL];
-                let v = &mut buf[..body.len()];
-                v.copy_from_slice(body);
-                apply_mask(v, k);
-                lua::push_bytes(l, v);
-                (h.opcode <= 1).then(|| utf8_tail(v))
+        // SAFETY: `l` is a live thread of lem's state, the contract of every
+        // function that takes one (see the module doc of runtime/lua.rs).
+        unsafe {
+            // Scanned whole just before: the head is there and complete.
+            let Ok(Some(h)) = scan_head(input, usize::MAX) else {
+                return lua::fail(l, "websocket frame lost");
+            };
+            ffi::lua_pushboolean(l, h.fin as c_int);
+            ffi::lua_pushinteger(l, h.rsv as _);
+            ffi::lua_pushinteger(l, h.opcode as _);
+            ffi::lua_pushboolean(l, h.mask.is_some() as c_int);
+            let body = &input[h.len..];
+            let tail = match h.mask {
+                // Small payloads are unmasked on the stack: no allocation
+                // besides the Lua string.
+                Some(k) if body.len() <= SMALL => {
+                    let mut buf = [0u8; SMALL];
+                    let v = &mut buf[..body.len()];
+                    v.copy_from_slice(body);
+                    apply_mask(v, k);
+                    lua::push_bytes(l, v);
+                    (h.opcode <= 1).then(|| utf8_tail(v))
+                }
+                Some(k) => {
+                    let mut v = body.to_vec();
+                    apply_mask(&mut v, k);
+                    lua::push_bytes(l, &v);
+                    (h.opcode <= 1).then(|| utf8_tail(&v))
+                }
+                None => {
+                    lua::push_bytes(l, body);
+                    (h.opcode <= 1).then(|| utf8_tail(body))
+                }
+            };
+            match tail {
+                None => ffi::lua_pushnil(l),
+                Some(None) => ffi::lua_pushboolean(l, 0),
+                Some(Some(n)) => ffi::lua_pushinteger(l, n as _),
             }
-            Some(k) => {
-                let mut v = body.to_vec();
-                apply_mask(&mut v, k);
-                lua::push_bytes(l, &v);
-                (h.opcode <= 1).then(|| utf8_tail(&v))
-            }
-            None => {
-                lua::push_bytes(l, body);
-                (h.opcode <= 1).then(|| utf8_tail(body))
-            }
-        };
-        match tail {
-            None => ffi::lua_pushnil(l),
-            Some(None) => ffi::lua_pushboolean(l, 0),
-            Some(Some(n)) => ffi::lua_pushinteger(l, n as _),
+            6
         }
-        6
     }
     fn limit_error(&self) -> &'static str {
         TOO_LARGE

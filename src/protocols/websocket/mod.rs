@@ -96,131 +96,166 @@ fn random<const N: usize>() -> [u8; N] {
 
 /// core.accept_key(key) -> accept | nil (not the base64 of 16 bytes)
 unsafe extern "C-unwind" fn l_accept_key(l: *mut lua_State) -> c_int {
-    let k = lua::check_bytes(l, 1);
-    if !valid_key(k) {
-        ffi::lua_pushnil(l);
-        return 1;
+    // SAFETY: Lua calls this C function on a thread of lem's state, so `l` is
+    // valid with LUA_MINSTACK free slots; it reads its own arguments (checked
+    // here) and the values it pushes (the rules of runtime/lua.rs).
+    unsafe {
+        let k = lua::check_bytes(l, 1);
+        if !valid_key(k) {
+            ffi::lua_pushnil(l);
+            return 1;
+        }
+        lua::push_str(l, &accept_key(k));
+        1
     }
-    lua::push_str(l, &accept_key(k));
-    1
 }
 
 /// core.new_key() -> a fresh Sec-WebSocket-Key
 unsafe extern "C-unwind" fn l_new_key(l: *mut lua_State) -> c_int {
-    let k: [u8; 16] = random();
-    lua::push_str(l, &base64::engine::general_purpose::STANDARD.encode(k));
-    1
+    // SAFETY: Lua calls this C function on a thread of lem's state, so `l` is
+    // valid with LUA_MINSTACK free slots; it reads its own arguments (checked
+    // here) and the values it pushes (the rules of runtime/lua.rs).
+    unsafe {
+        let k: [u8; 16] = random();
+        lua::push_str(l, &base64::engine::general_purpose::STANDARD.encode(k));
+        1
+    }
 }
 
 /// core.frame(opcode, fin, data, masked [, rsv]) -> the frame's bytes
 unsafe extern "C-unwind" fn l_frame(l: *mut lua_State) -> c_int {
-    let op = lua::check_integer(l, 1);
-    if !(0..=15).contains(&op) {
-        lua::arg_error(l, 1, c"opcode out of range");
+    // SAFETY: Lua calls this C function on a thread of lem's state, so `l` is
+    // valid with LUA_MINSTACK free slots; it reads its own arguments (checked
+    // here) and the values it pushes (the rules of runtime/lua.rs).
+    unsafe {
+        let op = lua::check_integer(l, 1);
+        if !(0..=15).contains(&op) {
+            lua::arg_error(l, 1, c"opcode out of range");
+        }
+        let fin = ffi::lua_toboolean(l, 2) != 0;
+        let d = lua::check_bytes(l, 3);
+        let masked = ffi::lua_toboolean(l, 4) != 0;
+        let rsv = lua::opt_integer(l, 5, 0);
+        let f = build(op as u8, fin, rsv as u8, d, masked.then(random::<4>));
+        lua::push_bytes(l, &f);
+        1
     }
-    let fin = ffi::lua_toboolean(l, 2) != 0;
-    let d = lua::check_bytes(l, 3);
-    let masked = ffi::lua_toboolean(l, 4) != 0;
-    let rsv = lua::opt_integer(l, 5, 0);
-    let f = build(op as u8, fin, rsv as u8, d, masked.then(random::<4>));
-    lua::push_bytes(l, &f);
-    1
 }
 
 /// core.head(opcode, length [, rsv]) -> the head of an unmasked final frame with
 /// a payload of `length` bytes (a server sends it and the payload in one
 /// write, without copying the payload into a frame)
 unsafe extern "C-unwind" fn l_head(l: *mut lua_State) -> c_int {
-    let op = lua::check_integer(l, 1);
-    if !(0..=15).contains(&op) {
-        lua::arg_error(l, 1, c"opcode out of range");
+    // SAFETY: Lua calls this C function on a thread of lem's state, so `l` is
+    // valid with LUA_MINSTACK free slots; it reads its own arguments (checked
+    // here) and the values it pushes (the rules of runtime/lua.rs).
+    unsafe {
+        let op = lua::check_integer(l, 1);
+        if !(0..=15).contains(&op) {
+            lua::arg_error(l, 1, c"opcode out of range");
+        }
+        let n = lua::check_integer(l, 2);
+        if n < 0 {
+            lua::arg_error(l, 2, c"negative length");
+        }
+        let rsv = lua::opt_integer(l, 3, 0) as u8 & 7;
+        let mut h = [0u8; 10];
+        h[0] = 0x80 | rsv << 4 | op as u8;
+        let len = if n < 126 {
+            h[1] = n as u8;
+            2
+        } else if n <= 0xffff {
+            h[1] = 126;
+            h[2..4].copy_from_slice(&(n as u16).to_be_bytes());
+            4
+        } else {
+            h[1] = 127;
+            h[2..10].copy_from_slice(&(n as u64).to_be_bytes());
+            10
+        };
+        lua::push_bytes(l, &h[..len]);
+        1
     }
-    let n = lua::check_integer(l, 2);
-    if n < 0 {
-        lua::arg_error(l, 2, c"negative length");
-    }
-    let rsv = lua::opt_integer(l, 3, 0) as u8 & 7;
-    let mut h = [0u8; 10];
-    h[0] = 0x80 | rsv << 4 | op as u8;
-    let len = if n < 126 {
-        h[1] = n as u8;
-        2
-    } else if n <= 0xffff {
-        h[1] = 126;
-        h[2..4].copy_from_slice(&(n as u16).to_be_bytes());
-        4
-    } else {
-        h[1] = 127;
-        h[2..10].copy_from_slice(&(n as u64).to_be_bytes());
-        10
-    };
-    lua::push_bytes(l, &h[..len]);
-    1
 }
 
 /// core.utf8(data) -> n (bytes of an unfinished character at the end) |
 /// false (invalid)
 unsafe extern "C-unwind" fn l_utf8(l: *mut lua_State) -> c_int {
-    match utf8_tail(lua::check_bytes(l, 1)) {
-        Some(n) => ffi::lua_pushinteger(l, n as _),
-        None => ffi::lua_pushboolean(l, 0),
+    // SAFETY: Lua calls this C function on a thread of lem's state, so `l` is
+    // valid with LUA_MINSTACK free slots; it reads its own arguments (checked
+    // here) and the values it pushes (the rules of runtime/lua.rs).
+    unsafe {
+        match utf8_tail(lua::check_bytes(l, 1)) {
+            Some(n) => ffi::lua_pushinteger(l, n as _),
+            None => ffi::lua_pushboolean(l, 0),
+        }
+        1
     }
-    1
 }
 
 /// core.close_payload([code [, reason]]) -> bytes of a close frame's body
 unsafe extern "C-unwind" fn l_close_payload(l: *mut lua_State) -> c_int {
-    if lua::is_none_or_nil(l, 1) {
-        lua::push_bytes(l, b"");
-        return 1;
+    // SAFETY: Lua calls this C function on a thread of lem's state, so `l` is
+    // valid with LUA_MINSTACK free slots; it reads its own arguments (checked
+    // here) and the values it pushes (the rules of runtime/lua.rs).
+    unsafe {
+        if lua::is_none_or_nil(l, 1) {
+            lua::push_bytes(l, b"");
+            return 1;
+        }
+        let code = lua::check_integer(l, 1);
+        let reason = if lua::is_none_or_nil(l, 2) {
+            &[][..]
+        } else {
+            lua::check_bytes(l, 2)
+        };
+        if !(0..=0xffff).contains(&code) || !valid_close_code(code as u16) {
+            lua::arg_error(l, 1, c"invalid close code");
+        }
+        if reason.len() > 123 {
+            lua::arg_error(l, 2, c"close reason longer than 123 bytes");
+        }
+        let mut v = Vec::with_capacity(2 + reason.len());
+        v.extend_from_slice(&(code as u16).to_be_bytes());
+        v.extend_from_slice(reason);
+        lua::push_bytes(l, &v);
+        1
     }
-    let code = lua::check_integer(l, 1);
-    let reason = if lua::is_none_or_nil(l, 2) {
-        &[][..]
-    } else {
-        lua::check_bytes(l, 2)
-    };
-    if !(0..=0xffff).contains(&code) || !valid_close_code(code as u16) {
-        lua::arg_error(l, 1, c"invalid close code");
-    }
-    if reason.len() > 123 {
-        lua::arg_error(l, 2, c"close reason longer than 123 bytes");
-    }
-    let mut v = Vec::with_capacity(2 + reason.len());
-    v.extend_from_slice(&(code as u16).to_be_bytes());
-    v.extend_from_slice(reason);
-    lua::push_bytes(l, &v);
-    1
 }
 
 /// core.parse_close(payload) -> code, reason (1005 and '' when empty) |
 /// nil, close code to answer with (1002 bad code or length, 1007 reason
 /// not UTF-8)
 unsafe extern "C-unwind" fn l_parse_close(l: *mut lua_State) -> c_int {
-    let p = lua::check_bytes(l, 1);
-    let bad = |code| {
-        ffi::lua_pushnil(l);
-        ffi::lua_pushinteger(l, code);
-        2
-    };
-    match p {
-        [] => {
-            ffi::lua_pushinteger(l, 1005);
-            lua::push_bytes(l, b"");
+    // SAFETY: Lua calls this C function on a thread of lem's state, so `l` is
+    // valid with LUA_MINSTACK free slots; it reads its own arguments (checked
+    // here) and the values it pushes (the rules of runtime/lua.rs).
+    unsafe {
+        let p = lua::check_bytes(l, 1);
+        let bad = |code| {
+            ffi::lua_pushnil(l);
+            ffi::lua_pushinteger(l, code);
             2
-        }
-        [_] => bad(1002),
-        [a, b, reason @ ..] => {
-            let code = u16::from_be_bytes([*a, *b]);
-            if !valid_close_code(code) {
-                return bad(1002);
+        };
+        match p {
+            [] => {
+                ffi::lua_pushinteger(l, 1005);
+                lua::push_bytes(l, b"");
+                2
             }
-            if std::str::from_utf8(reason).is_err() {
-                return bad(1007);
+            [_] => bad(1002),
+            [a, b, reason @ ..] => {
+                let code = u16::from_be_bytes([*a, *b]);
+                if !valid_close_code(code) {
+                    return bad(1002);
+                }
+                if std::str::from_utf8(reason).is_err() {
+                    return bad(1007);
+                }
+                ffi::lua_pushinteger(l, code as _);
+                lua::push_bytes(l, reason);
+                2
             }
-            ffi::lua_pushinteger(l, code as _);
-            lua::push_bytes(l, reason);
-            2
         }
     }
 }
@@ -238,10 +273,15 @@ const FUNCS: &[Reg] = &[
 
 /// `require 'lem.websocket.core'`.
 pub unsafe extern "C-unwind" fn open(l: *mut lua_State) -> c_int {
-    parsers::register(l, c"WebSocketFrame", &frame::FRAME);
-    deflate::register(l);
-    lua::new_lib(l, FUNCS);
-    1
+    // SAFETY: Lua calls this C function on a thread of lem's state, so `l` is
+    // valid with LUA_MINSTACK free slots; it reads its own arguments (checked
+    // here) and the values it pushes (the rules of runtime/lua.rs).
+    unsafe {
+        parsers::register(l, c"WebSocketFrame", &frame::FRAME);
+        deflate::register(l);
+        lua::new_lib(l, FUNCS);
+        1
+    }
 }
 
 #[cfg(test)]

@@ -53,9 +53,13 @@ impl Fmt {
         limit: usize,
         at_end: &str,
     ) -> c_int {
-        match self.look(input, eof, limit) {
-            Some(scan) => self.finish(l, input, scan, eof, limit, at_end),
-            None => lua::fail(l, "busy"),
+        // SAFETY: `l` is a live thread of lem's state, the contract of every
+        // function that takes one (see the module doc of runtime/lua.rs).
+        unsafe {
+            match self.look(input, eof, limit) {
+                Some(scan) => self.finish(l, input, scan, eof, limit, at_end),
+                None => lua::fail(l, "busy"),
+            }
         }
     }
 
@@ -124,30 +128,36 @@ impl Fmt {
         limit: usize,
         at_end: &str,
     ) -> c_int {
-        match scan {
-            Scan::Ready { consume, mark } => {
-                let n = match *self {
-                    Fmt::Custom(f) => f.push(l, &input.bytes()[..consume], mark),
-                    _ => {
-                        lua::push_bytes(l, &input.bytes()[..mark]);
-                        1
-                    }
-                };
-                input.consume(consume);
-                n
-            }
-            Scan::Invalid(msg) => lua::fail(l, msg),
-            // The end of input before the limit.
-            Scan::Need if eof && !(self.bounded() && input.len() >= limit) => lua::fail(l, at_end),
-            // Else `look` stopped at the limit or the budget (which may
-            // have room again by now: the cut stands).
-            Scan::Need => {
-                let msg = match *self {
-                    Fmt::Custom(f) => f.limit_error(),
-                    _ if self.bounded() => "line too long",
-                    _ => budget::OVER,
-                };
-                lua::fail(l, msg)
+        // SAFETY: `l` is a live thread of lem's state, the contract of every
+        // function that takes one (see the module doc of runtime/lua.rs).
+        unsafe {
+            match scan {
+                Scan::Ready { consume, mark } => {
+                    let n = match *self {
+                        Fmt::Custom(f) => f.push(l, &input.bytes()[..consume], mark),
+                        _ => {
+                            lua::push_bytes(l, &input.bytes()[..mark]);
+                            1
+                        }
+                    };
+                    input.consume(consume);
+                    n
+                }
+                Scan::Invalid(msg) => lua::fail(l, msg),
+                // The end of input before the limit.
+                Scan::Need if eof && !(self.bounded() && input.len() >= limit) => {
+                    lua::fail(l, at_end)
+                }
+                // Else `look` stopped at the limit or the budget (which may
+                // have room again by now: the cut stands).
+                Scan::Need => {
+                    let msg = match *self {
+                        Fmt::Custom(f) => f.limit_error(),
+                        _ if self.bounded() => "line too long",
+                        _ => budget::OVER,
+                    };
+                    lua::fail(l, msg)
+                }
             }
         }
     }

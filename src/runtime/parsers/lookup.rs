@@ -30,24 +30,28 @@ static ALL: Entry = Entry::All;
 /// # Safety
 /// `l` must be a valid Lua state.
 pub unsafe fn push_lookup(l: *mut lua_State) {
-    if ffi::lua_getfield(l, ffi::LUA_REGISTRYINDEX, LOOKUP.as_ptr()) == ffi::LUA_TTABLE {
-        return;
+    // SAFETY: `l` is a live thread of lem's state, the contract of every
+    // function that takes one (see the module doc of runtime/lua.rs).
+    unsafe {
+        if ffi::lua_getfield(l, ffi::LUA_REGISTRYINDEX, LOOKUP.as_ptr()) == ffi::LUA_TTABLE {
+            return;
+        }
+        ffi::lua_pop(l, 1);
+        ffi::lua_createtable(l, 0, 8);
+        for (name, e) in [
+            (c"*l", &LINE),
+            (c"l", &LINE),
+            (c"*a", &ALL),
+            (c"a", &ALL),
+            (c"available", &AVAILABLE),
+            (c"count", &COUNT),
+        ] {
+            ffi::lua_pushlightuserdata(l, e as *const Entry as *mut c_void);
+            ffi::lua_setfield(l, -2, name.as_ptr());
+        }
+        ffi::lua_pushvalue(l, -1);
+        ffi::lua_setfield(l, ffi::LUA_REGISTRYINDEX, LOOKUP.as_ptr());
     }
-    ffi::lua_pop(l, 1);
-    ffi::lua_createtable(l, 0, 8);
-    for (name, e) in [
-        (c"*l", &LINE),
-        (c"l", &LINE),
-        (c"*a", &ALL),
-        (c"a", &ALL),
-        (c"available", &AVAILABLE),
-        (c"count", &COUNT),
-    ] {
-        ffi::lua_pushlightuserdata(l, e as *const Entry as *mut c_void);
-        ffi::lua_setfield(l, -2, name.as_ptr());
-    }
-    ffi::lua_pushvalue(l, -1);
-    ffi::lua_setfield(l, ffi::LUA_REGISTRYINDEX, LOOKUP.as_ptr());
 }
 
 /// Make `read(name)` use `format`, on every stream and file of this state.
@@ -55,13 +59,17 @@ pub unsafe fn push_lookup(l: *mut lua_State) {
 /// # Safety
 /// `l` must be a valid Lua state.
 pub unsafe fn register(l: *mut lua_State, name: &CStr, format: &'static dyn Format) {
-    // A light userdata is a thin pointer: box the fat one, once per
-    // registration (formats are registered once, at module load).
-    let entry: &'static Entry = Box::leak(Box::new(Entry::Custom(format)));
-    push_lookup(l);
-    ffi::lua_pushlightuserdata(l, entry as *const Entry as *mut c_void);
-    ffi::lua_setfield(l, -2, name.as_ptr());
-    ffi::lua_pop(l, 1);
+    // SAFETY: `l` is a live thread of lem's state, the contract of every
+    // function that takes one (see the module doc of runtime/lua.rs).
+    unsafe {
+        // A light userdata is a thin pointer: box the fat one, once per
+        // registration (formats are registered once, at module load).
+        let entry: &'static Entry = Box::leak(Box::new(Entry::Custom(format)));
+        push_lookup(l);
+        ffi::lua_pushlightuserdata(l, entry as *const Entry as *mut c_void);
+        ffi::lua_setfield(l, -2, name.as_ptr());
+        ffi::lua_pop(l, 1);
+    }
 }
 
 /// [`register`] for code holding an [`mlua::Lua`].
@@ -79,73 +87,82 @@ pub fn register_mlua(lua: &mlua::Lua, name: &str, format: &'static dyn Format) -
 /// # Safety
 /// May raise: call before creating owned values.
 pub unsafe fn check_format(l: *mut lua_State, arg: c_int) -> Fmt {
-    let entry: *const Entry = match ffi::lua_type(l, arg) {
-        ffi::LUA_TNONE | ffi::LUA_TNIL => return Fmt::Available,
-        ffi::LUA_TNUMBER => {
-            let n = lua::check_integer(l, arg);
-            if n < 0 {
-                lua::arg_error(l, arg, c"invalid format");
-            }
-            return Fmt::Count(n as usize);
-        }
-        ffi::LUA_TSTRING => {
-            push_lookup(l);
-            ffi::lua_pushvalue(l, arg);
-            ffi::lua_rawget(l, -2);
-            let p = ffi::lua_touserdata(l, -1) as *const Entry;
-            ffi::lua_pop(l, 2);
-            p
-        }
-        ffi::LUA_TLIGHTUSERDATA => ffi::lua_touserdata(l, arg) as *const Entry,
-        _ => std::ptr::null(),
-    };
-    // Only pointers that came out of `parsers.lookup` are Entries; a stray
-    // light userdata from elsewhere must not be trusted.
-    if entry.is_null() || (ffi::lua_type(l, arg) == ffi::LUA_TLIGHTUSERDATA && !in_lookup(l, entry))
-    {
-        lua::arg_error(l, arg, c"invalid format");
-    }
-    match &*entry {
-        Entry::Available => Fmt::Available,
-        Entry::Count => {
-            let n = lua::check_integer(l, arg + 1);
-            if n < 0 {
-                lua::arg_error(l, arg + 1, c"invalid count");
-            }
-            Fmt::Count(n as usize)
-        }
-        Entry::Line => {
-            if lua::is_none_or_nil(l, arg + 1) {
-                Fmt::Line(b'\n')
-            } else {
-                let mut len = 0;
-                let p = lua::check_lstring(l, arg + 1, &mut len);
-                // LEM: a longer string stops at its first byte.
-                if len == 0 {
-                    lua::arg_error(l, arg + 1, c"stop byte expected, got an empty string");
+    // SAFETY: `l` is a live thread of lem's state, the contract of every
+    // function that takes one (see the module doc of runtime/lua.rs).
+    unsafe {
+        let entry: *const Entry = match ffi::lua_type(l, arg) {
+            ffi::LUA_TNONE | ffi::LUA_TNIL => return Fmt::Available,
+            ffi::LUA_TNUMBER => {
+                let n = lua::check_integer(l, arg);
+                if n < 0 {
+                    lua::arg_error(l, arg, c"invalid format");
                 }
-                Fmt::Line(*p as u8)
+                return Fmt::Count(n as usize);
             }
+            ffi::LUA_TSTRING => {
+                push_lookup(l);
+                ffi::lua_pushvalue(l, arg);
+                ffi::lua_rawget(l, -2);
+                let p = ffi::lua_touserdata(l, -1) as *const Entry;
+                ffi::lua_pop(l, 2);
+                p
+            }
+            ffi::LUA_TLIGHTUSERDATA => ffi::lua_touserdata(l, arg) as *const Entry,
+            _ => std::ptr::null(),
+        };
+        // Only pointers that came out of `parsers.lookup` are Entries; a stray
+        // light userdata from elsewhere must not be trusted.
+        if entry.is_null()
+            || (ffi::lua_type(l, arg) == ffi::LUA_TLIGHTUSERDATA && !in_lookup(l, entry))
+        {
+            lua::arg_error(l, arg, c"invalid format");
         }
-        Entry::All => Fmt::All,
-        Entry::Custom(f) => Fmt::Custom(*f),
+        match &*entry {
+            Entry::Available => Fmt::Available,
+            Entry::Count => {
+                let n = lua::check_integer(l, arg + 1);
+                if n < 0 {
+                    lua::arg_error(l, arg + 1, c"invalid count");
+                }
+                Fmt::Count(n as usize)
+            }
+            Entry::Line => {
+                if lua::is_none_or_nil(l, arg + 1) {
+                    Fmt::Line(b'\n')
+                } else {
+                    let mut len = 0;
+                    let p = lua::check_lstring(l, arg + 1, &mut len);
+                    // LEM: a longer string stops at its first byte.
+                    if len == 0 {
+                        lua::arg_error(l, arg + 1, c"stop byte expected, got an empty string");
+                    }
+                    Fmt::Line(*p as u8)
+                }
+            }
+            Entry::All => Fmt::All,
+            Entry::Custom(f) => Fmt::Custom(*f),
+        }
     }
 }
 
 /// Whether `p` is a value of `parsers.lookup`.
 unsafe fn in_lookup(l: *mut lua_State, p: *const Entry) -> bool {
-    push_lookup(l);
-    ffi::lua_pushnil(l);
-    while ffi::lua_next(l, -2) != 0 {
-        let found = ffi::lua_touserdata(l, -1) as *const Entry == p;
-        ffi::lua_pop(l, 1);
-        if found {
-            ffi::lua_pop(l, 2);
-            return true;
+    // SAFETY: `l` is a live thread of lem's state, the contract of every
+    // function that takes one (see the module doc of runtime/lua.rs).
+    unsafe {
+        push_lookup(l);
+        ffi::lua_pushnil(l);
+        while ffi::lua_next(l, -2) != 0 {
+            let found = ffi::lua_touserdata(l, -1) as *const Entry == p;
+            ffi::lua_pop(l, 1);
+            if found {
+                ffi::lua_pop(l, 2);
+                return true;
+            }
         }
+        ffi::lua_pop(l, 1);
+        false
     }
-    ffi::lua_pop(l, 1);
-    false
 }
 
 const FUNCS: &[Reg] = &[];
@@ -155,11 +172,16 @@ const FUNCS: &[Reg] = &[];
 /// # Safety
 /// Called by `require`.
 pub unsafe extern "C-unwind" fn open(l: *mut lua_State) -> c_int {
-    ffi::lua_createtable(l, 0, 1);
-    lua::set_funcs(l, FUNCS);
-    push_lookup(l);
-    ffi::lua_setfield(l, -2, c"lookup".as_ptr());
-    1
+    // SAFETY: Lua calls this C function on a thread of lem's state, so `l` is
+    // valid with LUA_MINSTACK free slots; it reads its own arguments (checked
+    // here) and the values it pushes (the rules of runtime/lua.rs).
+    unsafe {
+        ffi::lua_createtable(l, 0, 1);
+        lua::set_funcs(l, FUNCS);
+        push_lookup(l);
+        ffi::lua_setfield(l, -2, c"lookup".as_ptr());
+        1
+    }
 }
 
 #[cfg(test)]
@@ -181,10 +203,14 @@ mod tests {
             }
         }
         unsafe fn push(&self, l: *mut lua_State, input: &[u8], mark: usize) -> c_int {
-            // Only the bytes the read consumes: the word and its space.
-            assert_eq!(input.len(), mark + 1);
-            lua::push_bytes(l, &input[..mark]);
-            1
+            // SAFETY: `l` is a live thread of lem's state, the contract of every
+            // function that takes one (see the module doc of runtime/lua.rs).
+            unsafe {
+                // Only the bytes the read consumes: the word and its space.
+                assert_eq!(input.len(), mark + 1);
+                lua::push_bytes(l, &input[..mark]);
+                1
+            }
         }
         fn limit_error(&self) -> &'static str {
             "out of buffer space"

@@ -157,19 +157,23 @@ impl Scheduler {
     /// # Safety
     /// `t` is the task's thread, about to be resumed.
     pub(super) unsafe fn arm_doom(&self, id: TaskId, t: *mut lua_State) -> bool {
-        #[cfg(not(feature = "luajit"))]
-        {
-            if self.tasks.borrow()[id as usize].native {
-                return false;
+        // SAFETY: `t` is a live thread of lem's state, the contract of every
+        // function that takes one (see the module doc of runtime/lua.rs).
+        unsafe {
+            #[cfg(not(feature = "luajit"))]
+            {
+                if self.tasks.borrow()[id as usize].native {
+                    return false;
+                }
+                hook::arm(t);
             }
-            hook::arm(t);
+            #[cfg(feature = "luajit")]
+            {
+                let target = self.nested.borrow_mut().remove(&id).unwrap_or(t);
+                hook::arm(target);
+            }
+            true
         }
-        #[cfg(feature = "luajit")]
-        {
-            let target = self.nested.borrow_mut().remove(&id).unwrap_or(t);
-            hook::arm(target);
-        }
-        true
     }
     /// LuaJIT: remember the thread of a native suspension inside a user
     /// coroutine, which a doom's hook must wait for.
@@ -200,9 +204,13 @@ pub fn doom_text(doom: u8) -> &'static str {
 /// # Safety
 /// Raises: nothing owned may be alive in the caller's frame.
 pub unsafe fn raise_doom(l: *mut lua_State) -> ! {
-    let doom = try_get().map_or(CANCELLED, |s| s.current_doom());
-    lua::push_str(l, doom_text(doom));
-    ffi::lua_error(l)
+    // SAFETY: `l` is a live thread of lem's state, the contract of every
+    // function that takes one (see the module doc of runtime/lua.rs).
+    unsafe {
+        let doom = try_get().map_or(CANCELLED, |s| s.current_doom());
+        lua::push_str(l, doom_text(doom));
+        ffi::lua_error(l)
+    }
 }
 
 pub(crate) use hook::CATCHERS;
@@ -239,36 +247,49 @@ pub(super) mod hook {
     }
 
     pub(in crate::runtime::scheduler) unsafe fn arm(target: *mut lua_State) {
-        let armed = Armed {
-            target,
-            prev: ffi::lua_gethook(target),
-            mask: ffi::lua_gethookmask(target),
-            count: ffi::lua_gethookcount(target),
-        };
-        ARMED.with(|a| a.set(Some(armed)));
-        ffi::lua_sethook(target, Some(fire), ffi::LUA_MASKCOUNT, 1);
+        // SAFETY: `target` is the thread about to be resumed (the caller's
+        // contract); the hook set here is put back by `disarm`.
+        unsafe {
+            let armed = Armed {
+                target,
+                prev: ffi::lua_gethook(target),
+                mask: ffi::lua_gethookmask(target),
+                count: ffi::lua_gethookcount(target),
+            };
+            ARMED.with(|a| a.set(Some(armed)));
+            ffi::lua_sethook(target, Some(fire), ffi::LUA_MASKCOUNT, 1);
+        }
     }
 
     /// The resume is over: if the hook did not fire, put the old one back.
     pub(in crate::runtime::scheduler) unsafe fn disarm() {
-        if let Some(a) = ARMED.with(|c| c.take()) {
-            ffi::lua_sethook(a.target, a.prev, a.mask, a.count);
+        // SAFETY: `a.target` is the thread `arm` hooked during this same resume,
+        // still alive.
+        unsafe {
+            if let Some(a) = ARMED.with(|c| c.take()) {
+                ffi::lua_sethook(a.target, a.prev, a.mask, a.count);
+            }
         }
     }
 
     unsafe extern "C-unwind" fn fire(l: *mut lua_State, _: *mut ffi::lua_Debug) {
-        let Some(a) = ARMED.with(|c| c.get()) else {
-            return;
-        };
-        if a.target != l {
-            // LuaJIT: hooks are global; the glue of outer coroutines runs
-            // first.
-            return;
-        }
-        ARMED.with(|c| c.set(None));
-        ffi::lua_sethook(l, a.prev, a.mask, a.count);
-        if !in_catcher(l) {
-            super::raise_doom(l);
+        // SAFETY: Lua calls this C function on a thread of lem's state, so `l` is
+        // valid with LUA_MINSTACK free slots; it reads its own arguments (checked
+        // here) and the values it pushes (the rules of runtime/lua.rs).
+        unsafe {
+            let Some(a) = ARMED.with(|c| c.get()) else {
+                return;
+            };
+            if a.target != l {
+                // LuaJIT: hooks are global; the glue of outer coroutines runs
+                // first.
+                return;
+            }
+            ARMED.with(|c| c.set(None));
+            ffi::lua_sethook(l, a.prev, a.mask, a.count);
+            if !in_catcher(l) {
+                super::raise_doom(l);
+            }
         }
     }
 
@@ -280,22 +301,26 @@ pub(super) mod hook {
 
     /// Whether the function running on `l` is one of [`CATCHERS`].
     pub(in crate::runtime::scheduler) unsafe fn in_catcher(l: *mut lua_State) -> bool {
-        let mut ar: ffi::lua_Debug = std::mem::zeroed();
-        if ffi::lua_getstack(l, 0, &mut ar) == 0 || ffi::lua_checkstack(l, 3) == 0 {
-            return false;
+        // SAFETY: `l` is a live thread of lem's state, the contract of every
+        // function that takes one (see the module doc of runtime/lua.rs).
+        unsafe {
+            let mut ar: ffi::lua_Debug = std::mem::zeroed();
+            if ffi::lua_getstack(l, 0, &mut ar) == 0 || ffi::lua_checkstack(l, 3) == 0 {
+                return false;
+            }
+            ffi::lua_getinfo(l, c"f".as_ptr(), &mut ar);
+            ffi::lua_getfield(l, ffi::LUA_REGISTRYINDEX, CATCHERS.as_ptr());
+            let found = if ffi::lua_type(l, -1) == ffi::LUA_TTABLE {
+                ffi::lua_pushvalue(l, -2);
+                ffi::lua_rawget(l, -2);
+                let b = ffi::lua_toboolean(l, -1) != 0;
+                ffi::lua_pop(l, 1);
+                b
+            } else {
+                false
+            };
+            ffi::lua_pop(l, 2);
+            found
         }
-        ffi::lua_getinfo(l, c"f".as_ptr(), &mut ar);
-        ffi::lua_getfield(l, ffi::LUA_REGISTRYINDEX, CATCHERS.as_ptr());
-        let found = if ffi::lua_type(l, -1) == ffi::LUA_TTABLE {
-            ffi::lua_pushvalue(l, -2);
-            ffi::lua_rawget(l, -2);
-            let b = ffi::lua_toboolean(l, -1) != 0;
-            ffi::lua_pop(l, 1);
-            b
-        } else {
-            false
-        };
-        ffi::lua_pop(l, 2);
-        found
     }
 }

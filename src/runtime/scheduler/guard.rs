@@ -88,12 +88,16 @@ impl Scheduler {
     /// # Safety
     /// `t` is the task's thread.
     pub(super) unsafe fn guard_start(&self, t: *mut lua_State) {
-        self.guard.on.set(true);
-        self.guard.since.set(Instant::now());
-        self.guard.reported.set(false);
-        hook_thread(t);
-        #[cfg(feature = "luajit")]
-        jit::off(self.main);
+        // SAFETY: `t` is a live thread of lem's state, the contract of every
+        // function that takes one (see the module doc of runtime/lua.rs).
+        unsafe {
+            self.guard.on.set(true);
+            self.guard.since.set(Instant::now());
+            self.guard.reported.set(false);
+            hook_thread(t);
+            #[cfg(feature = "luajit")]
+            jit::off(self.main);
+        }
     }
 
     /// The guarded resume of the task on thread `t` is over.
@@ -101,10 +105,14 @@ impl Scheduler {
     /// # Safety
     /// `t` is the task's thread (alive: it is anchored until `finish`).
     pub(super) unsafe fn guard_end(&self, t: *mut lua_State) {
-        self.guard.on.set(false);
-        unhook_thread(t);
-        #[cfg(feature = "luajit")]
-        jit::on(self.main);
+        // SAFETY: `t` is a live thread of lem's state, the contract of every
+        // function that takes one (see the module doc of runtime/lua.rs).
+        unsafe {
+            self.guard.on.set(false);
+            unhook_thread(t);
+            #[cfg(feature = "luajit")]
+            jit::on(self.main);
+        }
     }
 
     /// The running task now needs its guard (it started a deadline, or
@@ -114,35 +122,47 @@ impl Scheduler {
     /// # Safety
     /// `l` is the running thread.
     pub(crate) unsafe fn guard_now(&self, l: *mut lua_State) {
-        if self.current.get() == NO_TASK {
-            return;
+        // SAFETY: `l` is a live thread of lem's state, the contract of every
+        // function that takes one (see the module doc of runtime/lua.rs).
+        unsafe {
+            if self.current.get() == NO_TASK {
+                return;
+            }
+            if !self.guard.on.replace(true) {
+                self.guard.since.set(Instant::now());
+                self.guard.reported.set(false);
+                #[cfg(feature = "luajit")]
+                jit::off(l);
+            }
+            hook_thread(l);
         }
-        if !self.guard.on.replace(true) {
-            self.guard.since.set(Instant::now());
-            self.guard.reported.set(false);
-            #[cfg(feature = "luajit")]
-            jit::off(l);
-        }
-        hook_thread(l);
     }
 }
 
 /// Give `l` the guard's hook, unless it has a hook of its own.
 unsafe fn hook_thread(l: *mut lua_State) {
-    match ffi::lua_gethook(l) {
-        None => {
-            ffi::lua_sethook(l, Some(check), ffi::LUA_MASKCOUNT, EVERY);
+    // SAFETY: `l` is a live thread of lem's state, the contract of every
+    // function that takes one (see the module doc of runtime/lua.rs).
+    unsafe {
+        match ffi::lua_gethook(l) {
+            None => {
+                ffi::lua_sethook(l, Some(check), ffi::LUA_MASKCOUNT, EVERY);
+            }
+            Some(h) if std::ptr::fn_addr_eq(h, check as ffi::lua_Hook) => {}
+            Some(_) => {}
         }
-        Some(h) if std::ptr::fn_addr_eq(h, check as ffi::lua_Hook) => {}
-        Some(_) => {}
     }
 }
 
 /// Take the guard's hook off `l` (a hook of the script's stays).
 unsafe fn unhook_thread(l: *mut lua_State) {
-    if let Some(h) = ffi::lua_gethook(l) {
-        if std::ptr::fn_addr_eq(h, check as ffi::lua_Hook) {
-            ffi::lua_sethook(l, None, 0, 0);
+    // SAFETY: `l` is a live thread of lem's state, the contract of every
+    // function that takes one (see the module doc of runtime/lua.rs).
+    unsafe {
+        if let Some(h) = ffi::lua_gethook(l) {
+            if std::ptr::fn_addr_eq(h, check as ffi::lua_Hook) {
+                ffi::lua_sethook(l, None, 0, 0);
+            }
         }
     }
 }
@@ -150,57 +170,66 @@ unsafe fn unhook_thread(l: *mut lua_State) {
 /// The count hook: raise the running task's doom, fire deadlines that
 /// passed, report or stop a stall.
 unsafe extern "C-unwind" fn check(l: *mut lua_State, _: *mut ffi::lua_Debug) {
-    let Some(s) = try_get() else {
-        return;
-    };
-    if !s.guard.on.get() {
-        // Left on a thread by a task that no longer needs it.
-        unhook_thread(l);
-        return;
-    }
-    s.fire_deadlines();
-    if s.current_doom() != 0 && !hook::in_catcher(l) {
-        raise_doom(l);
-    }
-    let Some(stall) = s.guard.stall.get() else {
-        return;
-    };
-    let ran = s.guard.since.get().elapsed();
-    if ran < stall.after {
-        return;
-    }
-    if !s.guard.reported.replace(true) {
-        report_stall(l, ran);
-    }
-    if stall.kill && !hook::in_catcher(l) {
-        lua::push_str(l, "timeout");
-        ffi::lua_error(l);
+    // SAFETY: Lua calls this C function on a thread of lem's state, so `l` is
+    // valid with LUA_MINSTACK free slots; it reads its own arguments (checked
+    // here) and the values it pushes (the rules of runtime/lua.rs).
+    unsafe {
+        let Some(s) = try_get() else {
+            return;
+        };
+        if !s.guard.on.get() {
+            // Left on a thread by a task that no longer needs it.
+            unhook_thread(l);
+            return;
+        }
+        s.fire_deadlines();
+        if s.current_doom() != 0 && !hook::in_catcher(l) {
+            raise_doom(l);
+        }
+        let Some(stall) = s.guard.stall.get() else {
+            return;
+        };
+        let ran = s.guard.since.get().elapsed();
+        if ran < stall.after {
+            return;
+        }
+        if !s.guard.reported.replace(true) {
+            report_stall(l, ran);
+        }
+        if stall.kill && !hook::in_catcher(l) {
+            lua::push_str(l, "timeout");
+            ffi::lua_error(l);
+        }
     }
 }
 
 /// Write the stalling coroutine's traceback to stderr, as one message.
 unsafe fn report_stall(l: *mut lua_State, ran: Duration) {
-    if ffi::lua_checkstack(l, 4) == 0 {
-        return;
+    // SAFETY: `l` is a live thread of lem's state, the contract of every
+    // function that takes one (see the module doc of runtime/lua.rs).
+    unsafe {
+        if ffi::lua_checkstack(l, 4) == 0 {
+            return;
+        }
+        let (id, count) = crate::runtime::lifecycle::identity();
+        let who = if count > 1 {
+            format!(" (worker {id})")
+        } else {
+            String::new()
+        };
+        let head = format!(
+            "stall: a coroutine has held the loop for {:.0} ms without suspending{who}",
+            ran.as_secs_f64() * 1000.0
+        );
+        lua::push_str(l, &head);
+        let msg = ffi::lua_tostring(l, -1);
+        ffi::luaL_traceback(l, l, msg, 0);
+        let text = lua::to_bytes(l, -1).map(String::from_utf8_lossy);
+        if let Some(text) = text {
+            eprintln!("{}: {}", crate::runtime::progname(), text);
+        }
+        ffi::lua_pop(l, 2);
     }
-    let (id, count) = crate::runtime::lifecycle::identity();
-    let who = if count > 1 {
-        format!(" (worker {id})")
-    } else {
-        String::new()
-    };
-    let head = format!(
-        "stall: a coroutine has held the loop for {:.0} ms without suspending{who}",
-        ran.as_secs_f64() * 1000.0
-    );
-    lua::push_str(l, &head);
-    let msg = ffi::lua_tostring(l, -1);
-    ffi::luaL_traceback(l, l, msg, 0);
-    let text = lua::to_bytes(l, -1).map(String::from_utf8_lossy);
-    if let Some(text) = text {
-        eprintln!("{}: {}", crate::runtime::progname(), text);
-    }
-    ffi::lua_pop(l, 2);
 }
 
 /// `resume(co, ...)` for the coroutine glue (`lua/lem/coroutine.lua`), as
@@ -209,45 +238,50 @@ unsafe fn report_stall(l: *mut lua_State, ran: Duration) {
 /// before the task needed it).
 #[cfg(not(feature = "luajit"))]
 pub(crate) unsafe extern "C-unwind" fn resume(l: *mut lua_State) -> c_int {
-    let co = ffi::lua_tothread(l, 1);
-    if co.is_null() {
-        lua::type_error(l, 1, "coroutine");
-    }
-    if try_get().is_some_and(|s| s.guard.on.get()) {
-        hook_thread(co);
-    }
-    let narg = ffi::lua_gettop(l) - 1;
-    let r = if ffi::lua_checkstack(co, narg) == 0 {
-        lua::push_str(l, "too many arguments to resume");
-        -1
-    } else {
-        ffi::lua_xmove(l, co, narg);
-        let mut nres: c_int = 0;
-        match ffi::lua_resume(co, l, narg, &mut nres) {
-            ffi::LUA_OK | ffi::LUA_YIELD => {
-                if ffi::lua_checkstack(l, nres + 1) == 0 {
-                    ffi::lua_pop(co, nres);
-                    lua::push_str(l, "too many results to resume");
+    // SAFETY: Lua calls this C function on a thread of lem's state, so `l` is
+    // valid with LUA_MINSTACK free slots; it reads its own arguments (checked
+    // here) and the values it pushes (the rules of runtime/lua.rs).
+    unsafe {
+        let co = ffi::lua_tothread(l, 1);
+        if co.is_null() {
+            lua::type_error(l, 1, "coroutine");
+        }
+        if try_get().is_some_and(|s| s.guard.on.get()) {
+            hook_thread(co);
+        }
+        let narg = ffi::lua_gettop(l) - 1;
+        let r = if ffi::lua_checkstack(co, narg) == 0 {
+            lua::push_str(l, "too many arguments to resume");
+            -1
+        } else {
+            ffi::lua_xmove(l, co, narg);
+            let mut nres: c_int = 0;
+            match ffi::lua_resume(co, l, narg, &mut nres) {
+                ffi::LUA_OK | ffi::LUA_YIELD => {
+                    if ffi::lua_checkstack(l, nres + 1) == 0 {
+                        ffi::lua_pop(co, nres);
+                        lua::push_str(l, "too many results to resume");
+                        -1
+                    } else {
+                        ffi::lua_xmove(co, l, nres);
+                        nres
+                    }
+                }
+                _ => {
+                    ffi::lua_xmove(co, l, 1);
                     -1
-                } else {
-                    ffi::lua_xmove(co, l, nres);
-                    nres
                 }
             }
-            _ => {
-                ffi::lua_xmove(co, l, 1);
-                -1
-            }
+        };
+        if r < 0 {
+            ffi::lua_pushboolean(l, 0);
+            ffi::lua_insert(l, -2);
+            2
+        } else {
+            ffi::lua_pushboolean(l, 1);
+            ffi::lua_insert(l, -(r + 1));
+            r + 1
         }
-    };
-    if r < 0 {
-        ffi::lua_pushboolean(l, 0);
-        ffi::lua_insert(l, -2);
-        2
-    } else {
-        ffi::lua_pushboolean(l, 1);
-        ffi::lua_insert(l, -(r + 1));
-        r + 1
     }
 }
 
@@ -275,30 +309,42 @@ mod jit {
     /// Whether the compiler is on (`jit.status()`'s first value); `l`
     /// must be a thread that may call (the main one, or the running one).
     unsafe fn is_on(l: *mut lua_State) -> bool {
-        use crate::runtime::lua::ffi;
-        let top = ffi::lua_gettop(l);
-        ffi::lua_getglobal(l, c"jit".as_ptr());
-        let mut on = false;
-        if ffi::lua_type(l, -1) == ffi::LUA_TTABLE {
-            ffi::lua_getfield(l, -1, c"status".as_ptr());
-            if ffi::lua_pcall(l, 0, 1, 0) == 0 {
-                on = ffi::lua_toboolean(l, -1) != 0;
+        // SAFETY: `l` is a live thread of lem's state that may call (the
+        // contract of every function that takes one, see runtime/lua.rs).
+        unsafe {
+            use crate::runtime::lua::ffi;
+            let top = ffi::lua_gettop(l);
+            ffi::lua_getglobal(l, c"jit".as_ptr());
+            let mut on = false;
+            if ffi::lua_type(l, -1) == ffi::LUA_TTABLE {
+                ffi::lua_getfield(l, -1, c"status".as_ptr());
+                if ffi::lua_pcall(l, 0, 1, 0) == 0 {
+                    on = ffi::lua_toboolean(l, -1) != 0;
+                }
             }
+            ffi::lua_settop(l, top);
+            on
         }
-        ffi::lua_settop(l, top);
-        on
     }
 
     pub(super) unsafe fn off(l: *mut lua_State) {
-        if is_on(l) {
-            WAS_ON.with(|w| w.set(true));
-            luaJIT_setmode(l, 0, MODE_ENGINE | MODE_OFF);
+        // SAFETY: `l` is a live thread of lem's state that may call (the
+        // contract of every function that takes one, see runtime/lua.rs).
+        unsafe {
+            if is_on(l) {
+                WAS_ON.with(|w| w.set(true));
+                luaJIT_setmode(l, 0, MODE_ENGINE | MODE_OFF);
+            }
         }
     }
 
     pub(super) unsafe fn on(l: *mut lua_State) {
-        if WAS_ON.with(|w| w.replace(false)) {
-            luaJIT_setmode(l, 0, MODE_ENGINE | MODE_ON);
+        // SAFETY: `l` is a live thread of lem's state that may call (the
+        // contract of every function that takes one, see runtime/lua.rs).
+        unsafe {
+            if WAS_ON.with(|w| w.replace(false)) {
+                luaJIT_setmode(l, 0, MODE_ENGINE | MODE_ON);
+            }
         }
     }
 }

@@ -340,41 +340,45 @@ impl Scheduler {
     /// # Safety
     /// `main` must be the main thread of a Lua state that outlives the result.
     pub(crate) unsafe fn install(main: *mut lua_State) -> Box<Scheduler> {
-        ffi::lua_createtable(main, 0, 0);
-        let threads_ref = ffi::luaL_ref(main, ffi::LUA_REGISTRYINDEX);
-        let s = Box::new(Scheduler {
-            main,
-            threads_ref,
-            tasks: RefCell::new(Vec::new()),
-            count: Cell::new(0),
-            #[cfg(feature = "luajit")]
-            by_thread: RefCell::new(HashMap::new()),
-            runq: RefCell::new(RunQueue::default()),
-            timers: RefCell::new(BinaryHeap::new()),
-            live_timers: Cell::new(0),
-            deadlines: RefCell::new(HashMap::new()),
-            deadline_heap: RefCell::new(BinaryHeap::new()),
-            live_deadlines: Cell::new(0),
-            deadline_id: Cell::new(0),
-            #[cfg(feature = "luajit")]
-            suspender: Cell::new(std::ptr::null_mut()),
-            #[cfg(feature = "luajit")]
-            nested: RefCell::new(HashMap::new()),
-            holds: Cell::new(0),
-            current: Cell::new(NO_TASK),
-            seq: Cell::new(0),
-            commit: RefCell::new(None),
-            exit: Cell::new(None),
-            waits: waits::Waits::new(),
-            signalled: Cell::new(false),
-            idling: Cell::new(false),
-            now: Cell::new(wall_clock()),
-            instant: Cell::new(Instant::now()),
-            epoch: Instant::now(),
-            guard: guard::Guard::new(),
-        });
-        CURRENT.with(|c| c.set(&*s));
-        s
+        // SAFETY: the callers keep the contract in this function's `# Safety`
+        // section, which is all the calls below rely on.
+        unsafe {
+            ffi::lua_createtable(main, 0, 0);
+            let threads_ref = ffi::luaL_ref(main, ffi::LUA_REGISTRYINDEX);
+            let s = Box::new(Scheduler {
+                main,
+                threads_ref,
+                tasks: RefCell::new(Vec::new()),
+                count: Cell::new(0),
+                #[cfg(feature = "luajit")]
+                by_thread: RefCell::new(HashMap::new()),
+                runq: RefCell::new(RunQueue::default()),
+                timers: RefCell::new(BinaryHeap::new()),
+                live_timers: Cell::new(0),
+                deadlines: RefCell::new(HashMap::new()),
+                deadline_heap: RefCell::new(BinaryHeap::new()),
+                live_deadlines: Cell::new(0),
+                deadline_id: Cell::new(0),
+                #[cfg(feature = "luajit")]
+                suspender: Cell::new(std::ptr::null_mut()),
+                #[cfg(feature = "luajit")]
+                nested: RefCell::new(HashMap::new()),
+                holds: Cell::new(0),
+                current: Cell::new(NO_TASK),
+                seq: Cell::new(0),
+                commit: RefCell::new(None),
+                exit: Cell::new(None),
+                waits: waits::Waits::new(),
+                signalled: Cell::new(false),
+                idling: Cell::new(false),
+                now: Cell::new(wall_clock()),
+                instant: Cell::new(Instant::now()),
+                epoch: Instant::now(),
+                guard: guard::Guard::new(),
+            });
+            CURRENT.with(|c| c.set(&*s));
+            s
+        }
     }
 
     pub(crate) fn uninstall(&self) {
@@ -393,36 +397,40 @@ impl Scheduler {
     /// `l` must be a thread of this scheduler's state with `nargs + 1` values
     /// on top, the function first.
     pub unsafe fn spawn(&self, l: *mut lua_State, nargs: c_int) -> TaskId {
-        let t = ffi::lua_newthread(l);
-        // A new thread has room for LUA_MINSTACK values only.
-        if ffi::lua_checkstack(t, nargs + 1) == 0 {
-            ffi::luaL_error(l, c"too many arguments to spawn".as_ptr());
-        }
-        ffi::lua_insert(l, -(nargs + 2));
-        ffi::lua_xmove(l, t, nargs + 1);
-        ffi::lua_rawgeti(l, ffi::LUA_REGISTRYINDEX, self.threads_ref as _);
-        ffi::lua_insert(l, -2);
-        let id = ffi::luaL_ref(l, -2);
-        ffi::lua_pop(l, 1);
-        {
-            let mut tasks = self.tasks.borrow_mut();
-            let i = id as usize;
-            if tasks.len() <= i {
-                tasks.resize_with(i + 1, || FREE);
+        // SAFETY: `l` is a live thread of lem's state, the contract of every
+        // function that takes one (see the module doc of runtime/lua.rs).
+        unsafe {
+            let t = ffi::lua_newthread(l);
+            // A new thread has room for LUA_MINSTACK values only.
+            if ffi::lua_checkstack(t, nargs + 1) == 0 {
+                ffi::luaL_error(l, c"too many arguments to spawn".as_ptr());
             }
-            tasks[i] = Task {
-                thread: t,
-                state: State::Runnable,
-                ..FREE
-            };
+            ffi::lua_insert(l, -(nargs + 2));
+            ffi::lua_xmove(l, t, nargs + 1);
+            ffi::lua_rawgeti(l, ffi::LUA_REGISTRYINDEX, self.threads_ref as _);
+            ffi::lua_insert(l, -2);
+            let id = ffi::luaL_ref(l, -2);
+            ffi::lua_pop(l, 1);
+            {
+                let mut tasks = self.tasks.borrow_mut();
+                let i = id as usize;
+                if tasks.len() <= i {
+                    tasks.resize_with(i + 1, || FREE);
+                }
+                tasks[i] = Task {
+                    thread: t,
+                    state: State::Runnable,
+                    ..FREE
+                };
+            }
+            self.set_task_of(t, id);
+            self.count.set(self.count.get() + 1);
+            self.runq.borrow_mut().push(id, Resume::Staged(nargs));
+            // Spawns from loop futures (autospawn's accept loop) must wake a
+            // loop that sleeps.
+            self.signal();
+            id
         }
-        self.set_task_of(t, id);
-        self.count.set(self.count.get() + 1);
-        self.runq.borrow_mut().push(id, Resume::Staged(nargs));
-        // Spawns from loop futures (autospawn's accept loop) must wake a
-        // loop that sleeps.
-        self.signal();
-        id
     }
 
     /// The state's main thread.
@@ -441,12 +449,16 @@ impl Scheduler {
     /// # Safety
     /// `l` must be a thread of this scheduler's state.
     pub unsafe fn push_thread(&self, l: *mut lua_State, id: TaskId) {
-        ffi::lua_rawgeti(l, ffi::LUA_REGISTRYINDEX, self.threads_ref as _);
-        ffi::lua_rawgeti(l, -1, id as _);
-        ffi::lua_remove(l, -2);
-        #[cfg(feature = "luajit")]
-        if let Some(t) = self.tasks.borrow().get(id as usize) {
-            self.by_thread.borrow_mut().insert(t.thread as usize, id);
+        // SAFETY: `l` is a live thread of lem's state, the contract of every
+        // function that takes one (see the module doc of runtime/lua.rs).
+        unsafe {
+            ffi::lua_rawgeti(l, ffi::LUA_REGISTRYINDEX, self.threads_ref as _);
+            ffi::lua_rawgeti(l, -1, id as _);
+            ffi::lua_remove(l, -2);
+            #[cfg(feature = "luajit")]
+            if let Some(t) = self.tasks.borrow().get(id as usize) {
+                self.by_thread.borrow_mut().insert(t.thread as usize, id);
+            }
         }
     }
 
@@ -455,28 +467,31 @@ impl Scheduler {
     /// # Safety
     /// `thread` must be a live thread of this scheduler's state.
     pub unsafe fn task_of(&self, thread: *mut lua_State) -> Option<TaskId> {
+        #[cfg_attr(feature = "luajit", allow(unused_unsafe))]
         // SAFETY: every thread has the extra space; ours hold a TaskId,
         // others the main thread's zero.
-        #[cfg(not(feature = "luajit"))]
-        let id = *(ffi::lua_getextraspace(thread) as *const TaskId);
-        #[cfg(feature = "luajit")]
-        let id = self
-            .by_thread
-            .borrow()
-            .get(&(thread as usize))
-            .copied()
-            .or_else(|| {
-                // Not handed out by `push_thread` (e.g. `coroutine.running()`):
-                // rare enough for a scan.
-                let tasks = self.tasks.borrow();
-                tasks
-                    .iter()
-                    .position(|t| t.thread == thread)
-                    .map(|i| i as TaskId)
-            })?;
-        let tasks = self.tasks.borrow();
-        let t = tasks.get(id as usize)?;
-        (id != NO_TASK && t.thread == thread && t.state != State::Free).then_some(id)
+        unsafe {
+            #[cfg(not(feature = "luajit"))]
+            let id = *(ffi::lua_getextraspace(thread) as *const TaskId);
+            #[cfg(feature = "luajit")]
+            let id = self
+                .by_thread
+                .borrow()
+                .get(&(thread as usize))
+                .copied()
+                .or_else(|| {
+                    // Not handed out by `push_thread` (e.g. `coroutine.running()`):
+                    // rare enough for a scan.
+                    let tasks = self.tasks.borrow();
+                    tasks
+                        .iter()
+                        .position(|t| t.thread == thread)
+                        .map(|i| i as TaskId)
+                })?;
+            let tasks = self.tasks.borrow();
+            let t = tasks.get(id as usize)?;
+            (id != NO_TASK && t.thread == thread && t.state != State::Free).then_some(id)
+        }
     }
 
     /// Record (or, with `NO_TASK`, forget) the task of a thread. On Lua 5.4
@@ -532,18 +547,22 @@ impl Scheduler {
     /// # Safety
     /// `l` must be the running thread of this scheduler's state.
     pub unsafe fn wake_with_values(&self, w: Waiter, l: *mut lua_State, first: c_int) -> bool {
-        let n = (ffi::lua_gettop(l) - first + 1).max(0);
-        let t = match self.tasks.borrow().get(w.task as usize) {
-            Some(t) if t.state == State::Parked && t.seq == w.seq => t.thread,
-            _ => return false,
-        };
-        if n > 0 {
-            if ffi::lua_checkstack(t, n) == 0 {
-                return false;
+        // SAFETY: `l` is a live thread of lem's state, the contract of every
+        // function that takes one (see the module doc of runtime/lua.rs).
+        unsafe {
+            let n = (ffi::lua_gettop(l) - first + 1).max(0);
+            let t = match self.tasks.borrow().get(w.task as usize) {
+                Some(t) if t.state == State::Parked && t.seq == w.seq => t.thread,
+                _ => return false,
+            };
+            if n > 0 {
+                if ffi::lua_checkstack(t, n) == 0 {
+                    return false;
+                }
+                ffi::lua_xmove(l, t, n);
             }
-            ffi::lua_xmove(l, t, n);
+            self.wake(w, Resume::Staged(n))
         }
-        self.wake(w, Resume::Staged(n))
     }
 
     /// `utils.resume(co, ...)`: wake a task parked in `utils.suspend()`.
@@ -551,14 +570,18 @@ impl Scheduler {
     /// # Safety
     /// As [`wake_with_values`](Self::wake_with_values).
     pub unsafe fn resume_suspended(&self, id: TaskId, l: *mut lua_State, first: c_int) -> bool {
-        let w = match self.tasks.borrow().get(id as usize) {
-            Some(t) if t.state == State::Parked && t.suspended => Waiter {
-                task: id,
-                seq: t.seq,
-            },
-            _ => return false,
-        };
-        self.wake_with_values(w, l, first)
+        // SAFETY: `l` is a live thread of lem's state, the contract of every
+        // function that takes one (see the module doc of runtime/lua.rs).
+        unsafe {
+            let w = match self.tasks.borrow().get(id as usize) {
+                Some(t) if t.state == State::Parked && t.suspended => Waiter {
+                    task: id,
+                    seq: t.seq,
+                },
+                _ => return false,
+            };
+            self.wake_with_values(w, l, first)
+        }
     }
 
     fn unpark(&self, w: Waiter) -> bool {
@@ -689,9 +712,13 @@ impl Scheduler {
 /// # Safety
 /// May raise: nothing owned may be alive in the caller's frame.
 pub unsafe fn prepare_or_raise(l: *mut lua_State, commit: Commit) -> Waiter {
-    match get().prepare(commit) {
-        Some(w) => w,
-        None => raise_outside(l),
+    // SAFETY: `l` is a live thread of lem's state, the contract of every
+    // function that takes one (see the module doc of runtime/lua.rs).
+    unsafe {
+        match get().prepare(commit) {
+            Some(w) => w,
+            None => raise_outside(l),
+        }
     }
 }
 
@@ -700,8 +727,12 @@ pub unsafe fn prepare_or_raise(l: *mut lua_State, commit: Commit) -> Waiter {
 /// # Safety
 /// Raises: nothing owned may be alive in the caller's frame.
 pub unsafe fn raise_outside(l: *mut lua_State) -> ! {
-    ffi::luaL_error(l, c"attempt to suspend outside a lem coroutine".as_ptr());
-    unreachable!("luaL_error returned")
+    // SAFETY: `l` is a live thread of lem's state, the contract of every
+    // function that takes one (see the module doc of runtime/lua.rs).
+    unsafe {
+        ffi::luaL_error(l, c"attempt to suspend outside a lem coroutine".as_ptr());
+        unreachable!("luaL_error returned")
+    }
 }
 
 /// Keeps the process alive while it lives; see [`Scheduler::hold`].

@@ -23,7 +23,9 @@ pub fn pending() -> *mut c_void {
 /// `l` must be a valid Lua state and `idx` an acceptable index.
 #[inline]
 pub unsafe fn is_pending(l: *mut lua_State, idx: c_int) -> bool {
-    is_light(l, idx, pending())
+    // SAFETY: `l` is a live thread of lem's state, the contract of every
+    // function that takes one (see the module doc of runtime/lua.rs).
+    unsafe { is_light(l, idx, pending()) }
 }
 
 /// Whether the value at `idx` is the light userdata `p` (a marker).
@@ -32,7 +34,9 @@ pub unsafe fn is_pending(l: *mut lua_State, idx: c_int) -> bool {
 /// As [`is_pending`].
 #[inline]
 unsafe fn is_light(l: *mut lua_State, idx: c_int, p: *mut c_void) -> bool {
-    ffi::lua_type(l, idx) == ffi::LUA_TLIGHTUSERDATA && ffi::lua_touserdata(l, idx) == p
+    // SAFETY: `l` is a live thread of lem's state, the contract of every
+    // function that takes one (see the module doc of runtime/lua.rs).
+    unsafe { ffi::lua_type(l, idx) == ffi::LUA_TLIGHTUSERDATA && ffi::lua_touserdata(l, idx) == p }
 }
 
 /// Suspend the running coroutine after a call to
@@ -46,25 +50,29 @@ unsafe fn is_light(l: *mut lua_State, idx: c_int, p: *mut c_void) -> bool {
 /// Must be the `return` expression of a `lua_CFunction` running on `l`.
 #[inline]
 pub unsafe fn suspend(l: *mut lua_State) -> c_int {
-    if !lua::is_yieldable(l) {
-        // Lua's own words first, so scripts matching them keep working.
-        ffi::luaL_error(
+    // SAFETY: `l` is a live thread of lem's state, the contract of every
+    // function that takes one (see the module doc of runtime/lua.rs).
+    unsafe {
+        if !lua::is_yieldable(l) {
+            // Lua's own words first, so scripts matching them keep working.
+            ffi::luaL_error(
             l,
             c"attempt to yield across a C-call boundary (a suspending call inside a function called from C, such as a table.sort comparator or a string.gsub callback)".as_ptr(),
         );
-    }
-    #[cfg(feature = "luajit")]
-    super::note_suspender(l);
-    let below = ffi::lua_gettop(l);
-    ffi::lua_pushlightuserdata(l, pending());
-    #[cfg(not(feature = "luajit"))]
-    {
-        ffi::lua_yieldk(l, 1, below as ffi::lua_KContext, Some(resumed))
-    }
-    #[cfg(feature = "luajit")]
-    {
-        let _ = below;
-        ffi::lua_yield(l, 1)
+        }
+        #[cfg(feature = "luajit")]
+        super::note_suspender(l);
+        let below = ffi::lua_gettop(l);
+        ffi::lua_pushlightuserdata(l, pending());
+        #[cfg(not(feature = "luajit"))]
+        {
+            ffi::lua_yieldk(l, 1, below as ffi::lua_KContext, Some(resumed))
+        }
+        #[cfg(feature = "luajit")]
+        {
+            let _ = below;
+            ffi::lua_yield(l, 1)
+        }
     }
 }
 
@@ -86,7 +94,9 @@ pub fn doom_marker() -> *mut c_void {
 /// `l` must be a valid Lua state and `idx` an acceptable index.
 #[inline]
 pub unsafe fn is_doom(l: *mut lua_State, idx: c_int) -> bool {
-    is_light(l, idx, doom_marker())
+    // SAFETY: `l` is a live thread of lem's state, the contract of every
+    // function that takes one (see the module doc of runtime/lua.rs).
+    unsafe { is_light(l, idx, doom_marker()) }
 }
 
 /// The continuation of every suspending call (Lua 5.4): the values the
@@ -98,10 +108,15 @@ unsafe extern "C-unwind" fn resumed(
     _: c_int,
     below: ffi::lua_KContext,
 ) -> c_int {
-    let top = ffi::lua_gettop(l);
-    if top > below as c_int && is_doom(l, top) {
-        ffi::lua_settop(l, below as c_int);
-        super::raise_doom(l);
+    // SAFETY: Lua calls this C function on a thread of lem's state, so `l` is
+    // valid with LUA_MINSTACK free slots; it reads its own arguments (checked
+    // here) and the values it pushes (the rules of runtime/lua.rs).
+    unsafe {
+        let top = ffi::lua_gettop(l);
+        if top > below as c_int && is_doom(l, top) {
+            ffi::lua_settop(l, below as c_int);
+            super::raise_doom(l);
+        }
+        top - below as c_int
     }
-    top - below as c_int
 }
