@@ -233,9 +233,13 @@ end
 -- Build the head of a response: in Rust (core.head) when the headers are
 -- plain strings and numbers, else here (tostring on each value). Raises
 -- when the response cannot be sent (problem(), or a Content-Length on a
--- chunked body): a streamed response's handler then gets a 500.
-local function head(res, status, length, close, keepalive, head_only)
-	local bad, declared = problem(res, status)
+-- chunked body): a streamed response's handler then gets a 500. `checked`:
+-- the caller ran problem() on res as it is, which gave `declared`.
+local function head(res, status, length, close, keepalive, head_only, checked, declared)
+	local bad
+	if not checked then
+		bad, declared = problem(res, status)
+	end
 	if declared and not bad then
 		if length == 'chunked' then
 			bad = 'a Content-Length on a streamed (chunked) response'
@@ -409,10 +413,11 @@ local function send(req, res, close, keepalive)
 		end
 		return true
 	end
-	local bad = problem(res, res.status or 200)
+	local bad, declared = problem(res, res.status or 200)
 	if bad then
 		error(bad, 0)
 	end
+	local checked = true
 	local file = res.file
 	local body, size
 	if file then
@@ -431,6 +436,7 @@ local function send(req, res, close, keepalive)
 		if not file then
 			-- Missing, or not a file (a directory): nothing to send.
 			response.not_found(req, res)
+			checked = false
 		end
 	end
 	if not file then
@@ -446,7 +452,7 @@ local function send(req, res, close, keepalive)
 		length = nil
 	end
 	local head_only = req.method == 'HEAD'
-	local h = head(res, status, length, close, keepalive, head_only)
+	local h = head(res, status, length, close, keepalive, head_only, checked, declared)
 	local ok, err
 	if head_only then
 		ok, err = client:write(h)
