@@ -1,9 +1,10 @@
 -- bench/json.lua: lem.json against lua-cjson in the same lem process, on
 -- a ~1 MB document and on small ones (run by bench/json.sh on both builds).
 -- Prints one line per case: the time per call of each and their ratio
--- (cjson's time / lem.json's: above 1 means lem.json is faster).
+-- (cjson's time / lem.json's: above 1 means lem.json is faster). Under a
+-- stock lua (no lem.json) it times cjson alone, for scale.
 
-local json = require 'lem.json'
+local has_lem, json = pcall(require, 'lem.json')
 local ok, cjson = pcall(require, 'cjson')
 if not ok then
 	io.stderr:write('bench/json.lua: lua-cjson not found (scripts/deps installs it)\n')
@@ -33,6 +34,9 @@ repeat
 	n = n + 1
 	big[n] = record(n)
 until n % 100 == 0 and #cjson.encode(big) >= 1000000
+if not has_lem then
+	json = cjson
+end
 local big_text = json.encode(big)
 
 local small = { id = 42, name = 'lem', ok = true, list = { 1, 2, 3 }, ratio = 0.5 }
@@ -59,6 +63,12 @@ end
 -- The best of three rounds each, alternating, so neither inherits the
 -- other's garbage more often.
 local function case(name, lemf, cjf, arg)
+	if not has_lem then
+		collectgarbage()
+		local b = measure(cjf, arg)
+		print(string.format('%-28s cjson %8.2f µs', name, b * 1e6))
+		return
+	end
 	local a, b = math.huge, math.huge
 	for _ = 1, 3 do
 		collectgarbage()
