@@ -35,7 +35,10 @@
 //!   server's rules for a request and its per-request hot path in
 //!   `server.rs`), `websocket/` (frames, permessage-deflate), `postgres.rs`,
 //!   `redis.rs`, `sqlite3/` (the connection under its mutex, values, the
-//!   objects' methods).
+//!   objects' methods), and `json/`, the data format (`lem.json`: the
+//!   decoder straight onto the Lua stack, the encoder, a Rust tree for
+//!   tests and fuzzing), which uses nothing of `io` and sits here beside
+//!   the protocols that carry it.
 //! - `src/shared/`: `lem.shared`, dictionaries and messages in memory
 //!   every worker of a `lem -w` maps (`region.rs`, `heap.rs`, `dict.rs`,
 //!   `bus.rs`); beside `protocols/` and `system/`, above `io/`.

@@ -103,6 +103,7 @@ pub const BUILTINS: &[(&str, Opener)] = &[
         lua_file!("lua/lem/sqlite3/queued.lua"),
     ),
     ("lem.shared", Opener::Native(crate::shared::open)),
+    ("lem.json", Opener::Native(crate::protocols::json::open)),
     ("lem.hathaway", lua_file!("lua/lem/hathaway.lua")),
     ("lem.repl", lua_file!("lua/lem/repl.lua")),
     ("lem.repl.core", Opener::Native(crate::system::repl::open)),

@@ -48,6 +48,11 @@ fn http_url() {
 }
 
 #[test]
+fn json_decode() {
+    replay("json_decode", lem::fuzz::json_decode);
+}
+
+#[test]
 fn postgres_message() {
     replay("postgres_message", lem::fuzz::postgres_message);
 }

@@ -108,6 +108,8 @@ lua_tests! {
     io_udp => "io/udp.lua",
     io_udp_many => "io/udp_many.lua",
     io_unix => "io/unix.lua",
+    json_decode => "json/decode.lua",
+    json_encode => "json/encode.lua",
     lfs_attributes => "lfs/attributes.lua",
     lfs_concurrent => "lfs/concurrent.lua",
     lfs_dir => "lfs/dir.lua",

@@ -21,11 +21,10 @@ pub const MAX_ARRAY: i64 = 1 << 32;
 /// Longest header or simple-string line, CRLF excluded.
 const MAX_LINE: usize = 64 << 10;
 
-/// The address that `redis.null` is (a light userdata: unique, comparable).
-static NULL: u8 = 0;
-
+/// `redis.null` is lem's null (a light userdata: unique, comparable),
+/// the value lem.json encodes as `null`.
 fn null_ptr() -> *mut c_void {
-    &NULL as *const u8 as *mut c_void
+    lua::null()
 }
 
 /// One line ending in CRLF starting at `at`: `Ok(Some(end))` with the

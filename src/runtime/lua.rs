@@ -28,6 +28,19 @@ pub type CFunction = unsafe extern "C-unwind" fn(*mut lua_State) -> c_int;
 /// One entry of a function table: `(lua_name, function)`.
 pub type Reg = (&'static CStr, CFunction);
 
+/// The address behind lem's one null value: the light userdata that
+/// stands for a null where `nil` cannot (a table value, a reply element).
+/// `redis.null` and `json.null` are it, so lem.json encodes a Redis nil
+/// reply as `null` without knowing lem.redis.
+static NULL: u8 = 0;
+
+/// lem's null value (see [`NULL`]), to push with `lua_pushlightuserdata`
+/// or compare with `lua_touserdata`.
+#[inline]
+pub fn null() -> *mut c_void {
+    &NULL as *const u8 as *mut c_void
+}
+
 /// Push a Rust string as a Lua string.
 ///
 /// # Safety
