@@ -182,14 +182,16 @@ local function send(req, res)
 	local ok, err = st:respond(status, fields(res, length), last)
 	if ok and not last then
 		if file then
-			while ok do
-				local data, rerr = file:read(65536)
+			-- A File's read(n) reads n bytes or fails: read what is left.
+			local left = size
+			while ok and left > 0 do
+				local n = left < 65536 and left or 65536
+				local data, rerr = file:read(n)
 				if not data then
-					if rerr ~= 'eof' then
-						ok, err = nil, rerr
-					end
+					ok, err = nil, rerr
 					break
 				end
+				left = left - n
 				ok, err = st:write(data)
 			end
 		elseif length then

@@ -257,20 +257,21 @@ unsafe extern "C-unwind" fn stream_finish(l: *mut lua_State) -> c_int {
             },
             _ => None,
         };
-        let Some(mut send) = st.send.borrow_mut().take() else {
-            return lua::fail(
-                l,
-                if st.responded.get() {
-                    "busy"
-                } else {
-                    "not responding"
-                },
-            );
+        let mut slot = st.send.borrow_mut();
+        let Some(send) = slot.as_mut() else {
+            drop(slot);
+            let why = if st.responded.get() {
+                "busy"
+            } else {
+                "not responding"
+            };
+            return lua::fail(l, why);
         };
         let r = match trailers {
             Some(t) => send.send_trailers(t),
             None => send.send_data(Bytes::new(), true),
         };
+        drop(slot);
         match r {
             Ok(()) => {
                 ffi::lua_pushboolean(l, 1);
@@ -298,6 +299,33 @@ unsafe extern "C-unwind" fn stream_reset(l: *mut lua_State) -> c_int {
     }
 }
 
+/// The most of a body nobody read that is taken (and dropped) after the
+/// response, and for how long, before the stream is reset.
+const DISCARD_BYTES: usize = 1 << 20;
+const DISCARD_TIME: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// The rest of a request's body, after its response: read and dropped
+/// (within bounds), so that the response, still queued, goes out whole;
+/// then, if the body has not ended, the client is told to stop sending it
+/// without error (RST_STREAM with NO_ERROR, RFC 9113 §8.1). A reset at
+/// once would drop the response's frames still queued.
+async fn discard(mut recv: RecvStream, mut send: SendStream<Bytes>) {
+    let mut left = DISCARD_BYTES;
+    let drain = async {
+        while let Some(Ok(chunk)) = recv.data().await {
+            let _ = recv.flow_control().release_capacity(chunk.len());
+            match left.checked_sub(chunk.len()) {
+                Some(n) => left = n,
+                None => break,
+            }
+        }
+    };
+    let _ = tokio::time::timeout(DISCARD_TIME, drain).await;
+    if !recv.is_end_stream() {
+        send.send_reset(h2::Reason::NO_ERROR);
+    }
+}
+
 /// st:close(): let go of the stream (the handler is done with it): a
 /// body not read is refused from here on.
 unsafe extern "C-unwind" fn stream_close(l: *mut lua_State) -> c_int {
@@ -306,9 +334,14 @@ unsafe extern "C-unwind" fn stream_close(l: *mut lua_State) -> c_int {
     // here) and the values it pushes (the rules of runtime/lua.rs).
     unsafe {
         let st: &H2Stream = lua::check_object(l, 1, H2STREAM);
-        drop(st.recv.borrow_mut().take());
+        let recv = st.recv.borrow_mut().take();
+        let send = st.send.borrow_mut().take();
         drop(st.respond.borrow_mut().take());
-        drop(st.send.borrow_mut().take());
+        if let (Some(recv), Some(send)) = (recv, send) {
+            if !recv.is_end_stream() {
+                tokio::task::spawn_local(discard(recv, send));
+            }
+        }
         0
     }
 }
