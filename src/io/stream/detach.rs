@@ -26,9 +26,7 @@ impl Inner {
     /// `prefix` (bytes the caller had consumed and wants read again).
     /// `None` when it was closed already or is not watched by the loop.
     pub(crate) fn detach(&self, prefix: &[u8]) -> Option<Detached> {
-        if self.io.borrow().as_ref()?.watched().is_none() {
-            return None;
-        }
+        self.io.borrow().as_ref()?.watched()?;
         let io = self.io.borrow_mut().take()?;
         self.rd.cancel("closed");
         self.wr.cancel("closed");
