@@ -1,7 +1,8 @@
 -- HTTP/2 against a hostile peer, in raw frames (http/data/h2_peer.py, on
 -- Debian's python3-h2): the limits the server announces (128 streams,
 -- the header list), Rapid Reset (CVE-2023-44487), streams past the cap,
--- a CONTINUATION flood (CVE-2024-27316) and a window that never opens.
+-- a CONTINUATION flood (CVE-2024-27316), a window that never opens and
+-- a connection that stays idle past srv.timeout.
 -- After each, the server still serves other connections.
 dofile('support.lua')
 package.path = 'http/data/?.lua;' .. package.path
@@ -64,5 +65,11 @@ while not big do
 end
 eq(big.ok, nil, 'the stalled write fails when the client leaves')
 still_serving('a stalled window')
+
+-- Idle past srv.timeout with no stream open: GOAWAY, then the end.
+srv.timeout = 0.3
+eq(peer('idle'), 'goaway 0\nclosed\n', 'an idle connection is closed')
+srv.timeout = 30
+still_serving('an idle connection')
 
 srv:close()

@@ -48,9 +48,19 @@ struct Shared {
     arrived: Notify,
     /// `conn:close()`: the task stops at once.
     abort: Notify,
+    /// Streams handed to the Lua half and not yet closed.
+    open: std::cell::Cell<usize>,
+    /// A stream was closed (the connection may now be idle).
+    changed: Notify,
 }
 
 impl Shared {
+    /// A stream was let go of.
+    fn closed_stream(&self) {
+        self.open.set(self.open.get().saturating_sub(1));
+        self.changed.notify_one();
+    }
+
     fn end(&self, why: String) {
         *self.ended.borrow_mut() = Some(why);
         self.arrived.notify_one();
@@ -81,7 +91,9 @@ fn drain() {
 struct Limits {
     max_streams: u32,
     header_list: u32,
-    handshake: Option<Duration>,
+    /// How long the client has for its preface and settings, and how
+    /// long a connection with no stream open may stay.
+    idle: Option<Duration>,
 }
 
 /// Serve the connection until it ends: its frames, and its requests into
@@ -96,7 +108,7 @@ async fn drive(io: Detached, shared: Rc<Shared>, limits: Limits) {
         .max_send_buffer_size(64 << 10);
     let handshake = b.handshake::<_, Bytes>(io);
     let handshake = async {
-        match limits.handshake {
+        match limits.idle {
             Some(t) => tokio::time::timeout(t, handshake)
                 .await
                 .unwrap_or_else(|_| Err(h2::Error::from(h2::Reason::SETTINGS_TIMEOUT))),
@@ -111,16 +123,27 @@ async fn drive(io: Detached, shared: Rc<Shared>, limits: Limits) {
         _ = shared.abort.notified() => return shared.end("closed".into()),
     };
     let drain = DRAIN.with(Rc::clone);
+    // Set once GOAWAY was sent: by a graceful stop, or for an idle
+    // connection (which then has as long again to go).
     let mut stopping = false;
+    let mut idle_stop = false;
     loop {
         let draining = drain.notified();
         if !stopping && lifecycle::draining() {
             conn.graceful_shutdown();
             stopping = true;
         }
+        let quiet = shared.open.get() == 0 && shared.queue.borrow().is_empty();
+        let idle = async {
+            match (quiet || idle_stop, limits.idle) {
+                (true, Some(t)) => tokio::time::sleep(t).await,
+                _ => std::future::pending().await,
+            }
+        };
         tokio::select! {
             r = conn.accept() => match r {
                 Some(Ok(pair)) => {
+                    shared.open.set(shared.open.get() + 1);
                     shared.queue.borrow_mut().push_back(pair);
                     shared.arrived.notify_one();
                 }
@@ -128,6 +151,15 @@ async fn drive(io: Detached, shared: Rc<Shared>, limits: Limits) {
                 None => break,
             },
             _ = draining, if !stopping => {}
+            _ = shared.changed.notified() => {}
+            _ = idle => {
+                if idle_stop {
+                    break;
+                }
+                conn.graceful_shutdown();
+                stopping = true;
+                idle_stop = true;
+            }
             _ = shared.abort.notified() => break,
         }
     }
@@ -139,8 +171,9 @@ async fn drive(io: Detached, shared: Rc<Shared>, limits: Limits) {
 /// is closed: the connection takes its descriptor and what it had
 /// buffered over. `preface`: the Stream's read took the preface's first
 /// line as an HTTP/1.1 head (cleartext by prior knowledge). `timeout`:
-/// seconds the client has to send its preface and settings (nil: no
-/// limit).
+/// seconds the client has to send its preface and settings, and that a
+/// connection with no stream open may stay (then GOAWAY, and as long
+/// again before it is closed; nil: no limit).
 unsafe extern "C-unwind" fn serve(l: *mut lua_State) -> c_int {
     // SAFETY: Lua calls this C function on a thread of lem's state, so `l` is
     // valid with LUA_MINSTACK free slots; it reads its own arguments (checked
@@ -163,7 +196,7 @@ unsafe extern "C-unwind" fn serve(l: *mut lua_State) -> c_int {
         let limits = Limits {
             max_streams,
             header_list,
-            handshake: handshake
+            idle: handshake
                 .filter(|t| t.is_finite() && *t > 0.0)
                 .map(Duration::from_secs_f64),
         };
@@ -181,6 +214,7 @@ unsafe fn push_request(
     l: *mut lua_State,
     req: http::Request<RecvStream>,
     respond: SendResponse<Bytes>,
+    shared: Rc<Shared>,
 ) -> c_int {
     // SAFETY: `l` is a live thread of lem's state, the contract of every
     // function that takes one (see the module doc of runtime/lua.rs).
@@ -223,7 +257,7 @@ unsafe fn push_request(
             }
         }
         drop(parts);
-        stream::push_stream(l, body, respond);
+        stream::push_stream(l, body, respond, shared);
         5
     }
 }
@@ -239,7 +273,7 @@ unsafe extern "C-unwind" fn conn_accept(l: *mut lua_State) -> c_int {
         let c: &Conn = lua::check_object(l, 1, CONN);
         let next = c.0.queue.borrow_mut().pop_front();
         if let Some((req, respond)) = next {
-            return push_request(l, req, respond);
+            return push_request(l, req, respond, c.0.clone());
         }
         if let Some(why) = c.0.ended.borrow().clone() {
             return lua::fail(l, &why);
@@ -249,10 +283,11 @@ unsafe extern "C-unwind" fn conn_accept(l: *mut lua_State) -> c_int {
             loop {
                 let next = shared.queue.borrow_mut().pop_front();
                 if let Some((req, respond)) = next {
+                    let shared = shared.clone();
                     return Resume::Push(Box::new(move |co| {
                         // SAFETY: `co` is the resumed coroutine, with room
                         // for the values (LUA_MINSTACK).
-                        push_request(co, req, respond)
+                        push_request(co, req, respond, shared)
                     }));
                 }
                 if let Some(why) = shared.ended.borrow().clone() {

@@ -15,7 +15,7 @@ use h2::server::SendResponse;
 use h2::{RecvStream, SendStream};
 use http::{HeaderMap, HeaderName, HeaderValue};
 
-use super::connection_specific;
+use super::{connection_specific, Shared};
 use crate::runtime::lua::{self, ffi, lua_State, Reg};
 use crate::runtime::scheduler::{self, Commit, Resume};
 
@@ -30,6 +30,23 @@ struct H2Stream {
     send: Rc<RefCell<Option<SendStream<Bytes>>>>,
     /// The head was sent (the response has begun).
     responded: std::cell::Cell<bool>,
+    /// The connection, told when the stream is let go of.
+    conn: RefCell<Option<Rc<Shared>>>,
+}
+
+impl H2Stream {
+    /// The connection has one stream fewer (once).
+    fn let_go(&self) {
+        if let Some(c) = self.conn.borrow_mut().take() {
+            c.closed_stream();
+        }
+    }
+}
+
+impl Drop for H2Stream {
+    fn drop(&mut self) {
+        self.let_go();
+    }
 }
 
 /// Push the stream object of a request.
@@ -37,6 +54,7 @@ pub(super) unsafe fn push_stream(
     l: *mut lua_State,
     body: RecvStream,
     respond: SendResponse<Bytes>,
+    conn: Rc<Shared>,
 ) {
     // SAFETY: `l` is a live thread of lem's state, the contract of every
     // function that takes one (see the module doc of runtime/lua.rs).
@@ -49,6 +67,7 @@ pub(super) unsafe fn push_stream(
                 respond: RefCell::new(Some(respond)),
                 send: Rc::default(),
                 responded: Default::default(),
+                conn: RefCell::new(Some(conn)),
             },
         );
     }
@@ -337,6 +356,7 @@ unsafe extern "C-unwind" fn stream_close(l: *mut lua_State) -> c_int {
         let recv = st.recv.borrow_mut().take();
         let send = st.send.borrow_mut().take();
         drop(st.respond.borrow_mut().take());
+        st.let_go();
         if let (Some(recv), Some(send)) = (recv, send) {
             if !recv.is_end_stream() {
                 tokio::task::spawn_local(discard(recv, send));

@@ -166,6 +166,16 @@ def window(port, path):
     p.sock.close()
 
 
+def idle(port, _):
+    """A connection that opens no stream: GOAWAY after the server's
+    timeout, then the end."""
+    p = Peer(port)
+    print(until_goaway(p))
+    while p.frame() is not None:
+        pass
+    print('closed')
+
+
 def drain(port, _):
     """A slow request, then one that starts a graceful stop: GOAWAY comes,
     and the slow one is still answered whole."""
