@@ -72,6 +72,11 @@ pub const BUILTINS: &[(&str, Opener)] = &[
         Opener::Native(crate::protocols::http::open),
     ),
     ("lem.http.server", lua_file!("lua/lem/http/server.lua")),
+    ("lem.http.h2", lua_file!("lua/lem/http/h2.lua")),
+    (
+        "lem.http.h2.core",
+        Opener::Native(crate::protocols::http::h2::open),
+    ),
     ("lem.http.client", lua_file!("lua/lem/http/client.lua")),
     ("lem.http.response", lua_file!("lua/lem/http/response.lua")),
     ("lem.postgres", lua_file!("lua/lem/postgres.lua")),

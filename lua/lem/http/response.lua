@@ -29,6 +29,7 @@ local own = {
 	close = '_close',       -- res: a streamed body ends with the connection
 	opened = '_opened',     -- res: the File opened for res.file, closed after
 	upgrade = '_upgrade',   -- res: the hook of a connection taken over (M._upgrade)
+	h2 = '_h2',             -- req: its HTTP/2 stream (lem.http.h2)
 }
 local P = {}
 for k, v in pairs(shared) do

@@ -505,6 +505,8 @@ local refusals = {
 	[431] = response.header_fields_too_large,
 	[501] = response.not_implemented,
 	[505] = response.version_not_supported,
+	-- HTTP/2's preface on a server with h2c = false.
+	h2 = response.version_not_supported,
 }
 
 -- The read error LEM's server.debug got for a head refused with a status.
@@ -549,6 +551,10 @@ local function serve(self, client)
 	local req, res, close, keepalive, framing = request(client)
 	while true do
 		if not req then
+			if res == 'h2' and self.h2c ~= false then
+				-- HTTP/2's preface, in cleartext (lem.http.h2).
+				return require('lem.http.h2').serve(self, client, true)
+			end
 			-- res: a read error, or the status of a refused head.
 			local err = res
 			if type(res) == 'number' then
@@ -660,9 +666,13 @@ local Server = {}
 Server.__index = Server
 M.Server = Server
 
--- server.new(host, port, handler) | server.new(serversocket, handler)
--- -> Server | nil, err
-function M.new(host, port, handler)
+-- The options of server.new.
+local options = { h2c = true, max_streams = true }
+
+-- server.new(host, port, handler [, opts]) | server.new(serversocket,
+-- handler [, opts]) -> Server | nil, err. opts: h2c (false: no cleartext
+-- HTTP/2), max_streams (HTTP/2 streams at once per connection).
+function M.new(host, port, handler, opts)
 	local sock
 	if type(host) == 'string' then
 		local err
@@ -671,20 +681,37 @@ function M.new(host, port, handler)
 			return nil, err
 		end
 	else
-		sock, handler = host, port
+		sock, handler, opts = host, port, handler
 	end
-	return setmetatable({
+	local srv = setmetatable({
 		server = sock,
 		handler = handler,
 		timeout = M.timeout,
 		body_timeout = M.body_timeout,
 		max_body = M.max_body,
+		max_streams = 128,
 	}, Server)
+	if opts ~= nil then
+		if type(opts) ~= 'table' then
+			error(format("bad argument to 'new' (options table expected, got %s)", type(opts)), 2)
+		end
+		for k, v in pairs(opts) do
+			if not options[k] then
+				error(format("bad argument to 'new' (unknown option %s)", describe(k)), 2)
+			end
+			srv[k] = v
+		end
+	end
+	return srv
 end
 
--- srv:run() -> nil, 'interrupted' after close (or nil, err)
+-- srv:run() -> nil, 'interrupted' after close (or nil, err). A TLS
+-- server's connections that picked 'h2' by ALPN speak HTTP/2.
 function Server:run()
-	return self.server:autospawn(function(client)
+	return self.server:autospawn(function(client, alpn)
+		if alpn == 'h2' then
+			return require('lem.http.h2').serve(self, client)
+		end
 		serve(self, client)
 	end)
 end
@@ -698,5 +725,8 @@ end
 function Server:getsockname()
 	return self.server:getsockname()
 end
+
+-- What lem.http.h2 shares with this half.
+M._h2 = { problem = problem, failed = failed, debug = debug }
 
 return M

@@ -41,7 +41,8 @@ local function wrap(ctx, c)
 end
 
 -- io.tls.listen(host, port, {cert = file, key = file [, alpn = {...}]})
--- -> Server | nil, err
+-- -> Server | nil, err. alpn: the protocols offered (default {'h2',
+-- 'http/1.1'}; false: none).
 function M.listen(host, port, options)
 	local io = require 'lem.io'
 	if type(options) ~= 'table' or type(options.cert) ~= 'string' or type(options.key) ~= 'string' then
@@ -52,7 +53,13 @@ function M.listen(host, port, options)
 	if not sock then
 		return nil, err
 	end
-	local alpn = options.alpn or {}
+	-- HTTP/2 and HTTP/1.1 unless told otherwise (false: no ALPN).
+	local alpn = options.alpn
+	if alpn == nil then
+		alpn = { 'h2', 'http/1.1' }
+	elseif alpn == false then
+		alpn = {}
+	end
 	local ctx
 	ctx, err = core.context(options.cert, options.key, (table.unpack or unpack)(alpn))
 	if not ctx then
@@ -71,13 +78,16 @@ function Server:accept()
 	return wrap(self.ctx, c)
 end
 
--- server:autospawn(handler): handler(stream) for each completed handshake.
+-- server:autospawn(handler): handler(stream, alpn) for each completed
+-- handshake (alpn: the protocol ALPN picked, or nil).
 function Server:autospawn(handler)
 	local ctx = self.ctx
 	return self.sock:autospawn(function(c)
-		local s = wrap(ctx, c)
+		local fd = c:fileno()
+		local s, alpn = ctx:wrap(fd)
+		c:close()
 		if s then
-			return handler(s)
+			return handler(s, alpn)
 		end
 	end)
 end

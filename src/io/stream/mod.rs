@@ -32,12 +32,14 @@ use super::op::{setlimit, settimeout, Op, Settings};
 use crate::runtime::lua::{self, ffi, lua_State, Reg};
 use crate::runtime::parsers::{self, Input};
 
+mod detach;
 mod idle;
 mod read;
 mod stdio;
 mod transport;
 mod write;
 
+pub(crate) use detach::Detached;
 use idle::Idle;
 pub(crate) use idle::{close_idle, read_idle};
 pub(crate) use read::{read, read_fd};

@@ -65,6 +65,15 @@ impl Io {
         }
     }
 
+    /// Read what the descriptor has (`WouldBlock` when nothing), as a
+    /// Stream's reads do: through the TLS session if there is one.
+    pub(super) fn read(&self, buf: &mut [u8]) -> io::Result<usize> {
+        match self {
+            Io::Tls(t) => t.read(buf),
+            _ => super::read_fd(self.raw(), buf),
+        }
+    }
+
     /// Whether input waits in the transport itself, not in the socket (a
     /// TLS session's records read with the handshake's, or read along
     /// with others): it is read without waiting for readiness.

@@ -13,6 +13,8 @@
 //!   `core.respond`); `rules.rs`: what it checks in a request head.
 //! - `decode.rs`: content codings (gzip, deflate, br) for the client's
 //!   bodies (`core.decoder`).
+//! - `h2/`: HTTP/2 on the `h2` crate (`lem.http.h2.core`, for
+//!   `lua/lem/http/h2.lua`).
 //! - `fuzz.rs`: the fuzz targets' entry points.
 //!
 //! A head is found in two steps, as every read format: `scan` looks for
@@ -38,6 +40,7 @@ mod fold;
 mod format;
 #[doc(hidden)]
 pub mod fuzz;
+pub mod h2;
 mod head;
 mod response;
 mod rules;

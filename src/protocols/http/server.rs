@@ -286,6 +286,13 @@ unsafe fn push_request(
     unsafe {
         let rules = match rules(start.c, fields) {
             Ok(r) => r,
+            // HTTP/2's connection preface (cleartext, by prior knowledge):
+            // `nil, 'h2'`, for the Lua half to hand the connection over.
+            Err(_) if super::h2::is_preface(start.a, start.b, start.c) => {
+                ffi::lua_pushnil(l);
+                lua::push_str(l, "h2");
+                return 2;
+            }
             Err(status) => return refuse(l, status),
         };
         ffi::lua_createtable(l, 0, 8);
@@ -354,7 +361,8 @@ unsafe fn push_request(
 }
 
 /// core.request(client) -> req, res, close, keepalive, framing | nil,
-/// status | nil, err: the next request on a server's connection
+/// status | nil, 'h2' | nil, err: the next request on a server's connection
+/// (`'h2'`: the client sent HTTP/2's connection preface)
 /// (`framing`: `req._framing`, nil without a body). `status` (a
 /// number) is the answer to a head the server refuses; `err` a read error
 /// (`'closed'`, `'timeout'`...). `idle`: the connection waits between

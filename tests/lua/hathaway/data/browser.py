@@ -23,7 +23,7 @@ NAME = 'Ada & <Lovelace> 100%'
 
 
 class Browser:
-    def __init__(self, chromium, profile):
+    def __init__(self, chromium, profile, flags=()):
         to_r, self.w = os.pipe()
         self.r, from_w = os.pipe()
         # Above the fds the child will get, so dup2 to 3 and 4 cannot
@@ -41,7 +41,7 @@ class Browser:
             [chromium, '--headless', '--no-sandbox', '--disable-gpu', '--no-first-run',
              '--disable-background-networking', '--disable-component-update', '--disable-sync',
              '--disable-dev-shm-usage', '--disable-extensions', '--remote-debugging-pipe',
-             '--user-data-dir=' + profile, 'about:blank'],
+             '--user-data-dir=' + profile, *flags, 'about:blank'],
             stdin=subprocess.DEVNULL, stdout=self.log, stderr=self.log,
             preexec_fn=fds, pass_fds=(3, 4))
         for fd in high:

@@ -1,0 +1,294 @@
+-- lem.http.h2: HTTP/2 for lem.http.server (native half: lem.http.h2.core,
+-- src/protocols/http/h2/). The server hands a connection over when ALPN
+-- picked 'h2' or a cleartext client sent the connection preface; each
+-- request then runs the server's handler in a coroutine of its own, with
+-- req and res as for HTTP/1.1 (req.version '2.0'). See docs/http2.md.
+local core = require 'lem.http.h2.core'
+local server = require 'lem.http.server'
+local response = require 'lem.http.response'
+local http = require 'lem.http'
+local io = require 'lem.io'
+local utils = require 'lem.utils'
+
+local type, tostring, tonumber, pairs, next, setmetatable, xpcall, pcall, error = type, tostring, tonumber, pairs, next, setmetatable, xpcall, pcall, error
+local lower = string.lower
+local concat = table.concat
+local traceback = debug.traceback
+local spawn, timeout = utils.spawn, utils.timeout
+local date = http.date
+local newresponse = response.new
+local P = response._private
+local helpers = server._h2
+local problem, failed, debug = helpers.problem, helpers.failed, helpers.debug
+local stderr = _G.io.stderr
+
+local M = {}
+
+-- req's methods: body() here, the rest server.Request's (which find this
+-- body()).
+local Methods = setmetatable({}, { __index = server.Request })
+local Request = { __index = Methods }
+M.Request = Request
+
+-- req:body([maxsize]) -> string | nil, 'oversized' | nil, err
+function Methods:body(maxsize)
+	local body = self[P.body]
+	if body then
+		return body
+	end
+	local max = self[P.max]
+	if maxsize and maxsize < max then
+		max = maxsize
+	end
+	local declared = tonumber(self.headers['content-length'])
+	if declared and declared > max then
+		return nil, 'oversized'
+	end
+	local st = self[P.h2]
+	local parts, n, size = {}, 0, 0
+	while true do
+		local chunk, err = st:read()
+		if not chunk then
+			if err == 'eof' then
+				break
+			end
+			return nil, err
+		end
+		size = size + #chunk
+		if size > max then
+			return nil, 'oversized'
+		end
+		n = n + 1
+		parts[n] = chunk
+	end
+	body = concat(parts)
+	self[P.body] = body
+	return body
+end
+
+-- The response's fields for HTTP/2: lower-case names, values as strings,
+-- and Date, Server and the body's length unless the handler set them.
+-- problem() has checked them.
+local function fields(res, length)
+	local h = {}
+	for k, v in pairs(res.headers) do
+		h[lower(k)] = tostring(v)
+	end
+	if h.date == nil then
+		h.date = date()
+	end
+	if h.server == nil then
+		h.server = server.server_name
+	end
+	if length and h['content-length'] == nil then
+		h['content-length'] = tostring(length)
+	end
+	return h
+end
+
+-- res.trailers, if it is a table of fields.
+local function trailers(res)
+	local t = res.trailers
+	if type(t) ~= 'table' or next(t) == nil then
+		return nil
+	end
+	local out = {}
+	for k, v in pairs(t) do
+		out[lower(k)] = tostring(v)
+	end
+	return out
+end
+
+-- res:write(...) on an HTTP/2 request: the head first, then each call's
+-- strings as DATA frames, as the peer's window lets them go.
+local function stream(res, ...)
+	local req = res[P.req]
+	local st = req[P.h2]
+	local state = res[P.streaming]
+	if state == nil then
+		local status = res.status or 200
+		res.status = status
+		local bad, declared = problem(res, status)
+		if bad or declared then
+			error(bad or 'a Content-Length on a streamed response', 0)
+		end
+		local head_only = req.method == 'HEAD'
+		local ok, err = st:respond(status, fields(res), head_only)
+		if not ok then
+			return nil, err
+		end
+		state = head_only and 'head' or 'h2'
+		res[P.streaming] = state
+		local pre = concat(res)
+		for i = #res, 1, -1 do
+			res[i] = nil
+		end
+		if state == 'h2' and pre ~= '' then
+			ok, err = st:write(pre)
+			if not ok then
+				return nil, err
+			end
+		end
+	end
+	if state == 'head' then
+		return true
+	end
+	return st:write(concat({ ... }))
+end
+Methods[P.stream] = stream
+
+-- Send the response the handler built: true, or nil, err. Raises, with
+-- nothing sent, when it cannot be sent as it is (the caller sends a 500).
+local function send(req, res)
+	local st = req[P.h2]
+	local streaming = res[P.streaming]
+	if streaming then
+		if streaming == 'h2' then
+			return st:finish(trailers(res))
+		end
+		return true
+	end
+	local bad = problem(res, res.status or 200)
+	if bad then
+		error(bad, 0)
+	end
+	local file, opened = res.file, nil
+	local body, size
+	if file then
+		if type(file) == 'string' then
+			file = io.open(file, 'r')
+			opened = file
+		end
+		size = file and file:size()
+		if not size then
+			file = nil
+			response.not_found(req, res)
+		end
+	end
+	if not file then
+		body = concat(res)
+		size = #body
+	end
+	local status = res.status
+	if status == nil then
+		status = (size == 0 and not file) and 204 or 200
+	end
+	local length = size
+	if status == 204 or status == 304 or status < 200 then
+		length = nil
+	end
+	local tr = trailers(res)
+	local last = req.method == 'HEAD' or ((length or 0) == 0 and not tr)
+	local ok, err = st:respond(status, fields(res, length), last)
+	if ok and not last then
+		if file then
+			-- A File's read(n) reads n bytes or fails: read what is left.
+			local left = size
+			while ok and left > 0 do
+				local n = left < 65536 and left or 65536
+				local data, rerr = file:read(n)
+				if not data then
+					ok, err = nil, rerr
+					break
+				end
+				left = left - n
+				ok, err = st:write(data)
+			end
+		elseif length then
+			ok, err = st:write(body)
+		end
+		if ok then
+			ok, err = st:finish(tr)
+		else
+			st:reset()
+		end
+	end
+	if opened then
+		opened:close()
+	end
+	return ok, err
+end
+
+-- The handler under srv.handler_timeout: its results are dropped.
+local function call(handler, req, res)
+	handler(req, res)
+end
+
+local service_unavailable = response.htmlerror(503, 'Service Unavailable')
+
+-- One request: the handler, then its response (or a 500 / 503 in its
+-- place, or a reset when a streamed response breaks off).
+local function handle(self, method, uri, path, headers, st)
+	local req = setmetatable({
+		method = method,
+		uri = uri,
+		path = path,
+		version = '2.0',
+		headers = headers,
+		[P.h2] = st,
+		[P.max] = self.max_body,
+		[P.server] = self,
+	}, Request)
+	local res = newresponse(req)
+	local handler = self.handler
+	local ok, herr, terr
+	if self.handler_timeout then
+		ok, herr, terr = xpcall(timeout, traceback, self.handler_timeout, call, handler, req, res)
+	else
+		ok, herr = xpcall(handler, traceback, req, res)
+	end
+	if ok and terr == 'timeout' then
+		stderr:write('lem.http.server: handler timed out after ', tostring(self.handler_timeout), ' s: ',
+			tostring(method), ' ', tostring(uri), '\n')
+		debug(self, 'handler', 'timeout')
+		if res[P.streaming] then
+			st:reset()
+			return st:close()
+		end
+		res = newresponse(req)
+		service_unavailable(req, res)
+	elseif not ok then
+		failed(self, herr)
+		if res[P.streaming] then
+			st:reset()
+			return st:close()
+		end
+		res = newresponse(req)
+		response.internal_server_error(req, res)
+	end
+	local fine, sent, err = pcall(send, req, res)
+	if not fine then
+		failed(self, sent)
+		res = newresponse(req)
+		response.internal_server_error(req, res)
+		fine, sent, err = pcall(send, req, res)
+	end
+	if fine and not sent then
+		debug(self, 'write', err)
+	end
+	st:close()
+end
+
+-- h2.serve(srv, client [, preface]): serve the connection client (a
+-- Stream of srv's) over HTTP/2 until it ends. preface: its first line
+-- was read as an HTTP/1.1 head (cleartext by prior knowledge).
+function M.serve(self, client, preface)
+	local conn, err = core.serve(client, preface, self.max_streams, nil, self.timeout)
+	if not conn then
+		debug(self, 'read', err)
+		client:close()
+		return
+	end
+	while true do
+		local method, uri, path, headers, st = conn:accept()
+		if not method then
+			if uri ~= 'closed' then
+				debug(self, 'read', uri)
+			end
+			return
+		end
+		spawn(handle, self, method, uri, path, headers, st)
+	end
+end
+
+return M

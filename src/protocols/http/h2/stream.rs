@@ -1,0 +1,386 @@
+//! One HTTP/2 request's stream, as the Lua half's handler sees it:
+//! `st:read()` takes the body a chunk at a time (each chunk read gives its
+//! bytes back to the peer's window, so a body nobody reads buffers at most
+//! a window), `st:respond()` sends the head, `st:write()` the body (waiting
+//! for the peer's window), `st:finish()` ends it (with trailers or not),
+//! `st:reset()` breaks it off.
+
+use std::cell::RefCell;
+use std::ffi::{c_int, CStr};
+use std::future::poll_fn;
+use std::rc::Rc;
+
+use bytes::Bytes;
+use h2::server::SendResponse;
+use h2::{RecvStream, SendStream};
+use http::{HeaderMap, HeaderName, HeaderValue};
+
+use super::{connection_specific, Shared};
+use crate::runtime::lua::{self, ffi, lua_State, Reg};
+use crate::runtime::scheduler::{self, Commit, Resume};
+
+static H2STREAM: &CStr = c"lem.http.h2.Stream";
+
+/// The userdata. Each half is taken out of its slot while a wait uses it
+/// and put back when its coroutine resumes: an empty slot is a busy one
+/// (or a finished one).
+struct H2Stream {
+    recv: Rc<RefCell<Option<RecvStream>>>,
+    respond: RefCell<Option<SendResponse<Bytes>>>,
+    send: Rc<RefCell<Option<SendStream<Bytes>>>>,
+    /// The head was sent (the response has begun).
+    responded: std::cell::Cell<bool>,
+    /// The connection, told when the stream is let go of.
+    conn: RefCell<Option<Rc<Shared>>>,
+}
+
+impl H2Stream {
+    /// The connection has one stream fewer (once).
+    fn let_go(&self) {
+        if let Some(c) = self.conn.borrow_mut().take() {
+            c.closed_stream();
+        }
+    }
+}
+
+impl Drop for H2Stream {
+    fn drop(&mut self) {
+        self.let_go();
+    }
+}
+
+/// Push the stream object of a request.
+pub(super) unsafe fn push_stream(
+    l: *mut lua_State,
+    body: RecvStream,
+    respond: SendResponse<Bytes>,
+    conn: Rc<Shared>,
+) {
+    // SAFETY: `l` is a live thread of lem's state, the contract of every
+    // function that takes one (see the module doc of runtime/lua.rs).
+    unsafe {
+        lua::push_object(
+            l,
+            H2STREAM,
+            H2Stream {
+                recv: Rc::new(RefCell::new(Some(body))),
+                respond: RefCell::new(Some(respond)),
+                send: Rc::default(),
+                responded: Default::default(),
+                conn: RefCell::new(Some(conn)),
+            },
+        );
+    }
+}
+
+/// st:read() -> chunk | nil, 'eof' | nil, err: the next piece of the
+/// request's body, once it comes.
+unsafe extern "C-unwind" fn stream_read(l: *mut lua_State) -> c_int {
+    // SAFETY: Lua calls this C function on a thread of lem's state, so `l` is
+    // valid with LUA_MINSTACK free slots; it reads its own arguments (checked
+    // here) and the values it pushes (the rules of runtime/lua.rs).
+    unsafe {
+        let st: &H2Stream = lua::check_object(l, 1, H2STREAM);
+        let Some(mut body) = st.recv.borrow_mut().take() else {
+            return lua::fail(l, "busy");
+        };
+        if body.is_end_stream() {
+            *st.recv.borrow_mut() = Some(body);
+            return lua::fail(l, "eof");
+        }
+        let slot = st.recv.clone();
+        let fut = async move {
+            let r = body.data().await;
+            if let Some(Ok(chunk)) = &r {
+                // Read: the peer may send as much again.
+                let _ = body.flow_control().release_capacity(chunk.len());
+            }
+            Resume::Push(Box::new(move |co| {
+                *slot.borrow_mut() = Some(body);
+                // SAFETY: `co` is the resumed coroutine, with room for two
+                // values.
+                match r {
+                    Some(Ok(chunk)) => {
+                        lua::push_bytes(co, &chunk);
+                        1
+                    }
+                    None => lua::fail(co, "eof"),
+                    Some(Err(e)) => lua::fail(co, &e.to_string()),
+                }
+            }))
+        };
+        scheduler::prepare_or_raise(l, Commit::Future(Box::pin(fut)));
+        scheduler::suspend(l)
+    }
+}
+
+/// The fields of the table at `idx` (string names; string or number
+/// values), or why they cannot be sent. Connection-specific fields are
+/// left out (HTTP/2 has none).
+unsafe fn fields(l: *mut lua_State, idx: c_int) -> Result<HeaderMap, String> {
+    // SAFETY: `l` is a live thread of lem's state, the contract of every
+    // function that takes one (see the module doc of runtime/lua.rs).
+    unsafe {
+        let mut map = HeaderMap::new();
+        if ffi::lua_type(l, idx) != ffi::LUA_TTABLE {
+            return Ok(map);
+        }
+        ffi::lua_pushnil(l);
+        while ffi::lua_next(l, idx) != 0 {
+            let name = match ffi::lua_type(l, -2) {
+                ffi::LUA_TSTRING => lua::to_bytes(l, -2).unwrap_or_default(),
+                _ => b"",
+            };
+            // A copy, so that a number is not turned into a string in the
+            // table being walked.
+            ffi::lua_pushvalue(l, -1);
+            let value = match ffi::lua_type(l, -1) {
+                ffi::LUA_TSTRING | ffi::LUA_TNUMBER => lua::to_bytes(l, -1),
+                _ => None,
+            };
+            let r = match (
+                HeaderName::from_bytes(name),
+                value.map(HeaderValue::from_bytes),
+            ) {
+                (Ok(n), Some(Ok(v))) => Ok((n, v)),
+                _ => Err(format!(
+                    "header field {:?} cannot be sent",
+                    String::from_utf8_lossy(name)
+                )),
+            };
+            ffi::lua_pop(l, 2);
+            match r {
+                Ok((n, _)) if connection_specific(n.as_str().as_bytes()) => {}
+                Ok((n, v)) => {
+                    map.append(n, v);
+                }
+                Err(e) => {
+                    ffi::lua_pop(l, 1);
+                    return Err(e);
+                }
+            }
+        }
+        Ok(map)
+    }
+}
+
+/// st:respond(status, headers, last) -> true | nil, err: send the
+/// response's head; `last`: there is no body.
+unsafe extern "C-unwind" fn stream_respond(l: *mut lua_State) -> c_int {
+    // SAFETY: Lua calls this C function on a thread of lem's state, so `l` is
+    // valid with LUA_MINSTACK free slots; it reads its own arguments (checked
+    // here) and the values it pushes (the rules of runtime/lua.rs).
+    unsafe {
+        let st: &H2Stream = lua::check_object(l, 1, H2STREAM);
+        let status = lua::check_integer(l, 2);
+        let last = ffi::lua_toboolean(l, 4) != 0;
+        let Ok(status) = http::StatusCode::from_u16(status.clamp(0, 9999) as u16) else {
+            return lua::fail(l, "bad status");
+        };
+        let headers = match fields(l, 3) {
+            Ok(h) => h,
+            Err(e) => return lua::fail(l, &e),
+        };
+        let Some(mut respond) = st.respond.borrow_mut().take() else {
+            return lua::fail(l, "already responded");
+        };
+        let mut res = http::Response::new(());
+        *res.status_mut() = status;
+        *res.headers_mut() = headers;
+        match respond.send_response(res, last) {
+            Ok(send) => {
+                st.responded.set(true);
+                *st.send.borrow_mut() = Some(send);
+                ffi::lua_pushboolean(l, 1);
+                1
+            }
+            Err(e) => lua::fail(l, &e.to_string()),
+        }
+    }
+}
+
+/// Send `data` on `send` as the peer's window lets it.
+async fn send_all(send: &mut SendStream<Bytes>, mut data: Bytes) -> Result<(), String> {
+    while !data.is_empty() {
+        send.reserve_capacity(data.len());
+        match poll_fn(|cx| send.poll_capacity(cx)).await {
+            Some(Ok(0)) => {}
+            Some(Ok(n)) => {
+                let chunk = data.split_to(n.min(data.len()));
+                send.send_data(chunk, false).map_err(|e| e.to_string())?;
+            }
+            Some(Err(e)) => return Err(e.to_string()),
+            None => return Err("closed".into()),
+        }
+    }
+    Ok(())
+}
+
+/// st:write(data) -> true | nil, err: send part of the body, once the
+/// peer's window takes it all.
+unsafe extern "C-unwind" fn stream_write(l: *mut lua_State) -> c_int {
+    // SAFETY: Lua calls this C function on a thread of lem's state, so `l` is
+    // valid with LUA_MINSTACK free slots; it reads its own arguments (checked
+    // here) and the values it pushes (the rules of runtime/lua.rs).
+    unsafe {
+        let st: &H2Stream = lua::check_object(l, 1, H2STREAM);
+        let data = lua::check_bytes(l, 2);
+        if data.is_empty() {
+            ffi::lua_pushboolean(l, 1);
+            return 1;
+        }
+        let data = Bytes::copy_from_slice(data);
+        let Some(mut send) = st.send.borrow_mut().take() else {
+            return lua::fail(
+                l,
+                if st.responded.get() {
+                    "busy"
+                } else {
+                    "not responding"
+                },
+            );
+        };
+        let slot = st.send.clone();
+        let fut = async move {
+            let r = send_all(&mut send, data).await;
+            Resume::Push(Box::new(move |co| {
+                *slot.borrow_mut() = Some(send);
+                // SAFETY: `co` is the resumed coroutine, with room for two
+                // values.
+                match r {
+                    Ok(()) => {
+                        ffi::lua_pushboolean(co, 1);
+                        1
+                    }
+                    Err(e) => lua::fail(co, &e),
+                }
+            }))
+        };
+        scheduler::prepare_or_raise(l, Commit::Future(Box::pin(fut)));
+        scheduler::suspend(l)
+    }
+}
+
+/// st:finish([trailers]) -> true | nil, err: end the body, with trailer
+/// fields if given.
+unsafe extern "C-unwind" fn stream_finish(l: *mut lua_State) -> c_int {
+    // SAFETY: Lua calls this C function on a thread of lem's state, so `l` is
+    // valid with LUA_MINSTACK free slots; it reads its own arguments (checked
+    // here) and the values it pushes (the rules of runtime/lua.rs).
+    unsafe {
+        let st: &H2Stream = lua::check_object(l, 1, H2STREAM);
+        let trailers = match ffi::lua_type(l, 2) {
+            ffi::LUA_TTABLE => match fields(l, 2) {
+                Ok(h) => Some(h),
+                Err(e) => return lua::fail(l, &e),
+            },
+            _ => None,
+        };
+        let mut slot = st.send.borrow_mut();
+        let Some(send) = slot.as_mut() else {
+            drop(slot);
+            let why = if st.responded.get() {
+                "busy"
+            } else {
+                "not responding"
+            };
+            return lua::fail(l, why);
+        };
+        let r = match trailers {
+            Some(t) => send.send_trailers(t),
+            None => send.send_data(Bytes::new(), true),
+        };
+        drop(slot);
+        match r {
+            Ok(()) => {
+                ffi::lua_pushboolean(l, 1);
+                1
+            }
+            Err(e) => lua::fail(l, &e.to_string()),
+        }
+    }
+}
+
+/// st:reset(): break the stream off (RST_STREAM with INTERNAL_ERROR), as
+/// when a streamed response's handler fails.
+unsafe extern "C-unwind" fn stream_reset(l: *mut lua_State) -> c_int {
+    // SAFETY: Lua calls this C function on a thread of lem's state, so `l` is
+    // valid with LUA_MINSTACK free slots; it reads its own arguments (checked
+    // here) and the values it pushes (the rules of runtime/lua.rs).
+    unsafe {
+        let st: &H2Stream = lua::check_object(l, 1, H2STREAM);
+        if let Some(mut send) = st.send.borrow_mut().take() {
+            send.send_reset(h2::Reason::INTERNAL_ERROR);
+        } else if let Some(mut respond) = st.respond.borrow_mut().take() {
+            respond.send_reset(h2::Reason::INTERNAL_ERROR);
+        }
+        0
+    }
+}
+
+/// The most of a body nobody read that is taken (and dropped) after the
+/// response, and for how long, before the stream is reset.
+const DISCARD_BYTES: usize = 1 << 20;
+const DISCARD_TIME: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// The rest of a request's body, after its response: read and dropped
+/// (within bounds), so that the response, still queued, goes out whole;
+/// then, if the body has not ended, the client is told to stop sending it
+/// without error (RST_STREAM with NO_ERROR, RFC 9113 §8.1). A reset at
+/// once would drop the response's frames still queued.
+async fn discard(mut recv: RecvStream, mut send: SendStream<Bytes>) {
+    let mut left = DISCARD_BYTES;
+    let drain = async {
+        while let Some(Ok(chunk)) = recv.data().await {
+            let _ = recv.flow_control().release_capacity(chunk.len());
+            match left.checked_sub(chunk.len()) {
+                Some(n) => left = n,
+                None => break,
+            }
+        }
+    };
+    let _ = tokio::time::timeout(DISCARD_TIME, drain).await;
+    if !recv.is_end_stream() {
+        send.send_reset(h2::Reason::NO_ERROR);
+    }
+}
+
+/// st:close(): let go of the stream (the handler is done with it): a
+/// body not read is refused from here on.
+unsafe extern "C-unwind" fn stream_close(l: *mut lua_State) -> c_int {
+    // SAFETY: Lua calls this C function on a thread of lem's state, so `l` is
+    // valid with LUA_MINSTACK free slots; it reads its own arguments (checked
+    // here) and the values it pushes (the rules of runtime/lua.rs).
+    unsafe {
+        let st: &H2Stream = lua::check_object(l, 1, H2STREAM);
+        let recv = st.recv.borrow_mut().take();
+        let send = st.send.borrow_mut().take();
+        drop(st.respond.borrow_mut().take());
+        st.let_go();
+        if let (Some(recv), Some(send)) = (recv, send) {
+            if !recv.is_end_stream() {
+                tokio::task::spawn_local(discard(recv, send));
+            }
+        }
+        0
+    }
+}
+
+const METHODS: &[Reg] = &[
+    (c"close", stream_close),
+    (c"read", stream_read),
+    (c"respond", stream_respond),
+    (c"write", stream_write),
+    (c"finish", stream_finish),
+    (c"reset", stream_reset),
+];
+
+/// Make the class of streams.
+pub(super) unsafe fn register(l: *mut lua_State) {
+    // SAFETY: `l` is a live thread of lem's state, the contract of every
+    // function that takes one (see the module doc of runtime/lua.rs).
+    unsafe {
+        lua::new_class(l, H2STREAM, METHODS, Some(lua::gc::<H2Stream>));
+        ffi::lua_pop(l, 1);
+    }
+}
