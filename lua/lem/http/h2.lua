@@ -19,7 +19,7 @@ local date = http.date
 local newresponse = response.new
 local P = response._private
 local helpers = server._h2
-local problem, failed, debug = helpers.problem, helpers.failed, helpers.debug
+local problem, outgoing, failed, debug = helpers.problem, helpers.outgoing, helpers.failed, helpers.debug
 local stderr = _G.io.stderr
 
 local M = {}
@@ -148,35 +148,7 @@ local function send(req, res)
 		end
 		return true
 	end
-	local bad = problem(res, res.status or 200)
-	if bad then
-		error(bad, 0)
-	end
-	local file, opened = res.file, nil
-	local body, size
-	if file then
-		if type(file) == 'string' then
-			file = io.open(file, 'r')
-			opened = file
-		end
-		size = file and file:size()
-		if not size then
-			file = nil
-			response.not_found(req, res)
-		end
-	end
-	if not file then
-		body = concat(res)
-		size = #body
-	end
-	local status = res.status
-	if status == nil then
-		status = (size == 0 and not file) and 204 or 200
-	end
-	local length = size
-	if status == 204 or status == 304 or status < 200 then
-		length = nil
-	end
+	local file, body, size, status, length = outgoing(req, res)
 	local tr = trailers(res)
 	local last = req.method == 'HEAD' or ((length or 0) == 0 and not tr)
 	local ok, err = st:respond(status, fields(res, length), last)
@@ -203,8 +175,8 @@ local function send(req, res)
 			st:reset()
 		end
 	end
-	if opened then
-		opened:close()
+	if res[P.opened] then
+		res[P.opened]:close()
 	end
 	return ok, err
 end

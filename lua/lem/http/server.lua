@@ -401,18 +401,13 @@ local function readable(file)
 	return file:seek('set', pos) ~= nil
 end
 
--- Send the response the handler built; returns true, or nil, err. Raises,
+-- What the response the handler built sends: the file (opened here for a
+-- path and kept in res[P.opened] for the caller to close) or the body, its
+-- size, the status, and the body's length on the wire (nil for a status
+-- that has no body). A missing file or a directory becomes a 404. Raises,
 -- with nothing sent, when the response cannot be sent as it is (problem():
--- the caller sends a 500 instead).
-local function send(req, res, close, keepalive)
-	local client = req.client
-	local streaming = res[P.streaming]
-	if streaming then
-		if streaming == 'chunked' then
-			return client:write('0\r\n\r\n')
-		end
-		return true
-	end
+-- the caller sends a 500 instead); `checked` and `declared` are for head().
+local function outgoing(req, res)
 	local bad, declared = problem(res, res.status or 200)
 	if bad then
 		error(bad, 0)
@@ -451,6 +446,21 @@ local function send(req, res, close, keepalive)
 	if status == 204 or status == 304 or status < 200 then
 		length = nil
 	end
+	return file, body, size, status, length, checked, declared
+end
+
+-- Send the response the handler built; returns true, or nil, err. Raises,
+-- with nothing sent, when the response cannot be sent as it is.
+local function send(req, res, close, keepalive)
+	local client = req.client
+	local streaming = res[P.streaming]
+	if streaming then
+		if streaming == 'chunked' then
+			return client:write('0\r\n\r\n')
+		end
+		return true
+	end
+	local file, body, size, status, length, checked, declared = outgoing(req, res)
 	local head_only = req.method == 'HEAD'
 	local h = head(res, status, length, close, keepalive, head_only, checked, declared)
 	local ok, err
@@ -727,6 +737,6 @@ function Server:getsockname()
 end
 
 -- What lem.http.h2 shares with this half.
-M._h2 = { problem = problem, failed = failed, debug = debug }
+M._h2 = { problem = problem, outgoing = outgoing, failed = failed, debug = debug }
 
 return M
