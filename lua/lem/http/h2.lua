@@ -231,6 +231,9 @@ local function handle(self, method, uri, path, headers, st)
 	local fine, sent, err = pcall(send, req, res)
 	if not fine then
 		failed(self, sent)
+		if res[P.opened] then
+			res[P.opened]:close()
+		end
 		res = newresponse(req)
 		response.internal_server_error(req, res)
 		fine, sent, err = pcall(send, req, res)
