@@ -430,6 +430,18 @@ impl<S: Sink> Parser<'_, S> {
         }
     }
 
+    /// Past the digits (one at least) from `i`, else the fault at `i`.
+    fn digits(&mut self, mut i: usize) -> Result<usize, Error> {
+        if !matches!(self.s.get(i), Some(b'0'..=b'9')) {
+            self.pos = i;
+            return Err(self.err(Fault::Expected("a digit")));
+        }
+        while let Some(b'0'..=b'9') = self.s.get(i) {
+            i += 1;
+        }
+        Ok(i)
+    }
+
     /// A number: an integer when it has neither fraction nor exponent and
     /// fits in 64 bits (Lua 5.4's rule for numerals), else a float.
     fn number(&mut self) -> Result<(), Error> {
@@ -457,13 +469,7 @@ impl<S: Sink> Parser<'_, S> {
         let mut float = false;
         if s.get(i) == Some(&b'.') {
             i += 1;
-            if !matches!(s.get(i), Some(b'0'..=b'9')) {
-                self.pos = i;
-                return Err(self.err(Fault::Expected("a digit")));
-            }
-            while let Some(b'0'..=b'9') = s.get(i) {
-                i += 1;
-            }
+            i = self.digits(i)?;
             float = true;
         }
         if let Some(b'e' | b'E') = s.get(i) {
@@ -471,13 +477,7 @@ impl<S: Sink> Parser<'_, S> {
             if let Some(b'+' | b'-') = s.get(i) {
                 i += 1;
             }
-            if !matches!(s.get(i), Some(b'0'..=b'9')) {
-                self.pos = i;
-                return Err(self.err(Fault::Expected("a digit")));
-            }
-            while let Some(b'0'..=b'9') = s.get(i) {
-                i += 1;
-            }
+            i = self.digits(i)?;
             float = true;
         }
         self.pos = i;
