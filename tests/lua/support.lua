@@ -185,6 +185,29 @@ openssl x509 -req -in req.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 2 \
 	return dir .. '/ca.pem', dir .. '/cert.pem', dir .. '/key.pem'
 end
 
+-- chromium() -> the path of a Chromium to drive ($CHROMIUM, else the first
+-- of chromium, chromium-browser, google-chrome on PATH); without one the
+-- test is skipped (it prints why and exits 0: scripts/deps installs it).
+function M.chromium()
+	local found = os.getenv('CHROMIUM')
+	for _, name in ipairs({ 'chromium', 'chromium-browser', 'google-chrome' }) do
+		if found then
+			break
+		end
+		local p = io.popen('command -v ' .. name .. ' 2>/dev/null')
+		local path = p:read('*l')
+		p:close()
+		if path and path ~= '' then
+			found = path
+		end
+	end
+	if not found then
+		print('skip: chromium not found (run scripts/deps)')
+		os.exit(0)
+	end
+	return found
+end
+
 -- free_port() -> a TCP port on 127.0.0.1 that was free a moment ago, for
 -- a server the test starts as another process.
 function M.free_port()

@@ -4,25 +4,10 @@
 -- the form, submits it (a urlencoded POST) and follows the link to the
 -- pattern route. Skipped only when no Chromium is installed (scripts/deps
 -- installs Debian's `chromium`).
-dofile('support.lua')
+local support = dofile('support.lua')
 local process = require 'lem.process'
 
-local function which(names)
-	for _, name in ipairs(names) do
-		local p = _G.io.popen('command -v ' .. name .. ' 2>/dev/null')
-		local path = p:read('*l')
-		p:close()
-		if path and path ~= '' then
-			return path
-		end
-	end
-end
-
-local chromium = os.getenv('CHROMIUM') or which({ 'chromium', 'chromium-browser', 'google-chrome' })
-if not chromium then
-	print('skip: chromium not found (run scripts/deps)')
-	os.exit(0)
-end
+local chromium = support.chromium()
 
 -- The example prints its URL once it listens.
 local app = assert(process.spawn({ arg[-1], '../../examples/hathaway.lua', '0', '127.0.0.1' }, { stdout = 'pipe' }))

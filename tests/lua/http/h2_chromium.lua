@@ -10,21 +10,7 @@ local io = require 'lem.io'
 local utils = require 'lem.utils'
 local server = require 'lem.http.server'
 
-local function which(names)
-	for _, name in ipairs(names) do
-		local p = _G.io.popen('command -v ' .. name .. ' 2>/dev/null')
-		local path = p:read('*l')
-		p:close()
-		if path and path ~= '' then
-			return path
-		end
-	end
-end
-local chromium = os.getenv('CHROMIUM') or which({ 'chromium', 'chromium-browser', 'google-chrome' })
-if not chromium then
-	print('skip: chromium not found (run scripts/deps)')
-	os.exit(0)
-end
+local chromium = support.chromium()
 
 local _, cert, key = support.certs()
 local versions = {}

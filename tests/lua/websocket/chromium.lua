@@ -5,27 +5,12 @@
 -- form; the lem client sees it broadcast and answers, and the page shows
 -- the answer. Skipped only when no Chromium is installed (scripts/deps
 -- installs Debian's `chromium`).
-dofile('support.lua')
+local support = dofile('support.lua')
 local process = require 'lem.process'
 local utils = require 'lem.utils'
 local websocket = require 'lem.websocket'
 
-local function which(names)
-	for _, name in ipairs(names) do
-		local p = _G.io.popen('command -v ' .. name .. ' 2>/dev/null')
-		local path = p:read('*l')
-		p:close()
-		if path and path ~= '' then
-			return path
-		end
-	end
-end
-
-local chromium = os.getenv('CHROMIUM') or which({ 'chromium', 'chromium-browser', 'google-chrome' })
-if not chromium then
-	print('skip: chromium not found (run scripts/deps)')
-	os.exit(0)
-end
+local chromium = support.chromium()
 
 local app = assert(process.spawn({ arg[-1], '../../examples/websocket-chat.lua', '0', '127.0.0.1' }, { stdout = 'pipe' }))
 local line = assert(app.stdout:read('*l'))
