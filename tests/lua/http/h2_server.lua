@@ -36,6 +36,10 @@ local function handler(req, res)
 		res.trailers = { ['x-sum'] = 'done' }
 	elseif p == '/file' then
 		res.file = file
+	elseif p == '/dir' then
+		res.file = dir
+	elseif p == '/missing' then
+		res.file = dir .. '/no such file'
 	elseif p == '/raise' then
 		error('on purpose')
 	elseif p == '/slow' then
@@ -70,6 +74,8 @@ eq(#got, 100000, 'res.file: length')
 assert(got == ('0123456789'):rep(10000), 'res.file')
 out = curl('-I ' .. url .. '/file')
 assert(out:find('^HTTP/2 200') and out:find('content%-length: 100000'), out)
+eq(curl(url .. '/dir -w " %{http_code}" -o /dev/null'), ' 404', 'res.file a directory: 404 before any head')
+eq(curl(url .. '/missing -w " %{http_code}" -o /dev/null'), ' 404', 'res.file missing: 404')
 eq(curl(url .. '/raise -w "%{http_code}" -o /dev/null'), '500', 'a handler that raises: 500')
 eq(curl(url .. '/nowhere -w " %{http_code}"'), 'no 404', 'status')
 
