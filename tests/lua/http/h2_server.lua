@@ -36,6 +36,12 @@ local function handler(req, res)
 		res.trailers = { ['x-sum'] = 'done' }
 	elseif p == '/file' then
 		res.file = file
+	elseif p == '/badstatus' then
+		res.status = 'fine'
+	elseif p == '/badheaders' then
+		res.headers = 5
+	elseif p == '/badvalue' then
+		res.headers['x-evil'] = 'a\r\nset-cookie: b'
 	elseif p == '/dir' then
 		res.file = dir
 	elseif p == '/missing' then
@@ -74,6 +80,9 @@ eq(#got, 100000, 'res.file: length')
 assert(got == ('0123456789'):rep(10000), 'res.file')
 out = curl('-I ' .. url .. '/file')
 assert(out:find('^HTTP/2 200') and out:find('content%-length: 100000'), out)
+for _, bad in ipairs { '/badstatus', '/badheaders', '/badvalue' } do
+	eq(curl(url .. bad .. ' -w " %{http_code}" -o /dev/null'), ' 500', 'a response left wrong: 500 (' .. bad .. ')')
+end
 eq(curl(url .. '/dir -w " %{http_code}" -o /dev/null'), ' 404', 'res.file a directory: 404 before any head')
 eq(curl(url .. '/missing -w " %{http_code}" -o /dev/null'), ' 404', 'res.file missing: 404')
 eq(curl(url .. '/raise -w "%{http_code}" -o /dev/null'), '500', 'a handler that raises: 500')
