@@ -114,6 +114,7 @@ lua_tests! {
     io_unix => "io/unix.lua",
     json_decode => "json/decode.lua",
     json_encode => "json/encode.lua",
+    json_hostile => "json/hostile.lua",
     lfs_attributes => "lfs/attributes.lua",
     lfs_concurrent => "lfs/concurrent.lua",
     lfs_dir => "lfs/dir.lua",

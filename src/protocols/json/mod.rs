@@ -178,6 +178,8 @@ unsafe extern "C-unwind" fn encode(l: *mut lua_State) -> c_int {
                 1
             }
             Err(e) => {
+                // Drop what the walk left (the stack may be full).
+                ffi::lua_settop(l, 4);
                 give_back(l, 4, s);
                 let msg = encode::message(&e);
                 drop(e);
@@ -314,6 +316,8 @@ unsafe extern "C-unwind" fn decode(l: *mut lua_State) -> c_int {
                 1
             }
             Err(e) => {
+                // Drop the open arrays and objects (the stack may be full).
+                ffi::lua_settop(l, 3);
                 give_back(l, 3, s);
                 let msg = decode::message(&e, text);
                 lua::push_str(l, &msg);
