@@ -6,9 +6,10 @@ import socket
 import sys
 
 import hpack
-from hyperframe.frame import (ContinuationFrame, DataFrame, Frame, GoAwayFrame,
-                              HeadersFrame, PingFrame, RstStreamFrame,
-                              SettingsFrame, WindowUpdateFrame)
+from hyperframe.frame import (ContinuationFrame, DataFrame, ExtensionFrame, Frame,
+                              GoAwayFrame, HeadersFrame, PingFrame,
+                              PriorityFrame, RstStreamFrame, SettingsFrame,
+                              WindowUpdateFrame)
 
 PREFACE = b'PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n'
 
@@ -210,6 +211,103 @@ def drain(port, _):
         if isinstance(f, HeadersFrame) and f.stream_id == 5:
             print('late answered')
             break
+
+
+def outcome(p, sid):
+    """How the server took what was sent: 'goaway CODE', 'reset CODE'
+    (stream sid), 'status N' (an answer on sid), 'pong' or 'closed'."""
+    while True:
+        f = p.frame()
+        if f is None:
+            return 'closed'
+        if isinstance(f, GoAwayFrame):
+            return 'goaway %d' % f.error_code
+        if isinstance(f, RstStreamFrame) and f.stream_id == sid:
+            return 'reset %d' % f.error_code
+        if isinstance(f, HeadersFrame) and f.stream_id == sid:
+            return 'status ' + dict(f.decoded).get(':status', '?')
+        if isinstance(f, PingFrame) and 'ACK' in f.flags:
+            return 'pong'
+
+
+def raw(p, ftype, flags, sid, payload):
+    """Send a frame made by hand (for what hyperframe will not make)."""
+    head = len(payload).to_bytes(3, 'big') + bytes([ftype, flags]) + sid.to_bytes(4, 'big')
+    p.sock.sendall(head + payload)
+
+
+def conformance(port, _):
+    """Cases in the manner of h2spec's, from RFC 9113 and RFC 7541, each
+    on a connection of its own: what the server answered."""
+    def case(name, act, sid=1):
+        p = Peer(port)
+        act(p)
+        print('%s: %s' % (name, outcome(p, sid)))
+        p.sock.close()
+
+    def headers(fields, sid=1, end=True):
+        def act(p):
+            f = HeadersFrame(sid)
+            f.data = p.enc.encode(fields)
+            f.flags.add('END_HEADERS')
+            if end:
+                f.flags.add('END_STREAM')
+            p.send(f)
+        return act
+    base = [(':method', 'GET'), (':scheme', 'http'), (':authority', 'x'), (':path', '/')]
+    # 4.1: an unknown frame type is ignored; the request after it is served.
+    case('unknown frame type', lambda p: (raw(p, 0x7f, 0, 0, b'junk'), headers(base)(p)))
+    # 4.2: a frame larger than SETTINGS_MAX_FRAME_SIZE (16384).
+    case('oversized frame', lambda p: raw(p, 0x0, 0, 1, b'x' * 16385))
+    # 5.1.1: a client stream with an even number.
+    case('even stream id', headers(base, sid=2), sid=2)
+    # 6.1: DATA on stream 0.
+    case('DATA on stream 0', lambda p: raw(p, 0x0, 0, 0, b'x'))
+    # 6.1: DATA on an idle stream.
+    case('DATA on an idle stream', lambda p: raw(p, 0x0, 0, 5, b'x'), sid=5)
+    # 6.3: PRIORITY depending on itself.
+    case('PRIORITY on itself', lambda p: p.send(PriorityFrame(1, depends_on=1)))
+    # 6.4: RST_STREAM on an idle stream.
+    case('RST_STREAM on an idle stream', lambda p: p.send(RstStreamFrame(3, error_code=0)), sid=3)
+    # 6.5: SETTINGS with a length that is not a multiple of 6.
+    case('SETTINGS of bad length', lambda p: raw(p, 0x4, 0, 0, b'\0' * 5))
+    # 6.5.2: SETTINGS_ENABLE_PUSH other than 0 or 1.
+    case('ENABLE_PUSH 2', lambda p: raw(p, 0x4, 0, 0, b'\x00\x02\x00\x00\x00\x02'))
+    # 6.5.2: SETTINGS_INITIAL_WINDOW_SIZE above 2^31-1.
+    case('window size too large', lambda p: raw(p, 0x4, 0, 0, b'\x00\x04\x80\x00\x00\x00'))
+    # 6.7: PING of a length other than 8.
+    case('PING of bad length', lambda p: raw(p, 0x6, 0, 0, b'1234567'))
+    # 6.7: a PING is answered.
+    case('PING', lambda p: p.send(PingFrame(0, opaque_data=b'abcdefgh')))
+    # 6.9: WINDOW_UPDATE with increment 0 on the connection.
+    case('WINDOW_UPDATE 0', lambda p: raw(p, 0x8, 0, 0, b'\0\0\0\0'))
+    # 6.9.1: a window past 2^31-1.
+    case('window overflow', lambda p: p.send(WindowUpdateFrame(0, window_increment=2**31 - 1)))
+    # 6.10: CONTINUATION without a HEADERS before it.
+    case('lone CONTINUATION', lambda p: raw(p, 0x9, 0x4, 1, b''))
+    # 8.2: an upper-case field name.
+    case('upper-case field name', headers(base + [('X-Upper', 'a')]))
+    # 8.2.2: a connection-specific field.
+    case('connection field', headers(base + [('connection', 'keep-alive')]))
+    # 8.2.2: TE other than trailers.
+    case('te: gzip', headers(base + [('te', 'gzip')]))
+    # 8.3: a pseudo-header after a regular field.
+    case('pseudo after regular', headers([(':method', 'GET'), ('x', 'y'), (':scheme', 'http'), (':path', '/')]))
+    # 8.3.1: no :path.
+    case('no :path', headers([(':method', 'GET'), (':scheme', 'http'), (':authority', 'x')]))
+    # 8.3.1: an unknown pseudo-header.
+    case('unknown pseudo-header', headers(base + [(':foo', 'bar')]))
+    # 8.1.1: content-length that is not the body's.
+    def bad_length(p):
+        headers([(':method', 'POST')] + base[1:] + [('content-length', '5')], end=False)(p)
+        d = DataFrame(1, data=b'abc')
+        d.flags.add('END_STREAM')
+        p.send(d)
+    case('content-length mismatch', bad_length)
+    # RFC 7541 §4.2: a dynamic table size update above the settings' size.
+    case('HPACK table size update too large', lambda p: raw(p, 0x1, 0x5, 1, b'\x3f\xe2\x1f'))
+    # RFC 7541 §2.3.3: an index beyond both tables.
+    case('HPACK index out of range', lambda p: raw(p, 0x1, 0x5, 1, b'\xff\x7f'))
 
 
 if __name__ == '__main__':
