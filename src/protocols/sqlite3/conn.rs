@@ -1,4 +1,4 @@
-//! The SQLite side of a connection, used by pool jobs only, under its
+//! The SQLite side of a connection, used by jobs only (see exec.rs), under its
 //! mutex: the `rusqlite::Connection` and its prepared statements ([`Conn`]),
 //! stopping a job whose caller went away ([`Stop`]), and running, stepping
 //! and binding statements.
@@ -18,7 +18,7 @@ pub(super) struct RawStmt(pub(super) *mut sq::sqlite3_stmt);
 // SAFETY: the handle is used by one thread at a time (under the mutex).
 unsafe impl Send for RawStmt {}
 
-/// What the pool jobs share: the open connection and its statements.
+/// What the jobs share: the open connection and its statements.
 pub(super) struct Conn {
     pub(super) db: Option<rusqlite::Connection>,
     pub(super) stmts: HashMap<u64, RawStmt>,
@@ -291,7 +291,7 @@ pub(super) fn column_names(st: *mut sq::sqlite3_stmt) -> Vec<Vec<u8>> {
     }
 }
 
-/// Prepare `sql`, bind, step up to `max` rows, finalize: one pool job.
+/// Prepare `sql`, bind, step up to `max` rows, finalize: one job.
 pub(super) fn run_once(
     c: &mut Conn,
     sql: &[u8],

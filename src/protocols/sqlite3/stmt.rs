@@ -12,7 +12,7 @@ use super::{call, call_as, failed, push_true, suspend_with, Stmt, STMT};
 use crate::runtime::lua::{self, ffi, lua_State, Reg};
 use crate::runtime::scheduler::{self, Commit, Resume};
 
-/// Rows stepped per pool job by a statement's row iterator.
+/// Rows stepped per job by a statement's row iterator.
 const ROWS_BATCH: usize = 256;
 
 unsafe fn check_stmt<'a>(l: *mut lua_State) -> &'a Stmt {
@@ -53,7 +53,7 @@ unsafe extern "C-unwind" fn stmt_bind(l: *mut lua_State) -> c_int {
         let binds = check_binds(l, 2);
         if !held_by_other {
             // The values go to SQLite with the statement's next call, which
-            // is then one trip to the pool instead of two.
+            // is then one job instead of two.
             *s.ahead.borrow_mut() = (Rows::default(), 0);
             *s.pending.borrow_mut() = Some(binds);
             return push_true(l);
@@ -73,7 +73,7 @@ unsafe extern "C-unwind" fn stmt_bind(l: *mut lua_State) -> c_int {
 /// stmt:execmany(list) -> count | nil, err, index
 ///
 /// For each entry of `list` (a table of values, by position or by name):
-/// bind it and step the statement to its end, all in one pool job.
+/// bind it and step the statement to its end, all in one job.
 unsafe extern "C-unwind" fn stmt_execmany(l: *mut lua_State) -> c_int {
     // SAFETY: Lua calls this C function on a thread of lem's state, so `l` is
     // valid with LUA_MINSTACK free slots; it reads its own arguments (checked
