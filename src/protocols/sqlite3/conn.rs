@@ -5,6 +5,7 @@
 
 use std::collections::HashMap;
 use std::ffi::{c_char, c_int, CStr};
+use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -18,10 +19,32 @@ pub(super) struct RawStmt(pub(super) *mut sq::sqlite3_stmt);
 // SAFETY: the handle is used by one thread at a time (under the mutex).
 unsafe impl Send for RawStmt {}
 
+/// The hash of a statement's id (numbered from 1 by the connection, never
+/// chosen by a script): a multiplication spreads them over the table, where
+/// SipHash would cost more than the rest of a short call's bookkeeping.
+#[derive(Default)]
+pub(super) struct IdHash(u64);
+
+impl Hasher for IdHash {
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0 << 8 | b as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        }
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
 /// What the jobs share: the open connection and its statements.
 pub(super) struct Conn {
     pub(super) db: Option<rusqlite::Connection>,
-    pub(super) stmts: HashMap<u64, RawStmt>,
+    pub(super) stmts: HashMap<u64, RawStmt, BuildHasherDefault<IdHash>>,
     /// Read by the progress handler (so they live as long as `db`).
     pub(super) stop: Arc<Stop>,
 }
@@ -74,7 +97,7 @@ impl Conn {
         };
         Conn {
             db: Some(db),
-            stmts: HashMap::new(),
+            stmts: HashMap::default(),
             stop,
         }
     }

@@ -27,6 +27,9 @@ type Job = Box<dyn FnOnce() + Send>;
 /// long the loop waits for a reply awake.
 const SPIN: Duration = Duration::from_micros(50);
 
+/// The first part of [`SPIN`], without giving the core away.
+const BUSY_SPIN: Duration = Duration::from_micros(10);
+
 /// The longest run of calls answered without going through the loop.
 const YIELD_EVERY: Duration = Duration::from_micros(500);
 
@@ -96,20 +99,37 @@ impl Exec {
     }
 }
 
+/// `poll` until it gives a value, for at most [`SPIN`] from `t0`. After
+/// [`BUSY_SPIN`] the thread yields its core between tries: on a loaded
+/// machine the thread it waits for may need that core.
+fn spin<T>(t0: Instant, mut poll: impl FnMut() -> Option<T>) -> Option<T> {
+    loop {
+        if let Some(v) = poll() {
+            return Some(v);
+        }
+        let waited = t0.elapsed();
+        if waited >= SPIN {
+            return None;
+        }
+        if waited < BUSY_SPIN {
+            std::hint::spin_loop();
+        } else {
+            std::thread::yield_now();
+        }
+    }
+}
+
 /// The next job, awake for [`SPIN`] and then asleep; `None` once the
 /// sender is gone.
 fn next_job(rx: &mpsc::Receiver<Job>) -> Option<Job> {
-    let t0 = Instant::now();
-    loop {
-        match rx.try_recv() {
-            Ok(job) => return Some(job),
-            Err(mpsc::TryRecvError::Disconnected) => return None,
-            Err(mpsc::TryRecvError::Empty) => {}
-        }
-        if t0.elapsed() >= SPIN {
-            return rx.recv().ok();
-        }
-        std::hint::spin_loop();
+    let got = spin(Instant::now(), || match rx.try_recv() {
+        Ok(job) => Some(Some(job)),
+        Err(mpsc::TryRecvError::Disconnected) => Some(None),
+        Err(mpsc::TryRecvError::Empty) => None,
+    });
+    match got {
+        Some(job) => job,
+        None => rx.recv().ok(),
     }
 }
 
@@ -133,13 +153,14 @@ impl<T> Reply<T> {
         let now = Instant::now();
         let recent = THROUGH_LOOP.get().is_some_and(|t| now - t < YIELD_EVERY);
         if recent && !scheduler::get().has_runnable() {
-            loop {
-                match rx.try_recv() {
-                    Ok(v) => return Ok(v),
-                    Err(tokio::sync::oneshot::error::TryRecvError::Closed) => break,
-                    Err(_) if now.elapsed() >= SPIN => break,
-                    Err(_) => std::hint::spin_loop(),
-                }
+            use tokio::sync::oneshot::error::TryRecvError;
+            let got = spin(now, || match rx.try_recv() {
+                Ok(v) => Some(Some(v)),
+                Err(TryRecvError::Closed) => Some(None),
+                Err(TryRecvError::Empty) => None,
+            });
+            if let Some(Some(v)) = got {
+                return Ok(v);
             }
         }
         THROUGH_LOOP.set(Some(now));
