@@ -11,7 +11,8 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use rusqlite::ffi as sq;
 
-use super::values::{bind_one, column, Binds, Rows};
+use super::values::{bind_one, bind_ref, column, to_val_ref, Binds, Rows};
+use crate::runtime::lua::lua_State;
 
 /// A prepared statement handle, only touched under the connection's mutex.
 pub(super) struct RawStmt(pub(super) *mut sq::sqlite3_stmt);
@@ -291,6 +292,33 @@ pub(super) fn bind(
                         check(bind_one(st, i, v))?;
                     }
                 }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Reset `st` and bind the values at `first..=top` of `l`'s stack
+/// (checked, no more than the statement's parameters) by position.
+///
+/// # Safety
+/// `l` is a live Lua thread with those values; `st` a live statement of
+/// `db`, used under the mutex.
+pub(super) unsafe fn bind_stack(
+    db: *mut sq::sqlite3,
+    st: *mut sq::sqlite3_stmt,
+    l: *mut lua_State,
+    first: c_int,
+    top: c_int,
+) -> Result<(), String> {
+    // SAFETY: the callers keep the contract in this function's `# Safety`
+    // section, which is all the calls below rely on.
+    unsafe {
+        sq::sqlite3_reset(st);
+        sq::sqlite3_clear_bindings(st);
+        for idx in first..=top {
+            if bind_ref(st, idx - first + 1, to_val_ref(l, idx)) != sq::SQLITE_OK {
+                return Err(errmsg(db));
             }
         }
         Ok(())

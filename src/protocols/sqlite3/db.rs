@@ -10,7 +10,9 @@ use super::conn::{errmsg, exec, lock, prepare_one, run_once, Conn, RawStmt};
 use super::exec::Exec;
 use super::stmt::STMT_METHODS;
 use super::values::{check_binds, push_first, push_rows, Rows};
-use super::{call, failed, push_true, suspend_with, Db, Hold, Shared, Stmt, DB, STMT};
+use super::{
+    call, failed, push_true, raise_unyieldable, suspend_with, Db, Hold, Shared, Stmt, DB, STMT,
+};
 use crate::runtime::lua::{self, ffi, lua_State, Reg};
 use crate::runtime::scheduler::{Commit, Resume};
 use crate::runtime::turn::Turn;
@@ -170,6 +172,9 @@ unsafe extern "C-unwind" fn db_close(l: *mut lua_State) -> c_int {
         let sh = &db.0;
         if sh.closed.get() {
             return lua::fail(l, "closed");
+        }
+        if !sh.exec.is_inline() && !lua::is_yieldable(l) {
+            raise_unyieldable(l);
         }
         sh.closed.set(true);
         sh.stop.closing.store(true, Ordering::Relaxed);

@@ -62,6 +62,10 @@ impl Exec {
         Ok(Exec::Thread(tx))
     }
 
+    pub(super) fn is_inline(&self) -> bool {
+        matches!(self, Exec::Inline)
+    }
+
     /// Run `f` where the connection's calls run, without waiting for it
     /// (closing or finalizing when an object is collected).
     pub(super) fn detach(&self, f: impl FnOnce() + Send + 'static) {

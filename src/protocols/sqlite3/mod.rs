@@ -185,6 +185,10 @@ unsafe fn call_as<T: Send + 'static>(
         if sh.closed.get() || stmt.is_some_and(|s| s.finalized.get()) {
             return fail_as(l, iter, "closed");
         }
+        if !sh.exec.is_inline() && !lua::is_yieldable(l) {
+            drop((job, push));
+            raise_unyieldable(l);
+        }
         let me = scheduler::get().current();
         let mut gate = None;
         if let Some(s) = stmt {
@@ -255,6 +259,7 @@ unsafe fn call_as<T: Send + 'static>(
         // Queued: wait for the statement held by another coroutine, then for
         // the connection.
         let sh = sh.clone();
+        let held = held.take();
         let fut = async move {
             let _gate = match gate {
                 Some(g) => match g.take().await {
@@ -263,15 +268,32 @@ unsafe fn call_as<T: Send + 'static>(
                 },
                 None => None,
             };
-            let _held = match sh.turn.take().await {
+            let _held = match held {
                 Some(h) => h,
-                None => return failed("closed".into()),
+                None => match sh.turn.take().await {
+                    Some(h) => h,
+                    None => return failed("closed".into()),
+                },
             };
             let guard = Abandon(Some((sh.stop.clone(), job_id)));
             let reply = sh.exec.run(work);
             finish(reply, guard, iter, push).await
         };
         suspend_with(l, Commit::Future(Box::pin(fut)))
+    }
+}
+
+/// Where the caller cannot suspend (a C function's callback), a call that
+/// may have to raises before its job starts, as any suspending call would.
+///
+/// # Safety
+/// Raises: nothing owned may be alive in the caller's frame.
+unsafe fn raise_unyieldable(l: *mut lua_State) -> ! {
+    // SAFETY: `l` is a live thread of lem's state, the contract of every
+    // function that takes one (see the module doc of runtime/lua.rs).
+    unsafe {
+        ffi::luaL_error(l, c"attempt to yield across a C-call boundary".as_ptr());
+        unreachable!("luaL_error returned")
     }
 }
 

@@ -6,8 +6,10 @@ use std::ffi::c_int;
 
 use rusqlite::ffi as sq;
 
-use super::conn::{bind, column_names, errmsg, step_rows};
-use super::values::{check_binds, check_table, push_first, push_row, push_rows, table_binds, Rows};
+use super::conn::{bind, bind_stack, column_names, errmsg, lock, step_rows};
+use super::values::{
+    check_bindable, check_binds, check_table, push_first, push_row, push_rows, table_binds, Rows,
+};
 use super::{call, call_as, failed, push_true, suspend_with, Stmt, STMT};
 use crate::runtime::lua::{self, ffi, lua_State, Reg};
 use crate::runtime::scheduler::{self, Commit, Resume};
@@ -49,6 +51,26 @@ unsafe extern "C-unwind" fn stmt_bind(l: *mut lua_State) -> c_int {
         let held_by_other = holder.is_some() && holder != me;
         if !s.sh.queued && (held_by_other || s.sh.turn.is_held()) {
             return lua::fail(l, "busy");
+        }
+        if !by_table && !held_by_other && s.sh.exec.is_inline() {
+            // Inline, the values go to SQLite now, straight from the stack.
+            for i in 2..=top {
+                check_bindable(l, i, i);
+            }
+            if let Some(held) = s.sh.turn.try_take() {
+                *s.ahead.borrow_mut() = (Rows::default(), 0);
+                s.pending.borrow_mut().take();
+                let r = {
+                    let c = lock(&s.sh.conn);
+                    c.stmt(s.id)
+                        .and_then(|st| bind_stack(c.handle()?, st, l, 2, top))
+                };
+                drop(held);
+                return match r {
+                    Ok(()) => push_true(l),
+                    Err(e) => lua::fail(l, &e),
+                };
+            }
         }
         let binds = check_binds(l, 2);
         if !held_by_other {

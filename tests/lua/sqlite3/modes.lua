@@ -100,6 +100,21 @@ do
 	held:wakeup()
 	utils.yield()
 	eq(st:step(), { 1, n = 1 }, 'inline: free after put')
+	-- Inline calls never suspend: they work where a coroutine cannot yield
+	-- (a C function's callback); on a thread they raise there, as any
+	-- suspending call.
+	local seen = 0
+	table.sort({ 3, 1, 2 }, function(a, b)
+		seen = seen + db:fetchone('select 1')[1]
+		return a < b
+	end)
+	assert(seen > 0, 'inline inside table.sort')
+	local tdb = assert(sqlite3.open(':memory:'))
+	checkerr('attempt to yield across a C-call boundary', function()
+		table.sort({ 1, 2 }, function(a, b) tdb:exec('select 1') return a < b end)
+	end)
+	eq(tdb:fetchone('select 2'), { 2, n = 1 }, 'thread: usable after that')
+	assert(tdb:close())
 	-- Dropped objects are finalized and closed by the collector.
 	st = nil
 	db = nil
