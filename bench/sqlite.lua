@@ -1,15 +1,18 @@
 -- lem.sqlite3 throughput: inserts in one transaction, point SELECTs by
 -- primary key, one SELECT of every row. Compare with
--- bench/sqlite_floor (rusqlite called directly); run by bench/db_sqlite.sh.
---   lem bench/sqlite.lua DIR [N]
+-- bench/sqlite_floor (rusqlite called directly) and bench/sqlite_peers.lua
+-- (LuaDBI, LuaSQL); run by bench/db_sqlite.sh. With `inline`, the
+-- connections are opened with {inline = true} (calls on the loop thread).
+--   lem bench/sqlite.lua DIR [N [inline]]
 local sqlite3 = require 'lem.sqlite3'
 local utils = require 'lem.utils'
 
 local dir = assert(arg[1], 'usage: lem bench/sqlite.lua DIR [N]')
 local n = tonumber(arg[2]) or 200000
+local opts = { inline = arg[3] == 'inline' }
 local path = dir .. '/lem.db'
 os.remove(path)
-local db = assert(sqlite3.open(path))
+local db = assert(sqlite3.open(path, nil, opts))
 assert(db:exec('create table t(id integer primary key, name text, v real)'))
 
 local function report(what, count, secs)
@@ -18,7 +21,7 @@ end
 
 local now = utils.updatenow
 
--- Inserts: bind + step per row (two trips to the pool a row).
+-- Inserts: bind + step per row (one call to SQLite's side a row).
 local t0 = now()
 assert(db:exec('begin'))
 local ins = assert(db:prepare('insert into t values(?, ?, ?)'))
@@ -29,7 +32,7 @@ end
 assert(db:exec('commit'))
 report('insert (one transaction)', n, now() - t0)
 
--- Inserts, 1,000 bindings a trip: stmt:execmany.
+-- Inserts, 1,000 bindings a call: stmt:execmany.
 assert(db:exec('create table w(id integer primary key, name text, v real)'))
 local insw = assert(db:prepare('insert into w values(?, ?, ?)'))
 t0 = now()
@@ -62,9 +65,13 @@ end
 assert(db:exec('commit'))
 report('insert (500 rows an exec)', n, now() - t0)
 
--- Point SELECTs: a prepared statement, bind + fetchone (two trips).
+-- Point SELECTs: a prepared statement, bind + fetchone (one call). In one
+-- read transaction, as LuaDBI's (it begins one after each commit while
+-- autocommit is off): without one, SQLite's locking and its check of the
+-- file (fcntl, stat, pread) cost more than the lookup.
 local lookups = math.floor(n / 2)
 local sel = assert(db:prepare('select name, v from t where id = ?'))
+assert(db:exec('begin'))
 t0 = now()
 local sum = 0
 for k = 0, lookups - 1 do
@@ -81,6 +88,7 @@ for k = 0, lookups - 1 do
 	sum = sum + #row[1]
 end
 report('point select (db:fetchone)', lookups, now() - t0)
+assert(db:exec('commit'))
 
 -- Point SELECTs from 4 coroutines on 4 connections.
 local conns = 4
@@ -88,7 +96,7 @@ local left, done = conns, utils.newsleeper()
 t0 = now()
 for c = 1, conns do
 	utils.spawn(function()
-		local cdb = assert(sqlite3.open(path, sqlite3.READONLY))
+		local cdb = assert(sqlite3.open(path, sqlite3.READONLY, opts))
 		for k = c - 1, lookups - 1, conns do
 			local row = cdb:fetchone('select name, v from t where id = ?', (k * 7919) % n + 1)
 			sum = sum + #row[1]

@@ -149,6 +149,7 @@ lua_tests! {
     sqlite3_api => "sqlite3/api.lua",
     sqlite3_busy => "sqlite3/busy.lua",
     sqlite3_data => "sqlite3/data.lua",
+    sqlite3_modes => "sqlite3/modes.lua",
     sqlite3_queued => "sqlite3/queued.lua",
     utils_busy => "utils/busy.lua",
     utils_exit => "utils/exit.lua",

@@ -1,7 +1,8 @@
--- lem.sqlite3: SQLite (built in) with every call on the blocking pool.
+-- lem.sqlite3: SQLite (built in), each connection's calls on a thread of
+-- its own (or, opened with {inline = true}, on the loop thread).
 -- A connection is used by one coroutine at a time: another gets
 -- nil, 'busy' (lem.sqlite3.queued waits its turn instead). The native half
--- is src/sqlite3.rs. See docs/sqlite3.md.
+-- is src/protocols/sqlite3/. See docs/sqlite3.md.
 local core = require 'lem.sqlite3.core'
 
 local error, select = error, select
@@ -16,8 +17,8 @@ local Connection, Statement = core.Connection, core.Statement
 M.Connection, M.Statement = Connection, Statement
 
 local open = core.open
-function M.open(path, flags)
-	return open(path, flags, false)
+function M.open(path, flags, options)
+	return open(path, flags, options, false)
 end
 
 local next_row = Statement._next

@@ -11,8 +11,8 @@ for k, v in pairs(sqlite3) do
 end
 
 local open = core.open
-function M.open(path, flags)
-	return open(path, flags, true)
+function M.open(path, flags, options)
+	return open(path, flags, options, true)
 end
 
 return M

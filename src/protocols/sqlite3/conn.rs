@@ -1,16 +1,18 @@
-//! The SQLite side of a connection, used by pool jobs only, under its
+//! The SQLite side of a connection, used by jobs only (see exec.rs), under its
 //! mutex: the `rusqlite::Connection` and its prepared statements ([`Conn`]),
 //! stopping a job whose caller went away ([`Stop`]), and running, stepping
 //! and binding statements.
 
 use std::collections::HashMap;
 use std::ffi::{c_char, c_int, CStr};
+use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use rusqlite::ffi as sq;
 
-use super::values::{bind_one, column, Binds, Rows};
+use super::values::{bind_one, bind_ref, column, to_val_ref, Binds, Rows};
+use crate::runtime::lua::lua_State;
 
 /// A prepared statement handle, only touched under the connection's mutex.
 pub(super) struct RawStmt(pub(super) *mut sq::sqlite3_stmt);
@@ -18,10 +20,32 @@ pub(super) struct RawStmt(pub(super) *mut sq::sqlite3_stmt);
 // SAFETY: the handle is used by one thread at a time (under the mutex).
 unsafe impl Send for RawStmt {}
 
-/// What the pool jobs share: the open connection and its statements.
+/// The hash of a statement's id (numbered from 1 by the connection, never
+/// chosen by a script): a multiplication spreads them over the table, where
+/// SipHash would cost more than the rest of a short call's bookkeeping.
+#[derive(Default)]
+pub(super) struct IdHash(u64);
+
+impl Hasher for IdHash {
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0 << 8 | b as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        }
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+/// What the jobs share: the open connection and its statements.
 pub(super) struct Conn {
     pub(super) db: Option<rusqlite::Connection>,
-    pub(super) stmts: HashMap<u64, RawStmt>,
+    pub(super) stmts: HashMap<u64, RawStmt, BuildHasherDefault<IdHash>>,
     /// Read by the progress handler (so they live as long as `db`).
     pub(super) stop: Arc<Stop>,
 }
@@ -74,7 +98,7 @@ impl Conn {
         };
         Conn {
             db: Some(db),
-            stmts: HashMap::new(),
+            stmts: HashMap::default(),
             stop,
         }
     }
@@ -274,6 +298,33 @@ pub(super) fn bind(
     }
 }
 
+/// Reset `st` and bind the values at `first..=top` of `l`'s stack
+/// (checked, no more than the statement's parameters) by position.
+///
+/// # Safety
+/// `l` is a live Lua thread with those values; `st` a live statement of
+/// `db`, used under the mutex.
+pub(super) unsafe fn bind_stack(
+    db: *mut sq::sqlite3,
+    st: *mut sq::sqlite3_stmt,
+    l: *mut lua_State,
+    first: c_int,
+    top: c_int,
+) -> Result<(), String> {
+    // SAFETY: the callers keep the contract in this function's `# Safety`
+    // section, which is all the calls below rely on.
+    unsafe {
+        sq::sqlite3_reset(st);
+        sq::sqlite3_clear_bindings(st);
+        for idx in first..=top {
+            if bind_ref(st, idx - first + 1, to_val_ref(l, idx)) != sq::SQLITE_OK {
+                return Err(errmsg(db));
+            }
+        }
+        Ok(())
+    }
+}
+
 /// The column names of `st`.
 pub(super) fn column_names(st: *mut sq::sqlite3_stmt) -> Vec<Vec<u8>> {
     // SAFETY: `st` is a live statement, used under the mutex.
@@ -291,7 +342,7 @@ pub(super) fn column_names(st: *mut sq::sqlite3_stmt) -> Vec<Vec<u8>> {
     }
 }
 
-/// Prepare `sql`, bind, step up to `max` rows, finalize: one pool job.
+/// Prepare `sql`, bind, step up to `max` rows, finalize: one job.
 pub(super) fn run_once(
     c: &mut Conn,
     sql: &[u8],

@@ -1,21 +1,23 @@
-//! `lem.sqlite3.core`: SQLite connections and statements, every call on
-//! the blocking pool. The Lua halves are `lua/lem/sqlite3.lua` (the
+//! `lem.sqlite3.core`: SQLite connections and statements, each
+//! connection's calls on a thread of its own (or, `inline`, on the loop
+//! thread: see `exec.rs`). The Lua halves are `lua/lem/sqlite3.lua` (the
 //! original's API, `nil, 'busy'` when a connection is in use) and
 //! `lua/lem/sqlite3/queued.lua` (calls wait their turn). See
 //! docs/sqlite3.md.
 //!
 //! The connection (a `rusqlite::Connection`, SQLite bundled) and its
-//! prepared statements live behind one mutex that only pool jobs lock; the
+//! prepared statements live behind one mutex that only jobs lock; the
 //! loop side lets one caller at a time take its turn (a [`Turn`]), so the
 //! second caller is told `'busy'` (or, queued, waits its turn) before any
 //! job is queued. A cancelled caller gives its turn back at once; its job
-//! still finishes on the pool, and the next job waits for the mutex.
+//! still finishes on the connection's thread, and the next one waits
+//! behind it there.
 //! Statements are raw `sqlite3_stmt` handles kept in the connection's map
 //! by id, finalized before the connection is closed.
 //!
 //! Here: the loop's side of a connection ([`Shared`], the two objects, how
-//! a call takes its turn and runs on the pool) and the opener. `conn.rs`
-//! is the SQLite side, under the mutex; `values.rs` the values between Lua
+//! a call takes its turn and runs) and the opener. `exec.rs` is where
+//! jobs run; `conn.rs` is the SQLite side, under the mutex; `values.rs` the values between Lua
 //! and SQLite; `db.rs` and `stmt.rs` the Connection's and the Statement's
 //! methods.
 
@@ -26,18 +28,19 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 
 use crate::runtime::lua::{self, ffi, lua_State};
-use crate::runtime::pool;
 use crate::runtime::scheduler::{self, Commit, Resume, TaskId};
 use crate::runtime::turn::{Held, Turn, WeakTurn};
 use rusqlite::ffi as sq;
 
 mod conn;
 mod db;
+mod exec;
 mod stmt;
 mod values;
 
 use conn::{bind, lock, Conn, Stop};
 use db::{open_db, DB_METHODS};
+use exec::{Exec, Reply};
 use stmt::STMT_METHODS;
 use values::{Binds, Rows};
 
@@ -49,6 +52,8 @@ static STMT: &CStr = c"lem.sqlite3.Statement";
 /// statements and the calls in flight.
 struct Shared {
     conn: Arc<Mutex<Conn>>,
+    /// Where its calls run: the loop thread or the connection's own.
+    exec: Exec,
     /// The right to queue a job on the connection.
     turn: Turn,
     /// Calls wait their turn instead of failing with `'busy'`.
@@ -65,10 +70,10 @@ struct Shared {
 
 impl Drop for Shared {
     fn drop(&mut self) {
-        // Nothing refers to the connection any more: close it, on the pool
-        // (a job in flight may still hold the mutex).
+        // Nothing refers to the connection any more: close it after the
+        // jobs in flight (its thread then ends).
         let conn = self.conn.clone();
-        pool::global().execute(move || drop(lock(&conn).close()));
+        self.exec.detach(move || drop(lock(&conn).close()));
     }
 }
 
@@ -102,7 +107,7 @@ impl Drop for Stmt {
         if !self.finalized.get() && !self.sh.closed.get() {
             let conn = self.sh.conn.clone();
             let id = self.id;
-            pool::global().execute(move || lock(&conn).finalize(id));
+            self.sh.exec.detach(move || lock(&conn).finalize(id));
         }
     }
 }
@@ -125,7 +130,7 @@ fn failed(msg: String) -> Resume {
     Resume::Push(Box::new(move |t| unsafe { lua::fail(t, &msg) }))
 }
 
-/// Run `job` on the pool with the connection, then `push` its result;
+/// Run `job` with the connection, then `push` its result;
 /// `nil, err` for its error. `'closed'` and `'busy'` (or, queued, a wait)
 /// come first. With `stmt`, a statement another coroutine holds through
 /// `get()` is `'busy'` too (queued: its turn is awaited).
@@ -180,6 +185,10 @@ unsafe fn call_as<T: Send + 'static>(
         if sh.closed.get() || stmt.is_some_and(|s| s.finalized.get()) {
             return fail_as(l, iter, "closed");
         }
+        if !sh.exec.is_inline() && !lua::is_yieldable(l) {
+            drop((job, push));
+            raise_unyieldable(l);
+        }
         let me = scheduler::get().current();
         let mut gate = None;
         if let Some(s) = stmt {
@@ -206,11 +215,51 @@ unsafe fn call_as<T: Send + 'static>(
             }
             s.pending.borrow_mut().take().map(|b| (s.id, b))
         });
-        let turn = sh.turn.clone();
         let conn = sh.conn.clone();
-        let stop = sh.stop.clone();
         let job_id = sh.next_job.get();
         sh.next_job.set(job_id + 1);
+        // Each job notes its number (for `Stop`), binds what is pending, runs.
+        let work = move || {
+            let mut c = lock(&conn);
+            c.stop.running.store(job_id, Ordering::Relaxed);
+            if c.stop.now() {
+                return Err("interrupted".into());
+            }
+            if let Some((id, b)) = &pending {
+                bind(c.handle()?, c.stmt(*id)?, b)?;
+            }
+            job(&mut c)
+        };
+        if gate.is_none() {
+            if let Some(h) = held.take().or_else(|| sh.turn.try_take()) {
+                // The turn is at hand: run now, or on the connection's
+                // thread; a short job's caller returns without suspending.
+                return match sh.exec.run(work).wait_briefly() {
+                    Ok(r) => {
+                        drop(h);
+                        match r {
+                            Ok(v) => push(l, v),
+                            Err(e) => fail_as(l, iter, &e),
+                        }
+                    }
+                    Err(reply) => {
+                        // The job is under way: from now on, a caller that
+                        // goes away (its future dropped, polled or not)
+                        // stops it.
+                        let guard = Abandon(Some((sh.stop.clone(), job_id)));
+                        let fut = async move {
+                            let _held = h;
+                            finish(reply, guard, iter, push).await
+                        };
+                        suspend_with(l, Commit::Future(Box::pin(fut)))
+                    }
+                };
+            }
+        }
+        // Queued: wait for the statement held by another coroutine, then for
+        // the connection.
+        let sh = sh.clone();
+        let held = held.take();
         let fut = async move {
             let _gate = match gate {
                 Some(g) => match g.take().await {
@@ -221,33 +270,50 @@ unsafe fn call_as<T: Send + 'static>(
             };
             let _held = match held {
                 Some(h) => h,
-                None => match turn.take().await {
+                None => match sh.turn.take().await {
                     Some(h) => h,
                     None => return failed("closed".into()),
                 },
             };
-            // A caller cancelled or timed out while its job runs interrupts
-            // the job: the connection is free again soon, not after the query.
-            let mut guard = Abandon(Some((stop, job_id)));
-            let r = pool::run(move || {
-                let mut c = lock(&conn);
-                c.stop.running.store(job_id, Ordering::Relaxed);
-                if c.stop.now() {
-                    return Err("interrupted".into());
-                }
-                if let Some((id, b)) = &pending {
-                    bind(c.handle()?, c.stmt(*id)?, b)?;
-                }
-                job(&mut c)
-            })
-            .await;
-            guard.0 = None;
-            match r {
-                Ok(v) => Resume::Push(Box::new(move |t| push(t, v))),
-                Err(e) => failed(e),
-            }
+            let guard = Abandon(Some((sh.stop.clone(), job_id)));
+            let reply = sh.exec.run(work);
+            finish(reply, guard, iter, push).await
         };
         suspend_with(l, Commit::Future(Box::pin(fut)))
+    }
+}
+
+/// Where the caller cannot suspend (a C function's callback), a call that
+/// may have to raises before its job starts, as any suspending call would.
+///
+/// # Safety
+/// Raises: nothing owned may be alive in the caller's frame.
+unsafe fn raise_unyieldable(l: *mut lua_State) -> ! {
+    // SAFETY: `l` is a live thread of lem's state, the contract of every
+    // function that takes one (see the module doc of runtime/lua.rs).
+    unsafe {
+        ffi::luaL_error(l, c"attempt to yield across a C-call boundary".as_ptr());
+        unreachable!("luaL_error returned")
+    }
+}
+
+/// Await a job's reply; the values to resume its caller with. A caller
+/// cancelled or timed out while its job runs interrupts the job: the
+/// connection is free again soon, not after the query.
+async fn finish<T: Send + 'static>(
+    reply: Reply<Result<T, String>>,
+    mut guard: Abandon,
+    iter: bool,
+    push: impl FnOnce(*mut lua_State, T) -> c_int + 'static,
+) -> Resume {
+    let r = reply.wait().await;
+    guard.0 = None;
+    let r = r.unwrap_or_else(|| Err("the SQLite job failed".into()));
+    match r {
+        Ok(v) => Resume::Push(Box::new(move |t| push(t, v))),
+        // SAFETY: the scheduler calls a Resume::Push closure with the
+        // resumed thread `t`, with room for the values it pushes.
+        Err(e) => Resume::Push(Box::new(move |t| unsafe { fail_as(t, iter, &e) })),
     }
 }
 

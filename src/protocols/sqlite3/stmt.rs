@@ -6,13 +6,15 @@ use std::ffi::c_int;
 
 use rusqlite::ffi as sq;
 
-use super::conn::{bind, column_names, errmsg, step_rows};
-use super::values::{check_binds, check_table, push_first, push_row, push_rows, table_binds, Rows};
+use super::conn::{bind, bind_stack, column_names, errmsg, lock, step_rows};
+use super::values::{
+    check_bindable, check_binds, check_table, push_first, push_row, push_rows, table_binds, Rows,
+};
 use super::{call, call_as, failed, push_true, suspend_with, Stmt, STMT};
 use crate::runtime::lua::{self, ffi, lua_State, Reg};
 use crate::runtime::scheduler::{self, Commit, Resume};
 
-/// Rows stepped per pool job by a statement's row iterator.
+/// Rows stepped per job by a statement's row iterator.
 const ROWS_BATCH: usize = 256;
 
 unsafe fn check_stmt<'a>(l: *mut lua_State) -> &'a Stmt {
@@ -50,10 +52,30 @@ unsafe extern "C-unwind" fn stmt_bind(l: *mut lua_State) -> c_int {
         if !s.sh.queued && (held_by_other || s.sh.turn.is_held()) {
             return lua::fail(l, "busy");
         }
+        if !by_table && !held_by_other && s.sh.exec.is_inline() {
+            // Inline, the values go to SQLite now, straight from the stack.
+            for i in 2..=top {
+                check_bindable(l, i, i);
+            }
+            if let Some(held) = s.sh.turn.try_take() {
+                *s.ahead.borrow_mut() = (Rows::default(), 0);
+                s.pending.borrow_mut().take();
+                let r = {
+                    let c = lock(&s.sh.conn);
+                    c.stmt(s.id)
+                        .and_then(|st| bind_stack(c.handle()?, st, l, 2, top))
+                };
+                drop(held);
+                return match r {
+                    Ok(()) => push_true(l),
+                    Err(e) => lua::fail(l, &e),
+                };
+            }
+        }
         let binds = check_binds(l, 2);
         if !held_by_other {
             // The values go to SQLite with the statement's next call, which
-            // is then one trip to the pool instead of two.
+            // is then one job instead of two.
             *s.ahead.borrow_mut() = (Rows::default(), 0);
             *s.pending.borrow_mut() = Some(binds);
             return push_true(l);
@@ -73,7 +95,7 @@ unsafe extern "C-unwind" fn stmt_bind(l: *mut lua_State) -> c_int {
 /// stmt:execmany(list) -> count | nil, err, index
 ///
 /// For each entry of `list` (a table of values, by position or by name):
-/// bind it and step the statement to its end, all in one pool job.
+/// bind it and step the statement to its end, all in one job.
 unsafe extern "C-unwind" fn stmt_execmany(l: *mut lua_State) -> c_int {
     // SAFETY: Lua calls this C function on a thread of lem's state, so `l` is
     // valid with LUA_MINSTACK free slots; it reads its own arguments (checked

@@ -66,19 +66,50 @@ pub(super) enum Binds {
     },
 }
 
+/// A value to bind, borrowed from where it is (a [`Val`], a Lua stack).
+#[derive(Clone, Copy)]
+pub(super) enum ValRef<'a> {
+    Null,
+    Int(i64),
+    Float(f64),
+    Text(&'a [u8]),
+    Blob(&'a [u8]),
+}
+
+impl Val {
+    fn as_ref(&self) -> ValRef<'_> {
+        match self {
+            Val::Null => ValRef::Null,
+            Val::Int(n) => ValRef::Int(*n),
+            Val::Float(f) => ValRef::Float(*f),
+            Val::Text(s) => ValRef::Text(s),
+            Val::Blob(s) => ValRef::Blob(s),
+        }
+    }
+}
+
 /// Bind one value to parameter `i`.
 ///
 /// # Safety
 /// `st` must be a live, reset statement.
 pub(super) unsafe fn bind_one(st: *mut sq::sqlite3_stmt, i: c_int, v: &Val) -> c_int {
+    // SAFETY: as this function's own contract.
+    unsafe { bind_ref(st, i, v.as_ref()) }
+}
+
+/// Bind one borrowed value to parameter `i` (SQLite copies strings).
+///
+/// # Safety
+/// `st` must be a live, reset statement.
+pub(super) unsafe fn bind_ref(st: *mut sq::sqlite3_stmt, i: c_int, v: ValRef<'_>) -> c_int {
     // SAFETY: the callers keep the contract in this function's `# Safety`
     // section, which is all the calls below rely on.
     unsafe {
         match v {
-            Val::Null => sq::sqlite3_bind_null(st, i),
-            Val::Int(n) => sq::sqlite3_bind_int64(st, i, *n),
-            Val::Float(f) => sq::sqlite3_bind_double(st, i, *f),
-            Val::Text(s) => sq::sqlite3_bind_text64(
+            ValRef::Null => sq::sqlite3_bind_null(st, i),
+            ValRef::Int(n) => sq::sqlite3_bind_int64(st, i, n),
+            ValRef::Float(f) => sq::sqlite3_bind_double(st, i, f),
+            ValRef::Text(s) => sq::sqlite3_bind_text64(
                 st,
                 i,
                 s.as_ptr() as *const c_char,
@@ -86,7 +117,7 @@ pub(super) unsafe fn bind_one(st: *mut sq::sqlite3_stmt, i: c_int, v: &Val) -> c
                 sq::SQLITE_TRANSIENT(),
                 sq::SQLITE_UTF8 as u8,
             ),
-            Val::Blob(s) => sq::sqlite3_bind_blob64(
+            ValRef::Blob(s) => sq::sqlite3_bind_blob64(
                 st,
                 i,
                 s.as_ptr() as *const _,
@@ -161,7 +192,7 @@ pub(super) unsafe fn push_first(l: *mut lua_State, rows: &Rows) -> c_int {
 }
 
 /// Raise unless the value at `idx` can be bound.
-unsafe fn check_bindable(l: *mut lua_State, idx: c_int, arg: c_int) {
+pub(super) unsafe fn check_bindable(l: *mut lua_State, idx: c_int, arg: c_int) {
     // SAFETY: `l` is a live thread of lem's state, the contract of every
     // function that takes one (see the module doc of runtime/lua.rs).
     unsafe {
@@ -180,41 +211,54 @@ unsafe fn check_bindable(l: *mut lua_State, idx: c_int, arg: c_int) {
     }
 }
 
-/// The value at `idx` (already checked) as a [`Val`]. A string is TEXT if
-/// it is valid UTF-8, a BLOB otherwise.
+/// The value at `idx` (already checked) as a [`Val`].
 unsafe fn to_val(l: *mut lua_State, idx: c_int) -> Val {
+    // SAFETY: `l` is a live thread of lem's state, the contract of every
+    // function that takes one (see the module doc of runtime/lua.rs).
+    match unsafe { to_val_ref(l, idx) } {
+        ValRef::Null => Val::Null,
+        ValRef::Int(n) => Val::Int(n),
+        ValRef::Float(f) => Val::Float(f),
+        ValRef::Text(s) => Val::Text(s.to_vec()),
+        ValRef::Blob(s) => Val::Blob(s.to_vec()),
+    }
+}
+
+/// The value at `idx` (already checked), borrowed while it stays on the
+/// stack. A string is TEXT if it is valid UTF-8, a BLOB otherwise.
+pub(super) unsafe fn to_val_ref<'a>(l: *mut lua_State, idx: c_int) -> ValRef<'a> {
     // SAFETY: `l` is a live thread of lem's state, the contract of every
     // function that takes one (see the module doc of runtime/lua.rs).
     unsafe {
         match ffi::lua_type(l, idx) {
-            ffi::LUA_TBOOLEAN => Val::Int(ffi::lua_toboolean(l, idx) as i64),
+            ffi::LUA_TBOOLEAN => ValRef::Int(ffi::lua_toboolean(l, idx) as i64),
             ffi::LUA_TNUMBER => {
                 #[cfg(not(feature = "luajit"))]
                 {
                     if ffi::lua_isinteger(l, idx) != 0 {
-                        return Val::Int(ffi::lua_tointeger(l, idx) as i64);
+                        return ValRef::Int(ffi::lua_tointeger(l, idx) as i64);
                     }
-                    Val::Float(ffi::lua_tonumber(l, idx) as f64)
+                    ValRef::Float(ffi::lua_tonumber(l, idx) as f64)
                 }
                 #[cfg(feature = "luajit")]
                 {
                     let f = ffi::lua_tonumber(l, idx) as f64;
                     if f.fract() == 0.0 && ((i64::MIN as f64)..-(i64::MIN as f64)).contains(&f) {
-                        Val::Int(f as i64)
+                        ValRef::Int(f as i64)
                     } else {
-                        Val::Float(f)
+                        ValRef::Float(f)
                     }
                 }
             }
             ffi::LUA_TSTRING => {
                 let b = lua::to_bytes(l, idx).unwrap_or_default();
                 if std::str::from_utf8(b).is_ok() {
-                    Val::Text(b.to_vec())
+                    ValRef::Text(b)
                 } else {
-                    Val::Blob(b.to_vec())
+                    ValRef::Blob(b)
                 }
             }
-            _ => Val::Null,
+            _ => ValRef::Null,
         }
     }
 }

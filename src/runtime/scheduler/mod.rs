@@ -438,6 +438,12 @@ impl Scheduler {
         self.main
     }
 
+    /// Whether a coroutine is ready to run (woken, waiting in the run
+    /// queue), so that the running one should not keep the loop.
+    pub fn has_runnable(&self) -> bool {
+        !self.runq.borrow().is_empty()
+    }
+
     /// The running task, or `None` outside any task.
     pub fn current(&self) -> Option<TaskId> {
         let c = self.current.get();
