@@ -164,6 +164,7 @@ lua_tests! {
     workers_cli => "workers/cli.lua",
     workers_failing => "workers/failing.lua",
     workers_output => "workers/output.lua",
+    workers_reload => "workers/reload.lua",
     workers_shutdown => "workers/shutdown.lua",
     workers_supervise => "workers/supervise.lua",
     workers_tls_udp => "workers/tls_udp.lua",
