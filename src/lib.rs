@@ -141,7 +141,7 @@ impl Runtime {
             io::server::close_all();
         });
         runtime::lifecycle::on_drain(|| {
-            io::stream::close_idle();
+            io::stream::drain_idle(runtime::lifecycle::idle_drain());
         });
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()

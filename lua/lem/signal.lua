@@ -8,6 +8,7 @@ local utils = require 'lem.utils'
 
 local type, error, format = type, error, string.format
 local spawn, lookup = utils.spawn, core.lookup
+local SIGTERM = lookup('TERM')
 
 local M = {}
 
@@ -15,10 +16,32 @@ local M = {}
 -- the OS handler is off).
 local handlers = {}
 
+-- SIGTERM asks the process to stop: the script's handlers run, and once
+-- all of them have returned a graceful stop starts (utils.shutdown),
+-- unless one of them returned false. (A handler that raises ends the
+-- process, as an error that no coroutine catches does.)
+local function terminate(list, signum)
+	local left, keep = #list, false
+	for i = 1, #list do
+		local f = list[i]
+		spawn(function()
+			if f(signum) == false then
+				keep = true
+			end
+			left = left - 1
+			if left == 0 and not keep then
+				utils.shutdown()
+			end
+		end)
+	end
+end
+
 -- Every delivery runs this in a new coroutine; each handler gets its own.
 core.sethandler(function(signum, event)
 	local list = handlers[signum]
-	if list then
+	if list and signum == SIGTERM then
+		terminate(list, signum)
+	elseif list then
 		for i = 1, #list do
 			spawn(list[i], signum, event)
 		end

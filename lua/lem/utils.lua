@@ -9,7 +9,7 @@ local core = require 'lem.utils.core'
 
 local M = {}
 for _, name in ipairs { 'spawn', 'yield', 'newsleeper', 'newturn', 'thisthread',
-	'suspend', 'resume', 'now', 'updatenow', 'exit', 'poolconfig', 'worker', 'shutdown', 'draining',
+	'suspend', 'resume', 'now', 'updatenow', 'exit', 'poolconfig', 'worker', 'draining',
 	'stall', 'memlimit', 'memory' } do
 	M[name] = core[name]
 end
@@ -198,5 +198,34 @@ function M.timeout(seconds, f, ...)
 	return timed(deadline(seconds), pcall(f, ...))
 end
 core.catcher(M.timeout)
+
+-- The functions utils.ondrain was given, in order, until a stop runs them.
+local drainhooks = {}
+local core_shutdown, spawn, draining = core.shutdown, core.spawn, core.draining
+
+-- utils.shutdown([grace]) -> started: the Rust half closes servers and
+-- idle connections; then each drain hook runs in a coroutine of its own.
+function M.shutdown(grace)
+	local started = core_shutdown(grace)
+	if started then
+		local hooks = drainhooks
+		drainhooks = {}
+		for i = 1, #hooks do
+			spawn(hooks[i])
+		end
+	end
+	return started
+end
+
+-- utils.ondrain(f): run f() in a coroutine of its own when a graceful stop
+-- starts (at once if one is under way).
+function M.ondrain(f)
+	check_function(f, 1, 'ondrain')
+	if draining() then
+		spawn(f)
+	else
+		drainhooks[#drainhooks + 1] = f
+	end
+end
 
 return M

@@ -13,7 +13,7 @@ local response = require 'lem.http.response'
 local setmetatable, type, error, tostring, tonumber, pairs, ipairs, pcall = setmetatable, type, error, tostring, tonumber, pairs, ipairs, pcall
 local format, lower, find, gmatch, match, sub = string.format, string.lower, string.find, string.gmatch, string.match, string.sub
 local concat = table.concat
-local now, spawn, newturn = utils.now, utils.spawn, utils.newturn
+local now, spawn, newturn, draining = utils.now, utils.spawn, utils.newturn, utils.draining
 local frame, head, utf8, close_payload, parse_close = core.frame, core.head, core.utf8, core.close_payload, core.parse_close
 
 local M = {}
@@ -31,10 +31,29 @@ local WebSocket = {}
 WebSocket.__index = WebSocket
 M.WebSocket = WebSocket
 
+-- The open WebSockets (weak keys): a graceful stop closes them with 1001
+-- (going away), so that their peers hear of it and the process need not
+-- wait for them until its grace ends.
+local open = setmetatable({}, { __mode = 'k' })
+
+local function going_away(ws)
+	ws:close(1001, 'going away')
+end
+
+utils.ondrain(function()
+	local list = {}
+	for ws in pairs(open) do
+		list[#list + 1] = ws
+	end
+	for i = 1, #list do
+		spawn(going_away, list[i])
+	end
+end)
+
 local function new(stream, client, max, protocol, deflate)
 	stream:settimeout(nil)
 	stream:setlimit(max + HEAD)
-	return setmetatable({
+	local ws = setmetatable({
 		stream = stream,
 		protocol = protocol,
 		-- A client masks what it sends and expects nothing masked.
@@ -47,6 +66,11 @@ local function new(stream, client, max, protocol, deflate)
 		-- Writers go one at a time.
 		_turn = newturn(),
 	}, WebSocket)
+	open[ws] = true
+	if draining() then
+		spawn(going_away, ws)
+	end
+	return ws
 end
 
 -- Send bytes, whole, after the writers that came first (the reader's
@@ -67,6 +91,7 @@ end
 
 -- The connection is over: drop it, and wake a close() waiting for it.
 local function drop(self, code, reason)
+	open[self] = nil
 	if self._state ~= 'closed' then
 		self._state = 'closed'
 		self._code, self._reason = code, reason

@@ -39,9 +39,16 @@ pub fn grace() -> Option<f64> {
     IDENTITY.get().map(|w| w.grace)
 }
 
+/// How long a graceful stop leaves a connection idle between requests
+/// open ([`idle_drain`]): a client that sends on it meanwhile is answered
+/// (with `Connection: close`) rather than cut off, as Envoy drains.
+pub const IDLE_DRAIN: Duration = Duration::from_secs(1);
+
 thread_local! {
     static DRAINING: Cell<bool> = const { Cell::new(false) };
     static HOOKS: RefCell<Vec<fn()>> = const { RefCell::new(Vec::new()) };
+    /// The grace of the stop under way.
+    static GRACE: Cell<Duration> = const { Cell::new(Duration::ZERO) };
 }
 
 /// Run `hook` when a graceful stop starts (once per function: a second
@@ -61,14 +68,22 @@ pub fn draining() -> bool {
     DRAINING.with(Cell::get)
 }
 
-/// Stop gracefully: run the drain hooks (close every listening server and
-/// every HTTP connection idle between requests), and end the process with
+/// How long the stop under way leaves idle connections open: [`IDLE_DRAIN`],
+/// or its grace if that is shorter.
+pub fn idle_drain() -> Duration {
+    IDLE_DRAIN.min(GRACE.with(Cell::get))
+}
+
+/// Stop gracefully: run the drain hooks (close every listening server,
+/// and every HTTP connection that stays idle between requests for
+/// [`idle_drain`]; close lem.shared's subscriptions), and end the process with
 /// status 0 after `grace` if its work has not ended it by then. Returns
 /// false if a stop was under way already (the first grace stands).
 pub fn shutdown(grace: Duration) -> bool {
     if DRAINING.with(|d| d.replace(true)) {
         return false;
     }
+    GRACE.with(|g| g.set(grace));
     let hooks = HOOKS.with(|h| h.borrow().clone());
     for hook in hooks {
         hook();

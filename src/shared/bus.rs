@@ -11,6 +11,10 @@
 //! fell so far behind that the ring dropped records it had not read
 //! counts them as dropped by each of its subscriptions; a subscription's
 //! full queue drops the new message and counts it.
+//!
+//! A graceful stop closes every subscription ([`drain`]): a receive
+//! waiting on one is a wait that keeps the process alive, and an old
+//! worker's subscriber would otherwise keep it for the whole grace.
 
 use std::cell::{Cell, RefCell};
 use std::collections::{HashMap, VecDeque};
@@ -435,8 +439,12 @@ pub(super) unsafe extern "C-unwind" fn subscribe(l: *mut lua_State) -> c_int {
             Ok(b) => b,
             Err(e) => raise(l, e),
         };
+        let draining = crate::runtime::lifecycle::draining();
         let first = LOCAL.with(|local| local.borrow().is_none());
-        if first {
+        if draining {
+            // Closed from the start (see `drain`).
+        } else if first {
+            crate::runtime::lifecycle::on_drain(drain);
             if let Err(e) = listen(bus) {
                 raise(l, format!("cannot subscribe: {e}"));
             }
@@ -456,11 +464,14 @@ pub(super) unsafe extern "C-unwind" fn subscribe(l: *mut lua_State) -> c_int {
             queue: RefCell::default(),
             cap,
             dropped: Cell::new(0),
-            closed: Cell::new(false),
+            closed: Cell::new(draining),
             receiving: Cell::new(false),
             notify: tokio::sync::Notify::new(),
         });
         LOCAL.with(|local| {
+            if draining {
+                return;
+            }
             if let Some(local) = local.borrow_mut().as_mut() {
                 local
                     .subs
@@ -589,6 +600,27 @@ fn close(sub: &Rc<Sub>) {
             }
         }
     });
+}
+
+/// A graceful stop started: close every subscription, keeping what its
+/// queue holds for the receives that follow (then `nil, 'closed'`).
+fn drain() {
+    let subs: Vec<Rc<Sub>> = LOCAL.with(|local| {
+        let mut local = local.borrow_mut();
+        let Some(local) = local.as_mut() else {
+            return Vec::new();
+        };
+        local
+            .subs
+            .drain()
+            .flat_map(|(_, v)| v)
+            .filter_map(|w| w.upgrade())
+            .collect()
+    });
+    for s in subs {
+        s.closed.set(true);
+        s.notify.notify_one();
+    }
 }
 
 /// sub:close() -> true

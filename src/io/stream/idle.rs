@@ -1,10 +1,20 @@
 //! Idle reads: a server's connection waiting for its peer's next request
-//! ([`read_idle`]) is listed, so that a graceful stop ([`close_idle`]) can
-//! close those that have received nothing yet.
+//! ([`read_idle`]) is listed, so that a graceful stop ([`drain_idle`]) can
+//! close those that receive nothing for a moment.
+//!
+//! Closing them at once lost requests: a client that sent on its
+//! keep-alive connection as the stop began got the connection closed
+//! without an answer (or reset, when the request was in the kernel's
+//! buffer already), and clients that do not retry (Python's http.client)
+//! failed. So a stop leaves them open for a drain period, as Envoy does;
+//! a request that comes meanwhile is answered with `Connection: close`
+//! (the server sees `lifecycle::draining`), and only those still idle at
+//! its end are closed.
 
 use std::cell::RefCell;
 use std::ffi::c_int;
 use std::rc::{Rc, Weak};
+use std::time::Duration;
 
 use super::read::read_any;
 use super::{Inner, Stream};
@@ -60,6 +70,29 @@ pub(crate) unsafe fn read_idle(l: *mut lua_State, s: &Stream, fmt: Fmt) -> c_int
     }
 }
 
+/// Close the streams idle between requests ([`close_idle`]) after
+/// `period` (at once if it is zero).
+pub(crate) fn drain_idle(period: Duration) {
+    if period.is_zero() {
+        close_idle();
+        return;
+    }
+    // No hold: the idle reads keep the process alive until they are closed.
+    tokio::task::spawn_local(async move {
+        tokio::time::sleep(period).await;
+        close_idle();
+    });
+}
+
+/// Whether bytes wait in the kernel's buffer of the descriptor (a request
+/// that came while the loop had not yet seen its readiness): closing with
+/// them unread would reset the connection.
+fn pending_in_kernel(fd: std::os::fd::RawFd) -> bool {
+    // SAFETY: the descriptor is the stream's, open while it is borrowed here.
+    let fd = unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) };
+    rustix::io::ioctl_fionread(fd).is_ok_and(|n| n > 0)
+}
+
 /// Close every stream whose idle read ([`read_idle`]) waits with nothing
 /// received yet. Returns how many closed.
 pub(crate) fn close_idle() -> usize {
@@ -76,7 +109,9 @@ pub(crate) fn close_idle() -> usize {
             && inner.reading.get().is_some()
             && inner.rd.is_active()
             && inner.input.borrow().is_empty()
-            && !inner.io().is_some_and(|io| io.holds_input());
+            && inner
+                .io()
+                .is_some_and(|io| !io.holds_input() && !pending_in_kernel(io.raw()));
         if waiting && inner.close() {
             closed += 1;
         }

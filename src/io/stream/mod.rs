@@ -41,7 +41,7 @@ mod write;
 
 pub(crate) use detach::Detached;
 use idle::Idle;
-pub(crate) use idle::{close_idle, read_idle};
+pub(crate) use idle::{drain_idle, read_idle};
 pub(crate) use read::{read, read_fd};
 use read::{stream_read, stream_readp, ReadDone, ReadTimer, Reading};
 use stdio::flush_c_stdio;

@@ -1,9 +1,10 @@
 -- utils.shutdown in a single process, started from a SIGTERM handler as
 -- docs/utils.md suggests: the server stops accepting (run returns nil,
 -- 'interrupted'), a request in flight completes with Connection: close, a
--- keep-alive connection idle between requests is closed, and the process
--- ends by itself with status 0. Then the grace: work still running after
--- it is cut off.
+-- keep-alive connection idle between requests is closed after the drain
+-- period, one that sends a request during it is answered with
+-- Connection: close, and the process ends by itself with status 0. Then
+-- the grace: work still running after it is cut off.
 local support = dofile('support.lua')
 local utils = require 'lem.utils'
 local io = require 'lem.io'
@@ -45,6 +46,11 @@ local idle = assert(io.tcp.connect('127.0.0.1', port))
 send(idle, '/first')
 local head, body = response(idle)
 assert(head:find('200 OK', 1, true) and body == 'done /first', head)
+-- Another, which will send its next request during the drain.
+local late = assert(io.tcp.connect('127.0.0.1', port))
+send(late, '/first')
+head, body = response(late)
+assert(head:find('200 OK', 1, true) and body == 'done /first', head)
 -- A slow request under way.
 local slow = assert(io.tcp.connect('127.0.0.1', port))
 send(slow, '/slow')
@@ -62,6 +68,11 @@ utils.newsleeper():sleep(0.05)
 eq(stops, 1, 'the handler ran')
 eq(utils.draining(), true, 'draining during the stop')
 eq(ran, { nil, 'interrupted' }, 'run after the stop')
+send(late, '/late')
+head, body = response(late)
+assert(head and head:find('Connection: close', 1, true), head)
+eq(body, 'done /late', 'a request on an idle connection during the drain is answered')
+eq({ late:read('*a') }, { '' }, 'then its connection closed')
 eq({ idle:read('*a') }, { '' }, 'the idle keep-alive connection was closed')
 local c, err = io.tcp.connect('127.0.0.1', port)
 assert(not c and err:find('error connecting', 1, true), 'no new connections: ' .. tostring(err))
