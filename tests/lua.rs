@@ -126,6 +126,7 @@ lua_tests! {
     queue_queue => "queue/queue.lua",
     redis_client => "redis/client.lua",
     redis_hostile => "redis/hostile.lua",
+    redis_pool => "redis/pool.lua",
     repl_console_lua => "repl/console_lua.lua",
     repl_pipe => "repl/pipe.lua",
     repl_tty => "repl/tty.lua",
