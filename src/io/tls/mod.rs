@@ -76,11 +76,19 @@ fn certificate_reason(c: &CertificateError) -> String {
 
 /// The reason a handshake failed, in words (certificate problems named).
 fn tls_reason(e: &io::Error) -> String {
-    let inner = e.get_ref().and_then(|i| i.downcast_ref::<rustls::Error>());
-    match inner {
-        Some(rustls::Error::InvalidCertificate(c)) => certificate_reason(c),
-        Some(rustls::Error::NoCertificatesPresented) => "the peer sent no certificate".into(),
-        Some(rustls::Error::AlertReceived(a)) => match a {
+    match e.get_ref().and_then(|i| i.downcast_ref::<rustls::Error>()) {
+        Some(r) => words(r),
+        None => os_error_text(e),
+    }
+}
+
+/// A session's error in words: what a handshake or a later read (TLS 1.3
+/// refuses a client certificate after the client's handshake) says.
+pub(crate) fn words(e: &rustls::Error) -> String {
+    match e {
+        rustls::Error::InvalidCertificate(c) => certificate_reason(c),
+        rustls::Error::NoCertificatesPresented => "the peer sent no certificate".into(),
+        rustls::Error::AlertReceived(a) => match a {
             AlertDescription::CertificateRequired => {
                 "the server requires a client certificate (tls.cert and tls.key)".into()
             }
@@ -95,10 +103,9 @@ fn tls_reason(e: &io::Error) -> String {
             AlertDescription::NoApplicationProtocol => {
                 "the peer speaks none of the ALPN protocols offered".into()
             }
-            other => format!("the peer ended the handshake ({other:?})"),
+            other => format!("the peer sent a fatal alert ({other:?})"),
         },
-        Some(other) => other.to_string(),
-        None => os_error_text(e),
+        other => other.to_string(),
     }
 }
 
