@@ -25,13 +25,11 @@ end
 -- it to raise under their own name.
 M.check = core.check
 
--- io.tls.checkarg(options, fname, argn [, where]): raises "bad argument
--- #argn to 'fname' (where: message)" for a bad table, at the caller's
--- caller (the script's call of fname).
-function M.checkarg(options, fname, argn, where)
+-- Raises "bad argument #argn to 'fname' (message)" for a bad table, at
+-- the caller's caller (the script's call of fname).
+local function checkarg(options, fname, argn)
 	local msg = core.check(options)
 	if msg then
-		if where then msg = where .. ': ' .. msg end
 		error(("bad argument #%d to '%s' (%s)"):format(argn, fname, msg), 3)
 	end
 end
@@ -41,7 +39,7 @@ end
 -- TLS Stream takes its socket over). For protocols that switch to TLS
 -- midway; nothing may be buffered on the stream.
 function M.upgrade(stream, host, options)
-	M.checkarg(options, 'upgrade', 3)
+	checkarg(options, 'upgrade', 3)
 	local fd = stream:fileno()
 	if not fd then return nil, 'closed' end
 	local s, alpn = core.upgrade(fd, host, options)
