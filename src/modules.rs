@@ -93,6 +93,7 @@ pub const BUILTINS: &[(&str, Opener)] = &[
         "lem.redis.core",
         Opener::Native(crate::protocols::redis::open),
     ),
+    ("lem.redis.queued", lua_file!("lua/lem/redis/queued.lua")),
     ("lem.websocket", lua_file!("lua/lem/websocket.lua")),
     (
         "lem.websocket.core",

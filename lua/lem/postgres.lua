@@ -218,7 +218,7 @@ local tls_modes = {
 
 -- SSLRequest on a fresh TCP stream: the TLS stream, the same stream when
 -- the server says no and sslmode allows that, or nil, err.
-start_tls = function(stream, host, sslmode, rootcert)
+start_tls = function(stream, host, sslmode, o, tls)
 	local ok, err = stream:write(core.frame('', '\4\210\22\47'))
 	local answer
 	if ok then answer, err = stream:read(1) end
@@ -231,8 +231,19 @@ start_tls = function(stream, host, sslmode, rootcert)
 		stream:close()
 		return nil, 'server does not support SSL, but SSL was required'
 	end
-	local verify = sslmode == 'verify-ca' or sslmode == 'verify-full'
-	local s, e = io.tls.upgrade(stream, host, { cafile = rootcert, insecure = not verify })
+	-- The TLS options: the conninfo's files, then the tls table's fields
+	-- over them. As libpq: verify-ca checks the chain, not the host name;
+	-- only verify-full checks both; below, nothing is checked.
+	local t = {
+		cafile = o.sslrootcert or getenv('PGSSLROOTCERT'),
+		cert = o.sslcert or getenv('PGSSLCERT'),
+		key = o.sslkey or getenv('PGSSLKEY'),
+		insecure = not (sslmode == 'verify-ca' or sslmode == 'verify-full'),
+		verify_name = sslmode == 'verify-full',
+	}
+	for k, v in pairs(tls or {}) do t[k] = v end
+	if t.key and not t.cert then t.key = nil end
+	local s, e = io.tls.upgrade(stream, host, t)
 	if not s then return nil, e end
 	return s
 end
@@ -259,7 +270,7 @@ local function open(self)
 	else
 		stream, err = io.tcp.connect(o.hostaddr or host, tonumber(port) or port)
 		if stream and tls then
-			stream, err = start_tls(stream, host, sslmode, o.sslrootcert or getenv('PGSSLROOTCERT'))
+			stream, err = start_tls(stream, host, sslmode, o, self.tls)
 		end
 	end
 	if not stream then return nil, err end
@@ -329,18 +340,45 @@ local function open(self)
 	end
 end
 
--- postgres.connect(conninfo) -> Connection | nil, err
-function M.connect(conninfo)
-	if type(conninfo) ~= 'string' then
-		error(("bad argument #1 to 'connect' (string expected, got %s)"):format(type(conninfo)), 2)
+-- Raises (at the script's call) for an options table that is not one, or
+-- holds an unknown name or a bad tls table.
+local function check_options(options, fname, argn, known)
+	if options == nil then return end
+	if type(options) ~= 'table' then
+		error(("bad argument #%d to '%s' (table expected, got %s)"):format(argn, fname, type(options)), 3)
 	end
+	for k in pairs(options) do
+		if not known[k] then
+			error(("bad argument #%d to '%s' (unknown option '%s')"):format(argn, fname, tostring(k)), 3)
+		end
+	end
+	local msg = io.tls.check(options.tls)
+	if msg then
+		error(("bad argument #%d to '%s' (%s)"):format(argn, fname, msg), 3)
+	end
+end
+
+local CONNECT_OPTIONS = { tls = true }
+
+local function connect(conninfo, options)
 	local opts, err = parse_conninfo(conninfo)
 	if not opts then return nil, err end
-	local self = setmetatable({ opts = opts, notes = {}, closed = true, busy = false }, Connection)
+	local self = setmetatable({
+		opts = opts, tls = options and options.tls, notes = {}, closed = true, busy = false,
+	}, Connection)
 	local ok
 	ok, err = open(self)
 	if not ok then return nil, err end
 	return self
+end
+
+-- postgres.connect(conninfo [, {tls = {...}}]) -> Connection | nil, err
+function M.connect(conninfo, options)
+	if type(conninfo) ~= 'string' then
+		error(("bad argument #1 to 'connect' (string expected, got %s)"):format(type(conninfo)), 2)
+	end
+	check_options(options, 'connect', 2, CONNECT_OPTIONS)
+	return connect(conninfo, options)
 end
 
 -- calls -------------------------------------------------------------------
@@ -520,40 +558,47 @@ local Pool = {}
 Pool.__index = Pool
 M.Pool = Pool
 
--- postgres.pool(conninfo [, {size = n}]) -> Pool
+local POOL_OPTIONS = { size = true, tls = true }
+
+-- postgres.pool(conninfo [, {size = n, tls = {...}}]) -> Pool
 function M.pool(conninfo, opts)
 	check_string(conninfo, 1, 'pool')
+	check_options(opts, 'pool', 2, POOL_OPTIONS)
 	local size = opts and opts.size or 10
 	if type(size) ~= 'number' or size < 1 then
 		error("bad argument #2 to 'pool' (size must be a positive number)", 2)
 	end
-	return setmetatable({ conninfo = conninfo, size = size, idle = {}, count = 0, waiting = {} }, Pool)
+	return setmetatable({
+		conninfo = conninfo, options = opts, size = size, idle = {}, count = 0, waiting = {},
+	}, Pool)
 end
 
--- pool:get() -> Connection | nil, err: an idle one, a new one, or the next
--- one put back.
+-- pool:get() -> Connection, reused | nil, err: an idle one (reused is
+-- true), a new one, or the next one put back.
 function Pool:get()
 	while true do
 		local idle = self.idle
 		local db = idle[#idle]
 		if db then
 			idle[#idle] = nil
-			if not db.closed then return db end
+			if not db.closed then return db, true end
 			self.count = self.count - 1
 		elseif self.count < self.size then
 			self.count = self.count + 1
 			local err
-			db, err = M.connect(self.conninfo)
+			db, err = connect(self.conninfo, self.options)
 			if not db then
 				self.count = self.count - 1
+				local s = table.remove(self.waiting, 1)
+				if s then s:wakeup(false) end
 				return nil, err
 			end
-			return db
+			return db, false
 		else
 			local s = utils.newsleeper()
 			self.waiting[#self.waiting + 1] = s
 			local got = s:sleep()
-			if got then return got end
+			if got then return got, true end
 		end
 	end
 end
@@ -575,18 +620,26 @@ function Pool:put(db)
 end
 
 -- pool:exec(...) -> as db:exec, on a connection checked out for the call.
+-- A connection that was idle and turns out dead (the server restarted or
+-- dropped it: the call fails and the connection is closed) is replaced
+-- and the call made again on a new one, once: a restart costs no call.
 function Pool:exec(...)
-	local db, err = self:get()
-	if not db then return nil, err end
-	local r = { n = 0 }
-	local function keep(...)
-		r.n = select('#', ...)
-		for i = 1, r.n do r[i] = select(i, ...) end
+	for attempt = 1, 2 do
+		local db, reused = self:get()
+		if not db then return nil, reused end
+		local r = { n = 0 }
+		local function keep(...)
+			r.n = select('#', ...)
+			for i = 1, r.n do r[i] = select(i, ...) end
+		end
+		local ok, e = pcall(function(...) keep(db:exec(...)) end, ...)
+		local stale = ok and r[1] == nil and reused and db.closed
+		self:put(db)
+		if not ok then error(e, 2) end
+		if not (stale and attempt == 1) then
+			return unpack(r, 1, r.n)
+		end
 	end
-	local ok, e = pcall(function(...) keep(db:exec(...)) end, ...)
-	self:put(db)
-	if not ok then error(e, 2) end
-	return unpack(r, 1, r.n)
 end
 
 -- pool:close(): close the idle connections (those checked out close when

@@ -2,9 +2,10 @@
 -- by the 'RedisReply' read format and commands encoded by lem.redis.core
 -- (both in Rust, src/redis.rs). See docs/redis.md.
 local io = require 'lem.io'
+local utils = require 'lem.utils'
 local core = require 'lem.redis.core'
 
-local setmetatable, type, error, select, tostring = setmetatable, type, error, select, tostring
+local setmetatable, type, error, select, tostring, pairs, ipairs, pcall = setmetatable, type, error, select, tostring, pairs, ipairs, pcall
 local upper = string.upper
 local encode, encodeall = core.encode, core.encodeall
 
@@ -185,22 +186,36 @@ Connection.__index = function(_, name)
 	return f
 end
 
--- redis.connect(host, port | unixpath [, options]) -> Connection, or nil, err
-function M.connect(host, port, options)
-	if type(host) ~= 'string' then
-		error("bad argument #1 to 'connect' (string expected, got " .. type(host) .. ')', 2)
+local CONNECT_OPTIONS = { timeout = true, password = true, user = true, db = true, tls = true }
+
+-- Raises for an unknown option or a bad tls table (at the script's call:
+-- level 3 from here).
+local function check_options(options, fname, argn, extra)
+	for k in pairs(options) do
+		if not CONNECT_OPTIONS[k] and not (extra and extra[k]) then
+			error(("bad argument #%d to '%s' (unknown option '%s')"):format(argn, fname, tostring(k)), 3)
+		end
 	end
-	if type(port) == 'table' then
-		port, options = nil, port
+	if options.tls ~= nil then
+		local msg = io.tls.check(options.tls)
+		if msg then
+			error(("bad argument #%d to '%s' (%s)"):format(argn, fname, msg), 3)
+		end
 	end
-	options = options or {}
-	if type(options) ~= 'table' then
-		error("bad argument #3 to 'connect' (table expected, got " .. type(options) .. ')', 2)
-	end
+end
+
+local function open(host, port, options)
 	local stream, err
-	if port ~= nil then
-		stream, err = io.tcp.connect(host, port)
+	if port then
+		if options.tls then
+			stream, err = io.tls.connect(host, port, options.tls)
+		else
+			stream, err = io.tcp.connect(host, port)
+		end
 	else
+		if options.tls then
+			return nil, 'tls over a Unix socket is not supported'
+		end
 		stream, err = io.unix.connect(host)
 	end
 	if not stream then return nil, err end
@@ -229,6 +244,159 @@ function M.connect(host, port, options)
 		end
 	end
 	return self
+end
+
+-- The arguments of connect and pool: host, port (nil for a Unix socket),
+-- options.
+local function where(fname, host, port, options)
+	if type(host) ~= 'string' then
+		error(("bad argument #1 to '%s' (string expected, got %s)"):format(fname, type(host)), 3)
+	end
+	local argn = 3
+	if type(port) == 'table' then
+		port, options, argn = nil, port, 2
+	end
+	options = options or {}
+	if type(options) ~= 'table' then
+		error(("bad argument #%d to '%s' (table expected, got %s)"):format(argn, fname, type(options)), 3)
+	end
+	return port, options, argn
+end
+
+-- redis.connect(host, port | unixpath [, options]) -> Connection, or nil, err
+function M.connect(host, port, options)
+	local argn
+	port, options, argn = where('connect', host, port, options)
+	check_options(options, 'connect', argn)
+	return open(host, port, options)
+end
+
+-- the pool ------------------------------------------------------------------
+
+local Pool = {}
+M.Pool = Pool
+
+-- redis.pool(host, port | unixpath [, {size =, password =, user =, db =,
+-- timeout =, tls =}]) -> Pool: connections made when needed, at most size
+-- (default 10) at once.
+function M.pool(host, port, options)
+	local argn
+	port, options, argn = where('pool', host, port, options)
+	check_options(options, 'pool', argn, { size = true })
+	local size = options.size or 10
+	if type(size) ~= 'number' or size < 1 or size % 1 ~= 0 then
+		error(("bad argument #%d to 'pool' (size must be a positive integer)"):format(argn), 2)
+	end
+	return setmetatable({
+		-- Every field is set (false for none): a missing one would be
+		-- taken for a command by __index.
+		host = host, port = port or false, options = options, size = size,
+		idle = {}, count = 0, waiting = {}, ended = false,
+	}, Pool)
+end
+
+-- pool:acquire() -> Connection, reused | nil, err: an idle connection, a new
+-- one, or the next one given back.
+function Pool:acquire()
+	while true do
+		if self.ended then return nil, 'closed' end
+		local idle = self.idle
+		local r = idle[#idle]
+		if r then
+			idle[#idle] = nil
+			if not r.dead then return r, true end
+			self.count = self.count - 1
+		elseif self.count < self.size then
+			self.count = self.count + 1
+			local err
+			r, err = open(self.host, self.port, self.options)
+			if not r then
+				self.count = self.count - 1
+				self:_wake()
+				return nil, err
+			end
+			return r, false
+		else
+			local s = utils.newsleeper()
+			self.waiting[#self.waiting + 1] = s
+			local got = s:sleep()
+			if got then return got, true end
+		end
+	end
+end
+
+-- Wake the first waiter (to make a connection of its own).
+function Pool:_wake()
+	local s = table.remove(self.waiting, 1)
+	if s then s:wakeup(false) end
+end
+
+-- pool:release(r): give a connection back. A dead, subscribed or busy one is
+-- closed and frees its place.
+function Pool:release(r)
+	if r.dead or r.busy or r.subscribed or self.ended then
+		r:close()
+		self.count = self.count - 1
+		self:_wake()
+		return
+	end
+	while #self.waiting > 0 do
+		local s = table.remove(self.waiting, 1)
+		if s:wakeup(r) then return end
+	end
+	self.idle[#self.idle + 1] = r
+end
+
+local function pack(...)
+	return { n = select('#', ...), ... }
+end
+
+-- Run method on a connection of the pool. A connection that was idle and
+-- turns out dead (the server restarted or dropped it) before answering
+-- is replaced and the call made again on a new one, once.
+local function run(self, method, ...)
+	for attempt = 1, 2 do
+		local r, reused = self:acquire()
+		if not r then return nil, reused end
+		local res = pack(pcall(r[method], r, ...))
+		local stale = res[2] == nil and reused and r.dead == 'closed'
+		self:release(r)
+		if not res[1] then error(res[2], 3) end
+		if not (stale and attempt == 1) then
+			return (table.unpack or unpack)(res, 2, res.n)
+		end
+	end
+end
+
+function Pool:call(...) return run(self, 'call', ...) end
+function Pool:pipeline(cmds) return run(self, 'pipeline', cmds) end
+
+-- pool:close(): close the idle connections; those in use close when given
+-- back, and calls after this fail with 'closed'.
+function Pool:close()
+	if self.ended then return nil, 'closed' end
+	self.ended = true
+	for _, r in ipairs(self.idle) do r:close() end
+	self.count = self.count - #self.idle
+	self.idle = {}
+	for _, s in ipairs(self.waiting) do s:wakeup(false) end
+	self.waiting = {}
+	return true
+end
+
+-- Any other name is a command, as on a connection.
+local pool_commands = {}
+Pool.__index = function(_, name)
+	local m = Pool[name]
+	if m ~= nil then return m end
+	if type(name) ~= 'string' then return nil end
+	local f = pool_commands[name]
+	if f == nil then
+		local cmd = upper(name)
+		f = function(self, ...) return run(self, 'call', cmd, ...) end
+		pool_commands[name] = f
+	end
+	return f
 end
 
 return M

@@ -435,12 +435,33 @@ local function has_token(value, token)
 	return false
 end
 
+-- The names each function's options table may hold.
+local OPTIONS = {
+	accept = { max_message = true, protocols = true, deflate = true },
+	connect = {
+		max_message = true, protocols = true, deflate = true, timeout = true,
+		headers = true, tls = true, cafile = true, insecure = true,
+	},
+}
+
 local function check_opts(opts, name, argn)
 	if opts == nil then
 		return M.max_message, nil, true
 	end
 	if type(opts) ~= 'table' then
 		error(format("bad argument #%d to '%s' (table expected, got %s)", argn, name, type(opts)), 3)
+	end
+	local known = OPTIONS[name]
+	for k in pairs(opts) do
+		if not known[k] then
+			error(format("bad argument #%d to '%s' (unknown option '%s')", argn, name, tostring(k)), 3)
+		end
+	end
+	if opts.tls ~= nil then
+		local msg = require('lem.io.tls').check(opts.tls)
+		if msg then
+			error(format("bad argument #%d to '%s' (%s)", argn, name, msg), 3)
+		end
 	end
 	local max = opts.max_message or M.max_message
 	if type(max) ~= 'number' or max < 1 or max % 1 ~= 0 then
@@ -620,8 +641,9 @@ end
 
 local parseurl
 
--- websocket.connect(url [, {headers=, protocols=, cafile=, insecure=,
--- max_message=, timeout=}]) -> WebSocket | nil, err
+-- websocket.connect(url [, {headers=, protocols=, tls=, max_message=,
+-- timeout=, deflate=}]) -> WebSocket | nil, err. tls is io.tls.connect's
+-- options; cafile= and insecure= at the top still work (the older form).
 function M.connect(url, opts)
 	if type(url) ~= 'string' then
 		error(format("bad argument #1 to 'connect' (string expected, got %s)", url == nil and 'no value' or type(url)), 2)
@@ -645,7 +667,11 @@ function M.connect(url, opts)
 	local stream, err
 	if scheme == 'wss' then
 		local tls = require 'lem.io.tls'
-		stream, err = tls.connect(host, port, { cafile = opts.cafile, insecure = opts.insecure })
+		local t = opts.tls
+		if t == nil and (opts.cafile ~= nil or opts.insecure ~= nil) then
+			t = { cafile = opts.cafile, insecure = opts.insecure }
+		end
+		stream, err = tls.connect(host, port, t)
 	else
 		stream, err = io.tcp.connect(host, port)
 	end

@@ -141,6 +141,10 @@ local CLIENT_OPTIONS = {
 		if v ~= nil and type(v) ~= 'table' then
 			bad(fname, arg, 'tls must be a table')
 		end
+		local msg = v ~= nil and io.tls and io.tls.check(v)
+		if msg then
+			bad(fname, arg, msg)
+		end
 	end,
 	-- Reserved for HTTP/2 (LEM-API.md part three): only HTTP/1.1 is spoken
 	-- yet, so only "never" is accepted.

@@ -9,11 +9,29 @@ local setmetatable, require, type, error = setmetatable, require, type, error
 local M = {}
 
 -- io.tls.connect(host, port [, options]) -> Stream, alpn | nil, err.
--- options: cafile (PEM roots instead of the system trust store), sni (the
--- name to verify and send), alpn ({'h2', 'http/1.1'}), insecure (true: no
--- verification, for tests).
+-- options, the one shape every module that connects takes as its `tls`
+-- option: cafile (PEM roots instead of the system trust store; a
+-- certificate in it is also trusted as it is, so a self-signed server's own
+-- file works), cert and key (a client certificate, mutual TLS; key defaults
+-- to the cert file), sni (the name to verify and send), alpn ({'h2',
+-- 'http/1.1'}), insecure (true: no verification, for tests), verify_name
+-- (false: check the chain but not the name). Any other name raises.
 function M.connect(host, port, options)
 	return core.connect(host, port, options)
+end
+
+-- io.tls.check(options) -> nil | message: what is wrong with a TLS options
+-- table (nil for none). Modules that take one inside their own options use
+-- it to raise under their own name.
+M.check = core.check
+
+-- Raises "bad argument #argn to 'fname' (message)" for a bad table, at
+-- the caller's caller (the script's call of fname).
+local function checkarg(options, fname, argn)
+	local msg = core.check(options)
+	if msg then
+		error(("bad argument #%d to '%s' (%s)"):format(argn, fname, msg), 3)
+	end
 end
 
 -- io.tls.upgrade(stream, host [, options]) -> Stream, alpn | nil, err:
@@ -21,6 +39,7 @@ end
 -- TLS Stream takes its socket over). For protocols that switch to TLS
 -- midway; nothing may be buffered on the stream.
 function M.upgrade(stream, host, options)
+	checkarg(options, 'upgrade', 3)
 	local fd = stream:fileno()
 	if not fd then return nil, 'closed' end
 	local s, alpn = core.upgrade(fd, host, options)

@@ -19,10 +19,12 @@ use std::time::Duration;
 use tokio_rustls::rustls::{
     self,
     client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier},
+    client::WebPkiServerVerifier,
     crypto::CryptoProvider,
     pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime},
-    CertificateError, ClientConfig, DigitallySignedStruct, RootCertStore, ServerConfig,
-    SignatureScheme,
+    server::ParsedCertificate,
+    AlertDescription, CertificateError, ClientConfig, DigitallySignedStruct, RootCertStore,
+    ServerConfig, SignatureScheme,
 };
 use tokio_rustls::{TlsAcceptor, TlsConnector};
 
@@ -40,22 +42,134 @@ fn provider() -> Arc<CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
 }
 
+/// A certificate problem in words.
+fn certificate_reason(c: &CertificateError) -> String {
+    match c {
+        CertificateError::Expired | CertificateError::ExpiredContext { .. } => {
+            "certificate expired".into()
+        }
+        CertificateError::NotValidYet | CertificateError::NotValidYetContext { .. } => {
+            "certificate not valid yet".into()
+        }
+        CertificateError::UnknownIssuer => "certificate has an unknown issuer".into(),
+        CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. } => {
+            "certificate name mismatch".into()
+        }
+        CertificateError::Revoked => "certificate revoked".into(),
+        CertificateError::BadSignature => "certificate has a bad signature".into(),
+        CertificateError::BadEncoding => "certificate is malformed".into(),
+        CertificateError::InvalidPurpose | CertificateError::InvalidPurposeContext { .. } => {
+            "certificate is not meant for this use".into()
+        }
+        CertificateError::Other(e) => match e.0.downcast_ref::<webpki::Error>() {
+            Some(webpki::Error::CaUsedAsEndEntity) => {
+                "certificate is a CA's, not a server's (name the file in cafile to trust it)".into()
+            }
+            Some(webpki::Error::UnsupportedCertVersion) => {
+                "certificate has an unsupported version".into()
+            }
+            _ => format!("invalid certificate: {e}"),
+        },
+        other => format!("invalid certificate: {other:?}"),
+    }
+}
+
 /// The reason a handshake failed, in words (certificate problems named).
 fn tls_reason(e: &io::Error) -> String {
-    let inner = e.get_ref().and_then(|i| i.downcast_ref::<rustls::Error>());
-    match inner {
-        Some(rustls::Error::InvalidCertificate(c)) => match c {
-            CertificateError::Expired | CertificateError::ExpiredContext { .. } => {
-                "certificate expired".into()
-            }
-            CertificateError::UnknownIssuer => "certificate has an unknown issuer".into(),
-            CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. } => {
-                "certificate name mismatch".into()
-            }
-            other => format!("invalid certificate: {other:?}"),
-        },
-        Some(other) => other.to_string(),
+    match e.get_ref().and_then(|i| i.downcast_ref::<rustls::Error>()) {
+        Some(r) => words(r),
         None => os_error_text(e),
+    }
+}
+
+/// A session's error in words: what a handshake or a later read (TLS 1.3
+/// refuses a client certificate after the client's handshake) says.
+pub(crate) fn words(e: &rustls::Error) -> String {
+    match e {
+        rustls::Error::InvalidCertificate(c) => certificate_reason(c),
+        rustls::Error::NoCertificatesPresented => "the peer sent no certificate".into(),
+        rustls::Error::AlertReceived(a) => match a {
+            AlertDescription::CertificateRequired => {
+                "the server requires a client certificate (tls.cert and tls.key)".into()
+            }
+            AlertDescription::BadCertificate
+            | AlertDescription::UnknownCA
+            | AlertDescription::CertificateUnknown
+            | AlertDescription::DecryptError => "the peer refused our certificate".into(),
+            AlertDescription::CertificateExpired => "the peer says our certificate expired".into(),
+            AlertDescription::HandshakeFailure => {
+                "handshake failure (no protocol version or cipher in common)".into()
+            }
+            AlertDescription::NoApplicationProtocol => {
+                "the peer speaks none of the ALPN protocols offered".into()
+            }
+            other => format!("the peer sent a fatal alert ({other:?})"),
+        },
+        other => other.to_string(),
+    }
+}
+
+/// The server-certificate check of a client with a CA file: the web PKI's,
+/// except that a certificate found in the CA file itself is trusted as it
+/// is (a self-signed server's certificate given as `cafile`, as curl and
+/// OpenSSL accept it; its name is still checked), and that `verify_name =
+/// false` checks the chain only (PostgreSQL's `sslmode=verify-ca`).
+#[derive(Debug)]
+struct Verifier {
+    inner: Arc<WebPkiServerVerifier>,
+    exact: Vec<CertificateDer<'static>>,
+    check_name: bool,
+}
+
+impl ServerCertVerifier for Verifier {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        name: &ServerName<'_>,
+        ocsp: &[u8],
+        now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        match self
+            .inner
+            .verify_server_cert(end_entity, intermediates, name, ocsp, now)
+        {
+            Ok(v) => Ok(v),
+            // webpki checks the chain before the name: a wrong name means
+            // the chain is good.
+            Err(rustls::Error::InvalidCertificate(
+                CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. },
+            )) if !self.check_name => Ok(ServerCertVerified::assertion()),
+            Err(e) => {
+                if !self.exact.iter().any(|c| c.as_ref() == end_entity.as_ref()) {
+                    return Err(e);
+                }
+                if self.check_name {
+                    let parsed = ParsedCertificate::try_from(end_entity)?;
+                    rustls::client::verify_server_name(&parsed, name)?;
+                }
+                Ok(ServerCertVerified::assertion())
+            }
+        }
+    }
+    fn verify_tls12_signature(
+        &self,
+        m: &[u8],
+        c: &CertificateDer<'_>,
+        d: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.inner.verify_tls12_signature(m, c, d)
+    }
+    fn verify_tls13_signature(
+        &self,
+        m: &[u8],
+        c: &CertificateDer<'_>,
+        d: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.inner.verify_tls13_signature(m, c, d)
+    }
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.inner.supported_verify_schemes()
     }
 }
 
@@ -105,13 +219,28 @@ fn read_certs(path: &str) -> Result<Vec<CertificateDer<'static>>, String> {
     }
 }
 
-/// Options of `io.tls.connect`, read from the Lua table.
+/// Options of `io.tls.connect`: the `tls = {...}` table every module that
+/// connects takes (read by [`parse_options`]).
 #[derive(Default)]
 struct ClientOptions {
     cafile: Option<String>,
+    cert: Option<String>,
+    key: Option<String>,
     sni: Option<String>,
     alpn: Vec<Vec<u8>>,
     insecure: bool,
+    /// Whether the name is checked (false: the chain only).
+    verify_name: bool,
+}
+
+/// The names a TLS options table may hold.
+const OPTION_NAMES: &str = "cafile, cert, key, sni, alpn, insecure, verify_name";
+
+fn read_key(path: &str) -> Result<PrivateKeyDer<'static>, String> {
+    let f = std::fs::File::open(path).map_err(|e| format!("{path}: {}", os_error_text(&e)))?;
+    rustls_pemfile::private_key(&mut io::BufReader::new(f))
+        .map_err(|e| format!("{path}: {e}"))?
+        .ok_or_else(|| format!("{path}: no private key found"))
 }
 
 /// The system's trust store (where OpenSSL finds it: `SSL_CERT_FILE`,
@@ -137,22 +266,38 @@ fn client_config(o: &ClientOptions, system: Arc<RootCertStore>) -> Result<Client
     let b = ClientConfig::builder_with_provider(p.clone())
         .with_safe_default_protocol_versions()
         .map_err(|e| e.to_string())?;
-    let mut cfg = if o.insecure {
+    let b = if o.insecure {
         b.dangerous()
-            .with_custom_certificate_verifier(Arc::new(NoVerify(p)))
-            .with_no_client_auth()
+            .with_custom_certificate_verifier(Arc::new(NoVerify(p.clone())))
     } else {
-        let roots = match &o.cafile {
+        let (roots, exact) = match &o.cafile {
             Some(path) => {
+                let certs = read_certs(path)?;
                 let mut roots = RootCertStore::empty();
-                for c in read_certs(path)? {
-                    roots.add(c).map_err(|e| format!("{path}: {e}"))?;
+                for c in &certs {
+                    roots.add(c.clone()).map_err(|e| format!("{path}: {e}"))?;
                 }
-                Arc::new(roots)
+                (Arc::new(roots), certs)
             }
-            None => system,
+            None => (system, Vec::new()),
         };
-        b.with_root_certificates(roots).with_no_client_auth()
+        let inner = WebPkiServerVerifier::builder_with_provider(roots, p.clone())
+            .build()
+            .map_err(|e| e.to_string())?;
+        b.dangerous()
+            .with_custom_certificate_verifier(Arc::new(Verifier {
+                inner,
+                exact,
+                check_name: o.verify_name,
+            }))
+    };
+    let mut cfg = match &o.cert {
+        Some(cert) => {
+            let key = o.key.as_deref().unwrap_or(cert);
+            b.with_client_auth_cert(read_certs(cert)?, read_key(key)?)
+                .map_err(|e| format!("{cert}: {e}"))?
+        }
+        None => b.with_no_client_auth(),
     };
     cfg.alpn_protocols = o.alpn.clone();
     Ok(cfg)
@@ -191,60 +336,155 @@ fn into_fd(tcp: tokio::net::TcpStream) -> Result<OwnedFd, String> {
         .map_err(|e| os_error_text(&e))
 }
 
-unsafe fn opt_string(l: *mut lua_State, idx: c_int, key: &CStr) -> Option<String> {
-    // SAFETY: `l` is a live thread of lem's state, the contract of every
-    // function that takes one (see the module doc of runtime/lua.rs).
+/// The type name of the value at `idx`.
+unsafe fn type_name(l: *mut lua_State, idx: c_int) -> String {
+    // SAFETY: `l` is a live thread of lem's state; lua_typename returns a
+    // static string.
     unsafe {
-        ffi::lua_getfield(l, idx, key.as_ptr());
-        let v = if ffi::lua_type(l, -1) == ffi::LUA_TSTRING {
-            lua::to_bytes(l, -1).map(|b| String::from_utf8_lossy(b).into_owned())
-        } else {
-            None
+        CStr::from_ptr(ffi::lua_typename(l, ffi::lua_type(l, idx)))
+            .to_string_lossy()
+            .into_owned()
+    }
+}
+
+/// The TLS options table at `idx` (none or nil: the defaults), or what is
+/// wrong with it, in words ("unknown option 'cafil'..."). Raises nothing.
+unsafe fn parse_options(l: *mut lua_State, idx: c_int) -> Result<ClientOptions, String> {
+    // SAFETY: `l` is a live thread of lem's state, the contract of every
+    // function that takes one (see the module doc of runtime/lua.rs); the
+    // walk keeps its key on the stack and converts only string keys.
+    unsafe {
+        let mut o = ClientOptions {
+            verify_name: true,
+            ..Default::default()
         };
-        ffi::lua_pop(l, 1);
-        v
-    }
-}
-
-/// Whether there is an options table at `idx` (raises if it is not one).
-unsafe fn check_options(l: *mut lua_State, idx: c_int) -> bool {
-    // SAFETY: `l` is a live thread of lem's state, the contract of every
-    // function that takes one (see the module doc of runtime/lua.rs).
-    unsafe {
-        let has = !lua::is_none_or_nil(l, idx);
-        if has {
-            lua::check_type(l, idx, ffi::LUA_TTABLE);
+        if lua::is_none_or_nil(l, idx) {
+            return Ok(o);
         }
-        has
-    }
-}
-
-/// The client options table at `idx` (cafile, sni, insecure, alpn).
-unsafe fn client_options(l: *mut lua_State, idx: c_int, has_opts: bool) -> ClientOptions {
-    // SAFETY: `l` is a live thread of lem's state, the contract of every
-    // function that takes one (see the module doc of runtime/lua.rs).
-    unsafe {
-        let mut o = ClientOptions::default();
-        if has_opts {
-            o.cafile = opt_string(l, idx, c"cafile");
-            o.sni = opt_string(l, idx, c"sni");
-            ffi::lua_getfield(l, idx, c"insecure".as_ptr());
-            o.insecure = ffi::lua_toboolean(l, -1) != 0;
+        if ffi::lua_type(l, idx) != ffi::LUA_TTABLE {
+            return Err(format!(
+                "tls options must be a table, not a {}",
+                type_name(l, idx)
+            ));
+        }
+        let idx = ffi::lua_absindex(l, idx);
+        ffi::lua_pushnil(l);
+        while ffi::lua_next(l, idx) != 0 {
+            let r = if ffi::lua_type(l, -2) != ffi::LUA_TSTRING {
+                Err(format!(
+                    "unknown tls option {} (known: {OPTION_NAMES})",
+                    lua::display(l, -2)
+                ))
+            } else {
+                let key = String::from_utf8_lossy(lua::to_bytes(l, -2).unwrap_or_default());
+                parse_option(l, &key, &mut o)
+            };
             ffi::lua_pop(l, 1);
-            ffi::lua_getfield(l, idx, c"alpn".as_ptr());
-            if ffi::lua_type(l, -1) == ffi::LUA_TTABLE {
-                let mut i = 1;
-                while ffi::lua_rawgeti(l, -1, i) == ffi::LUA_TSTRING {
-                    o.alpn
-                        .push(lua::to_bytes(l, -1).unwrap_or_default().to_vec());
-                    ffi::lua_pop(l, 1);
-                    i += 1;
-                }
+            if let Err(e) = r {
                 ffi::lua_pop(l, 1);
+                return Err(e);
             }
-            ffi::lua_pop(l, 1);
         }
-        o
+        if o.key.is_some() && o.cert.is_none() {
+            return Err("tls option 'key' without 'cert'".into());
+        }
+        Ok(o)
+    }
+}
+
+/// One option, its value on the top of the stack.
+unsafe fn parse_option(l: *mut lua_State, key: &str, o: &mut ClientOptions) -> Result<(), String> {
+    // SAFETY: `l` is a live thread of lem's state with the value on top
+    // (see parse_options); nothing here raises.
+    unsafe {
+        let t = ffi::lua_type(l, -1);
+        let string = || -> Result<String, String> {
+            if t == ffi::LUA_TSTRING {
+                Ok(String::from_utf8_lossy(lua::to_bytes(l, -1).unwrap_or_default()).into_owned())
+            } else {
+                Err(format!(
+                    "tls option '{key}' must be a string, not a {}",
+                    type_name(l, -1)
+                ))
+            }
+        };
+        let boolean = || -> Result<bool, String> {
+            if t == ffi::LUA_TBOOLEAN {
+                Ok(ffi::lua_toboolean(l, -1) != 0)
+            } else {
+                Err(format!(
+                    "tls option '{key}' must be a boolean, not a {}",
+                    type_name(l, -1)
+                ))
+            }
+        };
+        match key {
+            "cafile" => o.cafile = Some(string()?),
+            "cert" => o.cert = Some(string()?),
+            "key" => o.key = Some(string()?),
+            "sni" => o.sni = Some(string()?),
+            "insecure" => o.insecure = boolean()?,
+            "verify_name" => o.verify_name = boolean()?,
+            "alpn" => {
+                if t != ffi::LUA_TTABLE {
+                    return Err(format!(
+                        "tls option 'alpn' must be a list of strings, not a {}",
+                        type_name(l, -1)
+                    ));
+                }
+                let n = ffi::lua_rawlen(l, -1) as ffi::lua_Integer;
+                for i in 1..=n {
+                    let ok = ffi::lua_rawgeti(l, -1, i) == ffi::LUA_TSTRING;
+                    if ok {
+                        o.alpn
+                            .push(lua::to_bytes(l, -1).unwrap_or_default().to_vec());
+                    }
+                    ffi::lua_pop(l, 1);
+                    if !ok {
+                        return Err("tls option 'alpn' must be a list of strings".into());
+                    }
+                }
+            }
+            _ => {
+                return Err(format!(
+                    "unknown tls option '{key}' (known: {OPTION_NAMES})"
+                ))
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The options at `idx` of a function's arguments: raises an argument
+/// error for a bad table.
+unsafe fn check_options(l: *mut lua_State, idx: c_int) -> ClientOptions {
+    // SAFETY: `l` is a live thread of lem's state, the contract of every
+    // function that takes one (see the module doc of runtime/lua.rs).
+    unsafe {
+        match parse_options(l, idx) {
+            Ok(o) => o,
+            Err(e) => {
+                let msg = std::ffi::CString::new(e).unwrap_or_default();
+                lua::arg_error(l, idx, &msg)
+            }
+        }
+    }
+}
+
+/// core.check(options) -> nil | message: what is wrong with a TLS options
+/// table, for modules that take one inside their own options and raise
+/// with their own function's name.
+unsafe extern "C-unwind" fn check(l: *mut lua_State) -> c_int {
+    // SAFETY: Lua calls this C function on a thread of lem's state, so `l` is
+    // valid with LUA_MINSTACK free slots; it reads its own argument.
+    unsafe {
+        match parse_options(l, 1) {
+            Ok(_) => 0,
+            Err(e) => {
+                lua::push_str(l, &e);
+                1
+            }
+        }
     }
 }
 
@@ -256,11 +496,10 @@ unsafe extern "C-unwind" fn connect(l: *mut lua_State) -> c_int {
     unsafe {
         lua::check_lstring(l, 1, std::ptr::null_mut());
         let port = crate::io::tcp::check_port(l, 2);
-        let has_opts = check_options(l, 3);
+        let o = check_options(l, 3);
         check_suspendable(l);
         // No more raising below: owned values from here.
         let host = String::from_utf8_lossy(lua::to_bytes(l, 1).unwrap_or_default()).into_owned();
-        let o = client_options(l, 3, has_opts);
         scheduler::get().prepare(Commit::Future(Box::pin(async move {
             let r = client_handshake(host, port, o).await;
             Resume::Push(Box::new(move |t| push_result(t, r)))
@@ -445,10 +684,9 @@ unsafe extern "C-unwind" fn upgrade(l: *mut lua_State) -> c_int {
     unsafe {
         let fd = lua::check_integer(l, 1);
         lua::check_lstring(l, 2, std::ptr::null_mut());
-        let has_opts = check_options(l, 3);
+        let o = check_options(l, 3);
         check_suspendable(l);
         let host = String::from_utf8_lossy(lua::to_bytes(l, 2).unwrap_or_default()).into_owned();
-        let o = client_options(l, 3, has_opts);
         let owned = match dup_socket(fd) {
             Ok(fd) => fd,
             Err(e) => return lua::fail(l, &os_error_text(&e)),
@@ -466,6 +704,7 @@ unsafe extern "C-unwind" fn upgrade(l: *mut lua_State) -> c_int {
 }
 
 const FUNCS: &[Reg] = &[
+    (c"check", check),
     (c"connect", connect),
     (c"context", context),
     (c"upgrade", upgrade),

@@ -101,7 +101,7 @@ impl Tls {
                 _ => {}
             }
             if let Some(e) = failed {
-                return Err(io::Error::new(io::ErrorKind::InvalidData, e));
+                return Err(io::Error::new(io::ErrorKind::InvalidData, super::words(&e)));
             }
             conn.read_tls(&mut Fd(self.raw()))?;
             let r = conn.process_new_packets();

@@ -68,6 +68,9 @@ local receivers = {
 	{ 'pg', function() return setmetatable({}, require('lem.postgres').Connection) end },
 	{ 'pool', function() return setmetatable({}, require('lem.postgres').Pool) end },
 	{ 'qpg', function() return setmetatable({}, require('lem.postgres.queued').Connection) end },
+	{ 'r', function() return setmetatable({}, require('lem.redis').Connection) end },
+	{ 'rpool', function() return setmetatable({}, require('lem.redis').Pool) end },
+	{ 'qr', function() return setmetatable({}, require('lem.redis.queued').Connection) end },
 	{ 'proc', function()
 		local p = assert(lio.spawn({ 'true' }, { stdin = 'pipe', stdout = 'pipe', stderr = 'pipe' }))
 		assert(p:wait())

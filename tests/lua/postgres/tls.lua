@@ -1,6 +1,7 @@
 -- lem.postgres over TLS (sslmode): a cluster with ssl=on and a certificate
 -- from a CA made here; require (no verification), verify-full with the CA
--- (and refused without it, or for the wrong name), prefer, disable; and a
+-- (and refused without it, or for the wrong name), verify-ca (the chain,
+-- not the name), prefer, disable; client certificates (mutual TLS); and a
 -- server without TLS refusing require.
 dofile('support.lua')
 local support = dofile('support.lua')
@@ -42,9 +43,47 @@ db:close()
 db = assert(postgres.connect(base .. 'sslmode=disable'))
 eq(ssl(db), 'f', 'disable')
 db:close()
+-- verify-ca checks the chain but not the name (as libpq); verify-full
+-- checks both.
+local other = ('host=lem-test.invalid hostaddr=127.0.0.1 port=%d user=postgres dbname=postgres '):format(srv.port)
+db = assert(postgres.connect(other .. 'sslmode=verify-ca sslrootcert=' .. ca))
+eq(ssl(db), 't', 'verify-ca with another name')
+db:close()
+ok, err = postgres.connect(other .. 'sslmode=verify-full sslrootcert=' .. ca)
+eq(ok, nil, 'verify-full with another name')
+assert(err:find('certificate name mismatch', 1, true), err)
+ok, err = postgres.connect(other .. 'sslmode=verify-ca')
+assert(not ok and err:find('certificate', 1, true), 'verify-ca without the CA: ' .. tostring(err))
+-- The tls table: the same check from the options instead of sslrootcert.
+db = assert(postgres.connect(base .. 'sslmode=verify-full', { tls = { cafile = ca } }))
+eq(ssl(db), 't', 'verify-full with tls = {cafile = ...}')
+db:close()
 ok, err = postgres.connect(base .. 'sslmode=sometimes')
 assert(not ok and err:find("invalid sslmode 'sometimes'", 1, true), err)
 S.stop(srv)
+
+-- Mutual TLS: a server that wants a client certificate signed by the CA
+-- (hba clientcert=verify-ca), given as sslcert/sslkey or as the tls table.
+local hba = dir .. '/hba.conf'
+local f = assert(_G.io.open(hba, 'w'))
+f:write('local all all trust\nhostssl all postgres 127.0.0.1/32 trust clientcert=verify-ca\n')
+f:close()
+assert(support.exec(('cp %s/key.pem %s/client.key && chmod 600 %s/client.key && chmod 644 %s')
+	:format(dir, dir, dir, hba)) == 0)
+local mtls = S.start { 'ssl=on', 'ssl_cert_file=' .. dir .. '/cert.pem', 'ssl_key_file=' .. dir .. '/key.pem',
+	'ssl_ca_file=' .. ca, 'hba_file=' .. hba }
+base = ('host=localhost hostaddr=127.0.0.1 port=%d user=postgres dbname=postgres '):format(mtls.port)
+local cert, key = dir .. '/cert.pem', dir .. '/client.key'
+db = assert(postgres.connect(base .. ('sslmode=verify-full sslrootcert=%s sslcert=%s sslkey=%s'):format(ca, cert, key)))
+eq(ssl(db), 't', 'a client certificate from sslcert and sslkey')
+db:close()
+db = assert(postgres.connect(base .. 'sslmode=require', { tls = { cert = cert, key = key } }))
+eq(ssl(db), 't', 'a client certificate from the tls table')
+db:close()
+ok, err = postgres.connect(base .. 'sslmode=require')
+eq(ok, nil, 'no client certificate: refused')
+print('postgres without a client certificate: ' .. tostring(err))
+S.stop(mtls)
 
 local plain = S.start()
 base = ('host=127.0.0.1 port=%d user=postgres dbname=postgres '):format(plain.port)

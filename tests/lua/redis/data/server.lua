@@ -6,9 +6,9 @@ local support = dofile('support.lua')
 
 local S = {}
 
--- start([extra args]) -> { port =, sock =, proc = }
-function S.start(extra)
-	local port = support.free_port()
+-- start([extra args [, port]]) -> { port =, sock =, proc = }
+function S.start(extra, port)
+	port = port or support.free_port()
 	local sock = tmpdir() .. '/redis' .. port .. '.sock'
 	local argv = { 'redis-server', '--port', tostring(port), '--bind', '127.0.0.1',
 		'--unixsocket', sock, '--save', '', '--appendonly', 'no', '--dir', tmpdir() }
