@@ -14,10 +14,12 @@
 local io = require 'lem.io'
 local http = require 'lem.http'
 local response = require 'lem.http.response'
+local form = require 'lem.http.form'
 
 local type, tostring, tonumber, pairs, next, setmetatable, xpcall, pcall = type, tostring, tonumber, pairs, next, setmetatable, xpcall, pcall
 local getmetatable = getmetatable
-local format, gsub, lower, char, find = string.format, string.gsub, string.lower, string.char, string.find
+local match = string.match
+local format, gsub, lower, char, find, sub = string.format, string.gsub, string.lower, string.char, string.find, string.sub
 local concat = table.concat
 local traceback = debug.traceback
 local date = http.date
@@ -48,6 +50,8 @@ M.timeout = 30
 M.body_timeout = 60
 M.max_body = 64 * 1024 * 1024
 M.server_name = 'lem'
+-- The default maxsize of req:form().
+M.max_form = 1024 * 1024
 
 -- A value as a message can show it: tostring's, or its type when even
 -- that raises (an error value's __tostring may).
@@ -91,6 +95,9 @@ function M.urldecode(s)
 	return (gsub(gsub(s, '+', ' '), '%%(%x%x)', hexdigit))
 end
 
+-- server.urlencode(s): the inverse (lem.http.form's escape).
+M.urlencode = form.escape
+
 -- req's methods. req.headers is built on first use (core.request_index),
 -- from the field section the Rust half keeps in req._head: a handler that
 -- never reads the headers costs no table for them. pairs(req) builds them
@@ -102,6 +109,21 @@ function Request.__pairs(req)
 	return next, req, nil
 end
 M.Request = Request
+
+-- The fields of req built the first time they are read (core.request_index
+-- calls getters[k](req) and stores the result in req).
+local getters = {}
+
+-- req.query: the query string parsed (lem.http.form); {} without one.
+function getters.query(req)
+	local uri = req.uri
+	local q = find(uri, '?', 1, true)
+	if not q then
+		return {}
+	end
+	local hash = find(uri, '#', q + 1, true)
+	return form.parse(sub(uri, q + 1, hash and hash - 1 or nil), #uri) or {}
+end
 
 -- The request's framing, set by the server: 'length' with _length, or
 -- 'chunked', or nil (no body).
@@ -179,6 +201,31 @@ function Request:body(maxsize)
 	end
 	self[P.body] = body
 	return body
+end
+
+-- The media type of a request, lower case, without parameters ('' when
+-- there is no Content-Type).
+local function media_type(req)
+	local ct = req.headers['content-type']
+	if not ct then
+		return ''
+	end
+	return lower(match(ct, '^[ \t]*([^; \t]*)'))
+end
+
+-- req:form([maxsize]) -> table | nil, err: an
+-- application/x-www-form-urlencoded body parsed as req.query is; err is
+-- 'not a form' for another Content-Type, 'too many fields' past
+-- form.max_fields, or req:body's.
+function Request:form(maxsize)
+	if media_type(self) ~= 'application/x-www-form-urlencoded' then
+		return nil, 'not a form'
+	end
+	local body, err = self:body(maxsize or M.max_form)
+	if not body then
+		return nil, err
+	end
+	return form.parse(body)
 end
 
 -- Why a response cannot go out as the handler left it, or nil (and the
@@ -487,7 +534,7 @@ end
 -- res._req (a request of ours has it through its metatable).
 Request[P.stream] = stream
 
-core.setup(Request, Response, status_string, M)
+core.setup(Request, Response, status_string, M, getters)
 
 -- The answers to heads the Rust half refuses (core.request's status).
 local refusals = {
