@@ -75,6 +75,7 @@ lua_tests! {
     http_client_grown => "http/client_grown.lua",
     http_client_nginx => "http/client_nginx.lua",
     http_handler_timeout => "http/handler_timeout.lua",
+    http_cookie => "http/cookie.lua",
     http_form => "http/form.lua",
     http_head => "http/head.lua",
     http_keepalive => "http/keepalive.lua",

@@ -15,6 +15,7 @@ local io = require 'lem.io'
 local http = require 'lem.http'
 local response = require 'lem.http.response'
 local form = require 'lem.http.form'
+local cookie = require 'lem.http.cookie'
 
 local type, tostring, tonumber, pairs, next, setmetatable, xpcall, pcall = type, tostring, tonumber, pairs, next, setmetatable, xpcall, pcall
 local getmetatable = getmetatable
@@ -123,6 +124,22 @@ function getters.query(req)
 	end
 	local hash = find(uri, '#', q + 1, true)
 	return form.parse(sub(uri, q + 1, hash and hash - 1 or nil), #uri) or {}
+end
+
+-- req.cookies: the Cookie field parsed (lem.http.cookie); {} without one.
+function getters.cookies(req)
+	return cookie.parse(req.headers.cookie)
+end
+
+-- req:cookie(name [, key]) -> value | nil: a cookie's value; with key,
+-- only if it was signed with it (res:cookie's sign), without the
+-- signature.
+function Request:cookie(name, key)
+	local v = self.cookies[name]
+	if key == nil or v == nil then
+		return v
+	end
+	return cookie.verify(key, name, v)
 end
 
 -- The request's framing, set by the server: 'length' with _length, or
@@ -250,6 +267,22 @@ local function problem(res, status)
 		if type(k) ~= 'string' or not find(k, "^[%w!#$%%&'*+%-.^_`|~]+$") then
 			return format('header field name %q is not a token', describe(k))
 		end
+		if type(v) == 'table' and getmetatable(v) == nil then
+			-- A list: one field per element.
+			if lower(k) == 'content-length' then
+				return format('header field %q is a list', k)
+			end
+			for i = 1, #v do
+				local e = v[i]
+				if type(e) ~= 'string' and type(e) ~= 'number' then
+					return format('header field %q: element %d is a %s, not a string', k, i, type(e))
+				end
+				if find(e, '[\r\n%z]') then
+					return format('header field %q has a CR, LF or NUL in element %d', k, i)
+				end
+			end
+			v = ''
+		end
 		v = tostring(v)
 		if type(v) ~= 'string' then
 			return format('header field %q: tostring gave no string', k)
@@ -316,8 +349,15 @@ local function head(res, status, length, close, keepalive, head_only)
 		elseif lk == 'connection' then
 			hasconn = true
 		end
-		h[n + 1], h[n + 2], h[n + 3], h[n + 4] = k, ': ', tostring(v), '\r\n'
-		n = n + 4
+		if type(v) == 'table' and getmetatable(v) == nil then
+			for i = 1, #v do
+				h[n + 1], h[n + 2], h[n + 3], h[n + 4] = k, ': ', tostring(v[i]), '\r\n'
+				n = n + 4
+			end
+		else
+			h[n + 1], h[n + 2], h[n + 3], h[n + 4] = k, ': ', tostring(v), '\r\n'
+			n = n + 4
+		end
 	end
 	if length == 'chunked' then
 		h[n + 1] = 'Transfer-Encoding: chunked\r\n'

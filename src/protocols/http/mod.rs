@@ -13,6 +13,8 @@
 //!   `core.respond`); `rules.rs`: what it checks in a request head.
 //! - `decode.rs`: content codings (gzip, deflate, br) for the client's
 //!   bodies (`core.decoder`).
+//! - `sign.rs`: HMAC-SHA256 signatures for signed cookies
+//!   (`lua/lem/http/cookie.lua`).
 //! - `fuzz.rs`: the fuzz targets' entry points.
 //!
 //! A head is found in two steps, as every read format: `scan` looks for
@@ -42,6 +44,7 @@ mod head;
 mod response;
 mod rules;
 mod server;
+mod sign;
 
 pub use head::HEAD_LIMIT;
 
@@ -50,6 +53,8 @@ const FUNCS: &[Reg] = &[
     (c"head", response::head),
     (c"charge", chunked::charge),
     (c"decoder", decode::decoder),
+    (c"hmac_sha256", sign::hmac_sha256),
+    (c"hmac_verify", sign::hmac_verify),
 ];
 
 /// Names of the formats, as registered in `parsers.lookup`.

@@ -423,7 +423,7 @@ unsafe extern "C-unwind" fn request_index(l: *mut lua_State) -> c_int {
         }
         let section = lua::to_bytes(l, -1).unwrap_or_default();
         // The section was parsed when the request was read: it cannot fail.
-        if with_fields(section, |fields| push_fields(l, fields)).is_err() {
+        if with_fields(section, |fields| push_fields(l, fields, true)).is_err() {
             ffi::lua_createtable(l, 0, 0);
         }
         let headers = top(l);
