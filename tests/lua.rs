@@ -79,6 +79,7 @@ lua_tests! {
     http_form => "http/form.lua",
     http_head => "http/head.lua",
     http_keepalive => "http/keepalive.lua",
+    http_multipart => "http/multipart.lua",
     http_parse => "http/parse.lua",
     http_python_client => "http/python_client.lua",
     http_raw => "http/raw.lua",

@@ -26,6 +26,7 @@ local own = {
 	max = '_max',           -- req: the largest body the server takes
 	server = '_server',     -- req: the server (its timeouts), with a body
 	badchunk = '_badchunk', -- req: bad chunked framing was read (a 400 then)
+	parts = '_parts',       -- req: what req:multipart returned (its body is being read)
 	stream = '_stream',     -- Request: what res:write calls
 	close = '_close',       -- res: a streamed body ends with the connection
 	opened = '_opened',     -- res: the File opened for res.file, closed after

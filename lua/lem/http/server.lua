@@ -16,6 +16,7 @@ local http = require 'lem.http'
 local response = require 'lem.http.response'
 local form = require 'lem.http.form'
 local cookie = require 'lem.http.cookie'
+local multipart = require 'lem.http.multipart'
 
 local type, tostring, tonumber, pairs, next, setmetatable, xpcall, pcall = type, tostring, tonumber, pairs, next, setmetatable, xpcall, pcall
 local getmetatable = getmetatable
@@ -243,6 +244,151 @@ function Request:form(maxsize)
 		return nil, err
 	end
 	return form.parse(body)
+end
+
+-- The largest piece req:multipart reads at once.
+local PIECE = 65536
+
+-- The request's body as a reader of pieces (for req:multipart): each
+-- call returns the next piece (at most PIECE bytes), or nil, 'eof' at the
+-- end, or nil, err ('timeout' past srv.body_timeout for the whole body,
+-- 'oversized' past srv.max_body, 'parse error' for bad chunked framing,
+-- which the server then answers 400). Once the whole body is read,
+-- req._body is '' so the connection can go on.
+local function body_reader(self)
+	local body = self[P.body]
+	if body then
+		-- Read already (req:body()): given out as one piece.
+		return function()
+			local b = body
+			body = ''
+			if b == '' then
+				return nil, 'eof'
+			end
+			return b
+		end
+	end
+	local framing = self[P.framing]
+	if framing == nil then
+		self[P.body] = ''
+		return function()
+			return nil, 'eof'
+		end
+	end
+	local client, srv = self.client, self[P.server]
+	local deadline = srv.body_timeout
+	if deadline then
+		deadline = now() + deadline
+	end
+	local function get(fmt)
+		if deadline then
+			local left = deadline - now()
+			if left <= 0 then
+				return nil, 'timeout'
+			end
+			client:settimeout(left)
+		end
+		local v, err = client:read(fmt)
+		if deadline then
+			client:settimeout(srv.timeout)
+		end
+		if not v and err == 'parse error' then
+			self[P.badchunk] = true
+		end
+		return v, err
+	end
+	local started
+	local left, ended = 0, false
+	if framing == 'length' then
+		left = self[P.length]
+		return function()
+			if not started then
+				started = true
+				local ok, err = continue(self)
+				if not ok then
+					return nil, err
+				end
+			end
+			if left == 0 then
+				self[P.body] = ''
+				return nil, 'eof'
+			end
+			local data, err = get(left < PIECE and left or PIECE)
+			if not data then
+				return nil, err
+			end
+			left = left - #data
+			return data
+		end
+	end
+	local total, max, chunk_end = 0, self[P.max], false
+	return function()
+		if not started then
+			started = true
+			local ok, err = continue(self)
+			if not ok then
+				return nil, err
+			end
+		end
+		if ended then
+			return nil, 'eof'
+		end
+		local ok, err
+		if left == 0 then
+			if chunk_end then
+				ok, err = get('HTTPChunkEnd')
+				if not ok then
+					return nil, err
+				end
+				chunk_end = false
+			end
+			local size
+			size, err = get('HTTPChunkSize')
+			if not size then
+				return nil, err
+			end
+			if size == 0 then
+				ok, err = get('HTTPTrailers')
+				if not ok then
+					return nil, err
+				end
+				ended = true
+				self[P.body] = ''
+				return nil, 'eof'
+			end
+			total = total + size
+			if total > max then
+				return nil, 'oversized'
+			end
+			left = size
+		end
+		local data
+		data, err = get(left < PIECE and left or PIECE)
+		if not data then
+			return nil, err
+		end
+		left = left - #data
+		chunk_end = left == 0
+		return data
+	end
+end
+
+-- req:multipart([opts]) -> parts | nil, err: the parts of a
+-- multipart/form-data body, read as they come (lem.http.multipart).
+-- err: 'not multipart', 'bad boundary'. A second call returns the same
+-- parts.
+function Request:multipart(opts)
+	local parts = self[P.parts]
+	if parts then
+		return parts
+	end
+	local boundary, err = multipart.boundary(self.headers['content-type'])
+	if not boundary then
+		return nil, err
+	end
+	parts = multipart.new(body_reader(self), boundary, opts)
+	self[P.parts] = parts
+	return parts
 end
 
 -- Why a response cannot go out as the handler left it, or nil (and the

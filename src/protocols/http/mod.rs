@@ -13,6 +13,8 @@
 //!   `core.respond`); `rules.rs`: what it checks in a request head.
 //! - `decode.rs`: content codings (gzip, deflate, br) for the client's
 //!   bodies (`core.decoder`).
+//! - `multipart.rs`: the scanner of `multipart/form-data` bodies
+//!   (`lua/lem/http/multipart.lua` reads them).
 //! - `sign.rs`: HMAC-SHA256 signatures for signed cookies
 //!   (`lua/lem/http/cookie.lua`).
 //! - `fuzz.rs`: the fuzz targets' entry points.
@@ -41,6 +43,7 @@ mod format;
 #[doc(hidden)]
 pub mod fuzz;
 mod head;
+pub(crate) mod multipart;
 mod response;
 mod rules;
 mod server;
@@ -55,6 +58,8 @@ const FUNCS: &[Reg] = &[
     (c"decoder", decode::decoder),
     (c"hmac_sha256", sign::hmac_sha256),
     (c"hmac_verify", sign::hmac_verify),
+    (c"multipart_scan", multipart::multipart_scan),
+    (c"part_head", multipart::part_head_lua),
 ];
 
 /// Names of the formats, as registered in `parsers.lookup`.
