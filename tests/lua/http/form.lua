@@ -29,6 +29,8 @@ eq(form.encode({ b = '2', a = { '1', '3' }, c = true, [5] = 'x' }), '5=x&a=1&a=3
 checkerr('is a function', form.encode, { f = print })
 eq(form.parse(form.encode({ q = 'a&b=c d', r = { 'x', 'y' } })), { q = 'a&b=c d', r = { 'x', 'y' } })
 eq(server.urlencode, form.escape)
+eq(server.max_form, 1024 * 1024)
+eq(form.max_fields, 1000)
 for _, s in ipairs({ '', 'plain', 'a b+c', '%%%', '\0\1\255', 'ünï' }) do
 	eq(server.urldecode(server.urlencode(s)), s, 'round trip')
 end
