@@ -79,6 +79,12 @@ pub const BUILTINS: &[(&str, Opener)] = &[
     ),
     ("lem.http.client", lua_file!("lua/lem/http/client.lua")),
     ("lem.http.response", lua_file!("lua/lem/http/response.lua")),
+    ("lem.http.form", lua_file!("lua/lem/http/form.lua")),
+    ("lem.http.cookie", lua_file!("lua/lem/http/cookie.lua")),
+    (
+        "lem.http.multipart",
+        lua_file!("lua/lem/http/multipart.lua"),
+    ),
     ("lem.postgres", lua_file!("lua/lem/postgres.lua")),
     (
         "lem.postgres.core",

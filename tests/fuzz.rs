@@ -43,6 +43,11 @@ fn read_formats() {
 }
 
 #[test]
+fn http_multipart() {
+    replay("http_multipart", lem::fuzz::http_multipart);
+}
+
+#[test]
 fn http_url() {
     replay("http_url", lem::fuzz::http_url);
 }

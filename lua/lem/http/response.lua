@@ -1,6 +1,7 @@
 -- lem.http.response: the response object handed to server handlers, the
 -- status texts and the ready error handlers. See docs/http-response.md.
-local setmetatable, format, pairs = setmetatable, string.format, pairs
+local setmetatable, format, pairs, type, error = setmetatable, string.format, pairs, type, error
+local cookie = require 'lem.http.cookie'
 
 local M = {}
 
@@ -25,6 +26,7 @@ local own = {
 	max = '_max',           -- req: the largest body the server takes
 	server = '_server',     -- req: the server (its timeouts), with a body
 	badchunk = '_badchunk', -- req: bad chunked framing was read (a 400 then)
+	parts = '_parts',       -- req: what req:multipart returned (its body is being read)
 	stream = '_stream',     -- Request: what res:write calls
 	close = '_close',       -- res: a streamed body ends with the connection
 	opened = '_opened',     -- res: the File opened for res.file, closed after
@@ -129,6 +131,25 @@ function Response:write(...)
 		return nil, 'not streaming'
 	end
 	return stream(self, ...)
+end
+
+-- res:cookie(name, value [, opts]): add a Set-Cookie field (beyond the
+-- original; lem.http.cookie's format makes it, and raises for bad bytes).
+-- res.headers['Set-Cookie'] becomes a list, one field per element.
+function Response:cookie(name, value, opts)
+	local v, err = cookie._build(name, value, opts)
+	if not v then
+		error(err, 2)
+	end
+	local headers = self.headers
+	local old = headers['Set-Cookie']
+	if old == nil then
+		headers['Set-Cookie'] = { v }
+	elseif type(old) == 'table' then
+		old[#old + 1] = v
+	else
+		headers['Set-Cookie'] = { old, v }
+	end
 end
 
 -- response.htmlerror(code, text) -> handler(req, res) that answers with

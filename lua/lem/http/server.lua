@@ -14,10 +14,14 @@
 local io = require 'lem.io'
 local http = require 'lem.http'
 local response = require 'lem.http.response'
+local form = require 'lem.http.form'
+local cookie = require 'lem.http.cookie'
+local multipart = require 'lem.http.multipart'
 
 local type, tostring, tonumber, pairs, next, setmetatable, xpcall, pcall = type, tostring, tonumber, pairs, next, setmetatable, xpcall, pcall
 local getmetatable = getmetatable
-local format, gsub, lower, char, find = string.format, string.gsub, string.lower, string.char, string.find
+local match = string.match
+local format, gsub, lower, char, find, sub = string.format, string.gsub, string.lower, string.char, string.find, string.sub
 local concat = table.concat
 local traceback = debug.traceback
 local date = http.date
@@ -48,6 +52,8 @@ M.timeout = 30
 M.body_timeout = 60
 M.max_body = 64 * 1024 * 1024
 M.server_name = 'lem'
+-- The default maxsize of req:form().
+M.max_form = 1024 * 1024
 
 -- A value as a message can show it: tostring's, or its type when even
 -- that raises (an error value's __tostring may).
@@ -91,6 +97,9 @@ function M.urldecode(s)
 	return (gsub(gsub(s, '+', ' '), '%%(%x%x)', hexdigit))
 end
 
+-- server.urlencode(s): the inverse (lem.http.form's escape).
+M.urlencode = form.escape
+
 -- req's methods. req.headers is built on first use (core.request_index),
 -- from the field section the Rust half keeps in req._head: a handler that
 -- never reads the headers costs no table for them. pairs(req) builds them
@@ -102,6 +111,37 @@ function Request.__pairs(req)
 	return next, req, nil
 end
 M.Request = Request
+
+-- The fields of req built the first time they are read (core.request_index
+-- calls getters[k](req) and stores the result in req).
+local getters = {}
+
+-- req.query: the query string parsed (lem.http.form); {} without one.
+function getters.query(req)
+	local uri = req.uri
+	local q = find(uri, '?', 1, true)
+	if not q then
+		return {}
+	end
+	local hash = find(uri, '#', q + 1, true)
+	return form.parse(sub(uri, q + 1, hash and hash - 1 or nil), #uri) or {}
+end
+
+-- req.cookies: the Cookie field parsed (lem.http.cookie); {} without one.
+function getters.cookies(req)
+	return cookie.parse(req.headers.cookie)
+end
+
+-- req:cookie(name [, key]) -> value | nil: a cookie's value; with key,
+-- only if it was signed with it (res:cookie's sign), without the
+-- signature.
+function Request:cookie(name, key)
+	local v = self.cookies[name]
+	if key == nil or v == nil then
+		return v
+	end
+	return cookie.verify(key, name, v)
+end
 
 -- The request's framing, set by the server: 'length' with _length, or
 -- 'chunked', or nil (no body).
@@ -181,6 +221,176 @@ function Request:body(maxsize)
 	return body
 end
 
+-- The media type of a request, lower case, without parameters ('' when
+-- there is no Content-Type).
+local function media_type(req)
+	local ct = req.headers['content-type']
+	if not ct then
+		return ''
+	end
+	return lower(match(ct, '^[ \t]*([^; \t]*)'))
+end
+
+-- req:form([maxsize]) -> table | nil, err: an
+-- application/x-www-form-urlencoded body parsed as req.query is; err is
+-- 'not a form' for another Content-Type, 'too many fields' past
+-- form.max_fields, or req:body's.
+function Request:form(maxsize)
+	if media_type(self) ~= 'application/x-www-form-urlencoded' then
+		return nil, 'not a form'
+	end
+	local body, err = self:body(maxsize or M.max_form)
+	if not body then
+		return nil, err
+	end
+	return form.parse(body)
+end
+
+-- The largest piece req:multipart reads at once.
+local PIECE = 65536
+
+-- The request's body as a reader of pieces (for req:multipart): each
+-- call returns the next piece (at most PIECE bytes), or nil, 'eof' at the
+-- end, or nil, err ('timeout' past srv.body_timeout for the whole body,
+-- 'oversized' past srv.max_body, 'parse error' for bad chunked framing,
+-- which the server then answers 400). Once the whole body is read,
+-- req._body is '' so the connection can go on.
+local function body_reader(self)
+	local body = self[P.body]
+	if body then
+		-- Read already (req:body()): given out as one piece.
+		return function()
+			local b = body
+			body = ''
+			if b == '' then
+				return nil, 'eof'
+			end
+			return b
+		end
+	end
+	local framing = self[P.framing]
+	if framing == nil then
+		self[P.body] = ''
+		return function()
+			return nil, 'eof'
+		end
+	end
+	local client, srv = self.client, self[P.server]
+	local deadline = srv.body_timeout
+	if deadline then
+		deadline = now() + deadline
+	end
+	local function get(fmt)
+		if deadline then
+			local left = deadline - now()
+			if left <= 0 then
+				return nil, 'timeout'
+			end
+			client:settimeout(left)
+		end
+		local v, err = client:read(fmt)
+		if deadline then
+			client:settimeout(srv.timeout)
+		end
+		if not v and err == 'parse error' then
+			self[P.badchunk] = true
+		end
+		return v, err
+	end
+	local started
+	local left, ended = 0, false
+	if framing == 'length' then
+		left = self[P.length]
+		return function()
+			if not started then
+				started = true
+				local ok, err = continue(self)
+				if not ok then
+					return nil, err
+				end
+			end
+			if left == 0 then
+				self[P.body] = ''
+				return nil, 'eof'
+			end
+			local data, err = get(left < PIECE and left or PIECE)
+			if not data then
+				return nil, err
+			end
+			left = left - #data
+			return data
+		end
+	end
+	local total, max, chunk_end = 0, self[P.max], false
+	return function()
+		if not started then
+			started = true
+			local ok, err = continue(self)
+			if not ok then
+				return nil, err
+			end
+		end
+		if ended then
+			return nil, 'eof'
+		end
+		local ok, err
+		if left == 0 then
+			if chunk_end then
+				ok, err = get('HTTPChunkEnd')
+				if not ok then
+					return nil, err
+				end
+				chunk_end = false
+			end
+			local size
+			size, err = get('HTTPChunkSize')
+			if not size then
+				return nil, err
+			end
+			if size == 0 then
+				ok, err = get('HTTPTrailers')
+				if not ok then
+					return nil, err
+				end
+				ended = true
+				self[P.body] = ''
+				return nil, 'eof'
+			end
+			total = total + size
+			if total > max then
+				return nil, 'oversized'
+			end
+			left = size
+		end
+		local data
+		data, err = get(left < PIECE and left or PIECE)
+		if not data then
+			return nil, err
+		end
+		left = left - #data
+		chunk_end = left == 0
+		return data
+	end
+end
+
+-- req:multipart([opts]) -> parts | nil, err: the parts of a
+-- multipart/form-data body, read as they come (lem.http.multipart).
+-- err: 'not multipart', 'bad boundary'. A second call returns the same
+-- parts.
+function Request:multipart(opts)
+	local parts = self[P.parts]
+	if parts then
+		return parts
+	end
+	local boundary, err = multipart.boundary(self.headers['content-type'])
+	if not boundary then
+		return nil, err
+	end
+	parts = multipart.new(body_reader(self), boundary, opts)
+	self[P.parts] = parts
+	return parts
+end
+
 -- Why a response cannot go out as the handler left it, or nil (and the
 -- Content-Length the handler set, as a number, if any). Checked before
 -- anything is sent: a status that is not an integer from 100 to 999, a
@@ -202,6 +412,22 @@ local function problem(res, status)
 	for k, v in pairs(headers) do
 		if type(k) ~= 'string' or not find(k, "^[%w!#$%%&'*+%-.^_`|~]+$") then
 			return format('header field name %q is not a token', describe(k))
+		end
+		if type(v) == 'table' and getmetatable(v) == nil then
+			-- A list: one field per element.
+			if lower(k) == 'content-length' then
+				return format('header field %q is a list', k)
+			end
+			for i = 1, #v do
+				local e = v[i]
+				if type(e) ~= 'string' and type(e) ~= 'number' then
+					return format('header field %q: element %d is a %s, not a string', k, i, type(e))
+				end
+				if find(e, '[\r\n%z]') then
+					return format('header field %q has a CR, LF or NUL in element %d', k, i)
+				end
+			end
+			v = ''
 		end
 		v = tostring(v)
 		if type(v) ~= 'string' then
@@ -273,8 +499,15 @@ local function head(res, status, length, close, keepalive, head_only, checked, d
 		elseif lk == 'connection' then
 			hasconn = true
 		end
-		h[n + 1], h[n + 2], h[n + 3], h[n + 4] = k, ': ', tostring(v), '\r\n'
-		n = n + 4
+		if type(v) == 'table' and getmetatable(v) == nil then
+			for i = 1, #v do
+				h[n + 1], h[n + 2], h[n + 3], h[n + 4] = k, ': ', tostring(v[i]), '\r\n'
+				n = n + 4
+			end
+		else
+			h[n + 1], h[n + 2], h[n + 3], h[n + 4] = k, ': ', tostring(v), '\r\n'
+			n = n + 4
+		end
 	end
 	if length == 'chunked' then
 		h[n + 1] = 'Transfer-Encoding: chunked\r\n'
@@ -503,7 +736,7 @@ end
 -- res._req (a request of ours has it through its metatable).
 Request[P.stream] = stream
 
-core.setup(Request, Response, status_string, M)
+core.setup(Request, Response, status_string, M, getters)
 
 -- The answers to heads the Rust half refuses (core.request's status).
 local refusals = {

@@ -77,7 +77,7 @@ unsafe fn push_head(l: *mut lua_State, kind: Kind, start: &Start, fields: &[http
                 ffi::lua_setfield(l, -2, c"text".as_ptr());
             }
         }
-        push_fields(l, fields);
+        push_fields(l, fields, false);
         ffi::lua_setfield(l, -2, c"headers".as_ptr());
         if kind == Kind::Response {
             // Every field in order, repeated ones too: {{name, value}, ...}.
@@ -120,7 +120,11 @@ unsafe fn push_request_line(l: *mut lua_State, start: &Start) {
 
 /// Push the `headers` table: lower-cased names, the last value of a
 /// repeated field (the framing fields combined, see the module's notes).
-pub(super) unsafe fn push_fields(l: *mut lua_State, fields: &[httparse::Header]) {
+/// With `join` (the server's `req.headers`), every repeated field keeps
+/// all its values: joined with `", "` as RFC 9110 §5.3 combines them, a
+/// `Cookie` with `"; "` (RFC 9113 §8.2.3), and only `Set-Cookie`, whose
+/// values cannot be combined, keeps its last.
+pub(super) unsafe fn push_fields(l: *mut lua_State, fields: &[httparse::Header], join: bool) {
     // SAFETY: `l` is a live thread of lem's state, the contract of every
     // function that takes one (see the module doc of runtime/lua.rs).
     unsafe {
@@ -129,10 +133,16 @@ pub(super) unsafe fn push_fields(l: *mut lua_State, fields: &[httparse::Header])
         for f in fields {
             let key = lower(&mut name, f.name);
             lua::push_bytes(l, key);
-            if combined(key) {
+            let sep = match key {
+                b"set-cookie" => None,
+                b"cookie" if join => Some("; "),
+                _ if join || combined(key) => Some(", "),
+                _ => None,
+            };
+            if let Some(sep) = sep {
                 ffi::lua_pushvalue(l, -1);
                 if ffi::lua_rawget(l, -3) != ffi::LUA_TNIL {
-                    lua::push_str(l, ", ");
+                    lua::push_str(l, sep);
                     lua::push_bytes(l, f.value);
                     ffi::lua_concat(l, 3);
                 } else {

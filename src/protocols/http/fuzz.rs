@@ -120,3 +120,109 @@ fn decode(data: &[u8]) -> Option<(Vec<u8>, usize)> {
     at += ready(&TRAILERS, at)?.0;
     Some((body, at))
 }
+
+/// A `multipart/form-data` body driven as `lua/lem/http/multipart.lua`
+/// drives it: the first byte sets the boundary's length and the size of
+/// the pieces the body arrives in, the boundary follows, then the body.
+/// The parts (heads and bodies) and the error must be the same whatever
+/// the piece size, the bytes kept between pieces stay fewer than a
+/// delimiter and its padding, and nothing panics.
+pub fn multipart(data: &[u8]) {
+    let [first, rest @ ..] = data else {
+        return;
+    };
+    let blen = (*first as usize % 8) + 1;
+    if rest.len() < blen {
+        return;
+    }
+    let (boundary, body) = rest.split_at(blen);
+    let mut delim = b"\r\n--".to_vec();
+    delim.extend_from_slice(boundary);
+    let whole = multipart_parts(&delim, body, body.len().max(1));
+    let piece = (*first as usize >> 3) % 7 + 1;
+    assert_eq!(
+        multipart_parts(&delim, body, piece),
+        whole,
+        "pieces of {piece}"
+    );
+}
+
+/// The parts of `body` fed `piece` bytes at a time: (head, body) pairs
+/// and the error, if any.
+fn multipart_parts(
+    delim: &[u8],
+    body: &[u8],
+    piece: usize,
+) -> (Vec<(usize, Vec<u8>)>, Option<&'static str>) {
+    use super::multipart::{part_head, scan, Step, MAX_PADDING};
+    let mut buf = b"\r\n".to_vec();
+    let mut input = body.chunks(piece);
+    let mut parts: Vec<(usize, Vec<u8>)> = Vec::new();
+    let mut in_body = false;
+    let mut in_head = false;
+    loop {
+        if in_head {
+            match part_head(&buf) {
+                Ok(Some(h)) if h.consumed > 4096 => return (parts, Some("part head too large")),
+                Ok(Some(h)) => {
+                    let n = h.consumed;
+                    parts.push((h.fields.len(), Vec::new()));
+                    buf.drain(..n);
+                    in_head = false;
+                    in_body = true;
+                    continue;
+                }
+                Ok(None) if buf.len() > 4096 => return (parts, Some("part head too large")),
+                Ok(None) => {}
+                Err(e) => return (parts, Some(e)),
+            }
+        } else {
+            let step = scan(&buf, delim);
+            let (n, next) = match step {
+                Step::Bad { data } => {
+                    if in_body {
+                        parts
+                            .last_mut()
+                            .expect("a part")
+                            .1
+                            .extend_from_slice(&buf[..data]);
+                    }
+                    return (parts, Some("bad delimiter"));
+                }
+                Step::Data(n) => (n, None),
+                Step::Next { data, head } => (data, Some(head)),
+                Step::End { data } => (data, Some(usize::MAX)),
+            };
+            assert!(n <= buf.len());
+            if in_body {
+                parts
+                    .last_mut()
+                    .expect("a part")
+                    .1
+                    .extend_from_slice(&buf[..n]);
+            }
+            match next {
+                Some(usize::MAX) => return (parts, None),
+                Some(head) => {
+                    assert!(head <= buf.len() && head >= n + delim.len() + 2);
+                    buf.drain(..head);
+                    in_head = true;
+                    in_body = false;
+                    continue;
+                }
+                None => {
+                    buf.drain(..n);
+                    assert!(
+                        buf.len() < delim.len() + MAX_PADDING + 2,
+                        "kept {}",
+                        buf.len()
+                    );
+                }
+            }
+        }
+        match input.next() {
+            Some(p) => buf.extend_from_slice(p),
+            None => return (parts, Some("truncated")),
+        }
+    }
+}

@@ -15,6 +15,10 @@
 //!   bodies (`core.decoder`).
 //! - `h2/`: HTTP/2 on the `h2` crate (`lem.http.h2.core`, for
 //!   `lua/lem/http/h2.lua`).
+//! - `multipart.rs`: the scanner of `multipart/form-data` bodies
+//!   (`lua/lem/http/multipart.lua` reads them).
+//! - `sign.rs`: HMAC-SHA256 signatures for signed cookies
+//!   (`lua/lem/http/cookie.lua`).
 //! - `fuzz.rs`: the fuzz targets' entry points.
 //!
 //! A head is found in two steps, as every read format: `scan` looks for
@@ -26,7 +30,8 @@
 //! Deviations from the original, all for request smuggling (RFC 9112
 //! §6.3): a repeated `Content-Length` or `Transfer-Encoding` field is not
 //! replaced by its last value but combined (`"5, 6"`), so the server can
-//! see the conflict; every other repeated field keeps its last value.
+//! see the conflict; every other repeated field keeps its last value, except
+//! in the server's `req.headers`, which joins them all (format.rs).
 
 use std::ffi::{c_int, CStr};
 
@@ -42,9 +47,11 @@ mod format;
 pub mod fuzz;
 pub mod h2;
 mod head;
+pub(crate) mod multipart;
 mod response;
 mod rules;
 mod server;
+mod sign;
 
 pub use head::HEAD_LIMIT;
 
@@ -53,6 +60,10 @@ const FUNCS: &[Reg] = &[
     (c"head", response::head),
     (c"charge", chunked::charge),
     (c"decoder", decode::decoder),
+    (c"hmac_sha256", sign::hmac_sha256),
+    (c"hmac_verify", sign::hmac_verify),
+    (c"multipart_scan", multipart::multipart_scan),
+    (c"part_head", multipart::part_head_lua),
 ];
 
 /// Names of the formats, as registered in `parsers.lookup`.

@@ -108,10 +108,12 @@ pub(super) struct ResponseHead<'a> {
 
 /// Append a response head to `out`: the status line, the handler's
 /// headers, then Content-Length / Transfer-Encoding, Date, Server and
-/// Connection where the handler did not set them. Returns false (with
-/// `out` holding a part of the head, to be dropped) when a header name is
-/// not a string or a value neither a string nor a number. Raises only when
-/// out of memory.
+/// Connection where the handler did not set them; a value that is a list
+/// (a table without a metatable) gives one field per element, none when
+/// empty (`Set-Cookie`). Returns false (with `out` holding a part of the
+/// head, to be dropped) when a header name is not a string or a value
+/// neither a string, a number nor a list of them. Raises only when out of
+/// memory.
 pub(super) unsafe fn build_head(l: *mut lua_State, out: &mut Vec<u8>, h: ResponseHead) -> bool {
     // SAFETY: `l` is a live thread of lem's state, the contract of every
     // function that takes one (see the module doc of runtime/lua.rs).
@@ -124,26 +126,39 @@ pub(super) unsafe fn build_head(l: *mut lua_State, out: &mut Vec<u8>, h: Respons
         let (mut haslength, mut hasdate, mut hasserver, mut hasconn) = (false, false, false, false);
         ffi::lua_pushnil(l);
         while ffi::lua_next(l, h.headers) != 0 {
-            // Only strings and numbers: converting them cannot raise (and
-            // to_bytes leaves a string key as it is, as lua_next needs).
-            let plain = ffi::lua_type(l, -2) == ffi::LUA_TSTRING
-                && matches!(ffi::lua_type(l, -1), ffi::LUA_TSTRING | ffi::LUA_TNUMBER);
-            if !plain {
+            // Only strings and numbers, or a plain list of them (one field
+            // each): converting them cannot raise (and to_bytes leaves a
+            // string key as it is, as lua_next needs).
+            let list = match ffi::lua_type(l, -1) {
+                ffi::LUA_TSTRING | ffi::LUA_TNUMBER => false,
+                ffi::LUA_TTABLE if ffi::lua_getmetatable(l, -1) == 0 => true,
+                ffi::LUA_TTABLE => {
+                    ffi::lua_pop(l, 3);
+                    return false;
+                }
+                _ => {
+                    ffi::lua_pop(l, 2);
+                    return false;
+                }
+            };
+            if ffi::lua_type(l, -2) != ffi::LUA_TSTRING {
                 ffi::lua_pop(l, 2);
                 return false;
             }
             let k = lua::to_bytes(l, -2).unwrap_or_default();
-            // A name that is not a token, or a line end (or NUL) in a value,
-            // would let a value that came from the request forge fields or a
-            // response of its own: the Lua half refuses such a head.
-            let v = lua::to_bytes(l, -1).unwrap_or_default();
-            if !is_token(k) || breaks_line(v) {
+            // A name that is not a token would let a value that came from
+            // the request forge fields: the Lua half refuses such a head.
+            if !is_token(k) {
                 ffi::lua_pop(l, 2);
                 return false;
             }
             if k.eq_ignore_ascii_case(b"content-length") {
                 // The handler's own length: only as the body's own (the Lua
                 // half refuses any other, or says why a HEAD's may differ).
+                let v = match list {
+                    false => lua::to_bytes(l, -1).unwrap_or_default(),
+                    true => &b""[..],
+                };
                 if !matches!(h.length, Length::Bytes(n) if decimal(v) == Some(n)) {
                     ffi::lua_pop(l, 2);
                     return false;
@@ -156,11 +171,24 @@ pub(super) unsafe fn build_head(l: *mut lua_State, out: &mut Vec<u8>, h: Respons
             } else if k.eq_ignore_ascii_case(b"connection") {
                 hasconn = true;
             }
-            out.extend_from_slice(k);
-            out.extend_from_slice(b": ");
-            // A number value was converted in place (allowed for values).
-            out.extend_from_slice(v);
-            out.extend_from_slice(b"\r\n");
+            if !list {
+                if !push_field(l, out, k) {
+                    ffi::lua_pop(l, 2);
+                    return false;
+                }
+                ffi::lua_pop(l, 1);
+                continue;
+            }
+            let n = ffi::lua_rawlen(l, -1);
+            for i in 1..=n {
+                ffi::lua_rawgeti(l, -1, i as _);
+                let plain = matches!(ffi::lua_type(l, -1), ffi::LUA_TSTRING | ffi::LUA_TNUMBER);
+                if !plain || !push_field(l, out, k) {
+                    ffi::lua_pop(l, 3);
+                    return false;
+                }
+                ffi::lua_pop(l, 1);
+            }
             ffi::lua_pop(l, 1);
         }
         match h.length {
@@ -193,6 +221,26 @@ pub(super) unsafe fn build_head(l: *mut lua_State, out: &mut Vec<u8>, h: Respons
                 out.extend_from_slice(b"Connection: keep-alive\r\n");
             }
         }
+        out.extend_from_slice(b"\r\n");
+        true
+    }
+}
+
+/// Append the field `k` with the string or number on top of the stack
+/// as its value; false when the value holds a line end (or NUL): a value
+/// that came from the request could forge fields or a response with it.
+unsafe fn push_field(l: *mut lua_State, out: &mut Vec<u8>, k: &[u8]) -> bool {
+    // SAFETY: `l` is a live thread of lem's state, the contract of every
+    // function that takes one (see the module doc of runtime/lua.rs).
+    unsafe {
+        // A number value is converted in place (allowed for values).
+        let v = lua::to_bytes(l, -1).unwrap_or_default();
+        if breaks_line(v) {
+            return false;
+        }
+        out.extend_from_slice(k);
+        out.extend_from_slice(b": ");
+        out.extend_from_slice(v);
         out.extend_from_slice(b"\r\n");
         true
     }

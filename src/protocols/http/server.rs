@@ -29,6 +29,9 @@ const REQUEST: ffi::lua_Integer = 1;
 const RESPONSE: ffi::lua_Integer = 2;
 const STATUS: ffi::lua_Integer = 3;
 const MODULE: ffi::lua_Integer = 4;
+/// Functions that build a field of `req` on first use (`req.query`,
+/// `req.cookies`), by name: see [`request_index`].
+const GETTERS: ffi::lua_Integer = 5;
 
 /// The field names the hot path reads and sets, kept as Lua strings in the
 /// upvalues of the functions here from [`KEY_UPVALUE`] on: pushing one is
@@ -179,15 +182,16 @@ unsafe fn top(l: *mut lua_State) -> c_int {
     unsafe { ffi::lua_gettop(l) }
 }
 
-/// core.setup(Request, Response, status_string, server): what the Rust
-/// half needs of the Lua half: the metatables of `req` and `res`, the
-/// status texts and the module (for `server_name`).
+/// core.setup(Request, Response, status_string, server, getters): what
+/// the Rust half needs of the Lua half: the metatables of `req` and `res`,
+/// the status texts, the module (for `server_name`) and the builders of
+/// `req`'s lazy fields.
 unsafe extern "C-unwind" fn setup(l: *mut lua_State) -> c_int {
     // SAFETY: Lua calls this C function on a thread of lem's state, so `l` is
     // valid with LUA_MINSTACK free slots; it reads its own arguments (checked
     // here) and the values it pushes (the rules of runtime/lua.rs).
     unsafe {
-        for i in 1..=4 {
+        for i in 1..=GETTERS as c_int {
             ffi::luaL_checktype(l, i, ffi::LUA_TTABLE);
             ffi::lua_pushvalue(l, i);
             ffi::lua_rawseti(l, CONF, i as _);
@@ -385,6 +389,9 @@ unsafe extern "C-unwind" fn request(l: *mut lua_State) -> c_int {
 /// `req._head`, then stored in `req` (and `_head` dropped). Most handlers
 /// never look at the headers; building the table for each request was a
 /// tenth of a hello world's work (one field), more with more fields.
+/// Any other key with a function in the getters table (`core.setup`'s
+/// fifth argument) is built by calling it with `req`, and stored too: so
+/// `req.query` costs nothing until read. A getter must not suspend.
 unsafe extern "C-unwind" fn request_index(l: *mut lua_State) -> c_int {
     // SAFETY: Lua calls this C function on a thread of lem's state, so `l` is
     // valid with LUA_MINSTACK free slots; it reads its own arguments (checked
@@ -403,13 +410,28 @@ unsafe extern "C-unwind" fn request_index(l: *mut lua_State) -> c_int {
         }
         push_key(l, Key::Headers);
         let headers_key = top(l);
-        if ffi::lua_rawequal(l, K, headers_key) == 0 || get(l, REQ, Key::Head) != ffi::LUA_TSTRING {
+        if ffi::lua_rawequal(l, K, headers_key) == 0 {
+            // getters[k](req), stored in req.
+            lua::push_index(l, CONF, GETTERS);
+            ffi::lua_pushvalue(l, K);
+            if ffi::lua_rawget(l, -2) != ffi::LUA_TFUNCTION {
+                ffi::lua_pushnil(l);
+                return 1;
+            }
+            ffi::lua_pushvalue(l, REQ);
+            ffi::lua_call(l, 1, 1);
+            ffi::lua_pushvalue(l, K);
+            ffi::lua_pushvalue(l, -2);
+            ffi::lua_rawset(l, REQ);
+            return 1;
+        }
+        if get(l, REQ, Key::Head) != ffi::LUA_TSTRING {
             ffi::lua_pushnil(l);
             return 1;
         }
         let section = lua::to_bytes(l, -1).unwrap_or_default();
         // The section was parsed when the request was read: it cannot fail.
-        if with_fields(section, |fields| push_fields(l, fields)).is_err() {
+        if with_fields(section, |fields| push_fields(l, fields, true)).is_err() {
             ffi::lua_createtable(l, 0, 0);
         }
         let headers = top(l);
@@ -581,7 +603,7 @@ pub(super) unsafe fn register(l: *mut lua_State) {
             (c"request_index", request_index),
         ];
         ffi::luaL_checkstack(l, KEYS.len() as c_int + 3, std::ptr::null());
-        ffi::lua_createtable(l, MODULE as c_int, 0);
+        ffi::lua_createtable(l, GETTERS as c_int, 0);
         let conf = ffi::lua_gettop(l);
         for (name, f) in funcs {
             ffi::lua_pushvalue(l, conf);

@@ -114,6 +114,17 @@ local receivers = {
 		assert(resp:body())
 		return resp
 	end },
+	{ 'parts', function()
+		local body = '--b\r\nContent-Disposition: form-data; name="f"; filename="x"\r\n'
+			.. 'Content-Type: text/plain\r\n\r\ndata\r\n--b--'
+		ctx.parts = require('lem.http.multipart').new(function()
+			local b = body
+			body = nil
+			return b, 'eof'
+		end, 'b')
+		return ctx.parts
+	end },
+	{ 'part', function() return assert(ctx.parts:next()) end },
 	{ 'req', function() return assert(ctx.req) end },
 	{ 'res', function() return assert(ctx.res) end },
 	{ 'app', function() return require('lem.hathaway').new() end },

@@ -17,7 +17,12 @@ table.sort(lines)
 eq(lines, { '', 'HTTP/1.1 404 Not Found', 'SERVER: y', 'connection: z', 'content-length: 3', 'date: x' }, 'fields given win')
 eq(core.head(200, 'OK', {}, 'chunked', true, false, 'lem'):match('Transfer%-Encoding: chunked\r\n'), 'Transfer-Encoding: chunked\r\n', 'chunked')
 assert(core.head(200, 'OK', {}, nil, false, true, 'lem'):find('Connection: keep-alive\r\n', 1, true), 'keep-alive')
-eq(core.head(200, 'OK', { x = {} }, 1, false, false, 'lem'), nil, 'a table value: left to Lua')
+eq(core.head(200, 'OK', { x = setmetatable({}, {}) }, 1, false, false, 'lem'), nil, 'a table value with a metatable: left to Lua')
+eq(core.head(200, 'OK', { x = { { 'nested' } } }, 1, false, false, 'lem'), nil, 'a table in a list: left to Lua')
+eq(core.head(200, 'OK', { x = { 'a\r\nb' } }, 1, false, false, 'lem'), nil, 'a line end in a list: left to Lua')
+eq(core.head(200, 'OK', { ['Content-Length'] = { 1 } }, 1, false, false, 'lem'), nil, 'a list Content-Length: left to Lua')
+h = core.head(200, 'OK', { x = { 'a', 2 }, y = {} }, 1, false, false, 'lem')
+assert(h:match('^HTTP/1%.1 200 OK\r\nx: a\r\nx: 2\r\nContent%-Length: 1\r\n'), h)
 eq(core.head(200.5, 'OK', {}, 1, false, false, 'lem'), nil, 'a fractional status: left to Lua')
 
 -- res:add appends string.format's result; a lone string without '%' is

@@ -69,8 +69,8 @@ utils.spawn(function()
 	eq(seen.raw_headers, nil, 'not built before use')
 	eq(seen.raw_head, 'Host: example.org\r\nX-Folded: one\r\n  two\r\nX-Rep: 1\r\nX-REP: 2\r\nCookie: a=1\r\n\r\n',
 		'the field section kept')
-	eq(seen.headers, { host = 'example.org', ['x-folded'] = 'one two', ['x-rep'] = '2', cookie = 'a=1' },
-		'headers: lower-cased, folded, last value wins')
+	eq(seen.headers, { host = 'example.org', ['x-folded'] = 'one two', ['x-rep'] = '1, 2', cookie = 'a=1' },
+		'headers: lower-cased, folded, repeated ones joined')
 	eq(seen.same, true, 'built once')
 	eq(seen.after_headers, true, 'stored in req')
 	eq(seen.after_head, nil, 'section dropped once built')
