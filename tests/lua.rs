@@ -69,6 +69,7 @@ lua_tests! {
     hathaway_chromium => "hathaway/chromium.lua",
     hathaway_debug => "hathaway/debug.lua",
     hathaway_routes => "hathaway/routes.lua",
+    hathaway_static => "hathaway/static.lua",
     http_bad_response => "http/bad_response.lua",
     http_body_budget => "http/body_budget.lua",
     http_client => "http/client.lua",

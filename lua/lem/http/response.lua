@@ -29,6 +29,8 @@ local own = {
 	close = '_close',       -- res: a streamed body ends with the connection
 	opened = '_opened',     -- res: the File opened for res.file, closed after
 	upgrade = '_upgrade',   -- res: the hook of a connection taken over (M._upgrade)
+	filesize = '_filesize', -- res: the bytes of res.file to send, known to its opener (no checks then)
+	fileoffset = '_fileoffset', -- res: where in res.file they start (a Range)
 }
 local P = {}
 for k, v in pairs(shared) do

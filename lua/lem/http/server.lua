@@ -361,23 +361,28 @@ local function stream(res, ...)
 end
 
 -- Send a file as the body: sendfile on streams that have it, else copied.
-local function sendbody(client, file, size)
+local function sendbody(client, file, size, offset)
 	if client.sendfile then
-		return client:sendfile(file, size)
+		return client:sendfile(file, size, offset)
 	end
-	while true do
-		local data, err = file:read(65536)
+	if offset and offset > 0 and not file:seek('set', offset) then
+		return nil, 'seek failed'
+	end
+	while size > 0 do
+		local data, err = file:read(size < 65536 and size or 65536)
 		if not data then
 			if err == 'eof' then
 				return true
 			end
 			return nil, err
 		end
+		size = size - #data
 		local ok, werr = client:write(data)
 		if not ok then
 			return nil, werr
 		end
 	end
+	return true
 end
 
 local newresponse = response.new
@@ -415,7 +420,11 @@ local function send(req, res, close, keepalive)
 	end
 	local file = res.file
 	local body, size
-	if file then
+	local known = res[P.filesize]
+	if known and file then
+		-- Opened and sized by its maker (hathaway.static): no checks.
+		size = known
+	elseif file then
 		if type(file) == 'string' then
 			file = io.open(file, 'r')
 			if file then
@@ -453,7 +462,7 @@ local function send(req, res, close, keepalive)
 	elseif file then
 		ok, err = client:write(h)
 		if ok and size > 0 then
-			ok, err = sendbody(client, file, size)
+			ok, err = sendbody(client, file, size, res[P.fileoffset])
 		end
 	elseif length then
 		ok, err = client:write(h, body)

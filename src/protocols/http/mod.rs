@@ -13,6 +13,8 @@
 //!   `core.respond`); `rules.rs`: what it checks in a request head.
 //! - `decode.rs`: content codings (gzip, deflate, br) for the client's
 //!   bodies (`core.decoder`).
+//! - `static_file.rs`: opening a file beneath a root for
+//!   `hathaway.static` (`core.static_open`).
 //! - `fuzz.rs`: the fuzz targets' entry points.
 //!
 //! A head is found in two steps, as every read format: `scan` looks for
@@ -42,6 +44,7 @@ mod head;
 mod response;
 mod rules;
 mod server;
+mod static_file;
 
 pub use head::HEAD_LIMIT;
 
@@ -50,6 +53,7 @@ const FUNCS: &[Reg] = &[
     (c"head", response::head),
     (c"charge", chunked::charge),
     (c"decoder", decode::decoder),
+    (c"static_open", static_file::static_open),
 ];
 
 /// Names of the formats, as registered in `parsers.lookup`.
