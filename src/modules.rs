@@ -74,6 +74,7 @@ pub const BUILTINS: &[(&str, Opener)] = &[
     ("lem.http.server", lua_file!("lua/lem/http/server.lua")),
     ("lem.http.client", lua_file!("lua/lem/http/client.lua")),
     ("lem.http.response", lua_file!("lua/lem/http/response.lua")),
+    ("lem.http.log", lua_file!("lua/lem/http/log.lua")),
     ("lem.postgres", lua_file!("lua/lem/postgres.lua")),
     (
         "lem.postgres.core",

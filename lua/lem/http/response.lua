@@ -31,6 +31,7 @@ local own = {
 	upgrade = '_upgrade',   -- res: the hook of a connection taken over (M._upgrade)
 	filesize = '_filesize', -- res: the bytes of res.file to send, known to its opener (no checks then)
 	fileoffset = '_fileoffset', -- res: where in res.file they start (a Range)
+	sent = '_sent',         -- res: the body bytes send() sent (for the access log)
 }
 local P = {}
 for k, v in pairs(shared) do
