@@ -85,6 +85,7 @@ pub const BUILTINS: &[(&str, Opener)] = &[
         "lem.http.multipart",
         lua_file!("lua/lem/http/multipart.lua"),
     ),
+    ("lem.http.log", lua_file!("lua/lem/http/log.lua")),
     ("lem.postgres", lua_file!("lua/lem/postgres.lua")),
     (
         "lem.postgres.core",

@@ -32,6 +32,9 @@ local own = {
 	opened = '_opened',     -- res: the File opened for res.file, closed after
 	upgrade = '_upgrade',   -- res: the hook of a connection taken over (M._upgrade)
 	h2 = '_h2',             -- req: its HTTP/2 stream (lem.http.h2)
+	filesize = '_filesize', -- res: the bytes of res.file to send, known to its opener (no checks then)
+	fileoffset = '_fileoffset', -- res: where in res.file they start (a Range)
+	sent = '_sent',         -- res: the body bytes send() sent (for the access log)
 }
 local P = {}
 for k, v in pairs(shared) do

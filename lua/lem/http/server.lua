@@ -26,7 +26,7 @@ local concat = table.concat
 local traceback = debug.traceback
 local date = http.date
 local utils = require 'lem.utils'
-local now, timeout = utils.now, utils.timeout
+local now, timeout, updatenow = utils.now, utils.timeout, utils.updatenow
 local core = require 'lem.http.core'
 local core_head, request, respond = core.head, core.request, core.respond
 local draining = require('lem.utils.core').draining
@@ -598,23 +598,28 @@ local function stream(res, ...)
 end
 
 -- Send a file as the body: sendfile on streams that have it, else copied.
-local function sendbody(client, file, size)
+local function sendbody(client, file, size, offset)
 	if client.sendfile then
-		return client:sendfile(file, size)
+		return client:sendfile(file, size, offset)
 	end
-	while true do
-		local data, err = file:read(65536)
+	if offset and offset > 0 and not file:seek('set', offset) then
+		return nil, 'seek failed'
+	end
+	while size > 0 do
+		local data, err = file:read(size < 65536 and size or 65536)
 		if not data then
 			if err == 'eof' then
 				return true
 			end
 			return nil, err
 		end
+		size = size - #data
 		local ok, werr = client:write(data)
 		if not ok then
 			return nil, werr
 		end
 	end
+	return true
 end
 
 local newresponse = response.new
@@ -648,7 +653,11 @@ local function outgoing(req, res)
 	local checked = true
 	local file = res.file
 	local body, size
-	if file then
+	local known = res[P.filesize]
+	if known and file then
+		-- Opened and sized by its maker (hathaway.static): no checks.
+		size = known
+	elseif file then
 		if type(file) == 'string' then
 			file = io.open(file, 'r')
 			if file then
@@ -695,6 +704,7 @@ local function send(req, res, close, keepalive)
 	end
 	local file, body, size, status, length, checked, declared = outgoing(req, res)
 	local head_only = req.method == 'HEAD'
+	res[P.sent] = not head_only and length or 0
 	local h = head(res, status, length, close, keepalive, head_only, checked, declared)
 	local ok, err
 	if head_only then
@@ -702,7 +712,7 @@ local function send(req, res, close, keepalive)
 	elseif file then
 		ok, err = client:write(h)
 		if ok and size > 0 then
-			ok, err = sendbody(client, file, size)
+			ok, err = sendbody(client, file, size, res[P.fileoffset])
 		end
 	elseif length then
 		ok, err = client:write(h, body)
@@ -780,6 +790,42 @@ local function upgraded(self, client, hook, ok, herr)
 	client:close()
 end
 
+-- The access log of a server (srv.access_log, srv.access_log_format):
+-- the function lem.http.log made for them, made again when they change.
+local function access_logger(self)
+	local sink, fmt = self.access_log, self.access_log_format
+	local made = self._access
+	if not made or made[1] ~= sink or made[2] ~= fmt then
+		made = { sink, fmt, require('lem.http.log').new(sink, fmt) }
+		self._access = made
+	end
+	return made[3]
+end
+
+-- Log one request, answered: status and body bytes as sent (a streamed
+-- body's are not counted: nil).
+local function logged(log, peer, req, res, start)
+	local status, bytes = res.status, res[P.sent]
+	if not bytes and not res[P.streaming] then
+		-- Sent by the Rust half: the body is res's parts.
+		bytes = 0
+		for i = 1, #res do
+			bytes = bytes + #tostring(res[i])
+		end
+		if status == nil then
+			status = bytes == 0 and 204 or 200
+		end
+		if req.method == 'HEAD' or status == 204 or status == 304 or status < 200 then
+			bytes = 0
+		end
+	end
+	local t = updatenow()
+	log({
+		time = t, peer = peer, method = req.method, target = req.uri, version = req.version,
+		status = status or 200, bytes = bytes, duration = t - start,
+	})
+end
+
 -- Serve one connection until it closes, fails or asks to close. The head
 -- is read, checked and turned into req and res in Rust (core.request), and
 -- an ordinary response goes out from Rust too (core.respond, which then
@@ -791,6 +837,9 @@ local function serve(self, client)
 	if self.timeout then
 		client:settimeout(self.timeout)
 	end
+	local log = self.access_log and access_logger(self)
+	local peer = log and client:getpeer()
+	local start
 	local req, res, close, keepalive, framing = request(client)
 	while true do
 		if not req then
@@ -815,6 +864,9 @@ local function serve(self, client)
 			return
 		end
 		req.client = client
+		if log then
+			start = updatenow()
+		end
 		if framing then
 			if framing == 'length' and req[P.length] > max_body then
 				return refuse(client, response.payload_too_large)
@@ -875,6 +927,9 @@ local function serve(self, client)
 		-- truth and no comparison.
 		local nreq, nres, nclose, nkeepalive, nframing = respond(client, req, res, close, keepalive)
 		if nres and (nreq or nreq == nil) then
+			if log then
+				logged(log, peer, req, res, start)
+			end
 			req, res, close, keepalive, framing = nreq, nres, nclose, nkeepalive, nframing
 		else
 			local err = nres
@@ -889,6 +944,9 @@ local function serve(self, client)
 				ok, err = send_or_fail(self, req, res, close, keepalive)
 			else
 				ok = nreq
+			end
+			if log and ok then
+				logged(log, peer, req, res, start)
 			end
 			if not ok then
 				debug(self, 'write', err)
@@ -910,7 +968,7 @@ Server.__index = Server
 M.Server = Server
 
 -- The options of server.new.
-local options = { h2c = true, max_streams = true }
+local options = { h2c = true, max_streams = true, access_log = true, access_log_format = true }
 
 -- server.new(host, port, handler [, opts]) | server.new(serversocket,
 -- handler [, opts]) -> Server | nil, err. opts: h2c (false: no cleartext
@@ -951,6 +1009,10 @@ end
 -- srv:run() -> nil, 'interrupted' after close (or nil, err). A TLS
 -- server's connections that picked 'h2' by ALPN speak HTTP/2.
 function Server:run()
+	if self.access_log then
+		-- A bad srv.access_log raises here, not in each connection.
+		access_logger(self)
+	end
 	return self.server:autospawn(function(client, alpn)
 		if alpn == 'h2' then
 			return require('lem.http.h2').serve(self, client)

@@ -19,6 +19,8 @@
 //!   (`lua/lem/http/multipart.lua` reads them).
 //! - `sign.rs`: HMAC-SHA256 signatures for signed cookies
 //!   (`lua/lem/http/cookie.lua`).
+//! - `static_file.rs`: opening a file beneath a root for
+//!   `hathaway.static` (`core.static_open`).
 //! - `fuzz.rs`: the fuzz targets' entry points.
 //!
 //! A head is found in two steps, as every read format: `scan` looks for
@@ -52,6 +54,7 @@ mod response;
 mod rules;
 mod server;
 mod sign;
+mod static_file;
 
 pub use head::HEAD_LIMIT;
 
@@ -64,6 +67,7 @@ const FUNCS: &[Reg] = &[
     (c"hmac_verify", sign::hmac_verify),
     (c"multipart_scan", multipart::multipart_scan),
     (c"part_head", multipart::part_head_lua),
+    (c"static_open", static_file::static_open),
 ];
 
 /// Names of the formats, as registered in `parsers.lookup`.
