@@ -622,9 +622,11 @@ end
 -- pool:exec(...) -> as db:exec, on a connection checked out for the call.
 -- A connection that was idle and turns out dead (the server restarted or
 -- dropped it: the call fails and the connection is closed) is replaced
--- and the call made again on a new one, once: a restart costs no call.
+-- and the call made again: a restart costs no call. After a restart every
+-- idle connection may be dead, so the call goes on until it has been made
+-- on a connection that was not idle (at most size + 1 tries).
 function Pool:exec(...)
-	for attempt = 1, 2 do
+	for attempt = 1, self.size + 1 do
 		local db, reused = self:get()
 		if not db then return nil, reused end
 		local r = { n = 0 }
@@ -636,7 +638,7 @@ function Pool:exec(...)
 		local stale = ok and r[1] == nil and reused and db.closed
 		self:put(db)
 		if not ok then error(e, 2) end
-		if not (stale and attempt == 1) then
+		if not (stale and attempt <= self.size) then
 			return unpack(r, 1, r.n)
 		end
 	end

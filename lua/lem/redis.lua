@@ -353,16 +353,18 @@ end
 
 -- Run method on a connection of the pool. A connection that was idle and
 -- turns out dead (the server restarted or dropped it) before answering
--- is replaced and the call made again on a new one, once.
+-- is replaced and the call made again; every idle connection may be dead
+-- after a restart, so at most size + 1 tries, the last on a new one.
 local function run(self, method, ...)
-	for attempt = 1, 2 do
+	local tries = self.size + 1
+	for attempt = 1, tries do
 		local r, reused = self:acquire()
 		if not r then return nil, reused end
 		local res = pack(pcall(r[method], r, ...))
 		local stale = res[2] == nil and reused and r.dead == 'closed'
 		self:release(r)
 		if not res[1] then error(res[2], 3) end
-		if not (stale and attempt == 1) then
+		if not (stale and attempt < tries) then
 			return (table.unpack or unpack)(res, 2, res.n)
 		end
 	end
