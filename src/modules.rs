@@ -47,6 +47,7 @@ pub const BUILTINS: &[(&str, Opener)] = &[
     ("lem.io", lua_file!("lua/lem/io.lua")),
     ("lem.io.core", Opener::Native(crate::io::open)),
     ("lem.io.queue", lua_file!("lua/lem/io/queue.lua")),
+    ("lem.io.pool", lua_file!("lua/lem/io/pool.lua")),
     ("lem.io.tls", lua_file!("lua/lem/io/tls.lua")),
     ("lem.io.tls.core", Opener::Native(crate::io::tls::open)),
     ("lem.parsers", lua_file!("lua/lem/parsers.lua")),

@@ -104,6 +104,7 @@ lua_tests! {
     io_eof_closes => "io/eof_closes.lua",
     io_file => "io/file.lua",
     io_pipes => "io/pipes.lua",
+    io_pool => "io/pool.lua",
     io_ports => "io/ports.lua",
     io_queue => "io/queue.lua",
     io_queue_args => "io/queue_args.lua",

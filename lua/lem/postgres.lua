@@ -9,7 +9,7 @@
 -- batches.
 
 local io = require 'lem.io'
-local utils = require 'lem.utils'
+local iopool = require 'lem.io.pool'
 local core = require 'lem.postgres.core'
 
 local frame, extended, names_of, errtext, int32 =
@@ -136,8 +136,8 @@ end
 local function broken(self, err)
 	self.busy = false
 	self.copy = nil
-	if self.closed then return nil, 'interrupted' end
-	self.closed = true
+	if self._closed then return nil, 'interrupted' end
+	self._closed = true
 	self.stream:close()
 	return nil, err
 end
@@ -149,7 +149,7 @@ local function send(self, msg)
 end
 
 local function begin(self)
-	if self.closed then return nil, 'closed' end
+	if self._closed then return nil, 'closed' end
 	if self.busy or self.copy then return nil, 'busy' end
 	self.busy = true
 	return true
@@ -206,7 +206,7 @@ local start_tls
 
 local function fail_open(self, err)
 	if self.stream then self.stream:close() end
-	self.closed = true
+	self._closed = true
 	return nil, err
 end
 
@@ -274,7 +274,7 @@ local function open(self)
 		end
 	end
 	if not stream then return nil, err end
-	self.stream, self.closed, self.busy, self.copy = stream, false, false, nil
+	self.stream, self._closed, self.busy, self.copy = stream, false, false, nil
 	self.parameters = {}
 	stream:setlimit(core.max_message + 5)
 	local timeout = tonumber(o.connect_timeout)
@@ -364,7 +364,7 @@ local function connect(conninfo, options)
 	local opts, err = parse_conninfo(conninfo)
 	if not opts then return nil, err end
 	local self = setmetatable({
-		opts = opts, tls = options and options.tls, notes = {}, closed = true, busy = false,
+		opts = opts, tls = options and options.tls, notes = {}, _closed = true, busy = false,
 	}, Connection)
 	local ok
 	ok, err = open(self)
@@ -440,7 +440,7 @@ end
 -- db:put(data) -> true | nil, err (after COPY ... FROM STDIN)
 function Connection:put(data)
 	check_string(data, 1, 'put')
-	if self.closed then return nil, 'closed' end
+	if self._closed then return nil, 'closed' end
 	if self.copy ~= 'in' then return nil, 'not in COPY FROM STDIN' end
 	if self.busy then return nil, 'busy' end
 	self.busy = true
@@ -454,7 +454,7 @@ end
 -- errmsg: abort it).
 function Connection:done(errmsg)
 	if errmsg ~= nil then check_string(errmsg, 1, 'done') end
-	if self.closed then return nil, 'closed' end
+	if self._closed then return nil, 'closed' end
 	if self.copy ~= 'in' then return nil, 'not in COPY FROM STDIN' end
 	if self.busy then return nil, 'busy' end
 	self.busy, self.copy = true, nil
@@ -466,7 +466,7 @@ end
 
 -- db:get() -> row text | true at the end | nil, err (after COPY ... TO STDOUT)
 function Connection:get()
-	if self.closed then return nil, 'closed' end
+	if self._closed then return nil, 'closed' end
 	if self.copy ~= 'out' then return nil, 'not in COPY TO STDOUT' end
 	if self.busy then return nil, 'busy' end
 	self.busy = true
@@ -519,18 +519,18 @@ function Connection:settimeout(s)
 		error(("bad argument #1 to 'settimeout' (number expected, got %s)"):format(type(s)), 2)
 	end
 	self.timeout = s
-	if not self.closed then self.stream:settimeout(s) end
+	if not self._closed then self.stream:settimeout(s) end
 	return true
 end
 
 -- db:reset() -> true | nil, err: a new connection with the same conninfo.
 function Connection:reset()
 	if self.busy then return nil, 'busy' end
-	if not self.closed then
+	if not self._closed then
 		self.stream:write(frame('X', ''))
 		self.stream:close()
 	end
-	self.closed = true
+	self._closed = true
 	self.copy = nil
 	self.notes = {}
 	return open(self)
@@ -538,8 +538,8 @@ end
 
 -- db:close() -> true | nil, 'already closed'
 function Connection:close()
-	if self.closed then return nil, 'already closed' end
-	self.closed = true
+	if self._closed then return nil, 'already closed' end
+	self._closed = true
 	if not self.busy and not self.copy then
 		self.stream:write(frame('X', ''))
 	end
@@ -549,108 +549,56 @@ end
 
 -- db:closed() -> bool
 function Connection:closed()
-	return self.closed
+	return self._closed
 end
 
 -- the pool ------------------------------------------------------------------
 
+-- lem.io.pool's methods, copied (the manual's test and a reader see them here).
 local Pool = {}
+for k, v in pairs(iopool.Pool) do Pool[k] = v end
 Pool.__index = Pool
 M.Pool = Pool
 
 local POOL_OPTIONS = { size = true, tls = true }
 
--- postgres.pool(conninfo [, {size = n, tls = {...}}]) -> Pool
+-- A pooled connection serves another call unless it closed or was left
+-- inside a call or a COPY.
+local function usable(db)
+	return not (db._closed or db.busy or db.copy)
+end
+
+-- A call may be made again when the idle connection turned out closed (the
+-- server restarted or dropped it), not after a timeout (it may have run).
+local function stale(db, err)
+	return db._closed and err ~= 'timeout'
+end
+
+-- postgres.pool(conninfo [, {size = n, tls = {...}}]) -> Pool (lem.io.pool's)
 function M.pool(conninfo, opts)
 	check_string(conninfo, 1, 'pool')
 	check_options(opts, 'pool', 2, POOL_OPTIONS)
 	local size = opts and opts.size or 10
-	if type(size) ~= 'number' or size < 1 then
-		error("bad argument #2 to 'pool' (size must be a positive number)", 2)
+	if type(size) ~= 'number' or size < 1 or size % 1 ~= 0 then
+		error("bad argument #2 to 'pool' (size must be a positive integer)", 2)
 	end
-	return setmetatable({
-		conninfo = conninfo, options = opts, size = size, idle = {}, count = 0, waiting = {},
-	}, Pool)
+	local pool = iopool.new {
+		size = size, usable = usable, stale = stale,
+		open = function() return connect(conninfo, opts) end,
+	}
+	return setmetatable(pool, Pool)
 end
 
--- pool:get() -> Connection, reused | nil, err: an idle one (reused is
--- true), a new one, or the next one put back.
-function Pool:get()
-	while true do
-		local idle = self.idle
-		local db = idle[#idle]
-		if db then
-			idle[#idle] = nil
-			if not db.closed then return db, true end
-			self.count = self.count - 1
-		elseif self.count < self.size then
-			self.count = self.count + 1
-			local err
-			db, err = connect(self.conninfo, self.options)
-			if not db then
-				self.count = self.count - 1
-				local s = table.remove(self.waiting, 1)
-				if s then s:wakeup(false) end
-				return nil, err
-			end
-			return db, false
-		else
-			local s = utils.newsleeper()
-			self.waiting[#self.waiting + 1] = s
-			local got = s:sleep()
-			if got then return got, true end
-		end
-	end
-end
+-- The original's names for acquire and release.
+Pool.get = iopool.Pool.acquire
+Pool.put = iopool.Pool.release
 
--- pool:put(db): give a connection back (a closed one frees its place).
-function Pool:put(db)
-	if db.closed or db.busy or db.copy then
-		if not db.closed then db:close() end
-		self.count = self.count - 1
-		local s = table.remove(self.waiting, 1)
-		if s then s:wakeup(false) end
-		return
-	end
-	while #self.waiting > 0 do
-		local s = table.remove(self.waiting, 1)
-		if s:wakeup(db) then return end
-	end
-	self.idle[#self.idle + 1] = db
-end
+local function exec(db, ...) return db:exec(...) end
 
--- pool:exec(...) -> as db:exec, on a connection checked out for the call.
--- A connection that was idle and turns out dead (the server restarted or
--- dropped it: the call fails and the connection is closed) is replaced
--- and the call made again: a restart costs no call. After a restart every
--- idle connection may be dead, so the call goes on until it has been made
--- on a connection that was not idle (at most size + 1 tries).
+-- pool:exec(...) -> as db:exec, on a connection checked out for the call
+-- (see lem.io.pool's run: a restart costs no call).
 function Pool:exec(...)
-	for attempt = 1, self.size + 1 do
-		local db, reused = self:get()
-		if not db then return nil, reused end
-		local r = { n = 0 }
-		local function keep(...)
-			r.n = select('#', ...)
-			for i = 1, r.n do r[i] = select(i, ...) end
-		end
-		local ok, e = pcall(function(...) keep(db:exec(...)) end, ...)
-		local stale = ok and r[1] == nil and reused and db.closed
-		self:put(db)
-		if not ok then error(e, 2) end
-		if not (stale and attempt <= self.size) then
-			return unpack(r, 1, r.n)
-		end
-	end
-end
-
--- pool:close(): close the idle connections (those checked out close when
--- put back).
-function Pool:close()
-	for _, db in ipairs(self.idle) do db:close() end
-	self.count = self.count - #self.idle
-	self.idle = {}
-	self.size = 0
+	return self:run(exec, ...)
 end
 
 return M

@@ -4,6 +4,7 @@
 local io = require 'lem.io'
 local utils = require 'lem.utils'
 local core = require 'lem.redis.core'
+local iopool = require 'lem.io.pool'
 
 local setmetatable, type, error, select, tostring, pairs, ipairs, pcall = setmetatable, type, error, select, tostring, pairs, ipairs, pcall
 local upper = string.upper
@@ -273,12 +274,26 @@ end
 
 -- the pool ------------------------------------------------------------------
 
+-- lem.io.pool's methods, copied (the manual's test and a reader see them here).
 local Pool = {}
+for k, v in pairs(iopool.Pool) do Pool[k] = v end
 M.Pool = Pool
 
+-- A pooled connection serves another call unless it died, is subscribed
+-- or was left inside a call.
+local function usable(r)
+	return not (r.dead or r.busy or r.subscribed)
+end
+
+-- A call may be made again when the idle connection turned out closed by
+-- the server (not after a timeout: the command may have run).
+local function stale(r)
+	return r.dead == 'closed'
+end
+
 -- redis.pool(host, port | unixpath [, {size =, password =, user =, db =,
--- timeout =, tls =}]) -> Pool: connections made when needed, at most size
--- (default 10) at once.
+-- timeout =, tls =}]) -> Pool (lem.io.pool's): connections made when
+-- needed, at most size (default 10) at once.
 function M.pool(host, port, options)
 	local argn
 	port, options, argn = where('pool', host, port, options)
@@ -287,104 +302,18 @@ function M.pool(host, port, options)
 	if type(size) ~= 'number' or size < 1 or size % 1 ~= 0 then
 		error(("bad argument #%d to 'pool' (size must be a positive integer)"):format(argn), 2)
 	end
-	return setmetatable({
-		-- Every field is set (false for none): a missing one would be
-		-- taken for a command by __index.
-		host = host, port = port or false, options = options, size = size,
-		idle = {}, count = 0, waiting = {}, ended = false,
-	}, Pool)
+	local pool = iopool.new {
+		size = size, usable = usable, stale = stale,
+		open = function() return open(host, port, options) end,
+	}
+	return setmetatable(pool, Pool)
 end
 
--- pool:acquire() -> Connection, reused | nil, err: an idle connection, a new
--- one, or the next one given back.
-function Pool:acquire()
-	while true do
-		if self.ended then return nil, 'closed' end
-		local idle = self.idle
-		local r = idle[#idle]
-		if r then
-			idle[#idle] = nil
-			if not r.dead then return r, true end
-			self.count = self.count - 1
-		elseif self.count < self.size then
-			self.count = self.count + 1
-			local err
-			r, err = open(self.host, self.port, self.options)
-			if not r then
-				self.count = self.count - 1
-				self:_wake()
-				return nil, err
-			end
-			return r, false
-		else
-			local s = utils.newsleeper()
-			self.waiting[#self.waiting + 1] = s
-			local got = s:sleep()
-			if got then return got, true end
-		end
-	end
-end
+local function call(r, ...) return r:call(...) end
+local function pipeline(r, cmds) return r:pipeline(cmds) end
 
--- Wake the first waiter (to make a connection of its own).
-function Pool:_wake()
-	local s = table.remove(self.waiting, 1)
-	if s then s:wakeup(false) end
-end
-
--- pool:release(r): give a connection back. A dead, subscribed or busy one is
--- closed and frees its place.
-function Pool:release(r)
-	if r.dead or r.busy or r.subscribed or self.ended then
-		r:close()
-		self.count = self.count - 1
-		self:_wake()
-		return
-	end
-	while #self.waiting > 0 do
-		local s = table.remove(self.waiting, 1)
-		if s:wakeup(r) then return end
-	end
-	self.idle[#self.idle + 1] = r
-end
-
-local function pack(...)
-	return { n = select('#', ...), ... }
-end
-
--- Run method on a connection of the pool. A connection that was idle and
--- turns out dead (the server restarted or dropped it) before answering
--- is replaced and the call made again; every idle connection may be dead
--- after a restart, so at most size + 1 tries, the last on a new one.
-local function run(self, method, ...)
-	local tries = self.size + 1
-	for attempt = 1, tries do
-		local r, reused = self:acquire()
-		if not r then return nil, reused end
-		local res = pack(pcall(r[method], r, ...))
-		local stale = res[2] == nil and reused and r.dead == 'closed'
-		self:release(r)
-		if not res[1] then error(res[2], 3) end
-		if not (stale and attempt < tries) then
-			return (table.unpack or unpack)(res, 2, res.n)
-		end
-	end
-end
-
-function Pool:call(...) return run(self, 'call', ...) end
-function Pool:pipeline(cmds) return run(self, 'pipeline', cmds) end
-
--- pool:close(): close the idle connections; those in use close when given
--- back, and calls after this fail with 'closed'.
-function Pool:close()
-	if self.ended then return nil, 'closed' end
-	self.ended = true
-	for _, r in ipairs(self.idle) do r:close() end
-	self.count = self.count - #self.idle
-	self.idle = {}
-	for _, s in ipairs(self.waiting) do s:wakeup(false) end
-	self.waiting = {}
-	return true
-end
+function Pool:call(...) return self:run(call, ...) end
+function Pool:pipeline(cmds) return self:run(pipeline, cmds) end
 
 -- Any other name is a command, as on a connection.
 local pool_commands = {}
@@ -395,7 +324,7 @@ Pool.__index = function(_, name)
 	local f = pool_commands[name]
 	if f == nil then
 		local cmd = upper(name)
-		f = function(self, ...) return run(self, 'call', cmd, ...) end
+		f = function(self, ...) return self:run(call, cmd, ...) end
 		pool_commands[name] = f
 	end
 	return f

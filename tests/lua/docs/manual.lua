@@ -84,6 +84,7 @@ local receivers = {
 	{ 'task', function() return utils.task(function() end) end },
 	{ 'q', function() return require('lem.queue').new() end },
 	{ 'qstream', function() return require('lem.io.queue').wrap(ctx.stream) end },
+	{ 'cpool', function() return require('lem.io.pool').new { open = function() end } end },
 	{ 'dir', function()
 		local _, d = assert(lfs.dir('.'))
 		d:close()
