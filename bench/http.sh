@@ -45,8 +45,11 @@ deps() {
 			lua-resty-core lua-resty-lrucache libluajit2-5.1-2) || return 1
 		for f in "$d"/*.deb; do dpkg -x "$f" "$NGXLUA"; done
 	fi
-	[ -x "$LEM" ] || (cd "$ROOT" && cargo build --release -q)
-	[ -x "$LEM_JIT" ] || (cd "$ROOT" && cargo build --release -q --no-default-features --features luajit --target-dir target/jit)
+	# Built each time (a no-op when up to date): a stale binary would
+	# measure old code, or lack a module the scripts need.
+	[ "$LEM" = "$ROOT/target/release/lem" ] && (cd "$ROOT" && cargo build --release -q)
+	[ "$LEM_JIT" = "$ROOT/target/jit/release/lem" ] &&
+		(cd "$ROOT" && cargo build --release -q --no-default-features --features luajit --target-dir target/jit)
 	[ -x "$LIMIT" ] || cargo build --release -q --manifest-path "$HERE/limit_tokio/Cargo.toml" ||
 		echo "bench/limit_tokio does not build: limit skipped" >&2
 }
