@@ -74,6 +74,7 @@ lua_tests! {
     http_access_log => "http/access_log.lua",
     http_bad_response => "http/bad_response.lua",
     http_body_budget => "http/body_budget.lua",
+    http_browser_upload => "http/browser_upload.lua",
     http_client => "http/client.lua",
     http_client_grown => "http/client_grown.lua",
     http_client_nginx => "http/client_nginx.lua",
