@@ -10,24 +10,40 @@ local http = require 'lem.http'
 local io = require 'lem.io'
 local utils = require 'lem.utils'
 
-local type, tostring, tonumber, pairs, next, setmetatable, xpcall, pcall, error = type, tostring, tonumber, pairs, next, setmetatable, xpcall, pcall, error
+local type, tostring, tonumber, pairs, next, setmetatable, getmetatable, xpcall, pcall, error, rawset =
+	type, tostring, tonumber, pairs, next, setmetatable, getmetatable, xpcall, pcall, error, rawset
 local lower = string.lower
 local concat = table.concat
 local traceback = debug.traceback
-local spawn, timeout = utils.spawn, utils.timeout
+local spawn, timeout, updatenow = utils.spawn, utils.timeout, utils.updatenow
 local date = http.date
 local newresponse = response.new
 local P = response._private
 local helpers = server._h2
 local problem, outgoing, failed, debug = helpers.problem, helpers.outgoing, helpers.failed, helpers.debug
+local access_logger, logged, sendbody = helpers.access_logger, helpers.logged, helpers.sendbody
 local stderr = _G.io.stderr
 
 local M = {}
 
 -- req's methods: body() here, the rest server.Request's (which find this
--- body()).
+-- body()); and the fields built when first read (req.query, req.cookies),
+-- by the HTTP/1.1 server's getters, kept in req.
 local Methods = setmetatable({}, { __index = server.Request })
-local Request = { __index = Methods }
+local getters = helpers.getters
+local Request = {}
+function Request.__index(req, k)
+	local m = Methods[k]
+	if m ~= nil then
+		return m
+	end
+	local get = getters[k]
+	if get then
+		local v = get(req)
+		rawset(req, k, v)
+		return v
+	end
+end
 M.Request = Request
 
 -- req:body([maxsize]) -> string | nil, 'oversized' | nil, err
@@ -66,13 +82,65 @@ function Methods:body(maxsize)
 	return body
 end
 
+-- The body as a reader of pieces, for req:multipart: each call returns
+-- the next DATA frame's bytes as they come, then nil, 'eof' (or nil,
+-- 'oversized' past srv.max_body, or the stream's error). The window is
+-- given back as each piece is read, so an upload is never all in memory.
+Methods[P.reader] = function(self)
+	local body = self[P.body]
+	local st, max, size = self[P.h2], self[P.max], 0
+	return function()
+		if body then
+			-- Read already (req:body()): given out as one piece.
+			local b = body
+			body = ''
+			if b == '' then
+				return nil, 'eof'
+			end
+			return b
+		end
+		local chunk, err = st:read()
+		if not chunk then
+			if err == 'eof' then
+				body = ''
+				self[P.body] = ''
+			end
+			return nil, err
+		end
+		size = size + #chunk
+		if size > max then
+			return nil, 'oversized'
+		end
+		return chunk
+	end
+end
+
 -- The response's fields for HTTP/2: lower-case names, values as strings,
 -- and Date, Server and the body's length unless the handler set them.
 -- problem() has checked them.
 local function fields(res, length)
 	local h = {}
 	for k, v in pairs(res.headers) do
-		h[lower(k)] = tostring(v)
+		local name = lower(k)
+		local list = h[name]
+		if type(v) == 'table' and getmetatable(v) == nil then
+			-- A list is one field per element (Set-Cookie), as on HTTP/1.1.
+			if type(list) ~= 'table' then
+				list = { list }
+			end
+			for i = 1, #v do
+				list[#list + 1] = tostring(v[i])
+			end
+		elseif list ~= nil then
+			-- 'Set-Cookie' and 'set-cookie' both set: both are sent.
+			if type(list) ~= 'table' then
+				list = { list }
+			end
+			list[#list + 1] = tostring(v)
+		else
+			list = tostring(v)
+		end
+		h[name] = list
 	end
 	if h.date == nil then
 		h.date = date()
@@ -151,21 +219,12 @@ local function send(req, res)
 	local file, body, size, status, length = outgoing(req, res)
 	local tr = trailers(res)
 	local last = req.method == 'HEAD' or ((length or 0) == 0 and not tr)
+	res[P.sent] = req.method ~= 'HEAD' and length or 0
 	local ok, err = st:respond(status, fields(res, length), last)
 	if ok and not last then
 		if file then
-			-- A File's read(n) reads n bytes or fails: read what is left.
-			local left = size
-			while ok and left > 0 do
-				local n = left < 65536 and left or 65536
-				local data, rerr = file:read(n)
-				if not data then
-					ok, err = nil, rerr
-					break
-				end
-				left = left - n
-				ok, err = st:write(data)
-			end
+			-- From res._fileoffset (a Range) on, in pieces.
+			ok, err = sendbody(st, file, size, res[P.fileoffset])
 		elseif length then
 			ok, err = st:write(body)
 		end
@@ -190,7 +249,8 @@ local service_unavailable = response.htmlerror(503, 'Service Unavailable')
 
 -- One request: the handler, then its response (or a 500 / 503 in its
 -- place, or a reset when a streamed response breaks off).
-local function handle(self, method, uri, path, headers, st)
+local function handle(self, method, uri, path, headers, st, log, peer)
+	local start = log and updatenow()
 	local req = setmetatable({
 		method = method,
 		uri = uri,
@@ -242,12 +302,17 @@ local function handle(self, method, uri, path, headers, st)
 		debug(self, 'write', err)
 	end
 	st:close()
+	if log then
+		logged(log, peer, req, res, start)
+	end
 end
 
 -- h2.serve(srv, client [, preface]): serve the connection client (a
 -- Stream of srv's) over HTTP/2 until it ends. preface: its first line
 -- was read as an HTTP/1.1 head (cleartext by prior knowledge).
 function M.serve(self, client, preface)
+	local log = self.access_log and access_logger(self)
+	local peer = log and client:getpeer()
 	local conn, err = core.serve(client, preface, self.max_streams, nil, self.timeout)
 	if not conn then
 		debug(self, 'read', err)
@@ -262,7 +327,7 @@ function M.serve(self, client, preface)
 			end
 			return
 		end
-		spawn(handle, self, method, uri, path, headers, st)
+		spawn(handle, self, method, uri, path, headers, st, log, peer)
 	end
 end
 

@@ -28,6 +28,7 @@ local own = {
 	badchunk = '_badchunk', -- req: bad chunked framing was read (a 400 then)
 	parts = '_parts',       -- req: what req:multipart returned (its body is being read)
 	stream = '_stream',     -- Request: what res:write calls
+	reader = '_reader',     -- Request: the body as a reader of pieces (req:multipart)
 	close = '_close',       -- res: a streamed body ends with the connection
 	opened = '_opened',     -- res: the File opened for res.file, closed after
 	upgrade = '_upgrade',   -- res: the hook of a connection taken over (M._upgrade)

@@ -386,7 +386,7 @@ function Request:multipart(opts)
 	if not boundary then
 		return nil, err
 	end
-	parts = multipart.new(body_reader(self), boundary, opts)
+	parts = multipart.new(self[P.reader](self), boundary, opts)
 	self[P.parts] = parts
 	return parts
 end
@@ -745,6 +745,7 @@ end
 -- res:write on a response to one of our requests finds this through
 -- res._req (a request of ours has it through its metatable).
 Request[P.stream] = stream
+Request[P.reader] = body_reader
 
 core.setup(Request, Response, status_string, M, getters)
 
@@ -1032,6 +1033,9 @@ function Server:getsockname()
 end
 
 -- What lem.http.h2 shares with this half.
-M._h2 = { problem = problem, outgoing = outgoing, failed = failed, debug = debug }
+M._h2 = {
+	problem = problem, outgoing = outgoing, failed = failed, debug = debug, getters = getters,
+	access_logger = access_logger, logged = logged, sendbody = sendbody,
+}
 
 return M

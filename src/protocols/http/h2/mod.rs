@@ -207,9 +207,9 @@ unsafe extern "C-unwind" fn serve(l: *mut lua_State) -> c_int {
 }
 
 /// Push a request's values: `method, uri, path, headers, stream`. The
-/// headers as HTTP/1.1's are: lower-case names, the last value of a
-/// repeated field but `cookie`'s, joined with `; ` (RFC 9113 §8.2.3);
-/// `host` from `:authority` when the request has none.
+/// headers as HTTP/1.1's are: lower-case names, the values of a repeated
+/// field joined with `, ` (`cookie`'s with `; `, RFC 9113 §8.2.3); `host`
+/// from `:authority` when the request has none.
 unsafe fn push_request(
     l: *mut lua_State,
     req: http::Request<RecvStream>,
@@ -232,21 +232,22 @@ unsafe fn push_request(
         ffi::lua_createtable(l, 0, parts.headers.keys_len() as c_int + 1);
         let headers = ffi::lua_gettop(l);
         for name in parts.headers.keys() {
-            let mut values = parts.headers.get_all(name).iter();
-            lua::push_str(l, name.as_str());
-            if name == http::header::COOKIE {
-                let mut joined = Vec::new();
-                for (i, v) in values.enumerate() {
-                    if i > 0 {
-                        joined.extend_from_slice(b"; ");
-                    }
-                    joined.extend_from_slice(v.as_bytes());
-                }
-                lua::push_bytes(l, &joined);
+            // Every value of a repeated field, as HTTP/1.1's req.headers
+            // keeps them (format.rs): joined with ", ", cookie's with "; ".
+            let sep: &[u8] = if name == http::header::COOKIE {
+                b"; "
             } else {
-                let last = values.next_back().map_or(&b""[..], |v| v.as_bytes());
-                lua::push_bytes(l, last);
+                b", "
+            };
+            lua::push_str(l, name.as_str());
+            let mut joined = Vec::new();
+            for (i, v) in parts.headers.get_all(name).iter().enumerate() {
+                if i > 0 {
+                    joined.extend_from_slice(sep);
+                }
+                joined.extend_from_slice(v.as_bytes());
             }
+            lua::push_bytes(l, &joined);
             ffi::lua_rawset(l, headers);
         }
         if !parts.headers.contains_key(http::header::HOST) {

@@ -131,32 +131,46 @@ unsafe fn fields(l: *mut lua_State, idx: c_int) -> Result<HeaderMap, String> {
                 ffi::LUA_TSTRING => lua::to_bytes(l, -2).unwrap_or_default(),
                 _ => b"",
             };
-            // A copy, so that a number is not turned into a string in the
-            // table being walked.
-            ffi::lua_pushvalue(l, -1);
-            let value = match ffi::lua_type(l, -1) {
-                ffi::LUA_TSTRING | ffi::LUA_TNUMBER => lua::to_bytes(l, -1),
-                _ => None,
-            };
-            let r = match (
-                HeaderName::from_bytes(name),
-                value.map(HeaderValue::from_bytes),
-            ) {
-                (Ok(n), Some(Ok(v))) => Ok((n, v)),
-                _ => Err(format!(
+            // A list (Set-Cookie) is one field per element.
+            let list = ffi::lua_type(l, -1) == ffi::LUA_TTABLE;
+            let count = if list { ffi::lua_rawlen(l, -1) } else { 1 };
+            let mut values = Vec::with_capacity(count);
+            for i in 1..=count {
+                // The element, or a copy of the value, so that a number is
+                // not turned into a string in the table being walked.
+                if list {
+                    ffi::lua_rawgeti(l, -1, i as ffi::lua_Integer);
+                } else {
+                    ffi::lua_pushvalue(l, -1);
+                }
+                let value = match ffi::lua_type(l, -1) {
+                    ffi::LUA_TSTRING | ffi::LUA_TNUMBER => lua::to_bytes(l, -1),
+                    _ => None,
+                };
+                values.push(value.map(HeaderValue::from_bytes));
+                ffi::lua_pop(l, 1);
+            }
+            ffi::lua_pop(l, 1);
+            let n = HeaderName::from_bytes(name);
+            let bad = || {
+                ffi::lua_pop(l, 1);
+                format!(
                     "header field {:?} cannot be sent",
                     String::from_utf8_lossy(name)
-                )),
+                )
             };
-            ffi::lua_pop(l, 2);
-            match r {
-                Ok((n, _)) if connection_specific(n.as_str().as_bytes()) => {}
-                Ok((n, v)) => {
-                    map.append(n, v);
-                }
-                Err(e) => {
-                    ffi::lua_pop(l, 1);
-                    return Err(e);
+            let Ok(n) = n else {
+                return Err(bad());
+            };
+            if connection_specific(n.as_str().as_bytes()) {
+                continue;
+            }
+            for v in values {
+                match v {
+                    Some(Ok(v)) => {
+                        map.append(&n, v);
+                    }
+                    _ => return Err(bad()),
                 }
             }
         }
