@@ -10,7 +10,7 @@ local http = require 'lem.http'
 local io = require 'lem.io'
 local utils = require 'lem.utils'
 
-local type, tostring, tonumber, pairs, next, setmetatable, xpcall, pcall, error = type, tostring, tonumber, pairs, next, setmetatable, xpcall, pcall, error
+local type, tostring, tonumber, pairs, next, setmetatable, xpcall, pcall, error, rawget = type, tostring, tonumber, pairs, next, setmetatable, xpcall, pcall, error, rawget
 local lower = string.lower
 local concat = table.concat
 local traceback = debug.traceback
@@ -244,16 +244,9 @@ local function handle(self, method, uri, path, headers, st)
 	st:close()
 end
 
--- h2.serve(srv, client [, preface]): serve the connection client (a
--- Stream of srv's) over HTTP/2 until it ends. preface: its first line
--- was read as an HTTP/1.1 head (cleartext by prior knowledge).
-function M.serve(self, client, preface)
-	local conn, err = core.serve(client, preface, self.max_streams, nil, self.timeout)
-	if not conn then
-		debug(self, 'read', err)
-		client:close()
-		return
-	end
+-- Take the connection's requests, each to a handler of its own, until it
+-- ends.
+local function run(self, conn)
 	while true do
 		local method, uri, path, headers, st = conn:accept()
 		if not method then
@@ -264,6 +257,38 @@ function M.serve(self, client, preface)
 		end
 		spawn(handle, self, method, uri, path, headers, st)
 	end
+end
+
+-- h2.serve(srv, client [, preface]): serve the connection client (a
+-- Stream of srv's) over HTTP/2 until it ends. preface: its first line
+-- was read as an HTTP/1.1 head (cleartext by prior knowledge).
+function M.serve(self, client, preface)
+	local conn, err = core.serve(client, preface, self.max_streams, nil, self.timeout)
+	if not conn then
+		debug(self, 'read', err)
+		client:close()
+		return
+	end
+	return run(self, conn)
+end
+
+-- h2.upgrade(srv, client, req) -> true | false | nil, err: req (read
+-- from client, a connection of srv's) asked for Upgrade: h2c; switch the
+-- connection over to HTTP/2 (101 Switching Protocols), req becoming its
+-- stream 1, and serve it until it ends: true. false: serve req over
+-- HTTP/1.1 instead (a TLS connection, a target that is not a path).
+-- nil, err: its HTTP2-Settings is bad (the caller answers 400).
+function M.upgrade(self, client, req)
+	local section = rawget(req, P.head)
+	if not section then
+		return false
+	end
+	local conn, err = core.upgrade(client, req.method, req.uri, section, self.max_streams, nil, self.timeout)
+	if not conn then
+		return conn, err
+	end
+	run(self, conn)
+	return true
 end
 
 return M

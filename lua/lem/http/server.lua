@@ -868,11 +868,27 @@ local function serve(self, client)
 			start = updatenow()
 		end
 		if framing then
-			if framing == 'length' and req[P.length] > max_body then
-				return refuse(client, response.payload_too_large)
+			if framing == 'h2c' then
+				-- Upgrade: h2c (a request without a body): switch over,
+				-- or serve it over HTTP/1.1 (TLS, h2c = false, a
+				-- graceful stop).
+				framing = nil
+				if self.h2c ~= false and not draining() then
+					local up, err = require('lem.http.h2').upgrade(self, client, req)
+					if up then
+						return
+					elseif up == nil then
+						debug(self, 'read', err)
+						return refuse(client, response.bad_request)
+					end
+				end
+			else
+				if framing == 'length' and req[P.length] > max_body then
+					return refuse(client, response.payload_too_large)
+				end
+				req[P.max] = max_body
+				req[P.server] = self
 			end
-			req[P.max] = max_body
-			req[P.server] = self
 		end
 		local ok, herr, terr
 		if self.handler_timeout then
