@@ -47,18 +47,20 @@ ngx_conf() { # $1 port, $2 tls (0/1) -> nginx.conf path
 }
 
 start() { # $1 runtime, $2 port, $3 tls -> pid
-	local pid
+	# The server's output goes to a file: start runs in $(...), which
+	# would otherwise wait for the server to close the pipe.
+	local pid log="$OUT/h2-server-$1-$2.log"
 	case $1 in
 	nginx)
 		local d; d=$(ngx_conf "$2" "$3")
-		env LD_LIBRARY_PATH="$NGXLUA/usr/lib/x86_64-linux-gnu" taskset -c 0 nginx -p "$d" -c "$d/nginx.conf" &
+		env LD_LIBRARY_PATH="$NGXLUA/usr/lib/x86_64-linux-gnu" taskset -c 0 nginx -p "$d" -c "$d/nginx.conf" > "$log" 2>&1 &
 		pid=$!;;
 	lem | jit)
 		local bin=$LEM; [ "$1" = jit ] && bin=$LEM_JIT
 		if [ "$3" = 1 ]; then
-			taskset -c 0 "$bin" "$OUT/h2_hello.lua" "$2" "$OUT/h2cert.pem" "$OUT/h2key.pem" &
+			taskset -c 0 "$bin" "$OUT/h2_hello.lua" "$2" "$OUT/h2cert.pem" "$OUT/h2key.pem" > "$log" 2>&1 &
 		else
-			taskset -c 0 "$bin" "$OUT/h2_hello.lua" "$2" &
+			taskset -c 0 "$bin" "$OUT/h2_hello.lua" "$2" > "$log" 2>&1 &
 		fi
 		pid=$!;;
 	esac
@@ -78,7 +80,9 @@ for tls in 0 1; do
 		taskset -c 1 h2load -n $((N / 10)) -c "$H2CONNS" -m "$STREAMS" "$scheme://127.0.0.1:$BASE/" > /dev/null 2>&1
 		rps=$(taskset -c 1 h2load -n "$N" -c "$H2CONNS" -m "$STREAMS" "$scheme://127.0.0.1:$BASE/" 2>&1 |
 			awk '/^finished in/{gsub(",","",$4); print int($4)} /^requests:/{print "#", $0 > "/dev/stderr"}')
-		kill "$pid" 2>/dev/null; wait "$pid" 2>/dev/null
+		kill "$pid" 2>/dev/null
+		# Not a child of this shell (started in $(...)): wait for it to go.
+		while kill -0 "$pid" 2>/dev/null; do sleep 0.1; done
 		[ "$r" = nginx ] && ngx=$rps
 		ratio=-; [ -n "$ngx" ] && [ -n "$rps" ] && ratio=$(awk -v a="$rps" -v b="$ngx" 'BEGIN{printf "%.2f", a / b}')
 		echo "| $r | $transport | ${rps:-failed} | $ratio |"

@@ -10,7 +10,8 @@ local http = require 'lem.http'
 local io = require 'lem.io'
 local utils = require 'lem.utils'
 
-local type, tostring, tonumber, pairs, next, setmetatable, xpcall, pcall, error, rawget = type, tostring, tonumber, pairs, next, setmetatable, xpcall, pcall, error, rawget
+local type, tostring, tonumber, pairs, next, setmetatable, getmetatable, xpcall, pcall, error, rawget = type,
+	tostring, tonumber, pairs, next, setmetatable, getmetatable, xpcall, pcall, error, rawget
 local lower = string.lower
 local concat = table.concat
 local traceback = debug.traceback
@@ -19,7 +20,8 @@ local date = http.date
 local newresponse = response.new
 local P = response._private
 local helpers = server._h2
-local problem, outgoing, failed, debug = helpers.problem, helpers.outgoing, helpers.failed, helpers.debug
+local problem, outgoing, failed, debug, token = helpers.problem, helpers.outgoing, helpers.failed, helpers.debug,
+	helpers.token
 local stderr = _G.io.stderr
 
 local M = {}
@@ -68,11 +70,15 @@ end
 
 -- The response's fields for HTTP/2: lower-case names, values as strings,
 -- and Date, Server and the body's length unless the handler set them.
--- problem() has checked them.
+-- problem() has checked them (so every name is a token).
 local function fields(res, length)
 	local h = {}
 	for k, v in pairs(res.headers) do
-		h[lower(k)] = tostring(v)
+		-- A list (a table without a metatable): one field per element.
+		if type(v) ~= 'table' or getmetatable(v) ~= nil then
+			v = tostring(v)
+		end
+		h[token(k)] = v
 	end
 	if h.date == nil then
 		h.date = date()
@@ -137,6 +143,10 @@ local function stream(res, ...)
 end
 Methods[P.stream] = stream
 
+-- The largest body sent with its head by one st:respond (h2 queues what
+-- the peer's window does not take yet); larger ones go by st:write.
+local whole = 65536
+
 -- Send the response the handler built: true, or nil, err. Raises, with
 -- nothing sent, when it cannot be sent as it is (the caller sends a 500).
 local function send(req, res)
@@ -148,11 +158,21 @@ local function send(req, res)
 		end
 		return true
 	end
+	if res.file == nil and res.trailers == nil then
+		-- An ordinary response, checked and sent whole in one call (false:
+		-- one to check and send here).
+		local sent, err = st:send(res, req.method == 'HEAD', server.server_name)
+		if sent ~= false then
+			return sent, err
+		end
+	end
 	local file, body, size, status, length = outgoing(req, res)
 	local tr = trailers(res)
 	local last = req.method == 'HEAD' or ((length or 0) == 0 and not tr)
-	local ok, err = st:respond(status, fields(res, length), last)
-	if ok and not last then
+	-- A small body goes with the head, in one call that does not wait.
+	local small = not last and not file and not tr and length and length <= whole
+	local ok, err = st:respond(status, fields(res, length), last, small and body or nil)
+	if ok and not last and not small then
 		if file then
 			-- A File's read(n) reads n bytes or fails: read what is left.
 			local left = size
