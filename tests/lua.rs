@@ -85,6 +85,7 @@ lua_tests! {
     http_h2_hostile => "http/h2_hostile.lua",
     http_h2_server => "http/h2_server.lua",
     http_h2_toolkit => "http/h2_toolkit.lua",
+    http_h2_upgrade => "http/h2_upgrade.lua",
     http_cookie => "http/cookie.lua",
     http_form => "http/form.lua",
     http_head => "http/head.lua",

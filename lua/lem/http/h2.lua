@@ -10,8 +10,8 @@ local http = require 'lem.http'
 local io = require 'lem.io'
 local utils = require 'lem.utils'
 
-local type, tostring, tonumber, pairs, next, setmetatable, getmetatable, xpcall, pcall, error, rawset =
-	type, tostring, tonumber, pairs, next, setmetatable, getmetatable, xpcall, pcall, error, rawset
+local type, tostring, tonumber, pairs, next, setmetatable, getmetatable, xpcall, pcall, error, rawget, rawset =
+	type, tostring, tonumber, pairs, next, setmetatable, getmetatable, xpcall, pcall, error, rawget, rawset
 local lower = string.lower
 local concat = table.concat
 local traceback = debug.traceback
@@ -20,7 +20,8 @@ local date = http.date
 local newresponse = response.new
 local P = response._private
 local helpers = server._h2
-local problem, outgoing, failed, debug = helpers.problem, helpers.outgoing, helpers.failed, helpers.debug
+local problem, outgoing, failed, debug, token = helpers.problem, helpers.outgoing, helpers.failed, helpers.debug,
+	helpers.token
 local access_logger, logged, sendbody = helpers.access_logger, helpers.logged, helpers.sendbody
 local stderr = _G.io.stderr
 
@@ -117,30 +118,15 @@ end
 
 -- The response's fields for HTTP/2: lower-case names, values as strings,
 -- and Date, Server and the body's length unless the handler set them.
--- problem() has checked them.
+-- problem() has checked them (so every name is a token).
 local function fields(res, length)
 	local h = {}
 	for k, v in pairs(res.headers) do
-		local name = lower(k)
-		local list = h[name]
-		if type(v) == 'table' and getmetatable(v) == nil then
-			-- A list is one field per element (Set-Cookie), as on HTTP/1.1.
-			if type(list) ~= 'table' then
-				list = { list }
-			end
-			for i = 1, #v do
-				list[#list + 1] = tostring(v[i])
-			end
-		elseif list ~= nil then
-			-- 'Set-Cookie' and 'set-cookie' both set: both are sent.
-			if type(list) ~= 'table' then
-				list = { list }
-			end
-			list[#list + 1] = tostring(v)
-		else
-			list = tostring(v)
+		-- A list (a table without a metatable): one field per element.
+		if type(v) ~= 'table' or getmetatable(v) ~= nil then
+			v = tostring(v)
 		end
-		h[name] = list
+		h[token(k)] = v
 	end
 	if h.date == nil then
 		h.date = date()
@@ -205,6 +191,10 @@ local function stream(res, ...)
 end
 Methods[P.stream] = stream
 
+-- The largest body sent with its head by one st:respond (h2 queues what
+-- the peer's window does not take yet); larger ones go by st:write.
+local whole = 65536
+
 -- Send the response the handler built: true, or nil, err. Raises, with
 -- nothing sent, when it cannot be sent as it is (the caller sends a 500).
 local function send(req, res)
@@ -216,12 +206,22 @@ local function send(req, res)
 		end
 		return true
 	end
+	if res.file == nil and res.trailers == nil then
+		-- An ordinary response, checked and sent whole in one call (false:
+		-- one to check and send here).
+		local sent, err = st:send(res, req.method == 'HEAD', server.server_name)
+		if sent ~= false then
+			return sent, err
+		end
+	end
 	local file, body, size, status, length = outgoing(req, res)
 	local tr = trailers(res)
 	local last = req.method == 'HEAD' or ((length or 0) == 0 and not tr)
 	res[P.sent] = req.method ~= 'HEAD' and length or 0
-	local ok, err = st:respond(status, fields(res, length), last)
-	if ok and not last then
+	-- A small body goes with the head, in one call that does not wait.
+	local small = not last and not file and not tr and length and length <= whole
+	local ok, err = st:respond(status, fields(res, length), last, small and body or nil)
+	if ok and not last and not small then
 		if file then
 			-- From res._fileoffset (a Range) on, in pieces.
 			ok, err = sendbody(st, file, size, res[P.fileoffset])
@@ -307,6 +307,21 @@ local function handle(self, method, uri, path, headers, st, log, peer)
 	end
 end
 
+-- Take the connection's requests, each to a handler of its own, until it
+-- ends.
+local function run(self, conn, log, peer)
+	while true do
+		local method, uri, path, headers, st = conn:accept()
+		if not method then
+			if uri ~= 'closed' then
+				debug(self, 'read', uri)
+			end
+			return
+		end
+		spawn(handle, self, method, uri, path, headers, st, log, peer)
+	end
+end
+
 -- h2.serve(srv, client [, preface]): serve the connection client (a
 -- Stream of srv's) over HTTP/2 until it ends. preface: its first line
 -- was read as an HTTP/1.1 head (cleartext by prior knowledge).
@@ -319,16 +334,28 @@ function M.serve(self, client, preface)
 		client:close()
 		return
 	end
-	while true do
-		local method, uri, path, headers, st = conn:accept()
-		if not method then
-			if uri ~= 'closed' then
-				debug(self, 'read', uri)
-			end
-			return
-		end
-		spawn(handle, self, method, uri, path, headers, st, log, peer)
+	return run(self, conn, log, peer)
+end
+
+-- h2.upgrade(srv, client, req) -> true | false | nil, err: req (read
+-- from client, a connection of srv's) asked for Upgrade: h2c; switch the
+-- connection over to HTTP/2 (101 Switching Protocols), req becoming its
+-- stream 1, and serve it until it ends: true. false: serve req over
+-- HTTP/1.1 instead (a TLS connection, a target that is not a path).
+-- nil, err: its HTTP2-Settings is bad (the caller answers 400).
+function M.upgrade(self, client, req)
+	local section = rawget(req, P.head)
+	if not section then
+		return false
 	end
+	local log = self.access_log and access_logger(self)
+	local peer = log and client:getpeer()
+	local conn, err = core.upgrade(client, req.method, req.uri, section, self.max_streams, nil, self.timeout)
+	if not conn then
+		return conn, err
+	end
+	run(self, conn, log, peer)
+	return true
 end
 
 return M

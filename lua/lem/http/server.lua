@@ -391,6 +391,26 @@ function Request:multipart(opts)
 	return parts
 end
 
+-- token(k) -> k in lower case if the string k is a token (a field name),
+-- or nil. Those found are kept (at most 256): a handler sends the same few
+-- names again and again, and the pattern and lower() were a tenth of an
+-- HTTP/2 hello world's work.
+local tokens, ntokens = {}, 0
+local function token(k)
+	local low = tokens[k]
+	if low then
+		return low
+	end
+	if not find(k, "^[%w!#$%%&'*+%-.^_`|~]+$") then
+		return nil
+	end
+	low = lower(k)
+	if ntokens < 256 then
+		tokens[k], ntokens = low, ntokens + 1
+	end
+	return low
+end
+
 -- Why a response cannot go out as the handler left it, or nil (and the
 -- Content-Length the handler set, as a number, if any). Checked before
 -- anything is sent: a status that is not an integer from 100 to 999, a
@@ -410,12 +430,13 @@ local function problem(res, status)
 	end
 	local length
 	for k, v in pairs(headers) do
-		if type(k) ~= 'string' or not find(k, "^[%w!#$%%&'*+%-.^_`|~]+$") then
+		local low = type(k) == 'string' and token(k)
+		if not low then
 			return format('header field name %q is not a token', describe(k))
 		end
 		if type(v) == 'table' and getmetatable(v) == nil then
 			-- A list: one field per element.
-			if lower(k) == 'content-length' then
+			if low == 'content-length' then
 				return format('header field %q is a list', k)
 			end
 			for i = 1, #v do
@@ -436,7 +457,7 @@ local function problem(res, status)
 		if find(v, '[\r\n%z]') then
 			return format('header field %q has a CR, LF or NUL in it', k)
 		end
-		if lower(k) == 'content-length' then
+		if low == 'content-length' then
 			length = find(v, '^%d+$') and #v <= 15 and tonumber(v)
 			if not length then
 				return format('header field %q is not a decimal number: %q', k, v)
@@ -869,11 +890,27 @@ local function serve(self, client)
 			start = updatenow()
 		end
 		if framing then
-			if framing == 'length' and req[P.length] > max_body then
-				return refuse(client, response.payload_too_large)
+			if framing == 'h2c' then
+				-- Upgrade: h2c (a request without a body): switch over,
+				-- or serve it over HTTP/1.1 (TLS, h2c = false, a
+				-- graceful stop).
+				framing = nil
+				if self.h2c ~= false and not draining() then
+					local up, err = require('lem.http.h2').upgrade(self, client, req)
+					if up then
+						return
+					elseif up == nil then
+						debug(self, 'read', err)
+						return refuse(client, response.bad_request)
+					end
+				end
+			else
+				if framing == 'length' and req[P.length] > max_body then
+					return refuse(client, response.payload_too_large)
+				end
+				req[P.max] = max_body
+				req[P.server] = self
 			end
-			req[P.max] = max_body
-			req[P.server] = self
 		end
 		local ok, herr, terr
 		if self.handler_timeout then
@@ -1035,7 +1072,7 @@ end
 -- What lem.http.h2 shares with this half.
 M._h2 = {
 	problem = problem, outgoing = outgoing, failed = failed, debug = debug, getters = getters,
-	access_logger = access_logger, logged = logged, sendbody = sendbody,
+	access_logger = access_logger, logged = logged, sendbody = sendbody, token = token,
 }
 
 return M

@@ -21,6 +21,11 @@ pub(crate) struct Detached {
 }
 
 impl Inner {
+    /// Whether the stream is a TLS session (false once closed).
+    pub(crate) fn is_tls(&self) -> bool {
+        matches!(self.io.borrow().as_deref(), Some(Io::Tls(_)))
+    }
+
     /// Take the descriptor out of the stream, which is then closed (its
     /// waiters get `'closed'`), with the input it had buffered after
     /// `prefix` (bytes the caller had consumed and wants read again).

@@ -54,6 +54,9 @@ pub(super) struct Rules {
     pub(super) framing: Framing,
     /// Send `100 Continue` before reading the body.
     pub(super) expect: bool,
+    /// `Connection` has tokens besides `close` and `keep-alive` (an
+    /// `Upgrade` maybe: see `h2::upgrade::wants_h2c`).
+    pub(super) more_tokens: bool,
 }
 
 /// Whether a Host value can be `uri-host [ ":" port ]` (RFC 9112 §3.2,
@@ -77,7 +80,7 @@ pub(super) fn rules(version: &[u8], fields: &[httparse::Header]) -> Result<Rules
     };
     // Repeated fields are one list (RFC 9110 §5.3): a close or an
     // expectation in any of them counts; the framing fields are combined.
-    let (mut close, mut keepalive) = (false, false);
+    let (mut close, mut keepalive, mut more_tokens) = (false, false, false);
     let mut expect = false;
     let mut hosts = 0;
     let mut te: Option<Vec<u8>> = None;
@@ -92,10 +95,16 @@ pub(super) fn rules(version: &[u8], fields: &[httparse::Header]) -> Result<Rules
             None => *slot = Some(f.value.to_vec()),
         };
         if name.eq_ignore_ascii_case(b"connection") {
+            // Tokens other than these are looked for only when the value
+            // is longer than the one found (or has neither).
             if contains_nocase(f.value, b"close") {
                 close = true;
+                more_tokens |= f.value.len() > b"close".len();
             } else if contains_nocase(f.value, b"keep-alive") {
                 keepalive = true;
+                more_tokens |= f.value.len() > b"keep-alive".len();
+            } else {
+                more_tokens = true;
             }
         } else if name.eq_ignore_ascii_case(b"transfer-encoding") {
             combine(&mut te);
@@ -150,6 +159,7 @@ pub(super) fn rules(version: &[u8], fields: &[httparse::Header]) -> Result<Rules
         keepalive,
         framing,
         expect,
+        more_tokens,
     })
 }
 

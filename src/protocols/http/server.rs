@@ -250,10 +250,17 @@ pub(super) fn server_head() -> &'static dyn Format {
 }
 
 /// What [`ServerHead::push`] does to a complete head, without Lua: whether
-/// it parses; then the server's rules and the path (for the fuzz targets).
+/// it parses; then the server's rules and the path, and what an
+/// `Upgrade: h2c` would send to HTTP/2 (for the fuzz targets).
 pub(super) fn check_request(head: &[u8]) -> bool {
     with_head(Kind::Request, head, |start, fields, _| {
-        if rules(start.c, fields).is_ok() {
+        if let Ok(r) = rules(start.c, fields) {
+            if r.more_tokens {
+                if let Ok(Some(up)) = super::h2::upgrade::prepare(start.a, start.b, fields) {
+                    assert_eq!(up.settings.len() % 6, 0);
+                    assert!(up.request.len() >= 9);
+                }
+            }
             let path = match start.b.first() {
                 Some(b'/') => start.b,
                 _ => absolute_path(start.b).unwrap_or(start.b),
@@ -356,7 +363,13 @@ unsafe fn push_request(
         ffi::lua_pushboolean(l, rules.close as c_int);
         ffi::lua_pushboolean(l, rules.keepalive as c_int);
         if matches!(rules.framing, Framing::None) {
-            ffi::lua_pushnil(l);
+            // `Upgrade: h2c` (on a request without a body, in HTTP/1.1):
+            // 'h2c' in framing's place, for the Lua half to switch over.
+            if rules.more_tokens && start.c == b"1.1" && super::h2::upgrade::wants_h2c(fields) {
+                lua::push_str(l, "h2c");
+            } else {
+                ffi::lua_pushnil(l);
+            }
         } else {
             get(l, req, Key::Framing);
         }
@@ -367,7 +380,8 @@ unsafe fn push_request(
 /// core.request(client) -> req, res, close, keepalive, framing | nil,
 /// status | nil, 'h2' | nil, err: the next request on a server's connection
 /// (`'h2'`: the client sent HTTP/2's connection preface)
-/// (`framing`: `req._framing`, nil without a body). `status` (a
+/// (`framing`: `req._framing`, nil without a body, `'h2c'` for a request
+/// without one that asks for `Upgrade: h2c`). `status` (a
 /// number) is the answer to a head the server refuses; `err` a read error
 /// (`'closed'`, `'timeout'`...). `idle`: the connection waits between
 /// requests, which a graceful stop may cut short.

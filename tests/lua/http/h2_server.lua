@@ -46,6 +46,17 @@ local function handler(req, res)
 		res.file = dir
 	elseif p == '/missing' then
 		res.file = dir .. '/no such file'
+	elseif p == '/empty' then
+		res.headers.date = 'then'
+	elseif p == '/parts' then
+		res[1] = 'n='
+		res[2] = 42
+		res.status = 201
+	elseif p == '/cookies' then
+		res:cookie('a', '1')
+		res:cookie('b', '2')
+		res.headers['X-List'] = { 'x', 3 }
+		res[1] = 'two'
 	elseif p == '/raise' then
 		error('on purpose')
 	elseif p == '/slow' then
@@ -86,6 +97,15 @@ end
 eq(curl(url .. '/dir -w " %{http_code}" -o /dev/null'), ' 404', 'res.file a directory: 404 before any head')
 eq(curl(url .. '/missing -w " %{http_code}" -o /dev/null'), ' 404', 'res.file missing: 404')
 eq(curl(url .. '/raise -w "%{http_code}" -o /dev/null'), '500', 'a handler that raises: 500')
+out = curl('-D - ' .. url .. '/empty')
+assert(out:find('^HTTP/2 204') and out:find('date: then') and not out:find('content%-length'), 'no body: 204: ' .. out)
+out = curl('-D - ' .. url .. '/parts')
+assert(out:find('^HTTP/2 201') and out:find('content%-length: 4') and out:find('n=42$'), 'parts: ' .. out)
+out = curl('-I ' .. url .. '/parts')
+assert(out:find('content%-length: 4') and not out:find('n=42'), 'HEAD: ' .. out)
+out = curl('-D - ' .. url .. '/cookies')
+assert(out:find('set%-cookie: a=1') and out:find('set%-cookie: b=2'), 'a list: one field each: ' .. out)
+assert(out:find('x%-list: x\r\n') and out:find('x%-list: 3\r\n'), out)
 eq(curl(url .. '/nowhere -w " %{http_code}"'), 'no 404', 'status')
 
 -- Streams run side by side: the fast one answers while the slow one sleeps.

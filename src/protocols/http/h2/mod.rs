@@ -24,12 +24,13 @@ use h2::RecvStream;
 use tokio::sync::Notify;
 
 use super::rules::decode_path;
-use crate::io::stream::{Detached, Stream, STREAM};
+use crate::io::stream::{Stream, STREAM};
 use crate::runtime::lifecycle;
 use crate::runtime::lua::{self, ffi, lua_State, Reg};
 use crate::runtime::scheduler::{self, Commit, Resume};
 
 mod stream;
+pub(super) mod upgrade;
 
 pub(crate) static CONN: &CStr = c"lem.http.h2.Conn";
 
@@ -98,7 +99,10 @@ struct Limits {
 
 /// Serve the connection until it ends: its frames, and its requests into
 /// the queue.
-async fn drive(io: Detached, shared: Rc<Shared>, limits: Limits) {
+async fn drive<T>(io: T, shared: Rc<Shared>, limits: Limits)
+where
+    T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
     let mut b = h2::server::Builder::new();
     b.max_concurrent_streams(limits.max_streams)
         .max_header_list_size(limits.header_list)
@@ -320,7 +324,7 @@ unsafe extern "C-unwind" fn conn_close(l: *mut lua_State) -> c_int {
 
 const CONN_METHODS: &[Reg] = &[(c"accept", conn_accept), (c"close", conn_close)];
 
-const FUNCS: &[Reg] = &[(c"serve", serve)];
+const FUNCS: &[Reg] = &[(c"serve", serve), (c"upgrade", upgrade::upgrade)];
 
 /// luaopen for `lem.http.h2.core`.
 ///

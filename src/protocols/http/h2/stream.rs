@@ -115,8 +115,8 @@ unsafe extern "C-unwind" fn stream_read(l: *mut lua_State) -> c_int {
 }
 
 /// The fields of the table at `idx` (string names; string or number
-/// values), or why they cannot be sent. Connection-specific fields are
-/// left out (HTTP/2 has none).
+/// values, or lists of them: one field each), or why they cannot be sent.
+/// Connection-specific fields are left out (HTTP/2 has none).
 unsafe fn fields(l: *mut lua_State, idx: c_int) -> Result<HeaderMap, String> {
     // SAFETY: `l` is a live thread of lem's state, the contract of every
     // function that takes one (see the module doc of runtime/lua.rs).
@@ -125,61 +125,65 @@ unsafe fn fields(l: *mut lua_State, idx: c_int) -> Result<HeaderMap, String> {
         if ffi::lua_type(l, idx) != ffi::LUA_TTABLE {
             return Ok(map);
         }
+        let bad = |name: &[u8]| {
+            format!(
+                "header field {:?} cannot be sent",
+                String::from_utf8_lossy(name)
+            )
+        };
         ffi::lua_pushnil(l);
         while ffi::lua_next(l, idx) != 0 {
             let name = match ffi::lua_type(l, -2) {
                 ffi::LUA_TSTRING => lua::to_bytes(l, -2).unwrap_or_default(),
                 _ => b"",
             };
-            // A list (Set-Cookie) is one field per element.
+            let Ok(n) = HeaderName::from_bytes(name) else {
+                let e = bad(name);
+                ffi::lua_pop(l, 2);
+                return Err(e);
+            };
             let list = ffi::lua_type(l, -1) == ffi::LUA_TTABLE;
             let count = if list { ffi::lua_rawlen(l, -1) } else { 1 };
-            let mut values = Vec::with_capacity(count);
+            let skip = connection_specific(n.as_str().as_bytes());
             for i in 1..=count {
-                // The element, or a copy of the value, so that a number is
-                // not turned into a string in the table being walked.
+                // A copy, so that a number is not turned into a string in
+                // the table being walked.
                 if list {
-                    ffi::lua_rawgeti(l, -1, i as ffi::lua_Integer);
+                    lua::push_index(l, -1, i as ffi::lua_Integer);
                 } else {
                     ffi::lua_pushvalue(l, -1);
                 }
                 let value = match ffi::lua_type(l, -1) {
-                    ffi::LUA_TSTRING | ffi::LUA_TNUMBER => lua::to_bytes(l, -1),
+                    ffi::LUA_TSTRING | ffi::LUA_TNUMBER => {
+                        lua::to_bytes(l, -1).and_then(|v| HeaderValue::from_bytes(v).ok())
+                    }
                     _ => None,
                 };
-                values.push(value.map(HeaderValue::from_bytes));
                 ffi::lua_pop(l, 1);
-            }
-            ffi::lua_pop(l, 1);
-            let n = HeaderName::from_bytes(name);
-            let bad = || {
-                ffi::lua_pop(l, 1);
-                format!(
-                    "header field {:?} cannot be sent",
-                    String::from_utf8_lossy(name)
-                )
-            };
-            let Ok(n) = n else {
-                return Err(bad());
-            };
-            if connection_specific(n.as_str().as_bytes()) {
-                continue;
-            }
-            for v in values {
-                match v {
-                    Some(Ok(v)) => {
-                        map.append(&n, v);
+                match value {
+                    Some(_) if skip => {}
+                    Some(v) => {
+                        map.append(n.clone(), v);
                     }
-                    _ => return Err(bad()),
+                    None => {
+                        let e = bad(name);
+                        ffi::lua_pop(l, 2);
+                        return Err(e);
+                    }
                 }
             }
+            ffi::lua_pop(l, 1);
         }
         Ok(map)
     }
 }
 
-/// st:respond(status, headers, last) -> true | nil, err: send the
-/// response's head; `last`: there is no body.
+/// st:respond(status, headers, last [, body]) -> true | nil, err: send
+/// the response's head; `last`: there is no body. `body` (a string): the
+/// whole body, sent with the head in the same call, and the stream ends
+/// (no trailers): h2 queues it and sends it as the peer's window allows,
+/// so the call does not wait (the caller bounds its size; the string
+/// would be held as long by a waiting `st:write()`).
 unsafe extern "C-unwind" fn stream_respond(l: *mut lua_State) -> c_int {
     // SAFETY: Lua calls this C function on a thread of lem's state, so `l` is
     // valid with LUA_MINSTACK free slots; it reads its own arguments (checked
@@ -187,7 +191,11 @@ unsafe extern "C-unwind" fn stream_respond(l: *mut lua_State) -> c_int {
     unsafe {
         let st: &H2Stream = lua::check_object(l, 1, H2STREAM);
         let status = lua::check_integer(l, 2);
-        let last = ffi::lua_toboolean(l, 4) != 0;
+        let body = match ffi::lua_type(l, 5) {
+            ffi::LUA_TSTRING => Some(Bytes::copy_from_slice(lua::check_bytes(l, 5))),
+            _ => None,
+        };
+        let last = ffi::lua_toboolean(l, 4) != 0 && body.is_none();
         let Ok(status) = http::StatusCode::from_u16(status.clamp(0, 9999) as u16) else {
             return lua::fail(l, "bad status");
         };
@@ -202,8 +210,133 @@ unsafe extern "C-unwind" fn stream_respond(l: *mut lua_State) -> c_int {
         *res.status_mut() = status;
         *res.headers_mut() = headers;
         match respond.send_response(res, last) {
-            Ok(send) => {
+            Ok(mut send) => {
                 st.responded.set(true);
+                if let Some(body) = body {
+                    if let Err(e) = send.send_data(body, true) {
+                        return lua::fail(l, &e.to_string());
+                    }
+                }
+                *st.send.borrow_mut() = Some(send);
+                ffi::lua_pushboolean(l, 1);
+                1
+            }
+            Err(e) => lua::fail(l, &e.to_string()),
+        }
+    }
+}
+
+/// The largest body [`stream_send`] sends (h2 queues what the peer's
+/// window does not take yet); larger ones go by `st:write()`.
+const WHOLE: usize = 64 << 10;
+
+/// The ordinary response of `res` (the table at `res`) as a head and a
+/// body, or `None` when it is not one this fast path sends (the Lua half
+/// then checks and sends it, or raises for it): a status that is not an
+/// integer from 100 to 999, headers that are not a plain table or that
+/// HTTP/2 cannot carry, a Content-Length the handler set, body parts that
+/// are not strings or numbers, a body larger than [`WHOLE`].
+unsafe fn ordinary(
+    l: *mut lua_State,
+    res: c_int,
+    server: &[u8],
+) -> Option<(http::Response<()>, Vec<u8>)> {
+    // SAFETY: `l` is a live thread of lem's state, the contract of every
+    // function that takes one (see the module doc of runtime/lua.rs).
+    unsafe {
+        let mut body = Vec::new();
+        for i in 1..=ffi::lua_rawlen(l, res) {
+            lua::push_index(l, res, i as ffi::lua_Integer);
+            let part = match ffi::lua_type(l, -1) {
+                ffi::LUA_TSTRING | ffi::LUA_TNUMBER => lua::to_bytes(l, -1),
+                _ => None,
+            };
+            let fits = part.is_some_and(|p| body.len() + p.len() <= WHOLE);
+            if fits {
+                body.extend_from_slice(part.unwrap_or_default());
+            }
+            ffi::lua_pop(l, 1);
+            if !fits {
+                return None;
+            }
+        }
+        ffi::lua_getfield(l, res, c"status".as_ptr());
+        let status = match ffi::lua_type(l, -1) {
+            ffi::LUA_TNIL if body.is_empty() => Some(204),
+            ffi::LUA_TNIL => Some(200),
+            ffi::LUA_TNUMBER if ffi::lua_isinteger(l, -1) != 0 => {
+                Some(ffi::lua_tointeger(l, -1)).filter(|s| (100..=999).contains(s))
+            }
+            _ => None,
+        };
+        ffi::lua_pop(l, 1);
+        let status = http::StatusCode::from_u16(status? as u16).ok()?;
+        let top = ffi::lua_gettop(l);
+        ffi::lua_getfield(l, res, c"headers".as_ptr());
+        let plain = ffi::lua_type(l, -1) == ffi::LUA_TTABLE && ffi::lua_getmetatable(l, -1) == 0;
+        if !plain {
+            // The headers, and their metatable if there is one.
+            ffi::lua_settop(l, top);
+            return None;
+        }
+        let headers = fields(l, ffi::lua_gettop(l));
+        ffi::lua_pop(l, 1);
+        let mut headers = headers.ok()?;
+        if headers.contains_key(http::header::CONTENT_LENGTH) {
+            return None;
+        }
+        if !headers.contains_key(http::header::DATE) {
+            let date = super::super::date::with_date(HeaderValue::from_bytes);
+            headers.insert(http::header::DATE, date.ok()?);
+        }
+        if !headers.contains_key(http::header::SERVER) {
+            headers.insert(http::header::SERVER, HeaderValue::from_bytes(server).ok()?);
+        }
+        let code = status.as_u16();
+        if !(code == 204 || code == 304 || code < 200) {
+            headers.insert(http::header::CONTENT_LENGTH, HeaderValue::from(body.len()));
+        } else {
+            body.clear();
+        }
+        let mut r = http::Response::new(());
+        *r.status_mut() = status;
+        *r.headers_mut() = headers;
+        Some((r, body))
+    }
+}
+
+/// st:send(res, head_only, server) -> true | false | nil, err: send the
+/// ordinary response `res` (status, headers, body parts; no file, no
+/// trailers) whole in one call that does not wait, its body (at most 64
+/// KiB) queued for the peer's window; `Date`, `Server` (`server`) and the
+/// body's length added. `head_only`: the request was HEAD (the length is
+/// sent, not the body). `false`: nothing was sent; `res` is not an
+/// ordinary response this path sends (the Lua half checks and sends it).
+unsafe extern "C-unwind" fn stream_send(l: *mut lua_State) -> c_int {
+    // SAFETY: Lua calls this C function on a thread of lem's state, so `l` is
+    // valid with LUA_MINSTACK free slots; it reads its own arguments (checked
+    // here) and the values it pushes (the rules of runtime/lua.rs).
+    unsafe {
+        let st: &H2Stream = lua::check_object(l, 1, H2STREAM);
+        ffi::luaL_checktype(l, 2, ffi::LUA_TTABLE);
+        let head_only = ffi::lua_toboolean(l, 3) != 0;
+        let server = lua::check_bytes(l, 4);
+        let Some((head, body)) = ordinary(l, 2, server) else {
+            ffi::lua_pushboolean(l, 0);
+            return 1;
+        };
+        let Some(mut respond) = st.respond.borrow_mut().take() else {
+            return lua::fail(l, "already responded");
+        };
+        let last = head_only || body.is_empty();
+        match respond.send_response(head, last) {
+            Ok(mut send) => {
+                st.responded.set(true);
+                if !last {
+                    if let Err(e) = send.send_data(Bytes::from(body), true) {
+                        return lua::fail(l, &e.to_string());
+                    }
+                }
                 *st.send.borrow_mut() = Some(send);
                 ffi::lua_pushboolean(l, 1);
                 1
@@ -384,6 +517,7 @@ const METHODS: &[Reg] = &[
     (c"close", stream_close),
     (c"read", stream_read),
     (c"respond", stream_respond),
+    (c"send", stream_send),
     (c"write", stream_write),
     (c"finish", stream_finish),
     (c"reset", stream_reset),
