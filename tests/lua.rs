@@ -79,6 +79,8 @@ lua_tests! {
     http_client_nginx => "http/client_nginx.lua",
     http_handler_timeout => "http/handler_timeout.lua",
     http_h2_chromium => "http/h2_chromium.lua",
+    http_h2_client => "http/h2_client.lua",
+    http_h2_client_peer => "http/h2_client_peer.lua",
     http_h2_conformance => "http/h2_conformance.lua",
     http_h2_drain => "http/h2_drain.lua",
     http_h2_hostile => "http/h2_hostile.lua",
