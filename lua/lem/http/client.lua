@@ -584,7 +584,7 @@ end
 -- HTTP/2 on a new connection's stream: conn | nil, err.
 local function h2start(self, stream, host, port)
 	h2core = h2core or require 'lem.http.h2.core'
-	local conn, err = h2core.client(stream)
+	local conn, err = h2core.client(stream, self.connect_timeout or self.timeout)
 	if not conn then
 		stream:close()
 		return nil, format("error connecting to '%s': %s", authority(host, port), err)

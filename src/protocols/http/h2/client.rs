@@ -100,15 +100,23 @@ fn unprocessed(e: &h2::Error) -> Option<&'static str> {
     }
 }
 
-/// core.client(stream) -> conn | nil, err: HTTP/2 on the Stream (a
-/// client's connection, plain or TLS), which is closed: the connection
-/// takes its descriptor over. Sends the preface and settings.
+/// core.client(stream [, timeout]) -> conn | nil, err: HTTP/2 on the
+/// Stream (a client's connection, plain or TLS), which is closed: the
+/// connection takes its descriptor over. Sends the preface and settings,
+/// and returns once the server's settings have come (within `timeout`
+/// seconds if given: else `nil, 'timeout'`).
 unsafe extern "C-unwind" fn client(l: *mut lua_State) -> c_int {
     // SAFETY: Lua calls this C function on a thread of lem's state, so `l` is
     // valid with LUA_MINSTACK free slots; it reads its own arguments (checked
     // here) and the values it pushes (the rules of runtime/lua.rs).
     unsafe {
         let s: &Stream = lua::check_object(l, 1, STREAM);
+        let wait = match ffi::lua_isnoneornil(l, 2) != 0 {
+            true => None,
+            false => Some(ffi::luaL_checknumber(l, 2)),
+        }
+        .filter(|t| t.is_finite() && *t >= 0.0)
+        .map(std::time::Duration::from_secs_f64);
         let Some(io) = s.0.detach(&[]) else {
             return lua::fail(l, "closed");
         };
@@ -119,11 +127,30 @@ unsafe extern "C-unwind" fn client(l: *mut lua_State) -> c_int {
                 .initial_connection_window_size(CONN_WINDOW)
                 .max_header_list_size(256 << 10)
                 .max_send_buffer_size(64 << 10);
-            let r = b.handshake::<_, Bytes>(io).await;
+            let start = async {
+                let (send, mut conn) = b.handshake::<_, Bytes>(io).await?;
+                let shared = Rc::new(Shared::default());
+                let ping = conn.ping_pong();
+                tokio::task::spawn_local(drive(conn, shared.clone()));
+                // The server's SETTINGS come before its answer to a PING:
+                // once it is there, its limit on streams is known, and
+                // requests made at once do not go past it.
+                if let Some(mut ping) = ping {
+                    if let Err(e) = ping.ping(h2::Ping::opaque()).await {
+                        shared.abort.notify_one();
+                        return Err(e);
+                    }
+                }
+                Ok((send, shared))
+            };
+            let r = match wait {
+                Some(t) => tokio::time::timeout(t, start)
+                    .await
+                    .unwrap_or_else(|_| Err(h2::Error::from(Reason::SETTINGS_TIMEOUT))),
+                None => start.await,
+            };
             Resume::Push(Box::new(move |co| match r {
-                Ok((send, conn)) => {
-                    let shared = Rc::new(Shared::default());
-                    tokio::task::spawn_local(drive(conn, shared.clone()));
+                Ok((send, shared)) => {
                     // SAFETY: `co` is the resumed coroutine, with room for
                     // the value (LUA_MINSTACK).
                     lua::push_object(
@@ -136,6 +163,8 @@ unsafe extern "C-unwind" fn client(l: *mut lua_State) -> c_int {
                     );
                     1
                 }
+                // SAFETY: as above.
+                Err(e) if e.reason() == Some(Reason::SETTINGS_TIMEOUT) => lua::fail(co, "timeout"),
                 // SAFETY: as above.
                 Err(e) => lua::fail(co, &e.to_string()),
             }))

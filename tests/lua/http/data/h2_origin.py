@@ -28,6 +28,8 @@ import h2.connection
 import h2.errors
 import h2.events
 import h2.exceptions
+import h2.settings
+import hyperframe.frame
 
 lock = threading.Lock()
 stats = {'conns': 0, 'max': 0, 'open': 0, 'goaway': False}
@@ -39,8 +41,8 @@ class Conn:
         self.number = number
         self.h2 = h2.connection.H2Connection(h2.config.H2Configuration(
             client_side=False, header_encoding='utf-8'))
-        self.h2.local_settings.max_concurrent_streams = max_streams
         self.h2.initiate_connection()
+        self.h2.update_settings({h2.settings.SettingCodes.MAX_CONCURRENT_STREAMS: max_streams})
         self.pending = {}   # stream id -> bytes left to send
         self.timers = []    # (due, stream id)
         self.bodies = {}    # stream id -> request body so far
@@ -111,7 +113,11 @@ class Conn:
                 stats['open'] -= 1
             # Only the connection's first stream is processed: the others
             # are left for the client to send again.
-            self.h2.close_connection(last_stream_id=1)
+            # Raw, so that python-h2 still lets stream 1 finish.
+            self.flush()
+            f = hyperframe.frame.GoAwayFrame(0)
+            f.last_stream_id = 1
+            self.sock.sendall(f.serialize())
             for t in [t for t in self.timers if t[1] > 1]:
                 self.timers.remove(t)
                 with lock:
@@ -189,8 +195,11 @@ class Conn:
 def serve(sock, number, max_streams):
     try:
         Conn(sock, number, max_streams).run()
-    except (OSError, ConnectionError, h2.exceptions.ProtocolError):
+    except (OSError, ConnectionError):
         pass
+    except Exception:
+        import traceback
+        traceback.print_exc()
     finally:
         try:
             sock.close()
