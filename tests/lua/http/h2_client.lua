@@ -146,6 +146,12 @@ end
 eq(n, 300000, 'h2c: chunks')
 assert(count > 1, 'chunks: in pieces')
 eq(assert(c:get(url .. '/json')):json(), { a = { 1, 2 } }, 'h2c: json')
+local ok, dres = c:download(url .. '/big', dir .. '/downloaded')
+eq({ ok, dres.version, #assert(_G.io.open(dir .. '/downloaded')):read('*a') }, { true, '2.0', 300000 }, 'h2c: download')
+-- A response left unread: the coroutine's next request drops its stream.
+local unread = assert(c:get(url .. '/big'))
+eq(assert(c:get(url .. '/info')):body(), '2.0 GET /info nil lem', 'h2c: after an unread response')
+eq({ unread:body() }, { nil, 'dropped' }, 'h2c: the unread response was dropped')
 r = assert(c:get(url .. '/gzip'))
 eq({ r:body(), r.decoded }, { 'hello gzip', 'gzip' }, 'h2c: gzip decoded')
 r = assert(new({ http2 = 'prior', decompress = false }):get(url .. '/gzip'))
