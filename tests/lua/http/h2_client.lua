@@ -3,7 +3,8 @@
 -- API as over HTTP/1.1 (status, headers, version '2.0', body, chunks,
 -- json, decoding), request bodies of every kind, fifty coroutines sharing
 -- one connection, the server's stream limit respected, timeouts and the
--- deadline, a stream the server breaks off, client:close(), and the ways
+-- deadline, a stream the server breaks off, a proxy's CONNECT tunnel,
+-- client:close(), and the ways
 -- back to HTTP/1.1 (http2 = false, a server whose ALPN says http/1.1, the
 -- caller's own alpn).
 local support = dofile('support.lua')
@@ -281,6 +282,50 @@ while done < 20 do
 	sleep(0.01)
 end
 eq(tconns, 1, 'TLS: one connection')
+
+-- Through a proxy's CONNECT tunnel (a small one here): h2 end to end.
+local pl = assert(io.tcp.listen('127.0.0.1', 0))
+local _, pxport = pl:getsockname()
+local tunnels, asked = 0, nil
+local function pump(from, to)
+	while true do
+		local data = from:read()
+		if not data or not to:write(data) then
+			break
+		end
+	end
+	from:close()
+	to:close()
+end
+utils.spawn(function()
+	pl:autospawn(function(s)
+		local line = assert(s:read('*l'))
+		asked = line:match('^CONNECT (%S+)')
+		repeat
+			local h = s:read('*l')
+		until not h or h == '' or h == '\r'
+		local host, p = asked:match('^(.+):(%d+)$')
+		local up = assert(io.tcp.connect(host == 'localhost' and '127.0.0.1' or host, tonumber(p)))
+		tunnels = tunnels + 1
+		assert(s:write('HTTP/1.1 200 Connection established\r\n\r\n'))
+		utils.spawn(pump, up, s)
+		pump(s, up)
+	end)
+end)
+local pc = new({ tls = { cafile = ca }, proxy = ('http://127.0.0.1:%d'):format(pxport) })
+done = 0
+for k = 1, 5 do
+	utils.spawn(function()
+		local resp = assert(pc:get(turl .. '/info?' .. k))
+		eq({ resp.version, resp:body() }, { '2.0', '2.0 GET /info?' .. k .. ' nil lem' }, 'h2 through a proxy')
+		done = done + 1
+	end)
+end
+while done < 5 do
+	sleep(0.01)
+end
+eq({ tunnels, asked }, { 1, 'localhost:' .. tport }, 'h2 through a proxy: one tunnel')
+pc:close()
 tc:close()
 tl:close()
 
@@ -328,6 +373,7 @@ t11:close()
 for _, made in ipairs(clients) do
 	made:close()
 end
+pl:close()
 conns.close()
 conns2.close()
 conns3.close()
