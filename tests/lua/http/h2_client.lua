@@ -4,9 +4,8 @@
 -- json, decoding), request bodies of every kind, fifty coroutines sharing
 -- one connection, the server's stream limit respected, timeouts and the
 -- deadline, a stream the server breaks off, a proxy's CONNECT tunnel,
--- client:close(), and the ways
--- back to HTTP/1.1 (http2 = false, a server whose ALPN says http/1.1, the
--- caller's own alpn).
+-- client:close(), and the ways back to HTTP/1.1 (http2 = false, a server
+-- whose ALPN says http/1.1, the caller's own alpn).
 local support = dofile('support.lua')
 package.path = 'http/data/?.lua;' .. package.path
 local common = require 'common'
