@@ -924,7 +924,12 @@ local function raw(res)
 			return data
 		elseif err == 'eof' then
 			res._rawend = true
-			return nil
+			local t
+			t, err = op(res.client, call.trailers, call)
+			if t or not err then
+				res.trailers = t
+				return nil
+			end
 		end
 		return nil, h2error(res._where, err)
 	elseif mode == 'chunked' then

@@ -55,6 +55,9 @@ local function handler(req, res)
 	elseif p == '/break' then
 		assert(res:write(('p'):rep(1000)))
 		error('broken on purpose')
+	elseif p == '/trailers' then
+		assert(res:write('with trailers'))
+		res.trailers = { ['X-Sum'] = 'done' }
 	elseif p == '/multi' then
 		res.headers['Set-Cookie'] = 'a=1'
 		res[1] = 'm'
@@ -161,6 +164,10 @@ r = assert(c:request('HEAD', url .. '/big'))
 eq({ r.status, r:body() }, { 200, '' }, 'h2c: HEAD')
 r = assert(c:get(url .. '/nothing'))
 eq({ r.status, r:body() }, { 404, 'no' }, 'h2c: 404')
+r = assert(c:get(url .. '/trailers'))
+eq({ r:body(), r.trailers }, { 'with trailers', { ['x-sum'] = 'done' } }, 'h2c: trailers')
+r = assert(c:get(url .. '/info'))
+eq({ r:body() ~= nil, r.trailers }, { true, nil }, 'h2c: no trailers')
 r = assert(c:get(url .. '/multi'))
 eq(r.headers['set-cookie'], 'a=1', 'h2c: set-cookie')
 r:body()

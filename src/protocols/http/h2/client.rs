@@ -6,7 +6,7 @@
 //! `call:finish()` send the body, `call:response()` waits for the head,
 //! `call:read()` takes the body a chunk at a time (giving its bytes back
 //! to the server's window, so a body nobody reads buffers at most a
-//! window), `call:close()` lets go of it (RST_STREAM CANCEL if it has not
+//! window), `call:trailers()` what follows it, `call:close()` lets go of it (RST_STREAM CANCEL if it has not
 //! ended). Many coroutines' requests share the connection; h2 opens them
 //! as the server's SETTINGS_MAX_CONCURRENT_STREAMS lets it and holds the
 //! rest until a stream ends.
@@ -551,6 +551,62 @@ unsafe extern "C-unwind" fn call_read(l: *mut lua_State) -> c_int {
     }
 }
 
+/// Push a trailer section as a table (lower-case names, the last value of
+/// a repeated field), or nil.
+unsafe fn push_trailers(l: *mut lua_State, r: Result<Option<HeaderMap>, h2::Error>) -> c_int {
+    // SAFETY: `l` is a live thread of lem's state, the contract of every
+    // function that takes one (see the module doc of runtime/lua.rs).
+    unsafe {
+        match r {
+            Ok(Some(map)) => {
+                ffi::lua_createtable(l, 0, map.keys_len() as c_int);
+                for (name, value) in map.iter() {
+                    lua::push_str(l, name.as_str());
+                    lua::push_bytes(l, value.as_bytes());
+                    ffi::lua_rawset(l, -3);
+                }
+                1
+            }
+            Ok(None) => {
+                ffi::lua_pushnil(l);
+                1
+            }
+            Err(e) => push_error(l, &e),
+        }
+    }
+}
+
+/// call:trailers() -> table | nil | nil, err: the response's trailer
+/// fields, once its body has been read (`call:read()` said `'eof'`).
+unsafe extern "C-unwind" fn call_trailers(l: *mut lua_State) -> c_int {
+    // SAFETY: Lua calls this C function on a thread of lem's state, so `l` is
+    // valid with LUA_MINSTACK free slots; it reads its own arguments (checked
+    // here) and the values it pushes (the rules of runtime/lua.rs).
+    unsafe {
+        let call: &Call = lua::check_object(l, 1, CALL);
+        let Some(mut body) = call.recv.borrow_mut().take() else {
+            return lua::fail(l, "busy");
+        };
+        // After the end of the data they have come, or there are none.
+        if let Some(r) = now(&mut poll_fn(|cx| body.poll_trailers(cx))) {
+            *call.recv.borrow_mut() = Some(body);
+            return push_trailers(l, r);
+        }
+        let slot = call.recv.clone();
+        let fut = async move {
+            let r = body.trailers().await;
+            Resume::Push(Box::new(move |co| {
+                *slot.borrow_mut() = Some(body);
+                // SAFETY: `co` is the resumed coroutine, with room for the
+                // values.
+                push_trailers(co, r)
+            }))
+        };
+        scheduler::prepare_or_raise(l, Commit::Future(Box::pin(fut)));
+        scheduler::suspend(l)
+    }
+}
+
 /// call:close(): let go of the stream; one that has not ended is reset
 /// (CANCEL).
 unsafe extern "C-unwind" fn call_close(l: *mut lua_State) -> c_int {
@@ -587,6 +643,7 @@ const CALL_METHODS: &[Reg] = &[
     (c"finish", call_finish),
     (c"response", call_response),
     (c"read", call_read),
+    (c"trailers", call_trailers),
     (c"close", call_close),
 ];
 
