@@ -21,7 +21,7 @@ use std::task::{Context, Poll, Waker};
 use bytes::Bytes;
 use h2::client::{ResponseFuture, SendRequest};
 use h2::{Reason, RecvStream, SendStream};
-use http::{HeaderMap, HeaderName, HeaderValue};
+use http::HeaderMap;
 
 use crate::io::stream::{Stream, STREAM};
 use crate::runtime::lua::{self, ffi, lua_State, Reg};
@@ -203,54 +203,6 @@ unsafe extern "C-unwind" fn client_alive(l: *mut lua_State) -> c_int {
     }
 }
 
-/// The fields of the table at `idx` (names to string or number values),
-/// or why they cannot be sent.
-unsafe fn fields(l: *mut lua_State, idx: c_int) -> Result<HeaderMap, String> {
-    // SAFETY: `l` is a live thread of lem's state, the contract of every
-    // function that takes one (see the module doc of runtime/lua.rs).
-    unsafe {
-        let mut map = HeaderMap::new();
-        if ffi::lua_type(l, idx) != ffi::LUA_TTABLE {
-            return Ok(map);
-        }
-        ffi::lua_pushnil(l);
-        while ffi::lua_next(l, idx) != 0 {
-            let name = match ffi::lua_type(l, -2) {
-                ffi::LUA_TSTRING => lua::to_bytes(l, -2).unwrap_or_default(),
-                _ => b"",
-            };
-            // A copy, so that a number is not turned into a string in the
-            // table being walked.
-            ffi::lua_pushvalue(l, -1);
-            let value = match ffi::lua_type(l, -1) {
-                ffi::LUA_TSTRING | ffi::LUA_TNUMBER => lua::to_bytes(l, -1),
-                _ => None,
-            };
-            let r = match (
-                HeaderName::from_bytes(name),
-                value.map(HeaderValue::from_bytes),
-            ) {
-                (Ok(n), Some(Ok(v))) => Ok((n, v)),
-                _ => Err(format!(
-                    "header field {:?} cannot be sent",
-                    String::from_utf8_lossy(name)
-                )),
-            };
-            ffi::lua_pop(l, 2);
-            match r {
-                Ok((n, v)) => {
-                    map.append(n, v);
-                }
-                Err(e) => {
-                    ffi::lua_pop(l, 1);
-                    return Err(e);
-                }
-            }
-        }
-        Ok(map)
-    }
-}
-
 /// conn:request(method, url, headers, last) -> call | nil, err, retry:
 /// open a stream and send the request's head (`url` absolute: its scheme
 /// and authority are the pseudo-header fields; `headers` without the
@@ -272,7 +224,7 @@ unsafe extern "C-unwind" fn client_request(l: *mut lua_State) -> c_int {
         let Ok(uri) = http::Uri::try_from(url) else {
             return lua::fail(l, "bad url");
         };
-        let headers = match fields(l, 4) {
+        let headers = match super::stream::fields(l, 4) {
             Ok(h) => h,
             Err(e) => return lua::fail(l, &e),
         };
