@@ -80,6 +80,7 @@ lua_tests! {
     http_handler_timeout => "http/handler_timeout.lua",
     http_h2_chromium => "http/h2_chromium.lua",
     http_h2_client => "http/h2_client.lua",
+    http_h2_client_hypercorn => "http/h2_client_hypercorn.lua",
     http_h2_client_peer => "http/h2_client_peer.lua",
     http_h2_conformance => "http/h2_conformance.lua",
     http_h2_drain => "http/h2_drain.lua",
