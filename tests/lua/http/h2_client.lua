@@ -249,6 +249,27 @@ got, err = new({ http2 = 'prior' }):get(('http://127.0.0.1:%d/'):format(dead))
 eq(got, nil, 'refused')
 eq(err, ("error connecting to '127.0.0.1:%d': Connection refused"):format(dead), 'refused: message')
 
+-- Prior knowledge where the server does not speak HTTP/2 (it answers the
+-- preface as a bad HTTP/1.1 request and closes), or says nothing at all.
+local h1 = assert(server.new(assert(io.tcp.listen('127.0.0.1', 0)), handler, { h2c = false }))
+local _, h1port = h1:getsockname()
+utils.spawn(function() h1:run() end)
+got, err = new({ http2 = 'prior' }):get(('http://127.0.0.1:%d/info'):format(h1port))
+eq(got, nil, 'prior knowledge, HTTP/1.1 server')
+assert(err:find(("^error connecting to '127.0.0.1:%d': "):format(h1port)), err)
+h1:close()
+local mute = assert(io.tcp.listen('127.0.0.1', 0))
+local _, mport = mute:getsockname()
+utils.spawn(function()
+	mute:autospawn(function(s)
+		s:read('*a')
+		s:close()
+	end)
+end)
+eq({ new({ http2 = 'prior', timeout = 0.2 }):get(('http://127.0.0.1:%d/'):format(mport)) },
+	{ nil, ("error connecting to '127.0.0.1:%d': timeout"):format(mport) }, 'prior knowledge, a mute server')
+mute:close()
+
 -- Without http2 = 'prior', http:// is HTTP/1.1 (the server speaks both).
 local plain = common.serve(handler)
 local _, pport = plain:getsockname()
