@@ -10,6 +10,15 @@
 -- download or `resp:chunks()` holds one piece at a time. A whole-request
 -- `deadline` runs each step under utils.timeout, which also stops code
 -- that never suspends.
+--
+-- HTTP/2 (lem.http.h2.core's client half): an `https://` connection
+-- offers `h2` by ALPN, and `http2 = 'prior'` speaks it to `http://`
+-- servers by prior knowledge. Such a connection is not pooled but shared:
+-- one per scheme, host and port (`_h2`), which every request's stream
+-- goes on while it stays alive (not told GOAWAY, not failed); it is made
+-- by one task (`_dialing`) the other requests join, so that many
+-- coroutines starting at once share one connection. A server whose ALPN
+-- answer was `http/1.1` is remembered (`_proto`) and served as before.
 local io = require 'lem.io'
 local http = require 'lem.http'
 local core = require 'lem.http.core'
@@ -21,7 +30,7 @@ local match, lower, format, find, sub, gsub, byte =
 	string.match, string.lower, string.format, string.find, string.sub, string.gsub, string.byte
 local concat, sort = table.concat, table.sort
 local floor, huge, min = math.floor, math.huge, math.min
-local now, timeout, thisthread = utils.now, utils.timeout, utils.thisthread
+local now, timeout, thisthread, task = utils.now, utils.timeout, utils.thisthread, utils.task
 local read_chunked, decoder = http.read_chunked, core.decoder
 
 -- The size of the pieces a body is read in.
@@ -146,11 +155,9 @@ local CLIENT_OPTIONS = {
 			bad(fname, arg, msg)
 		end
 	end,
-	-- Reserved for HTTP/2 (LEM-API.md part three): only HTTP/1.1 is spoken
-	-- yet, so only "never" is accepted.
 	http2 = function(v, _, fname, arg)
-		if v ~= nil and v ~= false then
-			bad(fname, arg, 'http2 is not available')
+		if v ~= nil and v ~= true and v ~= false and v ~= 'prior' then
+			bad(fname, arg, "http2 must be true, false or 'prior'")
 		end
 	end,
 }
@@ -179,6 +186,12 @@ local function make(options)
 		pool = options.pool or 8,
 		proxy = options.proxy,
 		tls = options.tls,
+		http2 = options.http2,
+		-- HTTP/2 connections: key -> conn (lem.http.h2.core's); the tasks
+		-- making them: key -> Task; the keys whose server chose HTTP/1.1.
+		_h2 = {},
+		_dialing = {},
+		_proto = {},
 		-- Idle connections: key -> array of Streams (the last is the
 		-- newest, taken first).
 		_idle = {},
@@ -238,8 +251,23 @@ local function tunnel(stream, host, port)
 	return true
 end
 
-local function dial(self, scheme, host, port)
-	local stream, err
+-- The TLS options for a connection: the client's, offering h2 and
+-- http/1.1 by ALPN when `h2` (unless the caller chose the protocols).
+local function tlsoptions(self, h2)
+	local t = self.tls
+	if not h2 or (t and t.alpn ~= nil) then
+		return t
+	end
+	local o = { alpn = { 'h2', 'http/1.1' } }
+	for k, v in pairs(t or {}) do
+		o[k] = v
+	end
+	return o
+end
+
+-- A connection: stream, alpn | nil, err.
+local function dial(self, scheme, host, port, h2)
+	local stream, err, alpn
 	local proxy = self.proxy
 	if proxy then
 		local _, phost, pport = parseurl(proxy)
@@ -249,11 +277,12 @@ local function dial(self, scheme, host, port)
 			ok, err = tunnel(stream, host, port)
 			if ok then
 				local tls
-				tls, err = io.tls.upgrade(stream, host, self.tls)
+				tls, err = io.tls.upgrade(stream, host, tlsoptions(self, h2))
 				if not tls then
 					stream:close()
 				end
-				stream = tls
+				stream, alpn = tls, err
+				err = not tls and err or nil
 			else
 				stream:close()
 				stream = nil
@@ -263,22 +292,29 @@ local function dial(self, scheme, host, port)
 		if not io.tls then
 			return nil, 'https is not available'
 		end
-		stream, err = io.tls.connect(host, port, self.tls)
+		stream, err = io.tls.connect(host, port, tlsoptions(self, h2))
+		if stream then
+			alpn, err = err, nil
+		end
 	else
 		stream, err = io.tcp.connect(host, port)
 	end
-	return stream, err
+	if not stream then
+		return nil, err
+	end
+	return stream, alpn
 end
 
 -- The one place a connection is made: TCP, TLS, or through the proxy,
--- within connect_timeout.
-local function open(self, scheme, host, port)
+-- within connect_timeout: stream, alpn | nil, err. `h2`: offer h2 by
+-- ALPN.
+local function open(self, scheme, host, port, h2)
 	local ct = self.connect_timeout
 	if not ct then
-		local stream, err = dial(self, scheme, host, port)
+		local stream, err = dial(self, scheme, host, port, h2)
 		return stream, err
 	end
-	local stream, err = timeout(ct, dial, self, scheme, host, port)
+	local stream, err = timeout(ct, dial, self, scheme, host, port, h2)
 	if not stream and err == 'timeout' then
 		err = format("error connecting to '%s': timeout", authority(host, port))
 	end
@@ -294,9 +330,9 @@ local function poolkey(self, scheme, host, port)
 	return scheme .. '://' .. lower(host) .. ':' .. port
 end
 
--- client:connect(scheme, host, port) -> stream, reused | nil, err: an
--- idle connection to there taken from the pool, or a new one.
-function Client:connect(scheme, host, port)
+-- An idle connection to there taken from the pool, or a new one: stream,
+-- reused, alpn | nil, err.
+local function take(self, scheme, host, port, h2)
 	local idle = self._idle[poolkey(self, scheme, host, port)]
 	while idle and #idle > 0 do
 		local stream = idle[#idle]
@@ -306,14 +342,21 @@ function Client:connect(scheme, host, port)
 			return stream, true
 		end
 	end
-	local stream, err = open(self, scheme, host, port)
+	local stream, alpn = open(self, scheme, host, port, h2)
 	if not stream then
-		return nil, err
+		return nil, alpn
 	end
 	if self.timeout then
 		stream:settimeout(self.timeout)
 	end
-	return stream, false
+	return stream, false, alpn
+end
+
+-- client:connect(scheme, host, port) -> stream, reused | nil, err: an
+-- idle connection to there taken from the pool, or a new one (HTTP/1.1).
+function Client:connect(scheme, host, port)
+	local stream, reused = take(self, scheme, host, port, false)
+	return stream, reused
 end
 
 -- Give a connection whose exchange is complete back to the pool.
@@ -333,8 +376,13 @@ local function release(self, key, stream)
 	end
 end
 
--- client:close(): close the idle connections.
+-- client:close(): close the idle connections; the HTTP/2 ones take no
+-- new request and end with their last stream.
 function Client:close()
+	for key, conn in pairs(self._h2) do
+		conn:close()
+		self._h2[key] = nil
+	end
 	for key, idle in pairs(self._idle) do
 		for _, stream in ipairs(idle) do
 			if not stream:closed() then
@@ -486,6 +534,11 @@ end
 local function done(res, body)
 	res._body = body
 	res._mode = 'done'
+	local call = res._call
+	if call then
+		res._call = nil
+		call:close()
+	end
 	local stream = res._stream
 	res._stream = nil
 	if stream then
@@ -500,12 +553,271 @@ end
 -- The body failed: the connection goes.
 local function fail(res, err)
 	res._mode, res.error = 'failed', err
+	local call = res._call
+	if call then
+		res._call = nil
+		call:close()
+	end
 	local stream = res._stream
 	res._stream = nil
 	if stream and not stream:closed() then
 		stream:close()
 	end
 	return nil, err
+end
+
+-- HTTP/2 -------------------------------------------------------------------
+
+local h2core
+
+-- Whether a request to `scheme` may go over HTTP/2.
+local function h2wanted(self, scheme)
+	local h = self.http2
+	if h == false then
+		return false
+	elseif scheme == 'https' then
+		return true
+	end
+	return h == 'prior' and not self.proxy
+end
+
+-- HTTP/2 on a new connection's stream: conn | nil, err.
+local function h2start(self, stream, host, port)
+	h2core = h2core or require 'lem.http.h2.core'
+	local conn, err = h2core.client(stream, self.connect_timeout or self.timeout)
+	if not conn then
+		stream:close()
+		return nil, format("error connecting to '%s': %s", authority(host, port), err)
+	end
+	return conn
+end
+
+-- The task that makes the connection to key: true once it is there (an
+-- HTTP/2 one in _h2, or an HTTP/1.1 one in the pool, the server's answer
+-- remembered), or nil, err.
+local function h2dial(self, scheme, host, port, key)
+	local stream, alpn = open(self, scheme, host, port, true)
+	if not stream then
+		return nil, alpn
+	end
+	if alpn == 'h2' or scheme == 'http' then
+		local conn, err = h2start(self, stream, host, port)
+		if not conn then
+			return nil, err
+		end
+		local old = self._h2[key]
+		if old then
+			old:close()
+		end
+		self._h2[key], self._proto[key] = conn, nil
+		return true
+	end
+	self._proto[key] = 'http/1.1'
+	if self.timeout then
+		stream:settimeout(self.timeout)
+	end
+	release(self, key, stream)
+	return true
+end
+
+-- The HTTP/2 connection to key, made (or its making joined) if there is
+-- none alive; false when the server speaks HTTP/1.1; nil, err.
+local function h2conn(self, scheme, host, port, key)
+	for _ = 1, 3 do
+		local conn = self._h2[key]
+		if conn then
+			if conn:alive() then
+				return conn
+			end
+			self._h2[key] = nil
+			conn:close()
+		end
+		if self._proto[key] == 'http/1.1' then
+			return false
+		end
+		local t = self._dialing[key]
+		if not t then
+			t = task(h2dial, self, scheme, host, port, key)
+			self._dialing[key] = t
+		end
+		local ok, made, err = t:join()
+		if self._dialing[key] == t then
+			self._dialing[key] = nil
+		end
+		if not ok then
+			return nil, made
+		elseif not made then
+			return nil, err
+		end
+	end
+	return nil, format("error connecting to '%s': the HTTP/2 connection keeps failing", authority(host, port))
+end
+
+-- f(a, b) from Lua, not a tail call (so that on LuaJIT a deadline raises
+-- inside utils.timeout, see docs/deviations.md).
+local function invoke(f, a, b)
+	local x, y, z, w = f(a, b)
+	return x, y, z, w
+end
+
+-- `f(a, b)` within the client's timeout for each read and write.
+local function op(self, f, a, b)
+	local t = self.timeout
+	if t then
+		local x, y, z, w = timeout(t, invoke, f, a, b)
+		return x, y, z, w
+	end
+	local x, y, z, w = f(a, b)
+	return x, y, z, w
+end
+
+-- An HTTP/2 error, naming the host ('timeout' as it is).
+local function h2error(where, err)
+	if err == 'timeout' then
+		return err
+	end
+	return format("HTTP/2 error from '%s': %s", where, err)
+end
+
+-- Fields HTTP/2 forbids (RFC 9113 §8.2.2); Host becomes :authority.
+local HOP = {
+	connection = true, ['keep-alive'] = true, ['proxy-connection'] = true,
+	['transfer-encoding'] = true, upgrade = true, host = true,
+}
+
+-- The request's fields for HTTP/2 (lower-case names), whether an
+-- encoding was asked for, and the Host the caller gave.
+local function h2head(self, headers, body, kind)
+	local h, hostfield = {}, nil
+	if headers then
+		for k, v in pairs(headers) do
+			local lk = lower(k)
+			v = tostring(v)
+			if lk == 'host' then
+				hostfield = v
+			elseif lk == 'te' then
+				-- Only "trailers" may be sent (§8.2.2).
+				if lower(v) == 'trailers' then
+					h.te = 'trailers'
+				end
+			elseif not HOP[lk] then
+				h[lk] = v
+			end
+		end
+	end
+	if not h['user-agent'] then
+		h['user-agent'] = 'lem'
+	end
+	local decompress, asked = self.decompress, nil
+	if decompress ~= false and not h['accept-encoding'] then
+		h['accept-encoding'] = decompress and 'gzip, deflate, br' or 'gzip, br'
+		asked = true
+	end
+	if kind == 'string' and not h['content-length'] then
+		h['content-length'] = tostring(#body)
+	end
+	return h, asked, hostfield
+end
+
+-- Send a streamed body on an HTTP/2 stream.
+local function h2write(self, call, body, kind)
+	while true do
+		local piece, err
+		if kind == 'function' then
+			piece = body()
+		else
+			piece, err = body:read()
+			if not piece and err ~= 'closed' and err ~= 'eof' then
+				return nil, err
+			end
+		end
+		if piece == nil or piece == '' then
+			return true
+		end
+		local ok
+		ok, err = op(self, call.write, call, tostring(piece))
+		if not ok then
+			return nil, err
+		end
+	end
+end
+
+-- Methods a request of which may be sent again when a GOAWAY broke it off.
+local IDEMPOTENT = { GET = true, HEAD = true, OPTIONS = true, PUT = true, DELETE = true, TRACE = true }
+
+-- One exchange on an HTTP/2 connection: res | nil, err, retry.
+local function h2exchange(self, conn, key, where, method, scheme, target, hostfield, headers, body, kind, state)
+	local h, asked, given = h2head(self, headers, body, kind)
+	local last = body == nil or body == ''
+	local call, err, retry = conn:request(method, scheme .. '://' .. (given or hostfield) .. target, h, last)
+	if not call then
+		return nil, h2error(where, err), retry
+	end
+	state.call = call
+	local ok, werr = true, nil
+	if not last then
+		if kind == 'string' then
+			ok, werr = op(self, call.write, call, body)
+		else
+			ok, werr = h2write(self, call, body, kind)
+		end
+		if ok then
+			ok, werr = call:finish()
+		end
+	end
+	local status, text, rh, fields
+	if ok or werr ~= 'timeout' then
+		-- A server may answer without taking the whole body.
+		status, text, rh, fields = op(self, call.response, call)
+	end
+	if not status then
+		state.call = nil
+		call:close()
+		if not ok and kind ~= 'string' and werr ~= 'timeout' then
+			-- The body's own source failed.
+			return nil, werr
+		end
+		return nil, h2error(where, text or werr), rh
+	end
+	state.call = nil
+	local res = setmetatable({
+		status = status, text = text, version = '2.0', headers = rh, fields = fields,
+		client = self, method = method, _call = call, _key = key, _where = where,
+	}, Response)
+	local mode = frame(self, res, asked)
+	res._left = nil
+	if mode == 'none' then
+		done(res, '')
+	else
+		res._mode = 'h2'
+	end
+	return res
+end
+
+-- A request over HTTP/2: res | nil, err; false when the server speaks
+-- HTTP/1.1.
+local function h2send(self, method, scheme, host, port, key, target, hostfield, headers, body, kind, state)
+	local where = authority(host, port)
+	for attempt = 1, 2 do
+		local conn, err = h2conn(self, scheme, host, port, key)
+		if not conn then
+			return conn, err
+		end
+		local res, retry
+		res, err, retry = h2exchange(self, conn, key, where, method, scheme, target, hostfield, headers, body, kind, state)
+		if res then
+			return res
+		end
+		if retry and self._h2[key] == conn and not conn:alive() then
+			-- Dead or told GOAWAY: replaced for new requests.
+			self._h2[key] = nil
+			conn:close()
+		end
+		if not (attempt == 1 and (kind == nil or kind == 'string')
+				and (retry == 'unsent' or retry == 'refused' or (retry == 'goaway' and IDEMPOTENT[method]))) then
+			return nil, err
+		end
+	end
 end
 
 -- One exchange on one connection (twice when a kept one turns out to
@@ -515,19 +827,38 @@ local function send(self, method, scheme, host, port, target, hostfield, headers
 	-- body will not read it: its connection goes.
 	local co = thisthread()
 	local last = self._last[co]
-	if last and not last._touched and last._stream then
+	if last and not last._touched and (last._stream or last._call) then
 		fail(last, 'dropped')
 	end
 	local kind = body ~= nil and bodykind(body) or nil
 	local key = poolkey(self, scheme, host, port)
+	local h2 = h2wanted(self, scheme)
+	if h2 then
+		local res, err = h2send(self, method, scheme, host, port, key, target, hostfield, headers, body, kind, state)
+		if res then
+			self._last[co] = res
+			return res
+		elseif res == nil then
+			return nil, err
+		end
+	end
 	if self.proxy and scheme == 'http' then
 		target = 'http://' .. hostfield .. (sub(target, 1, 1) == '/' and target or '/' .. target)
 	end
 	local head, asked, chunked = request_head(self, method, target, hostfield, headers, body, kind)
 	for attempt = 1, 2 do
-		local stream, reused = self:connect(scheme, host, port)
+		local stream, reused, alpn = take(self, scheme, host, port, h2)
 		if not stream then
 			return nil, reused
+		end
+		if alpn == 'h2' then
+			-- The server speaks HTTP/2 now.
+			local conn, err = h2start(self, stream, host, port)
+			if not conn then
+				return nil, err
+			end
+			self._h2[key], self._proto[key] = conn, nil
+			return send(self, method, scheme, host, port, target, hostfield, headers, body, state)
 		end
 		state.stream = stream
 		local ok, err
@@ -585,7 +916,23 @@ local function raw(res)
 	end
 	local stream, mode, err = res._stream, res._mode, nil
 	local left = res._left
-	if mode == 'chunked' then
+	if mode == 'h2' then
+		local call = res._call
+		local data
+		data, err = op(res.client, call.read, call)
+		if data then
+			return data
+		elseif err == 'eof' then
+			res._rawend = true
+			local t
+			t, err = op(res.client, call.trailers, call)
+			if t or not err then
+				res.trailers = t
+				return nil
+			end
+		end
+		return nil, h2error(res._where, err)
+	elseif mode == 'chunked' then
 		if not left or left == 0 then
 			if left == 0 then
 				local ok
@@ -685,7 +1032,7 @@ local function read_body(res)
 	elseif mode == 'failed' then
 		return nil, res.error
 	end
-	if not res._decoder then
+	if not res._decoder and mode ~= 'h2' then
 		local stream, body, err = res._stream, nil, nil
 		if mode == 'length' then
 			body, err = stream:read(res._left)
@@ -788,7 +1135,7 @@ end
 
 -- res:close(): drop the connection if the body has not been read.
 function Response:close()
-	if self._stream then
+	if self._stream or self._call then
 		fail(self, 'closed')
 	end
 	return true
@@ -871,7 +1218,7 @@ local function discard(res)
 		return
 	end
 	local total = 0
-	while res._stream do
+	while res._stream or res._call do
 		local p = piece(res)
 		if not p then
 			return
@@ -932,6 +1279,9 @@ local function perform(self, method, url, headers, body, ...)
 		-- What a deadline interrupted is not given back.
 		if state.stream and not state.stream:closed() then
 			state.stream:close()
+		end
+		if state.call then
+			state.call:close()
 		end
 		if state.res then
 			state.res:close()

@@ -29,6 +29,7 @@ use crate::runtime::lifecycle;
 use crate::runtime::lua::{self, ffi, lua_State, Reg};
 use crate::runtime::scheduler::{self, Commit, Resume};
 
+mod client;
 mod stream;
 pub(super) mod upgrade;
 
@@ -338,8 +339,10 @@ pub unsafe extern "C-unwind" fn open(l: *mut lua_State) -> c_int {
         lua::new_class(l, CONN, CONN_METHODS, Some(lua::gc::<Conn>));
         ffi::lua_pop(l, 1);
         stream::register(l);
-        ffi::lua_createtable(l, 0, FUNCS.len() as c_int);
+        client::register(l);
+        ffi::lua_createtable(l, 0, (FUNCS.len() + client::FUNCS.len()) as c_int);
         lua::set_funcs(l, FUNCS);
+        lua::set_funcs(l, client::FUNCS);
         1
     }
 }

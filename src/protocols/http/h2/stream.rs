@@ -117,7 +117,7 @@ unsafe extern "C-unwind" fn stream_read(l: *mut lua_State) -> c_int {
 /// The fields of the table at `idx` (string names; string or number
 /// values, or lists of them: one field each), or why they cannot be sent.
 /// Connection-specific fields are left out (HTTP/2 has none).
-unsafe fn fields(l: *mut lua_State, idx: c_int) -> Result<HeaderMap, String> {
+pub(super) unsafe fn fields(l: *mut lua_State, idx: c_int) -> Result<HeaderMap, String> {
     // SAFETY: `l` is a live thread of lem's state, the contract of every
     // function that takes one (see the module doc of runtime/lua.rs).
     unsafe {
