@@ -78,6 +78,7 @@ lua_tests! {
     http_client => "http/client.lua",
     http_client_grown => "http/client_grown.lua",
     http_client_nginx => "http/client_nginx.lua",
+    http_client_restart => "http/client_restart.lua",
     http_handler_timeout => "http/handler_timeout.lua",
     http_h2_chromium => "http/h2_chromium.lua",
     http_h2_client => "http/h2_client.lua",

@@ -846,7 +846,9 @@ local function send(self, method, scheme, host, port, target, hostfield, headers
 		target = 'http://' .. hostfield .. (sub(target, 1, 1) == '/' and target or '/' .. target)
 	end
 	local head, asked, chunked = request_head(self, method, target, hostfield, headers, body, kind)
-	for attempt = 1, 2 do
+	-- Every kept connection may have died with a restarted server: past
+	-- each of them (at most pool), then a new one.
+	for attempt = 1, self.pool + 1 do
 		local stream, reused, alpn = take(self, scheme, host, port, h2)
 		if not stream then
 			return nil, reused
@@ -895,9 +897,9 @@ local function send(self, method, scheme, host, port, target, hostfield, headers
 		end
 		stream:close()
 		state.stream = nil
-		-- A kept connection the server closed meanwhile: try a new one,
-		-- once, if the body can be sent again.
-		if not (reused and attempt == 1 and (err == 'closed' or err == 'Connection reset by peer')
+		-- A kept connection the server closed meanwhile: try the next, if
+		-- the body can be sent again.
+		if not (reused and attempt <= self.pool and (err == 'closed' or err == 'Connection reset by peer')
 				and (kind == nil or kind == 'string')) then
 			return nil, err
 		end
