@@ -450,23 +450,35 @@ local function request_head(self, method, target, hostfield, headers, body, kind
 	return concat(h), asked, chunked
 end
 
+-- The next piece of a streamed body (a function or a Stream): a string,
+-- or nil at its end, or nil, err.
+local function next_piece(body, kind)
+	local piece, err
+	if kind == 'function' then
+		piece = body()
+	else
+		piece, err = body:read()
+		if not piece and err ~= 'closed' and err ~= 'eof' then
+			return nil, err
+		end
+	end
+	if piece == nil or piece == '' then
+		return nil
+	end
+	return tostring(piece)
+end
+
 -- Send a streamed body: each piece the function or Stream gives, chunked
 -- unless the caller set the framing.
 local function write_stream(stream, body, kind, chunked)
 	while true do
-		local piece, err
-		if kind == 'function' then
-			piece = body()
-		else
-			piece, err = body:read()
-			if not piece and err ~= 'closed' and err ~= 'eof' then
+		local piece, err = next_piece(body, kind)
+		if not piece then
+			if err then
 				return nil, err
 			end
-		end
-		if piece == nil or piece == '' then
 			break
 		end
-		piece = tostring(piece)
 		local ok
 		if chunked then
 			ok, err = stream:write(format('%x\r\n', #piece), piece, '\r\n')
@@ -722,20 +734,15 @@ end
 -- Send a streamed body on an HTTP/2 stream.
 local function h2write(self, call, body, kind)
 	while true do
-		local piece, err
-		if kind == 'function' then
-			piece = body()
-		else
-			piece, err = body:read()
-			if not piece and err ~= 'closed' and err ~= 'eof' then
+		local piece, err = next_piece(body, kind)
+		if not piece then
+			if err then
 				return nil, err
 			end
-		end
-		if piece == nil or piece == '' then
 			return true
 		end
 		local ok
-		ok, err = op(self, call.write, call, tostring(piece))
+		ok, err = op(self, call.write, call, piece)
 		if not ok then
 			return nil, err
 		end

@@ -47,49 +47,15 @@ function Request.__index(req, k)
 end
 M.Request = Request
 
--- req:body([maxsize]) -> string | nil, 'oversized' | nil, err
-function Methods:body(maxsize)
+-- The body as a reader of pieces, for req:multipart and req:body: each
+-- call returns the next DATA frame's bytes as they come, then nil, 'eof'
+-- (or nil, 'oversized' past max, srv.max_body by default, or the stream's
+-- error). The window is given back as each piece is read, so an upload is
+-- never all in memory.
+local function reader(self, max)
 	local body = self[P.body]
-	if body then
-		return body
-	end
-	local max = self[P.max]
-	if maxsize and maxsize < max then
-		max = maxsize
-	end
-	local declared = tonumber(self.headers['content-length'])
-	if declared and declared > max then
-		return nil, 'oversized'
-	end
-	local st = self[P.h2]
-	local parts, n, size = {}, 0, 0
-	while true do
-		local chunk, err = st:read()
-		if not chunk then
-			if err == 'eof' then
-				break
-			end
-			return nil, err
-		end
-		size = size + #chunk
-		if size > max then
-			return nil, 'oversized'
-		end
-		n = n + 1
-		parts[n] = chunk
-	end
-	body = concat(parts)
-	self[P.body] = body
-	return body
-end
-
--- The body as a reader of pieces, for req:multipart: each call returns
--- the next DATA frame's bytes as they come, then nil, 'eof' (or nil,
--- 'oversized' past srv.max_body, or the stream's error). The window is
--- given back as each piece is read, so an upload is never all in memory.
-Methods[P.reader] = function(self)
-	local body = self[P.body]
-	local st, max, size = self[P.h2], self[P.max], 0
+	local st, size = self[P.h2], 0
+	max = max or self[P.max]
 	return function()
 		if body then
 			-- Read already (req:body()): given out as one piece.
@@ -115,6 +81,39 @@ Methods[P.reader] = function(self)
 		return chunk
 	end
 end
+
+-- req:body([maxsize]) -> string | nil, 'oversized' | nil, err
+function Methods:body(maxsize)
+	local body = self[P.body]
+	if body then
+		return body
+	end
+	local max = self[P.max]
+	if maxsize and maxsize < max then
+		max = maxsize
+	end
+	local declared = tonumber(self.headers['content-length'])
+	if declared and declared > max then
+		return nil, 'oversized'
+	end
+	local read = reader(self, max)
+	local parts, n = {}, 0
+	while true do
+		local chunk, err = read()
+		if not chunk then
+			if err == 'eof' then
+				break
+			end
+			return nil, err
+		end
+		n = n + 1
+		parts[n] = chunk
+	end
+	body = concat(parts)
+	self[P.body] = body
+	return body
+end
+Methods[P.reader] = reader
 
 -- The response's fields for HTTP/2: lower-case names, values as strings,
 -- and Date, Server and the body's length unless the handler set them.

@@ -282,23 +282,6 @@ unsafe extern "C-unwind" fn client_close(l: *mut lua_State) -> c_int {
     }
 }
 
-/// Send `data` on `send` as the server's window lets it.
-async fn send_all(send: &mut SendStream<Bytes>, mut data: Bytes) -> Result<(), String> {
-    while !data.is_empty() {
-        send.reserve_capacity(data.len());
-        match poll_fn(|cx| send.poll_capacity(cx)).await {
-            Some(Ok(0)) => {}
-            Some(Ok(n)) => {
-                let chunk = data.split_to(n.min(data.len()));
-                send.send_data(chunk, false).map_err(|e| e.to_string())?;
-            }
-            Some(Err(e)) => return Err(e.to_string()),
-            None => return Err("closed".into()),
-        }
-    }
-    Ok(())
-}
-
 /// call:write(data) -> true | nil, err: send part of the body, once the
 /// server's window takes it all.
 unsafe extern "C-unwind" fn call_write(l: *mut lua_State) -> c_int {
@@ -318,7 +301,7 @@ unsafe extern "C-unwind" fn call_write(l: *mut lua_State) -> c_int {
         };
         let slot = call.send.clone();
         let fut = async move {
-            let r = send_all(&mut send, data).await;
+            let r = super::stream::send_all(&mut send, data).await;
             Resume::Push(Box::new(move |co| {
                 *slot.borrow_mut() = Some(send);
                 // SAFETY: `co` is the resumed coroutine, with room for two

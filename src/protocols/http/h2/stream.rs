@@ -346,8 +346,9 @@ unsafe extern "C-unwind" fn stream_send(l: *mut lua_State) -> c_int {
     }
 }
 
-/// Send `data` on `send` as the peer's window lets it.
-async fn send_all(send: &mut SendStream<Bytes>, mut data: Bytes) -> Result<(), String> {
+/// Send `data` on `send` as the peer's window lets it (the client's
+/// request bodies too).
+pub(super) async fn send_all(send: &mut SendStream<Bytes>, mut data: Bytes) -> Result<(), String> {
     while !data.is_empty() {
         send.reserve_capacity(data.len());
         match poll_fn(|cx| send.poll_capacity(cx)).await {
