@@ -237,7 +237,8 @@ const DECODED_CAP: usize = 4 << 20;
 /// (gzip, deflate or br) and the size asked of each pull, the second how
 /// many of the following bytes are cut points, and the rest is the coded
 /// body. Decoded pushed whole and pushed in the pieces the cut points
-/// make, it must give the same bytes and the same end (or error); every
+/// make, it must give the same bytes and the same end (or error; before
+/// a gzip error, the bytes of one may stop short of the other's); every
 /// piece pulled is non-empty and no bigger than asked; a decoder told the
 /// body is complete never asks for more; and a body it decodes to the end
 /// is what flate2's or brotli's own readers make of it.
@@ -264,10 +265,20 @@ pub fn decoder(data: &[u8]) {
     points.push(body.len());
     let whole = decode_body(coding, body, &[body.len()], max);
     let pieces = decode_body(coding, body, &points, max);
-    assert_eq!(
-        whole, pieces,
-        "{coding:?} pushed whole and cut at {points:?}"
-    );
+    match (&whole, &pieces) {
+        // flate2's gzip reader drops what it inflated in the call that
+        // found the stream corrupt, so before a gzip error the bytes may
+        // differ: one is then the start of the other.
+        ((a, Err(e)), (b, Err(f))) if coding == b"gzip" => {
+            assert_eq!(e, f, "gzip pushed whole and cut at {points:?}");
+            let n = a.len().min(b.len());
+            assert_eq!(a[..n], b[..n], "gzip pushed whole and cut at {points:?}");
+        }
+        _ => assert_eq!(
+            whole, pieces,
+            "{coding:?} pushed whole and cut at {points:?}"
+        ),
+    }
     if let (bytes, Ok(())) = &whole {
         let reference = reference_decode(coding, body);
         assert_eq!(
