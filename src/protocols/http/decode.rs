@@ -456,7 +456,10 @@ mod tests {
         let raw = b"\xf3\x48\xcd\xc9\xc9\xd7\x51\xc8\x40\xa2\x14\x15\x0c\x0c\x8d\x8c\x4d\x4c\xcd\xce\x2d\x2c\x15\x3c\x46\xe5\x47\xe5\x47\xe5\x47\xe5\x87\xa9\x3c\x00";
         let (bytes, end) = decode_whole(b"deflate", raw);
         assert_eq!(end, Pull::Corrupt("corrupt deflate data"));
-        assert!(bytes.starts_with(b"Hello, hello, hello! 0123456"), "{bytes:?}");
+        assert!(
+            bytes.starts_with(b"Hello, hello, hello! 0123456"),
+            "{bytes:?}"
+        );
         assert_eq!(bytes.len(), 33);
         assert_eq!(decode(b"deflate", raw, 1), Err("corrupt deflate data"));
     }
