@@ -9,7 +9,7 @@
 use crate::runtime::parsers::{Fmt, Input, Scan};
 
 pub use crate::protocols::http::fuzz::{
-    chunked_body, multipart as http_multipart, request_head, response_head,
+    chunked_body, decoder as http_decode, multipart as http_multipart, request_head, response_head,
 };
 pub use crate::protocols::json::fuzz_decode as json_decode;
 pub use crate::protocols::postgres::fuzz_message as postgres_message;

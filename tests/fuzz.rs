@@ -43,6 +43,11 @@ fn read_formats() {
 }
 
 #[test]
+fn http_decode() {
+    replay("http_decode", lem::fuzz::http_decode);
+}
+
+#[test]
 fn http_multipart() {
     replay("http_multipart", lem::fuzz::http_multipart);
 }

@@ -65,6 +65,7 @@ lua_tests! {
     core_uncaught_error => "core/uncaught_error.lua",
     core_user_coroutines => "core/user_coroutines.lua",
     core_wrap_close => "core/wrap_close.lua",
+    docs_guide => "docs/guide.lua",
     docs_manual => "docs/manual.lua",
     hathaway_chromium => "hathaway/chromium.lua",
     hathaway_debug => "hathaway/debug.lua",

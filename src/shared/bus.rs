@@ -325,11 +325,17 @@ fn unframe(mut v: Vec<u8>) -> Vec<u8> {
 fn listen(bus: &'static Bus) -> io::Result<()> {
     let notify = Arc::new(tokio::sync::Notify::new());
     let n = notify.clone();
+    // The doorbell as it is now, read here and not in the thread: a
+    // publish made before the thread first ran would otherwise count as
+    // seen, and its message wait for the next one. What was published
+    // since the first subscription looked at the ring is pumped once at
+    // the start (the permit `notify_one` leaves).
+    let word = bus.doorbell();
+    let mut seen = word.load(Ordering::Acquire);
+    notify.notify_one();
     std::thread::Builder::new()
         .name("lem-shared-bus".into())
         .spawn(move || {
-            let word = bus.doorbell();
-            let mut seen = word.load(Ordering::Acquire);
             loop {
                 // SAFETY: a futex wait on a word of shared memory.
                 unsafe {

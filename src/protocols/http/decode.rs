@@ -162,52 +162,63 @@ impl Decoder {
             *c = Coding::Inflate(Box::new(Decompress::new(zlib)), i);
         }
         let mut out = vec![0u8; max];
-        let r = match &mut *c {
-            Coding::Gzip(d) => match d.read(&mut out) {
-                Ok(0) => Pull::End,
-                Ok(n) => {
-                    out.truncate(n);
-                    Pull::Data(out)
-                }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => Pull::NeedInput,
-                Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => {
-                    Pull::Corrupt("truncated gzip data")
-                }
-                Err(_) => Pull::Corrupt("corrupt gzip data"),
-            },
+        // A stream found corrupt after some of it was decoded in the same
+        // call gives those bytes first, then the error (`after`), so what
+        // comes out does not depend on how the input arrived.
+        let (r, after) = match &mut *c {
+            Coding::Gzip(d) => (
+                match d.read(&mut out) {
+                    Ok(0) => Pull::End,
+                    Ok(n) => {
+                        out.truncate(n);
+                        Pull::Data(out)
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => Pull::NeedInput,
+                    Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => {
+                        Pull::Corrupt("truncated gzip data")
+                    }
+                    Err(_) => Pull::Corrupt("corrupt gzip data"),
+                },
+                None,
+            ),
             Coding::Inflate(d, i) => inflate(d, i, out),
             Coding::Brotli(s, i) => unbrotli(s, i, out),
-            Coding::Deflate(_) => Pull::NeedInput,
-            Coding::Done(Ok(())) => Pull::End,
-            Coding::Done(Err(e)) => Pull::Corrupt(e),
+            Coding::Deflate(_) => (Pull::NeedInput, None),
+            Coding::Done(Ok(())) => (Pull::End, None),
+            Coding::Done(Err(e)) => (Pull::Corrupt(e), None),
         };
         match r {
             Pull::End => *c = Coding::Done(Ok(())),
             Pull::Corrupt(e) => *c = Coding::Done(Err(e)),
-            _ => {}
+            _ => {
+                if let Some(e) = after {
+                    *c = Coding::Done(Err(e));
+                }
+            }
         }
         r
     }
 }
 
-fn inflate(d: &mut Decompress, i: &mut Input, mut out: Vec<u8>) -> Pull {
+/// The next piece of a deflate stream, and the error to give after it.
+fn inflate(d: &mut Decompress, i: &mut Input, mut out: Vec<u8>) -> (Pull, Option<&'static str>) {
     let (bi, bo) = (d.total_in(), d.total_out());
     let st = d.decompress(i.rest(), &mut out, FlushDecompress::None);
     i.consume((d.total_in() - bi) as usize);
     let n = (d.total_out() - bo) as usize;
+    out.truncate(n);
     match st {
-        Err(_) => Pull::Corrupt("corrupt deflate data"),
-        Ok(_) if n > 0 => {
-            out.truncate(n);
-            Pull::Data(out)
-        }
-        Ok(Status::StreamEnd) => Pull::End,
-        Ok(_) if i.eof => Pull::Corrupt("truncated deflate data"),
-        Ok(_) => Pull::NeedInput,
+        Err(_) if n > 0 => (Pull::Data(out), Some("corrupt deflate data")),
+        Err(_) => (Pull::Corrupt("corrupt deflate data"), None),
+        Ok(_) if n > 0 => (Pull::Data(out), None),
+        Ok(Status::StreamEnd) => (Pull::End, None),
+        Ok(_) if i.eof => (Pull::Corrupt("truncated deflate data"), None),
+        Ok(_) => (Pull::NeedInput, None),
     }
 }
 
-fn unbrotli(s: &mut Brotli, i: &mut Input, mut out: Vec<u8>) -> Pull {
+/// The next piece of a brotli stream, and the error to give after it.
+fn unbrotli(s: &mut Brotli, i: &mut Input, mut out: Vec<u8>) -> (Pull, Option<&'static str>) {
     let (mut avail_in, mut in_off) = (i.buf.len() - i.pos, i.pos);
     let (mut avail_out, mut out_off, mut total) = (out.len(), 0, 0);
     let r = BrotliDecompressStream(
@@ -221,15 +232,16 @@ fn unbrotli(s: &mut Brotli, i: &mut Input, mut out: Vec<u8>) -> Pull {
         s,
     );
     i.pos = in_off;
+    out.truncate(out_off);
     match r {
-        BrotliResult::ResultFailure => Pull::Corrupt("corrupt brotli data"),
-        _ if out_off > 0 => {
-            out.truncate(out_off);
-            Pull::Data(out)
+        BrotliResult::ResultFailure if out_off > 0 => {
+            (Pull::Data(out), Some("corrupt brotli data"))
         }
-        BrotliResult::ResultSuccess => Pull::End,
-        BrotliResult::NeedsMoreInput if i.eof => Pull::Corrupt("truncated brotli data"),
-        _ => Pull::NeedInput,
+        BrotliResult::ResultFailure => (Pull::Corrupt("corrupt brotli data"), None),
+        _ if out_off > 0 => (Pull::Data(out), None),
+        BrotliResult::ResultSuccess => (Pull::End, None),
+        BrotliResult::NeedsMoreInput if i.eof => (Pull::Corrupt("truncated brotli data"), None),
+        _ => (Pull::NeedInput, None),
     }
 }
 
@@ -418,5 +430,37 @@ mod tests {
             Err("truncated deflate data")
         );
         assert_eq!(decode(b"deflate", b"", 1), Err("truncated deflate data"));
+    }
+
+    /// Everything `d` decodes from `data` pushed at once: the bytes and
+    /// how it ended.
+    fn decode_whole(name: &[u8], data: &[u8]) -> (Vec<u8>, Pull) {
+        let d = Decoder::new(name).unwrap();
+        d.push(data);
+        d.finish();
+        let mut out = Vec::new();
+        loop {
+            match d.pull(PIECE) {
+                Pull::Data(v) => out.extend(v),
+                end => return (out, end),
+            }
+        }
+    }
+
+    #[test]
+    fn data_before_corruption_comes_first() {
+        // Raw deflate that turns corrupt after 33 bytes: pushed whole, the
+        // call that found the error had inflated them (and once dropped
+        // them); pushed byte by byte they came out before it. Found by the
+        // fuzz target http_decode.
+        let raw = b"\xf3\x48\xcd\xc9\xc9\xd7\x51\xc8\x40\xa2\x14\x15\x0c\x0c\x8d\x8c\x4d\x4c\xcd\xce\x2d\x2c\x15\x3c\x46\xe5\x47\xe5\x47\xe5\x47\xe5\x87\xa9\x3c\x00";
+        let (bytes, end) = decode_whole(b"deflate", raw);
+        assert_eq!(end, Pull::Corrupt("corrupt deflate data"));
+        assert!(
+            bytes.starts_with(b"Hello, hello, hello! 0123456"),
+            "{bytes:?}"
+        );
+        assert_eq!(bytes.len(), 33);
+        assert_eq!(decode(b"deflate", raw, 1), Err("corrupt deflate data"));
     }
 }

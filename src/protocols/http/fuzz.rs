@@ -1,6 +1,7 @@
 //! The HTTP parsers' fuzz entry points (see `src/fuzz.rs`): request and
 //! response heads through both of their formats and the server's rules,
-//! and chunked bodies through the three chunked formats.
+//! chunked bodies through the three chunked formats, multipart bodies, and
+//! the client's content decoders.
 
 use super::chunked::{self, CHUNK_END, CHUNK_SIZE, TRAILERS};
 use super::format::{Head, REQUEST, RESPONSE};
@@ -225,4 +226,143 @@ fn multipart_parts(
             None => return (parts, Some("truncated")),
         }
     }
+}
+
+/// The most decoded bytes one input is run for: a small body may inflate
+/// to gigabytes, which says nothing more about the decoder (and pulled a
+/// byte at a time, 64 KiB is already 65,536 pulls).
+const DECODED_CAP: usize = 64 << 10;
+
+/// The body a client gets with `Content-Encoding`, through its
+/// [`Decoder`](super::decode::Decoder): the first byte picks the coding
+/// (gzip, deflate or br) and the size asked of each pull, the second how
+/// many of the following bytes are cut points, and the rest is the coded
+/// body. Decoded pushed whole and pushed in the pieces the cut points
+/// make, it must give the same bytes and the same end (or the same error,
+/// the bytes before it one the start of the other's); every
+/// piece pulled is non-empty and no bigger than asked; a decoder told the
+/// body is complete never asks for more; and a body it decodes to the end
+/// is what flate2's or brotli's own readers make of it.
+pub fn decoder(data: &[u8]) {
+    let [which, n_cuts, rest @ ..] = data else {
+        return;
+    };
+    let coding: &[u8] = match which % 3 {
+        0 => b"gzip",
+        1 => b"deflate",
+        _ => b"br",
+    };
+    let max = match which / 3 {
+        n @ 0..=63 => n as usize + 1,
+        n => (n as usize - 63) * 4096,
+    };
+    let n_cuts = (*n_cuts as usize % 8).min(rest.len());
+    let (cuts, body) = rest.split_at(n_cuts);
+    let mut points: Vec<usize> = cuts
+        .iter()
+        .map(|&c| c as usize * body.len() / 256)
+        .collect();
+    points.sort_unstable();
+    points.push(body.len());
+    let whole = decode_body(coding, body, &[body.len()], max);
+    let pieces = decode_body(coding, body, &points, max);
+    match (&whole, &pieces) {
+        // How far a corrupt stream decodes before the error is found
+        // depends on the input at hand (flate2's gzip reader drops what it
+        // inflated in the call that found the error; miniz_oxide's fast
+        // loop stops short of where the byte-by-byte one gets): the error
+        // is the same and one's bytes are the start of the other's.
+        ((a, Err(e)), (b, Err(f))) => {
+            assert_eq!(e, f, "{coding:?} pushed whole and cut at {points:?}");
+            let n = a.len().min(b.len());
+            assert_eq!(
+                a[..n],
+                b[..n],
+                "{coding:?} pushed whole and cut at {points:?}"
+            );
+        }
+        _ => assert_eq!(
+            whole, pieces,
+            "{coding:?} pushed whole and cut at {points:?}"
+        ),
+    }
+    if let (bytes, Ok(())) = &whole {
+        let reference = reference_decode(coding, body);
+        assert_eq!(
+            Ok(&bytes[..]),
+            reference.as_deref(),
+            "{coding:?}: what flate2 or brotli make of it"
+        );
+    }
+}
+
+/// What a Decoder makes of `body` pushed up to each of `points`: the
+/// decoded bytes (cut at [`DECODED_CAP`]) and how it ended (`Ok` at the
+/// cap too).
+fn decode_body(
+    coding: &[u8],
+    body: &[u8],
+    points: &[usize],
+    max: usize,
+) -> (Vec<u8>, Result<(), &'static str>) {
+    use super::decode::{Decoder, Pull};
+    let d = Decoder::new(coding).expect("a known coding");
+    let mut out = Vec::new();
+    let (mut pushed, mut next, mut finished) = (0, 0, false);
+    loop {
+        match d.pull(max) {
+            Pull::Data(v) => {
+                assert!(
+                    !v.is_empty() && v.len() <= max,
+                    "a piece of {} for {max}",
+                    v.len()
+                );
+                out.extend_from_slice(&v);
+                if out.len() >= DECODED_CAP {
+                    out.truncate(DECODED_CAP);
+                    return (out, Ok(()));
+                }
+            }
+            Pull::NeedInput => {
+                assert!(!finished, "asks for more after the end of the body");
+                if next < points.len() {
+                    d.push(&body[pushed..points[next]]);
+                    pushed = points[next];
+                    next += 1;
+                } else {
+                    d.finish();
+                    finished = true;
+                }
+            }
+            Pull::End => return (out, Ok(())),
+            Pull::Corrupt(e) => return (out, Err(e)),
+        }
+    }
+}
+
+/// `body` decoded by flate2's and brotli-decompressor's readers (deflate
+/// told zlib from raw as the Decoder does), up to [`DECODED_CAP`].
+fn reference_decode(coding: &[u8], body: &[u8]) -> Result<Vec<u8>, String> {
+    use std::io::Read;
+    let reader: Box<dyn Read + '_> = match coding {
+        b"gzip" => Box::new(flate2::bufread::MultiGzDecoder::new(body)),
+        b"deflate" => {
+            let zlib = body.len() >= 2
+                && body[0] & 0x0f == 8
+                && body[0] >> 4 <= 7
+                && (u16::from(body[0]) << 8 | u16::from(body[1])) % 31 == 0;
+            if zlib {
+                Box::new(flate2::bufread::ZlibDecoder::new(body))
+            } else {
+                Box::new(flate2::bufread::DeflateDecoder::new(body))
+            }
+        }
+        _ => Box::new(brotli_decompressor::Decompressor::new(body, 4096)),
+    };
+    let mut out = Vec::new();
+    reader
+        .take(DECODED_CAP as u64)
+        .read_to_end(&mut out)
+        .map_err(|e| e.to_string())?;
+    Ok(out)
 }
