@@ -67,20 +67,25 @@ end)
 GET('/updates', function(req, res)
 	local pg, out = conn(), {}
 	local n = count(req)
-	local ids, nums = {}, {}
 	for i = 1, n do
 		local w = world(pg, math.random(1, 10000))
 		w.randomNumber = math.random(1, 10000)
 		out[i] = w
-		ids[i], nums[i] = w.id, w.randomNumber
 	end
-	-- One statement updates them all, as the rules allow.
-	assert(pg:exec(
+	-- One statement updates them all, as the rules allow; rows in id order
+	-- so that two concurrent updates lock them in the same order (else
+	-- PostgreSQL finds deadlocks).
+	local sorted, ids, nums = {}, {}, {}
+	for i = 1, n do sorted[i] = out[i] end
+	table.sort(sorted, function(a, b) return a.id < b.id end)
+	for i = 1, n do ids[i], nums[i] = sorted[i].id, sorted[i].randomNumber end
+	local ok, err = pg:exec(
 		'UPDATE world SET randomnumber = v.r FROM (SELECT unnest($1::int[]) AS i, unnest($2::int[]) AS r) v WHERE world.id = v.i',
 		'{' .. table.concat(ids, ',') .. '}',
 		'{' .. table.concat(nums, ',') .. '}'
-	))
+	)
 	pool:put(pg)
+	assert(ok, err)
 	send_json(res, out)
 end)
 
