@@ -60,6 +60,23 @@ function S.launch(s)
 	if s.root then
 		for i, a in ipairs { 'runuser', '-u', 'nobody', '--' } do table.insert(argv, i, a) end
 	end
+	-- A watchdog shell around it: when this test's lem is gone (a failed
+	-- assertion ends it before stop()), the server is killed too, so no
+	-- cluster outlives its test.
+	local watch = [[
+"$@" & p=$!
+while kill -0 "$p" 2>/dev/null; do
+	if ! kill -0 "$PPID" 2>/dev/null; then
+		kill -9 "$(head -1 "$DIR/data/postmaster.pid" 2>/dev/null)" "$p" 2>/dev/null
+		rm -rf "$DIR"
+		exit 1
+	fi
+	sleep 0.2
+done
+wait "$p"]]
+	local wrapped = { 'env', 'DIR=' .. dir, 'sh', '-c', watch, 'watchdog' }
+	for _, a in ipairs(argv) do wrapped[#wrapped + 1] = a end
+	argv = wrapped
 	s.proc = assert(io.spawn(argv, { stdout = 'null', stderr = 'null' }))
 	local sleeper = utils.newsleeper()
 	for _ = 1, 500 do
