@@ -296,27 +296,10 @@ unsafe extern "C-unwind" fn call_write(l: *mut lua_State) -> c_int {
             return 1;
         }
         let data = Bytes::copy_from_slice(data);
-        let Some(mut send) = call.send.borrow_mut().take() else {
+        let Some(send) = call.send.borrow_mut().take() else {
             return lua::fail(l, "busy");
         };
-        let slot = call.send.clone();
-        let fut = async move {
-            let r = super::stream::send_all(&mut send, data).await;
-            Resume::Push(Box::new(move |co| {
-                *slot.borrow_mut() = Some(send);
-                // SAFETY: `co` is the resumed coroutine, with room for two
-                // values.
-                match r {
-                    Ok(()) => {
-                        ffi::lua_pushboolean(co, 1);
-                        1
-                    }
-                    Err(e) => lua::fail(co, &e),
-                }
-            }))
-        };
-        scheduler::prepare_or_raise(l, Commit::Future(Box::pin(fut)));
-        scheduler::suspend(l)
+        super::stream::write_body(l, call.send.clone(), send, data)
     }
 }
 

@@ -346,9 +346,8 @@ unsafe extern "C-unwind" fn stream_send(l: *mut lua_State) -> c_int {
     }
 }
 
-/// Send `data` on `send` as the peer's window lets it (the client's
-/// request bodies too).
-pub(super) async fn send_all(send: &mut SendStream<Bytes>, mut data: Bytes) -> Result<(), String> {
+/// Send `data` on `send` as the peer's window lets it.
+async fn send_all(send: &mut SendStream<Bytes>, mut data: Bytes) -> Result<(), String> {
     while !data.is_empty() {
         send.reserve_capacity(data.len());
         match poll_fn(|cx| send.poll_capacity(cx)).await {
@@ -362,6 +361,45 @@ pub(super) async fn send_all(send: &mut SendStream<Bytes>, mut data: Bytes) -> R
         }
     }
     Ok(())
+}
+
+/// Suspend `l` until `data` has gone out on `send` (taken from `slot`,
+/// put back there when done): the coroutine resumes with `true`, or
+/// `nil, err`. The body writes of both a server's stream (st:write) and a
+/// client's request (call:write).
+///
+/// # Safety
+///
+/// `l` is a live thread of lem's state (runtime/lua.rs), about to return
+/// what this returns from a C function.
+pub(super) unsafe fn write_body(
+    l: *mut lua_State,
+    slot: Rc<RefCell<Option<SendStream<Bytes>>>>,
+    mut send: SendStream<Bytes>,
+    data: Bytes,
+) -> c_int {
+    let fut = async move {
+        let r = send_all(&mut send, data).await;
+        Resume::Push(Box::new(move |co| {
+            *slot.borrow_mut() = Some(send);
+            // SAFETY: `co` is the resumed coroutine, with room for two
+            // values.
+            unsafe {
+                match r {
+                    Ok(()) => {
+                        ffi::lua_pushboolean(co, 1);
+                        1
+                    }
+                    Err(e) => lua::fail(co, &e),
+                }
+            }
+        }))
+    };
+    // SAFETY: `l` is live, as the caller promises.
+    unsafe {
+        scheduler::prepare_or_raise(l, Commit::Future(Box::pin(fut)));
+        scheduler::suspend(l)
+    }
 }
 
 /// st:write(data) -> true | nil, err: send part of the body, once the
@@ -378,7 +416,7 @@ unsafe extern "C-unwind" fn stream_write(l: *mut lua_State) -> c_int {
             return 1;
         }
         let data = Bytes::copy_from_slice(data);
-        let Some(mut send) = st.send.borrow_mut().take() else {
+        let Some(send) = st.send.borrow_mut().take() else {
             return lua::fail(
                 l,
                 if st.responded.get() {
@@ -388,24 +426,7 @@ unsafe extern "C-unwind" fn stream_write(l: *mut lua_State) -> c_int {
                 },
             );
         };
-        let slot = st.send.clone();
-        let fut = async move {
-            let r = send_all(&mut send, data).await;
-            Resume::Push(Box::new(move |co| {
-                *slot.borrow_mut() = Some(send);
-                // SAFETY: `co` is the resumed coroutine, with room for two
-                // values.
-                match r {
-                    Ok(()) => {
-                        ffi::lua_pushboolean(co, 1);
-                        1
-                    }
-                    Err(e) => lua::fail(co, &e),
-                }
-            }))
-        };
-        scheduler::prepare_or_raise(l, Commit::Future(Box::pin(fut)));
-        scheduler::suspend(l)
+        write_body(l, st.send.clone(), send, data)
     }
 }
 
