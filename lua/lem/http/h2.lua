@@ -22,7 +22,8 @@ local P = response._private
 local helpers = server._h2
 local problem, outgoing, failed, debug, token = helpers.problem, helpers.outgoing, helpers.failed, helpers.debug,
 	helpers.token
-local access_logger, logged, sendbody = helpers.access_logger, helpers.logged, helpers.sendbody
+local access_logger, logged, sendbody, one_piece = helpers.access_logger, helpers.logged, helpers.sendbody,
+	helpers.one_piece
 local stderr = _G.io.stderr
 
 local M = {}
@@ -54,22 +55,19 @@ M.Request = Request
 -- never all in memory.
 local function reader(self, max)
 	local body = self[P.body]
-	local st, size = self[P.h2], 0
+	if body then
+		return one_piece(body)
+	end
+	local st, size, ended = self[P.h2], 0, false
 	max = max or self[P.max]
 	return function()
-		if body then
-			-- Read already (req:body()): given out as one piece.
-			local b = body
-			body = ''
-			if b == '' then
-				return nil, 'eof'
-			end
-			return b
+		if ended then
+			return nil, 'eof'
 		end
 		local chunk, err = st:read()
 		if not chunk then
 			if err == 'eof' then
-				body = ''
+				ended = true
 				self[P.body] = ''
 			end
 			return nil, err

@@ -255,18 +255,23 @@ local PIECE = 65536
 -- 'oversized' past srv.max_body, 'parse error' for bad chunked framing,
 -- which the server then answers 400). Once the whole body is read,
 -- req._body is '' so the connection can go on.
+-- A reader of a body read already (req:body()): it as one piece, then
+-- nil, 'eof'.
+local function one_piece(body)
+	return function()
+		local b = body
+		body = ''
+		if b == '' then
+			return nil, 'eof'
+		end
+		return b
+	end
+end
+
 local function body_reader(self)
 	local body = self[P.body]
 	if body then
-		-- Read already (req:body()): given out as one piece.
-		return function()
-			local b = body
-			body = ''
-			if b == '' then
-				return nil, 'eof'
-			end
-			return b
-		end
+		return one_piece(body)
 	end
 	local framing = self[P.framing]
 	if framing == nil then
@@ -1072,7 +1077,7 @@ end
 -- What lem.http.h2 shares with this half.
 M._h2 = {
 	problem = problem, outgoing = outgoing, failed = failed, debug = debug, getters = getters,
-	access_logger = access_logger, logged = logged, sendbody = sendbody, token = token,
+	access_logger = access_logger, logged = logged, sendbody = sendbody, token = token, one_piece = one_piece,
 }
 
 return M
