@@ -17,10 +17,6 @@ M.Pool = Pool
 
 local OPTIONS = { size = true, open = true, usable = true, stale = true }
 
-local function describe(v)
-	return type(v) == 'string' and "'" .. v .. "'" or tostring(v)
-end
-
 -- pool.new{size =, open =, usable =, stale =} -> Pool.
 --   open() -> connection | nil, err: makes a connection.
 --   usable(c) -> bool: c may serve another call (default: not c:closed()).
@@ -34,7 +30,7 @@ function M.new(opts)
 	end
 	for k in pairs(opts) do
 		if not OPTIONS[k] then
-			error(format("bad argument #1 to 'new' (unknown option %s)", describe(k)), 2)
+			error(format("bad argument #1 to 'new' (unknown option '%s')", tostring(k)), 2)
 		end
 	end
 	local size = opts.size or 10
