@@ -10,8 +10,8 @@ local http = require 'lem.http'
 local io = require 'lem.io'
 local utils = require 'lem.utils'
 
-local type, tostring, tonumber, pairs, next, setmetatable, getmetatable, xpcall, pcall, error, rawget, rawset =
-	type, tostring, tonumber, pairs, next, setmetatable, getmetatable, xpcall, pcall, error, rawget, rawset
+local type, tostring, tonumber, pairs, ipairs, next, setmetatable, getmetatable, xpcall, pcall, error, rawget, rawset =
+	type, tostring, tonumber, pairs, ipairs, next, setmetatable, getmetatable, xpcall, pcall, error, rawget, rawset
 local lower = string.lower
 local concat = table.concat
 local traceback = debug.traceback
@@ -113,6 +113,21 @@ function Methods:body(maxsize)
 end
 Methods[P.reader] = reader
 
+-- The values of a and b (each a string or a list of strings) as one list.
+local function join(a, b)
+	local out = {}
+	for _, x in ipairs({ a, b }) do
+		if type(x) == 'table' then
+			for i = 1, #x do
+				out[#out + 1] = x[i]
+			end
+		else
+			out[#out + 1] = x
+		end
+	end
+	return out
+end
+
 -- The response's fields for HTTP/2: lower-case names, values as strings,
 -- and Date, Server and the body's length unless the handler set them.
 -- problem() has checked them (so every name is a token).
@@ -123,7 +138,14 @@ local function fields(res, length)
 		if type(v) ~= 'table' or getmetatable(v) ~= nil then
 			v = tostring(v)
 		end
-		h[token(k)] = v
+		local name = token(k)
+		local old = h[name]
+		if old ~= nil then
+			-- Names that differ only in case ('Set-Cookie', 'set-cookie')
+			-- are one field in HTTP/2: every value of each goes out.
+			v = join(old, v)
+		end
+		h[name] = v
 	end
 	if h.date == nil then
 		h.date = date()

@@ -35,6 +35,16 @@ app:GET('/login', function(_, res)
 	res.headers['X-List'] = { 'one', 'two' }
 	res:add('ok')
 end)
+app:GET('/mixed', function(req, res)
+	res.headers['Set-Cookie'] = 'a=1'
+	res.headers['set-cookie'] = { 'b=2', 'c=3' }
+	if req.query.whole then
+		res:add('ok')
+	else
+		-- Streamed: its head is built in Lua (h2.lua's fields), not by st:send.
+		assert(res:write('ok'))
+	end
+end)
 app:GET('/accept', function(req, res)
 	res:add(req.headers.accept)
 end)
@@ -76,6 +86,15 @@ assert(cookies[1]:find('^sid=user7%.') and cookies[1]:find('HttpOnly'), cookies[
 eq(cookies[2], 'theme=dark', 'the plain cookie')
 assert(head:find('x%-list: one\r\nx%-list: two\r\n'), 'a list in res.headers: ' .. head)
 local sid = cookies[1]:match('^sid=([^;]*)')
+-- Two keys that differ only in case are one field name: every value goes,
+-- on a streamed response as on a whole one.
+for _, target in ipairs({ '/mixed', '/mixed?whole' }) do
+	head = curl("-D - -o /dev/null '" .. url .. target .. "'")
+	cookies = {}
+	for v in head:gmatch('set%-cookie: ([^\r\n]*)') do cookies[#cookies + 1] = v end
+	table.sort(cookies)
+	eq(cookies, { 'a=1', 'b=2', 'c=3' }, target .. ": 'Set-Cookie' and 'set-cookie' keys both sent: " .. head)
+end
 eq(curl(("-H 'Cookie: sid=%s; theme=dark' %s/whoami"):format(sid, url)), 'user7 dark', 'signed cookie verified')
 eq(curl(("-H 'Cookie: sid=user7.forged; theme=light' %s/whoami"):format(url)), 'nil light', 'a forged one is nil')
 eq(curl("-H 'Accept: text/html' -H 'Accept: application/json' " .. url .. '/accept'), 'text/html, application/json',
