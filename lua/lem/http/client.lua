@@ -22,13 +22,13 @@
 local io = require 'lem.io'
 local http = require 'lem.http'
 local core = require 'lem.http.core'
+local form = require 'lem.http.form'
 local utils = require 'lem.utils'
 
 local setmetatable, tonumber, tostring, pairs, ipairs, type, error, pcall, require =
 	setmetatable, tonumber, tostring, pairs, ipairs, type, error, pcall, require
-local match, lower, format, find, sub, gsub, byte =
-	string.match, string.lower, string.format, string.find, string.sub, string.gsub, string.byte
-local concat, sort = table.concat, table.sort
+local match, lower, format, find, sub = string.match, string.lower, string.format, string.find, string.sub
+local concat = table.concat
 local floor, huge, min = math.floor, math.huge, math.min
 local now, timeout, thisthread, task = utils.now, utils.timeout, utils.thisthread, utils.task
 local read_chunked, decoder = http.read_chunked, core.decoder
@@ -1303,34 +1303,16 @@ end
 
 -- Arguments ----------------------------------------------------------------
 
-local function escape(s)
-	return (gsub(tostring(s), '[^%w%-._~]', function(c)
-		return format('%%%02X', byte(c))
-	end))
-end
-
--- url with the query `q` (a string, or a table of names to values or
--- lists of values) added.
+-- url with the query `q` added: a string as it is, a table encoded by
+-- lem.http.form (names to values or lists of values). nil and why for a
+-- table form cannot encode.
 local function add_query(url, q)
 	if type(q) == 'table' then
-		local keys, parts = {}, {}
-		for k in pairs(q) do
-			keys[#keys + 1] = tostring(k)
+		local err
+		q, err = form._encode(q)
+		if not q then
+			return nil, err
 		end
-		sort(keys)
-		for _, k in ipairs(keys) do
-			local v = q[k]
-			if v == nil then
-				v = q[tonumber(k)]
-			end
-			if type(v) ~= 'table' then
-				v = { v }
-			end
-			for _, x in ipairs(v) do
-				parts[#parts + 1] = x == true and escape(k) or escape(k) .. '=' .. escape(x)
-			end
-		end
-		q = concat(parts, '&')
 	end
 	if q == '' then
 		return url
@@ -1405,7 +1387,11 @@ local function prepare(fname, arg, url, opts, client_too)
 		if type(q) ~= 'string' and type(q) ~= 'table' then
 			error(format("bad argument #%d to '%s' (query must be a string or a table)", arg, fname), 3)
 		end
-		url = add_query(url, q)
+		local err
+		url, err = add_query(url, q)
+		if not url then
+			error(format("bad argument #%d to '%s' (query: %s)", arg, fname, err), 3)
+		end
 	end
 	return url, headers, body
 end

@@ -91,17 +91,15 @@ function M.parse(s, max_fields)
 	return t
 end
 
--- form.encode(t) -> string: the inverse of parse, keys sorted (so the
--- same table gives the same string): a list value gives one field per
--- element, true a key alone; strings and numbers only.
-function M.encode(t)
-	if type(t) ~= 'table' then
-		error(format("bad argument #1 to 'encode' (table expected, got %s)", type(t)), 2)
-	end
+-- The fields of t as a string, keys sorted (so the same table gives the
+-- same string): a list value gives one field per element, true a key
+-- alone; strings and numbers only. nil and why for anything else. Also
+-- lem.http.client's `query` option.
+local function encode(t)
 	local keys = {}
 	for k in pairs(t) do
 		if type(k) ~= 'string' and type(k) ~= 'number' then
-			error(format("bad argument #1 to 'encode' (a %s key)", type(k)), 2)
+			return nil, format('a %s key', type(k))
 		end
 		keys[#keys + 1] = tostring(k)
 	end
@@ -113,7 +111,7 @@ function M.encode(t)
 		elseif type(v) == 'string' or type(v) == 'number' then
 			out[#out + 1] = escape(k) .. '=' .. escape(v)
 		else
-			error(format("bad argument #1 to 'encode' (field %q is a %s)", k, type(v)), 3)
+			return format('field %q is a %s', k, type(v))
 		end
 	end
 	for _, k in ipairs(keys) do
@@ -121,15 +119,32 @@ function M.encode(t)
 		if v == nil then
 			v = t[tonumber(k)]
 		end
+		local err
 		if type(v) == 'table' then
 			for i = 1, #v do
-				one(k, v[i])
+				err = err or one(k, v[i])
 			end
 		else
-			one(k, v)
+			err = one(k, v)
+		end
+		if err then
+			return nil, err
 		end
 	end
 	return concat(out, '&')
+end
+M._encode = encode
+
+-- form.encode(t) -> string: the inverse of parse (see encode above).
+function M.encode(t)
+	if type(t) ~= 'table' then
+		error(format("bad argument #1 to 'encode' (table expected, got %s)", type(t)), 2)
+	end
+	local s, err = encode(t)
+	if not s then
+		error(format("bad argument #1 to 'encode' (%s)", err), 2)
+	end
+	return s
 end
 
 return M

@@ -27,6 +27,8 @@ local srv = assert(server.new('127.0.0.1', 0, function(req, res)
 	local p = req.path
 	if p == '/hello' then
 		res:add('hello %s', req.method)
+	elseif p == '/uri' then
+		res:add('%s', req.uri)
 	elseif p == '/moved' then
 		res.status = 301
 		res.headers['Location'] = 'hello'
@@ -60,6 +62,21 @@ local base = ('http://127.0.0.1:%d'):format(port)
 checkerr('timout', client.new, { timout = 1 })
 
 local c = client.new()
+
+-- The query option: a table encoded as lem.http.form encodes (keys sorted,
+-- a list once per value, true the name alone), added after any query the
+-- URL has; a string as it is; a value form cannot encode raises.
+local function uri(url, q)
+	return assert(assert(c:request('GET', url, { query = q })):body())
+end
+eq(uri(base .. '/uri', { b = { 'x y', 2 }, a = 'é&', flag = true }), '/uri?a=%C3%A9%26&b=x%20y&b=2&flag', 'query table')
+eq(uri(base .. '/uri?k=1#frag', { n = 3 }), '/uri?k=1&n=3', 'query added to the URL\'s own, fragment dropped')
+eq(uri(base .. '/uri', 'raw=a+b'), '/uri?raw=a+b', 'query string as it is')
+eq(uri(base .. '/uri', {}), '/uri', 'empty query table')
+checkerr("bad argument #3 to 'request' (query: field \"on\" is a boolean)", c.request, c, 'GET', base .. '/uri',
+	{ query = { on = false } })
+checkerr("bad argument #3 to 'request' (query: a table key)", c.request, c, 'GET', base .. '/uri',
+	{ query = { [{}] = 1 } })
 -- Many coroutines on one client share its pool: fewer connections than
 -- requests.
 local done = 0
