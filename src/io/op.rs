@@ -1,11 +1,17 @@
 //! What every `lem.io` object that suspends shares: the [`Op`] slot of a
 //! suspended operation (busy from the committed suspension until its
 //! coroutine resumes), whether the caller may suspend at all, and the
-//! `settimeout`/`setlimit` methods every class gets from [`Settings`].
+//! `settimeout`/`setlimit` methods every class gets from [`Settings`], and
+//! the [`ReadTimer`] of a wait with a deadline.
 
 use std::cell::Cell;
 use std::ffi::{c_int, CStr};
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
 use std::time::Duration;
+
+use tokio::time::{Instant, Sleep};
 
 use crate::runtime::lua::{self, ffi, lua_State};
 use crate::runtime::scheduler::{self, Resume, Waiter};
@@ -174,5 +180,37 @@ pub(crate) unsafe extern "C-unwind" fn setlimit<T: Settings>(l: *mut lua_State) 
         o.limit().set(n as usize);
         ffi::lua_pushboolean(l, 1);
         1
+    }
+}
+
+/// A timer that is only moved when a deadline comes earlier than the one
+/// it is set for: each read of a busy stream pushes its deadline a little
+/// later, and moving a tokio timer costs a trip through the timer driver.
+/// One set too early fires, finds the deadline not reached and is set again.
+pub(crate) struct ReadTimer {
+    sleep: Pin<Box<Sleep>>,
+    set_for: Instant,
+}
+
+impl ReadTimer {
+    pub(crate) fn new(deadline: Instant) -> ReadTimer {
+        ReadTimer {
+            sleep: Box::pin(tokio::time::sleep_until(deadline)),
+            set_for: deadline,
+        }
+    }
+
+    /// Ready once `deadline` has passed.
+    pub(crate) fn poll_until(&mut self, deadline: Instant, cx: &mut Context<'_>) -> Poll<()> {
+        loop {
+            if self.set_for > deadline || (self.set_for < deadline && self.sleep.is_elapsed()) {
+                self.sleep.as_mut().reset(deadline);
+                self.set_for = deadline;
+            }
+            std::task::ready!(self.sleep.as_mut().poll(cx));
+            if self.set_for >= deadline {
+                return Poll::Ready(());
+            }
+        }
     }
 }

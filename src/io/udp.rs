@@ -4,18 +4,24 @@
 //!
 //! One receiver and one sender at a time (`'busy'` for a second). A call
 //! that can finish at once does so without suspending; otherwise it waits
-//! on the loop's readiness. A receiver waits for readable *or* error: an
-//! ICMP error (port unreachable on a connected socket) raises only
-//! `EPOLLERR`, and the next `recv` returns it (`'Connection refused'`).
+//! on the loop's readiness: a receive through the socket itself
+//! ([`Pending`]), a send through a future. A connected socket's receiver
+//! waits for readable *or* error: an ICMP error (port unreachable) raises
+//! only `EPOLLERR`, and the next `recv` returns it (`'Connection
+//! refused'`).
 //! Host strings that are IP literals are used as they are; names are
 //! looked up on the loop, as `io.tcp.connect` does (`dns.rs`).
 
 use std::cell::{Cell, RefCell};
 use std::ffi::{c_int, CStr};
+use std::future::Future;
 use std::io;
+use std::mem::MaybeUninit;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::os::fd::{AsRawFd, FromRawFd, IntoRawFd, OwnedFd, RawFd};
+use std::pin::Pin;
 use std::rc::Rc;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use socket2::{Domain, SockAddr, SockRef, Socket, Type};
@@ -23,20 +29,30 @@ use tokio::io::unix::AsyncFd;
 use tokio::io::Interest;
 
 use super::fd::{fail_os, os_error_text};
-use super::op::{can_suspend, cannot_suspend, check_suspendable, settimeout, Op, Settings};
+use super::op::{
+    can_suspend, cannot_suspend, check_suspendable, settimeout, Op, ReadTimer, Settings,
+};
 use super::tcp::{check_port, sockaddr_to_std};
 use crate::runtime::lua::{self, ffi, lua_State, Reg};
-use crate::runtime::scheduler::{self, Commit, Resume};
+use crate::runtime::scheduler::{self, Commit, Pending, Resume, WaitHandle, Waiter};
+use tokio::time::Instant;
 
 pub(crate) static DATAGRAM: &CStr = c"lem.Datagram";
 
 /// The largest datagram `recv` takes (and the default `maxsize`).
 const MAX_DATAGRAM: usize = 65535;
 
+/// The largest buffer a socket keeps for the datagrams its waits receive.
+const KEPT_BUFFER: usize = 2048;
+
 thread_local! {
-    /// Where every datagram is received first: the loop is one thread, and
-    /// a receive is copied out before anything else runs.
-    static BUF: RefCell<Box<[u8]>> = RefCell::new(vec![0; MAX_DATAGRAM].into_boxed_slice());
+    /// Where a datagram that a wait received is put first: the loop is one
+    /// thread, and the receive is copied out before anything else runs.
+    static BUF: RefCell<Box<[MaybeUninit<u8>]>> = RefCell::new(Box::new_uninit_slice(MAX_DATAGRAM));
+    /// The last address `sendto` was given, parsed: a server mostly
+    /// answers the peer it just heard from, and parsing its text again was
+    /// a few percent of an echo's work.
+    static LAST_HOST: RefCell<(Vec<u8>, Option<IpAddr>)> = const { RefCell::new((Vec::new(), None)) };
 }
 
 pub(crate) struct Inner {
@@ -45,9 +61,54 @@ pub(crate) struct Inner {
     fd: RefCell<Option<Rc<AsyncFd<OwnedFd>>>>,
     /// An IPv6 socket (which reaches IPv4 peers as v4-mapped addresses).
     v6: bool,
+    /// Made by `io.udp.connect`: ICMP errors reach it (see [`Failure`]).
+    connected: bool,
     rd: Op,
     wr: Op,
     timeout: Cell<Option<Duration>>,
+    /// The receive that waits, if any: the socket itself is the wait the
+    /// loop polls ([`Pending`]), so a receive that waits allocates nothing.
+    receiving: Cell<Option<Receiving>>,
+    /// How the receive that waited ended: the sender (the datagram is in
+    /// `got`), or why it stopped; and whether it gives the sender.
+    received: Cell<Option<(Received, bool)>>,
+    /// The datagram a wait received, until its coroutine resumes.
+    got: RefCell<Vec<u8>>,
+    /// A connected socket's wait for an error, kept from one receive to
+    /// the next (it ends only when an error comes).
+    failure: RefCell<Option<Failure>>,
+    /// The timer of a receive with a timeout, reused.
+    timer: Cell<Option<ReadTimer>>,
+}
+
+/// How a receive that waited ended: the sender, or why it stopped.
+type Received = Result<Option<SocketAddr>, Stop>;
+
+/// A receive that waits: its size bound and deadline, and whether it gives
+/// the sender.
+#[derive(Clone, Copy)]
+struct Receiving {
+    max: usize,
+    with_addr: bool,
+    deadline: Option<Instant>,
+}
+
+/// Ready when the socket has an error waiting (its readiness cleared, so
+/// that the receive it wakes returns the error and the next one waits).
+///
+/// tokio wakes the reader's own slot (`poll_read_ready`) for readable data
+/// only; an ICMP error (port unreachable) on a connected socket raises
+/// `EPOLLERR` alone, which only a waiter with `Interest::ERROR` sees. A
+/// bound socket gets no ICMP errors (Linux passes them to unconnected
+/// sockets only under `IP_RECVERR`), so only connected ones keep this.
+type Failure = Pin<Box<dyn Future<Output = io::Result<()>>>>;
+
+fn failure(a: Rc<AsyncFd<OwnedFd>>) -> Failure {
+    Box::pin(async move {
+        let mut guard = a.ready(Interest::ERROR).await?;
+        guard.clear_ready();
+        Ok(())
+    })
 }
 
 /// The userdata: `lem.Datagram`.
@@ -77,12 +138,79 @@ impl Inner {
     }
 }
 
+/// The text of an IP address, on the stack (the longest IPv6 text is 45
+/// bytes): pushed to Lua from there, as nothing that owns memory may be
+/// alive when a push raises.
+struct IpText {
+    buf: [u8; 48],
+    len: usize,
+}
+
+impl IpText {
+    /// `ip` as `recvfrom` gives it: IPv4 dotted by hand (std's formatter
+    /// was a tenth of an echo's work), IPv6 as std writes it.
+    fn new(ip: IpAddr) -> IpText {
+        let mut t = IpText {
+            buf: [0; 48],
+            len: 0,
+        };
+        match ip {
+            IpAddr::V4(v4) => {
+                for (i, o) in v4.octets().into_iter().enumerate() {
+                    if i > 0 {
+                        t.push(b'.');
+                    }
+                    if o >= 100 {
+                        t.push(b'0' + o / 100);
+                    }
+                    if o >= 10 {
+                        t.push(b'0' + o / 10 % 10);
+                    }
+                    t.push(b'0' + o % 10);
+                }
+            }
+            IpAddr::V6(_) => {
+                use std::io::Write;
+                let mut w = io::Cursor::new(&mut t.buf[..]);
+                // 48 bytes hold any IPv6 address's text.
+                let _ = write!(w, "{ip}");
+                t.len = w.position() as usize;
+            }
+        }
+        t
+    }
+
+    fn push(&mut self, b: u8) {
+        self.buf[self.len] = b;
+        self.len += 1;
+    }
+
+    fn as_bytes(&self) -> &[u8] {
+        &self.buf[..self.len]
+    }
+}
+
+/// [`literal`] of `host`, from the cache when it is the last one parsed.
+fn literal_cached(host: &[u8]) -> Option<IpAddr> {
+    LAST_HOST.with(|c| {
+        let mut c = c.borrow_mut();
+        if c.1.is_some() && c.0 == host {
+            return c.1;
+        }
+        let ip = std::str::from_utf8(host).ok().and_then(literal)?;
+        c.0.clear();
+        c.0.extend_from_slice(host);
+        c.1 = Some(ip);
+        Some(ip)
+    })
+}
+
 /// Push a Datagram over a bound or connected UDP socket; 1, or 2 (`nil,
 /// err`) when the loop cannot watch it.
 ///
 /// # Safety
 /// `l` must be a thread of lem's state with two free slots.
-unsafe fn push_datagram(l: *mut lua_State, s: Socket, v6: bool) -> c_int {
+unsafe fn push_datagram(l: *mut lua_State, s: Socket, v6: bool, how: Make) -> c_int {
     unsafe {
         // SAFETY: into_raw_fd hands us sole ownership.
         let fd = OwnedFd::from_raw_fd(s.into_raw_fd());
@@ -96,9 +224,15 @@ unsafe fn push_datagram(l: *mut lua_State, s: Socket, v6: bool) -> c_int {
         let inner = Inner {
             fd: RefCell::new(Some(Rc::new(a))),
             v6,
+            connected: matches!(how, Make::Connect),
             rd: Op::default(),
             wr: Op::default(),
             timeout: Cell::new(None),
+            receiving: Cell::new(None),
+            received: Cell::new(None),
+            got: RefCell::new(Vec::new()),
+            failure: RefCell::new(None),
+            timer: Cell::new(None),
         };
         lua::push_object(l, DATAGRAM, Datagram(Rc::new(inner)));
         1
@@ -212,7 +346,7 @@ unsafe fn make(l: *mut lua_State, how: Make) -> c_int {
         };
         if let Some(addrs) = addrs {
             return match how.make(&addrs, wildcard, &what) {
-                Ok((s, v6)) => push_datagram(l, s, v6),
+                Ok((s, v6)) => push_datagram(l, s, v6, how),
                 Err(msg) => lua::fail(l, &msg),
             };
         }
@@ -234,7 +368,7 @@ unsafe fn make(l: *mut lua_State, how: Make) -> c_int {
                 Ok(addrs) => how.make(&addrs, false, &what),
             };
             Resume::Push(Box::new(move |t| match r {
-                Ok((s, v6)) => push_datagram(t, s, v6),
+                Ok((s, v6)) => push_datagram(t, s, v6, how),
                 Err(msg) => lua::fail(t, &msg),
             }))
         });
@@ -269,9 +403,11 @@ unsafe fn check_datagram<'a>(l: *mut lua_State) -> &'a Datagram {
     unsafe { lua::check_object(l, 1, DATAGRAM) }
 }
 
-/// `recvfrom(2)` into `buf`: the length (cut to the buffer) and the sender.
-fn recv_from(fd: RawFd, buf: &mut [u8]) -> io::Result<(usize, Option<SocketAddr>)> {
-    // SAFETY: a plain recvfrom into our buffer and address storage.
+/// `recvfrom(2)` into `buf`: the length (cut to the buffer; so many bytes
+/// of `buf` are written) and the sender.
+fn recv_from(fd: RawFd, buf: &mut [MaybeUninit<u8>]) -> io::Result<(usize, Option<SocketAddr>)> {
+    // SAFETY: a plain recvfrom into our buffer (written, never read, by
+    // the kernel) and address storage.
     unsafe {
         let mut ss: libc::sockaddr_storage = std::mem::zeroed();
         let mut len = std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
@@ -290,6 +426,15 @@ fn recv_from(fd: RawFd, buf: &mut [u8]) -> io::Result<(usize, Option<SocketAddr>
     }
 }
 
+/// The first `n` bytes of `buf`, which a `recv_from` into it wrote.
+///
+/// # Safety
+/// `n` must be what that `recv_from` returned.
+unsafe fn written(buf: &[MaybeUninit<u8>], n: usize) -> &[u8] {
+    // SAFETY: the caller's promise: those bytes are initialised.
+    unsafe { std::slice::from_raw_parts(buf.as_ptr() as *const u8, n) }
+}
+
 /// Push what a receive got: `data` (and `host, port` for `recvfrom`).
 unsafe fn push_received(
     l: *mut lua_State,
@@ -306,9 +451,7 @@ unsafe fn push_received(
         }
         match from {
             Some(a) => {
-                let ip = a.ip().to_canonical().to_string();
-                lua::push_str(l, &ip);
-                drop(ip);
+                lua::push_bytes(l, IpText::new(a.ip().to_canonical()).as_bytes());
                 ffi::lua_pushinteger(l, a.port() as _);
             }
             None => {
@@ -353,18 +496,110 @@ async fn bounded<T>(
     }
 }
 
-/// Wait for a datagram (or the socket's pending error).
-async fn recv_wait(a: &AsyncFd<OwnedFd>, max: usize) -> io::Result<(Vec<u8>, Option<SocketAddr>)> {
-    loop {
-        let mut guard = a.ready(Interest::READABLE | Interest::ERROR).await?;
-        let r = BUF.with(|b| {
-            let mut b = b.borrow_mut();
-            recv_from(a.as_raw_fd(), &mut b[..max]).map(|(n, from)| (b[..n].to_vec(), from))
-        });
-        match r {
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => guard.clear_ready(),
-            r => return r,
+/// Receive one datagram of at most `max` bytes into `out` (cleared
+/// first): the sender.
+fn recv_into(fd: RawFd, max: usize, out: &mut Vec<u8>) -> io::Result<Option<SocketAddr>> {
+    BUF.with(|b| {
+        let mut b = b.borrow_mut();
+        let (n, from) = recv_from(fd, &mut b[..max])?;
+        out.clear();
+        // SAFETY: recv_from wrote `n` bytes.
+        out.extend_from_slice(unsafe { written(&b[..], n) });
+        Ok(from)
+    })
+}
+
+/// A receive that waits: the socket itself is the wait.
+impl Pending for Inner {
+    fn started(&self, w: Waiter, h: WaitHandle) {
+        self.rd.started(w, h);
+    }
+
+    fn poll(&self, cx: &mut Context<'_>) -> Poll<()> {
+        let (Some(r), Some(a)) = (self.receiving.get(), self.fd()) else {
+            // Closed (which ends the wait before it is polled again).
+            return Poll::Ready(());
+        };
+        let done = loop {
+            if self.connected {
+                let mut failure = self.failure.borrow_mut();
+                let f = failure.get_or_insert_with(|| self::failure(a.clone()));
+                if let Poll::Ready(e) = f.as_mut().poll(cx) {
+                    *failure = None;
+                    if let Err(e) = e {
+                        break Err(Stop::Error(e));
+                    }
+                    // The error is what the next recvfrom returns.
+                    match recv_into(a.as_raw_fd(), r.max, &mut self.got.borrow_mut()) {
+                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                        Err(e) => break Err(Stop::Error(e)),
+                        Ok(from) => break Ok(from),
+                    }
+                    continue;
+                }
+            }
+            let mut guard = match a.poll_read_ready(cx) {
+                Poll::Ready(Ok(guard)) => guard,
+                Poll::Ready(Err(e)) => break Err(Stop::Error(e)),
+                Poll::Pending if self.timed_out(r.deadline, cx) => break Err(Stop::Timeout),
+                Poll::Pending => return Poll::Pending,
+            };
+            // A WouldBlock clears the readiness, and the loop waits again.
+            if let Ok(got) =
+                guard.try_io(|fd| recv_into(fd.as_raw_fd(), r.max, &mut self.got.borrow_mut()))
+            {
+                break got.map_err(Stop::Error);
+            }
+        };
+        drop(a);
+        self.receiving.set(None);
+        self.received.set(Some((done, r.with_addr)));
+        Poll::Ready(())
+    }
+
+    unsafe fn push(&self, t: *mut lua_State) -> c_int {
+        // SAFETY: `t` is a live thread of lem's state, the contract of every
+        // function that takes one (see the module doc of runtime/lua.rs).
+        unsafe {
+            self.rd.end();
+            let done = self.received.take();
+            if self.fd.borrow().is_none() {
+                return lua::fail(t, "closed");
+            }
+            match done {
+                Some((Ok(from), with_addr)) => {
+                    // SAFETY: `got` is written only by `poll`, which runs on
+                    // the loop and not while a Lua call (this push, or a
+                    // finalizer it runs) is under way; a reference could not
+                    // be held over a push that may raise.
+                    let data = &*self.got.as_ptr();
+                    let n = push_received(t, data, from, with_addr);
+                    // An idle socket keeps no large buffer.
+                    let mut got = self.got.borrow_mut();
+                    if got.capacity() > KEPT_BUFFER {
+                        *got = Vec::new();
+                    }
+                    n
+                }
+                Some((Err(Stop::Timeout), _)) => lua::fail(t, "timeout"),
+                Some((Err(Stop::Error(e)), _)) => fail_os(t, &e),
+                None => lua::fail(t, "closed"),
+            }
         }
+    }
+}
+
+impl Inner {
+    /// Whether the receive's deadline, if it has one, has passed; if not,
+    /// the socket's timer wakes the receive when it does.
+    fn timed_out(&self, deadline: Option<Instant>, cx: &mut Context<'_>) -> bool {
+        let Some(d) = deadline else {
+            return false;
+        };
+        let mut timer = self.timer.take().unwrap_or_else(|| ReadTimer::new(d));
+        let done = timer.poll_until(d, cx).is_ready();
+        self.timer.set(Some(timer));
+        done
     }
 }
 
@@ -386,59 +621,37 @@ unsafe fn receive(l: *mut lua_State, with_addr: bool) -> c_int {
         // A datagram already there is taken without suspending. Where the
         // call may suspend, the loop's readiness is asked first (as tokio's
         // own sockets do): no `recvfrom(2)` that is sure to say `EAGAIN` on a
-        // socket known to be drained; the wait then looks again.
-        let direct = !can_suspend(l);
-        let r = BUF.with(|b| {
-            let mut b = b.borrow_mut();
-            let got = if direct {
-                recv_from(a.as_raw_fd(), &mut b[..max])
-            } else {
-                a.try_io(Interest::READABLE, |fd| {
-                    recv_from(fd.as_raw_fd(), &mut b[..max])
-                })
-            };
-            match got {
-                Ok((n, from)) => Ok(push_received(l, &b[..n], from, with_addr)),
-                Err(e) => Err(e),
-            }
-        });
-        match r {
-            Ok(n) => return n,
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-            Err(e) => {
-                drop(a);
-                return fail_os(l, &e);
-            }
-        }
+        // socket known to be drained; the wait then looks again. Received on
+        // the stack, as nothing that owns memory may be alive when the push
+        // raises.
+        let mut buf = [MaybeUninit::<u8>::uninit(); MAX_DATAGRAM];
+        let buf = &mut buf[..max];
+        let got = if !can_suspend(l) {
+            recv_from(a.as_raw_fd(), buf)
+        } else {
+            a.try_io(Interest::READABLE, |fd| recv_from(fd.as_raw_fd(), buf))
+        };
         drop(a);
+        match got {
+            Ok((n, from)) => {
+                // SAFETY: recv_from wrote `n` bytes.
+                return push_received(l, written(buf, n), from, with_addr);
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+            Err(e) => return fail_os(l, &e),
+        }
         check_suspendable(l);
-        let inner = inner.clone();
-        scheduler::get().prepare(Commit::Custom(Box::new(move |w| {
-            let Some(a) = inner.fd() else {
-                // Closed between the call and its commit: cannot happen (the
-                // commit follows the yield at once); wake with 'closed'.
-                scheduler::get().wake(w, Resume::Push(Box::new(|t| lua::fail(t, "closed"))));
-                return;
-            };
-            let timeout = inner.timeout.get();
-            let me = inner.clone();
-            let fut = Box::pin(async move {
-                let r = bounded(timeout, recv_wait(&a, max)).await;
-                drop(a);
-                Resume::Push(Box::new(move |t| {
-                    me.rd.end();
-                    if me.fd.borrow().is_none() {
-                        return lua::fail(t, "closed");
-                    }
-                    match r {
-                        Ok((data, from)) => push_received(t, &data, from, with_addr),
-                        Err(Stop::Timeout) => lua::fail(t, "timeout"),
-                        Err(Stop::Error(e)) => fail_os(t, &e),
-                    }
-                }))
-            });
-            inner.rd.begin(w, fut);
-        })));
+        // From the loop time, as a stream's read.
+        let deadline = inner
+            .timeout
+            .get()
+            .map(|d| Instant::from_std(scheduler::get().now_instant()) + d);
+        inner.receiving.set(Some(Receiving {
+            max,
+            with_addr,
+            deadline,
+        }));
+        scheduler::get().prepare(Commit::Wait(inner.clone()));
         crate::runtime::scheduler::suspend(l)
     }
 }
@@ -590,8 +803,7 @@ unsafe extern "C-unwind" fn datagram_sendto(l: *mut lua_State) -> c_int {
         let host = lua::check_lstring(l, 3, &mut len);
         let port = check_port(l, 4);
         let host = std::slice::from_raw_parts(host as *const u8, len);
-        let ip = std::str::from_utf8(host).ok().and_then(literal);
-        match ip {
+        match literal_cached(host) {
             Some(ip) => send(l, &s.0, data, Some(SocketAddr::new(ip, port)), None),
             None => {
                 let host = String::from_utf8_lossy(host).into_owned();
@@ -788,7 +1000,9 @@ unsafe extern "C-unwind" fn datagram_close(l: *mut lua_State) -> c_int {
         }
         s.0.rd.cancel("closed");
         s.0.wr.cancel("closed");
-        drop(fd);
+        // The wait for an error holds the descriptor too.
+        let failure = s.0.failure.borrow_mut().take();
+        drop((fd, failure));
         ffi::lua_pushboolean(l, 1);
         1
     }
@@ -838,3 +1052,51 @@ pub(crate) const METHODS: &[Reg] = &[
     (c"closed", datagram_closed),
     (c"fileno", datagram_fileno),
 ];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ip_text_as_std_writes_it() {
+        for ip in [
+            "0.0.0.0",
+            "255.255.255.255",
+            "10.200.3.0",
+            "1.22.100.9",
+            "127.0.0.1",
+            "::1",
+            "fe80::1:2",
+            "2001:db8:85a3::8a2e:370:7334",
+            "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff",
+        ] {
+            let a: IpAddr = ip.parse().unwrap();
+            assert_eq!(IpText::new(a).as_bytes(), a.to_string().as_bytes(), "{ip}");
+        }
+        // The longest IPv6 text fits.
+        let a: IpAddr = "ffff:ffff:ffff:ffff:ffff:ffff:255.255.255.255"
+            .parse()
+            .unwrap();
+        assert_eq!(IpText::new(a).as_bytes(), a.to_string().as_bytes());
+    }
+
+    #[test]
+    fn literal_cached_follows_each_host() {
+        for host in [
+            "127.0.0.1",
+            "::1",
+            "[::1]",
+            "127.0.0.1",
+            "10.0.0.1",
+            "10.0.0.1",
+        ] {
+            assert_eq!(literal_cached(host.as_bytes()), literal(host), "{host}");
+        }
+        assert_eq!(literal_cached(b"example.com"), None);
+        assert_eq!(literal_cached(b"\xff"), None);
+        assert_eq!(
+            literal_cached(b"10.0.0.1"),
+            Some("10.0.0.1".parse().unwrap())
+        );
+    }
+}

@@ -39,11 +39,12 @@ mod stdio;
 mod transport;
 mod write;
 
+use crate::io::op::ReadTimer;
 pub(crate) use detach::Detached;
 use idle::Idle;
 pub(crate) use idle::{drain_idle, read_idle};
 pub(crate) use read::{read, read_fd};
-use read::{stream_read, stream_readp, ReadDone, ReadTimer, Reading};
+use read::{stream_read, stream_readp, ReadDone, Reading};
 use stdio::flush_c_stdio;
 pub(crate) use stdio::{restore_stdio, stdio};
 use transport::socket_kind;

@@ -2,22 +2,20 @@
 //! one non-blocking `read(2)` when they can be; else the stream itself is
 //! the wait the loop polls ([`Pending`]), filling the buffer through tokio's
 //! readiness guard until the format is complete. A timed read reuses the
-//! stream's timer ([`ReadTimer`]).
+//! stream's timer ([`ReadTimer`], shared with UDP receives).
 
 use std::cell::Cell;
 use std::ffi::c_int;
-use std::future::Future;
 use std::io;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
-use std::pin::Pin;
 use std::task::{Context, Poll, Waker};
 
 use tokio::io::unix::AsyncFdReadyGuard;
-use tokio::time::{Instant, Sleep};
+use tokio::time::Instant;
 
 use super::{check_stream, Idle, Inner, Io, Stop, Stream};
 use crate::io::fd::fail_os;
-use crate::io::op::{can_suspend, cannot_suspend};
+use crate::io::op::{can_suspend, cannot_suspend, ReadTimer};
 use crate::runtime::lua::{self, lua_State};
 use crate::runtime::parsers::Scan;
 use crate::runtime::parsers::{self, Fmt, Input};
@@ -83,38 +81,6 @@ impl Pending for Inner {
                 }
                 Err(Stop::Timeout) => lua::fail(t, "timeout"),
                 Err(Stop::Error(e)) => fail_os(t, &e),
-            }
-        }
-    }
-}
-
-/// A timer that is only moved when a deadline comes earlier than the one
-/// it is set for: each read of a busy stream pushes its deadline a little
-/// later, and moving a tokio timer costs a trip through the timer driver.
-/// One set too early fires, finds the deadline not reached and is set again.
-pub(super) struct ReadTimer {
-    sleep: Pin<Box<Sleep>>,
-    set_for: Instant,
-}
-
-impl ReadTimer {
-    fn new(deadline: Instant) -> ReadTimer {
-        ReadTimer {
-            sleep: Box::pin(tokio::time::sleep_until(deadline)),
-            set_for: deadline,
-        }
-    }
-
-    /// Ready once `deadline` has passed.
-    fn poll_until(&mut self, deadline: Instant, cx: &mut Context<'_>) -> Poll<()> {
-        loop {
-            if self.set_for > deadline || (self.set_for < deadline && self.sleep.is_elapsed()) {
-                self.sleep.as_mut().reset(deadline);
-                self.set_for = deadline;
-            }
-            std::task::ready!(self.sleep.as_mut().poll(cx));
-            if self.set_for >= deadline {
-                return Poll::Ready(());
             }
         }
     }

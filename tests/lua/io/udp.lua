@@ -107,6 +107,19 @@ eq({ c:recvfrom() }, { nil, 'Connection refused' }, 'ICMP unreachable again')
 -- The socket stays usable.
 c:settimeout(0)
 eq({ c:recv() }, { nil, 'timeout' }, 'no error left')
+-- A receive that waits is woken by the error too (epoll says EPOLLERR
+-- alone), each time, and then waits for data again.
+c:settimeout(5)
+for i = 1, 2 do
+	local got
+	utils.spawn(function() got = { c:recv() } end)
+	utils.yield()
+	eq(got, nil, 'the receive waits ' .. i)
+	assert(c:send('anyone?'))
+	local sl = utils.newsleeper()
+	while not got do sl:sleep(0.001) end
+	eq(got, { nil, 'Connection refused' }, 'a waiting receive woken by the ICMP error ' .. i)
+end
 c:close()
 
 -- Timeouts: a receive that runs out returns nil, 'timeout', and the
