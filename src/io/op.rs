@@ -214,3 +214,25 @@ impl ReadTimer {
         }
     }
 }
+
+/// When a wait of `timeout` that starts now ends: from the loop time, as
+/// the original's libev timers.
+pub(crate) fn deadline(timeout: Option<Duration>) -> Option<Instant> {
+    timeout.map(|d| Instant::from_std(scheduler::get().now_instant()) + d)
+}
+
+/// Whether `deadline`, if there is one, has passed; if not, the timer kept
+/// in `timer` (made on first use, then reused) wakes the wait when it does.
+pub(crate) fn timed_out(
+    timer: &Cell<Option<ReadTimer>>,
+    deadline: Option<Instant>,
+    cx: &mut Context<'_>,
+) -> bool {
+    let Some(d) = deadline else {
+        return false;
+    };
+    let mut t = timer.take().unwrap_or_else(|| ReadTimer::new(d));
+    let done = t.poll_until(d, cx).is_ready();
+    timer.set(Some(t));
+    done
+}

@@ -30,7 +30,8 @@ use tokio::io::Interest;
 
 use super::fd::{fail_os, os_error_text};
 use super::op::{
-    can_suspend, cannot_suspend, check_suspendable, settimeout, Op, ReadTimer, Settings,
+    can_suspend, cannot_suspend, check_suspendable, deadline, settimeout, timed_out, Op, ReadTimer,
+    Settings,
 };
 use super::tcp::{check_port, sockaddr_to_std};
 use crate::runtime::lua::{self, ffi, lua_State, Reg};
@@ -541,7 +542,9 @@ impl Pending for Inner {
             let mut guard = match a.poll_read_ready(cx) {
                 Poll::Ready(Ok(guard)) => guard,
                 Poll::Ready(Err(e)) => break Err(Stop::Error(e)),
-                Poll::Pending if self.timed_out(r.deadline, cx) => break Err(Stop::Timeout),
+                Poll::Pending if timed_out(&self.timer, r.deadline, cx) => {
+                    break Err(Stop::Timeout)
+                }
                 Poll::Pending => return Poll::Pending,
             };
             // A WouldBlock clears the readiness, and the loop waits again.
@@ -589,20 +592,6 @@ impl Pending for Inner {
     }
 }
 
-impl Inner {
-    /// Whether the receive's deadline, if it has one, has passed; if not,
-    /// the socket's timer wakes the receive when it does.
-    fn timed_out(&self, deadline: Option<Instant>, cx: &mut Context<'_>) -> bool {
-        let Some(d) = deadline else {
-            return false;
-        };
-        let mut timer = self.timer.take().unwrap_or_else(|| ReadTimer::new(d));
-        let done = timer.poll_until(d, cx).is_ready();
-        self.timer.set(Some(timer));
-        done
-    }
-}
-
 /// sock:recvfrom([maxsize]) -> data, host, port | nil, err, and
 /// sock:recv([maxsize]) -> data | nil, err.
 unsafe fn receive(l: *mut lua_State, with_addr: bool) -> c_int {
@@ -641,15 +630,10 @@ unsafe fn receive(l: *mut lua_State, with_addr: bool) -> c_int {
             Err(e) => return fail_os(l, &e),
         }
         check_suspendable(l);
-        // From the loop time, as a stream's read.
-        let deadline = inner
-            .timeout
-            .get()
-            .map(|d| Instant::from_std(scheduler::get().now_instant()) + d);
         inner.receiving.set(Some(Receiving {
             max,
             with_addr,
-            deadline,
+            deadline: deadline(inner.timeout.get()),
         }));
         scheduler::get().prepare(Commit::Wait(inner.clone()));
         crate::runtime::scheduler::suspend(l)

@@ -15,7 +15,7 @@ use tokio::time::Instant;
 
 use super::{check_stream, Idle, Inner, Io, Stop, Stream};
 use crate::io::fd::fail_os;
-use crate::io::op::{can_suspend, cannot_suspend, ReadTimer};
+use crate::io::op::{can_suspend, cannot_suspend, deadline, timed_out};
 use crate::runtime::lua::{self, lua_State};
 use crate::runtime::parsers::Scan;
 use crate::runtime::parsers::{self, Fmt, Input};
@@ -255,15 +255,10 @@ pub(super) unsafe fn read_any(l: *mut lua_State, s: &Stream, fmt: Fmt) -> c_int 
             cannot_suspend(l);
         }
         drop(io);
-        // From the loop time, as the original's libev timers.
-        let deadline = inner
-            .timeout
-            .get()
-            .map(|d| Instant::from_std(scheduler::get().now_instant()) + d);
         inner.reading.set(Some(Reading {
             fmt,
             limit,
-            deadline,
+            deadline: deadline(inner.timeout.get()),
         }));
         scheduler::get().prepare(Commit::Wait(inner.clone()));
         crate::runtime::scheduler::suspend(l)
@@ -296,7 +291,9 @@ impl Inner {
                     let mut guard = match a.poll_read_ready(cx) {
                         Poll::Ready(Ok(guard)) => guard,
                         Poll::Ready(Err(e)) => break Err(Stop::Error(e)),
-                        Poll::Pending if self.timed_out(deadline, cx) => break Err(Stop::Timeout),
+                        Poll::Pending if timed_out(&self.read_timer, deadline, cx) => {
+                            break Err(Stop::Timeout)
+                        }
                         Poll::Pending => return Poll::Pending,
                     };
                     fill_guarded(&mut guard, io, &mut self.input.borrow_mut(), &self.drained)
@@ -322,17 +319,5 @@ impl Inner {
         self.reading.set(None);
         self.read_done.set(Some(ReadDone { r, fmt, limit }));
         Poll::Ready(())
-    }
-
-    /// Whether the read's deadline, if it has one, has passed; if not, the
-    /// stream's timer will wake the waiting read when it does.
-    fn timed_out(&self, deadline: Option<Instant>, cx: &mut Context<'_>) -> bool {
-        let Some(d) = deadline else {
-            return false;
-        };
-        let mut timer = self.read_timer.take().unwrap_or_else(|| ReadTimer::new(d));
-        let done = timer.poll_until(d, cx).is_ready();
-        self.read_timer.set(Some(timer));
-        done
     }
 }
