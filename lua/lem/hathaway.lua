@@ -3,7 +3,8 @@
 -- the order they were added, with their captures passed to the handler.
 local server = require 'lem.http.server'
 local response = require 'lem.http.response'
-local static_open = require('lem.http.core').static_open
+local http_core = require('lem.http.core')
+local static_open, static_cache = http_core.static_open, http_core.static_cache
 
 local setmetatable, type, match, unpack, pcall = setmetatable, type, string.match, table.unpack or unpack, pcall
 local error, pairs, tostring, tonumber, getmetatable = error, pairs, tostring, tonumber, getmetatable
@@ -291,6 +292,7 @@ M._byte_range = byte_range
 local static_options = {
 	index = 'string', symlinks = 'boolean', dotfiles = 'boolean',
 	max_age = 'number', not_found = 'function', mime = 'table', default_type = 'string',
+	cache = 'number', cache_valid = 'number',
 }
 
 -- hathaway.static(root [, opts]) -> handler(req, res [, path]): serves the
@@ -312,7 +314,16 @@ function M.static(root, opts)
 			error(format("bad argument #2 to 'static' (option %s: %s expected, got %s)", k, want, type(v)), 2)
 		end
 	end
+	local cache, cache_valid = opts.cache or 128, opts.cache_valid or 1
+	if not (cache >= 0 and cache <= 1e6) or cache ~= floor(cache) then
+		error(format("bad argument #2 to 'static' (option cache: a count of files expected, got %s)", tostring(cache)), 2)
+	end
+	if not (cache_valid >= 0 and cache_valid <= 1e9) then
+		error(format("bad argument #2 to 'static' (option cache_valid: seconds between 0 and 1e9 expected, got %s)",
+			tostring(cache_valid)), 2)
+	end
 	local index, follow, dotfiles = opts.index, opts.symlinks or false, opts.dotfiles
+	local files = static_cache(root, follow, cache, cache_valid)
 	local max_age = opts.max_age and format('max-age=%d', floor(opts.max_age))
 	local not_found = opts.not_found or response.not_found
 	local mime, default_type = opts.mime or M.mime, opts.default_type or 'application/octet-stream'
@@ -353,7 +364,7 @@ function M.static(root, opts)
 		if not rel then
 			return refuse(req, res)
 		end
-		local file, size, etag, modified, mtime = static_open(root, rel == '' and '.' or rel, follow)
+		local file, size, etag, modified, mtime = static_open(files, rel == '' and '.' or rel)
 		if file == false and size == 'directory' and index then
 			-- A directory's index wants a URL with a slash at the end (its
 			-- relative links): redirect to it first.
@@ -364,7 +375,7 @@ function M.static(root, opts)
 				return
 			end
 			rel = rel == '' and index or rel .. '/' .. index
-			file, size, etag, modified, mtime = static_open(root, rel, follow)
+			file, size, etag, modified, mtime = static_open(files, rel)
 		end
 		if not file then
 			return not_found(req, res)
@@ -397,6 +408,7 @@ function M.static(root, opts)
 				range = nil
 			end
 		end
+		local offset = 0
 		if range then
 			local first, last = byte_range(range, size)
 			if first == false then
@@ -407,10 +419,12 @@ function M.static(root, opts)
 			elseif first then
 				res.status = 206
 				headers['Content-Range'] = format('bytes %d-%d/%d', first, last, size)
-				res[P.fileoffset] = first
-				size = last - first + 1
+				offset, size = first, last - first + 1
 			end
 		end
+		-- The descriptor may be shared with other answers (the cache):
+		-- read at an offset, never at its file position.
+		res[P.fileoffset] = offset
 		res.file = file
 		res[P.filesize] = size
 		res[P.opened] = file

@@ -623,21 +623,31 @@ local function stream(res, ...)
 	return client:write(data)
 end
 
--- Send a file as the body: sendfile on streams that have it, else copied.
+-- Send size bytes of a file as the body: sendfile on streams that have
+-- it, else copied; from offset when one is given (read there, without the
+-- file position: hathaway.static's descriptors are shared), else from the
+-- file position. A file that ends before size bytes is a failure (the
+-- head promised them: the caller closes the connection or the stream).
+local file_pread = core.file_pread
 local function sendbody(client, file, size, offset)
 	if client.sendfile then
-		return client:sendfile(file, size, offset)
-	end
-	if offset and offset > 0 and not file:seek('set', offset) then
-		return nil, 'seek failed'
+		local sent, err = client:sendfile(file, size, offset)
+		if sent and sent < size then
+			return nil, 'file ended early'
+		end
+		return sent, err
 	end
 	while size > 0 do
-		local data, err = file:read(size < 65536 and size or 65536)
+		local n = size < 65536 and size or 65536
+		local data, err
+		if offset then
+			data, err = file_pread(file, n, offset)
+			offset = offset + (data and #data or 0)
+		else
+			data, err = file:read(n)
+		end
 		if not data then
-			if err == 'eof' then
-				return true
-			end
-			return nil, err
+			return nil, err == 'eof' and 'file ended early' or err
 		end
 		size = size - #data
 		local ok, werr = client:write(data)

@@ -1,8 +1,22 @@
 //! `core.static_open`: opening a file under a root for `hathaway.static`
-//! (lua/lem/hathaway.lua), on the pool, in one job: the root, the file
-//! beneath it, its `fstat`, its `ETag` and `Last-Modified`. One pool trip
-//! where `io.open` and `file:size()` would take two, and the server's
-//! checks of a `res.file` three more.
+//! (lua/lem/hathaway.lua), through a cache of open files (`core.static_cache`).
+//!
+//! A file found is kept open, with its size, `ETag` and `Last-Modified`,
+//! for `valid` seconds: a request for it in that time gets a File on the
+//! same descriptor (an `Arc`, no system call) and its answer is sent from
+//! the loop thread alone. Past that time, or for a path not kept, the
+//! file is opened again, in one pool job: the root, the file beneath it,
+//! its `fstat`. A file replaced, removed or made a link is therefore seen
+//! within `valid` seconds; until then the old file is sent (its old bytes,
+//! never a byte beyond the size its `fstat` gave: the senders stop there
+//! and close a connection whose file came up short). Failures (a missing
+//! file, a refusal) and directories are not kept. The cache holds at most
+//! `max` entries (each one descriptor): a new one first drops the expired,
+//! then the oldest.
+//!
+//! Requests share the kept descriptor, so its file position too: the
+//! answers read it at offsets only (`sendfile` with an offset, `pread`
+//! through `core.file_pread` where there is no sendfile, as on HTTP/2).
 //!
 //! The Lua half refuses `..`, `\` and NUL in the decoded path before it
 //! gets here; the kernel refuses the rest: `openat2` with
@@ -13,14 +27,19 @@
 //! `ENOSYS` or `EPERM`) the path is canonicalized and must stay under the
 //! canonical root.
 
-use std::ffi::{c_int, CString, OsStr};
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::ffi::{c_int, CStr, CString, OsStr};
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use super::date::imf_date;
 use crate::io::fd::fail_os;
-use crate::io::file::push_file;
+use crate::io::file::{push_shared_file, File, FILE};
 use crate::io::op::check_suspendable;
 use crate::runtime::lua::{self, ffi, lua_State};
 use crate::runtime::pool;
@@ -140,43 +159,242 @@ fn etag(st: &libc::stat) -> String {
     )
 }
 
-/// core.static_open(root, path, follow) -> File, size, etag,
-/// last_modified, mtime | false, 'directory' | false, 'not a file' |
-/// nil, err
-pub(super) unsafe extern "C-unwind" fn static_open(l: *mut lua_State) -> c_int {
+/// A file kept open, and what its answers say of it.
+struct Entry {
+    fd: Arc<OwnedFd>,
+    size: u64,
+    mtime: i64,
+    etag: String,
+    modified: Vec<u8>,
+    /// When the open that found it began: the entry serves until
+    /// `opened + valid`.
+    opened: Instant,
+}
+
+/// The open files of one `hathaway.static` handler, by path beneath its
+/// root.
+pub(super) struct Cache {
+    root: CString,
+    follow: bool,
+    max: usize,
+    valid: Duration,
+    files: RefCell<HashMap<Vec<u8>, Entry>>,
+}
+
+/// The userdata of `core.static_cache`.
+struct Files(Rc<Cache>);
+
+const FILES: &CStr = c"lem.http.StaticFiles";
+
+impl Cache {
+    /// The entry for `rel` if it is still valid at `now`.
+    fn fresh<R>(&self, rel: &[u8], now: Instant, f: impl FnOnce(&Entry) -> R) -> Option<R> {
+        let files = self.files.borrow();
+        let e = files.get(rel)?;
+        (now.duration_since(e.opened) < self.valid).then(|| f(e))
+    }
+
+    /// Keep `e` for `rel` (opened at `e.opened`), within `max` entries.
+    fn keep(&self, rel: Vec<u8>, e: Entry) {
+        if self.max == 0 || self.valid.is_zero() {
+            return;
+        }
+        let mut files = self.files.borrow_mut();
+        if !files.contains_key(&rel) && files.len() >= self.max {
+            let now = Instant::now();
+            files.retain(|_, e| now.duration_since(e.opened) < self.valid);
+            if files.len() >= self.max {
+                let oldest = files
+                    .iter()
+                    .min_by_key(|(_, e)| e.opened)
+                    .map(|(k, _)| k.clone());
+                if let Some(k) = oldest {
+                    files.remove(&k);
+                }
+            }
+        }
+        match files.get(&rel) {
+            // A later open of the same path came back first: keep that one.
+            Some(old) if old.opened > e.opened => {}
+            _ => {
+                files.insert(rel, e);
+            }
+        }
+    }
+
+    /// Forget `rel`, unless an open later than `since` put it back.
+    fn forget(&self, rel: &[u8], since: Instant) {
+        let mut files = self.files.borrow_mut();
+        if files.get(rel).is_some_and(|e| e.opened <= since) {
+            files.remove(rel);
+        }
+    }
+}
+
+/// Push what core.static_open answers for a file: File, size, etag,
+/// last_modified, mtime. Returns 5.
+///
+/// # Safety
+/// `t` must be a thread of lem's state with 5 free slots.
+unsafe fn push_found(t: *mut lua_State, e: &Entry) -> c_int {
+    // SAFETY: `t` is a live thread of lem's state with room (the contract).
+    unsafe {
+        push_shared_file(t, e.fd.clone());
+        ffi::lua_pushinteger(t, e.size as _);
+        lua::push_str(t, &e.etag);
+        lua::push_bytes(t, &e.modified);
+        ffi::lua_pushinteger(t, e.mtime as _);
+        5
+    }
+}
+
+/// core.static_cache(root, follow, max, valid) -> the open files of a
+/// handler: at most max entries (0: none kept), each kept valid seconds.
+pub(super) unsafe extern "C-unwind" fn static_cache(l: *mut lua_State) -> c_int {
     // SAFETY: Lua calls this C function on a thread of lem's state, so `l` is
     // valid with LUA_MINSTACK free slots; it reads its own arguments (checked
     // here) and the values it pushes (the rules of runtime/lua.rs).
     unsafe {
         let root = lua::check_bytes(l, 1);
+        let follow = ffi::lua_toboolean(l, 2) != 0;
+        let max = lua::check_integer(l, 3);
+        let valid = lua::check_number(l, 4);
+        if max < 0 {
+            lua::arg_error(l, 3, c"must not be negative");
+        }
+        if !(0.0..=1e9).contains(&valid) {
+            lua::arg_error(l, 4, c"must be between 0 and 1e9 seconds");
+        }
+        let Ok(root) = CString::new(root) else {
+            lua::arg_error(l, 1, c"root contains a NUL byte");
+        };
+        lua::new_class(l, FILES, &[], Some(lua::gc::<Files>));
+        ffi::lua_pop(l, 1);
+        let cache = Cache {
+            root,
+            follow,
+            max: max as usize,
+            valid: Duration::from_secs_f64(valid),
+            files: RefCell::new(HashMap::new()),
+        };
+        lua::push_object(l, FILES, Files(Rc::new(cache)));
+        1
+    }
+}
+
+/// core.static_open(files, path) -> File, size, etag, last_modified, mtime
+/// | false, 'directory' | false, 'not a file' | nil, err
+pub(super) unsafe extern "C-unwind" fn static_open(l: *mut lua_State) -> c_int {
+    // SAFETY: Lua calls this C function on a thread of lem's state, so `l` is
+    // valid with LUA_MINSTACK free slots; it reads its own arguments (checked
+    // here) and the values it pushes (the rules of runtime/lua.rs).
+    unsafe {
+        let files: &Files = lua::check_object(l, 1, FILES);
         let rel = lua::check_bytes(l, 2);
-        let follow = ffi::lua_toboolean(l, 3) != 0;
-        if root.contains(&0) || rel.contains(&0) {
+        if rel.contains(&0) {
             return lua::fail(l, "Invalid argument");
         }
         check_suspendable(l);
-        let root = CString::new(root).unwrap_or_default();
-        let rel = CString::new(rel).unwrap_or_default();
+        let cache = files.0.clone();
+        let now = Instant::now();
+        // A file kept and still valid: answered now, from the loop thread
+        // (`l` has the LUA_MINSTACK free slots push_found needs).
+        if let Some(n) = cache.fresh(rel, now, |e| push_found(l, e)) {
+            return n;
+        }
+        let key = rel.to_vec();
+        let root = cache.root.clone();
+        let follow = cache.follow;
+        let path = CString::new(rel).unwrap_or_default();
         let fut = Box::pin(async move {
-            let r = pool::run(move || find(&root, &rel, follow)).await;
+            let r = pool::run(move || find(&root, &path, follow)).await;
             Resume::Push(Box::new(move |t| match r {
                 Ok(Found::File(fd, size, mtime, etag)) => {
-                    push_file(t, fd);
-                    ffi::lua_pushinteger(t, size as _);
-                    lua::push_str(t, &etag);
-                    lua::push_bytes(t, &imf_date(mtime.max(0) as u64));
-                    ffi::lua_pushinteger(t, mtime as _);
-                    5
+                    let e = Entry {
+                        fd: Arc::new(fd),
+                        size,
+                        mtime,
+                        etag,
+                        modified: imf_date(mtime.max(0) as u64),
+                        opened: now,
+                    };
+                    let n = push_found(t, &e);
+                    cache.keep(key, e);
+                    n
                 }
-                Ok(Found::Directory) => {
-                    ffi::lua_pushboolean(t, 0);
-                    lua::push_str(t, "directory");
-                    2
+                found => {
+                    cache.forget(&key, now);
+                    match found {
+                        Ok(Found::Directory) => {
+                            ffi::lua_pushboolean(t, 0);
+                            lua::push_str(t, "directory");
+                            2
+                        }
+                        Ok(_) => {
+                            ffi::lua_pushboolean(t, 0);
+                            lua::push_str(t, "not a file");
+                            2
+                        }
+                        Err(e) => fail_os(t, &e),
+                    }
                 }
-                Ok(Found::Other) => {
-                    ffi::lua_pushboolean(t, 0);
-                    lua::push_str(t, "not a file");
-                    2
+            }))
+        });
+        scheduler::get().prepare(Commit::Future(fut));
+        scheduler::suspend(l)
+    }
+}
+
+/// core.file_pread(file, size, offset) -> data | nil, 'eof' | nil, err:
+/// up to size bytes of File file from offset, on the pool, without moving
+/// (or using) its file position.
+pub(super) unsafe extern "C-unwind" fn file_pread(l: *mut lua_State) -> c_int {
+    // SAFETY: Lua calls this C function on a thread of lem's state, so `l` is
+    // valid with LUA_MINSTACK free slots; it reads its own arguments (checked
+    // here) and the values it pushes (the rules of runtime/lua.rs).
+    unsafe {
+        let f: &File = lua::check_object(l, 1, FILE);
+        let size = lua::check_integer(l, 2);
+        let offset = lua::check_integer(l, 3);
+        if !(0..=1 << 24).contains(&size) {
+            lua::arg_error(l, 2, c"size must be between 0 and 16 MiB");
+        }
+        if offset < 0 {
+            lua::arg_error(l, 3, c"offset must not be negative");
+        }
+        let Some(fd) = f.fd() else {
+            return lua::fail(l, "closed");
+        };
+        check_suspendable(l);
+        let fut = Box::pin(async move {
+            let r = pool::run(move || {
+                let mut buf = vec![0u8; size as usize];
+                loop {
+                    // (Within the unsafe block above.) pread into buf, which
+                    // is writable for its length, from fd, alive (held by
+                    // the Arc).
+                    let n = libc::pread(
+                        fd.as_raw_fd(),
+                        buf.as_mut_ptr() as *mut _,
+                        buf.len(),
+                        offset as libc::off_t,
+                    );
+                    if n >= 0 {
+                        buf.truncate(n as usize);
+                        return Ok(buf);
+                    }
+                    let e = io::Error::last_os_error();
+                    if e.kind() != io::ErrorKind::Interrupted {
+                        return Err(e);
+                    }
+                }
+            })
+            .await;
+            Resume::Push(Box::new(move |t| match r {
+                Ok(b) if b.is_empty() && size > 0 => lua::fail(t, "eof"),
+                Ok(b) => {
+                    lua::push_bytes(t, &b);
+                    1
                 }
                 Err(e) => fail_os(t, &e),
             }))
