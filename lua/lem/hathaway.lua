@@ -335,7 +335,7 @@ function M.static(root, opts)
 	-- give ('%2e%2e', '..%2f', ...); a '%' left after decoding is a file
 	-- name's own and is not decoded again.
 	local function clean(path)
-		if find(path, '[%z\\]') then
+		if find(path, '\\', 1, true) or find(path, '\0', 1, true) then
 			return nil, bad_request
 		end
 		local parts, n = {}, 0
@@ -395,8 +395,13 @@ function M.static(root, opts)
 			local t = parse_date(ims)
 			fresh = t and mtime <= t
 		end
+		-- A small file comes as its bytes (read when it was opened), a
+		-- larger one as an open File.
+		local bytes = type(file) == 'string'
 		if fresh then
-			file:close()
+			if not bytes then
+				file:close()
+			end
 			res.status = 304
 			return
 		end
@@ -412,7 +417,9 @@ function M.static(root, opts)
 		if range then
 			local first, last = byte_range(range, size)
 			if first == false then
-				file:close()
+				if not bytes then
+					file:close()
+				end
 				res.status = 416
 				headers['Content-Range'] = 'bytes */' .. size
 				return
@@ -421,6 +428,12 @@ function M.static(root, opts)
 				headers['Content-Range'] = format('bytes %d-%d/%d', first, last, size)
 				offset, size = first, last - first + 1
 			end
+		end
+		if bytes then
+			-- The body, sent with the head in one write.
+			res.status = res.status or 200
+			res[1] = (offset == 0 and size == #file) and file or sub(file, offset + 1, offset + size)
+			return
 		end
 		-- The descriptor may be shared with other answers (the cache):
 		-- read at an offset, never at its file position.

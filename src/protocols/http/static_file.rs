@@ -27,7 +27,7 @@
 //! `ENOSYS` or `EPERM`) the path is canonicalized and must stay under the
 //! canonical root.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::ffi::{c_int, CStr, CString, OsStr};
 use std::io;
@@ -45,11 +45,23 @@ use crate::runtime::lua::{self, ffi, lua_State};
 use crate::runtime::pool;
 use crate::runtime::scheduler::{self, Commit, Resume};
 
+/// Files up to this size are read whole when opened, and their answers
+/// carry the bytes (sent with the head in one write, the descriptor closed
+/// at once); larger ones are kept open and sent with `sendfile`.
+pub(super) const SMALL: u64 = 16 << 10;
+
+/// A regular file's contents: open, or read.
+#[derive(Debug)]
+enum Body {
+    Fd(OwnedFd),
+    Bytes(Vec<u8>),
+}
+
 /// What was found at the path.
 #[derive(Debug)]
 enum Found {
-    /// A regular file: its descriptor, size, mtime (unix seconds), ETag.
-    File(OwnedFd, u64, i64, String),
+    /// A regular file: its body, size, mtime (unix seconds), ETag.
+    File(Body, u64, i64, String),
     Directory,
     /// Not a regular file or directory (a fifo, a device, a socket).
     Other,
@@ -142,10 +154,40 @@ fn find(root: &CString, rel: &CString, follow: bool) -> io::Result<Found> {
         libc::S_IFDIR => return Ok(Found::Directory),
         _ => return Ok(Found::Other),
     }
+    let size = st.st_size as u64;
+    if size <= SMALL {
+        // Read whole (up to the size fstat gave: a file that shrank since
+        // is what could be read).
+        let mut buf = vec![0u8; size as usize];
+        let mut got = 0;
+        while got < buf.len() {
+            // SAFETY: buf is writable from got for the rest of its length;
+            // fd is a descriptor we own.
+            let n = unsafe {
+                libc::pread(
+                    fd.as_raw_fd(),
+                    buf[got..].as_mut_ptr() as *mut _,
+                    buf.len() - got,
+                    got as libc::off_t,
+                )
+            };
+            if n > 0 {
+                got += n as usize;
+            } else if n == 0 {
+                break;
+            } else {
+                let e = io::Error::last_os_error();
+                if e.kind() != io::ErrorKind::Interrupted {
+                    return Err(e);
+                }
+            }
+        }
+        buf.truncate(got);
+        return Ok(Found::File(Body::Bytes(buf), got as u64, st.st_mtime, etag(&st)));
+    }
     // The file is read with pread and sendfile at offsets: blocking reads.
     crate::io::fd::set_nonblocking(fd.as_raw_fd(), false)?;
-    let size = st.st_size as u64;
-    Ok(Found::File(fd, size, st.st_mtime, etag(&st)))
+    Ok(Found::File(Body::Fd(fd), size, st.st_mtime, etag(&st)))
 }
 
 /// A strong validator from what changes when the file does: mtime (to the
@@ -159,19 +201,24 @@ fn etag(st: &libc::stat) -> String {
     )
 }
 
-/// A file kept open, and what its answers say of it.
+/// A file kept, and what its answers say of it. Its Lua strings (the
+/// bytes of a small file, the `ETag`, the `Last-Modified`) are made once,
+/// kept in the cache's table, so that an answer pushes them without a copy
+/// (and without the garbage a 4 KB string a request would make).
 struct Entry {
-    fd: Arc<OwnedFd>,
+    /// The open file, shared with the answers in flight; `None`: a small
+    /// file, whose bytes are in the table.
+    fd: Option<Arc<OwnedFd>>,
     size: u64,
     mtime: i64,
-    etag: String,
-    modified: Vec<u8>,
+    /// Its key in the cache's table: `{bytes or false, etag, last_modified}`.
+    slot: c_int,
     /// When the open that found it began: the entry serves until
     /// `opened + valid`.
     opened: Instant,
 }
 
-/// The open files of one `hathaway.static` handler, by path beneath its
+/// The files kept by one `hathaway.static` handler, by path beneath its
 /// root.
 pub(super) struct Cache {
     root: CString,
@@ -179,6 +226,9 @@ pub(super) struct Cache {
     max: usize,
     valid: Duration,
     files: RefCell<HashMap<Vec<u8>, Entry>>,
+    /// The registry reference of the table of the entries' strings;
+    /// `LUA_NOREF` once the handler is collected (nothing is kept then).
+    strings: Cell<c_int>,
 }
 
 /// The userdata of `core.static_cache`.
@@ -187,68 +237,142 @@ struct Files(Rc<Cache>);
 const FILES: &CStr = c"lem.http.StaticFiles";
 
 impl Cache {
-    /// The entry for `rel` if it is still valid at `now`.
-    fn fresh<R>(&self, rel: &[u8], now: Instant, f: impl FnOnce(&Entry) -> R) -> Option<R> {
-        let files = self.files.borrow();
-        let e = files.get(rel)?;
-        (now.duration_since(e.opened) < self.valid).then(|| f(e))
+    /// Whether a file found now would be kept.
+    fn keeps(&self) -> bool {
+        self.max > 0 && !self.valid.is_zero() && self.strings.get() != ffi::LUA_NOREF
+    }
+
+    /// Free the strings of `slots`.
+    ///
+    /// # Safety
+    /// `t` must be a thread of lem's state.
+    unsafe fn release(&self, t: *mut lua_State, slots: &[c_int]) {
+        if slots.is_empty() || self.strings.get() == ffi::LUA_NOREF {
+            return;
+        }
+        // SAFETY: `t` is a live thread of lem's state (the contract); the
+        // table pushed is the cache's own.
+        unsafe {
+            ffi::luaL_checkstack(t, 2, std::ptr::null());
+            ffi::lua_rawgeti(t, ffi::LUA_REGISTRYINDEX, self.strings.get() as _);
+            for &s in slots {
+                ffi::luaL_unref(t, -1, s);
+            }
+            ffi::lua_pop(t, 1);
+        }
     }
 
     /// Keep `e` for `rel` (opened at `e.opened`), within `max` entries.
-    fn keep(&self, rel: Vec<u8>, e: Entry) {
-        if self.max == 0 || self.valid.is_zero() {
-            return;
-        }
-        let mut files = self.files.borrow_mut();
-        if !files.contains_key(&rel) && files.len() >= self.max {
-            let now = Instant::now();
-            files.retain(|_, e| now.duration_since(e.opened) < self.valid);
-            if files.len() >= self.max {
-                let oldest = files
-                    .iter()
-                    .min_by_key(|(_, e)| e.opened)
-                    .map(|(k, _)| k.clone());
-                if let Some(k) = oldest {
-                    files.remove(&k);
+    ///
+    /// # Safety
+    /// `t` must be a thread of lem's state.
+    unsafe fn keep(&self, t: *mut lua_State, rel: Vec<u8>, e: Entry) {
+        let mut dead = Vec::new();
+        {
+            let mut files = self.files.borrow_mut();
+            if !files.contains_key(&rel) && files.len() >= self.max {
+                let now = Instant::now();
+                files.retain(|_, e| {
+                    let live = now.duration_since(e.opened) < self.valid;
+                    if !live {
+                        dead.push(e.slot);
+                    }
+                    live
+                });
+                if files.len() >= self.max {
+                    let oldest = files.iter().min_by_key(|(_, e)| e.opened).map(|(k, _)| k.clone());
+                    if let Some(e) = oldest.and_then(|k| files.remove(&k)) {
+                        dead.push(e.slot);
+                    }
+                }
+            }
+            match files.get(&rel) {
+                // A later open of the same path came back first: keep that one.
+                Some(old) if old.opened > e.opened => dead.push(e.slot),
+                _ => {
+                    if let Some(old) = files.insert(rel, e) {
+                        dead.push(old.slot);
+                    }
                 }
             }
         }
-        match files.get(&rel) {
-            // A later open of the same path came back first: keep that one.
-            Some(old) if old.opened > e.opened => {}
-            _ => {
-                files.insert(rel, e);
-            }
-        }
+        // SAFETY: `t` is a live thread of lem's state (the contract).
+        unsafe { self.release(t, &dead) }
     }
 
     /// Forget `rel`, unless an open later than `since` put it back.
-    fn forget(&self, rel: &[u8], since: Instant) {
-        let mut files = self.files.borrow_mut();
-        if files.get(rel).is_some_and(|e| e.opened <= since) {
-            files.remove(rel);
+    ///
+    /// # Safety
+    /// `t` must be a thread of lem's state.
+    unsafe fn forget(&self, t: *mut lua_State, rel: &[u8], since: Instant) {
+        let gone = {
+            let mut files = self.files.borrow_mut();
+            match files.get(rel) {
+                Some(e) if e.opened <= since => files.remove(rel),
+                _ => None,
+            }
+        };
+        if let Some(e) = gone {
+            // SAFETY: `t` is a live thread of lem's state (the contract).
+            unsafe { self.release(t, &[e.slot]) }
         }
     }
 }
 
-/// Push what core.static_open answers for a file: File, size, etag,
-/// last_modified, mtime. Returns 5.
+/// Push what core.static_open answers for a kept file: File (or its
+/// bytes), size, etag, last_modified, mtime. Returns 5.
 ///
 /// # Safety
-/// `t` must be a thread of lem's state with 5 free slots.
-unsafe fn push_found(t: *mut lua_State, e: &Entry) -> c_int {
-    // SAFETY: `t` is a live thread of lem's state with room (the contract).
+/// `t` must be a thread of lem's state; the cache's table must be alive
+/// (`strings` is not `LUA_NOREF`).
+unsafe fn push_kept(t: *mut lua_State, cache: &Cache, e: &Entry) -> c_int {
+    // SAFETY: `t` is a live thread of lem's state (the contract); the
+    // tables read are the cache's and the entry's own.
     unsafe {
-        push_shared_file(t, e.fd.clone());
+        ffi::luaL_checkstack(t, 8, std::ptr::null());
+        ffi::lua_rawgeti(t, ffi::LUA_REGISTRYINDEX, cache.strings.get() as _);
+        ffi::lua_rawgeti(t, -1, e.slot as _);
+        match &e.fd {
+            Some(fd) => {
+                push_shared_file(t, fd.clone());
+            }
+            None => {
+                ffi::lua_rawgeti(t, -1, 1);
+            }
+        }
         ffi::lua_pushinteger(t, e.size as _);
-        lua::push_str(t, &e.etag);
-        lua::push_bytes(t, &e.modified);
+        ffi::lua_rawgeti(t, -3, 2);
+        ffi::lua_rawgeti(t, -4, 3);
         ffi::lua_pushinteger(t, e.mtime as _);
+        // The two tables below the five values.
+        ffi::lua_remove(t, -6);
+        ffi::lua_remove(t, -6);
         5
     }
 }
 
-/// core.static_cache(root, follow, max, valid) -> the open files of a
+/// `__gc` of the cache: its table is let go, and nothing is kept after
+/// (an open in flight may still come back to it).
+unsafe extern "C-unwind" fn files_gc(l: *mut lua_State) -> c_int {
+    // SAFETY: Lua calls this C function on a thread of lem's state, so `l` is
+    // valid with LUA_MINSTACK free slots; the userdata at 1 is a Files (this
+    // is the __gc of its class only), dropped once here.
+    unsafe {
+        let p = ffi::lua_touserdata(l, 1) as *mut Files;
+        if !p.is_null() {
+            let cache = &(*p).0;
+            let r = cache.strings.replace(ffi::LUA_NOREF);
+            if r != ffi::LUA_NOREF {
+                ffi::luaL_unref(l, ffi::LUA_REGISTRYINDEX, r);
+            }
+            cache.files.borrow_mut().clear();
+            std::ptr::drop_in_place(p);
+        }
+        0
+    }
+}
+
+/// core.static_cache(root, follow, max, valid) -> the kept files of a
 /// handler: at most max entries (0: none kept), each kept valid seconds.
 pub(super) unsafe extern "C-unwind" fn static_cache(l: *mut lua_State) -> c_int {
     // SAFETY: Lua calls this C function on a thread of lem's state, so `l` is
@@ -268,22 +392,26 @@ pub(super) unsafe extern "C-unwind" fn static_cache(l: *mut lua_State) -> c_int 
         let Ok(root) = CString::new(root) else {
             lua::arg_error(l, 1, c"root contains a NUL byte");
         };
-        lua::new_class(l, FILES, &[], Some(lua::gc::<Files>));
+        lua::new_class(l, FILES, &[], Some(files_gc));
         ffi::lua_pop(l, 1);
+        ffi::lua_createtable(l, 0, 0);
+        let strings = ffi::luaL_ref(l, ffi::LUA_REGISTRYINDEX);
         let cache = Cache {
             root,
             follow,
             max: max as usize,
             valid: Duration::from_secs_f64(valid),
             files: RefCell::new(HashMap::new()),
+            strings: Cell::new(strings),
         };
         lua::push_object(l, FILES, Files(Rc::new(cache)));
         1
     }
 }
 
-/// core.static_open(files, path) -> File, size, etag, last_modified, mtime
-/// | false, 'directory' | false, 'not a file' | nil, err
+/// core.static_open(files, path) -> File or bytes (up to SMALL), size,
+/// etag, last_modified, mtime | false, 'directory' | false, 'not a file' |
+/// nil, err
 pub(super) unsafe extern "C-unwind" fn static_open(l: *mut lua_State) -> c_int {
     // SAFETY: Lua calls this C function on a thread of lem's state, so `l` is
     // valid with LUA_MINSTACK free slots; it reads its own arguments (checked
@@ -297,10 +425,11 @@ pub(super) unsafe extern "C-unwind" fn static_open(l: *mut lua_State) -> c_int {
         check_suspendable(l);
         let cache = files.0.clone();
         let now = Instant::now();
-        // A file kept and still valid: answered now, from the loop thread
-        // (`l` has the LUA_MINSTACK free slots push_found needs).
-        if let Some(n) = cache.fresh(rel, now, |e| push_found(l, e)) {
-            return n;
+        // A file kept and still valid: answered now, from the loop thread.
+        if let Some(e) = cache.files.borrow().get(rel) {
+            if now.duration_since(e.opened) < cache.valid && cache.strings.get() != ffi::LUA_NOREF {
+                return push_kept(l, &cache, e);
+            }
         }
         let key = rel.to_vec();
         let root = cache.root.clone();
@@ -309,21 +438,54 @@ pub(super) unsafe extern "C-unwind" fn static_open(l: *mut lua_State) -> c_int {
         let fut = Box::pin(async move {
             let r = pool::run(move || find(&root, &path, follow)).await;
             Resume::Push(Box::new(move |t| match r {
-                Ok(Found::File(fd, size, mtime, etag)) => {
-                    let e = Entry {
-                        fd: Arc::new(fd),
-                        size,
-                        mtime,
-                        etag,
-                        modified: imf_date(mtime.max(0) as u64),
-                        opened: now,
+                Ok(Found::File(body, size, mtime, etag)) => {
+                    ffi::luaL_checkstack(t, 10, std::ptr::null());
+                    // The five values of the answer.
+                    let fd = match body {
+                        Body::Fd(fd) => {
+                            let fd = Arc::new(fd);
+                            push_shared_file(t, fd.clone());
+                            Some(fd)
+                        }
+                        Body::Bytes(b) => {
+                            lua::push_bytes(t, &b);
+                            None
+                        }
                     };
-                    let n = push_found(t, &e);
-                    cache.keep(key, e);
-                    n
+                    ffi::lua_pushinteger(t, size as _);
+                    lua::push_str(t, &etag);
+                    lua::push_bytes(t, &imf_date(mtime.max(0) as u64));
+                    ffi::lua_pushinteger(t, mtime as _);
+                    if cache.keeps() {
+                        // The entry's strings, copied from them into a table
+                        // of the cache's table.
+                        ffi::lua_rawgeti(t, ffi::LUA_REGISTRYINDEX, cache.strings.get() as _);
+                        ffi::lua_createtable(t, 3, 0);
+                        if fd.is_none() {
+                            ffi::lua_pushvalue(t, -7);
+                        } else {
+                            ffi::lua_pushboolean(t, 0);
+                        }
+                        ffi::lua_rawseti(t, -2, 1);
+                        ffi::lua_pushvalue(t, -5);
+                        ffi::lua_rawseti(t, -2, 2);
+                        ffi::lua_pushvalue(t, -4);
+                        ffi::lua_rawseti(t, -2, 3);
+                        let slot = ffi::luaL_ref(t, -2);
+                        ffi::lua_pop(t, 1);
+                        let e = Entry {
+                            fd,
+                            size,
+                            mtime,
+                            slot,
+                            opened: now,
+                        };
+                        cache.keep(t, key, e);
+                    }
+                    5
                 }
                 found => {
-                    cache.forget(&key, now);
+                    cache.forget(t, &key, now);
                     match found {
                         Ok(Found::Directory) => {
                             ffi::lua_pushboolean(t, 0);
@@ -424,7 +586,7 @@ mod tests {
         symlink("sub/a.txt", root.join("in")).unwrap();
         let r = c(root.to_str().unwrap());
         match find(&r, &c("sub/a.txt"), false).unwrap() {
-            Found::File(_, 5, _, tag) => assert!(tag.starts_with('"')),
+            Found::File(Body::Bytes(b), 5, _, tag) => assert!(tag.starts_with('"') && b == b"hello"),
             other => panic!("{other:?}"),
         }
         assert!(matches!(find(&r, &c("in"), false), Ok(Found::File(..))));

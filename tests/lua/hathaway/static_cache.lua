@@ -22,7 +22,7 @@ cd %s
 printf 'secret' > ../secret
 head -c 1048576 /dev/urandom > big.bin
 head -c 4096 /dev/urandom > four.bin
-for i in $(seq 1 40); do printf "file $i" > many/$i.txt; done
+for i in $(seq 1 40); do printf "file $i" > many/$i.txt; head -c 20000 /dev/zero >> many/$i.txt; done
 ]]):format(root, root)) == 0)
 
 local function slurp(path)
@@ -138,6 +138,22 @@ assert(exec(('cat %s >> %s'):format(shell_quote(root .. '/big.bin'), shell_quote
 status, h, body = get('/short/t.bin')
 assert(status == 200 and tonumber(h['content-length']) == #body and #body >= 10, 'grown: ' .. tostring(#body))
 
+-- A small file is kept as its bytes: truncated in place while kept, its
+-- old bytes whole (ranges and HEAD of them too); after the validity time,
+-- the new ones.
+put('s.txt', 'small and whole')
+eq(select(3, get('/long/s.txt')), 'small and whole', 's.txt')
+eq(select(3, get('/short/s.txt')), 'small and whole', 's.txt (short)')
+assert(exec('truncate -s 5 ' .. shell_quote(root .. '/s.txt')) == 0)
+status, h, body = get('/long/s.txt')
+eq({ status, h['content-length'], body }, { 200, '15', 'small and whole' }, 'kept bytes: the old file whole')
+status, h, body = get('/long/s.txt', "-H 'Range: bytes=6-8'")
+eq({ status, h['content-range'], body }, { 206, 'bytes 6-8/15', 'and' }, 'a range of kept bytes')
+status, h, body = get('/long/s.txt', '-I')
+eq({ status, h['content-length'], body }, { 200, '15', '' }, 'HEAD of kept bytes')
+wait(SHORT * 2)
+eq(select(3, get('/short/s.txt')), 'small', 'the truncated small file after the validity time')
+
 -- Swapped for a link out of the root while kept: the kept file (never
 -- the secret), and after the validity time a refusal.
 put('swap.txt', 'inside')
@@ -155,14 +171,15 @@ assert(exec(('ln -s .. %s && mkfifo %s'):format(shell_quote(root .. '/.up'), she
 eq(get('/dots/.up/secret'), 404, 'a link up, under dotfiles')
 eq(get('/short/fifo'), 404, 'a fifo')
 
--- Bounded: 40 files through a cache of 4 hold at most 4 descriptors; no
--- cache holds none.
+-- Bounded: 40 files (each larger than what is kept as bytes, so each
+-- kept one is a descriptor) through a cache of 4 hold at most 4
+-- descriptors; no cache holds none.
 local function open_files()
 	-- The server is this process: the shell's parent.
 	return tonumber(sh("ls -l /proc/$PPID/fd | grep -c '/many/' || true"))
 end
 for i = 1, 40 do
-	eq(select(3, get('/four/many/' .. i .. '.txt')), 'file ' .. i, 'many ' .. i)
+	eq(select(3, get('/four/many/' .. i .. '.txt')), 'file ' .. i .. ('\0'):rep(20000), 'many ' .. i)
 end
 local n = open_files()
 assert(n >= 1 and n <= 4, 'a cache of 4 holds ' .. n .. ' files')
@@ -170,6 +187,43 @@ for i = 1, 40 do
 	get('/none/many/' .. i .. '.txt')
 end
 eq(open_files(), n, 'cache = 0 keeps none')
+
+-- Slow readers: 40 connections asking for a 16 MB file and reading none
+-- of it. Others are still served; kept, the file is one descriptor
+-- however many answers are in flight; not kept, one each, all closed once
+-- the readers go.
+assert(exec(('head -c 16777216 /dev/zero > %s'):format(shell_quote(root .. '/many/slow.bin'))) == 0)
+local function slow_readers(path)
+	local cs = {}
+	for i = 1, 40 do
+		cs[i] = assert(require('lem.io').tcp.connect('127.0.0.1', port))
+		assert(cs[i]:write('GET ' .. path .. ' HTTP/1.1\r\nHost: x\r\n\r\n'))
+	end
+	return cs
+end
+local function settle(want, what)
+	for _ = 1, 200 do
+		if open_files() == want then
+			return
+		end
+		wait(0.05)
+	end
+	eq(open_files(), want, what)
+end
+-- (Kept first: requests that miss at once open it each.)
+eq(sh('curl -s -o /dev/null -w "%{size_download}" ' .. url .. '/long/many/slow.bin'), '16777216', 'slow.bin')
+local readers = slow_readers('/long/many/slow.bin')
+eq(select(3, get('/long/r.txt')), 'the first version', 'served beside slow readers')
+settle(n + 1, 'kept: one descriptor for 40 answers')
+for _, c in ipairs(readers) do
+	c:close()
+end
+readers = slow_readers('/none/many/slow.bin')
+settle(n + 41, 'not kept: one descriptor an answer')
+for _, c in ipairs(readers) do
+	c:close()
+end
+settle(n + 1, 'closed with their connections')
 
 -- Many concurrent requests for the same files, each body whole.
 local py = tmp .. '/many.py'
