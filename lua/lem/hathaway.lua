@@ -9,6 +9,7 @@ local static_open, static_cache = http_core.static_open, http_core.static_cache
 local setmetatable, type, match, unpack, pcall = setmetatable, type, string.match, table.unpack or unpack, pcall
 local error, pairs, tostring, tonumber, getmetatable = error, pairs, tostring, tonumber, getmetatable
 local find, gsub, gmatch, lower, sub, format = string.find, string.gsub, string.gmatch, string.lower, string.sub, string.format
+local byte = string.byte
 local concat = table.concat
 local floor = math.floor
 local stderr = io.stderr
@@ -60,11 +61,21 @@ local function by_pattern(app, patterns, path, method, req, res)
 	local known = false
 	for i = 1, #patterns do
 		local route = patterns[i]
-		local caps = { match(path, route.pattern) }
-		if caps[1] ~= nil then
+		-- Up to four captures without a table for them.
+		local a, b, c, d, e = match(path, route.pattern)
+		if a ~= nil then
 			local h = pick(route, method)
 			if h then
-				return h(req, res, unpack(caps))
+				if b == nil then
+					return h(req, res, a)
+				elseif c == nil then
+					return h(req, res, a, b)
+				elseif d == nil then
+					return h(req, res, a, b, c)
+				elseif e == nil then
+					return h(req, res, a, b, c, d)
+				end
+				return h(req, res, unpack({ match(path, route.pattern) }))
 			end
 			known = true
 		end
@@ -338,6 +349,13 @@ function M.static(root, opts)
 		if find(path, '\\', 1, true) or find(path, '\0', 1, true) then
 			return nil, bad_request
 		end
+		-- The usual path ('css/site.css'): no empty or dot segment, nothing
+		-- to take apart.
+		local b = byte(path, 1)
+		if b ~= 47 and b ~= 46 and byte(path, -1) ~= 47 and not find(path, '/.', 1, true)
+			and not find(path, '//', 1, true) then
+			return path
+		end
 		local parts, n = {}, 0
 		for seg in gmatch(path, '[^/]+') do
 			if seg == '..' then
@@ -405,7 +423,18 @@ function M.static(root, opts)
 			res.status = 304
 			return
 		end
-		headers['Content-Type'] = mime[lower(match(rel, '%.([^./]*)$') or '')] or default_type
+		-- The extension: after the last dot of the last segment.
+		local ext = ''
+		for i = #rel, 1, -1 do
+			local c = byte(rel, i)
+			if c == 46 then
+				ext = lower(sub(rel, i + 1))
+				break
+			elseif c == 47 then
+				break
+			end
+		end
+		headers['Content-Type'] = mime[ext] or default_type
 		local range = method == 'GET' and reqh['range']
 		if range then
 			local cond = reqh['if-range']
