@@ -1,18 +1,23 @@
 //! `core.static_open`: opening a file under a root for `hathaway.static`
-//! (lua/lem/hathaway.lua), through a cache of open files (`core.static_cache`).
+//! (lua/lem/hathaway.lua), through a cache of kept files
+//! (`core.static_cache`).
 //!
-//! A file found is kept open, with its size, `ETag` and `Last-Modified`,
-//! for `valid` seconds: a request for it in that time gets a File on the
-//! same descriptor (an `Arc`, no system call) and its answer is sent from
-//! the loop thread alone. Past that time, or for a path not kept, the
-//! file is opened again, in one pool job: the root, the file beneath it,
-//! its `fstat`. A file replaced, removed or made a link is therefore seen
-//! within `valid` seconds; until then the old file is sent (its old bytes,
-//! never a byte beyond the size its `fstat` gave: the senders stop there
-//! and close a connection whose file came up short). Failures (a missing
-//! file, a refusal) and directories are not kept. The cache holds at most
-//! `max` entries (each one descriptor): a new one first drops the expired,
-//! then the oldest.
+//! A file found is kept, with its size, `ETag` and `Last-Modified`, for
+//! `valid` seconds: a request for it in that time is answered from the
+//! loop thread alone, with no system call here. A file of up to [`SMALL`]
+//! bytes is read whole when opened (its descriptor closed then) and kept as
+//! a Lua string, the body of its answers; a larger one is kept open, and
+//! its answers get Files on the same descriptor (an `Arc`). The strings of
+//! an entry live in a Lua table of the cache's (registry-referenced), so a
+//! hit pushes them without a copy. Past `valid`, or for a path not kept,
+//! the file is opened again, in one pool job: the root, the file beneath
+//! it, its `fstat` (and a small file's bytes). A file replaced, removed or
+//! made a link is therefore seen within `valid` seconds; until then the
+//! old one is sent (a larger one never beyond the size its `fstat` gave:
+//! the senders stop there and close a connection whose file came up
+//! short). Failures (a missing file, a refusal) and directories are not
+//! kept. The cache holds at most `max` entries: a new one first drops the
+//! expired, then the oldest (a scan, only when full).
 //!
 //! Requests share the kept descriptor, so its file position too: the
 //! answers read it at offsets only (`sendfile` with an offset, `pread`
@@ -183,7 +188,12 @@ fn find(root: &CString, rel: &CString, follow: bool) -> io::Result<Found> {
             }
         }
         buf.truncate(got);
-        return Ok(Found::File(Body::Bytes(buf), got as u64, st.st_mtime, etag(&st)));
+        return Ok(Found::File(
+            Body::Bytes(buf),
+            got as u64,
+            st.st_mtime,
+            etag(&st),
+        ));
     }
     // The file is read with pread and sendfile at offsets: blocking reads.
     crate::io::fd::set_nonblocking(fd.as_raw_fd(), false)?;
@@ -280,7 +290,10 @@ impl Cache {
                     live
                 });
                 if files.len() >= self.max {
-                    let oldest = files.iter().min_by_key(|(_, e)| e.opened).map(|(k, _)| k.clone());
+                    let oldest = files
+                        .iter()
+                        .min_by_key(|(_, e)| e.opened)
+                        .map(|(k, _)| k.clone());
                     if let Some(e) = oldest.and_then(|k| files.remove(&k)) {
                         dead.push(e.slot);
                     }
@@ -586,7 +599,9 @@ mod tests {
         symlink("sub/a.txt", root.join("in")).unwrap();
         let r = c(root.to_str().unwrap());
         match find(&r, &c("sub/a.txt"), false).unwrap() {
-            Found::File(Body::Bytes(b), 5, _, tag) => assert!(tag.starts_with('"') && b == b"hello"),
+            Found::File(Body::Bytes(b), 5, _, tag) => {
+                assert!(tag.starts_with('"') && b == b"hello")
+            }
             other => panic!("{other:?}"),
         }
         assert!(matches!(find(&r, &c("in"), false), Ok(Found::File(..))));

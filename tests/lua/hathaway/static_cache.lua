@@ -225,6 +225,25 @@ for _, c in ipairs(readers) do
 end
 settle(n + 1, 'closed with their connections')
 
+-- A handler collected: what it kept goes with it.
+do
+	local other = hathaway.new()
+	other:GETM('^/(.*)$', hathaway.static(root, { cache_valid = 1e6 }))
+	local srv2, _, url2 = common.serve(other.handler)
+	eq(sh('curl -s -o /dev/null -w "%{size_download}" ' .. url2 .. '/many/slow.bin'), '16777216', 'another handler')
+	eq(sh('curl -s ' .. url2 .. '/r.txt'), 'the second, longer version', 'another handler, a small file')
+	settle(n + 2, 'kept by both')
+	srv2:close()
+end
+for _ = 1, 200 do
+	collectgarbage()
+	if open_files() == n + 1 then
+		break
+	end
+	wait(0.05)
+end
+eq(open_files(), n + 1, 'a collected handler keeps nothing')
+
 -- Many concurrent requests for the same files, each body whole.
 local py = tmp .. '/many.py'
 local f = assert(io.open(py, 'w'))
