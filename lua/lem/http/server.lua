@@ -416,6 +416,12 @@ local function token(k)
 	return low
 end
 
+-- Whether a field value has a CR, LF or NUL: three plain searches (memchr),
+-- where the class '[\r\n%z]' costs a pattern match at every byte.
+local function unsafe_value(v)
+	return find(v, '\r', 1, true) or find(v, '\n', 1, true) or find(v, '\0', 1, true)
+end
+
 -- Why a response cannot go out as the handler left it, or nil (and the
 -- Content-Length the handler set, as a number, if any). Checked before
 -- anything is sent: a status that is not an integer from 100 to 999, a
@@ -425,12 +431,6 @@ end
 -- not a decimal number, body parts that are not strings or numbers, a
 -- res.file that is neither a path nor a File. May raise (a value's
 -- __tostring, the headers' __pairs): the caller is protected.
--- Whether a field value has a CR, LF or NUL: three plain searches (memchr),
--- where the class '[\r\n%z]' costs a pattern match at every byte.
-local function unsafe_value(v)
-	return find(v, '\r', 1, true) or find(v, '\n', 1, true) or find(v, '\0', 1, true)
-end
-
 local function problem(res, status)
 	if type(status) ~= 'number' or status % 1 ~= 0 or status < 100 or status > 999 then
 		return format('res.status must be an integer from 100 to 999, not %s %s', type(status), describe(status))
