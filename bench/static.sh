@@ -6,7 +6,11 @@
 # and Last-Modified on (as hathaway.static sends them).
 # usage: bench/static.sh [runtime ...]   runtimes: nginx lem jit (default: all)
 # env: LEM, LEM_JIT (release binaries; built here if missing), DUR (10),
-#      CONNS (64), PORT (20600), OUT (/tmp/lem-static-bench)
+#      CONNS (64), PORT (20600), OUT (/tmp/lem-static-bench),
+#      INSTR=1: user-space instructions per request instead (callgrind, all
+#      threads, the pool's too: a figure a loaded machine cannot move). Each
+#      server runs under valgrind twice per file, for one request and under
+#      wrk for DUR seconds; the difference is divided by the requests served.
 set -u
 HERE=$(cd "$(dirname "$0")" && pwd)
 OUT=${OUT:-/tmp/lem-static-bench}
@@ -63,6 +67,48 @@ NGX
 	esac
 }
 trap stop EXIT
+
+# instr $1 runtime, $2 file -> instructions per request (see INSTR above).
+instr() {
+	local c f n pid t=() reqs=()
+	c=$(cmd "$1") || return 1
+	for n in 0 "$DUR"; do
+		PORT=$((PORT + 1))
+		c=$(cmd "$1")
+		f="$OUT/callgrind-$1-$2-$n.out"
+		rm -f "$f"
+		# shellcheck disable=SC2086
+		taskset -c 0 valgrind --tool=callgrind --callgrind-out-file="$f" $c > "$OUT/valgrind-$1.log" 2>&1 &
+		pid=$!
+		for _ in $(seq 1 200); do (exec 3<>/dev/tcp/127.0.0.1/$PORT) 2>/dev/null && break; sleep 0.1; done
+		if [ "$n" = 0 ]; then
+			curl -s -o /dev/null "http://127.0.0.1:$PORT/static/$2"
+			reqs+=(1)
+		else
+			reqs+=("$(taskset -c 1 wrk -t1 -c"$CONNS" -d"${n}s" "http://127.0.0.1:$PORT/static/$2" | awk '/requests in/{print $1}')")
+		fi
+		kill -QUIT "$pid" 2>/dev/null; sleep 2; kill "$pid" 2>/dev/null; wait "$pid" 2>/dev/null
+		t+=("$(callgrind_annotate "$f" 2>/dev/null | awk '/PROGRAM TOTALS/{gsub(",","",$1); print $1}')")
+	done
+	[ -n "${t[0]}" ] && [ -n "${t[1]}" ] && [ "${reqs[1]:-0}" -gt 1 ] &&
+		echo $(((t[1] - t[0]) / (reqs[1] - reqs[0])))
+}
+
+if [ -n "${INSTR:-}" ]; then
+	deps || exit 1
+	echo '| server | file | instructions/request | × nginx |'
+	echo '|---|---|---|---|'
+	for f in 4k.bin 1m.bin; do
+		ngx=
+		for r in ${*:-nginx lem jit}; do
+			per=$(instr "$r" "$f")
+			[ "$r" = nginx ] && ngx=$per
+			ratio=-; [ -n "$ngx" ] && [ -n "$per" ] && ratio=$(awk -v a="$per" -v b="$ngx" 'BEGIN{printf "%.2f", a / b}')
+			echo "| $r | $f | ${per:-failed} | $ratio |"
+		done
+	done
+	exit 0
+fi
 
 deps || { echo "bench/static.sh: could not install what it needs" >&2; exit 1; }
 RES="$OUT/results.tsv"; : > "$RES"

@@ -72,6 +72,7 @@ lua_tests! {
     hathaway_middleware => "hathaway/middleware.lua",
     hathaway_routes => "hathaway/routes.lua",
     hathaway_static => "hathaway/static.lua",
+    hathaway_static_cache => "hathaway/static_cache.lua",
     http_access_log => "http/access_log.lua",
     http_bad_response => "http/bad_response.lua",
     http_body_budget => "http/body_budget.lua",

@@ -3,11 +3,13 @@
 -- the order they were added, with their captures passed to the handler.
 local server = require 'lem.http.server'
 local response = require 'lem.http.response'
-local static_open = require('lem.http.core').static_open
+local http_core = require('lem.http.core')
+local static_open, static_cache = http_core.static_open, http_core.static_cache
 
 local setmetatable, type, match, unpack, pcall = setmetatable, type, string.match, table.unpack or unpack, pcall
 local error, pairs, tostring, tonumber, getmetatable = error, pairs, tostring, tonumber, getmetatable
 local find, gsub, gmatch, lower, sub, format = string.find, string.gsub, string.gmatch, string.lower, string.sub, string.format
+local byte = string.byte
 local concat = table.concat
 local floor = math.floor
 local stderr = io.stderr
@@ -59,11 +61,21 @@ local function by_pattern(app, patterns, path, method, req, res)
 	local known = false
 	for i = 1, #patterns do
 		local route = patterns[i]
-		local caps = { match(path, route.pattern) }
-		if caps[1] ~= nil then
+		-- Up to four captures without a table for them.
+		local a, b, c, d, e = match(path, route.pattern)
+		if a ~= nil then
 			local h = pick(route, method)
 			if h then
-				return h(req, res, unpack(caps))
+				if b == nil then
+					return h(req, res, a)
+				elseif c == nil then
+					return h(req, res, a, b)
+				elseif d == nil then
+					return h(req, res, a, b, c)
+				elseif e == nil then
+					return h(req, res, a, b, c, d)
+				end
+				return h(req, res, unpack({ match(path, route.pattern) }))
 			end
 			known = true
 		end
@@ -291,6 +303,7 @@ M._byte_range = byte_range
 local static_options = {
 	index = 'string', symlinks = 'boolean', dotfiles = 'boolean',
 	max_age = 'number', not_found = 'function', mime = 'table', default_type = 'string',
+	cache = 'number', cache_valid = 'number',
 }
 
 -- hathaway.static(root [, opts]) -> handler(req, res [, path]): serves the
@@ -312,7 +325,16 @@ function M.static(root, opts)
 			error(format("bad argument #2 to 'static' (option %s: %s expected, got %s)", k, want, type(v)), 2)
 		end
 	end
+	local cache, cache_valid = opts.cache or 128, opts.cache_valid or 1
+	if not (cache >= 0 and cache <= 1e6) or cache ~= floor(cache) then
+		error(format("bad argument #2 to 'static' (option cache: a count of files expected, got %s)", tostring(cache)), 2)
+	end
+	if not (cache_valid >= 0 and cache_valid <= 1e9) then
+		error(format("bad argument #2 to 'static' (option cache_valid: seconds between 0 and 1e9 expected, got %s)",
+			tostring(cache_valid)), 2)
+	end
 	local index, follow, dotfiles = opts.index, opts.symlinks or false, opts.dotfiles
+	local files = static_cache(root, follow, cache, cache_valid)
 	local max_age = opts.max_age and format('max-age=%d', floor(opts.max_age))
 	local not_found = opts.not_found or response.not_found
 	local mime, default_type = opts.mime or M.mime, opts.default_type or 'application/octet-stream'
@@ -324,8 +346,15 @@ function M.static(root, opts)
 	-- give ('%2e%2e', '..%2f', ...); a '%' left after decoding is a file
 	-- name's own and is not decoded again.
 	local function clean(path)
-		if find(path, '[%z\\]') then
+		if find(path, '\\', 1, true) or find(path, '\0', 1, true) then
 			return nil, bad_request
+		end
+		-- The usual path ('css/site.css'): no empty or dot segment, nothing
+		-- to take apart.
+		local b = byte(path, 1)
+		if b ~= 47 and b ~= 46 and byte(path, -1) ~= 47 and not find(path, '/.', 1, true)
+			and not find(path, '//', 1, true) then
+			return path
 		end
 		local parts, n = {}, 0
 		for seg in gmatch(path, '[^/]+') do
@@ -353,7 +382,7 @@ function M.static(root, opts)
 		if not rel then
 			return refuse(req, res)
 		end
-		local file, size, etag, modified, mtime = static_open(root, rel == '' and '.' or rel, follow)
+		local file, size, etag, modified, mtime = static_open(files, rel == '' and '.' or rel)
 		if file == false and size == 'directory' and index then
 			-- A directory's index wants a URL with a slash at the end (its
 			-- relative links): redirect to it first.
@@ -364,7 +393,7 @@ function M.static(root, opts)
 				return
 			end
 			rel = rel == '' and index or rel .. '/' .. index
-			file, size, etag, modified, mtime = static_open(root, rel, follow)
+			file, size, etag, modified, mtime = static_open(files, rel)
 		end
 		if not file then
 			return not_found(req, res)
@@ -384,12 +413,28 @@ function M.static(root, opts)
 			local t = parse_date(ims)
 			fresh = t and mtime <= t
 		end
+		-- A small file comes as its bytes (read when it was opened), a
+		-- larger one as an open File.
+		local bytes = type(file) == 'string'
 		if fresh then
-			file:close()
+			if not bytes then
+				file:close()
+			end
 			res.status = 304
 			return
 		end
-		headers['Content-Type'] = mime[lower(match(rel, '%.([^./]*)$') or '')] or default_type
+		-- The extension: after the last dot of the last segment.
+		local ext = ''
+		for i = #rel, 1, -1 do
+			local c = byte(rel, i)
+			if c == 46 then
+				ext = lower(sub(rel, i + 1))
+				break
+			elseif c == 47 then
+				break
+			end
+		end
+		headers['Content-Type'] = mime[ext] or default_type
 		local range = method == 'GET' and reqh['range']
 		if range then
 			local cond = reqh['if-range']
@@ -397,20 +442,31 @@ function M.static(root, opts)
 				range = nil
 			end
 		end
+		local offset = 0
 		if range then
 			local first, last = byte_range(range, size)
 			if first == false then
-				file:close()
+				if not bytes then
+					file:close()
+				end
 				res.status = 416
 				headers['Content-Range'] = 'bytes */' .. size
 				return
 			elseif first then
 				res.status = 206
 				headers['Content-Range'] = format('bytes %d-%d/%d', first, last, size)
-				res[P.fileoffset] = first
-				size = last - first + 1
+				offset, size = first, last - first + 1
 			end
 		end
+		if bytes then
+			-- The body, sent with the head in one write.
+			res.status = res.status or 200
+			res[1] = (offset == 0 and size == #file) and file or sub(file, offset + 1, offset + size)
+			return
+		end
+		-- The descriptor may be shared with other answers (the cache):
+		-- read at an offset, never at its file position.
+		res[P.fileoffset] = offset
 		res.file = file
 		res[P.filesize] = size
 		res[P.opened] = file

@@ -60,13 +60,25 @@ impl File {
 /// # Safety
 /// `l` must be a thread of lem's state.
 pub(crate) unsafe fn push_file(l: *mut lua_State, fd: OwnedFd) -> c_int {
+    // SAFETY: `l` is a live thread of lem's state (this function's contract).
+    unsafe { push_shared_file(l, Arc::new(fd)) }
+}
+
+/// Push a File on a descriptor others hold too (hathaway.static's cache of
+/// open files): closing the File drops its hold, the descriptor closes with
+/// the last one. Its file position is shared with them, so such a File is
+/// meant to be read at offsets (sendfile, pread). Returns 1.
+///
+/// # Safety
+/// `l` must be a thread of lem's state.
+pub(crate) unsafe fn push_shared_file(l: *mut lua_State, fd: Arc<OwnedFd>) -> c_int {
     // SAFETY: `l` is a live thread of lem's state, the contract of every
     // function that takes one (see the module doc of runtime/lua.rs).
     unsafe {
         lua::new_class(l, FILE, METHODS, Some(lua::gc::<File>));
         ffi::lua_pop(l, 1);
         let inner = Inner {
-            fd: RefCell::new(Some(Arc::new(fd))),
+            fd: RefCell::new(Some(fd)),
             input: RefCell::new(Input::default()),
             op: Op::default(),
             timeout: Cell::new(None),

@@ -20,7 +20,8 @@
 //! - `sign.rs`: HMAC-SHA256 signatures for signed cookies
 //!   (`lua/lem/http/cookie.lua`).
 //! - `static_file.rs`: opening a file beneath a root for
-//!   `hathaway.static` (`core.static_open`).
+//!   `hathaway.static`, through a cache of open files (`core.static_cache`,
+//!   `core.static_open`), and `core.file_pread` for bodies read at offsets.
 //! - `fuzz.rs`: the fuzz targets' entry points.
 //!
 //! A head is found in two steps, as every read format: `scan` looks for
@@ -67,7 +68,9 @@ const FUNCS: &[Reg] = &[
     (c"hmac_verify", sign::hmac_verify),
     (c"multipart_scan", multipart::multipart_scan),
     (c"part_head", multipart::part_head_lua),
+    (c"static_cache", static_file::static_cache),
     (c"static_open", static_file::static_open),
+    (c"file_pread", static_file::file_pread),
 ];
 
 /// Names of the formats, as registered in `parsers.lookup`.
