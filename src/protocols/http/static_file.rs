@@ -537,10 +537,11 @@ pub(super) unsafe extern "C-unwind" fn file_pread(l: *mut lua_State) -> c_int {
         if offset < 0 {
             lua::arg_error(l, 3, c"offset must not be negative");
         }
+        // May raise: before anything owned is made.
+        check_suspendable(l);
         let Some(fd) = f.fd() else {
             return lua::fail(l, "closed");
         };
-        check_suspendable(l);
         let fut = Box::pin(async move {
             let r = pool::run(move || {
                 let mut buf = vec![0u8; size as usize];
