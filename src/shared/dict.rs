@@ -12,7 +12,8 @@
 //! than follow broken links. A process killed while reading, or between
 //! operations, loses nothing.
 
-use std::hash::Hasher;
+use std::cell::Cell;
+use std::hash::{BuildHasher, Hasher};
 use std::io;
 use std::os::fd::OwnedFd;
 
@@ -251,7 +252,11 @@ impl Dict {
                 );
             }
         }
-        let mut t = Table { base, h };
+        let mut t = Table {
+            base,
+            h,
+            now: Cell::new(0),
+        };
         let _unlock = Unlock(h);
         if let Some((dirty, _)) = self.hold.iter().find(|(_, k)| k == key) {
             t.hold(*dirty);
@@ -290,26 +295,23 @@ impl Dict {
 
     /// Remaining milliseconds (0: never expires).
     pub fn ttl(&self, key: &[u8]) -> Result<u64, Error> {
-        self.with(key, |t| {
-            let now = region::now_ms();
-            match t.find_live(key, now) {
-                Some(e) => Ok(t.entry(e).expires.saturating_sub(now)),
-                None => Err(Error::NotFound),
-            }
+        self.with(key, |t| match t.find_live(key) {
+            Some(e) => match t.entry(e).expires {
+                0 => Ok(0),
+                x => Ok(x.saturating_sub(t.now())),
+            },
+            None => Err(Error::NotFound),
         })
     }
 
     pub fn expire(&self, key: &[u8], ttl_ms: u64) -> Result<(), Error> {
-        self.with(key, |t| {
-            let now = region::now_ms();
-            match t.find_live(key, now) {
-                Some(e) => {
-                    t.dirty();
-                    t.entry(e).expires = deadline(now, ttl_ms);
-                    Ok(())
-                }
-                None => Err(Error::NotFound),
+        self.with(key, |t| match t.find_live(key) {
+            Some(e) => {
+                t.dirty();
+                t.entry(e).expires = t.deadline(ttl_ms);
+                Ok(())
             }
+            None => Err(Error::NotFound),
         })
     }
 
@@ -324,7 +326,7 @@ impl Dict {
     }
 
     pub fn llen(&self, key: &[u8]) -> Result<u32, Error> {
-        self.with(key, |t| match t.find_live(key, region::now_ms()) {
+        self.with(key, |t| match t.find_live(key) {
             None => Ok(0),
             Some(e) if t.entry(e).kind == KIND_LIST => Ok(t.list(e).len),
             Some(_) => Err(Error::NotAList),
@@ -334,11 +336,10 @@ impl Dict {
     /// Up to `max` keys of live entries (0: all), most recent first.
     pub fn keys(&self, max: usize) -> Vec<Vec<u8>> {
         self.with(b"", |t| {
-            let now = region::now_ms();
             let mut keys = Vec::new();
             let mut e = t.h().lru_head;
             while e != 0 && (max == 0 || keys.len() < max) {
-                if !t.expired(e, now) {
+                if !t.expired(e) {
                     keys.push(t.key(e).to_vec());
                 }
                 e = t.entry(e).lru_next;
@@ -363,12 +364,11 @@ impl Dict {
     /// Free up to `max` expired entries (0: all): how many.
     pub fn flush_expired(&self, max: usize) -> usize {
         self.with(b"", |t| {
-            let now = region::now_ms();
             let mut n = 0;
             let mut e = t.h().lru_tail;
             while e != 0 && (max == 0 || n < max) {
                 let prev = t.entry(e).lru_prev;
-                if t.expired(e, now) {
+                if t.expired(e) {
                     t.remove(e);
                     n += 1;
                 }
@@ -396,19 +396,15 @@ impl Drop for Unlock {
     }
 }
 
-fn deadline(now: u64, ttl_ms: u64) -> u64 {
-    if ttl_ms == 0 {
-        0
-    } else {
-        now.saturating_add(ttl_ms)
-    }
-}
-
 /// The dictionary while its lock is held. Every offset it follows was
 /// written under the lock by this code, so it lies inside the region.
 struct Table {
     base: *mut u8,
     h: *mut Header,
+    /// The clock, read at the first need in this operation (0: not yet):
+    /// an operation that meets no entry with a TTL and sets none never
+    /// reads it.
+    now: Cell<u64>,
 }
 
 #[allow(clippy::mut_from_ref)]
@@ -472,18 +468,31 @@ impl Table {
         }
     }
 
+    /// [`region::now_ms`], read once per operation and only when needed.
+    fn now(&self) -> u64 {
+        match self.now.get() {
+            0 => {
+                let now = region::now_ms().max(1);
+                self.now.set(now);
+                now
+            }
+            now => now,
+        }
+    }
+
+    /// The dictionary's keyed hash of `key`: foldhash, seeded with the
+    /// random seed the dictionary was made with, so every process of the
+    /// machine hashes alike and a script cannot choose keys that collide
+    /// without knowing the seed.
     fn hash(&self, key: &[u8]) -> u32 {
-        let mut s = std::hash::DefaultHasher::new();
-        let seed = self.h().seed;
-        s.write_u64(seed[0]);
-        s.write_u64(seed[1]);
+        let mut s = foldhash::fast::FixedState::with_seed(self.h().seed[0]).build_hasher();
         s.write(key);
         s.finish() as u32
     }
 
-    fn expired(&self, e: u32, now: u64) -> bool {
+    fn expired(&self, e: u32) -> bool {
         let x = self.entry(e).expires;
-        x != 0 && x <= now
+        x != 0 && x <= self.now()
     }
 
     fn find(&self, key: &[u8]) -> Option<u32> {
@@ -499,8 +508,17 @@ impl Table {
         None
     }
 
-    fn find_live(&self, key: &[u8], now: u64) -> Option<u32> {
-        self.find(key).filter(|&e| !self.expired(e, now))
+    fn find_live(&self, key: &[u8]) -> Option<u32> {
+        self.find(key).filter(|&e| !self.expired(e))
+    }
+
+    /// When an entry given `ttl_ms` now expires (0: never).
+    fn deadline(&self, ttl_ms: u64) -> u64 {
+        if ttl_ms == 0 {
+            0
+        } else {
+            self.now().saturating_add(ttl_ms)
+        }
     }
 
     fn lru_unlink(&mut self, e: u32) {
@@ -574,7 +592,6 @@ impl Table {
             return Err(Error::NoMemory);
         }
         self.dirty();
-        let now = region::now_ms();
         let mut forcible = false;
         loop {
             // SAFETY: under the lock.
@@ -588,7 +605,7 @@ impl Table {
             if victim == 0 {
                 return Err(Error::NoMemory);
             }
-            forcible |= !self.expired(victim, now);
+            forcible |= !self.expired(victim);
             self.remove(victim);
         }
     }
@@ -624,7 +641,7 @@ impl Table {
 
     fn get(&mut self, key: &[u8], stale: bool, out: &mut Vec<u8>) -> Option<(Got, u32, bool)> {
         let e = self.find(key)?;
-        let expired = self.expired(e, region::now_ms());
+        let expired = self.expired(e);
         if expired && !stale {
             return None;
         }
@@ -658,9 +675,8 @@ impl Table {
         ttl_ms: u64,
         flags: u32,
     ) -> Result<bool, Error> {
-        let now = region::now_ms();
         let old = self.find(key);
-        let live = old.filter(|&e| !self.expired(e, now));
+        let live = old.filter(|&e| !self.expired(e));
         match (mode, live) {
             (Mode::Add, Some(_)) => return Err(Error::Exists),
             (Mode::Replace, None) => return Err(Error::NotFound),
@@ -692,7 +708,7 @@ impl Table {
         self.write(e, v);
         let en = self.entry(e);
         en.flags = flags;
-        en.expires = deadline(now, ttl_ms);
+        en.expires = self.deadline(ttl_ms);
         Ok(forcible)
     }
 
@@ -703,8 +719,7 @@ impl Table {
         init: Option<Value>,
         ttl_ms: u64,
     ) -> Result<(Value<'static>, bool), Error> {
-        let now = region::now_ms();
-        let Some(e) = self.find_live(key, now) else {
+        let Some(e) = self.find_live(key) else {
             let Some(init) = init else {
                 return Err(Error::NotFound);
             };
@@ -726,9 +741,8 @@ impl Table {
     }
 
     fn push(&mut self, key: &[u8], v: Value, left: bool) -> Result<u32, Error> {
-        let now = region::now_ms();
         let e = match self.find(key) {
-            Some(e) if self.expired(e, now) => {
+            Some(e) if self.expired(e) => {
                 self.remove(e);
                 None
             }
@@ -790,7 +804,7 @@ impl Table {
     }
 
     fn pop(&mut self, key: &[u8], left: bool, out: &mut Vec<u8>) -> Result<Option<Got>, Error> {
-        let Some(e) = self.find_live(key, region::now_ms()) else {
+        let Some(e) = self.find_live(key) else {
             return Ok(None);
         };
         if self.entry(e).kind != KIND_LIST {
@@ -948,6 +962,52 @@ mod tests {
         assert_eq!(out, b"x");
         assert_eq!(d.pop(b"l", true, &mut out), Ok(None));
         assert_eq!(d.llen(b"l"), Ok(0));
+    }
+
+    #[test]
+    fn each_dictionary_has_its_own_hash_seed() {
+        let (a, b) = (dict(64 << 10), dict(64 << 10));
+        let hashes = |d: &Dict| -> Vec<u32> {
+            d.with(b"", |t| {
+                (0..8).map(|i| t.hash(format!("k{i}").as_bytes())).collect()
+            })
+        };
+        assert_ne!(a.with(b"", |t| t.h().seed), b.with(b"", |t| t.h().seed));
+        assert_ne!(hashes(&a), hashes(&b));
+    }
+
+    #[test]
+    fn two_mappings_hash_and_expire_alike() {
+        let fd = create(64 << 10).unwrap();
+        let (a, b) = (
+            Dict::open(&fd, "test").unwrap(),
+            Dict::open(&fd, "test").unwrap(),
+        );
+        let mut out = Vec::new();
+        assert_eq!(
+            a.set(Mode::Set, b"plain", Some(Value::Int(1)), 0, 0),
+            Ok(false)
+        );
+        assert_eq!(
+            a.set(Mode::Set, b"brief", Some(Value::Int(2)), 1, 0),
+            Ok(false)
+        );
+        assert_eq!(
+            b.get(b"plain", false, &mut out),
+            Some((Got::Int(1), 0, false))
+        );
+        std::thread::sleep(std::time::Duration::from_millis(5));
+        assert_eq!(b.get(b"brief", false, &mut out), None);
+        assert_eq!(
+            b.get(b"brief", true, &mut out),
+            Some((Got::Int(2), 0, true))
+        );
+        assert_eq!(a.ttl(b"brief"), Err(Error::NotFound));
+        assert_eq!(a.ttl(b"plain"), Ok(0));
+        assert_eq!(
+            b.get(b"plain", false, &mut out),
+            Some((Got::Int(1), 0, false))
+        );
     }
 
     #[test]
