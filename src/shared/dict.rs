@@ -20,7 +20,8 @@ use std::os::fd::OwnedFd;
 use super::heap::{order_for, Block, Heap};
 use super::region::{self, Locked, Region};
 
-const MAGIC: u64 = 0x6c65_6d2e_6469_6374; // "lem.dict"
+/// "lem.dic2": the second layout (foldhash, the hot line first).
+const MAGIC: u64 = 0x6c65_6d2e_6469_6332;
 
 /// The smallest dictionary.
 pub const MIN_SIZE: usize = 8 << 10;
@@ -29,22 +30,31 @@ pub const MAX_SIZE: usize = (4 << 30) - 4096;
 /// The longest key.
 pub const MAX_KEY: usize = 65535;
 
-#[repr(C)]
-struct Header {
-    magic: u64,
-    size: u64,
-    seed: [u64; 2],
+/// What every operation writes, in one cache line of its own, so two
+/// workers taking turns pass one line back and forth, not two.
+#[repr(C, align(64))]
+struct Hot {
     mutex: libc::pthread_mutex_t,
     /// An operation is changing the dictionary.
     dirty: u32,
-    nbuckets: u32,
-    /// Offset of the bucket heads (`nbuckets` u32s).
-    buckets: u32,
     lru_head: u32,
     lru_tail: u32,
     count: u32,
+}
+
+#[repr(C)]
+struct Header {
+    hot: Hot,
+    magic: u64,
+    size: u64,
+    seed: [u64; 2],
+    nbuckets: u32,
+    /// Offset of the bucket heads (`nbuckets` u32s).
+    buckets: u32,
     heap: Heap,
 }
+
+const _: () = assert!(std::mem::size_of::<Hot>() == 64);
 
 const KIND_STR: u8 = 1;
 const KIND_INT: u8 = 2;
@@ -161,7 +171,7 @@ pub fn create(size: usize) -> io::Result<OwnedFd> {
         (*h).magic = MAGIC;
         (*h).size = size as u64;
         (*h).seed = [region::random_u64(), region::random_u64()];
-        region::init_mutex(&mut (*h).mutex)?;
+        region::init_mutex(&mut (*h).hot.mutex)?;
         // About one bucket per 128 bytes.
         let nbuckets = ((size / 128).next_power_of_two() / 2).max(16) as u32;
         (*h).nbuckets = nbuckets;
@@ -187,13 +197,13 @@ unsafe fn reset(base: *mut u8) {
         let buckets = (*h).buckets;
         let nbuckets = (*h).nbuckets;
         std::ptr::write_bytes(base.add(buckets as usize) as *mut u32, 0, nbuckets as usize);
-        (*h).lru_head = 0;
-        (*h).lru_tail = 0;
-        (*h).count = 0;
+        (*h).hot.lru_head = 0;
+        (*h).hot.lru_tail = 0;
+        (*h).hot.count = 0;
         let start = align(buckets + 4 * nbuckets, 64);
         let len = ((*h).size as u32).saturating_sub(start);
         (*h).heap.init(base, start, len);
-        (*h).dirty = 0;
+        (*h).hot.dirty = 0;
     }
 }
 
@@ -243,7 +253,7 @@ impl Dict {
         let h = base as *mut Header;
         // SAFETY: the header was made by `create`; the mutex is robust.
         unsafe {
-            if region::lock(&mut (*h).mutex) == Locked::OwnerDied && (*h).dirty != 0 {
+            if region::lock(&mut (*h).hot.mutex) == Locked::OwnerDied && (*h).hot.dirty != 0 {
                 reset(base);
                 eprintln!(
                     "{}: shared dictionary '{}' emptied: a process died while changing it",
@@ -337,7 +347,7 @@ impl Dict {
     pub fn keys(&self, max: usize) -> Vec<Vec<u8>> {
         self.with(b"", |t| {
             let mut keys = Vec::new();
-            let mut e = t.h().lru_head;
+            let mut e = t.h().hot.lru_head;
             while e != 0 && (max == 0 || keys.len() < max) {
                 if !t.expired(e) {
                     keys.push(t.key(e).to_vec());
@@ -353,7 +363,7 @@ impl Dict {
     pub fn flush_all(&self) {
         self.with(b"", |t| {
             t.dirty();
-            let mut e = t.h().lru_head;
+            let mut e = t.h().hot.lru_head;
             while e != 0 {
                 t.entry(e).expires = 1;
                 e = t.entry(e).lru_next;
@@ -365,7 +375,7 @@ impl Dict {
     pub fn flush_expired(&self, max: usize) -> usize {
         self.with(b"", |t| {
             let mut n = 0;
-            let mut e = t.h().lru_tail;
+            let mut e = t.h().hot.lru_tail;
             while e != 0 && (max == 0 || n < max) {
                 let prev = t.entry(e).lru_prev;
                 if t.expired(e) {
@@ -390,8 +400,8 @@ impl Drop for Unlock {
     fn drop(&mut self) {
         // SAFETY: made by `Dict::with` after taking the lock.
         unsafe {
-            (*self.0).dirty = 0;
-            region::unlock(&mut (*self.0).mutex);
+            (*self.0).hot.dirty = 0;
+            region::unlock(&mut (*self.0).hot.mutex);
         }
     }
 }
@@ -454,7 +464,7 @@ impl Table {
     }
 
     fn dirty(&mut self) {
-        self.h().dirty = 1;
+        self.h().hot.dirty = 1;
     }
 
     /// The test hook: keep the lock (and the dictionary dirty) until killed.
@@ -526,30 +536,30 @@ impl Table {
         if prev != 0 {
             self.entry(prev).lru_next = next;
         } else {
-            self.h().lru_head = next;
+            self.h().hot.lru_head = next;
         }
         if next != 0 {
             self.entry(next).lru_prev = prev;
         } else {
-            self.h().lru_tail = prev;
+            self.h().hot.lru_tail = prev;
         }
     }
 
     fn lru_front(&mut self, e: u32) {
-        let head = self.h().lru_head;
+        let head = self.h().hot.lru_head;
         let en = self.entry(e);
         en.lru_prev = 0;
         en.lru_next = head;
         if head != 0 {
             self.entry(head).lru_prev = e;
         } else {
-            self.h().lru_tail = e;
+            self.h().hot.lru_tail = e;
         }
-        self.h().lru_head = e;
+        self.h().hot.lru_head = e;
     }
 
     fn touch(&mut self, e: u32) {
-        if self.h().lru_head != e {
+        if self.h().hot.lru_head != e {
             self.dirty();
             self.lru_unlink(e);
             self.lru_front(e);
@@ -580,7 +590,7 @@ impl Table {
                 n = next;
             }
         }
-        self.h().count -= 1;
+        self.h().hot.count -= 1;
         // SAFETY: allocated by `insert`.
         unsafe { self.h().heap.free(self.base, e) };
     }
@@ -598,7 +608,7 @@ impl Table {
             if let Some(off) = unsafe { self.h().heap.alloc(self.base, order) } {
                 return Ok((off, forcible));
             }
-            let mut victim = self.h().lru_tail;
+            let mut victim = self.h().hot.lru_tail;
             if victim == keep && victim != 0 {
                 victim = self.entry(victim).lru_prev;
             }
@@ -628,7 +638,7 @@ impl Table {
         self.bytes(e + ENTRY, key.len() as u32).copy_from_slice(key);
         *self.bucket(hash) = e;
         self.lru_front(e);
-        self.h().count += 1;
+        self.h().hot.count += 1;
         Ok((e, forcible))
     }
 
