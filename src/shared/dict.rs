@@ -12,14 +12,16 @@
 //! than follow broken links. A process killed while reading, or between
 //! operations, loses nothing.
 
-use std::hash::Hasher;
+use std::cell::Cell;
+use std::hash::{BuildHasher, Hasher};
 use std::io;
 use std::os::fd::OwnedFd;
 
 use super::heap::{order_for, Block, Heap};
 use super::region::{self, Locked, Region};
 
-const MAGIC: u64 = 0x6c65_6d2e_6469_6374; // "lem.dict"
+/// "lem.dic2": the second layout (foldhash, the hot line first).
+const MAGIC: u64 = 0x6c65_6d2e_6469_6332;
 
 /// The smallest dictionary.
 pub const MIN_SIZE: usize = 8 << 10;
@@ -28,22 +30,31 @@ pub const MAX_SIZE: usize = (4 << 30) - 4096;
 /// The longest key.
 pub const MAX_KEY: usize = 65535;
 
-#[repr(C)]
-struct Header {
-    magic: u64,
-    size: u64,
-    seed: [u64; 2],
+/// What every operation writes, in one cache line of its own, so two
+/// workers taking turns pass one line back and forth, not two.
+#[repr(C, align(64))]
+struct Hot {
     mutex: libc::pthread_mutex_t,
     /// An operation is changing the dictionary.
     dirty: u32,
-    nbuckets: u32,
-    /// Offset of the bucket heads (`nbuckets` u32s).
-    buckets: u32,
     lru_head: u32,
     lru_tail: u32,
     count: u32,
+}
+
+#[repr(C)]
+struct Header {
+    hot: Hot,
+    magic: u64,
+    size: u64,
+    seed: [u64; 2],
+    nbuckets: u32,
+    /// Offset of the bucket heads (`nbuckets` u32s).
+    buckets: u32,
     heap: Heap,
 }
+
+const _: () = assert!(std::mem::size_of::<Hot>() == 64);
 
 const KIND_STR: u8 = 1;
 const KIND_INT: u8 = 2;
@@ -160,7 +171,7 @@ pub fn create(size: usize) -> io::Result<OwnedFd> {
         (*h).magic = MAGIC;
         (*h).size = size as u64;
         (*h).seed = [region::random_u64(), region::random_u64()];
-        region::init_mutex(&mut (*h).mutex)?;
+        region::init_mutex(&mut (*h).hot.mutex)?;
         // About one bucket per 128 bytes.
         let nbuckets = ((size / 128).next_power_of_two() / 2).max(16) as u32;
         (*h).nbuckets = nbuckets;
@@ -186,13 +197,13 @@ unsafe fn reset(base: *mut u8) {
         let buckets = (*h).buckets;
         let nbuckets = (*h).nbuckets;
         std::ptr::write_bytes(base.add(buckets as usize) as *mut u32, 0, nbuckets as usize);
-        (*h).lru_head = 0;
-        (*h).lru_tail = 0;
-        (*h).count = 0;
+        (*h).hot.lru_head = 0;
+        (*h).hot.lru_tail = 0;
+        (*h).hot.count = 0;
         let start = align(buckets + 4 * nbuckets, 64);
         let len = ((*h).size as u32).saturating_sub(start);
         (*h).heap.init(base, start, len);
-        (*h).dirty = 0;
+        (*h).hot.dirty = 0;
     }
 }
 
@@ -242,7 +253,7 @@ impl Dict {
         let h = base as *mut Header;
         // SAFETY: the header was made by `create`; the mutex is robust.
         unsafe {
-            if region::lock(&mut (*h).mutex) == Locked::OwnerDied && (*h).dirty != 0 {
+            if region::lock(&mut (*h).hot.mutex) == Locked::OwnerDied && (*h).hot.dirty != 0 {
                 reset(base);
                 eprintln!(
                     "{}: shared dictionary '{}' emptied: a process died while changing it",
@@ -251,7 +262,11 @@ impl Dict {
                 );
             }
         }
-        let mut t = Table { base, h };
+        let mut t = Table {
+            base,
+            h,
+            now: Cell::new(0),
+        };
         let _unlock = Unlock(h);
         if let Some((dirty, _)) = self.hold.iter().find(|(_, k)| k == key) {
             t.hold(*dirty);
@@ -290,26 +305,23 @@ impl Dict {
 
     /// Remaining milliseconds (0: never expires).
     pub fn ttl(&self, key: &[u8]) -> Result<u64, Error> {
-        self.with(key, |t| {
-            let now = region::now_ms();
-            match t.find_live(key, now) {
-                Some(e) => Ok(t.entry(e).expires.saturating_sub(now)),
-                None => Err(Error::NotFound),
-            }
+        self.with(key, |t| match t.find_live(key) {
+            Some(e) => match t.entry(e).expires {
+                0 => Ok(0),
+                x => Ok(x.saturating_sub(t.now())),
+            },
+            None => Err(Error::NotFound),
         })
     }
 
     pub fn expire(&self, key: &[u8], ttl_ms: u64) -> Result<(), Error> {
-        self.with(key, |t| {
-            let now = region::now_ms();
-            match t.find_live(key, now) {
-                Some(e) => {
-                    t.dirty();
-                    t.entry(e).expires = deadline(now, ttl_ms);
-                    Ok(())
-                }
-                None => Err(Error::NotFound),
+        self.with(key, |t| match t.find_live(key) {
+            Some(e) => {
+                t.dirty();
+                t.entry(e).expires = t.deadline(ttl_ms);
+                Ok(())
             }
+            None => Err(Error::NotFound),
         })
     }
 
@@ -324,7 +336,7 @@ impl Dict {
     }
 
     pub fn llen(&self, key: &[u8]) -> Result<u32, Error> {
-        self.with(key, |t| match t.find_live(key, region::now_ms()) {
+        self.with(key, |t| match t.find_live(key) {
             None => Ok(0),
             Some(e) if t.entry(e).kind == KIND_LIST => Ok(t.list(e).len),
             Some(_) => Err(Error::NotAList),
@@ -334,11 +346,10 @@ impl Dict {
     /// Up to `max` keys of live entries (0: all), most recent first.
     pub fn keys(&self, max: usize) -> Vec<Vec<u8>> {
         self.with(b"", |t| {
-            let now = region::now_ms();
             let mut keys = Vec::new();
-            let mut e = t.h().lru_head;
+            let mut e = t.h().hot.lru_head;
             while e != 0 && (max == 0 || keys.len() < max) {
-                if !t.expired(e, now) {
+                if !t.expired(e) {
                     keys.push(t.key(e).to_vec());
                 }
                 e = t.entry(e).lru_next;
@@ -352,7 +363,7 @@ impl Dict {
     pub fn flush_all(&self) {
         self.with(b"", |t| {
             t.dirty();
-            let mut e = t.h().lru_head;
+            let mut e = t.h().hot.lru_head;
             while e != 0 {
                 t.entry(e).expires = 1;
                 e = t.entry(e).lru_next;
@@ -363,12 +374,11 @@ impl Dict {
     /// Free up to `max` expired entries (0: all): how many.
     pub fn flush_expired(&self, max: usize) -> usize {
         self.with(b"", |t| {
-            let now = region::now_ms();
             let mut n = 0;
-            let mut e = t.h().lru_tail;
+            let mut e = t.h().hot.lru_tail;
             while e != 0 && (max == 0 || n < max) {
                 let prev = t.entry(e).lru_prev;
-                if t.expired(e, now) {
+                if t.expired(e) {
                     t.remove(e);
                     n += 1;
                 }
@@ -390,17 +400,9 @@ impl Drop for Unlock {
     fn drop(&mut self) {
         // SAFETY: made by `Dict::with` after taking the lock.
         unsafe {
-            (*self.0).dirty = 0;
-            region::unlock(&mut (*self.0).mutex);
+            (*self.0).hot.dirty = 0;
+            region::unlock(&mut (*self.0).hot.mutex);
         }
-    }
-}
-
-fn deadline(now: u64, ttl_ms: u64) -> u64 {
-    if ttl_ms == 0 {
-        0
-    } else {
-        now.saturating_add(ttl_ms)
     }
 }
 
@@ -409,6 +411,10 @@ fn deadline(now: u64, ttl_ms: u64) -> u64 {
 struct Table {
     base: *mut u8,
     h: *mut Header,
+    /// The clock, read at the first need in this operation (0: not yet):
+    /// an operation that meets no entry with a TTL and sets none never
+    /// reads it.
+    now: Cell<u64>,
 }
 
 #[allow(clippy::mut_from_ref)]
@@ -458,7 +464,7 @@ impl Table {
     }
 
     fn dirty(&mut self) {
-        self.h().dirty = 1;
+        self.h().hot.dirty = 1;
     }
 
     /// The test hook: keep the lock (and the dictionary dirty) until killed.
@@ -472,18 +478,31 @@ impl Table {
         }
     }
 
+    /// [`region::now_ms`], read once per operation and only when needed.
+    fn now(&self) -> u64 {
+        match self.now.get() {
+            0 => {
+                let now = region::now_ms().max(1);
+                self.now.set(now);
+                now
+            }
+            now => now,
+        }
+    }
+
+    /// The dictionary's keyed hash of `key`: foldhash, seeded with the
+    /// random seed the dictionary was made with, so every process of the
+    /// machine hashes alike and a script cannot choose keys that collide
+    /// without knowing the seed.
     fn hash(&self, key: &[u8]) -> u32 {
-        let mut s = std::hash::DefaultHasher::new();
-        let seed = self.h().seed;
-        s.write_u64(seed[0]);
-        s.write_u64(seed[1]);
+        let mut s = foldhash::fast::FixedState::with_seed(self.h().seed[0]).build_hasher();
         s.write(key);
         s.finish() as u32
     }
 
-    fn expired(&self, e: u32, now: u64) -> bool {
+    fn expired(&self, e: u32) -> bool {
         let x = self.entry(e).expires;
-        x != 0 && x <= now
+        x != 0 && x <= self.now()
     }
 
     fn find(&self, key: &[u8]) -> Option<u32> {
@@ -499,8 +518,17 @@ impl Table {
         None
     }
 
-    fn find_live(&self, key: &[u8], now: u64) -> Option<u32> {
-        self.find(key).filter(|&e| !self.expired(e, now))
+    fn find_live(&self, key: &[u8]) -> Option<u32> {
+        self.find(key).filter(|&e| !self.expired(e))
+    }
+
+    /// When an entry given `ttl_ms` now expires (0: never).
+    fn deadline(&self, ttl_ms: u64) -> u64 {
+        if ttl_ms == 0 {
+            0
+        } else {
+            self.now().saturating_add(ttl_ms)
+        }
     }
 
     fn lru_unlink(&mut self, e: u32) {
@@ -508,30 +536,30 @@ impl Table {
         if prev != 0 {
             self.entry(prev).lru_next = next;
         } else {
-            self.h().lru_head = next;
+            self.h().hot.lru_head = next;
         }
         if next != 0 {
             self.entry(next).lru_prev = prev;
         } else {
-            self.h().lru_tail = prev;
+            self.h().hot.lru_tail = prev;
         }
     }
 
     fn lru_front(&mut self, e: u32) {
-        let head = self.h().lru_head;
+        let head = self.h().hot.lru_head;
         let en = self.entry(e);
         en.lru_prev = 0;
         en.lru_next = head;
         if head != 0 {
             self.entry(head).lru_prev = e;
         } else {
-            self.h().lru_tail = e;
+            self.h().hot.lru_tail = e;
         }
-        self.h().lru_head = e;
+        self.h().hot.lru_head = e;
     }
 
     fn touch(&mut self, e: u32) {
-        if self.h().lru_head != e {
+        if self.h().hot.lru_head != e {
             self.dirty();
             self.lru_unlink(e);
             self.lru_front(e);
@@ -562,7 +590,7 @@ impl Table {
                 n = next;
             }
         }
-        self.h().count -= 1;
+        self.h().hot.count -= 1;
         // SAFETY: allocated by `insert`.
         unsafe { self.h().heap.free(self.base, e) };
     }
@@ -574,21 +602,20 @@ impl Table {
             return Err(Error::NoMemory);
         }
         self.dirty();
-        let now = region::now_ms();
         let mut forcible = false;
         loop {
             // SAFETY: under the lock.
             if let Some(off) = unsafe { self.h().heap.alloc(self.base, order) } {
                 return Ok((off, forcible));
             }
-            let mut victim = self.h().lru_tail;
+            let mut victim = self.h().hot.lru_tail;
             if victim == keep && victim != 0 {
                 victim = self.entry(victim).lru_prev;
             }
             if victim == 0 {
                 return Err(Error::NoMemory);
             }
-            forcible |= !self.expired(victim, now);
+            forcible |= !self.expired(victim);
             self.remove(victim);
         }
     }
@@ -611,7 +638,7 @@ impl Table {
         self.bytes(e + ENTRY, key.len() as u32).copy_from_slice(key);
         *self.bucket(hash) = e;
         self.lru_front(e);
-        self.h().count += 1;
+        self.h().hot.count += 1;
         Ok((e, forcible))
     }
 
@@ -624,7 +651,7 @@ impl Table {
 
     fn get(&mut self, key: &[u8], stale: bool, out: &mut Vec<u8>) -> Option<(Got, u32, bool)> {
         let e = self.find(key)?;
-        let expired = self.expired(e, region::now_ms());
+        let expired = self.expired(e);
         if expired && !stale {
             return None;
         }
@@ -658,9 +685,8 @@ impl Table {
         ttl_ms: u64,
         flags: u32,
     ) -> Result<bool, Error> {
-        let now = region::now_ms();
         let old = self.find(key);
-        let live = old.filter(|&e| !self.expired(e, now));
+        let live = old.filter(|&e| !self.expired(e));
         match (mode, live) {
             (Mode::Add, Some(_)) => return Err(Error::Exists),
             (Mode::Replace, None) => return Err(Error::NotFound),
@@ -692,7 +718,7 @@ impl Table {
         self.write(e, v);
         let en = self.entry(e);
         en.flags = flags;
-        en.expires = deadline(now, ttl_ms);
+        en.expires = self.deadline(ttl_ms);
         Ok(forcible)
     }
 
@@ -703,8 +729,7 @@ impl Table {
         init: Option<Value>,
         ttl_ms: u64,
     ) -> Result<(Value<'static>, bool), Error> {
-        let now = region::now_ms();
-        let Some(e) = self.find_live(key, now) else {
+        let Some(e) = self.find_live(key) else {
             let Some(init) = init else {
                 return Err(Error::NotFound);
             };
@@ -726,9 +751,8 @@ impl Table {
     }
 
     fn push(&mut self, key: &[u8], v: Value, left: bool) -> Result<u32, Error> {
-        let now = region::now_ms();
         let e = match self.find(key) {
-            Some(e) if self.expired(e, now) => {
+            Some(e) if self.expired(e) => {
                 self.remove(e);
                 None
             }
@@ -790,7 +814,7 @@ impl Table {
     }
 
     fn pop(&mut self, key: &[u8], left: bool, out: &mut Vec<u8>) -> Result<Option<Got>, Error> {
-        let Some(e) = self.find_live(key, region::now_ms()) else {
+        let Some(e) = self.find_live(key) else {
             return Ok(None);
         };
         if self.entry(e).kind != KIND_LIST {
@@ -948,6 +972,52 @@ mod tests {
         assert_eq!(out, b"x");
         assert_eq!(d.pop(b"l", true, &mut out), Ok(None));
         assert_eq!(d.llen(b"l"), Ok(0));
+    }
+
+    #[test]
+    fn each_dictionary_has_its_own_hash_seed() {
+        let (a, b) = (dict(64 << 10), dict(64 << 10));
+        let hashes = |d: &Dict| -> Vec<u32> {
+            d.with(b"", |t| {
+                (0..8).map(|i| t.hash(format!("k{i}").as_bytes())).collect()
+            })
+        };
+        assert_ne!(a.with(b"", |t| t.h().seed), b.with(b"", |t| t.h().seed));
+        assert_ne!(hashes(&a), hashes(&b));
+    }
+
+    #[test]
+    fn two_mappings_hash_and_expire_alike() {
+        let fd = create(64 << 10).unwrap();
+        let (a, b) = (
+            Dict::open(&fd, "test").unwrap(),
+            Dict::open(&fd, "test").unwrap(),
+        );
+        let mut out = Vec::new();
+        assert_eq!(
+            a.set(Mode::Set, b"plain", Some(Value::Int(1)), 0, 0),
+            Ok(false)
+        );
+        assert_eq!(
+            a.set(Mode::Set, b"brief", Some(Value::Int(2)), 1, 0),
+            Ok(false)
+        );
+        assert_eq!(
+            b.get(b"plain", false, &mut out),
+            Some((Got::Int(1), 0, false))
+        );
+        std::thread::sleep(std::time::Duration::from_millis(5));
+        assert_eq!(b.get(b"brief", false, &mut out), None);
+        assert_eq!(
+            b.get(b"brief", true, &mut out),
+            Some((Got::Int(2), 0, true))
+        );
+        assert_eq!(a.ttl(b"brief"), Err(Error::NotFound));
+        assert_eq!(a.ttl(b"plain"), Ok(0));
+        assert_eq!(
+            b.get(b"plain", false, &mut out),
+            Some((Got::Int(1), 0, false))
+        );
     }
 
     #[test]

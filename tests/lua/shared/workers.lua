@@ -2,7 +2,8 @@
 -- the exact sum; the data outlives a SIGHUP reload; a worker killed with
 -- SIGKILL while it holds a dictionary's lock leaves the others going
 -- (a read it was doing loses nothing; a change it was making empties the
--- dictionary, which the next taker says on stderr).
+-- dictionary, which the next taker says on stderr); entries expire for
+-- every worker alike.
 local support = dofile('support.lua')
 local utils = require 'lem.utils'
 local io = require 'lem.io'
@@ -64,6 +65,56 @@ utils.newsleeper():sleep(600)
 for _, n in ipairs { 2, 4 } do
 	local sup, expect = start(n, hammer)
 	eq(expect('^total\t(%d+)$'), tostring(20000 * n), n .. ' workers')
+	stop(sup)
+end
+
+-- Expiry across workers. An operation reads the clock only when it meets
+-- an entry with a TTL or gives one (src/shared/dict.rs), so worker 1
+-- keeps working on entries without one while worker 2 waits out another's
+-- TTL: once it has, both see it expired, and the others are all there.
+local expiry = [[
+local shared = require 'lem.shared'
+local utils = require 'lem.utils'
+local id = utils.worker()
+local d = shared.dict('expiry', '1m')
+local sleeper = utils.newsleeper()
+local function wait(key) while not d:get(key) do sleeper:sleep(0.005) end end
+if id == 1 then
+	for i = 1, 100 do d:set('plain' .. i, i) end
+	assert(d:set('brief', 'b', 0.05))
+	assert(d:incr('brief-n', 1, 0, 0.05))
+	assert(d:set('set', true))
+	-- Busy with entries without a TTL until worker 2 has seen 'brief' go.
+	while not d:get('seen') do
+		for i = 1, 100 do assert(d:get('plain' .. i) == i) end
+		sleeper:sleep(0)
+	end
+	print('1', d:get('brief'), d:get('brief-n'), d:ttl('brief'), select(3, d:get_stale('brief')))
+elseif id == 2 then
+	wait('set')
+	sleeper:sleep(0.1)
+	print('2', d:get('brief'), d:get('brief-n'), d:ttl('brief'), select(3, d:get_stale('brief')))
+	d:set('seen', true)
+	wait('done')
+end
+local n = 0
+for i = 1, 100 do if d:get('plain' .. i) == i then n = n + 1 end end
+print('plain', id, n)
+if id == 1 then d:set('done', true) end
+sleeper:sleep(600)
+]]
+do
+	local sup, expect = start(2, expiry)
+	-- (Two processes' lines: in either order.)
+	local got = {}
+	for _ = 1, 2 do
+		local id, line = expect('^([12])\t(.*)$')
+		got[id] = line
+	end
+	eq(got['2'], 'nil\tnil\tnil\ttrue', 'worker 2 after the TTL')
+	eq(got['1'], 'nil\tnil\tnil\ttrue', 'worker 1 after worker 2 saw it')
+	eq(expect('^plain\t%d\t(%d+)$'), '100')
+	eq(expect('^plain\t%d\t(%d+)$'), '100')
 	stop(sup)
 end
 
