@@ -505,7 +505,7 @@ pub unsafe fn new_class(l: *mut lua_State, tname: &CStr, methods: &[Reg], gc: Op
             ffi::lua_setfield(l, -2, c"__gc".as_ptr());
         }
         ffi::lua_createtable(l, 0, methods.len() as c_int + 1);
-        set_funcs(l, methods);
+        set_named(l, methods, false);
         ffi::lua_pushvalue(l, -1);
         ffi::lua_setfield(l, -2, c"__index".as_ptr());
         ffi::lua_pushvalue(l, -1);
@@ -550,15 +550,28 @@ pub unsafe fn new_lib(l: *mut lua_State, funcs: &[Reg]) {
 pub unsafe fn set_funcs(l: *mut lua_State, funcs: &[Reg]) {
     // SAFETY: `l` is a live thread of lem's state, the contract of every
     // function that takes one (see the module doc of runtime/lua.rs).
+    unsafe { set_named(l, funcs, true) }
+}
+
+/// [`set_funcs`]; `shorten`: the functions of a Lua half's `core` table,
+/// named in errors by their last part (`tcp_listen` is `io.tcp.listen` to
+/// a script). A class's methods keep their whole names (`get_stale`).
+///
+/// # Safety
+/// The value on top of the stack must be a table.
+unsafe fn set_named(l: *mut lua_State, funcs: &[Reg], shorten: bool) {
+    // SAFETY: `l` is a live thread of lem's state, the contract of every
+    // function that takes one (see the module doc of runtime/lua.rs).
     unsafe {
         NAMES.with(|n| {
             let mut n = n.borrow_mut();
             for (name, f) in funcs {
-                // `tcp_listen` is `io.tcp.listen` to a script.
                 let bytes = name.to_bytes_with_nul();
                 let short = match bytes.iter().rposition(|&b| b == b'_') {
-                    Some(i) => CStr::from_bytes_with_nul(&bytes[i + 1..]).unwrap_or(name),
-                    None => name,
+                    Some(i) if shorten => {
+                        CStr::from_bytes_with_nul(&bytes[i + 1..]).unwrap_or(name)
+                    }
+                    _ => name,
                 };
                 n.entry(*f as usize).or_insert(short);
             }
