@@ -193,29 +193,85 @@ fn put_values(b: &mut Vec<u8>, values: &[Option<&[u8]>]) {
     }
 }
 
-/// Parse (when `sql` is given), Bind with text parameters, Describe the
-/// portal, Execute, Sync: one query of the extended protocol.
-pub fn extended(statement: &[u8], sql: Option<&[u8]>, params: &[Option<&[u8]>]) -> Vec<u8> {
-    let mut out = Vec::new();
+/// Where a query of the extended protocol asks for its rows' description.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Describe {
+    /// Describe the portal, after Bind: every call learns it (unnamed
+    /// statements, `run`).
+    Portal,
+    /// Describe the statement, after Parse: once, when a statement of the
+    /// cache is prepared (the caller keeps the description).
+    Statement,
+    /// None: the caller knows the description already (a cache hit).
+    Nothing,
+}
+
+/// Append one frontend message, its body written by `body` (no copy).
+fn push_frame(out: &mut Vec<u8>, kind: u8, body: impl FnOnce(&mut Vec<u8>)) {
+    out.push(kind);
+    let at = out.len();
+    out.extend_from_slice(&[0; 4]);
+    body(out);
+    let len = (out.len() - at) as u32;
+    out[at..at + 4].copy_from_slice(&len.to_be_bytes());
+}
+
+/// Parse (when `sql` is given), Bind with text parameters, Describe as
+/// `describe` says, Execute, Sync: one query of the extended protocol.
+pub fn extended(
+    statement: &[u8],
+    sql: Option<&[u8]>,
+    describe: Describe,
+    params: &[Option<&[u8]>],
+) -> Vec<u8> {
+    // The exact length, so the message is built in one allocation.
+    let values: usize = params.iter().map(|v| 4 + v.map_or(0, <[u8]>::len)).sum();
+    let len = sql.map_or(0, |s| 5 + statement.len() + 1 + s.len() + 1 + 2)
+        + if describe == Describe::Statement {
+            5 + 1 + statement.len() + 1
+        } else {
+            0
+        }
+        + 5
+        + 1
+        + statement.len()
+        + 1
+        + 2
+        + 2
+        + values
+        + 2
+        + if describe == Describe::Portal { 7 } else { 0 }
+        + 10
+        + 5;
+    let mut out = Vec::with_capacity(len);
     if let Some(sql) = sql {
-        let mut b = Vec::new();
-        cstr(&mut b, statement);
-        cstr(&mut b, sql);
-        b.extend_from_slice(&0u16.to_be_bytes());
-        out.extend(frame(b'P', &b));
+        push_frame(&mut out, b'P', |b| {
+            cstr(b, statement);
+            cstr(b, sql);
+            // No parameter types: the server infers them.
+            b.extend_from_slice(&0u16.to_be_bytes());
+        });
     }
-    let mut b = Vec::new();
-    cstr(&mut b, b"");
-    cstr(&mut b, statement);
-    // No parameter formats: all text; then the values.
-    b.extend_from_slice(&0u16.to_be_bytes());
-    put_values(&mut b, params);
-    // Results in text.
-    b.extend_from_slice(&0u16.to_be_bytes());
-    out.extend(frame(b'B', &b));
-    out.extend(frame(b'D', b"P\0"));
-    out.extend(frame(b'E', b"\0\0\0\0\0"));
-    out.extend(frame(b'S', b""));
+    if describe == Describe::Statement {
+        push_frame(&mut out, b'D', |b| {
+            b.push(b'S');
+            cstr(b, statement);
+        });
+    }
+    push_frame(&mut out, b'B', |b| {
+        cstr(b, b"");
+        cstr(b, statement);
+        // No parameter formats: all text; then the values.
+        b.extend_from_slice(&0u16.to_be_bytes());
+        put_values(b, params);
+        // Results in text.
+        b.extend_from_slice(&0u16.to_be_bytes());
+    });
+    if describe == Describe::Portal {
+        out.extend_from_slice(b"D\0\0\0\x06P\0");
+    }
+    out.extend_from_slice(b"E\0\0\0\x09\0\0\0\0\0S\0\0\0\x04");
+    debug_assert_eq!(out.len(), len);
     out
 }
 
@@ -409,8 +465,10 @@ unsafe extern "C-unwind" fn l_startup(l: *mut lua_State) -> c_int {
     }
 }
 
-/// extended(statement, sql | nil, n, ...) -> Parse? Bind Describe Execute
-/// Sync: the `n` parameters as text (numbers by their Lua text, nil NULL).
+/// extended(statement, sql | nil, describe, n, ...) -> Parse? Describe?
+/// Bind Describe? Execute Sync: `describe` is `'P'` (the portal), `'S'`
+/// (the statement) or `''` (none); the `n` parameters go as text (numbers
+/// by their Lua text, nil as NULL).
 unsafe extern "C-unwind" fn l_extended(l: *mut lua_State) -> c_int {
     // SAFETY: Lua calls this C function on a thread of lem's state, so `l` is
     // valid with LUA_MINSTACK free slots; it reads its own arguments (checked
@@ -422,13 +480,19 @@ unsafe extern "C-unwind" fn l_extended(l: *mut lua_State) -> c_int {
         } else {
             Some(lua::check_bytes(l, 2))
         };
-        let n = lua::check_integer(l, 3).max(0) as c_int;
+        let describe = match lua::check_bytes(l, 3) {
+            b"P" => Describe::Portal,
+            b"S" => Describe::Statement,
+            b"" => Describe::Nothing,
+            _ => lua::arg_error(l, 3, c"'P', 'S' or '' expected"),
+        };
+        let n = lua::check_integer(l, 4).max(0) as c_int;
         if n > u16::MAX as c_int {
-            lua::arg_error(l, 3, c"too many parameters (at most 65535)");
+            lua::arg_error(l, 4, c"too many parameters (at most 65535)");
         }
         let mut params = Vec::with_capacity(n as usize);
         for i in 0..n {
-            let idx = 4 + i;
+            let idx = 5 + i;
             match ffi::lua_type(l, idx) {
                 ffi::LUA_TNIL | ffi::LUA_TNONE => params.push(None),
                 ffi::LUA_TSTRING | ffi::LUA_TNUMBER => {
@@ -444,7 +508,7 @@ unsafe extern "C-unwind" fn l_extended(l: *mut lua_State) -> c_int {
                 _ => lua::arg_error(l, idx, c"string, number, boolean or nil expected"),
             }
         }
-        let out = extended(statement, sql, &params);
+        let out = extended(statement, sql, describe, &params);
         lua::push_bytes(l, &out);
         1
     }
@@ -711,11 +775,37 @@ mod tests {
 
     #[test]
     fn extended_queries() {
-        let m = extended(b"", Some(b"SELECT $1"), &[Some(b"7"), None]);
-        assert!(m.starts_with(b"P"));
+        // The message types in order, each length checked against the rest.
+        let kinds = |m: &[u8]| {
+            let mut at = 0;
+            let mut out = Vec::new();
+            while at < m.len() {
+                out.push(m[at]);
+                at += 1 + u32::from_be_bytes(m[at + 1..at + 5].try_into().unwrap()) as usize;
+            }
+            assert_eq!(at, m.len());
+            out
+        };
+        let params = [Some(&b"7"[..]), None];
+        let m = extended(b"", Some(b"SELECT $1"), Describe::Portal, &params);
+        assert_eq!(kinds(&m), b"PBDES");
         assert!(m.ends_with(b"S\0\0\0\x04"));
-        let m = extended(b"s1", None, &[]);
-        assert!(m.starts_with(b"B"));
+        let m = extended(b"s1", None, Describe::Portal, &[]);
+        assert_eq!(kinds(&m), b"BDES");
+        let m = extended(b"s1", Some(b"SELECT $1"), Describe::Statement, &params);
+        assert_eq!(kinds(&m), b"PDBES");
+        assert!(
+            m.windows(4).any(|w| w == b"Ss1\0"),
+            "describes the statement"
+        );
+        let m = extended(b"s1", None, Describe::Nothing, &params);
+        assert_eq!(kinds(&m), b"BES");
+        // Bind: portal "", statement "s1", no formats, 2 values (7 and
+        // NULL), no result formats.
+        assert_eq!(
+            &m[5..m.len() - 15],
+            b"\0s1\0\0\0\0\x02\0\0\0\x017\xff\xff\xff\xff\0\0"
+        );
     }
 
     #[test]
