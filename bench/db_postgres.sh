@@ -3,11 +3,14 @@
 # psycopg, and a raw tokio-postgres loop (the floor, bench/pg_floor_tokio),
 # on one throwaway cluster: `SELECT $1::int` round trips per second
 # with 1 and 32 concurrent clients over a pool, and a 1,000,000-row SELECT
-# (time and peak RSS). Release build of the Lua 5.4 lem; one run, ratios
-# in bench/README.md "PostgreSQL".
-# env: N (round trips per client count, 20000)
+# (time and peak RSS). lem runs the round trips twice: with its statement
+# cache (the default) and without (`statement_cache = false`: Parse with
+# every call). Release build of the Lua 5.4 lem; one run, ratios in
+# bench/README.md "PostgreSQL".
+# env: N (round trips per client count, 20000), CARGO_TARGET_DIR
 set -euo pipefail
 cd "$(dirname "$0")/.."
+target=${CARGO_TARGET_DIR:-target}
 cargo build --release -q
 N=${N:-20000}
 bin=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1)
@@ -29,8 +32,9 @@ fi
 cat > "$dir/bench.lua" <<'LUA'
 local postgres, utils = require 'lem.postgres', require 'lem.utils'
 local conninfo, n = arg[1], tonumber(arg[2])
-for _, conc in ipairs { 1, 32 } do
-	local pool = postgres.pool(conninfo, { size = conc })
+for _, run in ipairs { { 1, 100, '' }, { 32, 100, '' }, { 1, false, ' (no cache)' }, { 32, false, ' (no cache)' } } do
+	local conc, cache, label = run[1], run[2], run[3]
+	local pool = postgres.pool(conninfo, { size = conc, statement_cache = cache })
 	local left, t0 = n, utils.updatenow()
 	local running = conc
 	for _ = 1, conc do
@@ -43,7 +47,7 @@ for _, conc in ipairs { 1, 32 } do
 		end)
 	end
 	while running > 0 do utils.newsleeper():sleep(0.01) end
-	print(('lem %d clients: %.0f round trips/s'):format(conc, n / (utils.updatenow() - t0)))
+	print(('lem%s %d clients: %.0f round trips/s'):format(label, conc, n / (utils.updatenow() - t0)))
 	pool:close()
 end
 local db = assert(postgres.connect(conninfo))
@@ -90,9 +94,9 @@ with psycopg.connect(dsn) as c:
     print(f'psycopg 1 client: {n / (time.perf_counter() - t0):.0f} round trips/s')
 PY
 url="postgresql://postgres@127.0.0.1:$port/postgres"
-/usr/bin/time -f 'lem peak RSS %M KiB' target/release/lem "$dir/bench.lua" "host=127.0.0.1 port=$port user=postgres dbname=postgres" "$N"
+/usr/bin/time -f 'lem peak RSS %M KiB' "$target/release/lem" "$dir/bench.lua" "host=127.0.0.1 port=$port user=postgres dbname=postgres" "$N"
 /usr/bin/time -f 'asyncpg peak RSS %M KiB' "$venv/bin/python" "$dir/bench.py" "$url" "$N"
 "$venv/bin/python" "$dir/psy.py" "$url" "$N"
 floor=bench/pg_floor_tokio/target/release/pg_floor_tokio
-[ -x "$floor" ] || cargo build --release -q --manifest-path bench/pg_floor_tokio/Cargo.toml
+[ -x "$floor" ] || CARGO_TARGET_DIR="$PWD/bench/pg_floor_tokio/target" cargo build --release -q --manifest-path bench/pg_floor_tokio/Cargo.toml
 /usr/bin/time -f 'tokio-postgres peak RSS %M KiB' "$floor" "host=127.0.0.1 port=$port user=postgres dbname=postgres" "$N"

@@ -174,7 +174,9 @@ end
 -- statement is gone (26000) or its plan changed its result type (0A000),
 -- before anything ran.
 local function results(self, names, entry)
-	local out, nout, cur, err, stale, bound = {}, 0, nil, nil, false, false
+	-- The first result is kept apart: most queries have one at most, and
+	-- need no table of them.
+	local first, out, nout, cur, err, stale, bound = nil, nil, 0, nil, nil, false, false
 	if names then cur = { [0] = copy(names) } end
 	while true do
 		local t, body = recv(self)
@@ -195,7 +197,13 @@ local function results(self, names, entry)
 		elseif t == 'C' then
 			if cur then
 				nout = nout + 1
-				out[nout] = cur
+				if nout == 1 then
+					first = cur
+				elseif nout == 2 then
+					out = { first, cur }
+				else
+					out[nout] = cur
+				end
 				cur = nil
 			end
 			-- 'DEALLOCATE ...' or 'DISCARD ALL': the cache's statements
@@ -210,7 +218,7 @@ local function results(self, names, entry)
 				self.stale = stale
 				return nil, err
 			end
-			if nout == 0 then return true end
+			if nout <= 1 then return first or true end
 			return unpack(out, 1, nout)
 		elseif t == 'E' then
 			local code

@@ -34,7 +34,8 @@ assert(db:exec('CREATE TABLE t (id int PRIMARY KEY, name text, note text)'))
 assert(db:exec("INSERT INTO t VALUES (1, 'one', NULL), (2, 'two', 'x'), (3, 'three', 'y')"))
 
 -- hits give what the uncached path gives
-local pack = table.pack
+local unpack = table.unpack or unpack
+local function pack(...) return { n = select('#', ...), ... } end
 local queries = {
 	pack('SELECT id, name, note FROM t WHERE id >= $1 ORDER BY id', 2),
 	pack('SELECT id, name, note FROM t WHERE id = $1', 1),
@@ -44,10 +45,10 @@ local queries = {
 	pack('INSERT INTO t VALUES ($1, $2, NULL) ON CONFLICT (id) DO UPDATE SET name = $2 RETURNING id, name', 4, 'four'),
 }
 for _, q in ipairs(queries) do
-	local want = { plain:exec(table.unpack(q, 1, q.n)) }
+	local want = { plain:exec(unpack(q, 1, q.n)) }
 	assert(want[1], want[2])
 	for round = 1, 3 do
-		eq({ db:exec(table.unpack(q, 1, q.n)) }, want, q[1] .. ': round ' .. round .. ' as uncached')
+		eq({ db:exec(unpack(q, 1, q.n)) }, want, q[1] .. ': round ' .. round .. ' as uncached')
 	end
 end
 local names, n = held(db)
