@@ -543,7 +543,7 @@ local function cached(self, c, query, n, ...)
 		if not ok then return nil, err end
 		local r, rerr = results(self, e.names)
 		if r ~= nil or not self.stale then return r, rerr end
-		drop(c, e, true)
+		if c.map[query] == e then drop(c, e, true) end
 		if self.status ~= 'I' or self._closed then return nil, rerr end
 		self.busy = true
 	end
