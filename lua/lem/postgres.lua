@@ -159,9 +159,7 @@ end
 local forget
 
 local function copy(t)
-	local c = {}
-	for i = 1, #t do c[i] = t[i] end
-	return c
+	return { unpack(t) }
 end
 
 -- Read a query's answers up to ReadyForQuery: true for commands only, each
@@ -176,8 +174,10 @@ end
 local function results(self, names, entry)
 	-- The first result is kept apart: most queries have one at most, and
 	-- need no table of them.
-	local first, out, nout, cur, err, stale, bound = nil, nil, 0, nil, nil, false, false
-	if names then cur = { [0] = copy(names) } end
+	-- `cur`: the result being read, once its first rows came (the first
+	-- batch of rows becomes it); `head`: the column names before that.
+	local first, out, nout, cur, head, err, stale, bound = nil, nil, 0, nil, nil, nil, false, false
+	if names then head = copy(names) end
 	while true do
 		local t, body = recv(self)
 		if not t then return broken(self, body) end
@@ -185,6 +185,9 @@ local function results(self, names, entry)
 			if cur then
 				local n = #cur
 				for i = 1, #body do cur[n + i] = body[i] end
+			elseif head then
+				body[0] = head
+				cur, head = body, nil
 			end
 		elseif t == 'T' then
 			local names_, e = names_of(body)
@@ -193,8 +196,11 @@ local function results(self, names, entry)
 				entry.names = names_
 				names_ = copy(names_)
 			end
-			cur = { [0] = names_ }
+			head = names_
 		elseif t == 'C' then
+			if head then
+				cur, head = { [0] = head }, nil
+			end
 			if cur then
 				nout = nout + 1
 				if nout == 1 then
@@ -224,7 +230,7 @@ local function results(self, names, entry)
 			local code
 			err, code = errtext(body)
 			stale = not bound and (code == '26000' or code == '0A000')
-			cur = nil
+			cur, head = nil, nil
 		elseif t == '1' then
 			if entry then entry.parsed = true end
 		elseif t == 'G' then

@@ -136,9 +136,17 @@ impl Format for Message {
                 lua::push_bytes(l, &input[5..]);
                 return 2;
             }
-            ffi::lua_createtable(l, 0, 0);
+            // The batch and each row sized at once (a row's column count
+            // leads its body; one hash slot each: the batch's for the
+            // column names the Lua half puts at [0], the row's for `n`),
+            // and the key "n" made once.
+            ffi::lua_createtable(l, messages(input).count() as c_int, 1);
+            lua::push_bytes(l, b"n");
             for (i, (_, body)) in messages(input).enumerate() {
-                ffi::lua_createtable(l, 0, 1);
+                let cols = body
+                    .get(..2)
+                    .map_or(0, |b| u16::from_be_bytes([b[0], b[1]]));
+                ffi::lua_createtable(l, cols as c_int, 1);
                 // Checked by scan: it cannot fail here.
                 let n = each_value(body, |j, v| {
                     if let Some(v) = v {
@@ -147,10 +155,12 @@ impl Format for Message {
                     }
                 })
                 .unwrap_or(0);
+                ffi::lua_pushvalue(l, -2);
                 ffi::lua_pushinteger(l, n as _);
-                ffi::lua_setfield(l, -2, c"n".as_ptr());
-                ffi::lua_rawseti(l, -2, (i + 1) as _);
+                ffi::lua_rawset(l, -3);
+                ffi::lua_rawseti(l, -3, (i + 1) as _);
             }
+            ffi::lua_pop(l, 1);
             2
         }
     }
