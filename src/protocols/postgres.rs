@@ -500,10 +500,24 @@ unsafe extern "C-unwind" fn l_extended(l: *mut lua_State) -> c_int {
         if n > u16::MAX as c_int {
             lua::arg_error(l, 4, c"too many parameters (at most 65535)");
         }
+        // Whole numbers are written here (with `itoa`, in the digits Lua's
+        // tostring gives them), sparing Lua's printf and the string it
+        // leaves in the argument's slot; `ints` holds their text, `at`
+        // where each parameter's is.
+        let mut ints = Vec::new();
+        let mut at: Vec<Option<(usize, usize)>> = Vec::with_capacity(n as usize);
         let mut params = Vec::with_capacity(n as usize);
         for i in 0..n {
             let idx = 5 + i;
-            match ffi::lua_type(l, idx) {
+            let ty = ffi::lua_type(l, idx);
+            if let Some(int) = (ty == ffi::LUA_TNUMBER).then(|| whole(l, idx)).flatten() {
+                let start = ints.len();
+                ints.extend_from_slice(itoa::Buffer::new().format(int).as_bytes());
+                at.push(Some((start, ints.len())));
+                params.push(None);
+                continue;
+            }
+            match ty {
                 ffi::LUA_TNIL | ffi::LUA_TNONE => params.push(None),
                 ffi::LUA_TSTRING | ffi::LUA_TNUMBER => {
                     let mut len = 0;
@@ -517,10 +531,35 @@ unsafe extern "C-unwind" fn l_extended(l: *mut lua_State) -> c_int {
                 })),
                 _ => lua::arg_error(l, idx, c"string, number, boolean or nil expected"),
             }
+            at.push(None);
+        }
+        for (p, a) in params.iter_mut().zip(&at) {
+            if let Some((start, end)) = *a {
+                *p = Some(&ints[start..end]);
+            }
         }
         let out = extended(statement, sql, describe, &params);
         lua::push_bytes(l, &out);
         1
+    }
+}
+
+/// The number at `idx` when Lua's tostring writes it as plain digits: an
+/// integer (Lua 5.4), or on LuaJIT a whole float under 10^14 (`%.14g` gives
+/// digits up to there) that is not -0.
+unsafe fn whole(l: *mut lua_State, idx: c_int) -> Option<i64> {
+    // SAFETY: `idx` holds a number on `l`, a live thread of lem's state.
+    unsafe {
+        #[cfg(not(feature = "luajit"))]
+        {
+            (ffi::lua_isinteger(l, idx) != 0).then(|| ffi::lua_tointeger(l, idx) as i64)
+        }
+        #[cfg(feature = "luajit")]
+        {
+            let f = ffi::lua_tonumber(l, idx) as f64;
+            (f.fract() == 0.0 && f.abs() < 1e14 && !(f == 0.0 && f.is_sign_negative()))
+                .then_some(f as i64)
+        }
     }
 }
 

@@ -59,6 +59,12 @@ local r = assert(db:exec('SELECT id, name FROM t WHERE id = $1', 2))
 r[0][1] = 'changed'
 eq(db:exec('SELECT id, name FROM t WHERE id = $1', 2)[0], { 'id', 'name' }, 'a result names its columns in a copy')
 
+-- numbers go as the text tostring gives them (whole ones written by lem)
+for _, v in ipairs { 0, 7, -5, 123456789, math.maxinteger or 2 ^ 53, math.mininteger or -2 ^ 53,
+	2 ^ 53, 1e14, 99999999999999, -99999999999999, 1.5, -0.0, 1e300, 1 / 3 } do
+	eq(db:exec('SELECT $1::text AS v', v)[1][1], tostring(v), 'the number ' .. tostring(v))
+end
+
 -- errors on a hit: returned, the statement kept
 local ok, err = db:exec('SELECT id, name, note FROM t WHERE id = $1', 'nope')
 assert(ok == nil and err:find('invalid input syntax for type integer', 1, true), err)
