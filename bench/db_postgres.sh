@@ -7,7 +7,9 @@
 # cache (the default) and without (`statement_cache = false`: Parse with
 # every call). Release build of the Lua 5.4 lem; one run, ratios in
 # bench/README.md "PostgreSQL".
-# env: N (round trips per client count, 20000), CARGO_TARGET_DIR
+# env: N (round trips per client count, 20000), CARGO_TARGET_DIR, LEM_BEFORE
+# (another lem binary, say an earlier commit's, run the same way but with
+# its default options, labelled "before")
 set -euo pipefail
 cd "$(dirname "$0")/.."
 target=${CARGO_TARGET_DIR:-target}
@@ -31,8 +33,10 @@ if [ ! -x "$venv/bin/python" ]; then
 fi
 cat > "$dir/bench.lua" <<'LUA'
 local postgres, utils = require 'lem.postgres', require 'lem.utils'
-local conninfo, n = arg[1], tonumber(arg[2])
-for _, run in ipairs { { 1, 100, '' }, { 32, 100, '' }, { 1, false, ' (no cache)' }, { 32, false, ' (no cache)' } } do
+local conninfo, n, before = arg[1], tonumber(arg[2]), arg[3] == 'before'
+local runs = { { 1, 100, '' }, { 32, 100, '' }, { 1, false, ' (no cache)' }, { 32, false, ' (no cache)' } }
+if before then runs = { { 1, nil, ' (before)' }, { 32, nil, ' (before)' } } end
+for _, run in ipairs(runs) do
 	local conc, cache, label = run[1], run[2], run[3]
 	local pool = postgres.pool(conninfo, { size = conc, statement_cache = cache })
 	local left, t0 = n, utils.updatenow()
@@ -54,7 +58,7 @@ local db = assert(postgres.connect(conninfo))
 local t0 = utils.updatenow()
 local r = assert(db:exec('SELECT i, md5(i::text) FROM generate_series(1, 1000000) i'))
 assert(#r == 1000000)
-print(('lem 1,000,000 rows: %.2f s'):format(utils.updatenow() - t0))
+print(('lem%s 1,000,000 rows: %.2f s'):format(before and ' (before)' or '', utils.updatenow() - t0))
 LUA
 cat > "$dir/bench.py" <<'PY'
 import asyncio, sys, time
@@ -95,6 +99,9 @@ with psycopg.connect(dsn) as c:
 PY
 url="postgresql://postgres@127.0.0.1:$port/postgres"
 /usr/bin/time -f 'lem peak RSS %M KiB' "$target/release/lem" "$dir/bench.lua" "host=127.0.0.1 port=$port user=postgres dbname=postgres" "$N"
+if [ -n "${LEM_BEFORE:-}" ]; then
+	/usr/bin/time -f 'lem (before) peak RSS %M KiB' "$LEM_BEFORE" "$dir/bench.lua" "host=127.0.0.1 port=$port user=postgres dbname=postgres" "$N" before
+fi
 /usr/bin/time -f 'asyncpg peak RSS %M KiB' "$venv/bin/python" "$dir/bench.py" "$url" "$N"
 "$venv/bin/python" "$dir/psy.py" "$url" "$N"
 floor=bench/pg_floor_tokio/target/release/pg_floor_tokio

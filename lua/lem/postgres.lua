@@ -12,8 +12,8 @@ local io = require 'lem.io'
 local iopool = require 'lem.io.pool'
 local core = require 'lem.postgres.core'
 
-local frame, extended, names_of, errtext, int32 =
-	core.frame, core.extended, core.names, core.error, core.int32
+local frame, extended, errtext, int32 =
+	core.frame, core.extended, core.error, core.int32
 local setmetatable, select, type, tostring, tonumber, error, pcall =
 	setmetatable, select, type, tostring, tonumber, error, pcall
 local byte = string.byte
@@ -162,6 +162,10 @@ local function copy(t)
 	return { unpack(t) }
 end
 
+-- Message types as read('PgReply') gives them (bytes of its kinds).
+local D, T, C, Z, E, BIND, PARSE, A, S, G, H =
+	68, 84, 67, 90, 69, 50, 49, 65, 83, 71, 72
+
 -- Read a query's answers up to ReadyForQuery: true for commands only, each
 -- result table of the statements that return rows, or nil, err. With
 -- `names` (a cache hit, sent without Describe), the rows take those column
@@ -170,7 +174,8 @@ end
 -- its description. After it, self.status is the transaction status ('I',
 -- 'T' or 'E') and self.stale tells that the call failed in Bind because its
 -- statement is gone (26000) or its plan changed its result type (0A000),
--- before anything ran.
+-- before anything ran. The reply is read with 'PgReply': all of it that
+-- is buffered in one call (usually the whole of it).
 local function results(self, names, entry)
 	-- The first result is kept apart: most queries have one at most, and
 	-- need no table of them.
@@ -178,73 +183,80 @@ local function results(self, names, entry)
 	-- batch of rows becomes it); `head`: the column names before that.
 	local first, out, nout, cur, head, err, stale, bound = nil, nil, 0, nil, nil, nil, false, false
 	if names then head = copy(names) end
+	local stream = self.stream
 	while true do
-		local t, body = recv(self)
-		if not t then return broken(self, body) end
-		if t == 'D' then
-			if cur then
-				local n = #cur
-				for i = 1, #body do cur[n + i] = body[i] end
-			elseif head then
-				body[0] = head
-				cur, head = body, nil
-			end
-		elseif t == 'T' then
-			local names_, e = names_of(body)
-			if not names_ then return broken(self, e) end
-			if entry then
-				entry.names = names_
-				names_ = copy(names_)
-			end
-			head = names_
-		elseif t == 'C' then
-			if head then
-				cur, head = { [0] = head }, nil
-			end
-			if cur then
-				nout = nout + 1
-				if nout == 1 then
-					first = cur
-				elseif nout == 2 then
-					out = { first, cur }
-				else
-					out[nout] = cur
+		local kinds, list = stream:read('PgReply')
+		if not kinds then return broken(self, list) end
+		for i = 1, #kinds do
+			local k, v = byte(kinds, i), list[i]
+			if k == D then
+				if cur then
+					local n = #cur
+					for r = 1, #v do cur[n + r] = v[r] end
+				elseif head then
+					v[0] = head
+					cur, head = v, nil
 				end
-				cur = nil
+			elseif k == BIND then
+				bound = true
+			elseif k == C then
+				if head then
+					cur, head = { [0] = head }, nil
+				end
+				if cur then
+					nout = nout + 1
+					if nout == 1 then
+						first = cur
+					elseif nout == 2 then
+						out = { first, cur }
+					else
+						out[nout] = cur
+					end
+					cur = nil
+				end
+				-- 'DEALLOCATE ...' or 'DISCARD ALL' (only tags starting
+				-- with D come): the cache's statements may be gone.
+				if v and self.cache then forget(self, v) end
+			elseif k == Z then
+				self.busy = false
+				self.status = v
+				if err then
+					self.stale = stale
+					return nil, err
+				end
+				if nout <= 1 then return first or true end
+				return unpack(out, 1, nout)
+			elseif k == T then
+				if entry then
+					entry.names = v
+					v = copy(v)
+				end
+				head = v
+			elseif k == E then
+				local code
+				err, code = errtext(v)
+				stale = not bound and (code == '26000' or code == '0A000')
+				cur, head = nil, nil
+			elseif k == PARSE then
+				if entry then entry.parsed = true end
+			elseif k == A then
+				self.notes[#self.notes + 1] = v
+			elseif k == S then
+				local key, value = v:match('^(%Z*)%z(%Z*)')
+				if key then self.parameters[key] = value end
+			elseif k == G then
+				self.busy = false
+				self.copy = 'in'
+				return true
+			elseif k == H then
+				self.busy = false
+				self.copy = 'out'
+				return true
+			elseif k == 82 or k == 75 then
+				return broken(self, 'unexpected message from the server: ' .. kinds:sub(i, i))
 			end
-			-- 'DEALLOCATE ...' or 'DISCARD ALL': the cache's statements
-			-- may be gone.
-			if byte(body, 1) == 68 and self.cache then forget(self, body) end
-		elseif t == '2' then
-			bound = true
-		elseif t == 'Z' then
-			self.busy = false
-			self.status = body
-			if err then
-				self.stale = stale
-				return nil, err
-			end
-			if nout <= 1 then return first or true end
-			return unpack(out, 1, nout)
-		elseif t == 'E' then
-			local code
-			err, code = errtext(body)
-			stale = not bound and (code == '26000' or code == '0A000')
-			cur, head = nil, nil
-		elseif t == '1' then
-			if entry then entry.parsed = true end
-		elseif t == 'G' then
-			self.busy = false
-			self.copy = 'in'
-			return true
-		elseif t == 'H' then
-			self.busy = false
-			self.copy = 'out'
-			return true
-		elseif t == 'R' or t == 'K' then
-			return broken(self, 'unexpected message from the server: ' .. t)
+			-- N, '1' without an entry, '3', 'n', 't', 'I': nothing to keep.
 		end
-		-- '3', 'n', 'I', 's', 't': nothing to keep.
 	end
 end
 

@@ -171,6 +171,131 @@ impl Format for Message {
 
 static MESSAGE: Message = Message;
 
+/// Scan for `read('PgReply')`: every complete message from the start, up to
+/// and including the first that ends a reply (ReadyForQuery, a COPY's
+/// start, or one the Lua half does not expect in a reply); at least one.
+pub fn scan_reply(input: &[u8]) -> Result<Option<usize>, &'static str> {
+    let mut at = 0;
+    while let Some(end) = message_end(input, at)? {
+        let kind = input[at];
+        at = end;
+        if !matches!(
+            kind,
+            b'1' | b'2'
+                | b'3'
+                | b'n'
+                | b't'
+                | b'T'
+                | b'D'
+                | b'C'
+                | b'E'
+                | b'I'
+                | b'N'
+                | b'S'
+                | b'A'
+        ) {
+            break;
+        }
+    }
+    Ok((at > 0).then_some(at))
+}
+
+/// `read('PgReply')`: the messages of a query's reply that are buffered,
+/// in one call, as `kinds, values`: `kinds` has a letter per item (the
+/// message's type; `D` for a run of data rows), `values[i]` is item i's
+/// value: the rows (as `'PgMessage'` gives them) for `D`, the column names
+/// for `T`, the tag for a `C` whose tag starts with `D` (DEALLOCATE,
+/// DISCARD ALL: the Lua half looks for those; other tags are not made into
+/// strings), the body for `Z`, `E`, `N`, `S` and `A`, nothing for the rest.
+pub struct Reply;
+
+impl Format for Reply {
+    fn scan(&self, input: &[u8], _eof: bool) -> Scan {
+        match scan_reply(input) {
+            Ok(Some(n)) => {
+                for (kind, body) in messages(&input[..n]) {
+                    let bad = match kind {
+                        b'D' => each_value(body, |_, _| ()).err(),
+                        b'T' => row_names(body).err(),
+                        _ => None,
+                    };
+                    if let Some(e) = bad {
+                        return Scan::Invalid(e);
+                    }
+                }
+                Scan::Ready {
+                    consume: n,
+                    mark: n,
+                }
+            }
+            Ok(None) => Scan::Need,
+            Err(e) => Scan::Invalid(e),
+        }
+    }
+    unsafe fn push(&self, l: *mut lua_State, input: &[u8], _mark: usize) -> c_int {
+        // SAFETY: `l` is a live thread of lem's state, the contract of every
+        // function that takes one (see the module doc of runtime/lua.rs).
+        unsafe {
+            let mut kinds = Vec::new();
+            ffi::lua_createtable(l, 8, 0);
+            let mut at = 0;
+            while at < input.len() {
+                let kind = input[at];
+                let item = kinds.len() as ffi::lua_Integer + 1;
+                if kind == b'D' {
+                    // The run of rows, pushed as 'PgMessage' does.
+                    let mut end = at;
+                    while input.get(end) == Some(&b'D') {
+                        end = message_end(input, end)
+                            .ok()
+                            .flatten()
+                            .unwrap_or(input.len());
+                    }
+                    MESSAGE.push(l, &input[at..end], 0);
+                    ffi::lua_remove(l, -2);
+                    ffi::lua_rawseti(l, -2, item as _);
+                    kinds.push(b'D');
+                    at = end;
+                    continue;
+                }
+                // Checked by scan: complete.
+                let end = message_end(input, at).ok().flatten().unwrap_or(input.len());
+                let body = &input[at + 5..end];
+                match kind {
+                    b'T' => {
+                        let names = row_names(body).unwrap_or_default();
+                        ffi::lua_createtable(l, names.len() as c_int, 0);
+                        for (i, n) in names.iter().enumerate() {
+                            lua::push_bytes(l, n);
+                            ffi::lua_rawseti(l, -2, (i + 1) as _);
+                        }
+                        ffi::lua_rawseti(l, -2, item as _);
+                    }
+                    b'C' if body.first() == Some(&b'D') => {
+                        lua::push_bytes(l, body);
+                        ffi::lua_rawseti(l, -2, item as _);
+                    }
+                    b'Z' | b'E' | b'N' | b'S' | b'A' | b'R' | b'K' => {
+                        lua::push_bytes(l, body);
+                        ffi::lua_rawseti(l, -2, item as _);
+                    }
+                    _ => {}
+                }
+                kinds.push(kind);
+                at = end;
+            }
+            lua::push_bytes(l, &kinds);
+            ffi::lua_insert(l, -2);
+            2
+        }
+    }
+    fn limit_error(&self) -> &'static str {
+        "postgres message too large"
+    }
+}
+
+static REPLY: Reply = Reply;
+
 /// A frontend message: `kind` (0 for the startup message, which has none)
 /// and its body.
 pub fn frame(kind: u8, body: &[u8]) -> Vec<u8> {
@@ -724,6 +849,7 @@ pub unsafe extern "C-unwind" fn open(l: *mut lua_State) -> c_int {
     // here) and the values it pushes (the rules of runtime/lua.rs).
     unsafe {
         parsers::register(l, c"PgMessage", &MESSAGE);
+        parsers::register(l, c"PgReply", &REPLY);
         ffi::lua_createtable(l, 0, FUNCS.len() as c_int + 1);
         lua::set_funcs(l, FUNCS);
         ffi::lua_pushinteger(l, MAX_MESSAGE as _);
