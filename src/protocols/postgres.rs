@@ -7,6 +7,9 @@
 //!   batches: every complete `DataRow` buffered, as `'D', {row, ...}`, each
 //!   row an array of strings with `nil` for NULL (and its column count in
 //!   `n`).
+//! - The read format `'PgReply'` reads every complete message buffered, up
+//!   to the reply's ReadyForQuery, in one call (see [`Reply`]): a query's
+//!   answer costs one read, not one per message.
 //! - Builders for the frontend messages (startup, query, the extended
 //!   protocol with text parameters, COPY), and decoders for the bodies the
 //!   Lua half looks into (row descriptions, errors, notifications).
@@ -871,6 +874,20 @@ pub fn fuzz_message(data: &[u8]) {
         let _ = row_names(body);
         let _ = error_text(body);
     }
+    // A reply is read up to a message's end, at least one message, and
+    // never past the first that ends a reply.
+    if let Ok(Some(end)) = scan_reply(data) {
+        assert!(end <= data.len() && end >= 5);
+        let all: Vec<_> = messages(&data[..end]).collect();
+        assert!(!all.is_empty());
+        for (i, (kind, body)) in all.iter().enumerate() {
+            if matches!(kind, b'Z' | b'G' | b'H') {
+                assert_eq!(i, all.len() - 1);
+            }
+            let _ = row_values(body);
+            let _ = row_names(body);
+        }
+    }
 }
 
 #[cfg(test)]
@@ -925,6 +942,36 @@ mod tests {
         );
         assert!(matches!(
             Message.scan(&msg(b'D', b"\0\x05"), false),
+            Scan::Invalid(_)
+        ));
+    }
+
+    #[test]
+    fn replies_are_read_whole() {
+        let mut rows = Vec::new();
+        put_values(&mut rows, &[Some(b"7")]);
+        let mut reply = msg(b'2', b"");
+        reply.extend(msg(b'D', &rows));
+        reply.extend(msg(b'D', &rows));
+        reply.extend(msg(b'C', b"SELECT 2\0"));
+        let before_z = reply.len();
+        reply.extend(msg(b'Z', b"I"));
+        let whole = reply.len();
+        reply.extend(msg(b'2', b""));
+        assert_eq!(scan_reply(&reply), Ok(Some(whole)), "up to ReadyForQuery");
+        assert_eq!(
+            scan_reply(&reply[..whole - 1]),
+            Ok(Some(before_z)),
+            "what is complete"
+        );
+        assert_eq!(scan_reply(&reply[..3]), Ok(None));
+        let mut copy = msg(b'C', b"SET\0");
+        copy.extend(msg(b'G', b"\0\0\0"));
+        let g = copy.len();
+        copy.extend(msg(b'd', b"x"));
+        assert_eq!(scan_reply(&copy), Ok(Some(g)), "not past a COPY's start");
+        assert!(matches!(
+            Reply.scan(&msg(b'T', b"\0\x01x"), false),
             Scan::Invalid(_)
         ));
     }
