@@ -3,11 +3,16 @@
 # psycopg, and a raw tokio-postgres loop (the floor, bench/pg_floor_tokio),
 # on one throwaway cluster: `SELECT $1::int` round trips per second
 # with 1 and 32 concurrent clients over a pool, and a 1,000,000-row SELECT
-# (time and peak RSS). Release build of the Lua 5.4 lem; one run, ratios
-# in bench/README.md "PostgreSQL".
-# env: N (round trips per client count, 20000)
+# (time and peak RSS). lem runs the round trips twice: with its statement
+# cache (the default) and without (`statement_cache = false`: Parse with
+# every call). Release build of the Lua 5.4 lem; one run, ratios in
+# bench/README.md "PostgreSQL".
+# env: N (round trips per client count, 20000), CARGO_TARGET_DIR, LEM_BEFORE
+# (another lem binary, say an earlier commit's, run the same way but with
+# its default options, labelled "before")
 set -euo pipefail
 cd "$(dirname "$0")/.."
+target=${CARGO_TARGET_DIR:-target}
 cargo build --release -q
 N=${N:-20000}
 bin=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1)
@@ -28,9 +33,12 @@ if [ ! -x "$venv/bin/python" ]; then
 fi
 cat > "$dir/bench.lua" <<'LUA'
 local postgres, utils = require 'lem.postgres', require 'lem.utils'
-local conninfo, n = arg[1], tonumber(arg[2])
-for _, conc in ipairs { 1, 32 } do
-	local pool = postgres.pool(conninfo, { size = conc })
+local conninfo, n, before = arg[1], tonumber(arg[2]), arg[3] == 'before'
+local runs = { { 1, 100, '' }, { 32, 100, '' }, { 1, false, ' (no cache)' }, { 32, false, ' (no cache)' } }
+if before then runs = { { 1, nil, ' (before)' }, { 32, nil, ' (before)' } } end
+for _, run in ipairs(runs) do
+	local conc, cache, label = run[1], run[2], run[3]
+	local pool = postgres.pool(conninfo, { size = conc, statement_cache = cache })
 	local left, t0 = n, utils.updatenow()
 	local running = conc
 	for _ = 1, conc do
@@ -43,14 +51,14 @@ for _, conc in ipairs { 1, 32 } do
 		end)
 	end
 	while running > 0 do utils.newsleeper():sleep(0.01) end
-	print(('lem %d clients: %.0f round trips/s'):format(conc, n / (utils.updatenow() - t0)))
+	print(('lem%s %d clients: %.0f round trips/s'):format(label, conc, n / (utils.updatenow() - t0)))
 	pool:close()
 end
 local db = assert(postgres.connect(conninfo))
 local t0 = utils.updatenow()
 local r = assert(db:exec('SELECT i, md5(i::text) FROM generate_series(1, 1000000) i'))
 assert(#r == 1000000)
-print(('lem 1,000,000 rows: %.2f s'):format(utils.updatenow() - t0))
+print(('lem%s 1,000,000 rows: %.2f s'):format(before and ' (before)' or '', utils.updatenow() - t0))
 LUA
 cat > "$dir/bench.py" <<'PY'
 import asyncio, sys, time
@@ -90,9 +98,12 @@ with psycopg.connect(dsn) as c:
     print(f'psycopg 1 client: {n / (time.perf_counter() - t0):.0f} round trips/s')
 PY
 url="postgresql://postgres@127.0.0.1:$port/postgres"
-/usr/bin/time -f 'lem peak RSS %M KiB' target/release/lem "$dir/bench.lua" "host=127.0.0.1 port=$port user=postgres dbname=postgres" "$N"
+/usr/bin/time -f 'lem peak RSS %M KiB' "$target/release/lem" "$dir/bench.lua" "host=127.0.0.1 port=$port user=postgres dbname=postgres" "$N"
+if [ -n "${LEM_BEFORE:-}" ]; then
+	/usr/bin/time -f 'lem (before) peak RSS %M KiB' "$LEM_BEFORE" "$dir/bench.lua" "host=127.0.0.1 port=$port user=postgres dbname=postgres" "$N" before
+fi
 /usr/bin/time -f 'asyncpg peak RSS %M KiB' "$venv/bin/python" "$dir/bench.py" "$url" "$N"
 "$venv/bin/python" "$dir/psy.py" "$url" "$N"
 floor=bench/pg_floor_tokio/target/release/pg_floor_tokio
-[ -x "$floor" ] || cargo build --release -q --manifest-path bench/pg_floor_tokio/Cargo.toml
+[ -x "$floor" ] || CARGO_TARGET_DIR="$PWD/bench/pg_floor_tokio/target" cargo build --release -q --manifest-path bench/pg_floor_tokio/Cargo.toml
 /usr/bin/time -f 'tokio-postgres peak RSS %M KiB' "$floor" "host=127.0.0.1 port=$port user=postgres dbname=postgres" "$N"

@@ -140,6 +140,7 @@ lua_tests! {
     lfs_lock_args => "lfs/lock_args.lua",
     lfs_paths => "lfs/paths.lua",
     parsers_newreader => "parsers/newreader.lua",
+    postgres_cache => "postgres/cache.lua",
     postgres_client => "postgres/client.lua",
     postgres_hostile => "postgres/hostile.lua",
     postgres_pool => "postgres/pool.lua",

@@ -12,10 +12,11 @@ local io = require 'lem.io'
 local iopool = require 'lem.io.pool'
 local core = require 'lem.postgres.core'
 
-local frame, extended, names_of, errtext, int32 =
-	core.frame, core.extended, core.names, core.error, core.int32
-local setmetatable, select, type, tostring, tonumber, error =
-	setmetatable, select, type, tostring, tonumber, error
+local frame, extended, errtext, int32 =
+	core.frame, core.extended, core.error, core.int32
+local setmetatable, select, type, tostring, tonumber, error, pcall =
+	setmetatable, select, type, tostring, tonumber, error, pcall
+local byte = string.byte
 local unpack = table.unpack or unpack
 local getenv = os.getenv
 
@@ -155,49 +156,166 @@ local function begin(self)
 	return true
 end
 
+local forget
+
+local function copy(t)
+	return { unpack(t) }
+end
+
+-- Message types as read('PgReply') gives them (bytes of its kinds).
+local D, T, C, Z, E, BIND, PARSE, A, S, G, H =
+	68, 84, 67, 90, 69, 50, 49, 65, 83, 71, 72
+
 -- Read a query's answers up to ReadyForQuery: true for commands only, each
--- result table of the statements that return rows, or nil, err.
-local function results(self)
-	local out, nout, cur, err = {}, 0, nil, nil
+-- result table of the statements that return rows, or nil, err. With
+-- `names` (a cache hit, sent without Describe), the rows take those column
+-- names; with `entry` (a statement being prepared for the cache), what the
+-- server says of it is noted there: `parsed` once it exists, `names` from
+-- its description. After it, self.status is the transaction status ('I',
+-- 'T' or 'E') and self.stale tells that the call failed in Bind because its
+-- statement is gone (26000) or its plan changed its result type (0A000),
+-- before anything ran. The reply is read with 'PgReply': all of it that
+-- is buffered in one call (usually the whole of it).
+local function results(self, names, entry)
+	-- The first result is kept apart: most queries have one at most, and
+	-- need no table of them.
+	-- `cur`: the result being read, once its first rows came (the first
+	-- batch of rows becomes it); `head`: the column names before that.
+	local first, out, nout, cur, head, err, stale, bound = nil, nil, 0, nil, nil, nil, false, false
+	if names then head = copy(names) end
+	local stream = self.stream
 	while true do
-		local t, body = recv(self)
-		if not t then return broken(self, body) end
-		if t == 'D' then
-			if cur then
-				local n = #cur
-				for i = 1, #body do cur[n + i] = body[i] end
+		local kinds, list = stream:read('PgReply')
+		if not kinds then return broken(self, list) end
+		for i = 1, #kinds do
+			local k, v = byte(kinds, i), list[i]
+			if k == D then
+				if cur then
+					local n = #cur
+					for r = 1, #v do cur[n + r] = v[r] end
+				elseif head then
+					v[0] = head
+					cur, head = v, nil
+				end
+			elseif k == BIND then
+				bound = true
+			elseif k == C then
+				if head then
+					cur, head = { [0] = head }, nil
+				end
+				if cur then
+					nout = nout + 1
+					if nout == 1 then
+						first = cur
+					elseif nout == 2 then
+						out = { first, cur }
+					else
+						out[nout] = cur
+					end
+					cur = nil
+				end
+				-- 'DEALLOCATE ...' or 'DISCARD ALL' (only tags starting
+				-- with D come): the cache's statements may be gone.
+				if v and self.cache then forget(self, v) end
+			elseif k == Z then
+				self.busy = false
+				self.status = v
+				if err then
+					self.stale = stale
+					return nil, err
+				end
+				if nout <= 1 then return first or true end
+				return unpack(out, 1, nout)
+			elseif k == T then
+				if entry then
+					entry.names = v
+					v = copy(v)
+				end
+				head = v
+			elseif k == E then
+				local code
+				err, code = errtext(v)
+				stale = not bound and (code == '26000' or code == '0A000')
+				cur, head = nil, nil
+			elseif k == PARSE then
+				if entry then entry.parsed = true end
+			elseif k == A then
+				self.notes[#self.notes + 1] = v
+			elseif k == S then
+				local key, value = v:match('^(%Z*)%z(%Z*)')
+				if key then self.parameters[key] = value end
+			elseif k == G then
+				self.busy = false
+				self.copy = 'in'
+				return true
+			elseif k == H then
+				self.busy = false
+				self.copy = 'out'
+				return true
+			elseif k == 82 or k == 75 then
+				return broken(self, 'unexpected message from the server: ' .. kinds:sub(i, i))
 			end
-		elseif t == 'T' then
-			local names, e = names_of(body)
-			if not names then return broken(self, e) end
-			cur = { [0] = names }
-		elseif t == 'C' then
-			if cur then
-				nout = nout + 1
-				out[nout] = cur
-				cur = nil
-			end
-		elseif t == 'E' then
-			err = errtext(body)
-			cur = nil
-		elseif t == 'Z' then
-			self.busy = false
-			if err then return nil, err end
-			if nout == 0 then return true end
-			return unpack(out, 1, nout)
-		elseif t == 'G' then
-			self.busy = false
-			self.copy = 'in'
-			return true
-		elseif t == 'H' then
-			self.busy = false
-			self.copy = 'out'
-			return true
-		elseif t == 'R' or t == 'K' then
-			return broken(self, 'unexpected message from the server: ' .. t)
+			-- N, '1' without an entry, '3', 'n', 't', 'I': nothing to keep.
 		end
-		-- '1', '2', 'n', 'I', 's', 't': nothing to keep.
 	end
+end
+
+-- the statement cache ------------------------------------------------------
+
+-- Each connection (session) keeps the statements that exec with parameters
+-- prepared, by query text: at most `size`, the least recently used closed
+-- first. An entry is { query =, name =, names = (column names, nil for a
+-- statement without rows), newer =, older = } in a list from the most
+-- recently used (head) to the least (tail). Names are '__lem_<n>', never
+-- reused in a session. Statements to close on the server (evicted, or
+-- dropped as stale) wait in `closing` and go in front of the next cached
+-- query's messages (closing one that no longer exists is not an error;
+-- and Close works in a failed transaction).
+
+local function new_cache(size)
+	return { size = size, count = 0, map = {}, head = nil, tail = nil, closing = {}, serial = 0 }
+end
+
+local function unlink(c, e)
+	if e.newer then e.newer.older = e.older else c.head = e.older end
+	if e.older then e.older.newer = e.newer else c.tail = e.newer end
+	e.newer, e.older = nil, nil
+end
+
+local function push_head(c, e)
+	e.older = c.head
+	if c.head then c.head.newer = e else c.tail = e end
+	c.head = e
+end
+
+-- Take e out of the cache; with `close`, its statement is closed on the
+-- server with the next query.
+local function drop(c, e, close)
+	unlink(c, e)
+	c.map[e.query] = nil
+	c.count = c.count - 1
+	if close then c.closing[#c.closing + 1] = e.name end
+end
+
+-- The Close messages waiting, as one string ('' when none).
+local function closes(c)
+	local list = c.closing
+	if #list == 0 then return '' end
+	for i = 1, #list do list[i] = frame('C', 'S' .. list[i] .. '\0') end
+	local s = table.concat(list)
+	c.closing = {}
+	return s
+end
+
+-- A command of the session dropped prepared statements: 'DISCARD ALL' and
+-- 'DEALLOCATE ALL' all of them (the cache is emptied), 'DEALLOCATE name'
+-- one (which one is not said: all are closed, closing the missing one does
+-- no harm).
+forget = function(self, tag)
+	local c = self.cache
+	local all = tag:find('^DISCARD ALL') or tag:find('^DEALLOCATE ALL')
+	if not all and not tag:find('^DEALLOCATE') then return end
+	while c.head do drop(c, c.head, not all) end
 end
 
 -- connecting -------------------------------------------------------------
@@ -276,6 +394,8 @@ local function open(self)
 	if not stream then return nil, err end
 	self.stream, self._closed, self.busy, self.copy = stream, false, false, nil
 	self.parameters = {}
+	-- A new session: none of the cache's statements exist in it.
+	if self.cache_size > 0 then self.cache = new_cache(self.cache_size) end
 	stream:setlimit(core.max_message + 5)
 	local timeout = tonumber(o.connect_timeout)
 	if timeout and timeout > 0 then stream:settimeout(timeout) end
@@ -358,13 +478,30 @@ local function check_options(options, fname, argn, known)
 	end
 end
 
-local CONNECT_OPTIONS = { tls = true }
+local CONNECT_OPTIONS = { tls = true, statement_cache = true }
 
-local function connect(conninfo, options)
+-- The statements exec prepares and keeps per connection, by default.
+local CACHE_SIZE = 100
+
+-- The option statement_cache (a size, 0 or false for none) as a size;
+-- raises (at the script's call) for another value.
+local function cache_size(options, fname)
+	local v = options and options.statement_cache
+	if v == nil then return CACHE_SIZE end
+	if v == false then return 0 end
+	if type(v) ~= 'number' or v < 0 or v % 1 ~= 0 then
+		error(("bad argument #2 to '%s' (statement_cache must be a size or false, got %s)")
+			:format(fname, tostring(v)), 3)
+	end
+	return v
+end
+
+local function connect(conninfo, options, size)
 	local opts, err = parse_conninfo(conninfo)
 	if not opts then return nil, err end
 	local self = setmetatable({
 		opts = opts, tls = options and options.tls, notes = {}, _closed = true, busy = false,
+		cache_size = size,
 	}, Connection)
 	local ok
 	ok, err = open(self)
@@ -372,13 +509,14 @@ local function connect(conninfo, options)
 	return self
 end
 
--- postgres.connect(conninfo [, {tls = {...}}]) -> Connection | nil, err
+-- postgres.connect(conninfo [, {tls = {...}, statement_cache = n | false}])
+-- -> Connection | nil, err
 function M.connect(conninfo, options)
 	if type(conninfo) ~= 'string' then
 		error(("bad argument #1 to 'connect' (string expected, got %s)"):format(type(conninfo)), 2)
 	end
 	check_options(options, 'connect', 2, CONNECT_OPTIONS)
-	return connect(conninfo, options)
+	return connect(conninfo, options, cache_size(options, 'connect'))
 end
 
 -- calls -------------------------------------------------------------------
@@ -387,6 +525,64 @@ local function check_string(v, n, fname)
 	if type(v) ~= 'string' then
 		error(("bad argument #%d to '%s' (string expected, got %s)"):format(n, fname, type(v)), 3)
 	end
+end
+
+-- A parameter core.extended refused: the call's argument error, numbered as
+-- the script's call counts (core.extended's first parameter is its 5th
+-- argument, the call's 2nd).
+local function raise(self, msg, fname)
+	self.busy = false
+	msg = tostring(msg):gsub("^bad argument #(%d+) to 'extended'", function(k)
+		return ("bad argument #%d to '%s'"):format(tonumber(k) - 3, fname)
+	end)
+	error(msg, 3)
+end
+
+-- A query with parameters on a connection with a statement cache: a hit
+-- sends Bind, Execute and Sync only (the column names are the cache's); a
+-- miss prepares the statement as well (Parse, Describe), closing the least
+-- recently used one if the cache is full, and keeps it once the server has
+-- it. A hit whose statement turns out gone or stale (see results) is
+-- dropped and, outside a transaction, made once again as a miss: it failed
+-- in Bind, so nothing of it ran, and with no transaction open there is none
+-- the retry could land in after its failure. Inside one, the error is
+-- returned (the server has aborted the transaction).
+local function cached(self, c, query, n, ...)
+	local e = c.map[query]
+	if e then
+		if c.head ~= e then
+			unlink(c, e)
+			push_head(c, e)
+		end
+		local good, msg = pcall(extended, e.name, nil, '', n, ...)
+		if not good then raise(self, msg, 'exec') end
+		if #c.closing > 0 then msg = closes(c) .. msg end
+		local ok, err = send(self, msg)
+		if not ok then return nil, err end
+		local r, rerr = results(self, e.names)
+		if r ~= nil or not self.stale then return r, rerr end
+		if c.map[query] == e then drop(c, e, true) end
+		if self.status ~= 'I' or self._closed then return nil, rerr end
+		self.busy = true
+	end
+	local serial = c.serial + 1
+	c.serial = serial
+	e = { query = query, name = '__lem_' .. serial }
+	local good, msg = pcall(extended, e.name, query, 'S', n, ...)
+	if not good then raise(self, msg, 'exec') end
+	if c.count >= c.size then drop(c, c.tail, true) end
+	if #c.closing > 0 then msg = closes(c) .. msg end
+	local ok, err = send(self, msg)
+	if not ok then return nil, err end
+	local function kept(...)
+		if e.parsed then
+			push_head(c, e)
+			c.map[query] = e
+			c.count = c.count + 1
+		end
+		return ...
+	end
+	return kept(results(self, nil, e))
 end
 
 -- db:exec(query, ...) -> true | result, ... | nil, err
@@ -398,12 +594,11 @@ function Connection:exec(query, ...)
 	local msg
 	if n == 0 then
 		msg = frame('Q', query .. '\0')
+	elseif self.cache then
+		return cached(self, self.cache, query, n, ...)
 	else
-		local good, m = pcall(extended, '', query, n, ...)
-		if not good then
-			self.busy = false
-			error(m, 2)
-		end
+		local good, m = pcall(extended, '', query, 'P', n, ...)
+		if not good then raise(self, m, 'exec') end
 		msg = m
 	end
 	ok, err = send(self, msg)
@@ -427,11 +622,8 @@ function Connection:run(name, ...)
 	check_string(name, 1, 'run')
 	local ok, err = begin(self)
 	if not ok then return nil, err end
-	local good, msg = pcall(extended, name, nil, select('#', ...), ...)
-	if not good then
-		self.busy = false
-		error(msg, 2)
-	end
+	local good, msg = pcall(extended, name, nil, 'P', select('#', ...), ...)
+	if not good then raise(self, msg, 'run') end
 	ok, err = send(self, msg)
 	if not ok then return nil, err end
 	return results(self)
@@ -560,7 +752,7 @@ for k, v in pairs(iopool.Pool) do Pool[k] = v end
 Pool.__index = Pool
 M.Pool = Pool
 
-local POOL_OPTIONS = { size = true, tls = true }
+local POOL_OPTIONS = { size = true, tls = true, statement_cache = true }
 
 -- A pooled connection serves another call unless it closed or was left
 -- inside a call or a COPY.
@@ -574,17 +766,19 @@ local function stale(db, err)
 	return db._closed and err ~= 'timeout'
 end
 
--- postgres.pool(conninfo [, {size = n, tls = {...}}]) -> Pool (lem.io.pool's)
+-- postgres.pool(conninfo [, {size = n, tls = {...}, statement_cache = n |
+-- false}]) -> Pool (lem.io.pool's); each connection has its own cache.
 function M.pool(conninfo, opts)
 	check_string(conninfo, 1, 'pool')
 	check_options(opts, 'pool', 2, POOL_OPTIONS)
+	local cache = cache_size(opts, 'pool')
 	local size = opts and opts.size or 10
 	if type(size) ~= 'number' or size < 1 or size % 1 ~= 0 then
 		error("bad argument #2 to 'pool' (size must be a positive integer)", 2)
 	end
 	local pool = iopool.new {
 		size = size, usable = usable, stale = stale,
-		open = function() return connect(conninfo, opts) end,
+		open = function() return connect(conninfo, opts, cache) end,
 	}
 	return setmetatable(pool, Pool)
 end

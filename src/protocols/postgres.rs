@@ -7,6 +7,9 @@
 //!   batches: every complete `DataRow` buffered, as `'D', {row, ...}`, each
 //!   row an array of strings with `nil` for NULL (and its column count in
 //!   `n`).
+//! - The read format `'PgReply'` reads every complete message buffered, up
+//!   to the reply's ReadyForQuery, in one call (see [`Reply`]): a query's
+//!   answer costs one read, not one per message.
 //! - Builders for the frontend messages (startup, query, the extended
 //!   protocol with text parameters, COPY), and decoders for the bodies the
 //!   Lua half looks into (row descriptions, errors, notifications).
@@ -136,9 +139,17 @@ impl Format for Message {
                 lua::push_bytes(l, &input[5..]);
                 return 2;
             }
-            ffi::lua_createtable(l, 0, 0);
+            // The batch and each row sized at once (a row's column count
+            // leads its body; one hash slot each: the batch's for the
+            // column names the Lua half puts at [0], the row's for `n`),
+            // and the key "n" made once.
+            ffi::lua_createtable(l, messages(input).count() as c_int, 1);
+            lua::push_bytes(l, b"n");
             for (i, (_, body)) in messages(input).enumerate() {
-                ffi::lua_createtable(l, 0, 1);
+                let cols = body
+                    .get(..2)
+                    .map_or(0, |b| u16::from_be_bytes([b[0], b[1]]));
+                ffi::lua_createtable(l, cols as c_int, 1);
                 // Checked by scan: it cannot fail here.
                 let n = each_value(body, |j, v| {
                     if let Some(v) = v {
@@ -147,10 +158,12 @@ impl Format for Message {
                     }
                 })
                 .unwrap_or(0);
+                ffi::lua_pushvalue(l, -2);
                 ffi::lua_pushinteger(l, n as _);
-                ffi::lua_setfield(l, -2, c"n".as_ptr());
-                ffi::lua_rawseti(l, -2, (i + 1) as _);
+                ffi::lua_rawset(l, -3);
+                ffi::lua_rawseti(l, -3, (i + 1) as _);
             }
+            ffi::lua_pop(l, 1);
             2
         }
     }
@@ -160,6 +173,131 @@ impl Format for Message {
 }
 
 static MESSAGE: Message = Message;
+
+/// Scan for `read('PgReply')`: every complete message from the start, up to
+/// and including the first that ends a reply (ReadyForQuery, a COPY's
+/// start, or one the Lua half does not expect in a reply); at least one.
+pub fn scan_reply(input: &[u8]) -> Result<Option<usize>, &'static str> {
+    let mut at = 0;
+    while let Some(end) = message_end(input, at)? {
+        let kind = input[at];
+        at = end;
+        if !matches!(
+            kind,
+            b'1' | b'2'
+                | b'3'
+                | b'n'
+                | b't'
+                | b'T'
+                | b'D'
+                | b'C'
+                | b'E'
+                | b'I'
+                | b'N'
+                | b'S'
+                | b'A'
+        ) {
+            break;
+        }
+    }
+    Ok((at > 0).then_some(at))
+}
+
+/// `read('PgReply')`: the messages of a query's reply that are buffered,
+/// in one call, as `kinds, values`: `kinds` has a letter per item (the
+/// message's type; `D` for a run of data rows), `values[i]` is item i's
+/// value: the rows (as `'PgMessage'` gives them) for `D`, the column names
+/// for `T`, the tag for a `C` whose tag starts with `D` (DEALLOCATE,
+/// DISCARD ALL: the Lua half looks for those; other tags are not made into
+/// strings), the body for `Z`, `E`, `N`, `S` and `A`, nothing for the rest.
+pub struct Reply;
+
+impl Format for Reply {
+    fn scan(&self, input: &[u8], _eof: bool) -> Scan {
+        match scan_reply(input) {
+            Ok(Some(n)) => {
+                for (kind, body) in messages(&input[..n]) {
+                    let bad = match kind {
+                        b'D' => each_value(body, |_, _| ()).err(),
+                        b'T' => row_names(body).err(),
+                        _ => None,
+                    };
+                    if let Some(e) = bad {
+                        return Scan::Invalid(e);
+                    }
+                }
+                Scan::Ready {
+                    consume: n,
+                    mark: n,
+                }
+            }
+            Ok(None) => Scan::Need,
+            Err(e) => Scan::Invalid(e),
+        }
+    }
+    unsafe fn push(&self, l: *mut lua_State, input: &[u8], _mark: usize) -> c_int {
+        // SAFETY: `l` is a live thread of lem's state, the contract of every
+        // function that takes one (see the module doc of runtime/lua.rs).
+        unsafe {
+            let mut kinds = Vec::new();
+            ffi::lua_createtable(l, 8, 0);
+            let mut at = 0;
+            while at < input.len() {
+                let kind = input[at];
+                let item = kinds.len() as ffi::lua_Integer + 1;
+                if kind == b'D' {
+                    // The run of rows, pushed as 'PgMessage' does.
+                    let mut end = at;
+                    while input.get(end) == Some(&b'D') {
+                        end = message_end(input, end)
+                            .ok()
+                            .flatten()
+                            .unwrap_or(input.len());
+                    }
+                    MESSAGE.push(l, &input[at..end], 0);
+                    ffi::lua_remove(l, -2);
+                    ffi::lua_rawseti(l, -2, item as _);
+                    kinds.push(b'D');
+                    at = end;
+                    continue;
+                }
+                // Checked by scan: complete.
+                let end = message_end(input, at).ok().flatten().unwrap_or(input.len());
+                let body = &input[at + 5..end];
+                match kind {
+                    b'T' => {
+                        let names = row_names(body).unwrap_or_default();
+                        ffi::lua_createtable(l, names.len() as c_int, 0);
+                        for (i, n) in names.iter().enumerate() {
+                            lua::push_bytes(l, n);
+                            ffi::lua_rawseti(l, -2, (i + 1) as _);
+                        }
+                        ffi::lua_rawseti(l, -2, item as _);
+                    }
+                    b'C' if body.first() == Some(&b'D') => {
+                        lua::push_bytes(l, body);
+                        ffi::lua_rawseti(l, -2, item as _);
+                    }
+                    b'Z' | b'E' | b'N' | b'S' | b'A' | b'R' | b'K' => {
+                        lua::push_bytes(l, body);
+                        ffi::lua_rawseti(l, -2, item as _);
+                    }
+                    _ => {}
+                }
+                kinds.push(kind);
+                at = end;
+            }
+            lua::push_bytes(l, &kinds);
+            ffi::lua_insert(l, -2);
+            2
+        }
+    }
+    fn limit_error(&self) -> &'static str {
+        "postgres message too large"
+    }
+}
+
+static REPLY: Reply = Reply;
 
 /// A frontend message: `kind` (0 for the startup message, which has none)
 /// and its body.
@@ -193,29 +331,85 @@ fn put_values(b: &mut Vec<u8>, values: &[Option<&[u8]>]) {
     }
 }
 
-/// Parse (when `sql` is given), Bind with text parameters, Describe the
-/// portal, Execute, Sync: one query of the extended protocol.
-pub fn extended(statement: &[u8], sql: Option<&[u8]>, params: &[Option<&[u8]>]) -> Vec<u8> {
-    let mut out = Vec::new();
+/// Where a query of the extended protocol asks for its rows' description.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Describe {
+    /// Describe the portal, after Bind: every call learns it (unnamed
+    /// statements, `run`).
+    Portal,
+    /// Describe the statement, after Parse: once, when a statement of the
+    /// cache is prepared (the caller keeps the description).
+    Statement,
+    /// None: the caller knows the description already (a cache hit).
+    Nothing,
+}
+
+/// Append one frontend message, its body written by `body` (no copy).
+fn push_frame(out: &mut Vec<u8>, kind: u8, body: impl FnOnce(&mut Vec<u8>)) {
+    out.push(kind);
+    let at = out.len();
+    out.extend_from_slice(&[0; 4]);
+    body(out);
+    let len = (out.len() - at) as u32;
+    out[at..at + 4].copy_from_slice(&len.to_be_bytes());
+}
+
+/// Parse (when `sql` is given), Bind with text parameters, Describe as
+/// `describe` says, Execute, Sync: one query of the extended protocol.
+pub fn extended(
+    statement: &[u8],
+    sql: Option<&[u8]>,
+    describe: Describe,
+    params: &[Option<&[u8]>],
+) -> Vec<u8> {
+    // The exact length, so the message is built in one allocation.
+    let values: usize = params.iter().map(|v| 4 + v.map_or(0, <[u8]>::len)).sum();
+    let len = sql.map_or(0, |s| 5 + statement.len() + 1 + s.len() + 1 + 2)
+        + if describe == Describe::Statement {
+            5 + 1 + statement.len() + 1
+        } else {
+            0
+        }
+        + 5
+        + 1
+        + statement.len()
+        + 1
+        + 2
+        + 2
+        + values
+        + 2
+        + if describe == Describe::Portal { 7 } else { 0 }
+        + 10
+        + 5;
+    let mut out = Vec::with_capacity(len);
     if let Some(sql) = sql {
-        let mut b = Vec::new();
-        cstr(&mut b, statement);
-        cstr(&mut b, sql);
-        b.extend_from_slice(&0u16.to_be_bytes());
-        out.extend(frame(b'P', &b));
+        push_frame(&mut out, b'P', |b| {
+            cstr(b, statement);
+            cstr(b, sql);
+            // No parameter types: the server infers them.
+            b.extend_from_slice(&0u16.to_be_bytes());
+        });
     }
-    let mut b = Vec::new();
-    cstr(&mut b, b"");
-    cstr(&mut b, statement);
-    // No parameter formats: all text; then the values.
-    b.extend_from_slice(&0u16.to_be_bytes());
-    put_values(&mut b, params);
-    // Results in text.
-    b.extend_from_slice(&0u16.to_be_bytes());
-    out.extend(frame(b'B', &b));
-    out.extend(frame(b'D', b"P\0"));
-    out.extend(frame(b'E', b"\0\0\0\0\0"));
-    out.extend(frame(b'S', b""));
+    if describe == Describe::Statement {
+        push_frame(&mut out, b'D', |b| {
+            b.push(b'S');
+            cstr(b, statement);
+        });
+    }
+    push_frame(&mut out, b'B', |b| {
+        cstr(b, b"");
+        cstr(b, statement);
+        // No parameter formats: all text; then the values.
+        b.extend_from_slice(&0u16.to_be_bytes());
+        put_values(b, params);
+        // Results in text.
+        b.extend_from_slice(&0u16.to_be_bytes());
+    });
+    if describe == Describe::Portal {
+        out.extend_from_slice(b"D\0\0\0\x06P\0");
+    }
+    out.extend_from_slice(b"E\0\0\0\x09\0\0\0\0\0S\0\0\0\x04");
+    debug_assert_eq!(out.len(), len);
     out
 }
 
@@ -409,8 +603,10 @@ unsafe extern "C-unwind" fn l_startup(l: *mut lua_State) -> c_int {
     }
 }
 
-/// extended(statement, sql | nil, n, ...) -> Parse? Bind Describe Execute
-/// Sync: the `n` parameters as text (numbers by their Lua text, nil NULL).
+/// extended(statement, sql | nil, describe, n, ...) -> Parse? Describe?
+/// Bind Describe? Execute Sync: `describe` is `'P'` (the portal), `'S'`
+/// (the statement) or `''` (none); the `n` parameters go as text (numbers
+/// by their Lua text, nil as NULL).
 unsafe extern "C-unwind" fn l_extended(l: *mut lua_State) -> c_int {
     // SAFETY: Lua calls this C function on a thread of lem's state, so `l` is
     // valid with LUA_MINSTACK free slots; it reads its own arguments (checked
@@ -422,14 +618,34 @@ unsafe extern "C-unwind" fn l_extended(l: *mut lua_State) -> c_int {
         } else {
             Some(lua::check_bytes(l, 2))
         };
-        let n = lua::check_integer(l, 3).max(0) as c_int;
+        let describe = match lua::check_bytes(l, 3) {
+            b"P" => Describe::Portal,
+            b"S" => Describe::Statement,
+            b"" => Describe::Nothing,
+            _ => lua::arg_error(l, 3, c"'P', 'S' or '' expected"),
+        };
+        let n = lua::check_integer(l, 4).max(0) as c_int;
         if n > u16::MAX as c_int {
-            lua::arg_error(l, 3, c"too many parameters (at most 65535)");
+            lua::arg_error(l, 4, c"too many parameters (at most 65535)");
         }
+        // Whole numbers are written here (with `itoa`, in the digits Lua's
+        // tostring gives them), sparing Lua's printf and the string it
+        // leaves in the argument's slot; `ints` holds their text, `at`
+        // where each parameter's is.
+        let mut ints = Vec::new();
+        let mut at: Vec<Option<(usize, usize)>> = Vec::with_capacity(n as usize);
         let mut params = Vec::with_capacity(n as usize);
         for i in 0..n {
-            let idx = 4 + i;
-            match ffi::lua_type(l, idx) {
+            let idx = 5 + i;
+            let ty = ffi::lua_type(l, idx);
+            if let Some(int) = (ty == ffi::LUA_TNUMBER).then(|| whole(l, idx)).flatten() {
+                let start = ints.len();
+                ints.extend_from_slice(itoa::Buffer::new().format(int).as_bytes());
+                at.push(Some((start, ints.len())));
+                params.push(None);
+                continue;
+            }
+            match ty {
                 ffi::LUA_TNIL | ffi::LUA_TNONE => params.push(None),
                 ffi::LUA_TSTRING | ffi::LUA_TNUMBER => {
                     let mut len = 0;
@@ -443,10 +659,35 @@ unsafe extern "C-unwind" fn l_extended(l: *mut lua_State) -> c_int {
                 })),
                 _ => lua::arg_error(l, idx, c"string, number, boolean or nil expected"),
             }
+            at.push(None);
         }
-        let out = extended(statement, sql, &params);
+        for (p, a) in params.iter_mut().zip(&at) {
+            if let Some((start, end)) = *a {
+                *p = Some(&ints[start..end]);
+            }
+        }
+        let out = extended(statement, sql, describe, &params);
         lua::push_bytes(l, &out);
         1
+    }
+}
+
+/// The number at `idx` when Lua's tostring writes it as plain digits: an
+/// integer (Lua 5.4), or on LuaJIT a whole float under 10^14 (`%.14g` gives
+/// digits up to there) that is not -0.
+unsafe fn whole(l: *mut lua_State, idx: c_int) -> Option<i64> {
+    // SAFETY: `idx` holds a number on `l`, a live thread of lem's state.
+    unsafe {
+        #[cfg(not(feature = "luajit"))]
+        {
+            (ffi::lua_isinteger(l, idx) != 0).then(|| ffi::lua_tointeger(l, idx) as i64)
+        }
+        #[cfg(feature = "luajit")]
+        {
+            let f = ffi::lua_tonumber(l, idx) as f64;
+            (f.fract() == 0.0 && f.abs() < 1e14 && !(f == 0.0 && f.is_sign_negative()))
+                .then_some(f as i64)
+        }
     }
 }
 
@@ -611,6 +852,7 @@ pub unsafe extern "C-unwind" fn open(l: *mut lua_State) -> c_int {
     // here) and the values it pushes (the rules of runtime/lua.rs).
     unsafe {
         parsers::register(l, c"PgMessage", &MESSAGE);
+        parsers::register(l, c"PgReply", &REPLY);
         ffi::lua_createtable(l, 0, FUNCS.len() as c_int + 1);
         lua::set_funcs(l, FUNCS);
         ffi::lua_pushinteger(l, MAX_MESSAGE as _);
@@ -631,6 +873,20 @@ pub fn fuzz_message(data: &[u8]) {
         let _ = row_values(body);
         let _ = row_names(body);
         let _ = error_text(body);
+    }
+    // A reply is read up to a message's end, at least one message, and
+    // never past the first that ends a reply.
+    if let Ok(Some(end)) = scan_reply(data) {
+        assert!(end <= data.len() && end >= 5);
+        let all: Vec<_> = messages(&data[..end]).collect();
+        assert!(!all.is_empty());
+        for (i, (kind, body)) in all.iter().enumerate() {
+            if matches!(kind, b'Z' | b'G' | b'H') {
+                assert_eq!(i, all.len() - 1);
+            }
+            let _ = row_values(body);
+            let _ = row_names(body);
+        }
     }
 }
 
@@ -691,6 +947,36 @@ mod tests {
     }
 
     #[test]
+    fn replies_are_read_whole() {
+        let mut rows = Vec::new();
+        put_values(&mut rows, &[Some(b"7")]);
+        let mut reply = msg(b'2', b"");
+        reply.extend(msg(b'D', &rows));
+        reply.extend(msg(b'D', &rows));
+        reply.extend(msg(b'C', b"SELECT 2\0"));
+        let before_z = reply.len();
+        reply.extend(msg(b'Z', b"I"));
+        let whole = reply.len();
+        reply.extend(msg(b'2', b""));
+        assert_eq!(scan_reply(&reply), Ok(Some(whole)), "up to ReadyForQuery");
+        assert_eq!(
+            scan_reply(&reply[..whole - 1]),
+            Ok(Some(before_z)),
+            "what is complete"
+        );
+        assert_eq!(scan_reply(&reply[..3]), Ok(None));
+        let mut copy = msg(b'C', b"SET\0");
+        copy.extend(msg(b'G', b"\0\0\0"));
+        let g = copy.len();
+        copy.extend(msg(b'd', b"x"));
+        assert_eq!(scan_reply(&copy), Ok(Some(g)), "not past a COPY's start");
+        assert!(matches!(
+            Reply.scan(&msg(b'T', b"\0\x01x"), false),
+            Scan::Invalid(_)
+        ));
+    }
+
+    #[test]
     fn descriptions_and_errors() {
         let mut b = 2u16.to_be_bytes().to_vec();
         for name in [&b"id"[..], b"name"] {
@@ -711,11 +997,37 @@ mod tests {
 
     #[test]
     fn extended_queries() {
-        let m = extended(b"", Some(b"SELECT $1"), &[Some(b"7"), None]);
-        assert!(m.starts_with(b"P"));
+        // The message types in order, each length checked against the rest.
+        let kinds = |m: &[u8]| {
+            let mut at = 0;
+            let mut out = Vec::new();
+            while at < m.len() {
+                out.push(m[at]);
+                at += 1 + u32::from_be_bytes(m[at + 1..at + 5].try_into().unwrap()) as usize;
+            }
+            assert_eq!(at, m.len());
+            out
+        };
+        let params = [Some(&b"7"[..]), None];
+        let m = extended(b"", Some(b"SELECT $1"), Describe::Portal, &params);
+        assert_eq!(kinds(&m), b"PBDES");
         assert!(m.ends_with(b"S\0\0\0\x04"));
-        let m = extended(b"s1", None, &[]);
-        assert!(m.starts_with(b"B"));
+        let m = extended(b"s1", None, Describe::Portal, &[]);
+        assert_eq!(kinds(&m), b"BDES");
+        let m = extended(b"s1", Some(b"SELECT $1"), Describe::Statement, &params);
+        assert_eq!(kinds(&m), b"PDBES");
+        assert!(
+            m.windows(4).any(|w| w == b"Ss1\0"),
+            "describes the statement"
+        );
+        let m = extended(b"s1", None, Describe::Nothing, &params);
+        assert_eq!(kinds(&m), b"BES");
+        // Bind: portal "", statement "s1", no formats, 2 values (7 and
+        // NULL), no result formats.
+        assert_eq!(
+            &m[5..m.len() - 15],
+            b"\0s1\0\0\0\0\x02\0\0\0\x017\xff\xff\xff\xff\0\0"
+        );
     }
 
     #[test]

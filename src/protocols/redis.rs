@@ -230,7 +230,7 @@ unsafe fn put_arg(l: *mut lua_State, idx: c_int, out: &mut Vec<u8>) -> bool {
             return false;
         };
         out.push(b'$');
-        out.extend_from_slice(b.len().to_string().as_bytes());
+        out.extend_from_slice(itoa::Buffer::new().format(b.len()).as_bytes());
         out.extend_from_slice(b"\r\n");
         out.extend_from_slice(b);
         out.extend_from_slice(b"\r\n");
@@ -252,13 +252,19 @@ unsafe fn put_command(
             return Err(0);
         }
         out.push(b'*');
-        out.extend_from_slice(((to - from + 1) as usize).to_string().as_bytes());
+        out.extend_from_slice(itoa::Buffer::new().format(to - from + 1).as_bytes());
         out.extend_from_slice(b"\r\n");
         for i in from..=to {
-            // lua_tolstring turns a number into a string in place: copy first.
-            ffi::lua_pushvalue(l, i);
-            let ok = put_arg(l, -1, out);
-            ffi::lua_pop(l, 1);
+            // lua_tolstring turns a number into a string in place: a number
+            // is copied first (a string is read where it is).
+            let ok = if ffi::lua_type(l, i) == ffi::LUA_TSTRING {
+                put_arg(l, i, out)
+            } else {
+                ffi::lua_pushvalue(l, i);
+                let ok = put_arg(l, -1, out);
+                ffi::lua_pop(l, 1);
+                ok
+            };
             if !ok {
                 return Err(i);
             }
@@ -274,7 +280,8 @@ unsafe extern "C-unwind" fn encode(l: *mut lua_State) -> c_int {
     // here) and the values it pushes (the rules of runtime/lua.rs).
     unsafe {
         let top = ffi::lua_gettop(l);
-        let mut out = Vec::new();
+        // Room for a short command at once (it grows past that).
+        let mut out = Vec::with_capacity(64);
         match put_command(l, 1, top, &mut out) {
             Ok(()) => {
                 lua::push_bytes(l, &out);

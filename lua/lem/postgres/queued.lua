@@ -16,9 +16,10 @@ local Connection = {}
 Connection.__index = Connection
 M.Connection = Connection
 
--- queued.connect(conninfo) -> Connection | nil, err
-function M.connect(conninfo)
-	local db, err = postgres.connect(conninfo)
+-- queued.connect(conninfo [, options]) -> Connection | nil, err (options
+-- as postgres.connect's)
+function M.connect(conninfo, options)
+	local db, err = postgres.connect(conninfo, options)
 	if not db then return nil, err end
 	return setmetatable({ db = db, turn = newturn() }, Connection)
 end

@@ -11,6 +11,10 @@ use crate::runtime::lua::{self, ffi, lua_State, Reg};
 /// Registry key of the `parsers.lookup` table.
 const LOOKUP: &CStr = c"lem.parsers.lookup";
 
+/// Its registry key for [`push_lookup`]: this static's address, one for the
+/// whole program (a `const`'s may differ between uses).
+static LOOKUP_KEY: u8 = 0;
+
 /// What a `parsers.lookup` value points at (a light userdata).
 enum Entry {
     Available,
@@ -27,13 +31,20 @@ static ALL: Entry = Entry::All;
 
 /// Push `parsers.lookup`, creating it with the built-in formats first.
 ///
+/// Every `read` with a format name looks here: the table is found in the
+/// registry by [`LOOKUP_KEY`]'s address, a light userdata (one raw hash look-up),
+/// rather than by its name (the name's string made or found, then
+/// compared, on every read); the name keeps it too.
+///
 /// # Safety
 /// `l` must be a valid Lua state.
 pub unsafe fn push_lookup(l: *mut lua_State) {
     // SAFETY: `l` is a live thread of lem's state, the contract of every
     // function that takes one (see the module doc of runtime/lua.rs).
     unsafe {
-        if ffi::lua_getfield(l, ffi::LUA_REGISTRYINDEX, LOOKUP.as_ptr()) == ffi::LUA_TTABLE {
+        ffi::lua_pushlightuserdata(l, &LOOKUP_KEY as *const u8 as *mut c_void);
+        ffi::lua_rawget(l, ffi::LUA_REGISTRYINDEX);
+        if ffi::lua_type(l, -1) == ffi::LUA_TTABLE {
             return;
         }
         ffi::lua_pop(l, 1);
@@ -51,6 +62,9 @@ pub unsafe fn push_lookup(l: *mut lua_State) {
         }
         ffi::lua_pushvalue(l, -1);
         ffi::lua_setfield(l, ffi::LUA_REGISTRYINDEX, LOOKUP.as_ptr());
+        ffi::lua_pushlightuserdata(l, &LOOKUP_KEY as *const u8 as *mut c_void);
+        ffi::lua_pushvalue(l, -2);
+        ffi::lua_rawset(l, ffi::LUA_REGISTRYINDEX);
     }
 }
 
