@@ -118,6 +118,7 @@ lua_tests! {
     io_queue => "io/queue.lua",
     io_queue_args => "io/queue_args.lua",
     io_queue_class => "io/queue_class.lua",
+    io_read_memlimit => "io/read_memlimit.lua",
     io_read_sizes => "io/read_sizes.lua",
     io_read_stop => "io/read_stop.lua",
     io_settimeout_args => "io/settimeout_args.lua",

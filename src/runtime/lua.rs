@@ -543,6 +543,52 @@ pub unsafe fn new_lib(l: *mut lua_State, funcs: &[Reg]) {
     }
 }
 
+/// Run `push`, which pushes values (returning how many) and may raise a
+/// memory error, so that such an error cannot pass over the caller's
+/// frame, where a `RefCell` borrow or an owned value would never be given
+/// back. lem's allocator refuses only under a memory cap (`utils.memlimit`,
+/// `--max-memory`): then `push` runs in a protected call, and an error comes
+/// back as `None` with the error value on the stack top, for the caller
+/// to raise (`lua_error`) once it holds nothing; its values stay on the
+/// stack as `push` left them. Without a cap it is called directly (Lua
+/// raises then only when the process itself is out of memory).
+///
+/// # Safety
+/// `l` is the running thread, with two free stack slots; `push` must not
+/// yield.
+pub unsafe fn push_protected(
+    l: *mut lua_State,
+    push: &mut dyn FnMut(*mut lua_State) -> c_int,
+) -> Option<c_int> {
+    unsafe extern "C-unwind" fn call(l: *mut lua_State) -> c_int {
+        // SAFETY: called only by push_protected below, with the address of
+        // its `push` as the one argument, alive for the call.
+        unsafe {
+            let f = ffi::lua_touserdata(l, 1) as *mut &mut dyn FnMut(*mut lua_State) -> c_int;
+            ffi::lua_settop(l, 0);
+            (*f)(l)
+        }
+    }
+    // SAFETY: `l` is a live thread of lem's state, the contract of every
+    // function that takes one (see the module doc of runtime/lua.rs).
+    unsafe {
+        if crate::runtime::alloc::usage(l).1 == 0 {
+            return Some(push(l));
+        }
+        let top = ffi::lua_gettop(l);
+        let mut f = push;
+        ffi::lua_pushcfunction(l, call);
+        ffi::lua_pushlightuserdata(
+            l,
+            &mut f as *mut &mut dyn FnMut(*mut lua_State) -> c_int as *mut c_void,
+        );
+        if ffi::lua_pcall(l, 1, ffi::LUA_MULTRET, 0) != ffi::LUA_OK {
+            return None;
+        }
+        Some(ffi::lua_gettop(l) - top)
+    }
+}
+
 /// Set each function of `funcs` into the table on top of the stack.
 ///
 /// # Safety

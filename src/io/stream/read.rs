@@ -16,7 +16,7 @@ use tokio::time::Instant;
 use super::{check_stream, Idle, Inner, Io, Stop, Stream};
 use crate::io::fd::fail_os;
 use crate::io::op::{can_suspend, cannot_suspend, deadline, timed_out};
-use crate::runtime::lua::{self, lua_State};
+use crate::runtime::lua::{self, ffi, lua_State};
 use crate::runtime::parsers::Scan;
 use crate::runtime::parsers::{self, Fmt, Input};
 use crate::runtime::scheduler::{self, Commit, Pending, WaitHandle, Waiter};
@@ -217,7 +217,14 @@ pub(super) unsafe fn read_any(l: *mut lua_State, s: &Stream, fmt: Fmt) -> c_int 
             if inner.ended.get() && !inner.input.borrow().is_empty() {
                 // What came before the end is still read.
                 let mut input = inner.input.borrow_mut();
-                return fmt.finish_now(l, &mut input, true, limit, "closed");
+                let r = lua::push_protected(l, &mut |l| {
+                    fmt.finish_now(l, &mut input, true, limit, "closed")
+                });
+                drop(input);
+                return match r {
+                    Some(n) => n,
+                    None => ffi::lua_error(l),
+                };
             }
             return lua::fail(l, "closed");
         };
@@ -226,7 +233,16 @@ pub(super) unsafe fn read_any(l: *mut lua_State, s: &Stream, fmt: Fmt) -> c_int 
             let mut input = inner.input.borrow_mut();
             let eof = inner.eof.get();
             if let Some(scan) = fmt.look(&input, eof, limit) {
-                let n = fmt.finish(l, &mut input, scan, eof, limit, "closed");
+                // A push refused under a memory cap raises once the input
+                // is given back: raised in the middle, it left the input
+                // borrowed and the stream's next read panicked.
+                let r = lua::push_protected(l, &mut |l| {
+                    fmt.finish(l, &mut input, scan, eof, limit, "closed")
+                });
+                let Some(n) = r else {
+                    drop((input, io));
+                    ffi::lua_error(l)
+                };
                 if eof {
                     drop((input, io));
                     inner.end_input();
