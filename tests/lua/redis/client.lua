@@ -95,6 +95,10 @@ r:select(0)
 v, err = redis.connect(srv.sock, { db = 99 })
 assert(v == nil and err:match('^ERR'), 'bad db: ' .. tostring(err))
 
+-- A call needs a command.
+checkerr("bad argument #1 to 'call' (command expected)", u.call, u)
+checkerr("bad argument #1 to 'call' (command expected)", u.call, u, nil)
+
 -- busy: one caller at a time
 local done
 utils.spawn(function() done = { u:call('BLPOP', 'never', 0.2) } end)
