@@ -110,25 +110,19 @@ pub struct Message;
 
 impl Format for Message {
     fn scan(&self, input: &[u8], _eof: bool) -> Scan {
-        match scan(input) {
-            Ok(Some(n)) => {
-                // Check the rows now: a malformed one is refused before
-                // anything is pushed.
-                if input[0] == b'D' {
-                    for (_, body) in messages(&input[..n]) {
-                        if let Err(e) = each_value(body, |_, _| ()) {
-                            return Scan::Invalid(e);
-                        }
+        let r = scan(input);
+        // Check the rows now: a malformed one is refused before anything is
+        // pushed.
+        if let Ok(Some(n)) = r {
+            if input[0] == b'D' {
+                for (_, body) in messages(&input[..n]) {
+                    if let Err(e) = each_value(body, |_, _| ()) {
+                        return Scan::Invalid(e);
                     }
                 }
-                Scan::Ready {
-                    consume: n,
-                    mark: n,
-                }
             }
-            Ok(None) => Scan::Need,
-            Err(e) => Scan::Invalid(e),
         }
+        Scan::of_len(r)
     }
     unsafe fn push(&self, l: *mut lua_State, input: &[u8], _mark: usize) -> c_int {
         // SAFETY: `l` is a live thread of lem's state, the contract of every
@@ -214,26 +208,20 @@ pub struct Reply;
 
 impl Format for Reply {
     fn scan(&self, input: &[u8], _eof: bool) -> Scan {
-        match scan_reply(input) {
-            Ok(Some(n)) => {
-                for (kind, body) in messages(&input[..n]) {
-                    let bad = match kind {
-                        b'D' => each_value(body, |_, _| ()).err(),
-                        b'T' => row_names(body).err(),
-                        _ => None,
-                    };
-                    if let Some(e) = bad {
-                        return Scan::Invalid(e);
-                    }
-                }
-                Scan::Ready {
-                    consume: n,
-                    mark: n,
+        let r = scan_reply(input);
+        if let Ok(Some(n)) = r {
+            for (kind, body) in messages(&input[..n]) {
+                let bad = match kind {
+                    b'D' => each_value(body, |_, _| ()).err(),
+                    b'T' => row_names(body).err(),
+                    _ => None,
+                };
+                if let Some(e) = bad {
+                    return Scan::Invalid(e);
                 }
             }
-            Ok(None) => Scan::Need,
-            Err(e) => Scan::Invalid(e),
         }
+        Scan::of_len(r)
     }
     unsafe fn push(&self, l: *mut lua_State, input: &[u8], _mark: usize) -> c_int {
         // SAFETY: `l` is a live thread of lem's state, the contract of every

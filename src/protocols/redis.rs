@@ -193,14 +193,7 @@ pub struct Reply;
 
 impl Format for Reply {
     fn scan(&self, input: &[u8], _eof: bool) -> Scan {
-        match scan(input) {
-            Ok(Some(n)) => Scan::Ready {
-                consume: n,
-                mark: n,
-            },
-            Ok(None) => Scan::Need,
-            Err(e) => Scan::Invalid(e),
-        }
+        Scan::of_len(scan(input))
     }
     unsafe fn push(&self, l: *mut lua_State, input: &[u8], _mark: usize) -> c_int {
         // SAFETY: `l` is a live thread of lem's state, the contract of every

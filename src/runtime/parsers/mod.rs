@@ -74,6 +74,21 @@ pub enum Scan {
     Invalid(&'static str),
 }
 
+impl Scan {
+    /// What a scanner that finds the length of a whole value says: `n`
+    /// bytes (consumed whole, `mark` at their end), not yet, or never.
+    pub fn of_len(r: Result<Option<usize>, &'static str>) -> Scan {
+        match r {
+            Ok(Some(n)) => Scan::Ready {
+                consume: n,
+                mark: n,
+            },
+            Ok(None) => Scan::Need,
+            Err(e) => Scan::Invalid(e),
+        }
+    }
+}
+
 /// A read format. Implementations must be cheap to `scan` repeatedly: it is
 /// called again after every fill of the buffer.
 pub trait Format: Sync {
@@ -97,5 +112,23 @@ pub trait Format: Sync {
     /// [`Scan::Need`].
     fn limit_error(&self) -> &'static str {
         "line too long"
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Scan;
+
+    #[test]
+    fn of_len_says_what_a_length_scanner_found() {
+        assert!(matches!(
+            Scan::of_len(Ok(Some(7))),
+            Scan::Ready {
+                consume: 7,
+                mark: 7
+            }
+        ));
+        assert!(matches!(Scan::of_len(Ok(None)), Scan::Need));
+        assert!(matches!(Scan::of_len(Err("bad")), Scan::Invalid("bad")));
     }
 }
