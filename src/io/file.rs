@@ -199,7 +199,16 @@ unsafe fn file_read_fmt(l: *mut lua_State, f: &File, fmt: Fmt) -> c_int {
             let mut input = f.0.input.borrow_mut();
             if let Some(scan) = fmt.look(&input, false, limit) {
                 drop(fd);
-                return fmt.finish(l, &mut input, scan, false, limit, "eof");
+                // Raised under a memory cap once the input is given back
+                // (see `lua::push_protected`).
+                let r = lua::push_protected(l, &mut |l| {
+                    fmt.finish(l, &mut input, scan, false, limit, "eof")
+                });
+                drop(input);
+                return match r {
+                    Some(n) => n,
+                    None => ffi::lua_error(l),
+                };
             }
         }
         if !can_suspend(l) {

@@ -221,6 +221,18 @@ fn refused(cache: &Cache, more: usize) -> bool {
         && crate::runtime::scheduler::try_get().is_some_and(|s| s.current().is_some())
 }
 
+/// Whether an allocation of `l`'s state may be refused now: a cap is set
+/// and a coroutine runs.
+///
+/// # Safety
+/// As [`cache_of`].
+pub(crate) unsafe fn may_refuse(l: *mut lua_State) -> bool {
+    // SAFETY: `l` is a live thread of lem's state, the contract of every
+    // function that takes one (see the module doc of runtime/lua.rs).
+    let capped = unsafe { cache_of(l).limit != 0 };
+    capped && crate::runtime::scheduler::try_get().is_some_and(|s| s.current().is_some())
+}
+
 /// The cache of `l`'s state.
 ///
 /// # Safety

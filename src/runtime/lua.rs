@@ -547,15 +547,17 @@ pub unsafe fn new_lib(l: *mut lua_State, funcs: &[Reg]) {
 /// memory error, so that such an error cannot pass over the caller's
 /// frame, where a `RefCell` borrow or an owned value would never be given
 /// back. lem's allocator refuses only under a memory cap (`utils.memlimit`,
-/// `--max-memory`): then `push` runs in a protected call, and an error comes
-/// back as `None` with the error value on the stack top, for the caller
-/// to raise (`lua_error`) once it holds nothing; its values stay on the
-/// stack as `push` left them. Without a cap it is called directly (Lua
-/// raises then only when the process itself is out of memory).
+/// `--max-memory`) and only while a coroutine runs: then `push` runs in a
+/// protected call, and an error comes back as `None` with the error value
+/// on the stack top, for the caller to raise (`lua_error`) once it holds
+/// nothing; its values stay on the stack as `push` left them. Otherwise
+/// (and on a thread that is not running, such as a woken task being handed
+/// its values) it is called directly: Lua raises then only when the
+/// process itself is out of memory.
 ///
 /// # Safety
-/// `l` is the running thread, with two free stack slots; `push` must not
-/// yield.
+/// `l` is a thread of lem's state with two free stack slots; `push` must
+/// not yield.
 pub unsafe fn push_protected(
     l: *mut lua_State,
     push: &mut dyn FnMut(*mut lua_State) -> c_int,
@@ -572,7 +574,9 @@ pub unsafe fn push_protected(
     // SAFETY: `l` is a live thread of lem's state, the contract of every
     // function that takes one (see the module doc of runtime/lua.rs).
     unsafe {
-        if crate::runtime::alloc::usage(l).1 == 0 {
+        // Not refused (no cap, or the loop pushing a woken task's values),
+        // or not a running thread (a protected call needs one): directly.
+        if !crate::runtime::alloc::may_refuse(l) || ffi::lua_status(l) != ffi::LUA_OK {
             return Some(push(l));
         }
         let top = ffi::lua_gettop(l);

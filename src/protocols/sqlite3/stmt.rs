@@ -313,12 +313,23 @@ unsafe fn push_ahead(t: *mut lua_State, ahead: &RefCell<(Rows, usize)>) -> Optio
     // SAFETY: `t` is a live thread of lem's state, the contract of every
     // function that takes one (see the module doc of runtime/lua.rs).
     unsafe {
+        // May raise: before the borrow.
+        ffi::luaL_checkstack(t, 4, std::ptr::null());
         let mut a = ahead.borrow_mut();
         let (rows, at) = &mut *a;
         if rows.ncols > 0 && *at + rows.ncols <= rows.vals.len() {
-            ffi::luaL_checkstack(t, 4, std::ptr::null());
-            push_row(t, &rows.vals[*at..*at + rows.ncols]);
-            *at += rows.ncols;
+            let (from, to) = (*at, *at + rows.ncols);
+            // Raised under a memory cap once the rows are given back (see
+            // `lua::push_protected`).
+            let pushed = lua::push_protected(t, &mut |t| {
+                push_row(t, &rows.vals[from..to]);
+                1
+            });
+            if pushed.is_none() {
+                drop(a);
+                ffi::lua_error(t);
+            }
+            *at = to;
             return Some(1);
         }
         if rows.done {

@@ -2,8 +2,8 @@
 -- memory' where the script can catch it, loses nothing and leaves the
 -- stream usable: the next read gets the same line. (The push of a value
 -- once raised with the stream's input borrowed, and the next read ended
--- the process.) Over a real loopback TCP connection.
-dofile('support.lua')
+-- the process.) Over a real loopback TCP connection, and from a file.
+local support = dofile('support.lua')
 local io = require 'lem.io'
 local utils = require 'lem.utils'
 
@@ -49,4 +49,25 @@ eq(got or s:read('*l'), big, 'the line refused is read whole once the cap is lif
 eq(s:read('*l'), 'third', 'and the next one')
 s:close()
 sock:close()
+
+-- The same for a File: a line in its read-ahead, refused, then read.
+local line = ('y'):rep(20000)
+local path = support.write_file('lines.txt', 'first\n' .. line .. '\nlast\n')
+local f = assert(io.open(path))
+eq(f:read('*l'), 'first', 'file: first line')
+got = nil
+for _ = 1, 3 do
+	local ok, v = capped(f.read, f, '*l')
+	if ok then
+		got = v
+		break
+	end
+	assert(tostring(v):find('not enough memory'), tostring(v))
+end
+if not jit then
+	eq(got, nil, 'Lua 5.4: the file read refused under the cap each time')
+end
+eq(got or f:read('*l'), line, 'file: the refused line read whole after')
+eq(f:read('*l'), 'last', 'file: and the next')
+f:close()
 print('read memlimit ok')

@@ -95,5 +95,33 @@ for r in db:rows('select a, c from d where id > ?', 0) do
 	count = count + 1
 end
 eq(count, #db:fetchall('select 1 from d'), 'rows sees every row (batches)')
+
+-- A row the memory cap refuses (utils.memlimit) raises where the script
+-- can catch it and is not lost: the iterator gives it next. (Its push
+-- once raised with the rows stepped ahead still borrowed, and the next
+-- call ended the process.) Rows of 20 KB, stepped ahead in a batch.
+local utils = require 'lem.utils'
+assert(db:exec('create table wide(id integer primary key, v)'))
+local put = assert(db:prepare('insert into wide(v) values(?)'))
+for i = 1, 4 do
+	assert(put:bind(('%d'):format(i) .. ('w'):rep(20000)))
+	assert(put:step())
+	assert(put:reset())
+end
+local it = assert(db:prepare('select id, v from wide order by id'))
+local next_row = it:rows()
+eq(next_row()[1], 1, 'first wide row')
+for i = 1, 3 do
+	collectgarbage()
+	collectgarbage()
+	utils.memlimit(utils.memory().lua + 4096)
+	local ok, r = pcall(next_row)
+	utils.memlimit(0)
+	eq(ok, false, 'refused under the cap ' .. i)
+	assert(tostring(r):find('not enough memory'), tostring(r))
+end
+eq(next_row()[1], 2, 'the refused row comes next')
+eq(next_row()[1], 3, 'and the one after')
+assert(it:finalize())
 assert(db:close())
 print('ok')
