@@ -468,26 +468,40 @@ local function next_piece(body, kind)
 	return tostring(piece)
 end
 
--- Send a streamed body: each piece the function or Stream gives, chunked
--- unless the caller set the framing.
-local function write_stream(stream, body, kind, chunked)
+-- Hand each piece of a streamed body to write(piece) -> ok, err: true once
+-- the body ends, or nil, err.
+local function each_piece(body, kind, write)
 	while true do
 		local piece, err = next_piece(body, kind)
 		if not piece then
 			if err then
 				return nil, err
 			end
-			break
+			return true
 		end
 		local ok
-		if chunked then
-			ok, err = stream:write(format('%x\r\n', #piece), piece, '\r\n')
-		else
-			ok, err = stream:write(piece)
-		end
+		ok, err = write(piece)
 		if not ok then
 			return nil, err
 		end
+	end
+end
+
+-- Send a streamed body: each piece the function or Stream gives, chunked
+-- unless the caller set the framing.
+local function write_stream(stream, body, kind, chunked)
+	local ok, err
+	if chunked then
+		ok, err = each_piece(body, kind, function(piece)
+			return stream:write(format('%x\r\n', #piece), piece, '\r\n')
+		end)
+	else
+		ok, err = each_piece(body, kind, function(piece)
+			return stream:write(piece)
+		end)
+	end
+	if not ok then
+		return nil, err
 	end
 	if chunked then
 		return stream:write('0\r\n\r\n')
@@ -733,20 +747,9 @@ end
 
 -- Send a streamed body on an HTTP/2 stream.
 local function h2write(self, call, body, kind)
-	while true do
-		local piece, err = next_piece(body, kind)
-		if not piece then
-			if err then
-				return nil, err
-			end
-			return true
-		end
-		local ok
-		ok, err = op(self, call.write, call, piece)
-		if not ok then
-			return nil, err
-		end
-	end
+	return each_piece(body, kind, function(piece)
+		return op(self, call.write, call, piece)
+	end)
 end
 
 -- Methods a request of which may be sent again when a GOAWAY broke it off.
