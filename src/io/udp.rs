@@ -25,7 +25,7 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use socket2::{Domain, SockAddr, SockRef, Socket, Type};
-use tokio::io::unix::AsyncFd;
+use tokio::io::unix::{AsyncFd, AsyncFdReadyGuard};
 use tokio::io::Interest;
 
 use super::fd::{fail_os, os_error_text};
@@ -46,10 +46,17 @@ const MAX_DATAGRAM: usize = 65535;
 /// The largest buffer a socket keeps for the datagrams its waits receive.
 const KEPT_BUFFER: usize = 2048;
 
+/// How many datagrams one receive takes from the kernel at most (one
+/// `recvmmsg(2)`): its own, and the rest kept for the receives after it.
+const BATCH: usize = 8;
+
 thread_local! {
-    /// Where a datagram that a wait received is put first: the loop is one
-    /// thread, and the receive is copied out before anything else runs.
-    static BUF: RefCell<Box<[MaybeUninit<u8>]>> = RefCell::new(Box::new_uninit_slice(MAX_DATAGRAM));
+    /// Where the datagrams after a receive's own land first (`BATCH - 1`
+    /// slots of the largest size; only the pages written are ever touched):
+    /// the loop is one thread, and they are copied out before anything else
+    /// runs.
+    static REST: RefCell<Box<[MaybeUninit<u8>]>> =
+        RefCell::new(Box::new_uninit_slice((BATCH - 1) * MAX_DATAGRAM));
     /// The last address `sendto` was given, parsed: a server mostly
     /// answers the peer it just heard from, and parsing its text again was
     /// a few percent of an echo's work.
@@ -75,11 +82,56 @@ pub(crate) struct Inner {
     received: Cell<Option<(Received, bool)>>,
     /// The datagram a wait received, until its coroutine resumes.
     got: RefCell<Vec<u8>>,
+    /// What the last `recvmmsg(2)` took beyond the datagram it was for.
+    kept: RefCell<Kept>,
     /// A connected socket's wait for an error, kept from one receive to
     /// the next (it ends only when an error comes).
     failure: RefCell<Option<Failure>>,
     /// The timer of a receive with a timeout, reused.
     timer: Cell<Option<ReadTimer>>,
+}
+
+/// The datagrams one `recvmmsg(2)` took beyond the receive's own, in
+/// order, for the receives after it. A socket holds at most `BATCH - 1`, and
+/// no large buffer once they are taken.
+#[derive(Default)]
+struct Kept {
+    bytes: Vec<u8>,
+    /// Each datagram's length and sender; the next one is `items[next]`,
+    /// its bytes at `bytes[at..]`.
+    items: Vec<(usize, Option<SocketAddr>)>,
+    next: usize,
+    at: usize,
+}
+
+impl Kept {
+    fn keep(&mut self, data: &[u8], from: Option<SocketAddr>) {
+        self.bytes.extend_from_slice(data);
+        self.items.push((data.len(), from));
+    }
+
+    /// The next kept datagram, copied into `buf` and cut to its length (as
+    /// `recvfrom(2)` into `buf` would cut it): its length there, and its
+    /// sender.
+    fn take(&mut self, buf: &mut [MaybeUninit<u8>]) -> Option<(usize, Option<SocketAddr>)> {
+        let &(len, from) = self.items.get(self.next)?;
+        let n = len.min(buf.len());
+        for (d, &b) in buf.iter_mut().zip(&self.bytes[self.at..self.at + n]) {
+            d.write(b);
+        }
+        self.at += len;
+        self.next += 1;
+        if self.next == self.items.len() {
+            self.items.clear();
+            self.bytes.clear();
+            self.next = 0;
+            self.at = 0;
+            if self.bytes.capacity() > KEPT_BUFFER * BATCH {
+                self.bytes = Vec::new();
+            }
+        }
+        Some((n, from))
+    }
 }
 
 /// How a receive that waited ended: the sender, or why it stopped.
@@ -232,6 +284,7 @@ unsafe fn push_datagram(l: *mut lua_State, s: Socket, v6: bool, how: Make) -> c_
             receiving: Cell::new(None),
             received: Cell::new(None),
             got: RefCell::new(Vec::new()),
+            kept: RefCell::new(Kept::default()),
             failure: RefCell::new(None),
             timer: Cell::new(None),
         };
@@ -404,26 +457,120 @@ unsafe fn check_datagram<'a>(l: *mut lua_State) -> &'a Datagram {
     unsafe { lua::check_object(l, 1, DATAGRAM) }
 }
 
-/// `recvfrom(2)` into `buf`: the length (cut to the buffer; so many bytes
-/// of `buf` are written) and the sender.
-fn recv_from(fd: RawFd, buf: &mut [MaybeUninit<u8>]) -> io::Result<(usize, Option<SocketAddr>)> {
-    // SAFETY: a plain recvfrom into our buffer (written, never read, by
-    // the kernel) and address storage.
-    unsafe {
-        let mut ss: libc::sockaddr_storage = std::mem::zeroed();
-        let mut len = std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
-        let n = libc::recvfrom(
-            fd,
-            buf.as_mut_ptr() as *mut _,
-            buf.len(),
-            0,
-            &mut ss as *mut _ as *mut libc::sockaddr,
-            &mut len,
-        );
+/// What one receive got: its datagram's length (cut to the buffer; so many
+/// bytes of it are written) and sender, and whether the socket had no more
+/// (so the loop's readiness may be cleared: the next datagram raises it
+/// again).
+struct Got {
+    len: usize,
+    from: Option<SocketAddr>,
+    drained: bool,
+}
+
+/// One `recvmmsg(2)`: the first datagram into `buf`, up to `BATCH - 1`
+/// more into `kept` (empty when this is called).
+///
+/// One call where a `recvfrom(2)` per datagram and one more to learn that
+/// there are no more would take several: a server hearing many peers
+/// takes what is queued at once, and a socket that waits for one answer
+/// learns in the same call that it must wait next time.
+fn recv_batch(fd: RawFd, buf: &mut [MaybeUninit<u8>], kept: &RefCell<Kept>) -> io::Result<Got> {
+    REST.with(|rest| {
+        let mut rest = rest.borrow_mut();
+        // SAFETY: all-zero is a valid value of these C structs (null
+        // pointers, zero lengths), each filled in below before use.
+        let (mut names, mut iov, mut msgs): (
+            [libc::sockaddr_storage; BATCH],
+            [libc::iovec; BATCH],
+            [libc::mmsghdr; BATCH],
+        ) = unsafe { std::mem::zeroed() };
+        iov[0] = libc::iovec {
+            iov_base: buf.as_mut_ptr() as *mut _,
+            iov_len: buf.len(),
+        };
+        for (v, slot) in iov[1..].iter_mut().zip(rest.chunks_exact_mut(MAX_DATAGRAM)) {
+            *v = libc::iovec {
+                iov_base: slot.as_mut_ptr() as *mut _,
+                iov_len: MAX_DATAGRAM,
+            };
+        }
+        for ((m, name), v) in msgs.iter_mut().zip(&mut names).zip(&mut iov) {
+            m.msg_hdr.msg_name = name as *mut _ as *mut _;
+            m.msg_hdr.msg_namelen = std::mem::size_of::<libc::sockaddr_storage>() as _;
+            m.msg_hdr.msg_iov = v;
+            m.msg_hdr.msg_iovlen = 1;
+        }
+        // SAFETY: every message points at its own address storage and one
+        // buffer of the length given (written, never read, by the kernel),
+        // all alive across the call.
+        let n =
+            unsafe { libc::recvmmsg(fd, msgs.as_mut_ptr(), BATCH as _, 0, std::ptr::null_mut()) };
         if n < 0 {
             return Err(io::Error::last_os_error());
         }
-        Ok((n as usize, sockaddr_to_std(&ss)))
+        let n = n as usize;
+        let mut kept = kept.borrow_mut();
+        for (i, slot) in (1..n).zip(rest.chunks_exact(MAX_DATAGRAM)) {
+            // SAFETY: the kernel wrote `msg_len` bytes of this slot.
+            let data = unsafe { written(slot, msgs[i].msg_len as usize) };
+            kept.keep(data, sockaddr_to_std(&names[i]));
+        }
+        Ok(Got {
+            len: msgs[0].msg_len as usize,
+            from: sockaddr_to_std(&names[0]),
+            drained: n < BATCH,
+        })
+    })
+}
+
+/// `got` as the loop's readiness should know it: cleared when the receive
+/// found the socket drained (the next datagram raises it again).
+fn settle(mut guard: AsyncFdReadyGuard<'_, OwnedFd>, got: io::Result<Got>) -> io::Result<Got> {
+    match &got {
+        Ok(g) if !g.drained => {}
+        Ok(_) => guard.clear_ready(),
+        Err(e) if e.kind() == io::ErrorKind::WouldBlock => guard.clear_ready(),
+        Err(_) => {}
+    }
+    got
+}
+
+/// A receive that may suspend: a datagram that the socket kept, or
+/// [`recv_batch`] if the loop's readiness says one may be there (as
+/// tokio's own sockets do: no `recvmmsg(2)` that is sure to say `EAGAIN`
+/// on a socket known to be drained).
+fn recv_ready(
+    a: &AsyncFd<OwnedFd>,
+    buf: &mut [MaybeUninit<u8>],
+    kept: &RefCell<Kept>,
+) -> io::Result<Got> {
+    if let Some((len, from)) = kept.borrow_mut().take(buf) {
+        return Ok(Got {
+            len,
+            from,
+            drained: false,
+        });
+    }
+    // Asked here only, never waited on: the wait that follows a
+    // `WouldBlock` polls with its own waker.
+    let mut cx = Context::from_waker(std::task::Waker::noop());
+    match a.poll_read_ready(&mut cx) {
+        Poll::Ready(Ok(guard)) => settle(guard, recv_batch(a.as_raw_fd(), buf, kept)),
+        Poll::Ready(Err(e)) => Err(e),
+        Poll::Pending => Err(io::ErrorKind::WouldBlock.into()),
+    }
+}
+
+impl Inner {
+    /// [`recv_batch`] of at most `max` bytes into `got`.
+    fn recv_got(&self, fd: RawFd, max: usize) -> io::Result<Got> {
+        let mut buf = [MaybeUninit::<u8>::uninit(); MAX_DATAGRAM];
+        let got = recv_batch(fd, &mut buf[..max], &self.kept)?;
+        let mut out = self.got.borrow_mut();
+        out.clear();
+        // SAFETY: recv_batch wrote `len` bytes.
+        out.extend_from_slice(unsafe { written(&buf, got.len) });
+        Ok(got)
     }
 }
 
@@ -497,19 +644,6 @@ async fn bounded<T>(
     }
 }
 
-/// Receive one datagram of at most `max` bytes into `out` (cleared
-/// first): the sender.
-fn recv_into(fd: RawFd, max: usize, out: &mut Vec<u8>) -> io::Result<Option<SocketAddr>> {
-    BUF.with(|b| {
-        let mut b = b.borrow_mut();
-        let (n, from) = recv_from(fd, &mut b[..max])?;
-        out.clear();
-        // SAFETY: recv_from wrote `n` bytes.
-        out.extend_from_slice(unsafe { written(&b[..], n) });
-        Ok(from)
-    })
-}
-
 /// A receive that waits: the socket itself is the wait.
 impl Pending for Inner {
     fn started(&self, w: Waiter, h: WaitHandle) {
@@ -530,16 +664,16 @@ impl Pending for Inner {
                     if let Err(e) = e {
                         break Err(Stop::Error(e));
                     }
-                    // The error is what the next recvfrom returns.
-                    match recv_into(a.as_raw_fd(), r.max, &mut self.got.borrow_mut()) {
+                    // The error is what the next receive returns.
+                    match self.recv_got(a.as_raw_fd(), r.max) {
                         Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
                         Err(e) => break Err(Stop::Error(e)),
-                        Ok(from) => break Ok(from),
+                        Ok(got) => break Ok(got.from),
                     }
                     continue;
                 }
             }
-            let mut guard = match a.poll_read_ready(cx) {
+            let guard = match a.poll_read_ready(cx) {
                 Poll::Ready(Ok(guard)) => guard,
                 Poll::Ready(Err(e)) => break Err(Stop::Error(e)),
                 Poll::Pending if timed_out(&self.timer, r.deadline, cx) => {
@@ -548,10 +682,9 @@ impl Pending for Inner {
                 Poll::Pending => return Poll::Pending,
             };
             // A WouldBlock clears the readiness, and the loop waits again.
-            if let Ok(got) =
-                guard.try_io(|fd| recv_into(fd.as_raw_fd(), r.max, &mut self.got.borrow_mut()))
-            {
-                break got.map_err(Stop::Error);
+            match settle(guard, self.recv_got(a.as_raw_fd(), r.max)) {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                got => break got.map(|g| g.from).map_err(Stop::Error),
             }
         };
         drop(a);
@@ -607,24 +740,28 @@ unsafe fn receive(l: *mut lua_State, with_addr: bool) -> c_int {
         let Some(a) = inner.fd() else {
             return lua::fail(l, "closed");
         };
-        // A datagram already there is taken without suspending. Where the
-        // call may suspend, the loop's readiness is asked first (as tokio's
-        // own sockets do): no `recvfrom(2)` that is sure to say `EAGAIN` on a
-        // socket known to be drained; the wait then looks again. Received on
-        // the stack, as nothing that owns memory may be alive when the push
-        // raises.
+        // A datagram already there is taken without suspending; the wait
+        // then looks again. Received on the stack, as nothing that owns
+        // memory may be alive when the push raises.
         let mut buf = [MaybeUninit::<u8>::uninit(); MAX_DATAGRAM];
         let buf = &mut buf[..max];
         let got = if !can_suspend(l) {
-            recv_from(a.as_raw_fd(), buf)
+            match inner.kept.borrow_mut().take(buf) {
+                Some((len, from)) => Ok(Got {
+                    len,
+                    from,
+                    drained: false,
+                }),
+                None => recv_batch(a.as_raw_fd(), buf, &inner.kept),
+            }
         } else {
-            a.try_io(Interest::READABLE, |fd| recv_from(fd.as_raw_fd(), buf))
+            recv_ready(&a, buf, &inner.kept)
         };
         drop(a);
         match got {
-            Ok((n, from)) => {
-                // SAFETY: recv_from wrote `n` bytes.
-                return push_received(l, written(buf, n), from, with_addr);
+            Ok(got) => {
+                // SAFETY: the receive wrote `len` bytes.
+                return push_received(l, written(buf, got.len), got.from, with_addr);
             }
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
             Err(e) => return fail_os(l, &e),
@@ -987,6 +1124,8 @@ unsafe extern "C-unwind" fn datagram_close(l: *mut lua_State) -> c_int {
         // The wait for an error holds the descriptor too.
         let failure = s.0.failure.borrow_mut().take();
         drop((fd, failure));
+        // Datagrams taken from the kernel go with the socket.
+        *s.0.kept.borrow_mut() = Kept::default();
         ffi::lua_pushboolean(l, 1);
         1
     }

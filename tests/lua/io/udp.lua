@@ -93,6 +93,33 @@ eq(r:recv(), big, 'largest')
 local ok, serr = s:send(('z'):rep(70000))
 eq({ ok, serr }, { nil, 'Message too long' }, 'too long')
 
+-- Datagrams queued together, from two senders: a receive takes several
+-- from the kernel at once, and each receive after it still gets the next
+-- in order, with its sender, cut to its own maxsize (not the first's).
+local s2 = assert(io.udp.connect('127.0.0.1', rport))
+local _, sport = s:getsockname()
+local _, s2port = s2:getsockname()
+for i = 1, 20 do
+	assert((i % 2 == 0 and s2 or s):send(('%02d'):format(i) .. ('.'):rep(i * 100)))
+end
+for i = 1, 20 do
+	local max = i % 3 == 0 and 3 or nil
+	local data, host, port = r:recvfrom(max)
+	local want = ('%02d'):format(i) .. ('.'):rep(i * 100)
+	eq(data, max and want:sub(1, 3) or want, 'queued datagram ' .. i)
+	eq({ host, port }, { '127.0.0.1', i % 2 == 0 and s2port or sport }, 'sender of ' .. i)
+end
+-- Taken from the kernel but not yet received: gone with the socket.
+local r2 = assert(io.udp.bind('127.0.0.1', 0))
+local _, r2port = r2:getsockname()
+for i = 1, 5 do
+	assert(s:sendto(tostring(i), '127.0.0.1', r2port))
+end
+eq(r2:recv(), '1', 'first of five')
+eq(r2:close(), true, 'close with datagrams kept')
+eq({ r2:recv() }, { nil, 'closed' }, 'kept datagrams go with the socket')
+s2:close()
+
 -- ICMP port unreachable on a connected socket: the next recv (or send)
 -- fails with the system's text.
 local gone = assert(io.udp.bind('127.0.0.1', 0))
