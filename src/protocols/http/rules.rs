@@ -59,13 +59,29 @@ pub(super) struct Rules {
     pub(super) more_tokens: bool,
 }
 
-/// Whether a Host value can be `uri-host [ ":" port ]` (RFC 9112 §3.2,
-/// RFC 3986 §3.2.2): the characters of a registered name or an IP
-/// literal, and none that would end an authority (space, `/`, `?`, `#`,
-/// `@`) or that no host has.
+/// The characters a Host value may have (RFC 9112 §3.2, RFC 3986 §3.2.2:
+/// `uri-host [ ":" port ]`): those of a registered name or an IP literal,
+/// and none that would end an authority (space, `/`, `?`, `#`, `@`) or that
+/// no host has.
+const HOST_CHARS: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut c = 0;
+    while c < 256 {
+        t[c] = (c as u8).is_ascii_alphanumeric();
+        c += 1;
+    }
+    let extra = b"-._~%!$&'()*+,;=:[]";
+    let mut i = 0;
+    while i < extra.len() {
+        t[extra[i] as usize] = true;
+        i += 1;
+    }
+    t
+};
+
+/// Whether a Host value has only [`HOST_CHARS`].
 fn valid_host(v: &[u8]) -> bool {
-    v.iter()
-        .all(|&c| c.is_ascii_alphanumeric() || b"-._~%!$&'()*+,;=:[]".contains(&c))
+    v.iter().all(|&c| HOST_CHARS[c as usize])
 }
 
 /// Apply the server's rules to a head: the connection's fate, the body's
@@ -279,7 +295,16 @@ mod tests {
         assert_eq!(rules(b"1.1", &[host, host]).err(), Some(BAD_REQUEST));
         assert!(rules(b"1.0", &[]).is_ok());
         assert_eq!(rules(b"1.0", &[host, host]).err(), Some(BAD_REQUEST));
-        for bad in [&b"a b"[..], b"a/b", b"u@h", b"h?q", b"h#f", b"h\x01"] {
+        for bad in [
+            &b"a b"[..],
+            b"a/b",
+            b"u@h",
+            b"h?q",
+            b"h#f",
+            b"h\x01",
+            b"h\x7f",
+            b"h\xc3\xa9",
+        ] {
             assert_eq!(
                 rules(b"1.1", &[field("Host", bad)]).err(),
                 Some(BAD_REQUEST)
