@@ -111,9 +111,8 @@ impl Kept {
     }
 
     /// The next kept datagram, copied into `buf` and cut to its length (as
-    /// `recvfrom(2)` into `buf` would cut it): its length there, and its
-    /// sender.
-    fn take(&mut self, buf: &mut [MaybeUninit<u8>]) -> Option<(usize, Option<SocketAddr>)> {
+    /// `recvfrom(2)` into `buf` would cut it).
+    fn take(&mut self, buf: &mut [MaybeUninit<u8>]) -> Option<Got> {
         let &(len, from) = self.items.get(self.next)?;
         let n = len.min(buf.len());
         for (d, &b) in buf.iter_mut().zip(&self.bytes[self.at..self.at + n]) {
@@ -130,7 +129,11 @@ impl Kept {
                 self.bytes = Vec::new();
             }
         }
-        Some((n, from))
+        Some(Got {
+            len: n,
+            from,
+            drained: false,
+        })
     }
 }
 
@@ -544,12 +547,8 @@ fn recv_ready(
     buf: &mut [MaybeUninit<u8>],
     kept: &RefCell<Kept>,
 ) -> io::Result<Got> {
-    if let Some((len, from)) = kept.borrow_mut().take(buf) {
-        return Ok(Got {
-            len,
-            from,
-            drained: false,
-        });
+    if let Some(got) = kept.borrow_mut().take(buf) {
+        return Ok(got);
     }
     // Asked here only, never waited on: the wait that follows a
     // `WouldBlock` polls with its own waker.
@@ -746,14 +745,8 @@ unsafe fn receive(l: *mut lua_State, with_addr: bool) -> c_int {
         let mut buf = [MaybeUninit::<u8>::uninit(); MAX_DATAGRAM];
         let buf = &mut buf[..max];
         let got = if !can_suspend(l) {
-            match inner.kept.borrow_mut().take(buf) {
-                Some((len, from)) => Ok(Got {
-                    len,
-                    from,
-                    drained: false,
-                }),
-                None => recv_batch(a.as_raw_fd(), buf, &inner.kept),
-            }
+            let kept = inner.kept.borrow_mut().take(buf);
+            kept.map_or_else(|| recv_batch(a.as_raw_fd(), buf, &inner.kept), Ok)
         } else {
             recv_ready(&a, buf, &inner.kept)
         };
@@ -1221,5 +1214,34 @@ mod tests {
             literal_cached(b"10.0.0.1"),
             Some("10.0.0.1".parse().unwrap())
         );
+    }
+
+    #[test]
+    fn kept_datagrams_come_in_order_each_cut_to_its_receive() {
+        let a: SocketAddr = "127.0.0.1:9".parse().unwrap();
+        let b: SocketAddr = "[::1]:10".parse().unwrap();
+        let mut k = Kept::default();
+        let big = vec![7u8; 3 * KEPT_BUFFER * BATCH];
+        k.keep(b"first", Some(a));
+        k.keep(b"second", Some(b));
+        k.keep(&big, None);
+        let mut buf = [MaybeUninit::<u8>::uninit(); 8];
+        let mut next = |max: usize| {
+            let g = k.take(&mut buf[..max])?;
+            // SAFETY: take wrote `len` bytes.
+            Some((unsafe { written(&buf, g.len) }.to_vec(), g.from, g.drained))
+        };
+        assert_eq!(next(8), Some((b"first".to_vec(), Some(a), false)));
+        assert_eq!(next(3), Some((b"sec".to_vec(), Some(b), false)));
+        assert_eq!(next(8), Some((vec![7u8; 8], None, false)));
+        assert_eq!(next(8), None);
+        // Spent: nothing large is kept.
+        assert_eq!(k.bytes.capacity(), 0);
+        k.keep(b"again", Some(a));
+        let mut buf = [MaybeUninit::<u8>::uninit(); 8];
+        let g = k.take(&mut buf).unwrap();
+        // SAFETY: take wrote `len` bytes.
+        assert_eq!(unsafe { written(&buf, g.len) }, b"again");
+        assert!(k.take(&mut buf).is_none());
     }
 }
