@@ -10,7 +10,6 @@ local exec, shell_quote = support.exec, support.shell_quote
 package.path = 'http/data/?.lua;' .. package.path
 local common = require 'common'
 local hathaway = require 'lem.hathaway'
-local utils = require 'lem.utils'
 local sh, raw = common.sh, common.raw
 
 local tmp = tmpdir()
@@ -38,26 +37,11 @@ app:GETM('^/static/(.*)$', hathaway.static(root))
 app:GETM('^/follow/(.*)$', hathaway.static(root, { symlinks = true }))
 app:GETM('^/site/(.*)$', hathaway.static(root .. '/site', { index = 'index.html', max_age = 60 }))
 app:GETM('^/dots/(.*)$', hathaway.static(root, { dotfiles = true }))
-local sock = assert(require('lem.io').tcp.listen('127.0.0.1', 0))
-local _, port = sock:getsockname()
-local url = 'http://127.0.0.1:' .. port
-local done
-utils.spawn(function()
-	app:run(sock)
-	done = true
-end)
+local port, url, stop = common.serve_app(app)
 
 -- curl -> status, headers (lower-cased names), body.
 local function get(path, opts)
-	local out = sh(('curl -s -i --path-as-is %s %s'):format(opts or '', shell_quote(url .. path)))
-	local head, body = out:match('^(.-\r\n)\r\n(.*)$')
-	assert(head, out)
-	local status = tonumber(head:match('^HTTP/1.1 (%d+)'))
-	local h = {}
-	for k, v in head:gmatch('\n([^:\r\n]+): ([^\r\n]*)') do
-		h[k:lower()] = v
-	end
-	return status, h, body
+	return common.curl(url .. path, opts)
 end
 
 -- The plain case: type, length, validators, ranges offered.
@@ -206,8 +190,5 @@ checkerr('string expected', hathaway.static, 1)
 checkerr('unknown option', hathaway.static, root, { indx = 'x' })
 checkerr('option index: string expected', hathaway.static, root, { index = true })
 
-app.server:close()
-while not done do
-	utils.yield()
-end
+stop()
 print('static ok')

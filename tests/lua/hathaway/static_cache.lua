@@ -45,26 +45,11 @@ app:GETM('^/short/(.*)$', hathaway.static(root, { cache_valid = SHORT }))
 app:GETM('^/four/(.*)$', hathaway.static(root, { cache = 4 }))
 app:GETM('^/none/(.*)$', hathaway.static(root, { cache = 0 }))
 app:GETM('^/dots/(.*)$', hathaway.static(root, { cache = 0, cache_valid = 0, dotfiles = true }))
-local sock = assert(require('lem.io').tcp.listen('127.0.0.1', 0))
-local _, port = sock:getsockname()
-local url = 'http://127.0.0.1:' .. port
-local done
-utils.spawn(function()
-	app:run(sock)
-	done = true
-end)
+local port, url, stop = common.serve_app(app)
 
 -- curl -> status, headers (lower-cased names), body.
 local function get(path, opts)
-	local out = sh(('curl -s -i --path-as-is %s %s'):format(opts or '', shell_quote(url .. path)))
-	local head, body = out:match('^(.-\r\n)\r\n(.*)$')
-	assert(head, path .. ': ' .. out)
-	local status = tonumber(head:match('^HTTP/1.1 (%d+)'))
-	local h = {}
-	for k, v in head:gmatch('\n([^:\r\n]+): ([^\r\n]*)') do
-		h[k:lower()] = v
-	end
-	return status, h, body
+	return common.curl(url .. path, opts)
 end
 
 local function put(name, data)
@@ -330,8 +315,5 @@ checkerr('option cache: a count of files expected, got ' .. tostring(math.huge),
 	{ cache = math.huge })
 checkerr('option cache_valid: seconds between 0 and 1e9 expected', hathaway.static, root, { cache_valid = math.huge })
 
-app.server:close()
-while not done do
-	utils.yield()
-end
+stop()
 print('static cache ok')

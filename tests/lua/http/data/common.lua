@@ -28,6 +28,39 @@ function M.serve(handler, host)
 	return srv, port, ('http://%s:%d'):format(h, port)
 end
 
+-- serve_app(app) -> port, url, stop: a hathaway app running in its own
+-- coroutine on a free loopback port; stop() closes its server and waits
+-- for app:run to return.
+function M.serve_app(app)
+	local sock = assert(io.tcp.listen('127.0.0.1', 0))
+	local _, port = sock:getsockname()
+	local done
+	utils.spawn(function()
+		app:run(sock)
+		done = true
+	end)
+	return port, ('http://127.0.0.1:%d'):format(port), function()
+		app.server:close()
+		while not done do
+			utils.yield()
+		end
+	end
+end
+
+-- curl(url [, opts]) -> status, headers (lower-cased names), body: one
+-- HTTP/1.1 request by curl, the path sent as it is.
+function M.curl(url, opts)
+	local out = M.sh(('curl -s -i --path-as-is %s \'%s\''):format(opts or '', (url:gsub("'", "'\\''"))))
+	local head, body = out:match('^(.-\r\n)\r\n(.*)$')
+	assert(head, url .. ': ' .. out)
+	local status = tonumber(head:match('^HTTP/1.1 (%d+)'))
+	local h = {}
+	for k, v in head:gmatch('\n([^:\r\n]+): ([^\r\n]*)') do
+		h[k:lower()] = v
+	end
+	return status, h, body
+end
+
 -- raw(port, data [, host]) -> everything the server answers before it
 -- closes (or the first read error).
 function M.raw(port, data, host)
