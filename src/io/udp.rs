@@ -102,6 +102,8 @@ struct Kept {
     items: Vec<(usize, Option<SocketAddr>)>,
     next: usize,
     at: usize,
+    /// The last `recvmmsg(2)` found more than one datagram.
+    wide: bool,
 }
 
 impl Kept {
@@ -478,50 +480,61 @@ struct Got {
 /// takes what is queued at once, and a socket that waits for one answer
 /// learns in the same call that it must wait next time.
 fn recv_batch(fd: RawFd, buf: &mut [MaybeUninit<u8>], kept: &RefCell<Kept>) -> io::Result<Got> {
+    // As many as the last call found, doubled: a socket that hears one
+    // answer at a time asks for two (the second says whether to wait), a
+    // busy one for the whole batch.
+    let vlen = if kept.borrow().wide { BATCH } else { 2 };
     REST.with(|rest| {
         let mut rest = rest.borrow_mut();
+        // Zeroed only for the messages asked for.
+        let mut names = [const { MaybeUninit::<libc::sockaddr_storage>::uninit() }; BATCH];
         // SAFETY: all-zero is a valid value of these C structs (null
-        // pointers, zero lengths), each filled in below before use.
-        let (mut names, mut iov, mut msgs): (
-            [libc::sockaddr_storage; BATCH],
-            [libc::iovec; BATCH],
-            [libc::mmsghdr; BATCH],
-        ) = unsafe { std::mem::zeroed() };
+        // pointers, zero lengths), filled in below before use.
+        let (mut iov, mut msgs): ([libc::iovec; BATCH], [libc::mmsghdr; BATCH]) =
+            unsafe { std::mem::zeroed() };
         iov[0] = libc::iovec {
             iov_base: buf.as_mut_ptr() as *mut _,
             iov_len: buf.len(),
         };
-        for (v, slot) in iov[1..].iter_mut().zip(rest.chunks_exact_mut(MAX_DATAGRAM)) {
+        for (v, slot) in iov[1..vlen]
+            .iter_mut()
+            .zip(rest.chunks_exact_mut(MAX_DATAGRAM))
+        {
             *v = libc::iovec {
                 iov_base: slot.as_mut_ptr() as *mut _,
                 iov_len: MAX_DATAGRAM,
             };
         }
-        for ((m, name), v) in msgs.iter_mut().zip(&mut names).zip(&mut iov) {
-            m.msg_hdr.msg_name = name as *mut _ as *mut _;
+        for ((m, name), v) in msgs[..vlen].iter_mut().zip(&mut names).zip(&mut iov) {
+            *name = MaybeUninit::zeroed();
+            m.msg_hdr.msg_name = name.as_mut_ptr() as *mut _;
             m.msg_hdr.msg_namelen = std::mem::size_of::<libc::sockaddr_storage>() as _;
             m.msg_hdr.msg_iov = v;
             m.msg_hdr.msg_iovlen = 1;
         }
-        // SAFETY: every message points at its own address storage and one
-        // buffer of the length given (written, never read, by the kernel),
-        // all alive across the call.
+        // SAFETY: each of the first `vlen` messages points at its own
+        // address storage and one buffer of the length given (written,
+        // never read, by the kernel), all alive across the call.
         let n =
-            unsafe { libc::recvmmsg(fd, msgs.as_mut_ptr(), BATCH as _, 0, std::ptr::null_mut()) };
+            unsafe { libc::recvmmsg(fd, msgs.as_mut_ptr(), vlen as _, 0, std::ptr::null_mut()) };
         if n < 0 {
             return Err(io::Error::last_os_error());
         }
         let n = n as usize;
+        // SAFETY: the first `vlen` addresses were zeroed (and the kernel
+        // wrote the first `n` of them).
+        let sender = |i: usize| sockaddr_to_std(unsafe { names[i].assume_init_ref() });
         let mut kept = kept.borrow_mut();
         for (i, slot) in (1..n).zip(rest.chunks_exact(MAX_DATAGRAM)) {
             // SAFETY: the kernel wrote `msg_len` bytes of this slot.
             let data = unsafe { written(slot, msgs[i].msg_len as usize) };
-            kept.keep(data, sockaddr_to_std(&names[i]));
+            kept.keep(data, sender(i));
         }
+        kept.wide = n > 1;
         Ok(Got {
             len: msgs[0].msg_len as usize,
-            from: sockaddr_to_std(&names[0]),
-            drained: n < BATCH,
+            from: sender(0),
+            drained: n < vlen,
         })
     })
 }
