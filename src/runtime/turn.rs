@@ -95,11 +95,34 @@ impl WeakTurn {
 pub(crate) static TURN: &CStr = c"lem.Turn";
 
 /// The Lua object: a turn, and the hold of whoever took it.
-struct TurnObject {
+pub(crate) struct TurnObject {
     turn: Turn,
     /// Shared with a `take` that waits, which puts the turn here when its
     /// coroutine resumes.
     held: Rc<RefCell<Option<Held>>>,
+}
+
+impl TurnObject {
+    /// Take the turn as `turn:take()` would when nobody holds it or waits
+    /// for it (for `turn:give()` or [`give_back`](Self::give_back) to
+    /// give back); `false`, and nothing taken, otherwise. For a native
+    /// caller that needs the turn only when its work would wait
+    /// (src/protocols/websocket/stream.rs).
+    pub(crate) fn take_now(&self) -> bool {
+        match self.turn.try_take() {
+            Some(h) => {
+                *self.held.borrow_mut() = Some(h);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Give back the turn taken with [`take_now`](Self::take_now).
+    pub(crate) fn give_back(&self) {
+        let h = self.held.borrow_mut().take();
+        drop(h);
+    }
 }
 
 /// utils.newturn() -> turn
