@@ -118,11 +118,11 @@ end
 bin = table.concat(bin):rep(300)
 for _, n in ipairs({ 0, 1, 2, 3, 4, 5, 15, 16, 17, 31, 32, 33, 47, 48, 63, 64, 65, 100, 125, 126, 127,
 	1000, 1024, 4095, 4096, 4097, 65535, 65536, 70000 }) do
-	local ascii = ('abcdefghijklmnopqrstuvwxyz'):rep(n // 26 + 1):sub(1, n)
+	local ascii = ('abcdefghijklmnopqrstuvwxyz'):rep(math.floor(n / 26) + 1):sub(1, n)
 	local texts = { ascii }
 	if n >= 2 then
 		texts[2] = ascii:sub(1, n - 2) .. '\xc3\xa9'
-		texts[3] = ascii:sub(1, n // 2 - 1) .. '\xc3\xa9' .. ascii:sub(n // 2 + 2)
+		texts[3] = ascii:sub(1, math.floor(n / 2) - 1) .. '\xc3\xa9' .. ascii:sub(math.floor(n / 2) + 2)
 	end
 	for k, t in ipairs(texts) do
 		eq(#t, n, 'size')
