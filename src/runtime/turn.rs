@@ -103,11 +103,16 @@ pub(crate) struct TurnObject {
 }
 
 impl TurnObject {
+    /// Whether nobody holds the turn or waits for it (then
+    /// [`take_now`](Self::take_now) takes it).
+    pub(crate) fn is_free(&self) -> bool {
+        !self.turn.is_held()
+    }
+
     /// Take the turn as `turn:take()` would when nobody holds it or waits
-    /// for it (for `turn:give()` or [`give_back`](Self::give_back) to
-    /// give back); `false`, and nothing taken, otherwise. For a native
-    /// caller that needs the turn only when its work would wait
-    /// (src/protocols/websocket/stream.rs).
+    /// for it (for `turn:give()` to give back); `false`, and nothing
+    /// taken, otherwise. For a native caller that needs the turn only once
+    /// its work has to wait (src/protocols/websocket/stream.rs).
     pub(crate) fn take_now(&self) -> bool {
         match self.turn.try_take() {
             Some(h) => {
@@ -116,12 +121,6 @@ impl TurnObject {
             }
             None => false,
         }
-    }
-
-    /// Give back the turn taken with [`take_now`](Self::take_now).
-    pub(crate) fn give_back(&self) {
-        let h = self.held.borrow_mut().take();
-        drop(h);
     }
 }
 

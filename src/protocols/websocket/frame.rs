@@ -32,7 +32,7 @@ fn key128(key: [u8; 4]) -> u128 {
     k | k << 32 | k << 64 | k << 96
 }
 
-/// Every byte of a u128 with its top bit clear.
+/// Every byte of a u128 with only its top bit set.
 const HIGH: u128 = u128::from_ne_bytes([0x80; 16]);
 
 /// Whether every byte of `c` is ASCII.

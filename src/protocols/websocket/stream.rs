@@ -8,10 +8,10 @@
 //! interleave their frames: a write that has to wait for the kernel holds
 //! it until the whole frame is written. A write that the kernel takes
 //! whole at once cannot be interleaved with anything (no other coroutine
-//! runs during it), so `core.send` takes the turn only when nobody holds it
-//! or waits for it, and gives it back at once when the write did not wait;
-//! when it waited, the turn stays taken and the Lua half gives it back, as
-//! after `turn:take()`.
+//! runs during it), so `core.send` writes only when nobody holds the turn
+//! or waits for it, and takes the turn only when the write has to wait (in
+//! the same call: nothing ran in between); the Lua half gives it back
+//! after the wait, as after `turn:take()`.
 
 use std::ffi::c_int;
 
@@ -62,11 +62,13 @@ unsafe extern "C-unwind" fn l_read(l: *mut lua_State) -> c_int {
 /// final frame (masked with a fresh key if `masked`; unmasked, its head
 /// and `data` go in one write without copying `data`).
 /// - `true, nil, true` | `nil, err, true`: done without waiting; the turn
-///   is as it was.
+///   untouched.
 /// - nothing: someone holds the turn or waits for it; nothing written.
 ///   The caller waits with `turn:take()` and calls again with no turn.
 /// - `true` | `nil, err`: the write waited, with the turn taken (unless
 ///   none was given): the caller gives it back with `turn:give()`.
+///
+/// A failure at once (`'closed'`) is `nil, err, true`: nothing to give.
 unsafe extern "C-unwind" fn l_send(l: *mut lua_State) -> c_int {
     // SAFETY: Lua calls this C function on a thread of lem's state, so `l` is
     // valid with LUA_MINSTACK free slots; it reads its own arguments (checked
@@ -85,10 +87,8 @@ unsafe extern "C-unwind" fn l_send(l: *mut lua_State) -> c_int {
         let data = lua::check_bytes(l, 4);
         let masked = ffi::lua_toboolean(l, 5) != 0;
         let rsv = lua::opt_integer(l, 6, 0) as u8 & 7;
-        if let Some(t) = t {
-            if !t.take_now() {
-                return 0;
-            }
+        if t.is_some_and(|t| !t.is_free()) {
+            return 0;
         }
         // Built before the write, and alive until it returns (what the
         // kernel does not take is copied).
@@ -104,9 +104,6 @@ unsafe extern "C-unwind" fn l_send(l: *mut lua_State) -> c_int {
         let w = stream::write(l, s, &bufs, Failure::Nil);
         match w {
             Write::Sent | Write::Failed(_) => {
-                if let Some(t) = t {
-                    t.give_back();
-                }
                 let n = if let Write::Failed(n) = w { n } else { 1 };
                 if n == 1 {
                     ffi::lua_pushnil(l);
@@ -114,13 +111,16 @@ unsafe extern "C-unwind" fn l_send(l: *mut lua_State) -> c_int {
                 ffi::lua_pushboolean(l, 1);
                 3
             }
-            Write::Suspend => w.finish(l),
-            Write::Outside => {
+            Write::Suspend => {
+                // Free a moment ago, and nothing ran since: taken now, for
+                // the whole wait.
                 if let Some(t) = t {
-                    t.give_back();
+                    let taken = t.take_now();
+                    debug_assert!(taken, "the turn was free");
                 }
                 w.finish(l)
             }
+            Write::Outside => w.finish(l),
         }
     }
 }
