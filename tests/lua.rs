@@ -194,6 +194,7 @@ lua_tests! {
     websocket_hostile => "websocket/hostile.lua",
     websocket_python => "websocket/python.lua",
     websocket_tls => "websocket/tls.lua",
+    websocket_writers => "websocket/writers.lua",
     workers_cli => "workers/cli.lua",
     workers_drain => "workers/drain.lua",
     workers_failing => "workers/failing.lua",

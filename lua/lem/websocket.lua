@@ -14,7 +14,7 @@ local setmetatable, type, error, tostring, tonumber, pairs, ipairs, pcall = setm
 local format, lower, find, gmatch, match, sub = string.format, string.lower, string.find, string.gmatch, string.match, string.sub
 local concat = table.concat
 local now, spawn, newturn, draining = utils.now, utils.spawn, utils.newturn, utils.draining
-local frame, head, utf8, close_payload, parse_close = core.frame, core.head, core.utf8, core.close_payload, core.parse_close
+local utf8, close_payload, parse_close, read, send = core.utf8, core.close_payload, core.parse_close, core.read, core.send
 
 local M = {}
 
@@ -73,17 +73,22 @@ local function new(stream, client, max, protocol, deflate)
 	return ws
 end
 
--- Send bytes, whole, after the writers that came first (the reader's
--- pongs and close answers share the stream with the script's sends: they
--- wait their turn, utils.newturn()).
-local function put(self, bytes, more)
+-- Send one final frame (opcode op, payload data, RSV bits rsv), whole,
+-- after the writers that came first (the reader's pongs and close answers
+-- share the stream with the script's sends: they wait their turn,
+-- utils.newturn()). core.send takes the turn only when the write waits
+-- for the kernel (src/protocols/websocket/stream.rs); a write taken whole
+-- at once cannot interleave with another.
+local function put(self, op, data, rsv)
 	local turn = self._turn
-	turn:take()
-	local ok, err
-	if more then
-		ok, err = self.stream:write(bytes, more)
-	else
-		ok, err = self.stream:write(bytes)
+	local ok, err, now = send(self.stream, turn, op, data, self._client, rsv)
+	if now then
+		return ok, err
+	end
+	if ok == nil and err == nil then
+		-- Another writer holds the turn: wait for it.
+		turn:take()
+		ok, err = send(self.stream, nil, op, data, self._client, rsv)
 	end
 	turn:give()
 	return ok, err
@@ -126,7 +131,7 @@ local function fail(self, code, reason)
 	self._reading = false
 	if self._state == 'open' then
 		self._state = 'closing'
-		put(self, frame(8, true, close_payload(code), self._client))
+		put(self, 8, close_payload(code))
 	end
 	drop(self, code, reason)
 	return nil, 'closed', code, reason
@@ -139,7 +144,7 @@ local function closed_by_peer(self, code, reason)
 	if self._state == 'open' then
 		self._state = 'closing'
 		local body = code == 1005 and '' or close_payload(code)
-		put(self, frame(8, true, body, self._client))
+		put(self, 8, body)
 	end
 	finish(self, code, reason)
 	return nil, 'closed', code, reason
@@ -158,7 +163,7 @@ function WebSocket:receive()
 	self._reading = true
 	local stream, client, max = self.stream, self._client, self._max
 	while true do
-		local fin, rsv, op, masked, data, utf = stream:read('WebSocketFrame')
+		local fin, rsv, op, masked, data, utf = read(stream)
 		if fin == nil then
 			local err = rsv
 			if err == 'timeout' then
@@ -230,7 +235,7 @@ function WebSocket:receive()
 		if op >= 8 then
 			if op == 9 then
 				if self._state == 'open' then
-					put(self, frame(10, true, data, client))
+					put(self, 10, data)
 				end
 			elseif op == 8 then
 				local code, reason = parse_close(data)
@@ -318,12 +323,9 @@ function WebSocket:send(data, kind)
 	if self._deflate then
 		data, rsv = self._deflate:compress(data), 4
 	end
-	if self._client then
-		ok, err = put(self, frame(op, true, data, true, rsv))
-	else
-		-- Unmasked: the head and the data in one write, no copy.
-		ok, err = put(self, head(op, #data, rsv), data)
-	end
+	-- A server's frame is unmasked: the head and the data in one write, no
+	-- copy.
+	ok, err = put(self, op, data, rsv)
 	if not ok then
 		if err ~= 'timeout' then
 			drop(self, 1006, err)
@@ -345,7 +347,7 @@ function WebSocket:ping(data)
 	if self._state ~= 'open' then
 		return nil, 'closed'
 	end
-	local ok, err = put(self, frame(9, true, data, self._client))
+	local ok, err = put(self, 9, data)
 	if not ok then
 		return nil, err
 	end
@@ -372,7 +374,7 @@ function WebSocket:close(code, reason)
 	end
 	self._state = 'closing'
 	self._deadline = now() + M.close_timeout
-	local sent, err = put(self, frame(8, true, body, self._client))
+	local sent, err = put(self, 8, body)
 	if not sent then
 		drop(self, 1006, err)
 		return true

@@ -95,11 +95,33 @@ impl WeakTurn {
 pub(crate) static TURN: &CStr = c"lem.Turn";
 
 /// The Lua object: a turn, and the hold of whoever took it.
-struct TurnObject {
+pub(crate) struct TurnObject {
     turn: Turn,
     /// Shared with a `take` that waits, which puts the turn here when its
     /// coroutine resumes.
     held: Rc<RefCell<Option<Held>>>,
+}
+
+impl TurnObject {
+    /// Whether nobody holds the turn or waits for it (then
+    /// [`take_now`](Self::take_now) takes it).
+    pub(crate) fn is_free(&self) -> bool {
+        !self.turn.is_held()
+    }
+
+    /// Take the turn as `turn:take()` would when nobody holds it or waits
+    /// for it (for `turn:give()` to give back); `false`, and nothing
+    /// taken, otherwise. For a native caller that needs the turn only once
+    /// its work has to wait (src/protocols/websocket/stream.rs).
+    pub(crate) fn take_now(&self) -> bool {
+        match self.turn.try_take() {
+            Some(h) => {
+                *self.held.borrow_mut() = Some(h);
+                true
+            }
+            None => false,
+        }
+    }
 }
 
 /// utils.newturn() -> turn

@@ -67,10 +67,11 @@ async fn load(url: String, conns: usize, secs: f64, bytes: usize) {
     }
     let took = start.elapsed().as_secs_f64();
     println!(
-        "{} connections, {} B text: {:.0} msgs/s",
+        "{} connections, {} B text: {:.0} msgs/s ({} messages)",
         conns,
         bytes,
-        count.get() as f64 / took
+        count.get() as f64 / took,
+        count.get()
     );
 }
 

@@ -6,7 +6,9 @@
 //! `'WebSocketFrame'` (a frame is refused from its head, before any byte
 //! of its payload is buffered: reserved opcodes, bad control frames,
 //! 64-bit lengths with the top bit set, a frame larger than the stream's
-//! limit, which the Lua half sets from `max_message`); `deflate.rs`:
+//! limit, which the Lua half sets from `max_message`); `stream.rs`: frames
+//! read from and written to a stream (`core.read`, `core.send`, which
+//! takes the writers' turn only when a write waits); `deflate.rs`:
 //! permessage-deflate. The accept key uses the `sha1` and `base64` crates.
 
 use std::cell::RefCell;
@@ -20,6 +22,7 @@ use crate::runtime::parsers;
 
 mod deflate;
 mod frame;
+mod stream;
 
 use frame::build;
 pub use frame::fuzz_frame;
@@ -47,11 +50,27 @@ pub fn valid_key(key: &[u8]) -> bool {
 /// Check `data` as UTF-8: `Some(n)` when valid but for `n` (0-3) bytes at
 /// the end that begin a character not finished yet; `None` when invalid.
 pub fn utf8_tail(data: &[u8]) -> Option<usize> {
+    // ASCII is whole characters: only what follows it needs decoding.
+    let data = &data[ascii_prefix(data)..];
     match std::str::from_utf8(data) {
         Ok(_) => Some(0),
         Err(e) if e.error_len().is_none() => Some(data.len() - e.valid_up_to()),
         Err(_) => None,
     }
+}
+
+/// How many bytes at the start of `data` are known to be ASCII, counted
+/// 32 bytes at a time (a few instructions for each; `from_utf8` takes
+/// about seven for 16 bytes of ASCII).
+pub fn ascii_prefix(data: &[u8]) -> usize {
+    let mut n = 0;
+    for c in data.chunks_exact(32) {
+        if !frame::all_ascii(c) {
+            break;
+        }
+        n += 32;
+    }
+    n
 }
 
 /// Whether a close code may be sent in a close frame (RFC 6455 7.4 and
@@ -158,21 +177,9 @@ unsafe extern "C-unwind" fn l_head(l: *mut lua_State) -> c_int {
         if n < 0 {
             lua::arg_error(l, 2, c"negative length");
         }
-        let rsv = lua::opt_integer(l, 3, 0) as u8 & 7;
+        let rsv = lua::opt_integer(l, 3, 0) as u8;
         let mut h = [0u8; 10];
-        h[0] = 0x80 | rsv << 4 | op as u8;
-        let len = if n < 126 {
-            h[1] = n as u8;
-            2
-        } else if n <= 0xffff {
-            h[1] = 126;
-            h[2..4].copy_from_slice(&(n as u16).to_be_bytes());
-            4
-        } else {
-            h[1] = 127;
-            h[2..10].copy_from_slice(&(n as u64).to_be_bytes());
-            10
-        };
+        let len = stream::put_head(&mut h, op as u8, rsv, n as usize);
         lua::push_bytes(l, &h[..len]);
         1
     }
@@ -280,6 +287,7 @@ pub unsafe extern "C-unwind" fn open(l: *mut lua_State) -> c_int {
         parsers::register(l, c"WebSocketFrame", &frame::FRAME);
         deflate::register(l);
         lua::new_lib(l, FUNCS);
+        stream::register(l);
         1
     }
 }
@@ -308,6 +316,17 @@ mod tests {
         assert_eq!(utf8_tail(b"\xff"), None);
         assert_eq!(utf8_tail(b"\xed\xa0\x80"), None);
         assert_eq!(utf8_tail(b"\xf4\x90"), None);
+        // After an ASCII run longer than the chunks it is checked in.
+        let a = "a".repeat(70);
+        assert_eq!(utf8_tail(format!("{a}€").as_bytes()), Some(0));
+        assert_eq!(utf8_tail(&format!("{a}€").as_bytes()[..72]), Some(2));
+        assert_eq!(utf8_tail(&[a.as_bytes(), b"\xff"].concat()), None);
+        assert_eq!(
+            utf8_tail(&[a.as_bytes(), b"\xed\xa0\x80", a.as_bytes()].concat()),
+            None
+        );
+        assert_eq!(ascii_prefix(a.as_bytes()), 64);
+        assert_eq!(ascii_prefix(&[b"\xc3\xa9", a.as_bytes()].concat()), 0);
     }
 
     #[test]
