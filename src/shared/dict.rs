@@ -132,6 +132,16 @@ pub enum Error {
 }
 
 impl Error {
+    /// Every error, in the order of their codes in `super::jit`.
+    #[cfg(feature = "luajit")]
+    pub const ALL: [Error; 5] = [
+        Error::Exists,
+        Error::NotFound,
+        Error::NoMemory,
+        Error::NotANumber,
+        Error::NotAList,
+    ];
+
     pub fn text(self) -> &'static str {
         match self {
             Error::Exists => "exists",
@@ -255,7 +265,12 @@ impl Dict {
         unsafe {
             if region::lock(&mut (*h).hot.mutex) == Locked::OwnerDied && (*h).hot.dirty != 0 {
                 reset(base);
-                eprintln!(
+                // Not `eprintln!`, which panics when stderr is gone: this also
+                // runs in the functions LuaJIT's ffi calls, where a panic
+                // would abort the process.
+                use std::io::Write;
+                let _ = writeln!(
+                    std::io::stderr(),
                     "{}: shared dictionary '{}' emptied: a process died while changing it",
                     crate::runtime::progname(),
                     self.name
@@ -278,6 +293,29 @@ impl Dict {
     /// flags, and whether it has expired (only with `stale`).
     pub fn get(&self, key: &[u8], stale: bool, out: &mut Vec<u8>) -> Option<(Got, u32, bool)> {
         self.with(key, |t| t.get(key, stale, out))
+    }
+
+    /// `get` into a buffer of the caller's (the ffi's, `super::jit`): the
+    /// value, a string's length (its bytes are in `buf` only if they fit)
+    /// and the flags.
+    #[cfg(feature = "luajit")]
+    pub fn get_into(&self, key: &[u8], buf: &mut [u8]) -> Option<(Got, usize, u32)> {
+        self.with(key, |t| {
+            let e = t.find(key)?;
+            if t.expired(e) {
+                return None;
+            }
+            t.touch(e);
+            let flags = t.entry(e).flags;
+            if t.entry(e).kind == KIND_STR {
+                let v = t.val(e);
+                if let Some(to) = buf.get_mut(..v.len()) {
+                    to.copy_from_slice(v);
+                }
+                return Some((Got::Str, v.len(), flags));
+            }
+            Some((t.read(e, &mut Vec::new()), 0, flags))
+        })
     }
 
     /// `set`, `add`, `replace`; `value` None deletes. `Ok(forcible)`.
