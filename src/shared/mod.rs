@@ -189,8 +189,8 @@ unsafe fn push_objects(l: *mut lua_State) {
 /// made at the first `shared.dict(name)`. It is a table whose fields are
 /// its methods, so `d:get(k)` finds `get` at once (on a userdata it went
 /// through the metatable's `__index`, a tenth of a call's instructions).
-/// Each method is a closure over the object itself and the dictionary,
-/// so [`check_dict`] compares `self` with its first upvalue; on LuaJIT the
+/// Each method is a closure over the object's address and the dictionary
+/// ([`Me`]), which [`check_dict`] compares `self` with; on LuaJIT the
 /// hot ones are then the Lua half's ffi calls (`lua/lem/shared/ffi.lua`),
 /// which keep the C closures for what their checks do not pass.
 unsafe fn push_dict(l: *mut lua_State, name: &[u8], d: *const Dict) {
@@ -205,14 +205,20 @@ unsafe fn push_dict(l: *mut lua_State, name: &[u8], d: *const Dict) {
             return;
         }
         ffi::lua_pop(l, 1);
-        let d = d as *mut std::ffi::c_void;
         ffi::lua_createtable(l, 0, DICT_METHODS.len() as c_int);
+        // The methods' upvalue: [the object's address, the dictionary].
+        let me = ffi::lua_newuserdata(l, std::mem::size_of::<Me>()) as *mut Me;
+        me.write(Me {
+            obj: ffi::lua_topointer(l, -2),
+            dict: d,
+        });
         for (name, f) in DICT_METHODS {
             ffi::lua_pushvalue(l, -1);
-            ffi::lua_pushlightuserdata(l, d);
-            ffi::lua_pushcclosure(l, *f, 2);
-            ffi::lua_setfield(l, -2, name.as_ptr());
+            ffi::lua_pushcclosure(l, *f, 1);
+            ffi::lua_setfield(l, -3, name.as_ptr());
         }
+        ffi::lua_pop(l, 1);
+        let d = d as *mut std::ffi::c_void;
         // Its name in errors and `tostring`; `getmetatable` gives the
         // object (whose fields are the class), and `setmetatable` refuses.
         ffi::lua_createtable(l, 0, 2);
@@ -243,16 +249,27 @@ unsafe fn push_dict(l: *mut lua_State, name: &[u8], d: *const Dict) {
     }
 }
 
-/// Argument 1, a dictionary: the one of the method's object (its first
-/// upvalue, see [`push_dict`]), or another's (`d.get(other, k)`).
+/// What a dictionary object's methods keep (their upvalue, a userdata):
+/// the object's address (`lua_topointer`: the object is kept for the
+/// state's life in OBJECTS, so no other value has it) and its dictionary.
+struct Me {
+    obj: *const std::ffi::c_void,
+    dict: *const Dict,
+}
+
+/// Argument 1, a dictionary: the one of the method's object (see
+/// [`push_dict`]: comparing addresses is two C API calls, where
+/// `lua_rawequal` and another `lua_touserdata` were a fourteenth of a
+/// `set`), or another's (`d.get(other, k)`).
 unsafe fn check_dict<'a>(l: *mut lua_State) -> &'a Dict {
     // SAFETY: `l` is a live thread of lem's state, the contract of every
     // function that takes one (see the module doc of runtime/lua.rs); the
-    // second upvalue, and what OBJECTS maps an object to, is a dictionary
-    // of DICTS, which are never dropped.
+    // upvalue is the `Me` of `push_dict`, and its dictionary, like what
+    // OBJECTS maps an object to, is one of DICTS, which are never dropped.
     unsafe {
-        if ffi::lua_rawequal(l, 1, ffi::lua_upvalueindex(1)) != 0 {
-            return &*(ffi::lua_touserdata(l, ffi::lua_upvalueindex(2)) as *const Dict);
+        let me = &*(ffi::lua_touserdata(l, ffi::lua_upvalueindex(1)) as *const Me);
+        if ffi::lua_topointer(l, 1) == me.obj {
+            return &*me.dict;
         }
         if ffi::lua_type(l, 1) == ffi::LUA_TTABLE {
             push_objects(l);
