@@ -181,10 +181,14 @@ pub enum Locked {
 const SPINS: u32 = 100;
 
 /// How long a sleeping taker waits before it looks whether the holder
-/// died.
+/// died: short, so that a taker that was waiting when the holder died
+/// takes the lock over before a process started since (a replaced worker)
+/// gets to it, as the kernel's robust futexes did. Only a lock held for
+/// long (a holder stopped, or the tests' hold) has takers wake this
+/// often, each reading the holder's `/proc/PID/stat`.
 const NAP: libc::timespec = libc::timespec {
     tv_sec: 0,
-    tv_nsec: 20_000_000,
+    tv_nsec: 2_000_000,
 };
 
 impl Lock {
