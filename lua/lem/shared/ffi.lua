@@ -28,7 +28,10 @@ local errors = fns.errors
 
 -- What a call gives besides its code, and where a string value comes out:
 -- one of each for the state. A string longer than the buffer gets a
--- bigger one (up to 1 MiB; longer ones go by the C method).
+-- bigger one (up to 1 MiB; longer ones go by the C method). Between a call
+-- and the reading of these nothing allocates, so no finalizer can run and
+-- call in between; and were one to, each call keeps the buffer it passed
+-- and its size (`b`, `c`), so what is read stays within that buffer.
 local out = new(typeof('struct { double num; uint32_t flags; uint32_t len; }'))
 local num = new('double[1]')
 local buf_t = typeof('uint8_t[?]')
