@@ -1,5 +1,5 @@
 //! `shared.publish` and `shared.subscribe`: messages between workers
-//! through one ring in a region (the `bus`), under its robust mutex.
+//! through one ring in a region (the `bus`), under its lock ([`region::Lock`]).
 //!
 //! A publisher appends a record (channel, message) at the ring's head,
 //! dropping the oldest records when it is full, then bumps a doorbell
@@ -30,7 +30,7 @@ use super::region::{self, Locked, Region};
 use crate::runtime::lua::{self, ffi, lua_State, Reg};
 use crate::runtime::scheduler::{self, Commit, Resume};
 
-const MAGIC: u64 = 0x6c65_6d2e_6275_7321; // "lem.bus!"
+const MAGIC: u64 = 0x6c65_6d2e_6275_7332; // "lem.bus2": lem's own lock
 
 /// The ring's size.
 pub const SIZE: usize = 4 << 20;
@@ -45,7 +45,7 @@ struct Header {
     /// Offset of the ring, and its size.
     ring: u64,
     cap: u64,
-    mutex: libc::pthread_mutex_t,
+    lock: region::Lock,
     dirty: u32,
     /// Bumped after every publish; its futex wakes the subscribers.
     doorbell: AtomicU32,
@@ -78,7 +78,7 @@ pub fn create(size: usize) -> io::Result<OwnedFd> {
         (*h).magic = MAGIC;
         (*h).ring = 4096;
         (*h).cap = (size as u64 - 4096) & !7;
-        region::init_mutex(&mut (*h).mutex)?;
+        (*h).lock.init();
     }
     Ok(fd)
 }
@@ -99,14 +99,14 @@ impl Bus {
         let h = self.h();
         // SAFETY: the header was made by `create`.
         unsafe {
-            if region::lock(&mut (*h).mutex) == Locked::OwnerDied && (*h).dirty != 0 {
+            if (*h).lock.lock() == Locked::OwnerDied && (*h).dirty != 0 {
                 (*h).tail = (*h).head;
                 (*h).seq_tail = (*h).seq_head;
                 (*h).dirty = 0;
             }
             let ring = self.region.base().add((*h).ring as usize);
             let r = f(h, ring);
-            region::unlock(&mut (*h).mutex);
+            (*h).lock.unlock();
             r
         }
     }

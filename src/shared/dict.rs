@@ -4,9 +4,9 @@
 //! Entries are also on one LRU list (most recent first), which eviction
 //! takes from the tail.
 //!
-//! Every operation runs under the region's robust mutex and marks the
+//! Every operation runs under the region's lock and marks the
 //! header dirty before it changes anything. A process killed while it
-//! held the lock leaves the mutex to the next taker ([`region::lock`]);
+//! held the lock leaves it to the next taker ([`region::Lock`]);
 //! if the dictionary was dirty, what it was changing may be half done,
 //! so the taker empties the dictionary (and says so on stderr) rather
 //! than follow broken links. A process killed while reading, or between
@@ -20,8 +20,9 @@ use std::os::fd::OwnedFd;
 use super::heap::{order_for, Block, Heap};
 use super::region::{self, Locked, Region};
 
-/// "lem.dic2": the second layout (foldhash, the hot line first).
-const MAGIC: u64 = 0x6c65_6d2e_6469_6332;
+/// "lem.dic3": the third layout (foldhash, the hot line first, lem's own
+/// lock in place of a pthread mutex).
+const MAGIC: u64 = 0x6c65_6d2e_6469_6333;
 
 /// The smallest dictionary.
 pub const MIN_SIZE: usize = 8 << 10;
@@ -34,7 +35,7 @@ pub const MAX_KEY: usize = 65535;
 /// workers taking turns pass one line back and forth, not two.
 #[repr(C, align(64))]
 struct Hot {
-    mutex: libc::pthread_mutex_t,
+    lock: region::Lock,
     /// An operation is changing the dictionary.
     dirty: u32,
     lru_head: u32,
@@ -132,6 +133,16 @@ pub enum Error {
 }
 
 impl Error {
+    /// Every error, in the order of their codes in `super::jit`.
+    #[cfg(feature = "luajit")]
+    pub const ALL: [Error; 5] = [
+        Error::Exists,
+        Error::NotFound,
+        Error::NoMemory,
+        Error::NotANumber,
+        Error::NotAList,
+    ];
+
     pub fn text(self) -> &'static str {
         match self {
             Error::Exists => "exists",
@@ -171,7 +182,7 @@ pub fn create(size: usize) -> io::Result<OwnedFd> {
         (*h).magic = MAGIC;
         (*h).size = size as u64;
         (*h).seed = [region::random_u64(), region::random_u64()];
-        region::init_mutex(&mut (*h).hot.mutex)?;
+        (*h).hot.lock.init();
         // About one bucket per 128 bytes.
         let nbuckets = ((size / 128).next_power_of_two() / 2).max(16) as u32;
         (*h).nbuckets = nbuckets;
@@ -251,11 +262,17 @@ impl Dict {
     fn with<R>(&self, key: &[u8], f: impl FnOnce(&mut Table) -> R) -> R {
         let base = self.region.base();
         let h = base as *mut Header;
-        // SAFETY: the header was made by `create`; the mutex is robust.
+        // SAFETY: the header was made by `create`; a dead holder's lock is
+        // taken over.
         unsafe {
-            if region::lock(&mut (*h).hot.mutex) == Locked::OwnerDied && (*h).hot.dirty != 0 {
+            if (*h).hot.lock.lock() == Locked::OwnerDied && (*h).hot.dirty != 0 {
                 reset(base);
-                eprintln!(
+                // Not `eprintln!`, which panics when stderr is gone: this also
+                // runs in the functions LuaJIT's ffi calls, where a panic
+                // would abort the process.
+                use std::io::Write;
+                let _ = writeln!(
+                    std::io::stderr(),
                     "{}: shared dictionary '{}' emptied: a process died while changing it",
                     crate::runtime::progname(),
                     self.name
@@ -278,6 +295,29 @@ impl Dict {
     /// flags, and whether it has expired (only with `stale`).
     pub fn get(&self, key: &[u8], stale: bool, out: &mut Vec<u8>) -> Option<(Got, u32, bool)> {
         self.with(key, |t| t.get(key, stale, out))
+    }
+
+    /// `get` into a buffer of the caller's (the ffi's, `super::jit`): the
+    /// value, a string's length (its bytes are in `buf` only if they fit)
+    /// and the flags.
+    #[cfg(feature = "luajit")]
+    pub fn get_into(&self, key: &[u8], buf: &mut [u8]) -> Option<(Got, usize, u32)> {
+        self.with(key, |t| {
+            let e = t.find(key)?;
+            if t.expired(e) {
+                return None;
+            }
+            t.touch(e);
+            let flags = t.entry(e).flags;
+            if t.entry(e).kind == KIND_STR {
+                let v = t.val(e);
+                if let Some(to) = buf.get_mut(..v.len()) {
+                    to.copy_from_slice(v);
+                }
+                return Some((Got::Str, v.len(), flags));
+            }
+            Some((t.read(e, &mut Vec::new()), 0, flags))
+        })
     }
 
     /// `set`, `add`, `replace`; `value` None deletes. `Ok(forcible)`.
@@ -401,7 +441,7 @@ impl Drop for Unlock {
         // SAFETY: made by `Dict::with` after taking the lock.
         unsafe {
             (*self.0).hot.dirty = 0;
-            region::unlock(&mut (*self.0).hot.mutex);
+            (*self.0).hot.lock.unlock();
         }
     }
 }

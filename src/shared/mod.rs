@@ -19,6 +19,8 @@ use crate::runtime::lua::{self, ffi, lua_State, Reg};
 pub mod bus;
 pub mod dict;
 mod heap;
+#[cfg(feature = "luajit")]
+mod jit;
 pub mod region;
 
 use dict::{Dict, Error, Got, Mode, Value};
@@ -129,6 +131,7 @@ unsafe extern "C-unwind" fn dict_open(l: *mut lua_State) -> c_int {
             lua::arg_error(l, 2, c"size must be from 8k to 4g");
         }
         let size = size.next_multiple_of(4096);
+        let name_bytes = name;
         let name = String::from_utf8_lossy(name).into_owned();
         let got = {
             let mut dicts = DICTS.lock().unwrap_or_else(|e| e.into_inner());
@@ -146,9 +149,12 @@ unsafe extern "C-unwind" fn dict_open(l: *mut lua_State) -> c_int {
                 }),
             }
         };
+        drop(name);
         match got {
             Ok(d) => {
-                lua::push_object(l, DICT, d);
+                // The dictionary lives in DICTS for the process's life.
+                let d = Arc::as_ptr(&d);
+                push_dict(l, name_bytes, d);
                 1
             }
             Err(e) => {
@@ -160,25 +166,122 @@ unsafe extern "C-unwind" fn dict_open(l: *mut lua_State) -> c_int {
     }
 }
 
-/// Argument 1, a dictionary. Every method is a closure whose upvalue is
-/// the class's real metatable (see [`open`]): comparing with it spares
-/// [`lua::check_object`]'s registry lookup, which was a fifth of a call's
-/// instructions; anything else goes to it, for its error.
+/// Registry key of this state's dictionary objects: name -> object, and
+/// object -> its dictionary (a light userdata).
+static OBJECTS: u8 = 0;
+
+/// Registry key of the LuaJIT half's function that puts its ffi methods
+/// into a new object (absent without `ffi`).
+#[cfg(feature = "luajit")]
+static WRAP: u8 = 0;
+
+/// Push this state's table of dictionary objects.
+unsafe fn push_objects(l: *mut lua_State) {
+    // SAFETY: `l` is a live thread of lem's state, the contract of every
+    // function that takes one (see the module doc of runtime/lua.rs).
+    unsafe {
+        ffi::lua_pushlightuserdata(l, &OBJECTS as *const u8 as *mut _);
+        ffi::lua_rawget(l, ffi::LUA_REGISTRYINDEX);
+    }
+}
+
+/// Push the object of dictionary `d`, named `name`: this state's one,
+/// made at the first `shared.dict(name)`. It is a table whose fields are
+/// its methods, so `d:get(k)` finds `get` at once (on a userdata it went
+/// through the metatable's `__index`, a tenth of a call's instructions).
+/// Each method is a closure over the object's address and the dictionary
+/// ([`Me`]), which [`check_dict`] compares `self` with; on LuaJIT the
+/// hot ones are then the Lua half's ffi calls (`lua/lem/shared/ffi.lua`),
+/// which keep the C closures for what their checks do not pass.
+unsafe fn push_dict(l: *mut lua_State, name: &[u8], d: *const Dict) {
+    // SAFETY: `l` is a live thread of lem's state, the contract of every
+    // function that takes one (see the module doc of runtime/lua.rs).
+    unsafe {
+        ffi::luaL_checkstack(l, 8, std::ptr::null());
+        push_objects(l);
+        lua::push_bytes(l, name);
+        if ffi::lua_rawget(l, -2) == ffi::LUA_TTABLE {
+            ffi::lua_remove(l, -2);
+            return;
+        }
+        ffi::lua_pop(l, 1);
+        ffi::lua_createtable(l, 0, DICT_METHODS.len() as c_int);
+        // The methods' upvalue: [the object's address, the dictionary].
+        let me = ffi::lua_newuserdata(l, std::mem::size_of::<Me>()) as *mut Me;
+        me.write(Me {
+            obj: ffi::lua_topointer(l, -2),
+            dict: d,
+        });
+        for (name, f) in DICT_METHODS {
+            ffi::lua_pushvalue(l, -1);
+            ffi::lua_pushcclosure(l, *f, 1);
+            ffi::lua_setfield(l, -3, name.as_ptr());
+        }
+        ffi::lua_pop(l, 1);
+        let d = d as *mut std::ffi::c_void;
+        // Its name in errors and `tostring`; `getmetatable` gives the
+        // object (whose fields are the class), and `setmetatable` refuses.
+        ffi::lua_createtable(l, 0, 2);
+        lua::push_str(l, &DICT.to_string_lossy());
+        ffi::lua_setfield(l, -2, c"__name".as_ptr());
+        ffi::lua_pushvalue(l, -2);
+        ffi::lua_setfield(l, -2, c"__metatable".as_ptr());
+        ffi::lua_setmetatable(l, -2);
+        #[cfg(feature = "luajit")]
+        {
+            ffi::lua_pushlightuserdata(l, &WRAP as *const u8 as *mut _);
+            ffi::lua_rawget(l, ffi::LUA_REGISTRYINDEX);
+            if ffi::lua_type(l, -1) == ffi::LUA_TFUNCTION {
+                ffi::lua_pushvalue(l, -2);
+                ffi::lua_pushlightuserdata(l, d);
+                ffi::lua_call(l, 2, 0);
+            } else {
+                ffi::lua_pop(l, 1);
+            }
+        }
+        lua::push_bytes(l, name);
+        ffi::lua_pushvalue(l, -2);
+        ffi::lua_rawset(l, -4);
+        ffi::lua_pushvalue(l, -1);
+        ffi::lua_pushlightuserdata(l, d);
+        ffi::lua_rawset(l, -4);
+        ffi::lua_remove(l, -2);
+    }
+}
+
+/// What a dictionary object's methods keep (their upvalue, a userdata):
+/// the object's address (`lua_topointer`: the object is kept for the
+/// state's life in OBJECTS, so no other value has it) and its dictionary.
+struct Me {
+    obj: *const std::ffi::c_void,
+    dict: *const Dict,
+}
+
+/// Argument 1, a dictionary: the one of the method's object (see
+/// [`push_dict`]: comparing addresses is two C API calls, where
+/// `lua_rawequal` and another `lua_touserdata` were a fourteenth of a
+/// `set`), or another's (`d.get(other, k)`).
 unsafe fn check_dict<'a>(l: *mut lua_State) -> &'a Dict {
     // SAFETY: `l` is a live thread of lem's state, the contract of every
     // function that takes one (see the module doc of runtime/lua.rs); the
-    // upvalue is the metatable of the objects `push_object::<Arc<Dict>>`
-    // made, so a userdata that has it holds an `Arc<Dict>`.
+    // upvalue is the `Me` of `push_dict`, and its dictionary, like what
+    // OBJECTS maps an object to, is one of DICTS, which are never dropped.
     unsafe {
-        let p = ffi::lua_touserdata(l, 1);
-        if !p.is_null() && ffi::lua_getmetatable(l, 1) != 0 {
-            let same = ffi::lua_rawequal(l, -1, ffi::lua_upvalueindex(1)) != 0;
-            ffi::lua_pop(l, 1);
-            if same {
-                return &*(p as *const Arc<Dict>);
+        let me = &*(ffi::lua_touserdata(l, ffi::lua_upvalueindex(1)) as *const Me);
+        if ffi::lua_topointer(l, 1) == me.obj {
+            return &*me.dict;
+        }
+        if ffi::lua_type(l, 1) == ffi::LUA_TTABLE {
+            push_objects(l);
+            ffi::lua_pushvalue(l, 1);
+            ffi::lua_rawget(l, -2);
+            let p = ffi::lua_touserdata(l, -1) as *const Dict;
+            ffi::lua_pop(l, 2);
+            if !p.is_null() {
+                return &*p;
             }
         }
-        lua::check_object::<Arc<Dict>>(l, 1, DICT)
+        lua::type_error(l, 1, &DICT.to_string_lossy())
     }
 }
 
@@ -199,7 +302,7 @@ unsafe fn check_key<'a>(l: *mut lua_State) -> &'a [u8] {
 }
 
 /// A number's value: integers stay integers (on LuaJIT, a whole number
-/// that a double holds exactly is one).
+/// that a double holds exactly is one: [`from_f64`]).
 unsafe fn number(l: *mut lua_State, idx: c_int) -> Value<'static> {
     // SAFETY: `l` is a live thread of lem's state, the contract of every
     // function that takes one (see the module doc of runtime/lua.rs).
@@ -210,10 +313,29 @@ unsafe fn number(l: *mut lua_State, idx: c_int) -> Value<'static> {
         }
         let n = ffi::lua_tonumber(l, idx);
         #[cfg(feature = "luajit")]
-        if n.fract() == 0.0 && n.abs() < 9_007_199_254_740_992.0 {
-            return Value::Int(n as i64);
-        }
+        return from_f64(n);
+        #[cfg(not(feature = "luajit"))]
         Value::Num(n)
+    }
+}
+
+/// A LuaJIT number's value: a whole number that a double holds exactly is
+/// an integer.
+#[cfg(feature = "luajit")]
+fn from_f64(n: f64) -> Value<'static> {
+    if n.fract() == 0.0 && n.abs() < 9_007_199_254_740_992.0 {
+        Value::Int(n as i64)
+    } else {
+        Value::Num(n)
+    }
+}
+
+/// Seconds to live (checked: 0 or more) in ms; 0: for ever.
+fn ttl_ms(t: f64) -> u64 {
+    if t == 0.0 {
+        0
+    } else {
+        ((t * 1000.0).ceil() as u64).max(1)
     }
 }
 
@@ -255,11 +377,7 @@ unsafe fn check_ttl(l: *mut lua_State, idx: c_int) -> u64 {
         if t.is_nan() || t < 0.0 {
             lua::arg_error(l, idx, c"ttl must be a number of seconds, 0 or more");
         }
-        if t == 0.0 {
-            0
-        } else {
-            ((t * 1000.0).ceil() as u64).max(1)
-        }
+        ttl_ms(t)
     }
 }
 
@@ -695,6 +813,43 @@ const FUNCS: &[Reg] = &[
     (c"subscribe", bus::subscribe),
 ];
 
+/// Load the LuaJIT half (`lua/lem/shared/ffi.lua`), handing it the
+/// functions of [`jit`] and the errors' texts, and keep the function it
+/// gives (nil without `ffi`) for [`push_dict`].
+#[cfg(feature = "luajit")]
+unsafe fn open_ffi(l: *mut lua_State) {
+    // SAFETY: `l` is a live thread of lem's state, the contract of every
+    // function that takes one (see the module doc of runtime/lua.rs).
+    unsafe {
+        const SRC: &str = include_str!("../../lua/lem/shared/ffi.lua");
+        ffi::luaL_checkstack(l, 6, std::ptr::null());
+        ffi::lua_pushlightuserdata(l, &WRAP as *const u8 as *mut _);
+        if ffi::luaL_loadbufferx(
+            l,
+            SRC.as_ptr() as *const _,
+            SRC.len(),
+            c"@lua/lem/shared/ffi.lua".as_ptr(),
+            c"t".as_ptr(),
+        ) != ffi::LUA_OK
+        {
+            ffi::lua_error(l);
+        }
+        ffi::lua_createtable(l, 0, 4);
+        for (name, f) in jit::functions() {
+            ffi::lua_pushlightuserdata(l, f);
+            ffi::lua_setfield(l, -2, name.as_ptr());
+        }
+        ffi::lua_createtable(l, Error::ALL.len() as c_int, 0);
+        for (i, e) in Error::ALL.iter().enumerate() {
+            lua::push_str(l, e.text());
+            ffi::lua_rawseti(l, -2, (i + 1) as _);
+        }
+        ffi::lua_setfield(l, -2, c"errors".as_ptr());
+        ffi::lua_call(l, 1, 1);
+        ffi::lua_rawset(l, ffi::LUA_REGISTRYINDEX);
+    }
+}
+
 /// Open `lem.shared`.
 ///
 /// # Safety
@@ -704,16 +859,19 @@ pub unsafe extern "C-unwind" fn open(l: *mut lua_State) -> c_int {
     // valid with LUA_MINSTACK free slots; it reads its own arguments (checked
     // here) and the values it pushes (the rules of runtime/lua.rs).
     unsafe {
-        lua::new_class(l, DICT, DICT_METHODS, Some(lua::gc::<Arc<Dict>>));
-        // Each method again, as a closure over the real metatable, which
-        // `check_dict` compares with.
-        lua::push_metatable(l, DICT);
-        for (name, f) in DICT_METHODS {
-            ffi::lua_pushvalue(l, -1);
-            ffi::lua_pushcclosure(l, *f, 1);
-            ffi::lua_setfield(l, -3, name.as_ptr());
+        // The class only names the methods in their errors: objects are
+        // tables of their own closures (`push_dict`).
+        lua::new_class(l, DICT, DICT_METHODS, None);
+        ffi::lua_pop(l, 1);
+        push_objects(l);
+        if ffi::lua_type(l, -1) != ffi::LUA_TTABLE {
+            ffi::lua_pushlightuserdata(l, &OBJECTS as *const u8 as *mut _);
+            ffi::lua_createtable(l, 0, 0);
+            ffi::lua_rawset(l, ffi::LUA_REGISTRYINDEX);
         }
-        ffi::lua_pop(l, 2);
+        ffi::lua_pop(l, 1);
+        #[cfg(feature = "luajit")]
+        open_ffi(l);
         bus::register(l);
         lua::new_lib(l, FUNCS);
         1

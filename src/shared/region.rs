@@ -1,12 +1,13 @@
 //! Memory every process of one `lem -w` maps: a memfd, made once by
 //! whoever hands it out (the worker supervisor, or the process itself
-//! without `-w`), and a robust, process-shared mutex that lives in it.
+//! without `-w`), and the lock that lives in it ([`Lock`]).
 //!
 //! Everything inside a region refers to the rest by offsets from its
 //! start: each process maps it at its own address.
 
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
 /// A mapping of a memfd, unmapped when dropped.
 pub struct Region {
@@ -15,9 +16,9 @@ pub struct Region {
 }
 
 // SAFETY: the mapping is plain shared memory; every access to what it
-// holds goes through the region's mutex (or atomics).
+// holds goes through the region's lock (or atomics).
 unsafe impl Send for Region {}
-// SAFETY: as for Send: shared access is what the mutex is for.
+// SAFETY: as for Send: shared access is what the lock is for.
 unsafe impl Sync for Region {}
 
 impl Region {
@@ -85,33 +86,82 @@ impl Drop for Region {
     }
 }
 
-/// Make `m` a robust, process-shared mutex.
+/// A lock in a region that every process mapping it takes in turn, and
+/// that a holder killed while it held it (even by SIGKILL) does not keep.
 ///
-/// # Safety
-/// `m` points into a region, and no process uses it yet.
-pub unsafe fn init_mutex(m: *mut libc::pthread_mutex_t) -> io::Result<()> {
-    // SAFETY: the callers keep the contract in this function's `# Safety`
-    // section, which is all the calls below rely on.
-    unsafe {
-        let mut attr: libc::pthread_mutexattr_t = std::mem::zeroed();
-        let check = |r: libc::c_int| match r {
-            0 => Ok(()),
-            e => Err(io::Error::from_raw_os_error(e)),
-        };
-        check(libc::pthread_mutexattr_init(&mut attr))?;
-        let r = check(libc::pthread_mutexattr_setpshared(
-            &mut attr,
-            libc::PTHREAD_PROCESS_SHARED,
-        ))
-        .and_then(|_| {
-            check(libc::pthread_mutexattr_setrobust(
-                &mut attr,
-                libc::PTHREAD_MUTEX_ROBUST,
-            ))
-        })
-        .and_then(|_| check(libc::pthread_mutex_init(m, &attr)));
-        libc::pthread_mutexattr_destroy(&mut attr);
-        r
+/// It replaced a robust, process-shared `pthread_mutex_t`, whose taking
+/// and giving back (glibc's robust-list bookkeeping on both sides) were a
+/// tenth of a dictionary operation's instructions: taking this one is one
+/// compare-and-swap, giving it back one swap. The holder's word says who
+/// holds it: its pid and the low 32 bits of its start time (from
+/// `/proc/self/stat`), so a pid used again by a new process is not taken
+/// for the dead holder. A taker that finds it held spins a while, then
+/// sleeps on a futex, waking every few milliseconds to look whether the
+/// holder is still alive; one that is not (no such process, a zombie, or
+/// one that started at another time) has its lock taken over.
+#[repr(C)]
+pub struct Lock {
+    /// 0: free; else the holder's [`me`], with [`WAITING`] when a taker
+    /// may be asleep.
+    owner: AtomicU64,
+    /// Bumped by an unlock that found [`WAITING`]; takers sleep on it.
+    wake: AtomicU32,
+    _pad: u32,
+}
+
+/// A taker may be asleep (pids are below 2^22).
+const WAITING: u64 = 1 << 31;
+const PID: u64 = (1 << 31) - 1;
+
+/// This process's word for [`Lock::owner`]: 0 until first needed, and
+/// again in the child of a fork.
+static ME: AtomicU64 = AtomicU64::new(0);
+
+extern "C" fn forked() {
+    ME.store(0, Ordering::Relaxed);
+}
+
+/// The pid's start time (clock ticks since boot; field 22 of its
+/// `/proc/PID/stat`) and whether it is a zombie, when its stat can be
+/// read.
+fn stat(pid: &str) -> Option<(u64, bool)> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command (field 2) is in parentheses and may hold anything.
+    let rest = &text[text.rfind(')')? + 1..];
+    let mut fields = rest.split_ascii_whitespace();
+    let state = fields.next()?;
+    let start = fields.nth(18)?.parse().ok()?;
+    Some((start, state == "Z" || state == "X"))
+}
+
+fn me() -> u64 {
+    match ME.load(Ordering::Relaxed) {
+        0 => {
+            // SAFETY: registers a plain function, run in a forked child.
+            unsafe { libc::pthread_atfork(None, None, Some(forked)) };
+            let pid = std::process::id() as u64;
+            let start = stat("self").map_or(0, |(s, _)| s);
+            let me = (start & 0xffff_ffff) << 32 | (pid & PID);
+            ME.store(me, Ordering::Relaxed);
+            me
+        }
+        me => me,
+    }
+}
+
+/// Whether the holder `owner` is gone.
+fn dead(owner: u64) -> bool {
+    let pid = (owner & PID) as libc::pid_t;
+    // SAFETY: signal 0 only checks that the process exists.
+    if unsafe { libc::kill(pid, 0) } != 0
+        && io::Error::last_os_error().raw_os_error() == Some(libc::ESRCH)
+    {
+        return true;
+    }
+    match stat(&pid.to_string()) {
+        Some((start, zombie)) => zombie || (start & 0xffff_ffff) != owner >> 32,
+        // It exists (kill said so) but /proc does not say more.
+        None => false,
     }
 }
 
@@ -120,60 +170,131 @@ pub unsafe fn init_mutex(m: *mut libc::pthread_mutex_t) -> io::Result<()> {
 pub enum Locked {
     Clean,
     /// Its last holder died holding it: what it protects may be half
-    /// changed. The mutex is usable again.
+    /// changed.
     OwnerDied,
 }
 
-/// How many times [`lock`] tries the mutex before it sleeps on it.
+/// How many times [`lock`] looks at a held lock before it sleeps: a
+/// holder keeps it for a microsecond or less, and two workers hammering
+/// one dictionary that slept at once spent most of their time in futex
+/// calls (bench/README.md, "Shared dictionaries").
 const SPINS: u32 = 100;
 
-/// Take the mutex; a dead holder's lock is taken over (the caller
-/// repairs what it protects).
-///
-/// A holder keeps it for a microsecond or less, so a worker that finds it
-/// taken tries again a few times before it sleeps in the kernel: two
-/// workers hammering one dictionary otherwise spent most of their time in
-/// futex calls (bench/README.md, "Shared dictionaries").
-///
-/// # Safety
-/// `m` was made by [`init_mutex`]; the calling thread does not hold it.
-pub unsafe fn lock(m: *mut libc::pthread_mutex_t) -> Locked {
-    // SAFETY: the callers keep the contract in this function's `# Safety`
-    // section, which is all the calls below rely on.
-    unsafe {
-        for _ in 0..SPINS {
-            match libc::pthread_mutex_trylock(m) {
-                0 => return Locked::Clean,
-                libc::EOWNERDEAD => {
-                    libc::pthread_mutex_consistent(m);
-                    return Locked::OwnerDied;
-                }
-                _ => {
-                    for _ in 0..16 {
-                        std::hint::spin_loop();
-                    }
-                }
-            }
-        }
-        match libc::pthread_mutex_lock(m) {
-            libc::EOWNERDEAD => {
-                libc::pthread_mutex_consistent(m);
-                Locked::OwnerDied
-            }
-            // Other errors (ENOTRECOVERABLE) cannot happen: every holder that
-            // takes over a dead one's lock makes it consistent at once.
-            _ => Locked::Clean,
+/// How long a sleeping taker waits before it looks whether the holder
+/// died: short, so that a taker that was waiting when the holder died
+/// takes the lock over before a process started since (a replaced worker)
+/// gets to it, as the kernel's robust futexes did. Only a lock held for
+/// long (a holder stopped, or the tests' hold) has takers wake this
+/// often, each reading the holder's `/proc/PID/stat`.
+const NAP: libc::timespec = libc::timespec {
+    tv_sec: 0,
+    tv_nsec: 2_000_000,
+};
+
+impl Lock {
+    /// Make a lock free (in a new region, which no process uses yet).
+    pub fn init(&mut self) {
+        *self.owner.get_mut() = 0;
+        *self.wake.get_mut() = 0;
+    }
+
+    /// Take the lock; a dead holder's is taken over (the caller repairs
+    /// what it protects).
+    #[inline]
+    pub fn lock(&self) -> Locked {
+        let me = me();
+        match self
+            .owner
+            .compare_exchange(0, me, Ordering::Acquire, Ordering::Relaxed)
+        {
+            Ok(_) => Locked::Clean,
+            Err(_) => self.lock_slow(me),
         }
     }
-}
 
-/// # Safety
-/// The calling thread holds `m`.
-pub unsafe fn unlock(m: *mut libc::pthread_mutex_t) {
-    // SAFETY: the callers keep the contract in this function's `# Safety`
-    // section, which is all the calls below rely on.
-    unsafe {
-        libc::pthread_mutex_unlock(m);
+    #[cold]
+    fn lock_slow(&self, me: u64) -> Locked {
+        let mut spins = 0;
+        let mut napped = false;
+        loop {
+            let seq = self.wake.load(Ordering::SeqCst);
+            let cur = self.owner.load(Ordering::SeqCst);
+            if cur == 0 {
+                // Taken with WAITING after a sleep: others may sleep too.
+                let want = if napped { me | WAITING } else { me };
+                if self
+                    .owner
+                    .compare_exchange(0, want, Ordering::SeqCst, Ordering::Relaxed)
+                    .is_ok()
+                {
+                    return Locked::Clean;
+                }
+                continue;
+            }
+            if spins < SPINS {
+                spins += 1;
+                for _ in 0..16 {
+                    std::hint::spin_loop();
+                }
+                continue;
+            }
+            if napped && dead(cur) {
+                if self
+                    .owner
+                    .compare_exchange(cur, me | WAITING, Ordering::SeqCst, Ordering::Relaxed)
+                    .is_ok()
+                {
+                    return Locked::OwnerDied;
+                }
+                continue;
+            }
+            if cur & WAITING == 0
+                && self
+                    .owner
+                    .compare_exchange(cur, cur | WAITING, Ordering::SeqCst, Ordering::Relaxed)
+                    .is_err()
+            {
+                continue;
+            }
+            // SAFETY: a futex wait on a word of shared memory, for at most
+            // NAP; it returns at once if an unlock bumped the word since
+            // `seq` was read.
+            unsafe {
+                libc::syscall(
+                    libc::SYS_futex,
+                    self.wake.as_ptr(),
+                    libc::FUTEX_WAIT,
+                    seq,
+                    &NAP as *const libc::timespec,
+                    std::ptr::null::<u32>(),
+                    0,
+                )
+            };
+            napped = true;
+        }
+    }
+
+    /// Give the lock back.
+    ///
+    /// # Safety
+    /// The calling process holds it.
+    #[inline]
+    pub unsafe fn unlock(&self) {
+        if self.owner.swap(0, Ordering::SeqCst) & WAITING != 0 {
+            self.wake.fetch_add(1, Ordering::SeqCst);
+            // SAFETY: a futex wake on a word of shared memory.
+            unsafe {
+                libc::syscall(
+                    libc::SYS_futex,
+                    self.wake.as_ptr(),
+                    libc::FUTEX_WAKE,
+                    i32::MAX,
+                    std::ptr::null::<libc::timespec>(),
+                    std::ptr::null::<u32>(),
+                    0,
+                )
+            };
+        }
     }
 }
 
@@ -198,4 +319,65 @@ pub fn random_u64() -> u64 {
         return now_ms() ^ (std::process::id() as u64) << 32;
     }
     u64::from_ne_bytes(b)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_holder_is_dead_when_gone_or_its_pid_is_another_process() {
+        let me = me();
+        assert!(!dead(me), "this process");
+        assert!(dead(me ^ (1 << 32)), "our pid, another start time");
+        // A child that has exited and been reaped.
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let pid = child.id() as u64;
+        child.wait().unwrap();
+        assert!(dead(pid), "a reaped child");
+    }
+
+    #[test]
+    fn takers_take_turns_and_a_dead_holder_is_taken_over() {
+        let lock = Box::leak(Box::new(Lock {
+            owner: AtomicU64::new(0),
+            wake: AtomicU32::new(0),
+            _pad: 0,
+        }));
+        let count = Box::leak(Box::new(std::cell::UnsafeCell::new(0u64)));
+        let (lock_addr, count_addr) = (lock as *const Lock as usize, count.get() as usize);
+        let threads: Vec<_> = (0..4)
+            .map(|_| {
+                std::thread::spawn(move || {
+                    // SAFETY: both are leaked, so they outlive the threads.
+                    let lock = unsafe { &*(lock_addr as *const Lock) };
+                    for _ in 0..20_000 {
+                        assert_eq!(lock.lock(), Locked::Clean);
+                        // SAFETY: under the lock; it is the only access.
+                        unsafe { *(count_addr as *mut u64) += 1 };
+                        // SAFETY: this thread holds it.
+                        unsafe { lock.unlock() };
+                    }
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap();
+        }
+        assert_eq!(unsafe_read(count_addr), 80_000);
+        // Held by a process that is gone: taken over, after a nap.
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let pid = child.id() as u64;
+        child.wait().unwrap();
+        lock.owner.store(pid, Ordering::SeqCst);
+        assert_eq!(lock.lock(), Locked::OwnerDied);
+        // SAFETY: this thread holds it.
+        unsafe { lock.unlock() };
+        assert_eq!(lock.lock(), Locked::Clean);
+    }
+
+    fn unsafe_read(addr: usize) -> u64 {
+        // SAFETY: every thread that wrote it has been joined.
+        unsafe { *(addr as *const u64) }
+    }
 }

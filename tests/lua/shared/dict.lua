@@ -218,4 +218,113 @@ eq(err, 'no memory')
 eq(small:keys(0), { 'l' })
 assert(small:llen('l') > 10 and small:llen('l') < 40, small:llen('l'))
 eq(small:lpop('l'), value)
+
+-- The dictionary object: a table whose fields are its methods; one per
+-- name in a state. On LuaJIT the hot methods are the ffi's (Lua functions
+-- of lua/lem/shared/ffi.lua), which is what every call above went
+-- through; on Lua 5.4 they are C closures.
+eq(rawequal(shared.dict('main'), d), true, 'one object per name')
+local hot = { 'get', 'set', 'add', 'replace', 'incr', 'delete' }
+for _, m in ipairs(hot) do
+	local info = debug.getinfo(d[m], 'S')
+	if jit then
+		eq(info.source, '@lua/lem/shared/ffi.lua', m .. ' is an ffi method')
+	else
+		eq(info.what, 'C', m .. ' is a C method')
+	end
+	eq(rawget(d, m), d[m], m .. ' is a field of the object')
+end
+eq(debug.getinfo(d.get_stale, 'S').what, 'C')
+eq(getmetatable(d), d, 'the object is its class')
+checkerr('cannot change a protected metatable', setmetatable, d, {})
+
+-- A wrong self raises the same argument error on both builds, whichever
+-- way the method is called; a forged object (the methods copied into a
+-- table of one's own) is a wrong self; another dictionary's object is a
+-- right one.
+local fake = {}
+for k, v in pairs(d) do fake[k] = v end
+for _, m in ipairs(hot) do
+	checkerr("bad argument #1 to '" .. m .. "' (lem.shared.Dict expected, got table)", d[m], {}, 'k', 1)
+	checkerr("bad argument #1 to '" .. m .. "' (lem.shared.Dict expected, got number)", d[m], 7, 'k', 1)
+	checkerr("bad argument #1 to '" .. m .. "' (lem.shared.Dict expected, got no value)", d[m])
+	checkerr("bad argument #1 to '" .. m .. "' (lem.shared.Dict expected, got table)",
+		function() local r = fake[m](fake, 'k', 1) return r end)
+end
+for m, call in pairs {
+	get = function() local r = fake:get('k') return r end,
+	set = function() local r = fake:set('k', 1) return r end,
+	add = function() local r = fake:add('k', 1) return r end,
+	replace = function() local r = fake:replace('k', 1) return r end,
+	incr = function() local r = fake:incr('k', 1, 0) return r end,
+	delete = function() local r = fake:delete('k') return r end,
+} do
+	checkerr("calling '" .. m .. "' on bad self (lem.shared.Dict expected, got table)", call)
+end
+local sub = shared.subscribe('wrong self')
+checkerr('lem.shared.Dict expected, got lem.shared.Subscription', d.get, sub, 'k')
+sub:close()
+checkerr("bad argument #1 to 'get' (string expected, got table)", function()
+	local r = d:get({})
+	return r
+end)
+checkerr("bad argument #2 to 'get' (string expected, got no value)", d.get, d)
+eq(d.get(e, 'k1'), nil, "another dictionary's object")
+e:set('k1', 'in e')
+eq(d.get(e, 'k1'), 'in e')
+eq(d.set(e, 'k2', 2), true)
+eq(e:get('k2'), 2)
+eq(d.incr(e, 'k2', 1), 3)
+eq(d.delete(e, 'k2'), true)
+eq(e:get('k2'), nil)
+
+-- Every kind of value and argument through the hot methods (on LuaJIT:
+-- the ffi, or its fall back to the C method for what it does not take).
+local big = shared.dict('big', '8m')
+for _, n in ipairs { 0, 1, 4095, 4096, 4097, 70000, 1048576, 2000000 } do
+	local v = ('x'):rep(n - 1) .. (n > 0 and '\0' or '')
+	v = v:sub(1, n)
+	eq(big:set('s' .. n, v, 0, n), true)
+	local got, flags = big:get('s' .. n)
+	eq(#got, n, 'a string of ' .. n .. ' bytes')
+	eq(got == v, true)
+	eq(flags, n > 0 and n or nil)
+end
+eq(big:get('s70000'):sub(-1), '\0')
+eq(big:get('s4095'), ('x'):rep(4094) .. '\0', 'the buffer, once bigger, still holds short ones')
+eq({ big:set('n', 0.25, 10, 3) }, { true })
+eq({ big:get('n') }, { 0.25, 3 })
+eq({ big:set('i', -12) }, { true })
+eq({ big:get('i') }, { -12 })
+eq(big:set('t', true, nil, nil), true)
+eq(big:get('t'), true)
+eq(big:set('f', false, 0), true)
+eq(big:get('f'), false)
+eq({ big:add('f', 1) }, { nil, 'exists' })
+eq({ big:replace('nope', 1) }, { nil, 'not found' })
+eq({ big:add('a1', 'x', 1, 0) }, { true })
+eq({ big:replace('a1', 'y', 0, 4) }, { true })
+eq({ big:get('a1') }, { 'y', 4 })
+eq(big:set('a1', nil), true, 'set nil deletes')
+eq(big:get('a1'), nil)
+eq(big:set(5, 'five'), true, 'a number key (the C method)')
+eq(big:get('5'), 'five')
+eq(big:get(5), 'five')
+eq(big:set('ttl', 1, '10'), true, 'a ttl that is a numeric string (the C method)')
+assert(big:ttl('ttl') > 9)
+eq(big:incr('c', 1, 10), 11)
+eq(big:incr('c', '2'), 13, 'a numeric string (the C method)')
+eq(big:incr('c', 0.5, nil, nil), 13.5)
+eq({ big:incr('absent', 1, nil) }, { nil, 'not found' })
+eq({ big:incr('t', 1) }, { nil, 'not a number' })
+eq(big:incr('c2', 1, 0.5, 10), 1.5)
+assert(big:ttl('c2') > 9)
+if math.type then
+	eq(math.type(big:incr('c3', 1, 0)), 'integer')
+end
+eq(big:delete('c'), true)
+eq(big:delete(5), true)
+eq(big:get('5'), nil)
+big:rpush('l', 1)
+eq({ big:get('l') }, { nil, 'value is a list' })
 print('ok')
