@@ -651,6 +651,37 @@ pub unsafe fn push_object<T>(l: *mut lua_State, tname: &CStr, value: T) -> *mut 
     }
 }
 
+/// The object at `arg` when its metatable is the value at index `mt`
+/// (a metatable a hot function keeps as an upvalue, so the check is one
+/// comparison and no registry lookup); anything else takes
+/// [`check_object`]'s way, and its error.
+///
+/// # Safety
+/// The value at `mt` must be the metatable [`push_object::<T>`](push_object)
+/// gives `tname` objects.
+#[inline]
+pub unsafe fn check_object_with<'a, T>(
+    l: *mut lua_State,
+    arg: c_int,
+    mt: c_int,
+    tname: &CStr,
+) -> &'a T {
+    // SAFETY: `l` is a live thread of lem's state, the contract of every
+    // function that takes one (see the module doc of runtime/lua.rs). A
+    // userdata with the class's real metatable holds a `T` (new_class).
+    unsafe {
+        let p = ffi::lua_touserdata(l, arg);
+        if !p.is_null() && ffi::lua_getmetatable(l, arg) != 0 {
+            let same = ffi::lua_rawequal(l, -1, mt) != 0;
+            ffi::lua_pop(l, 1);
+            if same {
+                return &*(p as *const T);
+            }
+        }
+        check_object(l, arg, tname)
+    }
+}
+
 /// `luaL_checkudata` typed as `T`. The metatable is first looked up by the
 /// address of `tname` (where [`new_class`] also put it), which spares the
 /// registry lookup by name (hashing and comparing the string) on every

@@ -113,23 +113,13 @@ const KEY_UPVALUE: c_int = 2;
 /// The upvalue holding the metatable of Streams, after the keys.
 const STREAM_MT: c_int = ffi::lua_upvalueindex(KEY_UPVALUE + KEYS.len() as c_int);
 
-/// The Stream at `arg`. Its metatable is compared with the one kept as an
-/// upvalue (`check_object` looks it up in the registry); anything else
-/// takes `check_object`'s way, and its error.
+/// The Stream at `arg`, its metatable compared with the one kept as an
+/// upvalue.
 unsafe fn check_stream<'a>(l: *mut lua_State, arg: c_int) -> &'a Stream {
     // SAFETY: `l` is a live thread of lem's state, the contract of every
-    // function that takes one (see the module doc of runtime/lua.rs).
-    unsafe {
-        let p = ffi::lua_touserdata(l, arg);
-        if !p.is_null() && ffi::lua_getmetatable(l, arg) != 0 {
-            let same = ffi::lua_rawequal(l, -1, STREAM_MT) != 0;
-            ffi::lua_pop(l, 1);
-            if same {
-                return &*(p as *const Stream);
-            }
-        }
-        lua::check_object(l, arg, STREAM)
-    }
+    // function that takes one; STREAM_MT is the Streams' metatable
+    // (register).
+    unsafe { lua::check_object_with(l, arg, STREAM_MT, STREAM) }
 }
 
 /// Push the string `k`. Every function here has the keys as upvalues,

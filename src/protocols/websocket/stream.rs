@@ -27,25 +27,6 @@ use crate::runtime::turn::{self, TurnObject, TURN};
 const STREAM_MT: c_int = ffi::lua_upvalueindex(1);
 const TURN_MT: c_int = ffi::lua_upvalueindex(2);
 
-/// The object at `arg` if its metatable is the one kept as upvalue `mt`;
-/// anything else takes `check_object`'s way, and its error.
-unsafe fn check<'a, T>(l: *mut lua_State, arg: c_int, mt: c_int, tname: &std::ffi::CStr) -> &'a T {
-    // SAFETY: `l` is a live thread of lem's state, the contract of every
-    // function that takes one (see the module doc of runtime/lua.rs). A
-    // userdata with the class's real metatable holds a `T` (new_class).
-    unsafe {
-        let p = ffi::lua_touserdata(l, arg);
-        if !p.is_null() && ffi::lua_getmetatable(l, arg) != 0 {
-            let same = ffi::lua_rawequal(l, -1, mt) != 0;
-            ffi::lua_pop(l, 1);
-            if same {
-                return &*(p as *const T);
-            }
-        }
-        lua::check_object(l, arg, tname)
-    }
-}
-
 /// core.read(stream) -> fin, rsv, opcode, masked, payload, utf8 | nil, err:
 /// `stream:read('WebSocketFrame')`.
 unsafe extern "C-unwind" fn l_read(l: *mut lua_State) -> c_int {
@@ -53,7 +34,7 @@ unsafe extern "C-unwind" fn l_read(l: *mut lua_State) -> c_int {
     // valid with LUA_MINSTACK free slots; it reads its own arguments (checked
     // here) and the values it pushes (the rules of runtime/lua.rs).
     unsafe {
-        let s: &Stream = check(l, 1, STREAM_MT, STREAM);
+        let s: &Stream = lua::check_object_with(l, 1, STREAM_MT, STREAM);
         stream::read(l, s, Fmt::Custom(&FRAME))
     }
 }
@@ -74,11 +55,11 @@ unsafe extern "C-unwind" fn l_send(l: *mut lua_State) -> c_int {
     // valid with LUA_MINSTACK free slots; it reads its own arguments (checked
     // here) and the values it pushes (the rules of runtime/lua.rs).
     unsafe {
-        let s: &Stream = check(l, 1, STREAM_MT, STREAM);
+        let s: &Stream = lua::check_object_with(l, 1, STREAM_MT, STREAM);
         let t: Option<&TurnObject> = if lua::is_none_or_nil(l, 2) {
             None
         } else {
-            Some(check(l, 2, TURN_MT, TURN))
+            Some(lua::check_object_with(l, 2, TURN_MT, TURN))
         };
         let op = lua::check_integer(l, 3);
         if !(0..=15).contains(&op) {
