@@ -4,7 +4,8 @@
 -- opcodes and bits, bad UTF-8 (also across fragments), fragments with a
 -- ping between them, stray continuations, bad close frames, a client that
 -- vanishes mid-frame, the closing handshake from the client, a masked frame
--- from a server, timeouts and misuse.
+-- from a server, timeouts and misuse (core.read and core.send given what is
+-- not a Stream or a turn).
 dofile('support.lua')
 local io = require 'lem.io'
 local utils = require 'lem.utils'
@@ -224,6 +225,20 @@ checkerr('invalid close code', ws.close, ws, 1005)
 checkerr('invalid close code', ws.close, ws, 999)
 checkerr('longer than 123 bytes', ws.close, ws, 1000, ('x'):rep(124))
 checkerr("bad argument #1 to 'connect' (ws:// or wss:// url expected)", websocket.connect, 'http://x/')
+-- The Rust half takes only Streams and turns: anything else (a table with
+-- a Stream's metatable, a file, a string) is refused as the Stream methods
+-- refuse it, not read as one.
+local fake = setmetatable({}, getmetatable(io.stdin))
+local file = assert(_G.io.open('support.lua'))
+for _, v in ipairs({ fake, file, 'x' }) do
+	checkerr('lem.Stream expected', core.read, v)
+	checkerr('lem.Stream expected', core.send, v, nil, 1, 'x')
+end
+file:close()
+local raw = assert(io.tcp.connect('127.0.0.1', port))
+checkerr('lem.Turn expected', core.send, raw, fake, 1, 'x')
+checkerr('lem.Turn expected', core.send, raw, raw, 1, 'x')
+raw:close()
 checkerr('max_message must be a positive integer', websocket.connect, 'ws://x/', { max_message = 0 })
 eq(ws:close(1001), true, 'close')
 eq(seen:get(), { nil, 'closed', 1001, '' }, 'server saw 1001')
